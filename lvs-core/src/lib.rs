@@ -1,0 +1,27 @@
+//! # lvs-core
+//!
+//! Linux Virtual Server (IPVS) as a pure, sans-IO Rust library.
+//!
+//! ## Layers
+//! - [`time`]: the crate's own `Instant` / `Duration`; the caller passes `now` everywhere.
+//! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
+//! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
+//! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
+//!
+//! ## Contracts
+//! - **No I/O, no clock, no threads, no global state**, and no `unsafe`.
+//! - **Determinism**: every decision is a function of the configuration, the inputs so far,
+//!   `now`, and injected randomness. The same inputs give the same outputs.
+//! - **Panics**: bytes from the network and text from files never cause a panic; they produce
+//!   typed errors or drop reasons. Methods document a `# Panics` section only for programmer
+//!   errors (for example an out-of-range index into a list the caller owns).
+#![forbid(unsafe_code)]
+
+pub mod protocol;
+pub mod rules;
+pub mod sched;
+pub mod time;
+pub mod wire;
+
+pub use protocol::Protocol;
+pub use time::{Duration, Instant};

@@ -1,0 +1,1 @@
+//! The ipvsadm rule language and the rule-set model.

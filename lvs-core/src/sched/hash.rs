@@ -1,0 +1,1 @@
+//! Kernel hash functions used by the hashing schedulers.

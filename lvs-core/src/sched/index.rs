@@ -1,0 +1,1 @@
+//! Ordered indexes over destinations for the least-connection family.
