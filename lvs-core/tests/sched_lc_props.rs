@@ -15,8 +15,11 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_pcg::Pcg32;
 
+/// A reference scan.
+type Scan = fn(&[DestInfo]) -> Option<usize>;
+
 /// The six tournament-indexed schedulers and their reference scans.
-const TREE_KINDS: [(SchedKind, fn(&[DestInfo]) -> Option<usize>); 6] = [
+const TREE_KINDS: [(SchedKind, Scan); 6] = [
     (SchedKind::Lc, lc::scan),
     (SchedKind::Wlc, wlc::scan),
     (SchedKind::Sed, sed::scan),
