@@ -1,1 +1,455 @@
 //! Ordered indexes over destinations for the least-connection family.
+//!
+//! The kernel's lc, wlc, sed, nq, fo and ovf walk the whole destination list on every new
+//! connection and keep the first destination that is *strictly* better than the best so far.
+//! With a comparison that is a total preorder, such a scan returns the **first minimum in list
+//! order**. A tournament tree over list positions reproduces exactly that answer: every internal
+//! node holds the better of its two children, and on a tie the left child, which covers the
+//! lower list positions, wins. The root then holds the kernel's answer, so a decision is O(1);
+//! a changed destination costs O(log n) comparisons on its path to the root, and a change to
+//! the list itself (positions shift) rebuilds the tree in O(n).
+//!
+//! twos instead needs the destination at which a running subtraction of weights reaches zero:
+//! [`WeightSums`] answers that with a Fenwick tree over list positions in O(log n).
+//!
+//! Both structures are plain data driven by the owning scheduler through
+//! [`Scheduler::update`](super::Scheduler::update) and
+//! [`Scheduler::counts_changed`](super::Scheduler::counts_changed); they never allocate after a
+//! rebuild and never read a destination other than the one they are told about.
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use super::DestInfo;
+
+/// A scheduler's ordering of destinations: how the kernel's scan compares two of them.
+///
+/// Implementations must make [`Rank::better`] a strict weak order on keys (irreflexive and
+/// transitive, with "neither is better" an equivalence), so that "the first minimum in list
+/// order" is well defined and the tree finds the same one as the scan.
+pub trait Rank {
+    /// What the comparison needs to know about one destination, copied out of [`DestInfo`].
+    type Key: Copy + PartialEq + fmt::Debug;
+
+    /// The key of `dest`, or `None` when the scheduler would skip it (not eligible).
+    fn key(dest: &DestInfo) -> Option<Self::Key>;
+
+    /// Whether `a` is strictly better than `b`, i.e. the kernel's scan would replace a current
+    /// best with key `b` by a later destination with key `a`.
+    fn better(a: &Self::Key, b: &Self::Key) -> bool;
+}
+
+/// One node of a [`Tournament`]: the winning key of a subtree and the list position it came
+/// from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Slot<K> {
+    key: Option<K>,
+    pos: usize,
+}
+
+/// A tournament (winner) tree over list positions, ordered by the [`Rank`] `R`.
+///
+/// Leaves sit at `size + pos` of a heap-ordered array of `2 * size` slots (`size` is the
+/// destination count rounded up to a power of two); padding leaves hold no key. The root, slot
+/// 1, holds the first best destination in list order.
+///
+/// ```
+/// use core::net::{IpAddr, Ipv4Addr};
+/// use lvs_core::sched::index::{Rank, Tournament};
+/// use lvs_core::sched::{DestId, DestInfo};
+///
+/// /// Fewest active connections, ties to the earlier destination.
+/// struct FewestActive;
+/// impl Rank for FewestActive {
+///     type Key = u32;
+///     fn key(d: &DestInfo) -> Option<u32> {
+///         d.is_eligible().then_some(d.activeconns)
+///     }
+///     fn better(a: &u32, b: &u32) -> bool {
+///         a < b
+///     }
+/// }
+///
+/// let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+/// let mut dests: Vec<DestInfo> = (0..5).map(|i| DestInfo::new(DestId(i), ip, 80, 1)).collect();
+/// for (d, active) in dests.iter_mut().zip([3, 1, 4, 1, 5]) {
+///     d.activeconns = active;
+/// }
+/// let mut tree = Tournament::<FewestActive>::new();
+/// tree.rebuild(&dests);
+/// assert_eq!(tree.winner(), Some(1)); // the first of the two with 1
+/// dests[1].activeconns = 2;
+/// tree.refresh(&dests, 1);
+/// assert_eq!(tree.winner(), Some(3));
+/// ```
+pub struct Tournament<R: Rank> {
+    len: usize,
+    size: usize,
+    slots: Vec<Slot<R::Key>>,
+    _rank: PhantomData<fn() -> R>,
+}
+
+impl<R: Rank> fmt::Debug for Tournament<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tournament")
+            .field("len", &self.len)
+            .field("winner", &self.winner())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Rank> Default for Tournament<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: Rank> Tournament<R> {
+    /// An empty tree (no destinations).
+    pub fn new() -> Self {
+        Tournament {
+            len: 0,
+            size: 1,
+            slots: vec![Slot { key: None, pos: 0 }; 2],
+            _rank: PhantomData,
+        }
+    }
+
+    /// How many destinations the tree was last built for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tree was built for an empty list.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The better of two children; on a tie the left one (lower list positions) wins, which is
+    /// what the kernel's strict `>` / `<` comparisons do.
+    #[inline]
+    fn play(left: Slot<R::Key>, right: Slot<R::Key>) -> Slot<R::Key> {
+        match (&left.key, &right.key) {
+            (_, None) => left,
+            (None, Some(_)) => right,
+            (Some(l), Some(r)) => {
+                if R::better(r, l) {
+                    right
+                } else {
+                    left
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocation when it is large
+    /// enough.
+    pub fn rebuild(&mut self, dests: &[DestInfo]) {
+        let size = dests.len().max(1).next_power_of_two();
+        self.len = dests.len();
+        self.size = size;
+        self.slots.clear();
+        self.slots.resize(2 * size, Slot { key: None, pos: 0 });
+        for (pos, dest) in dests.iter().enumerate() {
+            self.slots[size + pos] = Slot {
+                key: R::key(dest),
+                pos,
+            };
+        }
+        for pos in dests.len()..size {
+            self.slots[size + pos].pos = pos;
+        }
+        for node in (1..size).rev() {
+            self.slots[node] = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
+        }
+    }
+
+    /// Re-reads `dests[pos]` and replays its path to the root: O(log n) comparisons, fewer
+    /// when an ancestor's result does not change.
+    ///
+    /// A `pos` outside the list the tree was built for is ignored (the owner must rebuild
+    /// after the list changes).
+    pub fn refresh(&mut self, dests: &[DestInfo], pos: usize) {
+        if pos >= self.len || pos >= dests.len() {
+            return;
+        }
+        let mut node = self.size + pos;
+        self.slots[node] = Slot {
+            key: R::key(&dests[pos]),
+            pos,
+        };
+        while node > 1 {
+            node /= 2;
+            let played = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
+            if self.slots[node] == played {
+                // Every ancestor is a function of its children only: nothing above changes.
+                break;
+            }
+            self.slots[node] = played;
+        }
+    }
+
+    /// The list position of the first best eligible destination, or `None` if no destination
+    /// is eligible.
+    #[inline]
+    pub fn winner(&self) -> Option<usize> {
+        let root = &self.slots[1];
+        root.key.as_ref().map(|_| root.pos)
+    }
+
+    /// The winner's key as last read.
+    #[inline]
+    pub fn winner_key(&self) -> Option<R::Key> {
+        self.slots[1].key
+    }
+}
+
+/// Prefix sums of per-position weights (a Fenwick tree), for twos.
+///
+/// [`WeightSums::find`] returns the first position at which the running sum of weights reaches
+/// a target: exactly the destination at which the kernel's `r -= weight; if r <= 0` walk
+/// stops.
+///
+/// ```
+/// use lvs_core::sched::index::WeightSums;
+/// let mut sums = WeightSums::new();
+/// sums.rebuild([3, 0, 2, 5].into_iter());
+/// assert_eq!(sums.total(), 10);
+/// assert_eq!(sums.find(1), Some(0));
+/// assert_eq!(sums.find(3), Some(0));
+/// assert_eq!(sums.find(4), Some(2)); // position 1 weighs nothing
+/// assert_eq!(sums.find(10), Some(3));
+/// assert_eq!(sums.find(11), None);
+/// sums.set(0, 0);
+/// assert_eq!(sums.find(1), Some(2));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct WeightSums {
+    /// The weight at each position.
+    weights: Vec<u64>,
+    /// Fenwick tree, 1-based: `tree[i]` sums `weights[i - lowbit(i) .. i]`.
+    tree: Vec<u64>,
+    total: u64,
+    /// Highest power of two not above `weights.len()` (0 when empty).
+    top: usize,
+}
+
+impl WeightSums {
+    /// No positions.
+    pub fn new() -> Self {
+        WeightSums {
+            weights: Vec::new(),
+            tree: vec![0],
+            total: 0,
+            top: 0,
+        }
+    }
+
+    /// Rebuilds from one weight per position, in O(n).
+    pub fn rebuild(&mut self, weights: impl Iterator<Item = u64>) {
+        self.weights.clear();
+        self.weights.extend(weights);
+        let n = self.weights.len();
+        self.tree.clear();
+        self.tree.push(0);
+        self.tree.extend_from_slice(&self.weights);
+        for i in 1..=n {
+            let j = i + (i & i.wrapping_neg());
+            if j <= n {
+                self.tree[j] += self.tree[i];
+            }
+        }
+        self.total = self.weights.iter().sum();
+        self.top = if n == 0 {
+            0
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+    }
+
+    /// The number of positions.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Whether there are no positions.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// The weight at `pos` (0 outside the range).
+    pub fn get(&self, pos: usize) -> u64 {
+        self.weights.get(pos).copied().unwrap_or(0)
+    }
+
+    /// Sets the weight at `pos` in O(log n). Out-of-range positions are ignored.
+    pub fn set(&mut self, pos: usize, weight: u64) {
+        let Some(old) = self.weights.get_mut(pos) else {
+            return;
+        };
+        if *old == weight {
+            return;
+        }
+        let (add, delta) = if weight > *old {
+            (true, weight - *old)
+        } else {
+            (false, *old - weight)
+        };
+        *old = weight;
+        let mut i = pos + 1;
+        while i < self.tree.len() {
+            if add {
+                self.tree[i] += delta;
+            } else {
+                self.tree[i] -= delta;
+            }
+            i += i & i.wrapping_neg();
+        }
+        if add {
+            self.total += delta;
+        } else {
+            self.total -= delta;
+        }
+    }
+
+    /// The sum of all weights.
+    #[inline]
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The first position whose inclusive prefix sum is at least `target`, for `target >= 1`;
+    /// `None` when `target` is 0 or exceeds the total. O(log n).
+    #[inline]
+    pub fn find(&self, target: u64) -> Option<usize> {
+        if target == 0 || target > self.total {
+            return None;
+        }
+        let n = self.weights.len();
+        let mut pos = 0usize; // 1-based index of the last position whose prefix is < target
+        let mut rem = target;
+        let mut step = self.top;
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && self.tree[next] < rem {
+                pos = next;
+                rem -= self.tree[next];
+            }
+            step >>= 1;
+        }
+        // The answer is 1-based `pos + 1`, i.e. 0-based `pos`.
+        Some(pos)
+    }
+}
+
+/// Implements [`Scheduler`](super::Scheduler) for a struct holding `tree: Tournament<$rank>`,
+/// with `$scan` as the fallback for a tree that does not match the list it is given.
+macro_rules! indexed_scheduler {
+    ($ty:ident, $rank:ty, $kind:expr, $scan:path) => {
+        impl $ty {
+            /// A scheduler with an empty index; bind it with `update(dests, DestChange::Init)`.
+            pub fn new() -> Self {
+                $ty {
+                    tree: $crate::sched::index::Tournament::new(),
+                }
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $crate::sched::Scheduler for $ty {
+            fn kind(&self) -> $crate::sched::SchedKind {
+                $kind
+            }
+
+            fn update(
+                &mut self,
+                dests: &[$crate::sched::DestInfo],
+                change: $crate::sched::DestChange,
+            ) {
+                match change {
+                    // An edit changes one key and shifts nothing: replay one path.
+                    $crate::sched::DestChange::Edited { pos } if dests.len() == self.tree.len() => {
+                        self.tree.refresh(dests, pos)
+                    }
+                    // Additions and removals shift every later position: rebuild.
+                    _ => self.tree.rebuild(dests),
+                }
+            }
+
+            fn counts_changed(&mut self, dests: &[$crate::sched::DestInfo], pos: usize) {
+                self.tree.refresh(dests, pos);
+            }
+
+            fn schedule(
+                &mut self,
+                dests: &[$crate::sched::DestInfo],
+                _flow: &$crate::sched::FlowKey,
+                _ctx: &mut $crate::sched::SchedContext<'_>,
+            ) -> Option<usize> {
+                if dests.len() != self.tree.len() {
+                    // The owner changed the list without telling us: answer like the kernel
+                    // (a scan) rather than with a stale position.
+                    return $scan(dests);
+                }
+                let pos = self.tree.winner()?;
+                // Re-check the winner against live state; a winner that became ineligible
+                // without `counts_changed` means the index is stale, so scan.
+                if <$rank as $crate::sched::index::Rank>::key(&dests[pos]).is_none() {
+                    return $scan(dests);
+                }
+                Some(pos)
+            }
+        }
+    };
+}
+
+pub(crate) use indexed_scheduler;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_sums_match_linear_prefix_search() {
+        let weights: Vec<u64> = vec![0, 4, 0, 0, 1, 7, 2, 0, 3, 3, 0, 9, 1];
+        let mut sums = WeightSums::new();
+        sums.rebuild(weights.iter().copied());
+        let total: u64 = weights.iter().sum();
+        assert_eq!(sums.total(), total);
+        for target in 0..=total + 1 {
+            let mut acc = 0;
+            let expected = if target == 0 {
+                None
+            } else {
+                weights.iter().position(|w| {
+                    acc += w;
+                    acc >= target
+                })
+            };
+            assert_eq!(sums.find(target), expected, "target {target}");
+        }
+    }
+
+    #[test]
+    fn weight_sums_set_keeps_total_and_search() {
+        let mut sums = WeightSums::new();
+        sums.rebuild([1u64, 1, 1].into_iter());
+        sums.set(1, 5);
+        assert_eq!(sums.total(), 7);
+        assert_eq!(sums.find(2), Some(1));
+        assert_eq!(sums.find(7), Some(2));
+        sums.set(1, 0);
+        assert_eq!(sums.total(), 2);
+        assert_eq!(sums.find(2), Some(2));
+        sums.set(9, 3); // ignored
+        assert_eq!(sums.total(), 2);
+        let mut empty = WeightSums::new();
+        empty.rebuild(core::iter::empty());
+        assert_eq!(empty.find(1), None);
+    }
+}

@@ -1,27 +1,101 @@
-//! Placeholder for the nq scheduler (being implemented).
-#![allow(missing_docs)]
-use super::*;
+//! nq – never queue (`ip_vs_nq.c`, spec §1.6).
+//!
+//! Walking eligible destinations (weight > 0, not OVERLOAD) in list order, the first one with
+//! no active connection is returned at once (inactive connections do not count). Without such
+//! an idle destination nq behaves like sed: least `(activeconns + 1) / weight`, ties to the
+//! earliest.
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use lvs_core::sched::{nq, DestId, DestInfo};
+//!
+//! // Spec vector L2: B is idle (activeconns 0) -> nq picks B.
+//! let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//! let mut a = DestInfo::new(DestId(1), ip, 80, 5);
+//! a.activeconns = 3;
+//! let mut b = DestInfo::new(DestId(2), ip, 81, 1);
+//! b.inactconns = 50;
+//! assert_eq!(nq::scan(&[a, b]), Some(1));
+//! ```
 
-#[derive(Debug, Default)]
-pub struct Nq;
+use super::index::{indexed_scheduler, Rank, Tournament};
+use super::sed::sed_overhead;
+use super::wlc::Load;
+use super::{DestInfo, SchedKind};
 
-impl Nq {
-    pub fn new() -> Self {
-        Nq
+/// The kernel's nq loop, literally.
+pub fn scan(dests: &[DestInfo]) -> Option<usize> {
+    let mut least: Option<usize> = None;
+    let mut loh = 0u64;
+    for (i, dest) in dests.iter().enumerate() {
+        if dest.is_overloaded() || dest.weight == 0 {
+            continue;
+        }
+        let doh = sed_overhead(dest);
+        // Return the server directly if it is idle.
+        if dest.activeconns == 0 {
+            return Some(i);
+        }
+        let replace = match least {
+            None => true,
+            Some(l) => {
+                u128::from(loh) * u128::from(dest.weight)
+                    > u128::from(doh) * u128::from(dests[l].weight)
+            }
+        };
+        if replace {
+            least = Some(i);
+            loh = doh;
+        }
+    }
+    least
+}
+
+/// nq's key: idle destinations first (all equal among themselves, so the earliest wins), then
+/// sed's load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NqKey {
+    /// `activeconns == 0`: returned before any busy destination.
+    Idle,
+    /// Busy: compared by `(activeconns + 1) / weight`.
+    Busy(Load),
+}
+
+/// nq's order.
+#[derive(Clone, Copy, Debug)]
+pub struct NqRank;
+
+impl Rank for NqRank {
+    type Key = NqKey;
+
+    #[inline]
+    fn key(dest: &DestInfo) -> Option<NqKey> {
+        if dest.is_overloaded() || dest.weight == 0 {
+            None
+        } else if dest.activeconns == 0 {
+            Some(NqKey::Idle)
+        } else {
+            Some(NqKey::Busy(Load {
+                overhead: sed_overhead(dest),
+                weight: dest.weight,
+            }))
+        }
+    }
+
+    #[inline]
+    fn better(a: &NqKey, b: &NqKey) -> bool {
+        match (a, b) {
+            (NqKey::Idle, NqKey::Busy(_)) => true,
+            (NqKey::Busy(a), NqKey::Busy(b)) => a.lighter_than(b),
+            (_, NqKey::Idle) => false,
+        }
     }
 }
 
-impl Scheduler for Nq {
-    fn kind(&self) -> SchedKind {
-        SchedKind::Nq
-    }
-    fn update(&mut self, _dests: &[DestInfo], _change: DestChange) {}
-    fn schedule(
-        &mut self,
-        _d: &[DestInfo],
-        _f: &FlowKey,
-        _c: &mut SchedContext<'_>,
-    ) -> Option<usize> {
-        None
-    }
+/// The nq scheduler: O(1) decisions from an index kept current in O(log n) per counter change.
+#[derive(Debug)]
+pub struct Nq {
+    tree: Tournament<NqRank>,
 }
+
+indexed_scheduler!(Nq, NqRank, SchedKind::Nq, scan);

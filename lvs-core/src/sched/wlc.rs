@@ -1,27 +1,102 @@
-//! Placeholder for the wlc scheduler (being implemented).
-#![allow(missing_docs)]
-use super::*;
+//! wlc – weighted least connection (`ip_vs_wlc.c`, spec §1.4), ipvsadm's default scheduler.
+//!
+//! The first eligible destination (weight > 0, not OVERLOAD) is the initial best; each later
+//! non-OVERLOAD destination replaces it when `overhead(best) * weight(dest) > overhead(dest) *
+//! weight(best)`. A weight-0 destination can never win that comparison, and ties keep the
+//! earlier destination, so the answer is the first destination with the least
+//! `overhead / weight`.
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use lvs_core::sched::{wlc, DestId, DestInfo};
+//!
+//! // Spec vector L1: 256 * 2 > 266 * 1 -> wlc picks B.
+//! let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//! let mut a = DestInfo::new(DestId(1), ip, 80, 1);
+//! a.activeconns = 1;
+//! let mut b = DestInfo::new(DestId(2), ip, 81, 2);
+//! b.activeconns = 1;
+//! b.inactconns = 10;
+//! assert_eq!(wlc::scan(&[a, b]), Some(1));
+//! ```
 
-#[derive(Debug, Default)]
-pub struct Wlc;
+use super::index::{indexed_scheduler, Rank, Tournament};
+use super::{DestInfo, SchedKind};
 
-impl Wlc {
-    pub fn new() -> Self {
-        Wlc
+/// The kernel's wlc loop, literally.
+///
+/// The kernel multiplies in signed 64 bits (`(__s64)loh * weight`); we multiply in 128 bits so
+/// that no `u32` input can overflow. Results agree for every state the kernel can hold (its
+/// weights are at most `i32::MAX`, and its `int` overhead is exact below 2^31).
+pub fn scan(dests: &[DestInfo]) -> Option<usize> {
+    let mut iter = dests.iter().enumerate();
+    let (mut least, mut loh) = loop {
+        let (i, dest) = iter.next()?;
+        if !dest.is_overloaded() && dest.weight > 0 {
+            break (i, dest.overhead());
+        }
+    };
+    for (i, dest) in iter {
+        if dest.is_overloaded() {
+            continue;
+        }
+        let doh = dest.overhead();
+        if u128::from(loh) * u128::from(dest.weight)
+            > u128::from(doh) * u128::from(dests[least].weight)
+        {
+            least = i;
+            loh = doh;
+        }
+    }
+    Some(least)
+}
+
+/// A weighted load `overhead / weight` compared by cross multiplication, shared by wlc, sed and
+/// nq (which differ only in how the overhead is counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    /// The connection overhead (wlc: `active * 256 + inactive`; sed, nq: `active + 1`).
+    pub overhead: u64,
+    /// The weight, always > 0 for an eligible destination.
+    pub weight: u32,
+}
+
+impl Load {
+    /// Whether `self` is strictly less loaded than `other`: the kernel's
+    /// `overhead(other) * weight(self) > overhead(self) * weight(other)`.
+    #[inline]
+    pub fn lighter_than(&self, other: &Load) -> bool {
+        u128::from(other.overhead) * u128::from(self.weight)
+            > u128::from(self.overhead) * u128::from(other.weight)
     }
 }
 
-impl Scheduler for Wlc {
-    fn kind(&self) -> SchedKind {
-        SchedKind::Wlc
+/// wlc's order: smaller `overhead / weight` is better.
+#[derive(Clone, Copy, Debug)]
+pub struct WlcRank;
+
+impl Rank for WlcRank {
+    type Key = Load;
+
+    #[inline]
+    fn key(dest: &DestInfo) -> Option<Load> {
+        // Weight 0 is skipped: it can never win the kernel's comparison either.
+        (!dest.is_overloaded() && dest.weight > 0).then(|| Load {
+            overhead: dest.overhead(),
+            weight: dest.weight,
+        })
     }
-    fn update(&mut self, _dests: &[DestInfo], _change: DestChange) {}
-    fn schedule(
-        &mut self,
-        _d: &[DestInfo],
-        _f: &FlowKey,
-        _c: &mut SchedContext<'_>,
-    ) -> Option<usize> {
-        None
+
+    #[inline]
+    fn better(a: &Load, b: &Load) -> bool {
+        a.lighter_than(b)
     }
 }
+
+/// The wlc scheduler: O(1) decisions from an index kept current in O(log n) per counter change.
+#[derive(Debug)]
+pub struct Wlc {
+    tree: Tournament<WlcRank>,
+}
+
+indexed_scheduler!(Wlc, WlcRank, SchedKind::Wlc, scan);
