@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod sched;
+mod sched_hash;
 
-criterion_group!(benches, sched::benches);
+criterion_group!(benches, sched::benches, sched_hash::benches);
 criterion_main!(benches);

@@ -53,6 +53,31 @@ pub fn mh_hashkey(addr: IpAddr, port: u16, key: &HsiphashKey, offset: u32) -> u3
     hsiphash_u32(v, key)
 }
 
+/// `a % d` for a fixed divisor without a division instruction (Lemire, Kaser & Kurz, "Faster
+/// remainder by direct computation", 2019): exact for every 32-bit `a` and `d >= 2`. The lookup
+/// takes a remainder by M on every decision; a hardware division would cost about as much as
+/// the hash itself.
+#[derive(Clone, Copy, Debug)]
+struct FastMod {
+    magic: u64,
+    d: u32,
+}
+
+impl FastMod {
+    const fn new(d: u32) -> Self {
+        FastMod {
+            magic: u64::MAX / d as u64 + 1,
+            d,
+        }
+    }
+
+    #[inline(always)]
+    fn rem(self, a: u32) -> u32 {
+        let low = self.magic.wrapping_mul(a as u64);
+        ((low as u128 * self.d as u128) >> 64) as u32
+    }
+}
+
 /// One destination's permutation (`struct ip_vs_mh_dest_setup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MhPermutation {
@@ -90,12 +115,15 @@ pub struct Mh {
     flags: SchedFlags,
     /// M.
     size: u32,
+    /// `x % M`.
+    modm: FastMod,
     /// `IP_VS_MH_TAB_BITS` = `CONFIG_IP_VS_MH_TAB_INDEX / 2` for this M.
     tab_bits: u32,
     /// Slot → list position, [`EMPTY`] when unpopulated.
     lookup: Vec<u32>,
-    /// Scratch for the rebuild (kept to avoid reallocating on every change).
-    taken: Vec<bool>,
+    /// Scratch for the rebuild (kept to avoid reallocating on every change): a bitmap of the
+    /// slots already claimed (M/8 bytes, so it stays in L1 while the population probes it).
+    taken: Vec<u64>,
     setup: Vec<MhSetup>,
     gcd: u32,
     rshift: u32,
@@ -138,6 +166,7 @@ impl Mh {
         Ok(Mh {
             flags,
             size: table_size,
+            modm: FastMod::new(table_size),
             tab_bits,
             lookup: vec![EMPTY; table_size as usize],
             taken: Vec::new(),
@@ -172,7 +201,7 @@ impl Mh {
     /// The primary slot of a client address and port (pass port 0 unless `mh-port` is set).
     #[inline]
     pub fn slot_of(&self, addr: IpAddr, port: u16) -> u32 {
-        mh_hashkey(addr, port, &MH_HASH1, 0) % self.size
+        self.modm.rem(mh_hashkey(addr, port, &MH_HASH1, 0))
     }
 
     /// The permutation of one destination (its offset and skip depend only on its address and
@@ -231,7 +260,9 @@ impl Mh {
             });
         }
         self.taken.clear();
-        self.taken.resize(m as usize, false);
+        self.taken.resize((m as usize).div_ceil(64), 0);
+        let taken = &mut self.taken;
+        let is_taken = |t: &[u64], c: u32| t[(c >> 6) as usize] & (1u64 << (c & 63)) != 0;
 
         // ip_vs_mh_populate: rounds over the list until all M slots are filled. gcd ≥ 1 means
         // some destination has turns ≥ 1, so every round fills at least one slot.
@@ -246,14 +277,14 @@ impl Mh {
                     continue;
                 }
                 let mut c = ds.perm;
-                while self.taken[c as usize] {
+                while is_taken(taken, c) {
                     ds.perm += ds.skip;
                     if ds.perm >= m {
                         ds.perm -= m;
                     }
                     c = ds.perm;
                 }
-                self.taken[c as usize] = true;
+                taken[(c >> 6) as usize] |= 1u64 << (c & 63);
                 self.lookup[c as usize] = i as u32;
                 n += 1;
                 if n == m {
@@ -358,7 +389,7 @@ impl Scheduler for Mh {
         // ip_vs_mh_get_fallback: a genuine rehash with the offset folded into the hashed value.
         for offset in 0..self.size {
             let roffset = (offset + ihash) % self.size;
-            let slot = mh_hashkey(addr, port, &MH_HASH1, roffset) % self.size;
+            let slot = self.modm.rem(mh_hashkey(addr, port, &MH_HASH1, roffset));
             let pos = self.lookup[slot as usize];
             let d = dests.get(pos as usize)?;
             if Self::usable(d) {
@@ -376,6 +407,32 @@ impl Scheduler for Mh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_mod_is_exact() {
+        let mut x = 0x1234_5678u32;
+        for d in MH_PRIMES.into_iter().chain([2, 3, 4092, 65520, u32::MAX]) {
+            let f = FastMod::new(d);
+            for a in [
+                0,
+                1,
+                d - 1,
+                d,
+                d.wrapping_add(1),
+                u32::MAX,
+                u32::MAX - 1,
+                1 << 31,
+            ] {
+                assert_eq!(f.rem(a), a % d, "{a} % {d}");
+            }
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!(f.rem(x), x % d, "{x} % {d}");
+            }
+        }
+    }
 
     #[test]
     fn tab_bits_follow_the_config_index() {
