@@ -342,3 +342,104 @@ impl Scheduler for Lblcr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+    use crate::time::Duration;
+
+    fn dest(id: u32, w: u32) -> DestInfo {
+        DestInfo::new(DestId(id), IpAddr::from([10, 0, 0, id as u8]), 80, w)
+    }
+
+    fn pick(s: &mut Lblcr, d: &[DestInfo], daddr: IpAddr, t: u64) -> Option<usize> {
+        let mut rng = rand_pcg::Pcg32::new(1, 1);
+        let mut ctx = SchedContext {
+            now: Instant::from_secs(t),
+            rng: &mut rng,
+        };
+        let f = FlowKey::new(Protocol::Tcp, IpAddr::from([192, 0, 2, 1]), 1, daddr, 80);
+        s.schedule(d, &f, &mut ctx)
+    }
+
+    #[test]
+    fn departed_snapshots_are_pruned_with_their_entries() {
+        let cfg = SchedConfig {
+            lblcr_expiration: Duration::from_secs(600),
+            ..Default::default()
+        };
+        let mut s = Lblcr::new(&cfg);
+        let mut d = vec![dest(1, 1), dest(2, 1)];
+        s.update(&d, DestChange::Init);
+        let a = IpAddr::from([198, 51, 100, 1]);
+        assert_eq!(pick(&mut s, &d, a, 0), Some(0));
+        d[0].activeconns = 2;
+        s.counts_changed(&d, 0);
+        assert_eq!(pick(&mut s, &d, a, 1), Some(1));
+        assert_eq!(s.members, 2);
+        // Remove dest 1 (position 0) while loaded: its snapshot keeps overhead 512.
+        let gone = d.remove(0);
+        s.update(
+            &d,
+            DestChange::Removed {
+                pos: 0,
+                id: gone.id,
+            },
+        );
+        assert_eq!(
+            s.departed.get(&DestId(1)),
+            Some(&Departed {
+                weight: 1,
+                overhead: 512
+            })
+        );
+        // A removed dest nobody refers to is not remembered.
+        d.insert(0, dest(7, 1));
+        s.update(&d, DestChange::Added { pos: 0 });
+        let gone = d.remove(0);
+        s.update(
+            &d,
+            DestChange::Removed {
+                pos: 0,
+                id: gone.id,
+            },
+        );
+        assert!(!s.departed.contains_key(&DestId(7)));
+        // Full check at the 30th tick (t = 1800) expires the entry; the snapshot goes with it.
+        s.handle_timeout(Instant::ZERO);
+        for t in (60..=1800).step_by(60) {
+            s.handle_timeout(Instant::from_secs(t));
+        }
+        assert_eq!(s.cache_len(), 0);
+        assert!(s.departed.is_empty());
+        assert_eq!(s.members, 0);
+    }
+
+    #[test]
+    fn readded_dest_is_live_again() {
+        let mut s = Lblcr::new(&SchedConfig::default());
+        let mut d = vec![dest(1, 1), dest(2, 1)];
+        s.update(&d, DestChange::Init);
+        let a = IpAddr::from([198, 51, 100, 2]);
+        assert_eq!(pick(&mut s, &d, a, 0), Some(0));
+        let gone = d.remove(0);
+        s.update(
+            &d,
+            DestChange::Removed {
+                pos: 0,
+                id: gone.id,
+            },
+        );
+        // Not available: rescheduled to dest 2, which joins the set.
+        assert_eq!(pick(&mut s, &d, a, 1), Some(0));
+        assert_eq!(s.cached_set(a), Some(vec![DestId(2), DestId(1)]));
+        // Dest 1 comes back (same id, at the head): it is a live member again and, with
+        // dest 2 busier, set_min picks it.
+        d.insert(0, gone);
+        s.update(&d, DestChange::Added { pos: 0 });
+        assert!(s.departed.is_empty());
+        d[1].inactconns = 5;
+        assert_eq!(pick(&mut s, &d, a, 2), Some(0));
+    }
+}
