@@ -21,6 +21,12 @@
 //! the first available destination wins, an empty slot ends the search.
 //!
 //! At most M destinations are accepted ([`Scheduler::max_dests`]).
+//!
+//! Mixed address families: the kernel folds a real server's address by the *service's* family.
+//! For an IPv6 real server behind an IPv4 service (tunnel forwarding) it hashes only the first
+//! 32-bit word of the address; here every address is folded by its own family (all four words
+//! for IPv6), because the scheduler is not told the service's family. Same-family services,
+//! and IPv4 real servers behind IPv6 services, hash exactly as the kernel does.
 
 use core::net::IpAddr;
 
