@@ -4,6 +4,8 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::Criterion;
+use lvs_core::sched::hash::hsiphash_u32;
+use lvs_core::sched::mh::MH_HASH1;
 use lvs_core::sched::{
     dh::Dh, mh::Mh, sh::Sh, DestChange, DestId, DestInfo, FlowKey, HashVariant, SchedContext,
     SchedFlags, Scheduler,
@@ -64,6 +66,15 @@ pub fn benches(c: &mut Criterion) {
         "sched_hash/mh/100",
         Box::new(Mh::new(SchedFlags::SCHED2, 4093)),
     );
+
+    // The floor of an mh decision: the kernel-exact hash alone (SipHash-1-3, 4 rounds).
+    let mut v = 0u32;
+    c.bench_function("sched_hash/hsiphash_u32", |b| {
+        b.iter(|| {
+            v = v.wrapping_add(0x9E37_79B9);
+            black_box(hsiphash_u32(black_box(v), &MH_HASH1))
+        })
+    });
 
     let d = dests(1000);
     let mut mh = Mh::new(SchedFlags::empty(), 65521);
