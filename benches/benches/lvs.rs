@@ -3,8 +3,8 @@
 
 use criterion::{criterion_group, criterion_main};
 
-mod sched;
+mod sched_hash;
 mod sched_lc;
 
-criterion_group!(benches, sched::benches, sched_lc::benches);
+criterion_group!(benches, sched_lc::benches, sched_hash::benches);
 criterion_main!(benches);
