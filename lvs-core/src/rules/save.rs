@@ -9,7 +9,16 @@
 //! local-node real server saves as `-g`. Services are sorted by ipvsadm's `ipvs_cmp_services`
 //! (fwmark, family, protocol, address, port) and real servers by `ipvs_cmp_dests` (address,
 //! port), with ipvsadm's 32-bit wrapping differences and glibc's merge sort, so even the odd
-//! orders those give (addresses more than 2^31 apart compare "backwards") come out the same.
+//! orders those give (addresses more than 2^31 apart compare "backwards": 192.168.1.1 is
+//! listed before 10.0.0.1) come out the same.
+//!
+//! One choice where ipvsadm has no fixed answer: when those wrapping comparisons are not
+//! transitive on a set (three addresses spread over more than 2^31, or real servers of both
+//! families), ipvsadm's order depends on the order the kernel returned the entries in (hash
+//! buckets for services, list order for real servers), so a save restored and saved again
+//! can come out differently. We first put the entries in plain numeric order and then run the
+//! same merge sort, so the output depends only on the set of rules: where ipvsadm's result is
+//! well defined it is reproduced exactly, and saving is always a fixed point of restoring.
 //! The protocol timeouts are not part of the save, as with ipvsadm.
 
 use core::fmt::{self, Write as _};
@@ -22,15 +31,26 @@ use super::ruleset::RuleSet;
 use crate::protocol::Protocol;
 use crate::sched::{SchedFlags, SchedKind};
 
+/// `a.b.c.d:port` or `[v6]:port`: a real server or virtual address as `ipvsadm -n` prints it.
+///
+/// ```
+/// use lvs_core::rules::save::addr_port;
+/// assert_eq!(addr_port("10.0.0.1".parse().unwrap(), 80), "10.0.0.1:80");
+/// assert_eq!(addr_port("::ffff:10.0.0.1".parse().unwrap(), 0), "[::ffff:10.0.0.1]:0");
+/// ```
+pub fn addr_port(addr: IpAddr, port: u16) -> String {
+    super::error::fmt_addr_port(addr, port).to_string()
+}
+
 /// Writes the rule set as `ipvsadm -S -n` does.
 pub(crate) fn save(rules: &RuleSet) -> String {
     let mut services: Vec<(&ServiceConfig, &[DestConfig])> = rules.services().collect();
-    glibc_msort(&mut services, |a, b| cmp_services(&a.0.key, &b.0.key));
+    sort_services_by(&mut services, |s| &s.0.key);
     let mut out = String::new();
     for (svc, dests) in services {
         write_service(&mut out, svc);
         let mut dests: Vec<&DestConfig> = dests.iter().collect();
-        glibc_msort(&mut dests, |a, b| cmp_dests(a, b));
+        sort_dests_by(&mut dests, |d| (&d.addr, d.port));
         for d in dests {
             write_dest(&mut out, &svc.key, d);
         }
@@ -125,6 +145,44 @@ pub(crate) fn sched_flags_text(sched: SchedKind, flags: SchedFlags) -> String {
     s
 }
 
+/// Sorts services as ipvsadm does (see the module docs): a canonical numeric order first, so
+/// the result never depends on creation order, then glibc's merge sort with
+/// [`cmp_services`].
+pub(crate) fn sort_services_by<T: Copy>(v: &mut [T], key: impl Fn(&T) -> &ServiceKey) {
+    v.sort_by_key(|t| canonical_service(key(t)));
+    glibc_msort(v, |a, b| cmp_services(key(a), key(b)));
+}
+
+/// Sorts real servers as ipvsadm does: a canonical numeric order first (so the result never
+/// depends on the kernel list order), then glibc's merge sort with `ipvs_cmp_dests`.
+pub(crate) fn sort_dests_by<T: Copy>(v: &mut [T], key: impl Fn(&T) -> (&IpAddr, u16)) {
+    v.sort_by_key(|t| {
+        let (a, p) = key(t);
+        (a.is_ipv6(), words(a), p)
+    });
+    glibc_msort(v, |a, b| {
+        let ((a, ap), (b, bp)) = (key(a), key(b));
+        cmp_dest_addrs(a, ap, b, bp)
+    });
+}
+
+fn canonical_service(k: &ServiceKey) -> (u32, u16, u8, [u32; 4], u16) {
+    match k {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => (
+            0,
+            Family::of(addr).af(),
+            protocol.number(),
+            words(addr),
+            *port,
+        ),
+        ServiceKey::Fwmark { mark, family } => (*mark, family.af(), 6, [0; 4], 0),
+    }
+}
+
 /// An address as four host-order 32-bit words, as in `union nf_inet_addr` (IPv4 in the first
 /// word, the rest zero).
 fn words(addr: &IpAddr) -> [u32; 4] {
@@ -189,11 +247,6 @@ pub(crate) fn cmp_services(a: &ServiceKey, b: &ServiceKey) -> i32 {
 
 /// `ipvs_cmp_dests` from libipvs: address (all four words when the *first* one is IPv6, else
 /// the first word only), then port.
-pub(crate) fn cmp_dests(a: &DestConfig, b: &DestConfig) -> i32 {
-    cmp_dest_addrs(&a.addr, a.port, &b.addr, b.port)
-}
-
-/// [`cmp_dests`] on bare addresses and ports.
 pub(crate) fn cmp_dest_addrs(a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> i32 {
     let (wa, wb) = (words(a), words(b));
     let r = if a.is_ipv6() {
