@@ -25,7 +25,7 @@
 pub mod error;
 pub mod listing;
 pub mod model;
-mod parse;
+pub mod parse;
 mod ruleset;
 pub mod save;
 
