@@ -3,8 +3,9 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod rules;
 mod sched_hash;
 mod sched_lc;
 
-criterion_group!(benches, sched_lc::benches, sched_hash::benches);
+criterion_group!(benches, sched_lc::benches, sched_hash::benches, rules::benches);
 criterion_main!(benches);

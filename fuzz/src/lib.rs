@@ -5,3 +5,6 @@
 pub fn sched_ops(data: &[u8]) {
     let _ = data.len();
 }
+
+pub mod rules_parse;
+pub use rules_parse::rules_parse;
