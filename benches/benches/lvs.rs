@@ -7,5 +7,10 @@ mod rules;
 mod sched_hash;
 mod sched_lc;
 
-criterion_group!(benches, sched_lc::benches, sched_hash::benches, rules::benches);
+criterion_group!(
+    benches,
+    sched_lc::benches,
+    sched_hash::benches,
+    rules::benches
+);
 criterion_main!(benches);

@@ -59,7 +59,10 @@ fn main() -> ExitCode {
     }
     for (service, dests) in rules.services() {
         println!();
-        show_service(service, dests.iter().map(|d| (d.addr, d.port, d.weight)).collect());
+        show_service(
+            service,
+            dests.iter().map(|d| (d.addr, d.port, d.weight)).collect(),
+        );
     }
     ExitCode::SUCCESS
 }
@@ -68,11 +71,21 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
     // Label real servers A, B, C... in address order, as `ipvsadm -L -n` sorts them.
     let mut sorted = dests.clone();
     sorted.sort();
-    let labels: BTreeMap<(IpAddr, u16), char> =
-        sorted.iter().zip('A'..='Z').map(|(d, l)| ((d.0, d.1), l)).collect();
-    println!("Service {} (configured scheduler: {})", service.key, service.scheduler);
+    let labels: BTreeMap<(IpAddr, u16), char> = sorted
+        .iter()
+        .zip('A'..='Z')
+        .map(|(d, l)| ((d.0, d.1), l))
+        .collect();
+    println!(
+        "Service {} (configured scheduler: {})",
+        service.key, service.scheduler
+    );
     for (addr, port, weight) in &sorted {
-        println!("    {}  {}  weight {weight}", labels[&(*addr, *port)], fmt_addr(*addr, *port));
+        println!(
+            "    {}  {}  weight {weight}",
+            labels[&(*addr, *port)],
+            fmt_addr(*addr, *port)
+        );
     }
     println!(
         "\n    {:<6} {:<width$}   share of {CONNS} connections (each open while {HOLD} more arrive)",
@@ -82,13 +95,17 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
     );
     for kind in SchedKind::ALL {
         // The service's own scheduler keeps its flags (-b); the others run without.
-        let flags =
-            if kind == service.scheduler { service.flags } else { SchedFlags::empty() };
+        let flags = if kind == service.scheduler {
+            service.flags
+        } else {
+            SchedFlags::empty()
+        };
         let mut pool = Pool::new(kind, flags, &SchedConfig::default());
         // The rule set lists destinations in kernel order (head first); adding puts each new
         // one at the head, so add them tail first to reproduce that order.
         for &(addr, port, weight) in dests.iter().rev() {
-            pool.add(addr, port, weight).expect("rule set destinations are unique");
+            pool.add(addr, port, weight)
+                .expect("rule set destinations are unique");
         }
         let label = |pool: &Pool, id: Option<DestId>| match id.and_then(|id| pool.get(id)) {
             Some(d) => labels[&(d.addr, d.port)],
@@ -98,10 +115,14 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
         let mut clients = Pcg64::seed_from_u64(2);
         let mut open: std::collections::VecDeque<DestId> = Default::default();
         let mut picks = String::new();
+        let tcp = service.key.protocol() != Some(Protocol::Udp);
         let mut shares: BTreeMap<char, usize> = BTreeMap::new();
         for i in 0..CONNS {
             let flow = client(&service.key, &mut clients);
-            let mut ctx = SchedContext { now: Instant::from_secs(i as u64 / 100), rng: &mut rng };
+            let mut ctx = SchedContext {
+                now: Instant::from_secs(i as u64 / 100),
+                rng: &mut rng,
+            };
             let chosen = pool.schedule(&flow, &mut ctx);
             let l = label(&pool, chosen);
             if i < SAMPLE {
@@ -110,13 +131,26 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
             }
             *shares.entry(l).or_default() += 1;
             if let Some(id) = chosen {
-                // A new connection starts inactive and turns active with its first packet.
-                pool.update_counts(id, |d| d.activeconns += 1);
+                // A new TCP connection starts inactive and turns active with its first packet;
+                // UDP connections stay inactive for life (spec 2.5), which matters to ovf.
+                pool.update_counts(id, |d| {
+                    if tcp {
+                        d.activeconns += 1
+                    } else {
+                        d.inactconns += 1
+                    }
+                });
                 open.push_back(id);
             }
             if open.len() > HOLD {
                 let id = open.pop_front().expect("non-empty");
-                pool.update_counts(id, |d| d.activeconns -= 1);
+                pool.update_counts(id, |d| {
+                    if tcp {
+                        d.activeconns -= 1
+                    } else {
+                        d.inactconns -= 1
+                    }
+                });
             }
         }
         let shares: Vec<String> = shares
@@ -124,7 +158,13 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
             .map(|(l, n)| format!("{l} {:>5.1}%", 100.0 * *n as f64 / CONNS as f64))
             .collect();
         let mark = if kind == service.scheduler { "*" } else { " " };
-        println!("  {mark} {:<6} {:<width$}   {}", kind.name(), picks, shares.join("  "), width = SAMPLE * 2);
+        println!(
+            "  {mark} {:<6} {:<width$}   {}",
+            kind.name(),
+            picks,
+            shares.join("  "),
+            width = SAMPLE * 2
+        );
     }
     println!("\n    (* = the service's scheduler; '-' = no destination: the client gets ICMP port unreachable)");
 }
@@ -133,12 +173,30 @@ fn show_service(service: &ServiceConfig, dests: Vec<(IpAddr, u16, u32)>) {
 /// random ephemeral ports, so that source hashing has something to hash.
 fn client(key: &ServiceKey, rng: &mut Pcg64) -> FlowKey {
     let (protocol, vaddr, vport) = match *key {
-        ServiceKey::Addr { protocol, addr, port } => (protocol, addr, port),
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => (protocol, addr, port),
         ServiceKey::Fwmark { .. } => (Protocol::Tcp, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)), 80),
     };
     let saddr = match vaddr {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(198, 51, 100, (rng.next_u32() % 254 + 1) as u8)),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, rng.next_u32() as u16)),
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(
+            198,
+            51,
+            100,
+            (rng.next_u32() % 254 + 1) as u8,
+        )),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0xc,
+            0,
+            0,
+            0,
+            0,
+            rng.next_u32() as u16,
+        )),
     };
     let sport = (rng.next_u32() % 28232 + 32768) as u16;
     FlowKey::new(protocol, saddr, sport, vaddr, vport)
