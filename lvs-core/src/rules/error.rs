@@ -71,7 +71,7 @@ pub enum RuleError {
     #[error("GUE tunnel real server needs a non-zero tunnel port")]
     GueWithoutPort,
     /// A real server address that is neither unicast nor local (`EINVAL`): IPv4 0.0.0.0/8,
-    /// 255.255.255.255 or multicast; IPv6 `::`, multicast or link-local.
+    /// 255.255.255.255 or multicast; IPv6 `::`, multicast, link-local or IPv4-mapped.
     #[error("real server address {0} is not a unicast address")]
     BadDestAddress(IpAddr),
     /// A real server of another address family than its service, with a forwarding method

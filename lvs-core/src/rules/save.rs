@@ -380,7 +380,9 @@ mod tests {
         let mut v = [5, 3, 9, 1, 1, 7, 0];
         glibc_msort(&mut v, |a, b| a - b);
         assert_eq!(v, [0, 1, 1, 3, 5, 7, 9]);
-        let mut v: Vec<u32> = (0..50u32).map(|i| i.wrapping_mul(2654435761) ^ 0x5555).collect();
+        let mut v: Vec<u32> = (0..50u32)
+            .map(|i| i.wrapping_mul(2654435761) ^ 0x5555)
+            .collect();
         glibc_msort(&mut v, |a, b| wrap_diff(*a, *b)); // not transitive: must not panic
         let mut w = v.clone();
         w.sort();
