@@ -87,7 +87,9 @@ pub enum RuleError {
     /// A service protocol other than TCP, UDP or SCTP (`EFAULT`, as the kernel answers).
     #[error("service protocol must be TCP, UDP or SCTP")]
     BadProtocol,
-    /// A `--set` timeout above ipvsadm's bound of 31 days (`EINVAL`).
+    /// A `--set` timeout above ipvsadm's bound of 31 days (`EINVAL`). The kernel's own bound
+    /// is `INT_MAX / HZ` seconds (24.8 days at HZ=1000, more at lower HZ); we do not model
+    /// HZ and keep ipvsadm's bound.
     #[error("timeout {0} s above 31 days")]
     BadTimeout(u32),
     /// A configuration the ipvsadm language cannot express (`EINVAL`).
