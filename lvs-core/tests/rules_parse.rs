@@ -150,7 +150,7 @@ fn long_options_and_popt_forms() {
         bad("-a -f 1 -r 5.6.7.8 -mx").1,
         K::MissingValue("u-threshold")
     );
-    assert_eq!(bad("-a -f 1 -r 5.6.7.8 -mx").0, 21);
+    assert_eq!(bad("-a -f 1 -r 5.6.7.8 -mx").0, 22);
     // Options after `--` are arguments.
     assert_eq!(bad("-C -- -t").1, K::UnexpectedArgument("-t".into()));
 }
