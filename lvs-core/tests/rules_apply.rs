@@ -309,12 +309,19 @@ fn dest_errors() {
     let v6 = ServiceKey::tcp(ip("2001:db8::1"), 80);
     r.apply(&Command::AddService(ServiceConfig::new(v6)))
         .unwrap();
-    for bad in ["::", "ff02::1", "fe80::1"] {
+    for bad in ["::", "ff02::1", "fe80::1", "::ffff:10.1.0.1"] {
         let d = DestConfig {
             forward: Forward::Masq,
             ..DestConfig::new(ip(bad), 80)
         };
         assert_eq!(err(&mut r, Command::AddDest(v6, d)).1, 22, "{bad}");
+    }
+    for good in ["::1", "::10.1.0.1", "fec0::1", "fd00::1", "100::1"] {
+        let d = DestConfig {
+            forward: Forward::Masq,
+            ..DestConfig::new(ip(good), 80)
+        };
+        r.apply(&Command::AddDest(v6, d)).unwrap();
     }
     // Mixed families: only tunnelling.
     let (e, errno) = err(&mut r, Command::AddDest(v6, masq("10.1.0.1", 80)));

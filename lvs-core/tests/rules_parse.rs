@@ -128,6 +128,29 @@ fn long_options_and_popt_forms() {
             udp_secs: 20
         })
     );
+    // popt skips one `=` after a short option letter.
+    assert_eq!(
+        one("-a -t=1.2.3.4:1 -r=5.6.7.8 -mw=4"),
+        one("-a -t 1.2.3.4:1 -r 5.6.7.8 -m -w 4")
+    );
+    assert_eq!(one("-A -f 1 -p=9"), one("-A -f 1 -p 9"));
+    assert_eq!(
+        bad("-a -f 1 -r 5.6.7.8 -w="),
+        (
+            23,
+            K::BadNumber {
+                what: "weight",
+                min: 0,
+                max: 65535,
+                found: "".into()
+            }
+        )
+    );
+    assert_eq!(
+        bad("-a -f 1 -r 5.6.7.8 -mx").1,
+        K::MissingValue("u-threshold")
+    );
+    assert_eq!(bad("-a -f 1 -r 5.6.7.8 -mx").0, 22);
     // Options after `--` are arguments.
     assert_eq!(bad("-C -- -t").1, K::UnexpectedArgument("-t".into()));
 }

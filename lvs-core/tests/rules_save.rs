@@ -114,21 +114,21 @@ fn every_service_option_is_saved_in_ipvsadm_order() {
 #[test]
 fn real_server_lines_tunnels_and_families() {
     // Mixed families make ipvs_cmp_dests intransitive (an IPv4 operand compares the first
-    // word only). From the canonical numeric order 10.0.0.7, 10.0.0.8, ::ffff:10.0.0.9,
+    // word only). From the canonical numeric order 10.0.0.7, 10.0.0.8, ::10.0.0.9,
     // 2001:db8:1::a, glibc's merge sort gives the order below (worked by hand).
     let input = "\
 -A -t [2001:db8::1]:443 -s rr
 -a -t [2001:db8::1]:443 -r [2001:db8:1::a]:443 -g -w 5
 -a -t [2001:db8::1]:443 -r 10.0.0.7 -i --tun-type gue --tun-port 6080 --tun-remcsum -w 7
 -a -t [2001:db8::1]:443 -r 10.0.0.8 -i --tun-type gre --tun-csum
--a -t [2001:db8::1]:443 -r [::ffff:10.0.0.9]:443 -m -w 0
+-a -t [2001:db8::1]:443 -r [::10.0.0.9]:443 -m -w 0
 -A -f 1 -s wlc
 -a -f 1 -r 10.2.0.1:8080 -m -x 100 -y 50
 -a -f 1 -r 10.2.0.2 -i --tun-type gue --tun-port 5555
 ";
     let expected = "\
 -A -t [2001:db8::1]:443 -s rr
--a -t [2001:db8::1]:443 -r [::ffff:10.0.0.9]:443 -m -w 0
+-a -t [2001:db8::1]:443 -r [::10.0.0.9]:443 -m -w 0
 -a -t [2001:db8::1]:443 -r 10.0.0.7:443 -i -w 7 --tun-type gue --tun-port 6080 --tun-remcsum
 -a -t [2001:db8::1]:443 -r 10.0.0.8:443 -i -w 1 --tun-type gre --tun-csum
 -a -t [2001:db8::1]:443 -r [2001:db8:1::a]:443 -g -w 5

@@ -71,7 +71,7 @@ pub enum RuleError {
     #[error("GUE tunnel real server needs a non-zero tunnel port")]
     GueWithoutPort,
     /// A real server address that is neither unicast nor local (`EINVAL`): IPv4 0.0.0.0/8,
-    /// 255.255.255.255 or multicast; IPv6 `::`, multicast or link-local.
+    /// 255.255.255.255 or multicast; IPv6 `::`, multicast, link-local or IPv4-mapped.
     #[error("real server address {0} is not a unicast address")]
     BadDestAddress(IpAddr),
     /// A real server of another address family than its service, with a forwarding method
@@ -87,7 +87,9 @@ pub enum RuleError {
     /// A service protocol other than TCP, UDP or SCTP (`EFAULT`, as the kernel answers).
     #[error("service protocol must be TCP, UDP or SCTP")]
     BadProtocol,
-    /// A `--set` timeout above ipvsadm's bound of 31 days (`EINVAL`).
+    /// A `--set` timeout above ipvsadm's bound of 31 days (`EINVAL`). The kernel's own bound
+    /// is `INT_MAX / HZ` seconds (24.8 days at HZ=1000, more at lower HZ); we do not model
+    /// HZ and keep ipvsadm's bound.
     #[error("timeout {0} s above 31 days")]
     BadTimeout(u32),
     /// A configuration the ipvsadm language cannot express (`EINVAL`).

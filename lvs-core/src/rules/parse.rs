@@ -1011,20 +1011,29 @@ fn parse_line_at(line: &str, lineno: usize) -> Result<Option<(usize, Command)>, 
             st.handle(def, t.s, t.col, arg)?;
             continue;
         }
-        // A cluster of short options.
+        // A cluster of short options. As in popt, one `=` right after a letter is skipped
+        // (`-w=5`), and an option that takes a value takes the rest of the word, if any.
         let body = &t.s[1..];
-        for (k, (b, c)) in body.char_indices().enumerate() {
-            // The column of the letter; the first option of a cluster is reported at its dash.
-            let char_col = t.col + 1 + k;
-            let col = if k == 0 { t.col } else { char_col };
+        let mut pos = 0;
+        let mut char_col = t.col + 1;
+        while let Some(c) = body[pos..].chars().next() {
+            // The first option of a cluster is reported at its dash.
+            let col = if pos == 0 { t.col } else { char_col };
             let def = OPTS
                 .iter()
                 .find(|d| d.short == Some(c))
                 .ok_or_else(|| st.err(col, K::UnknownOption(format!("-{c}"))))?;
-            let rest = &body[b + c.len_utf8()..];
-            let attached = (!rest.is_empty()).then_some(Tok {
+            pos += c.len_utf8();
+            char_col += 1;
+            let eq = body[pos..].starts_with('=');
+            if eq {
+                pos += 1;
+                char_col += 1;
+            }
+            let rest = &body[pos..];
+            let attached = (eq || !rest.is_empty()).then_some(Tok {
                 s: rest,
-                col: char_col + 1,
+                col: char_col,
             });
             let shown = format!("-{c}");
             match def.arg {

@@ -354,14 +354,20 @@ fn check_dest_kernel(d: &DestConfig) -> Result<(), RuleError> {
 }
 
 /// `ip_vs_new_dest`: an IPv4 real server must be unicast or local (`inet_addr_type`), an
-/// IPv6 one unicast and not link-local (unless local). Without a routing table we refuse
-/// what is never unicast: IPv4 0.0.0.0/8 and 255.255.255.255 (`RTN_BROADCAST`) and
-/// multicast; IPv6 `::`, multicast and link-local.
+/// IPv6 one unicast and not link-local (`ipv6_addr_type`), unless local. Without a routing
+/// table we refuse what is never unicast: IPv4 0.0.0.0/8 and 255.255.255.255
+/// (`RTN_BROADCAST`) and multicast; IPv6 `::` (`IPV6_ADDR_ANY`), multicast, link-local
+/// `fe80::/10` and IPv4-mapped `::ffff:0:0/96` (`IPV6_ADDR_MAPPED`, which carries no UNICAST
+/// bit). A local address in those ranges, which the kernel would accept, is refused too.
 fn check_dest_addr(addr: IpAddr) -> Result<(), RuleError> {
     let bad = match addr {
         IpAddr::V4(a) => a.octets()[0] == 0 || a.is_broadcast() || a.is_multicast(),
         IpAddr::V6(a) => {
-            a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80
+            let s = a.segments();
+            a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff)
         }
     };
     if bad {
