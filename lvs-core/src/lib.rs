@@ -25,3 +25,8 @@ pub mod wire;
 
 pub use protocol::Protocol;
 pub use time::{Duration, Instant};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
