@@ -42,6 +42,14 @@ pub const MH_PRIMES: [u32; 10] = [
 /// The default table size (`CONFIG_IP_VS_MH_TAB_INDEX` = 12).
 pub const MH_DEFAULT_TABLE_SIZE: u32 = 4093;
 
+/// Index of [`MH_DEFAULT_TABLE_SIZE`] in [`MH_PRIMES`].
+const MH_DEFAULT_INDEX: usize = 4;
+const _: () = assert!(MH_PRIMES[MH_DEFAULT_INDEX] == MH_DEFAULT_TABLE_SIZE);
+
+fn prime_index(m: u32) -> Option<usize> {
+    MH_PRIMES.iter().position(|&p| p == m)
+}
+
 /// `hash1`: the key of the offsets and of the lookup (`{2654435761, 2654435761}`).
 pub const MH_HASH1: HsiphashKey = HsiphashKey::new(2_654_435_761, 2_654_435_761);
 /// `hash2`: the key of the skips (`{2654446892, 2654446892}`).
@@ -151,8 +159,8 @@ impl Mh {
     /// sharing a factor with M does not visit every slot) and the kernel cannot be configured
     /// with it. Use [`Mh::try_new`] to reject it instead.
     pub fn new(flags: SchedFlags, table_size: u32) -> Self {
-        Self::try_new(flags, table_size)
-            .unwrap_or_else(|_| Self::try_new(flags, MH_DEFAULT_TABLE_SIZE).expect("4093 is valid"))
+        let index = prime_index(table_size).unwrap_or(MH_DEFAULT_INDEX);
+        Self::with_index(flags, index)
     }
 
     /// Like [`Mh::new`], but an M outside [`MH_PRIMES`] is an error.
@@ -163,13 +171,16 @@ impl Mh {
     /// assert!(Mh::try_new(SchedFlags::empty(), 4096).is_err());
     /// ```
     pub fn try_new(flags: SchedFlags, table_size: u32) -> Result<Self, InvalidMhTableSize> {
-        let index = MH_PRIMES
-            .iter()
-            .position(|&p| p == table_size)
-            .ok_or(InvalidMhTableSize(table_size))?;
+        let index = prime_index(table_size).ok_or(InvalidMhTableSize(table_size))?;
+        Ok(Self::with_index(flags, index))
+    }
+
+    /// `index` into [`MH_PRIMES`] (in range).
+    fn with_index(flags: SchedFlags, index: usize) -> Self {
+        let table_size = MH_PRIMES[index];
         // CONFIG_IP_VS_MH_TAB_INDEX = index + 8; IP_VS_MH_TAB_BITS = that / 2.
         let tab_bits = (index as u32 + 8) / 2;
-        Ok(Mh {
+        Mh {
             flags,
             size: table_size,
             modm: FastMod::new(table_size),
@@ -179,7 +190,7 @@ impl Mh {
             setup: Vec::new(),
             gcd: 0,
             rshift: 0,
-        })
+        }
     }
 
     /// The table size M.
