@@ -278,8 +278,10 @@ impl Mh {
         }
         self.taken.clear();
         self.taken.resize((m as usize).div_ceil(64), 0);
-        let taken = &mut self.taken;
-        let is_taken = |t: &[u64], c: u32| t[(c >> 6) as usize] & (1u64 << (c & 63)) != 0;
+        // Plain slices and a local cursor, so the probe loop keeps everything in registers.
+        let taken: &mut [u64] = &mut self.taken;
+        let lookup: &mut [u32] = &mut self.lookup;
+        let setup: &mut [MhSetup] = &mut self.setup;
 
         // ip_vs_mh_populate: rounds over the list until all M slots are filled. gcd ≥ 1 means
         // some destination has turns ≥ 1, so every round fills at least one slot.
@@ -287,22 +289,27 @@ impl Mh {
         'fill: loop {
             let mut i = 0;
             let mut dt_count = 0;
-            while i < self.setup.len() {
-                let ds = &mut self.setup[i];
+            while i < setup.len() {
+                let ds = &mut setup[i];
                 if ds.turns < 1 {
                     i += 1;
                     continue;
                 }
-                let mut c = ds.perm;
-                while is_taken(taken, c) {
-                    ds.perm += ds.skip;
-                    if ds.perm >= m {
-                        ds.perm -= m;
+                // Advance to the destination's next preferred slot that is still free.
+                let (skip, mut c) = (ds.skip, ds.perm);
+                loop {
+                    let (word, bit) = ((c >> 6) as usize, 1u64 << (c & 63));
+                    if taken[word] & bit == 0 {
+                        taken[word] |= bit;
+                        break;
                     }
-                    c = ds.perm;
+                    c += skip;
+                    if c >= m {
+                        c -= m;
+                    }
                 }
-                taken[(c >> 6) as usize] |= 1u64 << (c & 63);
-                self.lookup[c as usize] = i as u32;
+                ds.perm = c;
+                lookup[c as usize] = i as u32;
                 n += 1;
                 if n == m {
                     break 'fill;
