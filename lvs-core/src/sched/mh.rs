@@ -412,7 +412,11 @@ impl Scheduler for Mh {
         }
         // ip_vs_mh_get_fallback: a genuine rehash with the offset folded into the hashed value.
         for offset in 0..self.size {
-            let roffset = (offset + ihash) % self.size;
+            // (offset + ihash) % M; both are below M, so one conditional subtraction.
+            let mut roffset = offset + ihash;
+            if roffset >= self.size {
+                roffset -= self.size;
+            }
             let slot = self.modm.rem(mh_hashkey(addr, port, &MH_HASH1, roffset));
             let pos = self.lookup[slot as usize];
             let d = dests.get(pos as usize)?;
