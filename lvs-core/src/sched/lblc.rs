@@ -19,7 +19,9 @@
 //!
 //! The timer is armed the first time the scheduler learns the time: at the first
 //! `handle_timeout` (before that, `poll_timeout` asks to be run at once) or the first decision,
-//! whichever comes first; the kernel arms it when the service is bound.
+//! whichever comes first; the kernel arms it when the service is bound. Each due
+//! `handle_timeout` runs one tick and re-arms 60 s after the `now` it was given (the kernel's
+//! `mod_timer(jiffies + 60 s)`), so a driver that calls late runs one tick, not the missed ones.
 //!
 //! # Bound (a documented deviation)
 //! The kernel's 16384 is a soft bound, enforced only by the per-minute reclaim, so between ticks

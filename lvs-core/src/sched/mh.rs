@@ -42,6 +42,14 @@ pub const MH_PRIMES: [u32; 10] = [
 /// The default table size (`CONFIG_IP_VS_MH_TAB_INDEX` = 12).
 pub const MH_DEFAULT_TABLE_SIZE: u32 = 4093;
 
+/// Index of [`MH_DEFAULT_TABLE_SIZE`] in [`MH_PRIMES`].
+const MH_DEFAULT_INDEX: usize = 4;
+const _: () = assert!(MH_PRIMES[MH_DEFAULT_INDEX] == MH_DEFAULT_TABLE_SIZE);
+
+fn prime_index(m: u32) -> Option<usize> {
+    MH_PRIMES.iter().position(|&p| p == m)
+}
+
 /// `hash1`: the key of the offsets and of the lookup (`{2654435761, 2654435761}`).
 pub const MH_HASH1: HsiphashKey = HsiphashKey::new(2_654_435_761, 2_654_435_761);
 /// `hash2`: the key of the skips (`{2654446892, 2654446892}`).
@@ -151,8 +159,8 @@ impl Mh {
     /// sharing a factor with M does not visit every slot) and the kernel cannot be configured
     /// with it. Use [`Mh::try_new`] to reject it instead.
     pub fn new(flags: SchedFlags, table_size: u32) -> Self {
-        Self::try_new(flags, table_size)
-            .unwrap_or_else(|_| Self::try_new(flags, MH_DEFAULT_TABLE_SIZE).expect("4093 is valid"))
+        let index = prime_index(table_size).unwrap_or(MH_DEFAULT_INDEX);
+        Self::with_index(flags, index)
     }
 
     /// Like [`Mh::new`], but an M outside [`MH_PRIMES`] is an error.
@@ -163,13 +171,16 @@ impl Mh {
     /// assert!(Mh::try_new(SchedFlags::empty(), 4096).is_err());
     /// ```
     pub fn try_new(flags: SchedFlags, table_size: u32) -> Result<Self, InvalidMhTableSize> {
-        let index = MH_PRIMES
-            .iter()
-            .position(|&p| p == table_size)
-            .ok_or(InvalidMhTableSize(table_size))?;
+        let index = prime_index(table_size).ok_or(InvalidMhTableSize(table_size))?;
+        Ok(Self::with_index(flags, index))
+    }
+
+    /// `index` into [`MH_PRIMES`] (in range).
+    fn with_index(flags: SchedFlags, index: usize) -> Self {
+        let table_size = MH_PRIMES[index];
         // CONFIG_IP_VS_MH_TAB_INDEX = index + 8; IP_VS_MH_TAB_BITS = that / 2.
         let tab_bits = (index as u32 + 8) / 2;
-        Ok(Mh {
+        Mh {
             flags,
             size: table_size,
             modm: FastMod::new(table_size),
@@ -179,7 +190,7 @@ impl Mh {
             setup: Vec::new(),
             gcd: 0,
             rshift: 0,
-        })
+        }
     }
 
     /// The table size M.
@@ -267,8 +278,10 @@ impl Mh {
         }
         self.taken.clear();
         self.taken.resize((m as usize).div_ceil(64), 0);
-        let taken = &mut self.taken;
-        let is_taken = |t: &[u64], c: u32| t[(c >> 6) as usize] & (1u64 << (c & 63)) != 0;
+        // Plain slices and a local cursor, so the probe loop keeps everything in registers.
+        let taken: &mut [u64] = &mut self.taken;
+        let lookup: &mut [u32] = &mut self.lookup;
+        let setup: &mut [MhSetup] = &mut self.setup;
 
         // ip_vs_mh_populate: rounds over the list until all M slots are filled. gcd ≥ 1 means
         // some destination has turns ≥ 1, so every round fills at least one slot.
@@ -276,22 +289,27 @@ impl Mh {
         'fill: loop {
             let mut i = 0;
             let mut dt_count = 0;
-            while i < self.setup.len() {
-                let ds = &mut self.setup[i];
+            while i < setup.len() {
+                let ds = &mut setup[i];
                 if ds.turns < 1 {
                     i += 1;
                     continue;
                 }
-                let mut c = ds.perm;
-                while is_taken(taken, c) {
-                    ds.perm += ds.skip;
-                    if ds.perm >= m {
-                        ds.perm -= m;
+                // Advance to the destination's next preferred slot that is still free.
+                let (skip, mut c) = (ds.skip, ds.perm);
+                loop {
+                    let (word, bit) = ((c >> 6) as usize, 1u64 << (c & 63));
+                    if taken[word] & bit == 0 {
+                        taken[word] |= bit;
+                        break;
                     }
-                    c = ds.perm;
+                    c += skip;
+                    if c >= m {
+                        c -= m;
+                    }
                 }
-                taken[(c >> 6) as usize] |= 1u64 << (c & 63);
-                self.lookup[c as usize] = i as u32;
+                ds.perm = c;
+                lookup[c as usize] = i as u32;
                 n += 1;
                 if n == m {
                     break 'fill;
@@ -394,7 +412,11 @@ impl Scheduler for Mh {
         }
         // ip_vs_mh_get_fallback: a genuine rehash with the offset folded into the hashed value.
         for offset in 0..self.size {
-            let roffset = (offset + ihash) % self.size;
+            // (offset + ihash) % M; both are below M, so one conditional subtraction.
+            let mut roffset = offset + ihash;
+            if roffset >= self.size {
+                roffset -= self.size;
+            }
             let slot = self.modm.rem(mh_hashkey(addr, port, &MH_HASH1, roffset));
             let pos = self.lookup[slot as usize];
             let d = dests.get(pos as usize)?;
