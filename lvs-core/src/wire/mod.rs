@@ -1,1 +1,198 @@
 //! Typed zero-copy views over packet bytes, and checksums.
+//!
+//! # Views
+//! Every protocol has a `Packet<T>` (Ethernet: `Frame<T>`) wrapping a buffer `T: AsRef<[u8]>`
+//! (read) or `T: AsRef<[u8]> + AsMut<[u8]>` (write), in the style of smoltcp's `wire`:
+//!
+//! - `new_checked(buffer)` validates once: the buffer is long enough for the fixed header, the
+//!   header-length fields point inside the buffer, the version fields are right. On failure it
+//!   returns an [`Error`] naming the layer, what was required, what was found and the byte offset
+//!   (relative to the start of the view; [`Error::add_offset`] rebases it).
+//! - `new_unchecked(buffer)` skips validation (for buffers the caller is filling in itself).
+//! - Getters (`ttl()`, `src_port()`, ...) read fixed offsets; `set_*` setters write them.
+//! - `verify_checksum` / `fill_checksum` where the protocol has one.
+//! - Field offsets live in one private `field` module per protocol.
+//!
+//! # Panic contract
+//! After `new_checked` succeeded no method panics, whatever the bytes are and whatever values
+//! the setters write afterwards: variable-length areas (options, payload) are computed from the
+//! header fields and clamped to the buffer. `new_unchecked` views panic on a buffer shorter than
+//! the fixed header (a programmer error; the constructors say so).
+//!
+//! # Which view for which bytes
+//! - [`EthernetFrame`]: an Ethernet II frame, optionally with one 802.1Q tag.
+//! - [`Ipv4Packet`] / [`Ipv6Packet`]: an IP packet from its first byte; [`ipv6::walk`] walks
+//!   the IPv6 extension headers (bounded) to the transport header and reports a Fragment header.
+//! - [`TcpPacket`], [`UdpPacket`], [`Icmpv4Packet`], [`Icmpv6Packet`]: the L4 segment, which must
+//!   be exactly the IP payload (the IP length fields decide where it ends; TCP has no length of
+//!   its own, and checksums cover the whole segment).
+//! - Tunnels ([`gre`], [`gue`], [`ipip`]): [`GrePacket`] is the GRE header plus the inner
+//!   packet (IP payload of protocol 47); [`GuePacket`] is the GUE header plus the inner packet
+//!   (UDP payload); IPIP has no header of its own (IP protocol 4 or 41), see [`ipip`].
+//! - [`QuotedPacket`]: the *lax* view of the packet quoted inside an ICMP error. Only the IP
+//!   header and the first 8 bytes of the L4 header are guaranteed there, and the quoted length
+//!   fields describe the original packet, not what was quoted.
+//!
+//! # Classification
+//! [`classify`] (and [`classify_ethernet`]) is the per-packet entry point of the director: one
+//! pass over an IP packet that returns a small `Copy` [`Classified`] summary (addresses, ports,
+//! offsets, fragment and ICMP-error information) or an [`Error`] whose [`Error::reason`] is a
+//! `Copy` [`Reason`] usable as a counter index.
+//!
+//! # Checksums
+//! [`checksum`] holds the one's-complement arithmetic as small composable functions (sum over
+//! data, combine, fold, the IPv4/IPv6 pseudo-headers) and the RFC 1624 incremental update for
+//! 16-, 32- and 128-bit field changes that the NAT rewrite uses.
+//!
+//! ```
+//! use lvs_core::wire::{classify, Ipv4Packet, TcpPacket};
+//! # let bytes = {
+//! #     let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+//! #         .tcp(40000, 80, 1, 1024).syn();
+//! #     let mut v = Vec::new();
+//! #     b.write(&mut v, &[]).unwrap();
+//! #     v
+//! # };
+//! let c = classify(&bytes).unwrap();
+//! assert_eq!((c.src_port, c.dst_port), (40000, 80));
+//! let ip = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+//! assert!(ip.verify_checksum());
+//! let tcp = TcpPacket::new_checked(&bytes[c.l4_range()]).unwrap();
+//! assert!(tcp.verify_checksum(&c.src, &c.dst));
+//! assert!(tcp.syn());
+//! ```
+
+pub mod checksum;
+mod classify;
+mod error;
+pub mod ethernet;
+pub mod gre;
+pub mod gue;
+pub mod icmpv4;
+pub mod icmpv6;
+pub mod ipip;
+pub mod ipv4;
+pub mod ipv6;
+pub mod quote;
+pub mod tcp;
+pub mod udp;
+
+pub use classify::{classify, classify_ethernet, Classified, Family};
+pub use error::{Error, Field, Layer, LenSource, Reason};
+pub use ethernet::Frame as EthernetFrame;
+pub use gre::Packet as GrePacket;
+pub use gue::Packet as GuePacket;
+pub use icmpv4::Packet as Icmpv4Packet;
+pub use icmpv6::Packet as Icmpv6Packet;
+pub use ipv4::Packet as Ipv4Packet;
+pub use ipv6::Packet as Ipv6Packet;
+pub use quote::Packet as QuotedPacket;
+pub use tcp::Packet as TcpPacket;
+pub use udp::Packet as UdpPacket;
+
+/// IP protocol numbers used by the views (`IPPROTO_*`).
+pub mod proto {
+    /// IPv6 Hop-by-Hop Options (0).
+    pub const HOPOPT: u8 = 0;
+    /// ICMP for IPv4 (1).
+    pub const ICMP: u8 = 1;
+    /// IPv4 in IP (IPIP, 4).
+    pub const IPIP: u8 = 4;
+    /// TCP (6).
+    pub const TCP: u8 = 6;
+    /// UDP (17).
+    pub const UDP: u8 = 17;
+    /// IPv6 in IP (41).
+    pub const IPV6: u8 = 41;
+    /// IPv6 Routing header (43).
+    pub const IPV6_ROUTE: u8 = 43;
+    /// IPv6 Fragment header (44).
+    pub const IPV6_FRAG: u8 = 44;
+    /// GRE (47).
+    pub const GRE: u8 = 47;
+    /// Encapsulating Security Payload (50): opaque, ends the extension-header walk.
+    pub const ESP: u8 = 50;
+    /// Authentication Header (51).
+    pub const AH: u8 = 51;
+    /// ICMPv6 (58).
+    pub const ICMPV6: u8 = 58;
+    /// IPv6 No Next Header (59).
+    pub const IPV6_NONXT: u8 = 59;
+    /// IPv6 Destination Options (60).
+    pub const IPV6_OPTS: u8 = 60;
+    /// SCTP (132).
+    pub const SCTP: u8 = 132;
+    /// IPv6 Mobility header (135).
+    pub const MOBILITY: u8 = 135;
+    /// Host Identity Protocol (139).
+    pub const HIP: u8 = 139;
+    /// Shim6 (140).
+    pub const SHIM6: u8 = 140;
+}
+
+/// Ethernet types (`ETH_P_*`) used by the views.
+pub mod ethertype {
+    /// IPv4 (0x0800).
+    pub const IPV4: u16 = 0x0800;
+    /// ARP (0x0806).
+    pub const ARP: u16 = 0x0806;
+    /// 802.1Q VLAN tag (0x8100).
+    pub const VLAN: u16 = 0x8100;
+    /// IPv6 (0x86DD).
+    pub const IPV6: u16 = 0x86DD;
+}
+
+/// Reads a big-endian `u16` at `off`; the caller has checked the length.
+#[inline(always)]
+fn get_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_be_bytes([b[off], b[off + 1]])
+}
+
+/// Reads a big-endian `u32` at `off`; the caller has checked the length.
+#[inline(always)]
+fn get_u32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Writes a big-endian `u16` at `off`; the caller has checked the length.
+#[inline(always)]
+fn put_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Writes a big-endian `u32` at `off`; the caller has checked the length.
+#[inline(always)]
+fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// `buf[start..end]` with both ends clamped to the buffer, so header fields changed by setters
+/// can never make an accessor panic.
+#[inline(always)]
+fn clamped(buf: &[u8], start: usize, end: usize) -> &[u8] {
+    let end = end.min(buf.len());
+    &buf[start.min(end)..end]
+}
+
+/// Mutable [`clamped`].
+#[inline(always)]
+fn clamped_mut(buf: &mut [u8], start: usize, end: usize) -> &mut [u8] {
+    let end = end.min(buf.len());
+    &mut buf[start.min(end)..end]
+}
+
+/// Returns `Err(Truncated)` unless `buf_len >= required`.
+#[inline(always)]
+fn need(layer: Layer, required: usize, found: usize, len_source: LenSource) -> Result<(), Error> {
+    if found < required {
+        Err(Error::Truncated {
+            layer,
+            offset: 0,
+            required,
+            found,
+            len_source,
+        })
+    } else {
+        Ok(())
+    }
+}
