@@ -132,8 +132,13 @@ fn ones_add(a: u16, b: u16) -> u16 {
 }
 
 fn tcp_or_udp() -> impl Strategy<Value = PacketSpec> {
-    packet_spec().prop_filter("TCP or UDP with a TTL to decrement", |s| {
-        !matches!(s.l4, L4Spec::Echo { .. }) && s.ttl >= 2
+    spec_with(
+        prop_oneof![v4_net(), v6_net()],
+        prop_oneof![tcp_l4(), udp_l4()],
+    )
+    .prop_map(|mut s| {
+        s.ttl = s.ttl.max(2);
+        s
     })
 }
 
@@ -184,9 +189,10 @@ proptest! {
     /// checksum 0) must send 0xFFFF.
     #[test]
     fn udp_computed_zero_is_sent_as_ffff(
-        spec in tcp_or_udp().prop_filter("UDP with a payload word", |s| {
-            matches!(s.l4, L4Spec::Udp { .. }) && s.payload.len() >= 2
-        }),
+        spec in spec_with(prop_oneof![v4_net(), v6_net()], udp_l4()).prop_filter(
+            "a payload word and a TTL to decrement",
+            |s| s.payload.len() >= 2 && s.ttl >= 2,
+        ),
         snat in any::<bool>(),
         v4 in any::<[u8; 4]>(),
         v6 in any::<[u8; 16]>(),

@@ -198,50 +198,64 @@ pub fn v6_spec() -> impl Strategy<Value = V6Spec> {
         )
 }
 
+pub fn tcp_l4() -> impl Strategy<Value = L4Spec> {
+    (
+        any::<u16>(),
+        any::<u16>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u8>(),
+        any::<u16>(),
+        options40(),
+    )
+        .prop_map(
+            |(src_port, dst_port, seq, ack, flags, window, options)| L4Spec::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                window,
+                options,
+            },
+        )
+}
+
+pub fn udp_l4() -> impl Strategy<Value = L4Spec> {
+    (any::<u16>(), any::<u16>()).prop_map(|(src_port, dst_port)| L4Spec::Udp { src_port, dst_port })
+}
+
 pub fn l4_spec() -> impl Strategy<Value = L4Spec> {
     prop_oneof![
-        (
-            any::<u16>(),
-            any::<u16>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u8>(),
-            any::<u16>(),
-            options40()
-        )
-            .prop_map(|(src_port, dst_port, seq, ack, flags, window, options)| {
-                L4Spec::Tcp {
-                    src_port,
-                    dst_port,
-                    seq,
-                    ack,
-                    flags,
-                    window,
-                    options,
-                }
-            }),
-        (any::<u16>(), any::<u16>())
-            .prop_map(|(src_port, dst_port)| L4Spec::Udp { src_port, dst_port }),
+        tcp_l4(),
+        udp_l4(),
         (any::<u16>(), any::<u16>()).prop_map(|(ident, seq)| L4Spec::Echo { ident, seq }),
     ]
 }
 
+/// A packet over the given network and transport strategies.
+pub fn spec_with(
+    net: impl Strategy<Value = NetSpec>,
+    l4: impl Strategy<Value = L4Spec>,
+) -> impl Strategy<Value = PacketSpec> {
+    (net, 1u8..=255, l4, bytes(64)).prop_map(|(net, ttl, l4, payload)| PacketSpec {
+        net,
+        ttl,
+        l4,
+        payload,
+    })
+}
+
+pub fn v4_net() -> impl Strategy<Value = NetSpec> {
+    v4_spec().prop_map(NetSpec::V4)
+}
+
+pub fn v6_net() -> impl Strategy<Value = NetSpec> {
+    v6_spec().prop_map(NetSpec::V6)
+}
+
 pub fn packet_spec() -> impl Strategy<Value = PacketSpec> {
-    (
-        prop_oneof![
-            v4_spec().prop_map(NetSpec::V4),
-            v6_spec().prop_map(NetSpec::V6)
-        ],
-        1u8..=255,
-        l4_spec(),
-        bytes(64),
-    )
-        .prop_map(|(net, ttl, l4, payload)| PacketSpec {
-            net,
-            ttl,
-            l4,
-            payload,
-        })
+    spec_with(prop_oneof![v4_net(), v6_net()], l4_spec())
 }
 
 pub fn ip_headers(spec: &PacketSpec) -> IpHeaders {
