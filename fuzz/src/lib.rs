@@ -5,3 +5,6 @@
 pub fn sched_ops(data: &[u8]) {
     let _ = data.len();
 }
+
+pub mod wire_views;
+pub use wire_views::wire_views;

@@ -32,4 +32,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops);
+corpus_tests!(sched_ops, wire_views);
