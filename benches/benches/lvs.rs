@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod sched;
+mod wire;
 
-criterion_group!(benches, sched::benches);
+criterion_group!(benches, sched::benches, wire::benches);
 criterion_main!(benches);

@@ -121,7 +121,7 @@ const SCTP_HEADER_LEN: usize = 12;
 pub fn classify(buf: &[u8]) -> Result<Classified, Error> {
     let Some(&first) = buf.first() else {
         return Err(Error::Truncated {
-            layer: Layer::Ipv4,
+            layer: Layer::Ip,
             offset: 0,
             required: 1,
             found: 0,
@@ -132,7 +132,7 @@ pub fn classify(buf: &[u8]) -> Result<Classified, Error> {
         4 => classify_v4(buf),
         6 => classify_v6(buf),
         v => Err(Error::Invalid {
-            layer: Layer::Ipv4,
+            layer: Layer::Ip,
             offset: 0,
             field: Field::Version,
             found: v.into(),

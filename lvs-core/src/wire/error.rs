@@ -9,6 +9,8 @@ pub enum Layer {
     Ethernet,
     /// 802.1Q VLAN tag.
     Vlan,
+    /// An IP packet before its version is known (empty buffer, unknown version).
+    Ip,
     /// IPv4 header (including options).
     Ipv4,
     /// IPv6 fixed header.
@@ -41,6 +43,7 @@ impl Layer {
         match self {
             Layer::Ethernet => "Ethernet",
             Layer::Vlan => "802.1Q tag",
+            Layer::Ip => "IP",
             Layer::Ipv4 => "IPv4",
             Layer::Ipv6 => "IPv6",
             Layer::Ipv6Ext => "IPv6 extension header",

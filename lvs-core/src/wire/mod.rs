@@ -62,6 +62,68 @@
 //! assert!(tcp.syn());
 //! ```
 
+//!
+//! # Recipes for the rewrite layer (`xmit`)
+//! - **Slicing**: [`Classified::ip_range`] is the IP packet, [`Classified::l4_range`] the L4
+//!   segment the L4 views want (their checksums cover exactly that range). After a successful
+//!   `classify`, `new_unchecked` over those ranges cannot panic (classify made the same checks
+//!   as `new_checked`), except for UDP in a fragment (its length field overshoots).
+//! - **NAT** (spec 3.2): change addresses and ports with the setters and patch checksums with
+//!   [`checksum::update_u32`] (IPv4 address), [`checksum::update_u128`] (IPv6 address) and
+//!   [`checksum::update_u16`] (port). An address feeds both the IPv4 header checksum and the
+//!   L4 pseudo-header; IPv6 has no header checksum. UDP: a checksum of 0 (IPv4 only) means
+//!   none, so compute it in full with [`UdpPacket::fill_checksum`]; otherwise update it and
+//!   pass the result through [`checksum::udp_nonzero`]. TCP results are used as they are.
+//! - **TTL** (spec 3.1): TTL shares a 16-bit word with the protocol:
+//!   `update_u16(check, u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]))`.
+//!   [`Classified::ttl`] has the value to test (`<= 1`: Time Exceeded instead of forwarding).
+//! - **ICMP errors** (spec 3.7): [`Icmpv4Packet::quoted_mut`] / [`Icmpv6Packet::quoted_mut`]
+//!   give the quoted packet; set its ports with [`QuotedPacket::set_src_port`] /
+//!   [`set_dst_port`](QuotedPacket::set_dst_port), its addresses through
+//!   [`QuotedPacket::ipv4_mut`] / [`ipv6_mut`](QuotedPacket::ipv6_mut) (then the quoted IPv4
+//!   header's `fill_checksum`), and finish with the ICMP message's `fill_checksum` (IPVS
+//!   recomputes it in full and leaves the quoted L4 checksum alone).
+//! - **Encapsulation** (spec 3.4): write an outer header with `Ipv4Packet::new_unchecked` /
+//!   `Ipv6Packet::new_unchecked` and the setters (then `fill_checksum` for IPv4); the protocol is
+//!   [`ipip::protocol_for`] for IPIP, [`proto::UDP`] for GUE ([`GuePacket::init`] after an
+//!   8-byte UDP header) and [`proto::GRE`] for GRE ([`GrePacket::init`], then
+//!   [`GrePacket::fill_checksum`] once the inner packet is in place).
+//! - **Errors and counters**: [`Error::reason`] maps any parse error to a [`Reason`] counter.
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use lvs_core::wire::{checksum, classify, Ipv4Packet, TcpPacket};
+//! # let mut pkt = {
+//! #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [10, 0, 0, 80], 64)
+//! #         .tcp(40000, 80, 1, 1024).syn();
+//! #     let mut v = Vec::new();
+//! #     b.write(&mut v, b"hello").unwrap();
+//! #     v
+//! # };
+//! // DNAT VIP:80 -> RIP:8080 with incremental checksums and the TTL decrement.
+//! let c = classify(&pkt).unwrap();
+//! let rip = Ipv4Addr::new(10, 1, 1, 1);
+//! let mut ip = Ipv4Packet::new_unchecked(&mut pkt[c.ip_range()]);
+//! let vip = ip.dst_addr();
+//! let (ttl, proto) = (ip.ttl(), ip.protocol());
+//! ip.set_dst_addr(rip);
+//! ip.set_ttl(ttl - 1);
+//! let check = checksum::update_u32(ip.checksum(), vip.into(), rip.into());
+//! let check = checksum::update_u16(
+//!     check,
+//!     u16::from_be_bytes([ttl, proto]),
+//!     u16::from_be_bytes([ttl - 1, proto]),
+//! );
+//! ip.set_checksum(check);
+//! assert!(ip.verify_checksum());
+//!
+//! let mut tcp = TcpPacket::new_unchecked(&mut pkt[c.l4_range()]);
+//! let check = checksum::update_u32(tcp.checksum(), vip.into(), rip.into());
+//! tcp.set_checksum(checksum::update_u16(check, tcp.dst_port(), 8080));
+//! tcp.set_dst_port(8080);
+//! assert!(tcp.verify_checksum(&c.src, &IpAddr::V4(rip)));
+//! ```
+
 pub mod checksum;
 mod classify;
 mod error;
