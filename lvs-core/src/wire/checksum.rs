@@ -23,13 +23,14 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Folds a wide one's-complement accumulator to 16 bits (end-around carry).
 #[inline(always)]
-pub const fn fold(mut sum: u64) -> u16 {
-    // Two rounds bring any u64 to <= 0x1_fffe; two more finish it.
-    sum = (sum & 0xffff_ffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
+pub const fn fold(sum: u64) -> u16 {
+    // 64 -> 32 -> 16 bits, each an addition with the carry added back (end-around carry).
+    // After an overflow the wrapped sum is at most 2^n - 2, so adding the carry cannot
+    // overflow again.
+    let (s, carry) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    let s = s + carry as u32;
+    let (t, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+    t + carry as u16
 }
 
 /// Unfolded one's-complement accumulation of `data` as big-endian 16-bit words (a trailing odd
@@ -219,6 +220,14 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Folding keeps the value modulo 0xffff, and gives 0 only for 0.
+        #[test]
+        fn fold_is_congruent(x in any::<u64>()) {
+            let f = fold(x);
+            prop_assert_eq!(u64::from(f) % 0xffff, x % 0xffff);
+            prop_assert_eq!(f == 0, x == 0);
+        }
 
         #[test]
         fn data_matches_reference(d in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -162,49 +162,76 @@ pub fn classify_ethernet(frame: &[u8]) -> Result<Classified, Error> {
     Ok(c)
 }
 
-#[inline]
+#[inline(always)]
 fn classify_v4(buf: &[u8]) -> Result<Classified, Error> {
-    let header_len = ipv4::check(buf)?;
-    let header = &buf[..header_len];
-    if checksum::data(header) != 0xffff {
+    // Fast path: one fixed-size borrow serves every fixed field, so the reads below need no
+    // bounds checks; anything unusual goes to `ipv4::check` for the precise error.
+    let Some(h) = buf.first_chunk::<{ ipv4::MIN_HEADER_LEN }>() else {
+        return Err(Error::Truncated {
+            layer: Layer::Ipv4,
+            offset: 0,
+            required: ipv4::MIN_HEADER_LEN,
+            found: buf.len(),
+            len_source: LenSource::Slice,
+        });
+    };
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if header_len < ipv4::MIN_HEADER_LEN || total_len < header_len || total_len > buf.len() {
+        // Exactly the cases `check` rejects (the version is 4 here): its error is precise.
+        ipv4::check(buf)?;
+    }
+    let sum = if header_len == ipv4::MIN_HEADER_LEN {
+        let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+        checksum::fold(w(0) + w(4) + w(8) + w(12) + w(16))
+    } else {
+        checksum::data(&buf[..header_len])
+    };
+    if sum != 0xffff {
         return Err(Error::Checksum {
             layer: Layer::Ipv4,
             offset: 0,
         });
     }
-    let total_len = usize::from(get_u16(buf, 2));
-    let frag = get_u16(buf, 6);
+    let frag = u16::from_be_bytes([h[6], h[7]]);
     let is_fragment = frag & 0x3fff != 0;
     let first_fragment = frag & 0x1fff == 0;
-    let src = IpAddr::V4(Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]));
-    let mut c = Classified {
+    let protocol = h[9];
+    let l4 = if first_fragment {
+        l4(
+            protocol,
+            Family::V4,
+            is_fragment,
+            &buf[header_len..total_len],
+            header_len,
+            LenSource::Ipv4TotalLen,
+        )?
+    } else {
+        L4::default()
+    };
+    Ok(Classified {
         family: Family::V4,
-        protocol: buf[9],
-        src,
-        dst,
-        src_port: 0,
-        dst_port: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        tcp_flags: 0,
-        ttl: buf[8],
-        icmp_error: false,
+        protocol,
+        src: IpAddr::V4(Ipv4Addr::from([h[12], h[13], h[14], h[15]])),
+        dst: IpAddr::V4(Ipv4Addr::from([h[16], h[17], h[18], h[19]])),
+        src_port: l4.src_port,
+        dst_port: l4.dst_port,
+        icmp_type: l4.icmp_type,
+        icmp_code: l4.icmp_code,
+        tcp_flags: l4.tcp_flags,
+        ttl: h[8],
+        icmp_error: l4.icmp_error,
         is_fragment,
         first_fragment,
-        l4_present: false,
+        l4_present: l4.present,
         l3_offset: 0,
         l4_offset: header_len,
-        payload_offset: header_len,
+        payload_offset: header_len + l4.header_len,
         total_len,
-    };
-    if first_fragment {
-        l4(&mut c, &buf[header_len..total_len], LenSource::Ipv4TotalLen)?;
-    }
-    Ok(c)
+    })
 }
 
-#[inline]
+#[inline(always)]
 fn classify_v6(buf: &[u8]) -> Result<Classified, Error> {
     ipv6::check(buf)?;
     let total_len = ipv6::HEADER_LEN + usize::from(get_u16(buf, 4));
@@ -219,85 +246,131 @@ fn classify_v6(buf: &[u8]) -> Result<Classified, Error> {
         },
         _ => ipv6::walk(packet, next, LenSource::Ipv6PayloadLen)?,
     };
+    let first_fragment = t.fragment.is_none_or(|f| f.is_first());
+    let is_fragment = t.fragment.is_some();
+    let l4 = if first_fragment {
+        l4(
+            t.protocol,
+            Family::V6,
+            is_fragment,
+            &packet[t.offset..],
+            t.offset,
+            LenSource::Ipv6PayloadLen,
+        )?
+    } else {
+        L4::default()
+    };
     let mut src = [0u8; 16];
     src.copy_from_slice(&buf[8..24]);
     let mut dst = [0u8; 16];
     dst.copy_from_slice(&buf[24..40]);
-    let first_fragment = t.fragment.is_none_or(|f| f.is_first());
-    let mut c = Classified {
+    Ok(Classified {
         family: Family::V6,
         protocol: t.protocol,
         src: IpAddr::V6(Ipv6Addr::from(src)),
         dst: IpAddr::V6(Ipv6Addr::from(dst)),
-        src_port: 0,
-        dst_port: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        tcp_flags: 0,
+        src_port: l4.src_port,
+        dst_port: l4.dst_port,
+        icmp_type: l4.icmp_type,
+        icmp_code: l4.icmp_code,
+        tcp_flags: l4.tcp_flags,
         ttl: buf[7],
-        icmp_error: false,
-        is_fragment: t.fragment.is_some(),
+        icmp_error: l4.icmp_error,
+        is_fragment,
         first_fragment,
-        l4_present: false,
+        l4_present: l4.present,
         l3_offset: 0,
         l4_offset: t.offset,
-        payload_offset: t.offset,
+        payload_offset: t.offset + l4.header_len,
         total_len,
-    };
-    if first_fragment {
-        l4(&mut c, &packet[t.offset..], LenSource::Ipv6PayloadLen)?;
-    }
-    Ok(c)
+    })
 }
 
-/// Parses the L4 header of a non-fragment or first fragment into `c`.
+/// The L4 part of a [`Classified`].
+#[derive(Clone, Copy, Default)]
+struct L4 {
+    src_port: u16,
+    dst_port: u16,
+    icmp_type: u8,
+    icmp_code: u8,
+    tcp_flags: u8,
+    icmp_error: bool,
+    present: bool,
+    /// Bytes from the L4 header to its payload (0 when not parsed).
+    header_len: usize,
+}
+
+/// Parses the L4 header of a non-fragment or first fragment: `seg` runs from the L4 header
+/// (at byte `off` of the classified buffer) to the end of the IP packet.
 #[inline(always)]
-fn l4(c: &mut Classified, seg: &[u8], len_source: LenSource) -> Result<(), Error> {
-    let off = c.l4_offset;
+fn l4(
+    protocol: u8,
+    family: Family,
+    is_fragment: bool,
+    seg: &[u8],
+    off: usize,
+    len_source: LenSource,
+) -> Result<L4, Error> {
     let at = |e: Error| e.add_offset(off);
-    let header_len = match c.protocol {
+    let ports = |header_len| L4 {
+        src_port: get_u16(seg, 0),
+        dst_port: get_u16(seg, 2),
+        present: true,
+        header_len,
+        ..L4::default()
+    };
+    let icmp = |error: fn(u8) -> bool| L4 {
+        icmp_type: seg[0],
+        icmp_code: seg[1],
+        icmp_error: error(seg[0]),
+        present: true,
+        header_len: icmpv4::HEADER_LEN,
+        ..L4::default()
+    };
+    Ok(match protocol {
         proto::TCP => {
-            let h = tcp::check(seg, len_source).map_err(at)?;
-            c.tcp_flags = seg[13];
-            h
+            // Fast path as in `classify_v4`: the fixed header by one borrow.
+            if let Some(t) = seg.first_chunk::<{ tcp::MIN_HEADER_LEN }>() {
+                let header_len = usize::from(t[12] >> 4) * 4;
+                if header_len >= tcp::MIN_HEADER_LEN && header_len <= seg.len() {
+                    return Ok(L4 {
+                        src_port: u16::from_be_bytes([t[0], t[1]]),
+                        dst_port: u16::from_be_bytes([t[2], t[3]]),
+                        tcp_flags: t[13],
+                        present: true,
+                        header_len,
+                        ..L4::default()
+                    });
+                }
+            }
+            let header_len = tcp::check(seg, len_source).map_err(at)?;
+            L4 {
+                tcp_flags: seg[13],
+                ..ports(header_len)
+            }
         }
         proto::UDP => {
-            if c.is_fragment {
+            if is_fragment {
                 // A first fragment carries the header, but not the whole datagram its length
                 // field describes.
                 need(Layer::Udp, udp::HEADER_LEN, seg.len(), len_source).map_err(at)?;
             } else {
                 udp::check(seg, len_source).map_err(at)?;
             }
-            udp::HEADER_LEN
+            ports(udp::HEADER_LEN)
         }
         proto::SCTP => {
             need(Layer::Sctp, SCTP_HEADER_LEN, seg.len(), len_source).map_err(at)?;
-            SCTP_HEADER_LEN
+            ports(SCTP_HEADER_LEN)
         }
-        proto::ICMP if c.family == Family::V4 => {
+        proto::ICMP if family == Family::V4 => {
             need(Layer::Icmpv4, icmpv4::HEADER_LEN, seg.len(), len_source).map_err(at)?;
-            c.icmp_type = seg[0];
-            c.icmp_code = seg[1];
-            c.icmp_error = icmpv4::is_error_type(seg[0]);
-            c.l4_present = true;
-            c.payload_offset = off + icmpv4::HEADER_LEN;
-            return Ok(());
+            icmp(icmpv4::is_error_type)
         }
-        proto::ICMPV6 if c.family == Family::V6 => {
+        proto::ICMPV6 if family == Family::V6 => {
             need(Layer::Icmpv6, icmpv6::HEADER_LEN, seg.len(), len_source).map_err(at)?;
-            c.icmp_type = seg[0];
-            c.icmp_code = seg[1];
-            c.icmp_error = icmpv6::is_error_type(seg[0]);
-            c.l4_present = true;
-            c.payload_offset = off + icmpv6::HEADER_LEN;
-            return Ok(());
+            icmp(icmpv6::is_error_type)
         }
-        _ => return Ok(()),
-    };
-    c.src_port = get_u16(seg, 0);
-    c.dst_port = get_u16(seg, 2);
-    c.l4_present = true;
-    c.payload_offset = off + header_len;
-    Ok(())
+        _ => L4::default(),
+    })
 }
