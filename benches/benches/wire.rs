@@ -178,7 +178,36 @@ fn checksum_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// The whole NAT step as the director will run it: classify, then `xmit::nat_in`. The packet
+/// is restored from a copy each time (its TTL would otherwise run out).
+fn xmit_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("xmit/nat_in");
+    for (name, base, rip) in [
+        (
+            "ipv4_tcp",
+            v4_tcp(64),
+            IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1)),
+        ),
+        (
+            "ipv6_tcp",
+            v6_tcp(64, false),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, 1)),
+        ),
+    ] {
+        let mut pkt = base.clone();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                pkt.copy_from_slice(&base);
+                let c = classify(black_box(&pkt)).unwrap();
+                lvs_core::xmit::nat_in(black_box(&mut pkt), &c, rip, 8080)
+            })
+        });
+    }
+    g.finish();
+}
+
 pub fn benches(c: &mut Criterion) {
     classify_benches(c);
     checksum_benches(c);
+    xmit_benches(c);
 }

@@ -11,6 +11,7 @@ use lvs_core::wire::{
     GuePacket, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, QuotedPacket, TcpPacket,
     UdpPacket,
 };
+use lvs_core::xmit::{nat_in, nat_out, Verdict};
 
 /// Runs every view over `data`.
 pub fn wire_views(data: &[u8]) {
@@ -22,10 +23,12 @@ pub fn wire_views(data: &[u8]) {
     if let Ok(c) = classify(data) {
         check_classified(&c, data.len());
         l4_views(data, &c, v);
+        nat(data, &c, v, classify);
     }
     if let Ok(c) = classify_ethernet(data) {
         check_classified(&c, data.len());
         l4_views(data, &c, v);
+        nat(data, &c, v, classify_ethernet);
     }
     ethernet(data, v);
     ipv4(data, v);
@@ -128,6 +131,61 @@ fn l4_views(data: &[u8], c: &Classified, v: u16) {
             }
         }
         _ => {}
+    }
+}
+
+/// The NAT rewrite in both directions: errors and Time Exceeded leave the bytes alone; a
+/// rewrite changes exactly the requested side and keeps a valid L4 checksum valid.
+fn nat(
+    data: &[u8],
+    c: &Classified,
+    v: u16,
+    reparse: fn(&[u8]) -> Result<Classified, lvs_core::wire::Error>,
+) {
+    let seg = &data[c.l4_range()];
+    let valid_before = match c.protocol {
+        proto::TCP if c.l4_present => {
+            TcpPacket::new_checked(seg).is_ok_and(|t| t.verify_checksum(&c.src, &c.dst))
+        }
+        proto::UDP if c.l4_present && !c.is_fragment => {
+            UdpPacket::new_checked(seg).is_ok_and(|u| u.verify_checksum(&c.src, &c.dst))
+        }
+        _ => false,
+    };
+    let addr = match c.family {
+        Family::V4 => IpAddr::from([10, 0, (v >> 8) as u8, v as u8]),
+        Family::V6 => IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, v]),
+    };
+    for dst_side in [true, false] {
+        let mut copy = data.to_vec();
+        let r = if dst_side {
+            nat_in(&mut copy, c, addr, v)
+        } else {
+            nat_out(&mut copy, c, addr, v)
+        };
+        match r {
+            Ok(Verdict::Forward) => {
+                let after = reparse(&copy).expect("a rewritten packet still classifies");
+                assert_eq!(after.ttl, c.ttl - 1);
+                if dst_side {
+                    assert_eq!((after.dst, after.dst_port, after.src), (addr, v, c.src));
+                } else {
+                    assert_eq!((after.src, after.src_port, after.dst), (addr, v, c.dst));
+                }
+                if valid_before {
+                    let seg = &copy[after.l4_range()];
+                    let ok = if c.protocol == proto::TCP {
+                        TcpPacket::new_checked(seg)
+                            .is_ok_and(|t| t.verify_checksum(&after.src, &after.dst))
+                    } else {
+                        UdpPacket::new_checked(seg)
+                            .is_ok_and(|u| u.verify_checksum(&after.src, &after.dst))
+                    };
+                    assert!(ok, "NAT broke a valid checksum");
+                }
+            }
+            Ok(Verdict::TimeExceeded) | Err(_) => assert_eq!(copy, data),
+        }
     }
 }
 

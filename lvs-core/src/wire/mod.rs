@@ -21,8 +21,9 @@
 //!
 //! # Which view for which bytes
 //! - [`EthernetFrame`]: an Ethernet II frame, optionally with one 802.1Q tag.
-//! - [`Ipv4Packet`] / [`Ipv6Packet`]: an IP packet from its first byte; [`ipv6::walk`] walks
-//!   the IPv6 extension headers (bounded) to the transport header and reports a Fragment header.
+//! - [`Ipv4Packet`] / [`Ipv6Packet`]: an IP packet from its first byte;
+//!   [`Ipv6Packet::transport`] walks the IPv6 extension headers (bounded) to the transport
+//!   header and reports a Fragment header.
 //! - [`TcpPacket`], [`UdpPacket`], [`Icmpv4Packet`], [`Icmpv6Packet`]: the L4 segment, which must
 //!   be exactly the IP payload (the IP length fields decide where it ends; TCP has no length of
 //!   its own, and checksums cover the whole segment).
