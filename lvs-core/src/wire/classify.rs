@@ -329,6 +329,10 @@ fn l4(
     };
     Ok(match protocol {
         proto::TCP => {
+            // Stricter than IPVS, which reads only the 20-byte header and never the data
+            // offset (the real server's TCP drops a bad one): a data offset below 5 words or
+            // past the packet is an error here, so that every later view of the segment is
+            // consistent and the director drops what no TCP stack would accept.
             // Fast path as in `classify_v4`: the fixed header by one borrow.
             if let Some(t) = seg.first_chunk::<{ tcp::MIN_HEADER_LEN }>() {
                 let header_len = usize::from(t[12] >> 4) * 4;

@@ -108,13 +108,10 @@ pub(super) fn walk(b: &[u8], first: u8, len_source: LenSource) -> Result<Transpo
     let mut off = field::HEADER_LEN;
     let mut seen = 0;
     loop {
+        // The headers Linux walks (`ipv6_ext_hdr`, used by `ipv6_find_hdr` when IPVS fills its
+        // header info): Mobility, HIP and Shim6 are upper-layer protocols there, and so here.
         let len = match next {
-            proto::HOPOPT
-            | proto::IPV6_ROUTE
-            | proto::IPV6_OPTS
-            | proto::MOBILITY
-            | proto::HIP
-            | proto::SHIM6 => 0,
+            proto::HOPOPT | proto::IPV6_ROUTE | proto::IPV6_OPTS => 0,
             proto::AH => 1,
             proto::IPV6_FRAG => 2,
             _ => {
@@ -388,6 +385,19 @@ mod tests {
                 next_header: proto::IPV6_OPTS
             }
         );
+    }
+
+    #[test]
+    fn only_the_headers_linux_walks_are_walked() {
+        // Mobility (135) is an upper-layer protocol to `ipv6_find_hdr`.
+        let b = with_exts(&[(proto::IPV6_OPTS, &[0; 6])], 135);
+        let t = Packet::new_checked(&b[..]).unwrap().transport().unwrap();
+        assert_eq!((t.protocol, t.offset), (135, 48));
+        // AH counts its length in 4-byte words plus 2.
+        let mut b = with_exts(&[(proto::AH, &[0; 14])], proto::UDP);
+        b[41] = 2; // (2 + 2) * 4 = 16 bytes
+        let t = Packet::new_checked(&b[..]).unwrap().transport().unwrap();
+        assert_eq!((t.protocol, t.offset), (proto::UDP, 56));
     }
 
     #[test]

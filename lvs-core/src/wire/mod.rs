@@ -185,12 +185,6 @@ pub mod proto {
     pub const IPV6_OPTS: u8 = 60;
     /// SCTP (132).
     pub const SCTP: u8 = 132;
-    /// IPv6 Mobility header (135).
-    pub const MOBILITY: u8 = 135;
-    /// Host Identity Protocol (139).
-    pub const HIP: u8 = 139;
-    /// Shim6 (140).
-    pub const SHIM6: u8 = 140;
 }
 
 /// Ethernet types (`ETH_P_*`) used by the views.
