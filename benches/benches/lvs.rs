@@ -6,11 +6,13 @@ use criterion::{criterion_group, criterion_main};
 mod rules;
 mod sched_hash;
 mod sched_lc;
+mod wire;
 
 criterion_group!(
     benches,
     sched_lc::benches,
     sched_hash::benches,
-    rules::benches
+    rules::benches,
+    wire::benches
 );
 criterion_main!(benches);

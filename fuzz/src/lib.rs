@@ -8,3 +8,5 @@ pub fn sched_ops(data: &[u8]) {
 
 pub mod rules_parse;
 pub use rules_parse::rules_parse;
+pub mod wire_views;
+pub use wire_views::wire_views;

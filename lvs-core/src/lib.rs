@@ -7,6 +7,7 @@
 //! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
+//! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
 //!
 //! ## Contracts
 //! - **No I/O, no clock, no threads, no global state**, and no `unsafe`.
@@ -22,6 +23,7 @@ pub mod rules;
 pub mod sched;
 pub mod time;
 pub mod wire;
+pub mod xmit;
 
 pub use protocol::Protocol;
 pub use time::{Duration, Instant};

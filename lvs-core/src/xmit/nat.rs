@@ -1,0 +1,387 @@
+//! NAT / masquerading rewrite (spec 3.2) and the TTL step of spec 3.1.
+//!
+//! - [`nat_in`]: client → real server. Destination address VIP → RIP, destination port
+//!   vport → dport; the source is unchanged.
+//! - [`nat_out`]: real server → client (the reply). Source address RIP → VIP, source port
+//!   dport → vport; the destination is unchanged.
+//!
+//! Both first apply the TTL rule (a packet with TTL / hop limit <= 1 is not rewritten and gets
+//! [`Verdict::TimeExceeded`]), then decrement it, then rewrite. Inbound this is IPVS's own
+//! `decrement_ttl` in its transmitter; for replies it is the decrement the kernel's IP
+//! forwarding does before IPVS's SNAT (spec 3.2: "TTL is decremented by the ordinary IP
+//! forwarding"), which a director that is also the router must do itself.
+//!
+//! Checksums follow spec 3.2: the IPv4 header checksum and the TCP/UDP checksums are updated
+//! incrementally (RFC 1624; equal to IPVS's recomputation, see the `wire_checksum` tests); a
+//! UDP checksum of 0 gets a full computation, and a UDP result of 0 is sent as 0xFFFF.
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use lvs_core::wire::classify;
+//! use lvs_core::xmit::{nat_in, Verdict};
+//! # let mut pkt = {
+//! #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 64)
+//! #         .udp(5353, 53);
+//! #     let mut v = Vec::new();
+//! #     b.write(&mut v, b"query").unwrap();
+//! #     v
+//! # };
+//! let c = classify(&pkt).unwrap();
+//! let rip = IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1));
+//! assert_eq!(nat_in(&mut pkt, &c, rip, 5300), Ok(Verdict::Forward));
+//! let after = classify(&pkt).unwrap();
+//! assert_eq!((after.dst, after.dst_port, after.ttl), (rip, 5300, 63));
+//! assert_eq!((after.src, after.src_port), (c.src, c.src_port));
+//! ```
+
+use core::net::IpAddr;
+
+use crate::wire::{
+    checksum, proto, Classified, Error, Family, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+};
+
+/// What a rewrite decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The packet was rewritten in place; forward it.
+    Forward,
+    /// TTL / hop limit was <= 1: nothing was changed. Drop the packet and send ICMP Time
+    /// Exceeded (type 11 code 0; ICMPv6 type 3 code 0) to its source, quoting it as it is.
+    TimeExceeded,
+}
+
+/// Why a packet could not be rewritten. Nothing was changed when one is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NatError {
+    /// The new address is of the other family (mixed families are for tunnelling only).
+    #[error("NAT address family differs from the packet's")]
+    FamilyMismatch,
+    /// The protocol has no port rewrite here (TCP and UDP only).
+    #[error("no NAT rewrite for IP protocol {protocol}")]
+    Unsupported {
+        /// The packet's L4 protocol.
+        protocol: u8,
+    },
+    /// A fragment: IPVS sees reassembled packets (spec 3.0), so it has no ports to rewrite.
+    #[error("fragment: NAT needs a whole packet")]
+    Fragment,
+    /// The [`Classified`] summary does not describe this buffer (offsets outside it or not
+    /// where the headers end).
+    #[error("classification does not match the buffer")]
+    SummaryMismatch,
+    /// A header did not validate.
+    #[error(transparent)]
+    Parse(#[from] Error),
+}
+
+/// Which side of the connection the rewrite changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Destination (inbound DNAT).
+    Dst,
+    /// Source (reply SNAT).
+    Src,
+}
+
+/// Client → real server: destination address and port become `daddr` / `dport`, TTL is
+/// decremented (see the [module docs](self)).
+pub fn nat_in(
+    buf: &mut [u8],
+    c: &Classified,
+    daddr: IpAddr,
+    dport: u16,
+) -> Result<Verdict, NatError> {
+    rewrite(buf, c, Side::Dst, daddr, dport)
+}
+
+/// Real server → client: source address and port become `saddr` / `sport` (the VIP and
+/// vport), TTL is decremented (see the [module docs](self)).
+pub fn nat_out(
+    buf: &mut [u8],
+    c: &Classified,
+    saddr: IpAddr,
+    sport: u16,
+) -> Result<Verdict, NatError> {
+    rewrite(buf, c, Side::Src, saddr, sport)
+}
+
+/// The TTL step alone (spec 3.1), for forwarding methods that do not otherwise touch the IP
+/// header (DR, and the inner packet of TUN): TTL / hop limit <= 1 gives
+/// [`Verdict::TimeExceeded`] with nothing changed; otherwise it is decremented (IPv4 header
+/// checksum updated incrementally).
+///
+/// ```
+/// use lvs_core::wire::{classify, Ipv4Packet};
+/// use lvs_core::xmit::{decrement_ttl, Verdict};
+/// # let mut pkt = {
+/// #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 2).udp(1, 2);
+/// #     let mut v = Vec::new();
+/// #     b.write(&mut v, &[]).unwrap();
+/// #     v
+/// # };
+/// let c = classify(&pkt).unwrap();
+/// assert_eq!(decrement_ttl(&mut pkt, &c), Ok(Verdict::Forward));
+/// assert!(Ipv4Packet::new_checked(&pkt[..]).unwrap().verify_checksum());
+/// let c = classify(&pkt).unwrap();
+/// assert_eq!(c.ttl, 1);
+/// let before = pkt.clone();
+/// assert_eq!(decrement_ttl(&mut pkt, &c), Ok(Verdict::TimeExceeded));
+/// assert_eq!(pkt, before);
+/// ```
+pub fn decrement_ttl(buf: &mut [u8], c: &Classified) -> Result<Verdict, NatError> {
+    let ip = buf.get_mut(c.ip_range()).ok_or(NatError::SummaryMismatch)?;
+    match c.family {
+        Family::V4 => {
+            let mut p = Ipv4Packet::new_checked(ip)?;
+            if p.ttl() <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            ttl_v4(&mut p);
+        }
+        Family::V6 => {
+            let mut p = Ipv6Packet::new_checked(ip)?;
+            if p.hop_limit() <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            p.set_hop_limit(p.hop_limit() - 1);
+        }
+    }
+    Ok(Verdict::Forward)
+}
+
+/// Decrements the TTL (> 1) and patches the header checksum: TTL shares a 16-bit word with
+/// the protocol.
+fn ttl_v4<T: AsRef<[u8]> + AsMut<[u8]>>(p: &mut Ipv4Packet<T>) {
+    let (ttl, protocol) = (p.ttl(), p.protocol());
+    p.set_ttl(ttl - 1);
+    p.set_checksum(checksum::update_u16(
+        p.checksum(),
+        u16::from_be_bytes([ttl, protocol]),
+        u16::from_be_bytes([ttl - 1, protocol]),
+    ));
+}
+
+fn rewrite(
+    buf: &mut [u8],
+    c: &Classified,
+    side: Side,
+    addr: IpAddr,
+    port: u16,
+) -> Result<Verdict, NatError> {
+    if c.protocol != proto::TCP && c.protocol != proto::UDP {
+        return Err(NatError::Unsupported {
+            protocol: c.protocol,
+        });
+    }
+    if c.is_fragment {
+        return Err(NatError::Fragment);
+    }
+    if addr.is_ipv6() != (c.family == Family::V6) {
+        return Err(NatError::FamilyMismatch);
+    }
+    let ip = buf.get_mut(c.ip_range()).ok_or(NatError::SummaryMismatch)?;
+    let l4_at = c
+        .l4_offset
+        .checked_sub(c.l3_offset)
+        .ok_or(NatError::SummaryMismatch)?;
+
+    // Validate every layer before changing a byte, so an error leaves the packet intact.
+    let ttl = match c.family {
+        Family::V4 => {
+            let p = Ipv4Packet::new_checked(&ip[..])?;
+            if p.header_len() != l4_at {
+                return Err(NatError::SummaryMismatch);
+            }
+            p.ttl()
+        }
+        Family::V6 => {
+            let p = Ipv6Packet::new_checked(&ip[..])?;
+            if l4_at < crate::wire::ipv6::HEADER_LEN || l4_at > p.total_len() {
+                return Err(NatError::SummaryMismatch);
+            }
+            p.hop_limit()
+        }
+    };
+    // In bounds: the checks above put `l4_at` within the IP length.
+    let (header, seg) = ip.split_at_mut(l4_at);
+    let l4_ok = match c.protocol {
+        proto::TCP => TcpPacket::new_checked(&seg[..]).map(|_| ()),
+        _ => UdpPacket::new_checked(&seg[..]).map(|_| ()),
+    };
+    l4_ok.map_err(|e| e.add_offset(c.l4_offset))?;
+    if ttl <= 1 {
+        return Ok(Verdict::TimeExceeded);
+    }
+
+    // L3: the address (and TTL); remember the old address for the L4 pseudo-header.
+    let (old, src, dst) = match (c.family, addr) {
+        (Family::V4, IpAddr::V4(new)) => {
+            let mut p = Ipv4Packet::new_unchecked(&mut *header);
+            let old = if side == Side::Dst {
+                let old = p.dst_addr();
+                p.set_dst_addr(new);
+                old
+            } else {
+                let old = p.src_addr();
+                p.set_src_addr(new);
+                old
+            };
+            p.set_checksum(checksum::update_u32(
+                p.checksum(),
+                u32::from(old),
+                u32::from(new),
+            ));
+            ttl_v4(&mut p);
+            (
+                IpAddr::V4(old),
+                IpAddr::V4(p.src_addr()),
+                IpAddr::V4(p.dst_addr()),
+            )
+        }
+        (Family::V6, IpAddr::V6(new)) => {
+            let mut p = Ipv6Packet::new_unchecked(&mut *header);
+            let old = if side == Side::Dst {
+                let old = p.dst_addr();
+                p.set_dst_addr(new);
+                old
+            } else {
+                let old = p.src_addr();
+                p.set_src_addr(new);
+                old
+            };
+            p.set_hop_limit(p.hop_limit() - 1);
+            (
+                IpAddr::V6(old),
+                IpAddr::V6(p.src_addr()),
+                IpAddr::V6(p.dst_addr()),
+            )
+        }
+        // Checked above; kept total without a panic.
+        _ => return Err(NatError::FamilyMismatch),
+    };
+    let addr_update = |check: u16| match (old, addr) {
+        (IpAddr::V4(o), IpAddr::V4(n)) => checksum::update_u32(check, o.into(), n.into()),
+        (IpAddr::V6(o), IpAddr::V6(n)) => checksum::update_u128(check, &o.octets(), &n.octets()),
+        _ => check,
+    };
+
+    // L4: the port and the checksum.
+    if c.protocol == proto::TCP {
+        let mut t = TcpPacket::new_unchecked(seg);
+        let old_port = if side == Side::Dst {
+            t.dst_port()
+        } else {
+            t.src_port()
+        };
+        if side == Side::Dst {
+            t.set_dst_port(port);
+        } else {
+            t.set_src_port(port);
+        }
+        // TCP: the incremental result is used as it is (tcp_fast_csum_update).
+        let check = checksum::update_u16(addr_update(t.checksum()), old_port, port);
+        t.set_checksum(check);
+    } else {
+        let mut u = UdpPacket::new_unchecked(seg);
+        let old_port = if side == Side::Dst {
+            u.dst_port()
+        } else {
+            u.src_port()
+        };
+        if side == Side::Dst {
+            u.set_dst_port(port);
+        } else {
+            u.set_src_port(port);
+        }
+        if u.checksum() == 0 {
+            // "No checksum": IPVS computes a full one (udp_snat_handler / udp_dnat_handler),
+            // for either family; `fill_checksum` sends a computed 0 as 0xFFFF.
+            u.fill_checksum(&src, &dst);
+        } else {
+            let check = checksum::update_u16(addr_update(u.checksum()), old_port, port);
+            u.set_checksum(checksum::udp_nonzero(check));
+        }
+    }
+    Ok(Verdict::Forward)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::classify;
+
+    fn udp_v4(ttl: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 20 + 8 + 4];
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[..]);
+        ip.set_version(4);
+        ip.set_header_len(20);
+        ip.set_total_len(32);
+        ip.set_ttl(ttl);
+        ip.set_protocol(proto::UDP);
+        ip.set_src_addr([192, 0, 2, 1].into());
+        ip.set_dst_addr([203, 0, 113, 1].into());
+        ip.fill_checksum();
+        let mut u = UdpPacket::new_unchecked(&mut b[20..]);
+        u.set_src_port(1000);
+        u.set_dst_port(53);
+        u.set_len(12);
+        b
+    }
+
+    #[test]
+    fn errors_leave_the_packet_alone() {
+        let mut b = udp_v4(64);
+        let c = classify(&b).unwrap();
+        let orig = b.clone();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(nat_in(&mut b, &c, v6, 1), Err(NatError::FamilyMismatch));
+        let mut wrong = c;
+        wrong.l4_offset = 24;
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            nat_in(&mut b, &wrong, v4, 1),
+            Err(NatError::SummaryMismatch)
+        );
+        wrong = c;
+        wrong.total_len = 99;
+        assert_eq!(
+            nat_out(&mut b, &wrong, v4, 1),
+            Err(NatError::SummaryMismatch)
+        );
+        wrong = c;
+        wrong.protocol = proto::SCTP;
+        assert_eq!(
+            nat_in(&mut b, &wrong, v4, 1),
+            Err(NatError::Unsupported { protocol: 132 })
+        );
+        wrong = c;
+        wrong.is_fragment = true;
+        assert_eq!(nat_in(&mut b, &wrong, v4, 1), Err(NatError::Fragment));
+        assert_eq!(b, orig);
+    }
+
+    #[test]
+    fn ttl_one_is_time_exceeded_and_untouched() {
+        for ttl in [0, 1] {
+            let mut b = udp_v4(ttl);
+            let c = classify(&b).unwrap();
+            let orig = b.clone();
+            let v4: IpAddr = "10.0.0.1".parse().unwrap();
+            assert_eq!(nat_in(&mut b, &c, v4, 1), Ok(Verdict::TimeExceeded));
+            assert_eq!(nat_out(&mut b, &c, v4, 1), Ok(Verdict::TimeExceeded));
+            assert_eq!(decrement_ttl(&mut b, &c), Ok(Verdict::TimeExceeded));
+            assert_eq!(b, orig);
+        }
+    }
+
+    #[test]
+    fn zero_udp_checksum_gets_a_full_one() {
+        let mut b = udp_v4(64);
+        let c = classify(&b).unwrap();
+        let rip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(nat_in(&mut b, &c, rip, 5353), Ok(Verdict::Forward));
+        let u = UdpPacket::new_checked(&b[20..]).unwrap();
+        assert_ne!(u.checksum(), 0);
+        assert!(u.verify_checksum(&c.src, &rip));
+    }
+}
