@@ -3,7 +3,8 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod conn;
 mod sched;
 
-criterion_group!(benches, sched::benches);
+criterion_group!(benches, sched::benches, conn::benches);
 criterion_main!(benches);

@@ -23,13 +23,39 @@ const TICK_NS: u64 = 125_000_000;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Insert { client: u8, port: u8, vip: u8, tcp: bool, nat: bool, dest: u8 },
-    LookupIn { client: u8, port: u8, vip: u8, tcp: bool },
-    Tcp { pick: u8, output: bool, flags: u8, secure: bool },
-    Udp { pick: u8, output: bool },
-    Advance { ms: u32 },
-    Timeout { limit: u8 },
-    ExpireNow { pick: u8 },
+    Insert {
+        client: u8,
+        port: u8,
+        vip: u8,
+        tcp: bool,
+        nat: bool,
+        dest: u8,
+    },
+    LookupIn {
+        client: u8,
+        port: u8,
+        vip: u8,
+        tcp: bool,
+    },
+    Tcp {
+        pick: u8,
+        output: bool,
+        flags: u8,
+        secure: bool,
+    },
+    Udp {
+        pick: u8,
+        output: bool,
+    },
+    Advance {
+        ms: u32,
+    },
+    Timeout {
+        limit: u8,
+    },
+    ExpireNow {
+        pick: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -93,7 +119,10 @@ impl World {
 
     fn removed(&mut self, ex: &Expired) {
         let key = ex.conn.in_key();
-        let m = self.model.remove(&key).expect("removed entry is in the model");
+        let m = self
+            .model
+            .remove(&key)
+            .expect("removed entry is in the model");
         assert_eq!(m.id, ex.conn.id);
         self.apply(ex.unbind);
     }
@@ -119,8 +148,15 @@ impl World {
             // Both keys find the same entry. Two NAT conns of one client port to two VIPs on
             // the same real server share a reply key (IPVS cannot tell them apart either):
             // then any of them may answer.
-            let out = self.tab.lookup_out(&c.out_key()).expect("reply key finds an entry");
-            let sharing = self.model.values().filter(|o| self.tab.get(o.id).unwrap().out_key() == c.out_key()).count();
+            let out = self
+                .tab
+                .lookup_out(&c.out_key())
+                .expect("reply key finds an entry");
+            let sharing = self
+                .model
+                .values()
+                .filter(|o| self.tab.get(o.id).unwrap().out_key() == c.out_key())
+                .count();
             if sharing == 1 {
                 assert_eq!(out, m.id, "both keys find the same entry");
             } else {
@@ -131,7 +167,10 @@ impl World {
             if m.new.protocol == Protocol::Tcp {
                 assert_eq!(c.tcp_state(), Some(m.state));
             }
-            assert_eq!((c.daddr, c.dport, c.dest), (m.new.daddr, m.new.dport, m.new.dest));
+            assert_eq!(
+                (c.daddr, c.dport, c.dest),
+                (m.new.daddr, m.new.dport, m.new.dest)
+            );
             // Due strictly after the deadline, less than a tick later.
             assert!(c.expires > m.deadline, "{} <= {}", c.expires, m.deadline);
             assert!(c.expires.as_nanos() <= m.deadline.as_nanos() + TICK_NS);
@@ -155,16 +194,31 @@ impl World {
 
     fn step(&mut self, op: Op) {
         match op {
-            Op::Insert { client, port, vip: v, tcp, nat, dest } => {
+            Op::Insert {
+                client,
+                port,
+                vip: v,
+                tcp,
+                nat,
+                dest,
+            } => {
                 let proto = if tcp { Protocol::Tcp } else { Protocol::Udp };
-                let method = if nat { FwdMethod::Masq } else { FwdMethod::DirectRoute };
+                let method = if nat {
+                    FwdMethod::Masq
+                } else {
+                    FwdMethod::DirectRoute
+                };
                 let new = NewConn {
                     protocol: proto,
                     caddr: client_addr(client),
                     cport: 1000 + port as u16,
                     vaddr: vip(client, v),
                     vport: 80,
-                    daddr: if client < 4 { IpAddr::from([10, 1, 0, dest]) } else { format!("fd00::{dest}").parse().unwrap() },
+                    daddr: if client < 4 {
+                        IpAddr::from([10, 1, 0, dest])
+                    } else {
+                        format!("fd00::{dest}").parse().unwrap()
+                    },
                     dport: 8080,
                     flags: ConnFlags::for_method(method).with(ConnFlags::INACTIVE),
                     fwmark: if dest == 2 { 9 } else { 0 },
@@ -172,7 +226,13 @@ impl World {
                     control: None,
                     timeout: Duration::from_secs(3),
                 };
-                let key = InKey { protocol: proto, caddr: new.caddr, cport: new.cport, vaddr: new.vaddr, vport: new.vport };
+                let key = InKey {
+                    protocol: proto,
+                    caddr: new.caddr,
+                    cport: new.cport,
+                    vaddr: new.vaddr,
+                    vport: new.vport,
+                };
                 let embryonic_exists = self
                     .model
                     .values()
@@ -190,17 +250,35 @@ impl World {
                         }
                         self.apply(ins.bind);
                         let deadline = self.now + Duration::from_secs(3);
-                        self.model.insert(key, M { id: ins.id, new, state: TcpState::None, nooutput: !nat, inactive: true, deadline });
+                        self.model.insert(
+                            key,
+                            M {
+                                id: ins.id,
+                                new,
+                                state: TcpState::None,
+                                nooutput: !nat,
+                                inactive: true,
+                                deadline,
+                            },
+                        );
                     }
                     Err(InsertError::Exists(id)) => assert_eq!(self.model[&key].id, id),
                     Err(InsertError::Full) => {
                         assert_eq!(self.model.len(), CAP as usize);
-                        assert!(!embryonic_exists, "full although an embryonic conn could go");
+                        assert!(
+                            !embryonic_exists,
+                            "full although an embryonic conn could go"
+                        );
                     }
                     Err(e) => panic!("unexpected {e}"),
                 }
             }
-            Op::LookupIn { client, port, vip: v, tcp } => {
+            Op::LookupIn {
+                client,
+                port,
+                vip: v,
+                tcp,
+            } => {
                 let key = InKey {
                     protocol: if tcp { Protocol::Tcp } else { Protocol::Udp },
                     caddr: client_addr(client),
@@ -210,10 +288,25 @@ impl World {
                 };
                 assert_eq!(self.tab.lookup_in(&key), self.model.get(&key).map(|m| m.id));
             }
-            Op::Tcp { pick, output, flags, secure } => {
-                let Some((k, m)) = self.pick(pick) else { return };
-                let dir = if output { Direction::Output } else { Direction::Input };
-                let table = if secure { TcpTable::Secure } else { TcpTable::Normal };
+            Op::Tcp {
+                pick,
+                output,
+                flags,
+                secure,
+            } => {
+                let Some((k, m)) = self.pick(pick) else {
+                    return;
+                };
+                let dir = if output {
+                    Direction::Output
+                } else {
+                    Direction::Input
+                };
+                let table = if secure {
+                    TcpTable::Secure
+                } else {
+                    TcpTable::Normal
+                };
                 let u = self.tab.tcp_packet(m.id, self.now, dir, flags, table);
                 if m.new.protocol != Protocol::Tcp {
                     assert!(u.is_none());
@@ -233,11 +326,17 @@ impl World {
                 self.apply(u.delta);
             }
             Op::Udp { pick, output } => {
-                let Some((k, m)) = self.pick(pick) else { return };
+                let Some((k, m)) = self.pick(pick) else {
+                    return;
+                };
                 if m.new.protocol != Protocol::Udp {
                     return;
                 }
-                let dir = if output { Direction::Output } else { Direction::Input };
+                let dir = if output {
+                    Direction::Output
+                } else {
+                    Direction::Input
+                };
                 self.tab.udp_packet(m.id, self.now, dir);
                 self.model.get_mut(&k).unwrap().deadline = self.now + self.timeouts.udp();
             }
@@ -245,23 +344,37 @@ impl World {
             Op::Timeout { limit } => {
                 let now = self.now;
                 let mut out = Vec::new();
-                let more = self.tab.handle_timeout(now, limit as usize, |e| out.push(e));
+                let more = self
+                    .tab
+                    .handle_timeout(now, limit as usize, |e| out.push(e));
                 assert!(out.len() <= limit as usize);
                 for e in &out {
                     let m = &self.model[&e.conn.in_key()];
-                    assert!(m.deadline <= now, "expired early: deadline {} now {now}", m.deadline);
+                    assert!(
+                        m.deadline <= now,
+                        "expired early: deadline {} now {now}",
+                        m.deadline
+                    );
                     self.removed(e);
                 }
                 if !more {
                     // Nothing outlives its deadline by a tick.
                     for m in self.model.values() {
-                        assert!(m.deadline.as_nanos() + TICK_NS > now.as_nanos(), "overdue entry left");
+                        assert!(
+                            m.deadline.as_nanos() + TICK_NS > now.as_nanos(),
+                            "overdue entry left"
+                        );
                     }
                 }
             }
             Op::ExpireNow { pick } => {
-                let Some((_, m)) = self.pick(pick) else { return };
-                let ex = self.tab.expire_now(m.id, self.now).expect("conns are freed at once");
+                let Some((_, m)) = self.pick(pick) else {
+                    return;
+                };
+                let ex = self
+                    .tab
+                    .expire_now(m.id, self.now)
+                    .expect("conns are freed at once");
                 self.removed(&ex);
             }
         }

@@ -39,7 +39,9 @@ const SECURE_SPEC: &str = "
 ";
 
 /// Column order of the spec: NO ES SS SR FW TW CL CW LA LI SA.
-const COLUMNS: [&str; 11] = ["NO", "ES", "SS", "SR", "FW", "TW", "CL", "CW", "LA", "LI", "SA"];
+const COLUMNS: [&str; 11] = [
+    "NO", "ES", "SS", "SR", "FW", "TW", "CL", "CW", "LA", "LI", "SA",
+];
 
 fn abbrev(s: &str) -> TcpState {
     // Spec abbreviations, mapped by the spec's legend.
@@ -74,7 +76,11 @@ fn flags_for(class: &str) -> (u8, TcpInput) {
 fn check_table(spec: &str, table: TcpTable) -> usize {
     let mut cells = 0;
     for line in spec.lines().filter(|l| !l.trim().is_empty()) {
-        let parts: Vec<&str> = line.split('|').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = line
+            .split('|')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         assert_eq!(parts.len(), 12, "row {line}");
         let mut head = parts[0].split_whitespace();
         let dir = match head.next().unwrap() {
@@ -88,14 +94,23 @@ fn check_table(spec: &str, table: TcpTable) -> usize {
             let cur = abbrev(COLUMNS[col]);
             let want = abbrev(cell);
             assert_eq!(cur.index(), col, "column order");
-            assert_eq!(table.next(dir, Some(class), cur), want, "{table:?} {line} col {}", COLUMNS[col]);
+            assert_eq!(
+                table.next(dir, Some(class), cur),
+                want,
+                "{table:?} {line} col {}",
+                COLUMNS[col]
+            );
             // The same cell through the flags byte. NOOUTPUT selects INPUT_ONLY for input.
             let (d, noout) = match dir {
                 Direction::InputOnly => (Direction::Input, true),
                 d => (d, false),
             };
             let t = tcp_transition(table, cur, noout, d, byte);
-            assert_eq!(t.state, want, "{table:?} {line} col {} via flags", COLUMNS[col]);
+            assert_eq!(
+                t.state, want,
+                "{table:?} {line} col {} via flags",
+                COLUMNS[col]
+            );
             assert_eq!(t.used, dir);
             cells += 1;
         }
@@ -146,8 +161,15 @@ fn flag_priority_and_no_flag_close() {
     // No flag of the four: CLOSE from every state, every direction, both tables.
     for table in [TcpTable::Normal, TcpTable::Secure] {
         for s in TcpState::ALL {
-            for (d, noout) in [(Direction::Input, false), (Direction::Output, false), (Direction::Input, true)] {
-                assert_eq!(tcp_transition(table, s, noout, d, 0x08).state, TcpState::Close);
+            for (d, noout) in [
+                (Direction::Input, false),
+                (Direction::Output, false),
+                (Direction::Input, true),
+            ] {
+                assert_eq!(
+                    tcp_transition(table, s, noout, d, 0x08).state,
+                    TcpState::Close
+                );
             }
         }
     }
@@ -181,13 +203,51 @@ fn typical_traces() {
     use Direction::{Input as I, Output as O};
     // NAT, client closes first.
     assert_eq!(
-        trace(false, &[(I, SYN), (O, SYNACK), (I, ACK), (I, ACK), (I, FIN), (O, FIN), (I, ACK)]),
-        ["SYN_RECV", "SYN_RECV", "ESTABLISHED", "ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "TIME_WAIT"]
+        trace(
+            false,
+            &[
+                (I, SYN),
+                (O, SYNACK),
+                (I, ACK),
+                (I, ACK),
+                (I, FIN),
+                (O, FIN),
+                (I, ACK)
+            ]
+        ),
+        [
+            "SYN_RECV",
+            "SYN_RECV",
+            "ESTABLISHED",
+            "ESTABLISHED",
+            "CLOSE_WAIT",
+            "TIME_WAIT",
+            "TIME_WAIT"
+        ]
     );
     // NAT, server closes first (after an established connection).
     assert_eq!(
-        trace(false, &[(I, SYN), (O, SYNACK), (I, ACK), (O, FIN), (I, ACK), (I, FIN), (O, ACK)]),
-        ["SYN_RECV", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "FIN_WAIT", "TIME_WAIT", "TIME_WAIT"]
+        trace(
+            false,
+            &[
+                (I, SYN),
+                (O, SYNACK),
+                (I, ACK),
+                (O, FIN),
+                (I, ACK),
+                (I, FIN),
+                (O, ACK)
+            ]
+        ),
+        [
+            "SYN_RECV",
+            "SYN_RECV",
+            "ESTABLISHED",
+            "FIN_WAIT",
+            "FIN_WAIT",
+            "TIME_WAIT",
+            "TIME_WAIT"
+        ]
     );
     // DR / TUN: INPUT_ONLY.
     assert_eq!(
@@ -197,21 +257,43 @@ fn typical_traces() {
     let t = Timeouts::default();
     let secs = |n: &str| t.tcp(TcpState::from_name(n).unwrap()).as_secs();
     assert_eq!(
-        [secs("SYN_RECV"), secs("ESTABLISHED"), secs("FIN_WAIT"), secs("CLOSE"), secs("CLOSE_WAIT"), secs("TIME_WAIT")],
+        [
+            secs("SYN_RECV"),
+            secs("ESTABLISHED"),
+            secs("FIN_WAIT"),
+            secs("CLOSE"),
+            secs("CLOSE_WAIT"),
+            secs("TIME_WAIT")
+        ],
         [60, 900, 120, 10, 60, 120]
     );
     // An output packet on a NOOUTPUT connection clears the flag; input then uses INPUT.
-    let a = tcp_transition(TcpTable::Normal, TcpState::Established, true, Direction::Output, ACK);
+    let a = tcp_transition(
+        TcpTable::Normal,
+        TcpState::Established,
+        true,
+        Direction::Output,
+        ACK,
+    );
     assert!(a.clear_nooutput);
     assert_eq!(a.used, Direction::Output);
-    let b = tcp_transition(TcpTable::Normal, TcpState::Established, false, Direction::Input, FIN);
+    let b = tcp_transition(
+        TcpTable::Normal,
+        TcpState::Established,
+        false,
+        Direction::Input,
+        FIN,
+    );
     assert_eq!(b.state, TcpState::CloseWait);
 }
 
 #[test]
 fn active_sets() {
-    let cur: Vec<&str> =
-        TcpState::ALL.iter().filter(|s| ActiveStates::Current.is_active(**s)).map(|s| s.name()).collect();
+    let cur: Vec<&str> = TcpState::ALL
+        .iter()
+        .filter(|s| ActiveStates::Current.is_active(**s))
+        .map(|s| s.name())
+        .collect();
     assert_eq!(cur, ["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]);
     let old: Vec<&str> = TcpState::ALL
         .iter()
@@ -226,7 +308,19 @@ fn names_and_indexes() {
     let names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(
         names,
-        ["NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK"]
+        [
+            "NONE",
+            "ESTABLISHED",
+            "SYN_SENT",
+            "SYN_RECV",
+            "FIN_WAIT",
+            "TIME_WAIT",
+            "CLOSE",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "LISTEN",
+            "SYNACK"
+        ]
     );
     for (i, s) in TcpState::ALL.iter().enumerate() {
         assert_eq!(s.index(), i);
@@ -253,7 +347,8 @@ fn set_semantics() {
     let mut t = Timeouts::default();
     t.apply_set(0, 0, 0, Timeouts::IPVSADM_MAX_SECS).unwrap();
     assert_eq!(t, Timeouts::default(), "0 keeps every value");
-    t.apply_set(7200, 30, 0, Timeouts::IPVSADM_MAX_SECS).unwrap();
+    t.apply_set(7200, 30, 0, Timeouts::IPVSADM_MAX_SECS)
+        .unwrap();
     assert_eq!(t.ipvsadm_triple(), (7200, 30, 300));
     // Only ESTABLISHED and FIN_WAIT change among TCP states.
     let d = Timeouts::default();
@@ -263,9 +358,13 @@ fn set_semantics() {
         }
     }
     let before = t.clone();
-    let err = t.apply_set(1, 1, 3_000_000, Timeouts::IPVSADM_MAX_SECS).unwrap_err();
+    let err = t
+        .apply_set(1, 1, 3_000_000, Timeouts::IPVSADM_MAX_SECS)
+        .unwrap_err();
     assert_eq!(err.field, "udp");
     assert_eq!(t, before, "a rejected --set changes nothing");
     assert_eq!(Timeouts::kernel_max_secs(1000), 2_147_483);
-    assert!(t.apply_set(2_200_000, 0, 0, Timeouts::kernel_max_secs(1000)).is_err());
+    assert!(t
+        .apply_set(2_200_000, 0, 0, Timeouts::kernel_max_secs(1000))
+        .is_err());
 }

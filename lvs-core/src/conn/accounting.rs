@@ -41,18 +41,34 @@ pub struct DestDelta {
 
 impl DestDelta {
     /// No change.
-    pub const ZERO: DestDelta = DestDelta { active: 0, inactive: 0, persist: 0 };
+    pub const ZERO: DestDelta = DestDelta {
+        active: 0,
+        inactive: 0,
+        persist: 0,
+    };
 
     /// Binding an entry with `flags` (`ip_vs_bind_dest`): a template counts in persistconns,
     /// a connection in inactconns if INACTIVE is set (always, for new conns: the dest's
     /// conn_flags carry INACTIVE), else activeconns.
     pub const fn bind(flags: ConnFlags) -> DestDelta {
         if flags.contains(ConnFlags::TEMPLATE) {
-            DestDelta { active: 0, inactive: 0, persist: 1 }
+            DestDelta {
+                active: 0,
+                inactive: 0,
+                persist: 1,
+            }
         } else if flags.contains(ConnFlags::INACTIVE) {
-            DestDelta { active: 0, inactive: 1, persist: 0 }
+            DestDelta {
+                active: 0,
+                inactive: 1,
+                persist: 0,
+            }
         } else {
-            DestDelta { active: 1, inactive: 0, persist: 0 }
+            DestDelta {
+                active: 1,
+                inactive: 0,
+                persist: 0,
+            }
         }
     }
 
@@ -60,16 +76,28 @@ impl DestDelta {
     /// [`DestDelta::bind`], by the flags the entry has *now*.
     pub const fn unbind(flags: ConnFlags) -> DestDelta {
         let b = Self::bind(flags);
-        DestDelta { active: -b.active, inactive: -b.inactive, persist: -b.persist }
+        DestDelta {
+            active: -b.active,
+            inactive: -b.inactive,
+            persist: -b.persist,
+        }
     }
 
     /// A TCP state change that makes an inactive conn active (`to_active`) or an active conn
     /// inactive. Only call this when the activity really flips.
     pub const fn activity(to_active: bool) -> DestDelta {
         if to_active {
-            DestDelta { active: 1, inactive: -1, persist: 0 }
+            DestDelta {
+                active: 1,
+                inactive: -1,
+                persist: 0,
+            }
         } else {
-            DestDelta { active: -1, inactive: 1, persist: 0 }
+            DestDelta {
+                active: -1,
+                inactive: 1,
+                persist: 0,
+            }
         }
     }
 
@@ -196,9 +224,17 @@ mod tests {
     fn bind_deltas() {
         assert_eq!(DestDelta::bind(ConnFlags::INACTIVE).inactive, 1);
         assert_eq!(DestDelta::bind(ConnFlags::empty()).active, 1);
-        assert_eq!(DestDelta::bind(ConnFlags::TEMPLATE | ConnFlags::INACTIVE).persist, 1);
+        assert_eq!(
+            DestDelta::bind(ConnFlags::TEMPLATE | ConnFlags::INACTIVE).persist,
+            1
+        );
         assert_eq!(DestDelta::unbind(ConnFlags::TEMPLATE).persist, -1);
-        assert_eq!(DestDelta::bind(ConnFlags::INACTIVE).plus(DestDelta::activity(true)).active, 1);
+        assert_eq!(
+            DestDelta::bind(ConnFlags::INACTIVE)
+                .plus(DestDelta::activity(true))
+                .active,
+            1
+        );
         assert!(DestDelta::bind(ConnFlags::INACTIVE)
             .plus(DestDelta::activity(true))
             .plus(DestDelta::unbind(ConnFlags::empty()))
@@ -246,9 +282,17 @@ mod tests {
     fn no_threshold_unbind_clears() {
         let mut d = dest();
         d.flags.set(DestFlags::OVERLOAD, true);
-        apply_bind(&mut d, DestDelta::bind(ConnFlags::INACTIVE), &Thresholds::default());
+        apply_bind(
+            &mut d,
+            DestDelta::bind(ConnFlags::INACTIVE),
+            &Thresholds::default(),
+        );
         assert!(d.is_overloaded(), "bind never clears");
-        assert!(apply_unbind(&mut d, DestDelta::unbind(ConnFlags::INACTIVE), &Thresholds::default()));
+        assert!(apply_unbind(
+            &mut d,
+            DestDelta::unbind(ConnFlags::INACTIVE),
+            &Thresholds::default()
+        ));
         assert!(!d.is_overloaded());
     }
 
@@ -272,7 +316,11 @@ mod tests {
         assert!(!overload_after_edit(false, 10, 5));
         let mut d = dest();
         d.flags.set(DestFlags::OVERLOAD, true);
-        assert!(apply_edit(&mut d, &Thresholds { upper: 5, lower: 0 }, &Thresholds::default()));
+        assert!(apply_edit(
+            &mut d,
+            &Thresholds { upper: 5, lower: 0 },
+            &Thresholds::default()
+        ));
         assert!(!d.is_overloaded());
     }
 }

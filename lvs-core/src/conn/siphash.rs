@@ -29,7 +29,10 @@ impl HashKey {
 
     /// A key from a `u128` (low half is `k0`).
     pub const fn from_u128(k: u128) -> Self {
-        HashKey { k0: k as u64, k1: (k >> 64) as u64 }
+        HashKey {
+            k0: k as u64,
+            k1: (k >> 64) as u64,
+        }
     }
 }
 

@@ -538,7 +538,11 @@ impl Timeouts {
     ) -> Result<(), TimeoutRangeError> {
         for (field, value) in [("tcp", tcp), ("tcpfin", tcpfin), ("udp", udp)] {
             if value > max_secs {
-                return Err(TimeoutRangeError { field, value, max: max_secs });
+                return Err(TimeoutRangeError {
+                    field,
+                    value,
+                    max: max_secs,
+                });
             }
         }
         if tcp != 0 {

@@ -63,6 +63,10 @@ const KIND_NO_CPORT: u64 = 1;
 const KIND_TEMPLATE: u64 = 2;
 const KIND_OUT: u64 = 3;
 
+/// A `limit` for [`ConnTable::handle_timeout`] that keeps one call well under a millisecond
+/// even when millions of entries are due at once (see `BENCHMARKS.md`).
+pub const DEFAULT_EXPIRE_LIMIT: usize = 1024;
+
 /// The template timeout after a deferred expiry (`n_control > 0`): 60 s.
 const DEFERRED_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -355,7 +359,13 @@ impl Conn {
         } else {
             (self.vaddr, self.vport)
         };
-        OutKey { protocol: self.protocol, saddr, sport, daddr: self.caddr, dport: self.cport }
+        OutKey {
+            protocol: self.protocol,
+            saddr,
+            sport,
+            daddr: self.caddr,
+            dport: self.cport,
+        }
     }
 }
 
@@ -665,9 +675,15 @@ impl ConnTable {
     /// If the capacity is 0 or above [`MAX_CAPACITY`], the tick is zero, or `wheel_bits` is
     /// not in 1..=24.
     pub fn new(config: ConnTableConfig) -> Self {
-        assert!(config.capacity > 0 && config.capacity <= MAX_CAPACITY, "capacity out of range");
+        assert!(
+            config.capacity > 0 && config.capacity <= MAX_CAPACITY,
+            "capacity out of range"
+        );
         assert!(config.tick.as_nanos() > 0, "tick must be positive");
-        assert!((1..=24).contains(&config.wheel_bits), "wheel_bits must be in 1..=24");
+        assert!(
+            (1..=24).contains(&config.wheel_bits),
+            "wheel_bits must be in 1..=24"
+        );
         let cap = config.capacity as usize;
         let wheel_size = 1u64 << config.wheel_bits;
         ConnTable {
@@ -1000,7 +1016,11 @@ impl ConnTable {
             prev: NIL,
             next: NIL,
             dest: new.dest.map_or(NIL, |d| d.0),
-            link: if is_tpl { 0 } else { new.control.map_or(NIL, |c| c.0) },
+            link: if is_tpl {
+                0
+            } else {
+                new.control.map_or(NIL, |c| c.0)
+            },
             aux: if is_tpl { duration_ms(new.timeout) } else { 0 },
             ..Entry::default()
         };
@@ -1055,20 +1075,38 @@ impl ConnTable {
     }
 
     fn is_live_template(&self, slot: u32) -> bool {
-        self.store.slab.get(slot as usize).is_some_and(|e| e.occupied() && e.is_template())
+        self.store
+            .slab
+            .get(slot as usize)
+            .is_some_and(|e| e.occupied() && e.is_template())
     }
 
     /// Keeps an index from ever growing: if tombstones used up its slack, rebuild it at the
     /// same size (hashbrown would otherwise double it).
-    fn ensure_slack(idx: &mut HashTable<u32>, store: &Store, out: bool, stats: &mut ConnTableStats) {
+    fn ensure_slack(
+        idx: &mut HashTable<u32>,
+        store: &Store,
+        out: bool,
+        stats: &mut ConnTableStats,
+    ) {
         if idx.len() < idx.capacity() {
             return;
         }
         let slots: Vec<u32> = idx.iter().copied().collect();
         let mut fresh = HashTable::with_capacity(idx.capacity());
         for s in slots {
-            let h = if out { store.out_hash(s) } else { store.in_hash(s) };
-            fresh.insert_unique(h, s, |&x| if out { store.out_hash(x) } else { store.in_hash(x) });
+            let h = if out {
+                store.out_hash(s)
+            } else {
+                store.in_hash(s)
+            };
+            fresh.insert_unique(h, s, |&x| {
+                if out {
+                    store.out_hash(x)
+                } else {
+                    store.in_hash(x)
+                }
+            });
         }
         *idx = fresh;
         stats.index_rebuilds += 1;
@@ -1136,11 +1174,19 @@ impl ConnTable {
             self.store.wide_free.push(e.caddr);
         }
         let s = &mut self.store.slab[slot as usize];
-        *s = Entry { next: self.free_head, prev: NIL, ..Entry::default() };
+        *s = Entry {
+            next: self.free_head,
+            prev: NIL,
+            ..Entry::default()
+        };
         self.free_head = slot;
         self.len -= 1;
         let flags = conn.flags;
-        Expired { conn, unbind: conn.dest.map(|d| (d, DestDelta::unbind(flags))), reason }
+        Expired {
+            conn,
+            unbind: conn.dest.map(|d| (d, DestDelta::unbind(flags))),
+            reason,
+        }
     }
 
     /// Walks the wheel from the next bucket due, looking for an embryonic TCP connection.
@@ -1220,7 +1266,10 @@ impl ConnTable {
             return Ok(());
         }
         let c = self.decode(id.0);
-        let key = InKey { cport, ..c.in_key() };
+        let key = InKey {
+            cport,
+            ..c.in_key()
+        };
         if cport != 0 {
             if let Some(other) = self.find_in(KIND_CONN, &key) {
                 return Err(InsertError::Exists(other));
@@ -1254,7 +1303,9 @@ impl ConnTable {
     fn find_in(&self, kind: u64, k: &InKey) -> Option<ConnId> {
         let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
         let h = hash_tuple(&self.store.key, k.protocol, kind, c, k.cport, v, k.vport);
-        self.in_idx.find(h, |&s| self.store.in_eq(s, kind, k, c, v)).map(|&s| ConnId(s))
+        self.in_idx
+            .find(h, |&s| self.store.in_eq(s, kind, k, c, v))
+            .map(|&s| ConnId(s))
     }
 
     /// The connection a client → VIP packet belongs to (`ip_vs_conn_in_get`): an exact match
@@ -1283,15 +1334,28 @@ impl ConnTable {
     /// kernel's answer depends on hash-chain order.
     pub fn lookup_out(&self, k: &OutKey) -> Option<ConnId> {
         let (s, d) = (Ad::of(k.saddr), Ad::of(k.daddr));
-        let h = hash_tuple(&self.store.key, k.protocol, KIND_OUT, s, k.sport, d, k.dport);
-        self.out_idx.find(h, |&x| self.store.out_eq(x, k, s, d)).map(|&x| ConnId(x))
+        let h = hash_tuple(
+            &self.store.key,
+            k.protocol,
+            KIND_OUT,
+            s,
+            k.sport,
+            d,
+            k.dport,
+        );
+        self.out_idx
+            .find(h, |&x| self.store.out_eq(x, k, s, d))
+            .map(|&x| ConnId(x))
     }
 
     // ---- reading -------------------------------------------------------------------------
 
     /// Whether `id` names a live entry.
     pub fn contains(&self, id: ConnId) -> bool {
-        self.store.slab.get(id.0 as usize).is_some_and(Entry::occupied)
+        self.store
+            .slab
+            .get(id.0 as usize)
+            .is_some_and(Entry::occupied)
     }
 
     fn decode(&self, slot: u32) -> Conn {
@@ -1316,7 +1380,11 @@ impl ConnTable {
             state: e.state(),
             fwmark,
             dest: e.dest(),
-            control: if tpl || e.link == NIL { None } else { Some(ConnId(e.link)) },
+            control: if tpl || e.link == NIL {
+                None
+            } else {
+                Some(ConnId(e.link))
+            },
             n_control: if tpl { e.link } else { 0 },
             in_pkts: if tpl { 0 } else { e.aux },
             expires: self.instant_of_tick(self.full_tick(e.expires)),
@@ -1350,7 +1418,8 @@ impl ConnTable {
 
     /// When the entry becomes due.
     pub fn expires(&self, id: ConnId) -> Option<Instant> {
-        self.contains(id).then(|| self.instant_of_tick(self.full_tick(self.store.e(id.0).expires)))
+        self.contains(id)
+            .then(|| self.instant_of_tick(self.full_tick(self.store.e(id.0).expires)))
     }
 
     /// Every live entry, in slot order (O(capacity); for listings and tests).
@@ -1441,7 +1510,13 @@ impl ConnTable {
         }
         let old = TcpState::from_index(e.state()).unwrap_or(TcpState::Close);
         let mut flags = e.cflags();
-        let tr = tcp_transition(table, old, flags.contains(ConnFlags::NOOUTPUT), dir, tcp_flags);
+        let tr = tcp_transition(
+            table,
+            old,
+            flags.contains(ConnFlags::NOOUTPUT),
+            dir,
+            tcp_flags,
+        );
         if tr.clear_nooutput {
             flags.set(ConnFlags::NOOUTPUT, false);
         }
@@ -1470,7 +1545,12 @@ impl ConnTable {
         }
         let timeout = self.timeouts.tcp(tr.state);
         self.rearm(id.0, now, timeout);
-        Some(TcpUpdate { old, new: tr.state, delta, assured })
+        Some(TcpUpdate {
+            old,
+            new: tr.state,
+            delta,
+            assured,
+        })
     }
 
     /// One UDP datagram on a UDP connection (`udp_state_transition` then `ip_vs_conn_put`):
@@ -1481,7 +1561,11 @@ impl ConnTable {
         if !self.contains(id) || self.store.e(id.0).is_template() {
             return None;
         }
-        let assured = if dir == Direction::Output { self.assure_control(id.0) } else { None };
+        let assured = if dir == Direction::Output {
+            self.assure_control(id.0)
+        } else {
+            None
+        };
         let timeout = self.timeouts.udp();
         self.rearm(id.0, now, timeout);
         assured
