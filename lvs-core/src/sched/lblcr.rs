@@ -16,12 +16,7 @@ impl Scheduler for Lblcr {
         SchedKind::Lblcr
     }
     fn update(&mut self, _dests: &[DestInfo], _change: DestChange) {}
-    fn schedule(
-        &mut self,
-        _d: &[DestInfo],
-        _f: &FlowKey,
-        _c: &mut SchedContext<'_>,
-    ) -> Option<usize> {
+    fn schedule(&mut self, _d: &[DestInfo], _f: &FlowKey, _c: &mut SchedContext<'_>) -> Option<usize> {
         None
     }
 }

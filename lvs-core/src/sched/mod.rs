@@ -235,14 +235,7 @@ pub struct FlowKey {
 impl FlowKey {
     /// A forward (client → virtual service) flow.
     pub fn new(protocol: Protocol, saddr: IpAddr, sport: u16, daddr: IpAddr, dport: u16) -> Self {
-        FlowKey {
-            protocol,
-            saddr,
-            sport,
-            daddr,
-            dport,
-            inverse: false,
-        }
+        FlowKey { protocol, saddr, sport, daddr, dport, inverse: false }
     }
 
     /// The client address sh and mh hash: the source, or the destination for inverse packets.
@@ -279,9 +272,7 @@ pub struct SchedContext<'a> {
 
 impl fmt::Debug for SchedContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SchedContext")
-            .field("now", &self.now)
-            .finish_non_exhaustive()
+        f.debug_struct("SchedContext").field("now", &self.now).finish_non_exhaustive()
     }
 }
 
