@@ -94,21 +94,29 @@ impl Walk {
     }
 }
 
+/// Builds (once, and only if a benchmark that needs it is selected) a table of `n` flows.
+fn table_for(slot: &mut Option<ConnTable>, n: u64) -> &mut ConnTable {
+    slot.get_or_insert_with(|| {
+        let t0 = Clock::now();
+        let table = build(n, Instant::from_secs(1), Duration::from_secs(900));
+        println!("conn: built {n} flows in {:.2?}", t0.elapsed());
+        println!(
+            "conn: bytes per IPv4 flow at {n} flows: {:.2} (allocated_bytes; equal to the \
+             counting-allocator measure of lvs-core/tests/conn_memory.rs)",
+            table.allocated_bytes() as f64 / n as f64
+        );
+        table
+    })
+}
+
 fn lookups(c: &mut Criterion) {
     let mut g = c.benchmark_group("conn_lookup");
     g.throughput(Throughput::Elements(1));
     for n in [100_000u64, 1_000_000, 10_000_000] {
-        let t0 = Clock::now();
-        let table = build(n, Instant::from_secs(1), Duration::from_secs(900));
-        println!("conn: built {n} flows in {:.2?}", t0.elapsed());
-        if n == 10_000_000 {
-            println!(
-                "conn: bytes per IPv4 flow at {n} flows: {:.2} (allocated_bytes, equal to the counting-allocator measure in lvs-core/tests/conn_memory.rs)",
-                table.allocated_bytes() as f64 / n as f64
-            );
-        }
+        let mut slot = None;
         let mut w = Walk { i: 0, n };
         g.bench_function(BenchmarkId::new("in_hit", n), |b| {
+            let table = table_for(&mut slot, n);
             b.iter(|| {
                 let id = table.lookup_in(&key(w.next()));
                 debug_assert!(id.is_some());
@@ -116,6 +124,7 @@ fn lookups(c: &mut Criterion) {
             })
         });
         g.bench_function(BenchmarkId::new("in_miss", n), |b| {
+            let table = table_for(&mut slot, n);
             b.iter(|| {
                 // Same clients, a port never used: always a miss.
                 let mut k = key(w.next());
@@ -124,6 +133,7 @@ fn lookups(c: &mut Criterion) {
             })
         });
         g.bench_function(BenchmarkId::new("out_hit", n), |b| {
+            let table = table_for(&mut slot, n);
             b.iter(|| black_box(table.lookup_out(&out_key(w.next()))))
         });
     }
@@ -135,32 +145,33 @@ fn churn(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let n = 1_000_000u64;
     let now = Instant::from_secs(1);
-    let mut table = build(n, now, Duration::from_secs(900));
-    let mut ring: std::collections::VecDeque<ConnId> =
-        (0..n).map(|i| table.lookup_in(&key(i)).unwrap()).collect();
-    let mut next = n;
+    let mut state: Option<(ConnTable, std::collections::VecDeque<ConnId>, u64)> = None;
     g.bench_function(BenchmarkId::new("expire_now_insert", n), |b| {
+        let (table, ring, next) = state.get_or_insert_with(|| {
+            let table = build(n, now, Duration::from_secs(900));
+            let ring = (0..n).map(|i| table.lookup_in(&key(i)).unwrap()).collect();
+            (table, ring, n)
+        });
         b.iter(|| {
             let old = ring.pop_front().unwrap();
             black_box(table.expire_now(old, now));
             let ins = table
-                .insert(now, flow(next, Duration::from_secs(900)))
+                .insert(now, flow(*next, Duration::from_secs(900)))
                 .unwrap();
-            next += 1;
+            *next += 1;
             ring.push_back(ins.id);
         })
     });
     g.finish();
 }
 
-fn expiry(c: &mut Criterion) {
-    let n = 10_000_000u64;
+/// Expires 10 M flows that are all due in the same tick (the worst case for one call), with
+/// bounded calls; prints the median and the longest single call.
+fn drain_report(n: u64) {
     let start = Instant::from_secs(1);
     let timeout = Duration::from_secs(60);
-    // Worst case for one call: all 10 M flows due in the same tick.
     let mut table = build(n, start, timeout);
-    let mut now = start + timeout + Duration::from_secs(1);
-    let mut longest = std::time::Duration::ZERO;
+    let now = start + timeout + Duration::from_secs(1);
     let mut times = Vec::new();
     let mut freed = 0u64;
     loop {
@@ -169,41 +180,52 @@ fn expiry(c: &mut Criterion) {
             freed += 1;
             black_box(e);
         });
-        let dt = t0.elapsed();
-        longest = longest.max(dt);
-        times.push(dt);
+        times.push(t0.elapsed());
         if !more {
             break;
         }
     }
+    assert_eq!(freed, n);
     times.sort();
     println!(
-        "conn: handle_timeout over {n} due flows, limit {EXPIRE_LIMIT}: {} calls, freed {freed}, median {:.1?}, longest {:.1?}",
+        "conn: handle_timeout over {n} due flows, limit {EXPIRE_LIMIT}: {} calls, median {:.1?}, \
+         longest {:.1?}",
         times.len(),
         times[times.len() / 2],
-        longest
+        times[times.len() - 1]
     );
-    assert_eq!(freed, n);
+}
 
-    // Criterion's view of one bounded call on a large due table (refilled outside the timing).
+fn expiry(c: &mut Criterion) {
+    let n = 10_000_000u64;
+    let timeout = Duration::from_secs(60);
     let mut g = c.benchmark_group("conn_expiry");
     g.throughput(Throughput::Elements(EXPIRE_LIMIT as u64));
     g.sample_size(30);
+    let mut state: Option<(ConnTable, Instant)> = None;
     g.bench_function(
-        BenchmarkId::new("handle_timeout_limit", EXPIRE_LIMIT),
+        BenchmarkId::new("handle_timeout_10M_due", EXPIRE_LIMIT),
         |b| {
+            let (table, now) = state.get_or_insert_with(|| {
+                drain_report(n);
+                (
+                    ConnTable::new(ConnTableConfig::new(n as u32, HashKey::from_u128(7))),
+                    Instant::ZERO,
+                )
+            });
+            // One bounded call on a table where millions are due; refilled outside the timing.
             b.iter_custom(|iters| {
                 let mut total = std::time::Duration::ZERO;
                 for _ in 0..iters {
                     if table.is_empty() {
-                        let base = now;
+                        let base = *now + Duration::from_secs(1);
                         for i in 0..n {
                             table.insert(base, flow(i, timeout)).unwrap();
                         }
-                        now = base + timeout + Duration::from_secs(1);
+                        *now = base + timeout + Duration::from_secs(1);
                     }
                     let t0 = Clock::now();
-                    table.handle_timeout(now, EXPIRE_LIMIT, |e| {
+                    table.handle_timeout(*now, EXPIRE_LIMIT, |e| {
                         black_box(e);
                     });
                     total += t0.elapsed();

@@ -756,3 +756,89 @@ fn handle_timeout_is_bounded() {
     assert!(tab.is_empty());
     let _ = ConnId::index;
 }
+
+#[test]
+fn churn_at_full_capacity_never_grows_memory() {
+    let cap = 1000u32;
+    let mut tab = table(cap);
+    let mut ids = std::collections::VecDeque::new();
+    let addr = |i: u32| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    for i in 0..cap {
+        ids.push_back(
+            tab.insert(
+                t(0.0),
+                conn(
+                    Protocol::Udp,
+                    &addr(i),
+                    9,
+                    "198.51.100.1",
+                    53,
+                    FwdMethod::Masq,
+                    1,
+                ),
+            )
+            .unwrap()
+            .id,
+        );
+    }
+    let bytes = tab.allocated_bytes();
+    for i in cap..cap * 50 {
+        let old = ids.pop_front().unwrap();
+        assert!(tab.expire_now(old, t(0.0)).is_some());
+        ids.push_back(
+            tab.insert(
+                t(0.0),
+                conn(
+                    Protocol::Udp,
+                    &addr(i),
+                    9,
+                    "198.51.100.1",
+                    53,
+                    FwdMethod::Masq,
+                    1,
+                ),
+            )
+            .unwrap()
+            .id,
+        );
+    }
+    assert_eq!(tab.len(), cap as usize);
+    assert_eq!(
+        tab.allocated_bytes(),
+        bytes,
+        "no allocation growth under churn"
+    );
+    for id in &ids {
+        let c = tab.get(*id).unwrap();
+        assert_eq!(tab.lookup_in(&c.in_key()), Some(*id));
+    }
+}
+
+#[test]
+fn far_clock_origin_does_not_hop() {
+    // A driver clock that starts days after its origin: the first insert starts the wheel
+    // there, so the first handle_timeout does not walk days of empty ticks entry by entry.
+    let mut tab = table(4);
+    let day = 86_400.0 * 3.0;
+    let a = tab
+        .insert(
+            t(day),
+            conn(
+                Protocol::Tcp,
+                "192.0.2.1",
+                1,
+                "198.51.100.1",
+                80,
+                FwdMethod::Masq,
+                1,
+            ),
+        )
+        .unwrap();
+    let mut n = 0;
+    assert!(!tab.handle_timeout(t(day + 2.0), 1, |_| n += 1));
+    assert_eq!(n, 0);
+    assert!(tab.contains(a.id));
+    assert!(tab.poll_timeout().unwrap() <= t(day + 3.125));
+    assert!(!tab.handle_timeout(t(day + 3.2), 1, |_| n += 1));
+    assert_eq!(n, 1);
+}

@@ -983,6 +983,10 @@ impl ConnTable {
                 return Err(InsertError::Exists(id));
             }
         }
+        if self.len == 0 {
+            // An empty wheel can start at the present: no hopping from the clock's origin.
+            self.cursor = self.cursor.max(self.tick_of(now));
+        }
         let mut evicted = None;
         if self.len >= self.capacity {
             match self.find_evictable(new.control) {
@@ -1087,13 +1091,15 @@ impl ConnTable {
         idx: &mut HashTable<u32>,
         store: &Store,
         out: bool,
+        capacity: u32,
         stats: &mut ConnTableStats,
     ) {
+        // `capacity()` is items + growth left: equal to `len()` once tombstones ate the slack.
         if idx.len() < idx.capacity() {
             return;
         }
         let slots: Vec<u32> = idx.iter().copied().collect();
-        let mut fresh = HashTable::with_capacity(idx.capacity());
+        let mut fresh = HashTable::with_capacity(capacity as usize);
         for s in slots {
             let h = if out {
                 store.out_hash(s)
@@ -1116,12 +1122,24 @@ impl ConnTable {
         let store = &self.store;
         let bits = store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
-            Self::ensure_slack(&mut self.in_idx, store, false, &mut self.stats);
+            Self::ensure_slack(
+                &mut self.in_idx,
+                store,
+                false,
+                self.capacity,
+                &mut self.stats,
+            );
             let h = store.in_hash(slot);
             self.in_idx.insert_unique(h, slot, |&s| store.in_hash(s));
         }
         if bits & B_OUT_IDX != 0 {
-            Self::ensure_slack(&mut self.out_idx, store, true, &mut self.stats);
+            Self::ensure_slack(
+                &mut self.out_idx,
+                store,
+                true,
+                self.capacity,
+                &mut self.stats,
+            );
             let h = store.out_hash(slot);
             self.out_idx.insert_unique(h, slot, |&s| store.out_hash(s));
         }
@@ -1556,9 +1574,13 @@ impl ConnTable {
     /// One UDP datagram on a UDP connection (`udp_state_transition` then `ip_vs_conn_put`):
     /// an OUTPUT datagram marks the template ASSURED; the expiry is re-armed with the UDP
     /// timeout. UDP connections never change activity. Returns the template if it was
-    /// marked ASSURED.
+    /// marked ASSURED. Does nothing to entries that are not UDP connections.
     pub fn udp_packet(&mut self, id: ConnId, now: Instant, dir: Direction) -> Option<ConnId> {
-        if !self.contains(id) || self.store.e(id.0).is_template() {
+        if !self.contains(id) {
+            return None;
+        }
+        let e = self.store.e(id.0);
+        if e.is_template() || e.protocol() != Protocol::Udp {
             return None;
         }
         let assured = if dir == Direction::Output {
