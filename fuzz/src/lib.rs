@@ -5,3 +5,6 @@
 pub fn sched_ops(data: &[u8]) {
     let _ = data.len();
 }
+
+pub mod conn_ops;
+pub use conn_ops::conn_ops;

@@ -31,3 +31,4 @@ macro_rules! corpus_tests {
 }
 
 corpus_tests!(sched_ops);
+corpus_tests!(conn_ops);
