@@ -842,3 +842,23 @@ fn far_clock_origin_does_not_hop() {
     assert!(!tab.handle_timeout(t(day + 3.2), 1, |_| n += 1));
     assert_eq!(n, 1);
 }
+
+#[test]
+fn huge_timeouts_are_clamped_not_wrapped() {
+    let mut tab = table(4);
+    let mut c = conn(
+        Protocol::Udp,
+        "192.0.2.1",
+        1,
+        "198.51.100.1",
+        53,
+        FwdMethod::Masq,
+        1,
+    );
+    c.timeout = Duration::MAX;
+    let a = tab.insert(t(5.0), c).unwrap();
+    let exp = tab.expires(a.id).unwrap();
+    assert!(exp > t(5.0 + 365.0 * 86_400.0), "{exp}");
+    assert!(drain(&mut tab, t(5.0 + 30.0 * 86_400.0)).is_empty());
+    assert!(tab.contains(a.id));
+}
