@@ -3,6 +3,7 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod conn;
 mod rules;
 mod sched_hash;
 mod sched_lc;
@@ -13,6 +14,7 @@ criterion_group!(
     sched_lc::benches,
     sched_hash::benches,
     rules::benches,
-    wire::benches
+    wire::benches,
+    conn::benches
 );
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! ## Layers
 //! - [`time`]: the crate's own `Instant` / `Duration`; the caller passes `now` everywhere.
 //! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
+//! - [`conn`]: connection table, TCP/UDP states and timeouts, expiry, per-dest accounting.
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
 //! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
@@ -18,6 +19,7 @@
 //!   errors (for example an out-of-range index into a list the caller owns).
 #![forbid(unsafe_code)]
 
+pub mod conn;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
