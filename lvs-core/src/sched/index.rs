@@ -26,32 +26,31 @@ use super::DestInfo;
 ///
 /// Implementations must make [`Rank::better`] a strict weak order on keys (irreflexive and
 /// transitive, with "neither is better" an equivalence), so that "the first minimum in list
-/// order" is well defined and the tree finds the same one as the scan.
+/// order" is well defined and the tree finds the same one as the scan. [`Rank::SKIP`], the key
+/// of a destination the scheduler skips, must be worse than every other key.
 pub trait Rank {
     /// What the comparison needs to know about one destination, copied out of [`DestInfo`].
     type Key: Copy + PartialEq + fmt::Debug;
 
-    /// The key of `dest`, or `None` when the scheduler would skip it (not eligible).
-    fn key(dest: &DestInfo) -> Option<Self::Key>;
+    /// The key of every destination the scheduler would skip (not eligible); never
+    /// [`better`](Rank::better) than any key, and every other key is better than it.
+    const SKIP: Self::Key;
+
+    /// The key of `dest`: [`Rank::SKIP`] when the scheduler would skip it.
+    fn key(dest: &DestInfo) -> Self::Key;
 
     /// Whether `a` is strictly better than `b`, i.e. the kernel's scan would replace a current
     /// best with key `b` by a later destination with key `a`.
     fn better(a: &Self::Key, b: &Self::Key) -> bool;
 }
 
-/// One node of a [`Tournament`]: the winning key of a subtree and the list position it came
-/// from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Slot<K> {
-    key: Option<K>,
-    pos: usize,
-}
-
 /// A tournament (winner) tree over list positions, ordered by the [`Rank`] `R`.
 ///
-/// Leaves sit at `size + pos` of a heap-ordered array of `2 * size` slots (`size` is the
-/// destination count rounded up to a power of two); padding leaves hold no key. The root, slot
-/// 1, holds the first best destination in list order.
+/// Keys sit in a dense array by list position (padded with [`Rank::SKIP`] up to a power of
+/// two, `size`); internal node `i` of a heap-ordered array (root 1, children `2i` and `2i + 1`,
+/// leaves `size + pos`) holds the list position of the winner of its subtree, 4 bytes a node,
+/// so that the path of one destination stays in cache. The root holds the first best
+/// destination in list order.
 ///
 /// ```
 /// use core::net::{IpAddr, Ipv4Addr};
@@ -61,11 +60,12 @@ struct Slot<K> {
 /// /// Fewest active connections, ties to the earlier destination.
 /// struct FewestActive;
 /// impl Rank for FewestActive {
-///     type Key = u32;
-///     fn key(d: &DestInfo) -> Option<u32> {
-///         d.is_eligible().then_some(d.activeconns)
+///     type Key = u64;
+///     const SKIP: u64 = u64::MAX;
+///     fn key(d: &DestInfo) -> u64 {
+///         if d.is_eligible() { u64::from(d.activeconns) } else { u64::MAX }
 ///     }
-///     fn better(a: &u32, b: &u32) -> bool {
+///     fn better(a: &u64, b: &u64) -> bool {
 ///         a < b
 ///     }
 /// }
@@ -81,11 +81,18 @@ struct Slot<K> {
 /// dests[1].activeconns = 2;
 /// tree.refresh(&dests, 1);
 /// assert_eq!(tree.winner(), Some(3));
+/// dests.iter_mut().for_each(|d| d.weight = 0);
+/// tree.rebuild(&dests);
+/// assert_eq!(tree.winner(), None);
 /// ```
 pub struct Tournament<R: Rank> {
     len: usize,
+    /// Leaves: `len` rounded up to a power of two (at least 1).
     size: usize,
-    slots: Vec<Slot<R::Key>>,
+    /// Key by list position, `size` entries (padding = SKIP).
+    keys: Vec<R::Key>,
+    /// Winner position of internal node `i` at `win[i]` for `1 <= i < size`; `win[0]` unused.
+    win: Vec<u32>,
     _rank: PhantomData<fn() -> R>,
 }
 
@@ -110,7 +117,8 @@ impl<R: Rank> Tournament<R> {
         Tournament {
             len: 0,
             size: 1,
-            slots: vec![Slot { key: None, pos: 0 }; 2],
+            keys: vec![R::SKIP],
+            win: vec![0],
             _rank: PhantomData,
         }
     }
@@ -125,47 +133,54 @@ impl<R: Rank> Tournament<R> {
         self.len == 0
     }
 
-    /// The better of two children; on a tie the left one (lower list positions) wins, which is
-    /// what the kernel's strict `>` / `<` comparisons do.
+    /// The winner position of `node` (an internal node or a leaf).
     #[inline]
-    fn play(left: Slot<R::Key>, right: Slot<R::Key>) -> Slot<R::Key> {
-        match (&left.key, &right.key) {
-            (_, None) => left,
-            (None, Some(_)) => right,
-            (Some(l), Some(r)) => {
-                if R::better(r, l) {
-                    right
-                } else {
-                    left
-                }
-            }
+    fn at(&self, node: usize) -> usize {
+        if node >= self.size {
+            node - self.size
+        } else {
+            self.win[node] as usize
         }
     }
 
-    /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocation when it is large
-    /// enough.
+    /// Plays internal node `node`: the better of its children's winners; on a tie the left one
+    /// (lower list positions) wins, which is what the kernel's strict `>` / `<` comparisons do.
+    #[inline]
+    fn play(&self, node: usize) -> usize {
+        let left = self.at(2 * node);
+        let right = self.at(2 * node + 1);
+        if R::better(&self.keys[right], &self.keys[left]) {
+            right
+        } else {
+            left
+        }
+    }
+
+    /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocations when they are
+    /// large enough.
+    ///
+    /// # Panics
+    /// If `dests` has more than `u32::MAX` destinations (positions are stored in 32 bits).
     pub fn rebuild(&mut self, dests: &[DestInfo]) {
+        assert!(
+            dests.len() <= u32::MAX as usize,
+            "too many destinations for the index"
+        );
         let size = dests.len().max(1).next_power_of_two();
         self.len = dests.len();
         self.size = size;
-        self.slots.clear();
-        self.slots.resize(2 * size, Slot { key: None, pos: 0 });
-        for (pos, dest) in dests.iter().enumerate() {
-            self.slots[size + pos] = Slot {
-                key: R::key(dest),
-                pos,
-            };
-        }
-        for pos in dests.len()..size {
-            self.slots[size + pos].pos = pos;
-        }
+        self.keys.clear();
+        self.keys.extend(dests.iter().map(R::key));
+        self.keys.resize(size, R::SKIP);
+        self.win.clear();
+        self.win.resize(size, 0);
         for node in (1..size).rev() {
-            self.slots[node] = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
+            self.win[node] = self.play(node) as u32;
         }
     }
 
     /// Re-reads `dests[pos]` and replays its path to the root: O(log n) comparisons, fewer
-    /// when an ancestor's result does not change.
+    /// when a subtree's winner does not change.
     ///
     /// A `pos` outside the list the tree was built for is ignored (the owner must rebuild
     /// after the list changes).
@@ -173,19 +188,17 @@ impl<R: Rank> Tournament<R> {
         if pos >= self.len || pos >= dests.len() {
             return;
         }
-        let mut node = self.size + pos;
-        self.slots[node] = Slot {
-            key: R::key(&dests[pos]),
-            pos,
-        };
-        while node > 1 {
-            node /= 2;
-            let played = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
-            if self.slots[node] == played {
-                // Every ancestor is a function of its children only: nothing above changes.
+        self.keys[pos] = R::key(&dests[pos]);
+        let mut node = (self.size + pos) / 2;
+        while node >= 1 {
+            let played = self.play(node);
+            let old = self.win[node] as usize;
+            if played == old && played != pos {
+                // Same winner with an unchanged key: nothing above can change either.
                 break;
             }
-            self.slots[node] = played;
+            self.win[node] = played as u32;
+            node /= 2;
         }
     }
 
@@ -193,14 +206,14 @@ impl<R: Rank> Tournament<R> {
     /// is eligible.
     #[inline]
     pub fn winner(&self) -> Option<usize> {
-        let root = &self.slots[1];
-        root.key.as_ref().map(|_| root.pos)
+        let pos = self.at(1);
+        (self.keys[pos] != R::SKIP).then_some(pos)
     }
 
-    /// The winner's key as last read.
+    /// The key stored for `pos` (as last read), or `None` outside the list.
     #[inline]
-    pub fn winner_key(&self) -> Option<R::Key> {
-        self.slots[1].key
+    pub fn key(&self, pos: usize) -> Option<R::Key> {
+        (pos < self.len).then(|| self.keys[pos])
     }
 }
 
@@ -340,6 +353,32 @@ impl WeightSums {
         // The answer is 1-based `pos + 1`, i.e. 0-based `pos`.
         Some(pos)
     }
+
+    /// [`WeightSums::find`] for two targets at once (both in `1..=total`), walking the two
+    /// searches in lock step so that their memory accesses overlap.
+    #[inline]
+    pub fn find_pair(&self, a: u64, b: u64) -> Option<(usize, usize)> {
+        if a == 0 || b == 0 || a > self.total || b > self.total {
+            return None;
+        }
+        let n = self.weights.len();
+        let (mut pa, mut pb) = (0usize, 0usize);
+        let (mut ra, mut rb) = (a, b);
+        let mut step = self.top;
+        while step > 0 {
+            let (na, nb) = (pa + step, pb + step);
+            if na <= n && self.tree[na] < ra {
+                pa = na;
+                ra -= self.tree[na];
+            }
+            if nb <= n && self.tree[nb] < rb {
+                pb = nb;
+                rb -= self.tree[nb];
+            }
+            step >>= 1;
+        }
+        Some((pa, pb))
+    }
 }
 
 /// Implements [`Scheduler`](super::Scheduler) for a struct holding `tree: Tournament<$rank>`,
@@ -399,7 +438,9 @@ macro_rules! indexed_scheduler {
                 let pos = self.tree.winner()?;
                 // Re-check the winner against live state; a winner that became ineligible
                 // without `counts_changed` means the index is stale, so scan.
-                if <$rank as $crate::sched::index::Rank>::key(&dests[pos]).is_none() {
+                if <$rank as $crate::sched::index::Rank>::key(&dests[pos])
+                    == <$rank as $crate::sched::index::Rank>::SKIP
+                {
                     return $scan(dests);
                 }
                 Some(pos)
@@ -443,9 +484,14 @@ mod tests {
         assert_eq!(sums.total(), 7);
         assert_eq!(sums.find(2), Some(1));
         assert_eq!(sums.find(7), Some(2));
+        assert_eq!(sums.find_pair(2, 7), Some((1, 2)));
+        assert_eq!(sums.find_pair(7, 1), Some((2, 0)));
         sums.set(1, 0);
         assert_eq!(sums.total(), 2);
         assert_eq!(sums.find(2), Some(2));
+        assert_eq!(sums.find_pair(1, 2), Some((0, 2)));
+        assert_eq!(sums.find_pair(0, 2), None);
+        assert_eq!(sums.find_pair(1, 3), None);
         sums.set(9, 3); // ignored
         assert_eq!(sums.total(), 2);
         let mut empty = WeightSums::new();

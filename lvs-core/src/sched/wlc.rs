@@ -62,6 +62,14 @@ pub struct Load {
 }
 
 impl Load {
+    /// The load of a skipped destination: weight 0 is an infinite load, worse than every
+    /// load with a positive weight (cross multiplication: `1 * w > o * 0` for any `w > 0`)
+    /// and never lighter than anything (`o * 0 > 1 * w` is false).
+    pub const SKIP: Load = Load {
+        overhead: 1,
+        weight: 0,
+    };
+
     /// Whether `self` is strictly less loaded than `other`: the kernel's
     /// `overhead(other) * weight(self) > overhead(self) * weight(other)`.
     #[inline]
@@ -77,14 +85,19 @@ pub struct WlcRank;
 
 impl Rank for WlcRank {
     type Key = Load;
+    const SKIP: Load = Load::SKIP;
 
     #[inline]
-    fn key(dest: &DestInfo) -> Option<Load> {
+    fn key(dest: &DestInfo) -> Load {
         // Weight 0 is skipped: it can never win the kernel's comparison either.
-        (!dest.is_overloaded() && dest.weight > 0).then(|| Load {
-            overhead: dest.overhead(),
-            weight: dest.weight,
-        })
+        if !dest.is_overloaded() && dest.weight > 0 {
+            Load {
+                overhead: dest.overhead(),
+                weight: dest.weight,
+            }
+        } else {
+            Load::SKIP
+        }
     }
 
     #[inline]
