@@ -188,17 +188,34 @@ impl<R: Rank> Tournament<R> {
         if pos >= self.len || pos >= dests.len() {
             return;
         }
-        self.keys[pos] = R::key(&dests[pos]);
-        let mut node = (self.size + pos) / 2;
-        while node >= 1 {
-            let played = self.play(node);
-            let old = self.win[node] as usize;
-            if played == old && played != pos {
+        let key = R::key(&dests[pos]);
+        self.keys[pos] = key;
+        // Carry the winner of the subtree we come from up the path; only the sibling's winner
+        // has to be read at each level.
+        let (mut cur, mut cur_key) = (pos, key);
+        let mut node = self.size + pos;
+        while node > 1 {
+            let sib = self.at(node ^ 1);
+            let sib_key = self.keys[sib];
+            // Ties go to the left child (lower list positions).
+            let (winner, winner_key) = if node & 1 == 0 {
+                if R::better(&sib_key, &cur_key) {
+                    (sib, sib_key)
+                } else {
+                    (cur, cur_key)
+                }
+            } else if R::better(&cur_key, &sib_key) {
+                (cur, cur_key)
+            } else {
+                (sib, sib_key)
+            };
+            node /= 2;
+            if self.win[node] as usize == winner && winner != pos {
                 // Same winner with an unchanged key: nothing above can change either.
                 break;
             }
-            self.win[node] = played as u32;
-            node /= 2;
+            self.win[node] = winner as u32;
+            (cur, cur_key) = (winner, winner_key);
         }
     }
 
