@@ -46,11 +46,11 @@ pub trait Rank {
 
 /// A tournament (winner) tree over list positions, ordered by the [`Rank`] `R`.
 ///
-/// Keys sit in a dense array by list position (padded with [`Rank::SKIP`] up to a power of
-/// two, `size`); internal node `i` of a heap-ordered array (root 1, children `2i` and `2i + 1`,
-/// leaves `size + pos`) holds the list position of the winner of its subtree, 4 bytes a node,
-/// so that the path of one destination stays in cache. The root holds the first best
-/// destination in list order.
+/// A heap-ordered array of nodes (root 1, children `2i` and `2i + 1`, leaf of list position
+/// `pos` at `size + pos`, `size` the list length rounded up to a power of two, padding leaves
+/// holding [`Rank::SKIP`]); every node holds the winner of its subtree, its list position and a
+/// copy of its key, so replaying a path reads one sibling node per level. The root holds the
+/// first best destination in list order.
 ///
 /// ```
 /// use core::net::{IpAddr, Ipv4Addr};
@@ -89,11 +89,16 @@ pub struct Tournament<R: Rank> {
     len: usize,
     /// Leaves: `len` rounded up to a power of two (at least 1).
     size: usize,
-    /// Key by list position, `size` entries (padding = SKIP).
-    keys: Vec<R::Key>,
-    /// Winner position of internal node `i` at `win[i]` for `1 <= i < size`; `win[0]` unused.
-    win: Vec<u32>,
+    /// `2 * size` nodes; `nodes[0]` is unused.
+    nodes: Vec<Node<R::Key>>,
     _rank: PhantomData<fn() -> R>,
+}
+
+/// One node of a [`Tournament`]: the winner of a subtree, its list position and its key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Node<K> {
+    key: K,
+    pos: u32,
 }
 
 impl<R: Rank> fmt::Debug for Tournament<R> {
@@ -114,11 +119,14 @@ impl<R: Rank> Default for Tournament<R> {
 impl<R: Rank> Tournament<R> {
     /// An empty tree (no destinations).
     pub fn new() -> Self {
+        let skip = Node {
+            key: R::SKIP,
+            pos: 0,
+        };
         Tournament {
             len: 0,
             size: 1,
-            keys: vec![R::SKIP],
-            win: vec![0],
+            nodes: vec![skip; 2],
             _rank: PhantomData,
         }
     }
@@ -133,31 +141,19 @@ impl<R: Rank> Tournament<R> {
         self.len == 0
     }
 
-    /// The winner position of `node` (an internal node or a leaf).
+    /// The better of two nodes, `left` covering lower list positions; on a tie `left` wins,
+    /// which is what the kernel's strict `>` / `<` comparisons do.
     #[inline]
-    fn at(&self, node: usize) -> usize {
-        if node >= self.size {
-            node - self.size
-        } else {
-            self.win[node] as usize
-        }
-    }
-
-    /// Plays internal node `node`: the better of its children's winners; on a tie the left one
-    /// (lower list positions) wins, which is what the kernel's strict `>` / `<` comparisons do.
-    #[inline]
-    fn play(&self, node: usize) -> usize {
-        let left = self.at(2 * node);
-        let right = self.at(2 * node + 1);
-        if R::better(&self.keys[right], &self.keys[left]) {
+    fn play(left: Node<R::Key>, right: Node<R::Key>) -> Node<R::Key> {
+        if R::better(&right.key, &left.key) {
             right
         } else {
             left
         }
     }
 
-    /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocations when they are
-    /// large enough.
+    /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocation when it is large
+    /// enough.
     ///
     /// # Panics
     /// If `dests` has more than `u32::MAX` destinations (positions are stored in 32 bits).
@@ -169,13 +165,25 @@ impl<R: Rank> Tournament<R> {
         let size = dests.len().max(1).next_power_of_two();
         self.len = dests.len();
         self.size = size;
-        self.keys.clear();
-        self.keys.extend(dests.iter().map(R::key));
-        self.keys.resize(size, R::SKIP);
-        self.win.clear();
-        self.win.resize(size, 0);
+        self.nodes.clear();
+        self.nodes.resize(
+            size,
+            Node {
+                key: R::SKIP,
+                pos: 0,
+            },
+        );
+        self.nodes
+            .extend(dests.iter().enumerate().map(|(pos, d)| Node {
+                key: R::key(d),
+                pos: pos as u32,
+            }));
+        self.nodes.extend((dests.len()..size).map(|pos| Node {
+            key: R::SKIP,
+            pos: pos as u32,
+        }));
         for node in (1..size).rev() {
-            self.win[node] = self.play(node) as u32;
+            self.nodes[node] = Self::play(self.nodes[2 * node], self.nodes[2 * node + 1]);
         }
     }
 
@@ -188,34 +196,28 @@ impl<R: Rank> Tournament<R> {
         if pos >= self.len || pos >= dests.len() {
             return;
         }
-        let key = R::key(&dests[pos]);
-        self.keys[pos] = key;
-        // Carry the winner of the subtree we come from up the path; only the sibling's winner
-        // has to be read at each level.
-        let (mut cur, mut cur_key) = (pos, key);
         let mut node = self.size + pos;
+        let mut cur = Node {
+            key: R::key(&dests[pos]),
+            pos: pos as u32,
+        };
+        self.nodes[node] = cur;
+        // Carry the winner of the subtree we come from up the path; only the sibling has to
+        // be read at each level.
         while node > 1 {
-            let sib = self.at(node ^ 1);
-            let sib_key = self.keys[sib];
-            // Ties go to the left child (lower list positions).
-            let (winner, winner_key) = if node & 1 == 0 {
-                if R::better(&sib_key, &cur_key) {
-                    (sib, sib_key)
-                } else {
-                    (cur, cur_key)
-                }
-            } else if R::better(&cur_key, &sib_key) {
-                (cur, cur_key)
+            let sib = self.nodes[node ^ 1];
+            let winner = if node & 1 == 0 {
+                Self::play(cur, sib)
             } else {
-                (sib, sib_key)
+                Self::play(sib, cur)
             };
             node /= 2;
-            if self.win[node] as usize == winner && winner != pos {
-                // Same winner with an unchanged key: nothing above can change either.
+            if self.nodes[node].pos == winner.pos && winner.pos as usize != pos {
+                // Same winner, whose key did not change: nothing above can change either.
                 break;
             }
-            self.win[node] = winner as u32;
-            (cur, cur_key) = (winner, winner_key);
+            self.nodes[node] = winner;
+            cur = winner;
         }
     }
 
@@ -223,14 +225,14 @@ impl<R: Rank> Tournament<R> {
     /// is eligible.
     #[inline]
     pub fn winner(&self) -> Option<usize> {
-        let pos = self.at(1);
-        (self.keys[pos] != R::SKIP).then_some(pos)
+        let root = &self.nodes[1];
+        (root.key != R::SKIP).then_some(root.pos as usize)
     }
 
     /// The key stored for `pos` (as last read), or `None` outside the list.
     #[inline]
     pub fn key(&self, pos: usize) -> Option<R::Key> {
-        (pos < self.len).then(|| self.keys[pos])
+        (pos < self.len).then(|| self.nodes[self.size + pos].key)
     }
 }
 

@@ -67,15 +67,9 @@ impl Rank for NqRank {
         if dest.is_overloaded() || dest.weight == 0 {
             Load::SKIP
         } else if dest.activeconns == 0 {
-            Load {
-                overhead: 0,
-                weight: dest.weight,
-            }
+            Load::new(0, dest.weight)
         } else {
-            Load {
-                overhead: sed_overhead(dest),
-                weight: dest.weight,
-            }
+            Load::new(sed_overhead(dest), dest.weight)
         }
     }
 

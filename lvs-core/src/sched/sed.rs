@@ -64,10 +64,7 @@ impl Rank for SedRank {
     #[inline]
     fn key(dest: &DestInfo) -> Load {
         if !dest.is_overloaded() && dest.weight > 0 {
-            Load {
-                overhead: sed_overhead(dest),
-                weight: dest.weight,
-            }
+            Load::new(sed_overhead(dest), dest.weight)
         } else {
             Load::SKIP
         }
