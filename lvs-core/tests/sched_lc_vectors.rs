@@ -582,3 +582,44 @@ fn indexed_schedulers_fall_back_to_the_scan_when_not_told() {
         }
     }
 }
+
+#[test]
+fn wrr_bounded_lowest_level_pass_and_cursor_after_failure() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut ctx = SchedContext {
+        now: Instant::ZERO,
+        rng: &mut rng,
+    };
+    let mut dests: Vec<DestInfo> = [('A', 2), ('B', 2), ('C', 1)]
+        .map(|(n, w)| dest(n, w))
+        .to_vec();
+    let mut sched = Wrr::new();
+    sched.update(&dests, DestChange::Init);
+    let picks: Vec<_> = (0..5)
+        .map(|_| sched.schedule(&dests, &flow, &mut ctx))
+        .collect();
+    assert_eq!(picks, [Some(0), Some(1), Some(0), Some(1), Some(2)]);
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // All overloaded, starting mid-list (after C): the walk restarts at level mw, descends to
+    // the lowest level and then stops after re-examining C; the cursor rests on C.
+    for d in &mut dests {
+        d.flags.set(DestFlags::OVERLOAD, true);
+    }
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), None);
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // Only C back: the bounded pass may still choose the starting dest itself.
+    dests[2].flags.set(DestFlags::OVERLOAD, false);
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), Some(2));
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // Starting from the head, failure leaves the cursor at the head with cw back at mw.
+    dests[2].flags.set(DestFlags::OVERLOAD, true);
+    sched.update(&dests, DestChange::Edited { pos: 2 });
+    assert_eq!(sched.mark(), (None, 1, 2, 1));
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), None);
+    assert_eq!(sched.mark(), (None, 2, 2, 1));
+}
