@@ -13,6 +13,9 @@ use lvs_core::time::Instant;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+/// A reference scan of the least-connection family.
+type Scan = fn(&[DestInfo]) -> Option<usize>;
+
 /// A service's destination list driven the way ipvsadm drives the kernel.
 struct Service {
     dests: Vec<DestInfo>,
@@ -527,4 +530,96 @@ fn twos_draws_nothing_without_eligible_dest() {
     };
     assert_eq!(sched.schedule(&dests, &flow, &mut ctx), None);
     assert_eq!(fixed.0, [9, 8]);
+}
+
+#[test]
+fn indexed_schedulers_fall_back_to_the_scan_when_not_told() {
+    // Contract breaches by the owner (no `counts_changed`, no `update`) still give the kernel's
+    // answer instead of a stale or out-of-range position.
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
+    let scans: [(SchedKind, Option<Scan>); 7] = [
+        (SchedKind::Lc, Some(lc::scan)),
+        (SchedKind::Wlc, Some(wlc::scan)),
+        (SchedKind::Sed, Some(sed::scan)),
+        (SchedKind::Nq, Some(nq::scan)),
+        (SchedKind::Fo, Some(fo::scan)),
+        (SchedKind::Ovf, Some(ovf::scan)),
+        (SchedKind::Twos, None),
+    ];
+    for (kind, scan) in scans {
+        let mut dests: Vec<DestInfo> = (0..4)
+            .map(|i| DestInfo::new(DestId(i), ip, 80, 4 - i))
+            .collect();
+        let mut sched = kind.build(SchedFlags::empty(), &SchedConfig::default());
+        sched.update(&dests, DestChange::Init);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut ctx = SchedContext {
+            now: Instant::ZERO,
+            rng: &mut rng,
+        };
+        // Everything overloaded behind the scheduler's back.
+        for d in &mut dests {
+            d.flags.set(DestFlags::OVERLOAD, true);
+        }
+        assert_eq!(
+            sched.schedule(&dests, &flow, &mut ctx),
+            None,
+            "{kind} stale overload"
+        );
+        // A dest appended without `update`.
+        dests
+            .iter_mut()
+            .for_each(|d| d.flags.set(DestFlags::OVERLOAD, false));
+        dests.push(DestInfo::new(DestId(9), ip, 80, 100));
+        let got = sched.schedule(&dests, &flow, &mut ctx);
+        assert!(
+            got.is_some_and(|i| i < dests.len()),
+            "{kind} stale length: {got:?}"
+        );
+        if let Some(scan) = scan {
+            assert_eq!(got, scan(&dests), "{kind} stale length");
+        }
+    }
+}
+
+#[test]
+fn wrr_bounded_lowest_level_pass_and_cursor_after_failure() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut ctx = SchedContext {
+        now: Instant::ZERO,
+        rng: &mut rng,
+    };
+    let mut dests: Vec<DestInfo> = [('A', 2), ('B', 2), ('C', 1)]
+        .map(|(n, w)| dest(n, w))
+        .to_vec();
+    let mut sched = Wrr::new();
+    sched.update(&dests, DestChange::Init);
+    let picks: Vec<_> = (0..5)
+        .map(|_| sched.schedule(&dests, &flow, &mut ctx))
+        .collect();
+    assert_eq!(picks, [Some(0), Some(1), Some(0), Some(1), Some(2)]);
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // All overloaded, starting mid-list (after C): the walk restarts at level mw, descends to
+    // the lowest level and then stops after re-examining C; the cursor rests on C.
+    for d in &mut dests {
+        d.flags.set(DestFlags::OVERLOAD, true);
+    }
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), None);
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // Only C back: the bounded pass may still choose the starting dest itself.
+    dests[2].flags.set(DestFlags::OVERLOAD, false);
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), Some(2));
+    assert_eq!(sched.mark(), (Some(2), 1, 2, 1));
+
+    // Starting from the head, failure leaves the cursor at the head with cw back at mw.
+    dests[2].flags.set(DestFlags::OVERLOAD, true);
+    sched.update(&dests, DestChange::Edited { pos: 2 });
+    assert_eq!(sched.mark(), (None, 1, 2, 1));
+    assert_eq!(sched.schedule(&dests, &flow, &mut ctx), None);
+    assert_eq!(sched.mark(), (None, 2, 2, 1));
 }

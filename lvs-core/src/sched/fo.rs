@@ -39,9 +39,16 @@ pub struct FoRank;
 impl Rank for FoRank {
     type Key = u32;
 
+    /// Eligible destinations have a positive weight.
+    const SKIP: u32 = 0;
+
     #[inline]
-    fn key(dest: &DestInfo) -> Option<u32> {
-        (!dest.is_overloaded() && dest.weight > 0).then_some(dest.weight)
+    fn key(dest: &DestInfo) -> u32 {
+        if dest.is_overloaded() {
+            Self::SKIP
+        } else {
+            dest.weight
+        }
     }
 
     #[inline]

@@ -26,32 +26,31 @@ use super::DestInfo;
 ///
 /// Implementations must make [`Rank::better`] a strict weak order on keys (irreflexive and
 /// transitive, with "neither is better" an equivalence), so that "the first minimum in list
-/// order" is well defined and the tree finds the same one as the scan.
+/// order" is well defined and the tree finds the same one as the scan. [`Rank::SKIP`], the key
+/// of a destination the scheduler skips, must be worse than every other key.
 pub trait Rank {
     /// What the comparison needs to know about one destination, copied out of [`DestInfo`].
     type Key: Copy + PartialEq + fmt::Debug;
 
-    /// The key of `dest`, or `None` when the scheduler would skip it (not eligible).
-    fn key(dest: &DestInfo) -> Option<Self::Key>;
+    /// The key of every destination the scheduler would skip (not eligible); never
+    /// [`better`](Rank::better) than any key, and every other key is better than it.
+    const SKIP: Self::Key;
+
+    /// The key of `dest`: [`Rank::SKIP`] when the scheduler would skip it.
+    fn key(dest: &DestInfo) -> Self::Key;
 
     /// Whether `a` is strictly better than `b`, i.e. the kernel's scan would replace a current
     /// best with key `b` by a later destination with key `a`.
     fn better(a: &Self::Key, b: &Self::Key) -> bool;
 }
 
-/// One node of a [`Tournament`]: the winning key of a subtree and the list position it came
-/// from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Slot<K> {
-    key: Option<K>,
-    pos: usize,
-}
-
 /// A tournament (winner) tree over list positions, ordered by the [`Rank`] `R`.
 ///
-/// Leaves sit at `size + pos` of a heap-ordered array of `2 * size` slots (`size` is the
-/// destination count rounded up to a power of two); padding leaves hold no key. The root, slot
-/// 1, holds the first best destination in list order.
+/// A heap-ordered array of nodes (root 1, children `2i` and `2i + 1`, leaf of list position
+/// `pos` at `size + pos`, `size` the list length rounded up to a power of two, padding leaves
+/// holding [`Rank::SKIP`]); every node holds the winner of its subtree, its list position and a
+/// copy of its key, so replaying a path reads one sibling node per level. The root holds the
+/// first best destination in list order.
 ///
 /// ```
 /// use core::net::{IpAddr, Ipv4Addr};
@@ -61,11 +60,12 @@ struct Slot<K> {
 /// /// Fewest active connections, ties to the earlier destination.
 /// struct FewestActive;
 /// impl Rank for FewestActive {
-///     type Key = u32;
-///     fn key(d: &DestInfo) -> Option<u32> {
-///         d.is_eligible().then_some(d.activeconns)
+///     type Key = u64;
+///     const SKIP: u64 = u64::MAX;
+///     fn key(d: &DestInfo) -> u64 {
+///         if d.is_eligible() { u64::from(d.activeconns) } else { u64::MAX }
 ///     }
-///     fn better(a: &u32, b: &u32) -> bool {
+///     fn better(a: &u64, b: &u64) -> bool {
 ///         a < b
 ///     }
 /// }
@@ -81,12 +81,24 @@ struct Slot<K> {
 /// dests[1].activeconns = 2;
 /// tree.refresh(&dests, 1);
 /// assert_eq!(tree.winner(), Some(3));
+/// dests.iter_mut().for_each(|d| d.weight = 0);
+/// tree.rebuild(&dests);
+/// assert_eq!(tree.winner(), None);
 /// ```
 pub struct Tournament<R: Rank> {
     len: usize,
+    /// Leaves: `len` rounded up to a power of two (at least 1).
     size: usize,
-    slots: Vec<Slot<R::Key>>,
+    /// `2 * size` nodes; `nodes[0]` is unused.
+    nodes: Vec<Node<R::Key>>,
     _rank: PhantomData<fn() -> R>,
+}
+
+/// One node of a [`Tournament`]: the winner of a subtree, its list position and its key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Node<K> {
+    key: K,
+    pos: u32,
 }
 
 impl<R: Rank> fmt::Debug for Tournament<R> {
@@ -107,10 +119,14 @@ impl<R: Rank> Default for Tournament<R> {
 impl<R: Rank> Tournament<R> {
     /// An empty tree (no destinations).
     pub fn new() -> Self {
+        let skip = Node {
+            key: R::SKIP,
+            pos: 0,
+        };
         Tournament {
             len: 0,
             size: 1,
-            slots: vec![Slot { key: None, pos: 0 }; 2],
+            nodes: vec![skip; 2],
             _rank: PhantomData,
         }
     }
@@ -125,47 +141,54 @@ impl<R: Rank> Tournament<R> {
         self.len == 0
     }
 
-    /// The better of two children; on a tie the left one (lower list positions) wins, which is
-    /// what the kernel's strict `>` / `<` comparisons do.
+    /// The better of two nodes, `left` covering lower list positions; on a tie `left` wins,
+    /// which is what the kernel's strict `>` / `<` comparisons do.
     #[inline]
-    fn play(left: Slot<R::Key>, right: Slot<R::Key>) -> Slot<R::Key> {
-        match (&left.key, &right.key) {
-            (_, None) => left,
-            (None, Some(_)) => right,
-            (Some(l), Some(r)) => {
-                if R::better(r, l) {
-                    right
-                } else {
-                    left
-                }
-            }
+    fn play(left: Node<R::Key>, right: Node<R::Key>) -> Node<R::Key> {
+        if R::better(&right.key, &left.key) {
+            right
+        } else {
+            left
         }
     }
 
     /// Rebuilds the whole tree from `dests` in O(n). Reuses the allocation when it is large
     /// enough.
+    ///
+    /// # Panics
+    /// If `dests` has more than `u32::MAX` destinations (positions are stored in 32 bits).
     pub fn rebuild(&mut self, dests: &[DestInfo]) {
+        assert!(
+            dests.len() <= u32::MAX as usize,
+            "too many destinations for the index"
+        );
         let size = dests.len().max(1).next_power_of_two();
         self.len = dests.len();
         self.size = size;
-        self.slots.clear();
-        self.slots.resize(2 * size, Slot { key: None, pos: 0 });
-        for (pos, dest) in dests.iter().enumerate() {
-            self.slots[size + pos] = Slot {
-                key: R::key(dest),
-                pos,
-            };
-        }
-        for pos in dests.len()..size {
-            self.slots[size + pos].pos = pos;
-        }
+        self.nodes.clear();
+        self.nodes.resize(
+            size,
+            Node {
+                key: R::SKIP,
+                pos: 0,
+            },
+        );
+        self.nodes
+            .extend(dests.iter().enumerate().map(|(pos, d)| Node {
+                key: R::key(d),
+                pos: pos as u32,
+            }));
+        self.nodes.extend((dests.len()..size).map(|pos| Node {
+            key: R::SKIP,
+            pos: pos as u32,
+        }));
         for node in (1..size).rev() {
-            self.slots[node] = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
+            self.nodes[node] = Self::play(self.nodes[2 * node], self.nodes[2 * node + 1]);
         }
     }
 
     /// Re-reads `dests[pos]` and replays its path to the root: O(log n) comparisons, fewer
-    /// when an ancestor's result does not change.
+    /// when a subtree's winner does not change.
     ///
     /// A `pos` outside the list the tree was built for is ignored (the owner must rebuild
     /// after the list changes).
@@ -174,18 +197,27 @@ impl<R: Rank> Tournament<R> {
             return;
         }
         let mut node = self.size + pos;
-        self.slots[node] = Slot {
+        let mut cur = Node {
             key: R::key(&dests[pos]),
-            pos,
+            pos: pos as u32,
         };
+        self.nodes[node] = cur;
+        // Carry the winner of the subtree we come from up the path; only the sibling has to
+        // be read at each level.
         while node > 1 {
+            let sib = self.nodes[node ^ 1];
+            let winner = if node & 1 == 0 {
+                Self::play(cur, sib)
+            } else {
+                Self::play(sib, cur)
+            };
             node /= 2;
-            let played = Self::play(self.slots[2 * node], self.slots[2 * node + 1]);
-            if self.slots[node] == played {
-                // Every ancestor is a function of its children only: nothing above changes.
+            if self.nodes[node].pos == winner.pos && winner.pos as usize != pos {
+                // Same winner, whose key did not change: nothing above can change either.
                 break;
             }
-            self.slots[node] = played;
+            self.nodes[node] = winner;
+            cur = winner;
         }
     }
 
@@ -193,14 +225,14 @@ impl<R: Rank> Tournament<R> {
     /// is eligible.
     #[inline]
     pub fn winner(&self) -> Option<usize> {
-        let root = &self.slots[1];
-        root.key.as_ref().map(|_| root.pos)
+        let root = &self.nodes[1];
+        (root.key != R::SKIP).then_some(root.pos as usize)
     }
 
-    /// The winner's key as last read.
+    /// The key stored for `pos` (as last read), or `None` outside the list.
     #[inline]
-    pub fn winner_key(&self) -> Option<R::Key> {
-        self.slots[1].key
+    pub fn key(&self, pos: usize) -> Option<R::Key> {
+        (pos < self.len).then(|| self.nodes[self.size + pos].key)
     }
 }
 
@@ -340,6 +372,32 @@ impl WeightSums {
         // The answer is 1-based `pos + 1`, i.e. 0-based `pos`.
         Some(pos)
     }
+
+    /// [`WeightSums::find`] for two targets at once (both in `1..=total`), walking the two
+    /// searches in lock step so that their memory accesses overlap.
+    #[inline]
+    pub fn find_pair(&self, a: u64, b: u64) -> Option<(usize, usize)> {
+        if a == 0 || b == 0 || a > self.total || b > self.total {
+            return None;
+        }
+        let n = self.weights.len();
+        let (mut pa, mut pb) = (0usize, 0usize);
+        let (mut ra, mut rb) = (a, b);
+        let mut step = self.top;
+        while step > 0 {
+            let (na, nb) = (pa + step, pb + step);
+            if na <= n && self.tree[na] < ra {
+                pa = na;
+                ra -= self.tree[na];
+            }
+            if nb <= n && self.tree[nb] < rb {
+                pb = nb;
+                rb -= self.tree[nb];
+            }
+            step >>= 1;
+        }
+        Some((pa, pb))
+    }
 }
 
 /// Implements [`Scheduler`](super::Scheduler) for a struct holding `tree: Tournament<$rank>`,
@@ -399,7 +457,9 @@ macro_rules! indexed_scheduler {
                 let pos = self.tree.winner()?;
                 // Re-check the winner against live state; a winner that became ineligible
                 // without `counts_changed` means the index is stale, so scan.
-                if <$rank as $crate::sched::index::Rank>::key(&dests[pos]).is_none() {
+                if <$rank as $crate::sched::index::Rank>::key(&dests[pos])
+                    == <$rank as $crate::sched::index::Rank>::SKIP
+                {
                     return $scan(dests);
                 }
                 Some(pos)
@@ -443,9 +503,14 @@ mod tests {
         assert_eq!(sums.total(), 7);
         assert_eq!(sums.find(2), Some(1));
         assert_eq!(sums.find(7), Some(2));
+        assert_eq!(sums.find_pair(2, 7), Some((1, 2)));
+        assert_eq!(sums.find_pair(7, 1), Some((2, 0)));
         sums.set(1, 0);
         assert_eq!(sums.total(), 2);
         assert_eq!(sums.find(2), Some(2));
+        assert_eq!(sums.find_pair(1, 2), Some((0, 2)));
+        assert_eq!(sums.find_pair(0, 2), None);
+        assert_eq!(sums.find_pair(1, 3), None);
         sums.set(9, 3); // ignored
         assert_eq!(sums.total(), 2);
         let mut empty = WeightSums::new();

@@ -53,9 +53,16 @@ pub struct LcRank;
 impl Rank for LcRank {
     type Key = u64;
 
+    /// No overhead reaches it (`activeconns * 256 + inactconns < 2^41`).
+    const SKIP: u64 = u64::MAX;
+
     #[inline]
-    fn key(dest: &DestInfo) -> Option<u64> {
-        (!dest.is_overloaded() && dest.weight != 0).then(|| dest.overhead())
+    fn key(dest: &DestInfo) -> u64 {
+        if !dest.is_overloaded() && dest.weight != 0 {
+            dest.overhead()
+        } else {
+            Self::SKIP
+        }
     }
 
     #[inline]

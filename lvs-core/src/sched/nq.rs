@@ -51,44 +51,31 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
     least
 }
 
-/// nq's key: idle destinations first (all equal among themselves, so the earliest wins), then
-/// sed's load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NqKey {
-    /// `activeconns == 0`: returned before any busy destination.
-    Idle,
-    /// Busy: compared by `(activeconns + 1) / weight`.
-    Busy(Load),
-}
-
-/// nq's order.
+/// nq's order: sed's load `(activeconns + 1) / weight`, except that an idle destination
+/// (`activeconns == 0`) counts as load `0 / weight`. A busy destination's load is at least
+/// `2 / weight`, so every idle destination beats every busy one and idle destinations tie among
+/// themselves (the earliest wins): exactly the kernel's early return of the first idle one.
 #[derive(Clone, Copy, Debug)]
 pub struct NqRank;
 
 impl Rank for NqRank {
-    type Key = NqKey;
+    type Key = Load;
+    const SKIP: Load = Load::SKIP;
 
     #[inline]
-    fn key(dest: &DestInfo) -> Option<NqKey> {
+    fn key(dest: &DestInfo) -> Load {
         if dest.is_overloaded() || dest.weight == 0 {
-            None
+            Load::SKIP
         } else if dest.activeconns == 0 {
-            Some(NqKey::Idle)
+            Load::new(0, dest.weight)
         } else {
-            Some(NqKey::Busy(Load {
-                overhead: sed_overhead(dest),
-                weight: dest.weight,
-            }))
+            Load::new(sed_overhead(dest), dest.weight)
         }
     }
 
     #[inline]
-    fn better(a: &NqKey, b: &NqKey) -> bool {
-        match (a, b) {
-            (NqKey::Idle, NqKey::Busy(_)) => true,
-            (NqKey::Busy(a), NqKey::Busy(b)) => a.lighter_than(b),
-            (_, NqKey::Idle) => false,
-        }
+    fn better(a: &Load, b: &Load) -> bool {
+        a.lighter_than(b)
     }
 }
 

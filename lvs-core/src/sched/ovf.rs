@@ -51,9 +51,16 @@ pub struct OvfRank;
 impl Rank for OvfRank {
     type Key = u32;
 
+    /// Eligible destinations have a positive weight.
+    const SKIP: u32 = 0;
+
     #[inline]
-    fn key(dest: &DestInfo) -> Option<u32> {
-        usable(dest).then_some(dest.weight)
+    fn key(dest: &DestInfo) -> u32 {
+        if usable(dest) {
+            dest.weight
+        } else {
+            Self::SKIP
+        }
     }
 
     #[inline]

@@ -59,13 +59,15 @@ pub struct SedRank;
 
 impl Rank for SedRank {
     type Key = Load;
+    const SKIP: Load = Load::SKIP;
 
     #[inline]
-    fn key(dest: &DestInfo) -> Option<Load> {
-        (!dest.is_overloaded() && dest.weight > 0).then(|| Load {
-            overhead: sed_overhead(dest),
-            weight: dest.weight,
-        })
+    fn key(dest: &DestInfo) -> Load {
+        if !dest.is_overloaded() && dest.weight > 0 {
+            Load::new(sed_overhead(dest), dest.weight)
+        } else {
+            Load::SKIP
+        }
     }
 
     #[inline]

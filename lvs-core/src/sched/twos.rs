@@ -170,10 +170,14 @@ impl Scheduler for Twos {
         }
         let raw1 = ctx.rng.next_u32();
         let raw2 = ctx.rng.next_u32();
-        let modulus = total + 1;
-        let r1 = u64::from(raw1) % modulus;
-        let r2 = u64::from(raw2) % modulus;
-        let (Some(c1), Some(c2)) = (self.sums.find(r1.max(1)), self.sums.find(r2.max(1))) else {
+        let (r1, r2) = match u32::try_from(total + 1) {
+            // The common case: a 32-bit remainder, as the kernel computes it.
+            Ok(modulus) => (u64::from(raw1 % modulus), u64::from(raw2 % modulus)),
+            // A 32-bit draw is already below a larger modulus.
+            Err(_) => (u64::from(raw1), u64::from(raw2)),
+        };
+        // r = 0 stops at the first eligible destination, as r = 1 does.
+        let Some((c1, c2)) = self.sums.find_pair(r1.max(1), r2.max(1)) else {
             return scan_with_draws(dests, raw1, raw2);
         };
         if eligible_weight(&dests[c1]) == 0 || eligible_weight(&dests[c2]) == 0 {

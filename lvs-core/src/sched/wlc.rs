@@ -53,21 +53,58 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
 
 /// A weighted load `overhead / weight` compared by cross multiplication, shared by wlc, sed and
 /// nq (which differ only in how the overhead is counted).
+///
+/// Stored as three 32-bit words (12 bytes, 4-byte aligned) so that a tournament node with its
+/// list position fits in 16 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Load {
-    /// The connection overhead (wlc: `active * 256 + inactive`; sed, nq: `active + 1`).
-    pub overhead: u64,
-    /// The weight, always > 0 for an eligible destination.
-    pub weight: u32,
+    /// The connection overhead, low and high 32 bits.
+    overhead: [u32; 2],
+    /// The weight, > 0 for an eligible destination.
+    weight: u32,
 }
 
 impl Load {
+    /// The load of a skipped destination: weight 0 is an infinite load, worse than every
+    /// load with a positive weight (cross multiplication: `1 * w > o * 0` for any `w > 0`)
+    /// and never lighter than anything (`o * 0 > 1 * w` is false).
+    pub const SKIP: Load = Load::new(1, 0);
+
+    /// The load `overhead / weight`.
+    #[inline]
+    pub const fn new(overhead: u64, weight: u32) -> Self {
+        Load {
+            overhead: [overhead as u32, (overhead >> 32) as u32],
+            weight,
+        }
+    }
+
+    /// The connection overhead (wlc: `active * 256 + inactive`; sed, nq: `active + 1`).
+    #[inline]
+    pub const fn overhead(&self) -> u64 {
+        (self.overhead[0] as u64) | ((self.overhead[1] as u64) << 32)
+    }
+
+    /// The weight.
+    #[inline]
+    pub const fn weight(&self) -> u32 {
+        self.weight
+    }
+
     /// Whether `self` is strictly less loaded than `other`: the kernel's
     /// `overhead(other) * weight(self) > overhead(self) * weight(other)`.
+    ///
+    /// ```
+    /// use lvs_core::sched::wlc::Load;
+    /// assert!(Load::new(2, 2).lighter_than(&Load::new(2, 1)));
+    /// assert!(!Load::new(4, 2).lighter_than(&Load::new(2, 1))); // equal loads
+    /// assert!(Load::new(7, 1).lighter_than(&Load::SKIP));
+    /// assert!(!Load::SKIP.lighter_than(&Load::SKIP));
+    /// ```
     #[inline]
     pub fn lighter_than(&self, other: &Load) -> bool {
-        u128::from(other.overhead) * u128::from(self.weight)
-            > u128::from(self.overhead) * u128::from(other.weight)
+        u128::from(other.overhead()) * u128::from(self.weight)
+            > u128::from(self.overhead()) * u128::from(other.weight)
     }
 }
 
@@ -77,14 +114,16 @@ pub struct WlcRank;
 
 impl Rank for WlcRank {
     type Key = Load;
+    const SKIP: Load = Load::SKIP;
 
     #[inline]
-    fn key(dest: &DestInfo) -> Option<Load> {
+    fn key(dest: &DestInfo) -> Load {
         // Weight 0 is skipped: it can never win the kernel's comparison either.
-        (!dest.is_overloaded() && dest.weight > 0).then(|| Load {
-            overhead: dest.overhead(),
-            weight: dest.weight,
-        })
+        if !dest.is_overloaded() && dest.weight > 0 {
+            Load::new(dest.overhead(), dest.weight)
+        } else {
+            Load::SKIP
+        }
     }
 
     #[inline]
