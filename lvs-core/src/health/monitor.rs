@@ -1,7 +1,7 @@
 //! The health monitor: checker timing, server state, quorum and sorry server.
 
-use std::collections::VecDeque;
 use core::net::IpAddr;
+use std::collections::VecDeque;
 
 use rand_core::RngCore;
 
@@ -570,8 +570,10 @@ impl HealthMonitor {
             return Ok(());
         }
         s.admin = state;
-        self.sync_server(id.service, id.server);
+        // Quorum first: if it flips, the sorry-server swap re-syncs every server (this one
+        // included) in keepalived's order; otherwise only this server's rule changes.
         self.update_quorum(id.service, false);
+        self.sync_server(id.service, id.server);
         Ok(())
     }
 
@@ -608,24 +610,26 @@ impl HealthMonitor {
                 if s.alive {
                     s.alive = false;
                     if svc.omega {
-                        self.actions.push_back(Action::Notify(Notification::ServerDown {
-                            server: ServerId {
-                                service: si,
-                                server: ri,
-                            },
-                            service: key,
-                            script: s.notify_down.clone(),
-                        }));
+                        self.actions
+                            .push_back(Action::Notify(Notification::ServerDown {
+                                server: ServerId {
+                                    service: si,
+                                    server: ri,
+                                },
+                                service: key,
+                                script: s.notify_down.clone(),
+                            }));
                     }
                 }
             }
             svc.quorum_up = false;
             if svc.omega {
-                self.actions.push_back(Action::Notify(Notification::QuorumDown {
-                    index: si,
-                    service: key,
-                    script: svc.quorum_down_script.clone(),
-                }));
+                self.actions
+                    .push_back(Action::Notify(Notification::QuorumDown {
+                        index: si,
+                        service: key,
+                        script: svc.quorum_down_script.clone(),
+                    }));
             }
         }
     }
@@ -772,7 +776,11 @@ impl HealthMonitor {
             st.delay_loop
         };
         let next = f.started + delay;
-        c.next = if next > now { next } else { now + MIN_RESCHEDULE };
+        c.next = if next > now {
+            next
+        } else {
+            now + MIN_RESCHEDULE
+        };
         if let Some(w) = weight_update {
             self.update_weight(si, ri, w);
         }
@@ -880,11 +888,12 @@ impl HealthMonitor {
                 self.sync_all_servers(si);
             }
             let svc = &self.services[si];
-            self.actions.push_back(Action::Notify(Notification::QuorumUp {
-                index: si,
-                service: svc.key,
-                script: svc.quorum_up_script.clone(),
-            }));
+            self.actions
+                .push_back(Action::Notify(Notification::QuorumUp {
+                    index: si,
+                    service: svc.key,
+                    script: svc.quorum_up_script.clone(),
+                }));
         } else if (svc.quorum_up && (sum == 0 || sum < threshold))
             || (init && !svc.quorum_up && svc.sorry.is_some() && !svc.sorry_active)
         {
@@ -896,11 +905,12 @@ impl HealthMonitor {
                 self.sync_sorry(si);
             }
             let svc = &self.services[si];
-            self.actions.push_back(Action::Notify(Notification::QuorumDown {
-                index: si,
-                service: svc.key,
-                script: svc.quorum_down_script.clone(),
-            }));
+            self.actions
+                .push_back(Action::Notify(Notification::QuorumDown {
+                    index: si,
+                    service: svc.key,
+                    script: svc.quorum_down_script.clone(),
+                }));
         }
     }
 
