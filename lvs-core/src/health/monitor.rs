@@ -766,7 +766,10 @@ impl HealthMonitor {
                 c.retry_it += 1;
             } else {
                 c.retry_it = 0;
-                c.last_exit_code = code;
+                // keepalived records the exit status of a failed run (not of a signal).
+                if code.is_some() {
+                    c.last_exit_code = code;
+                }
                 transition = Some(false);
             }
         }
