@@ -56,6 +56,7 @@ fn spec(b: &mut Bytes<'_>, key: ServiceKey) -> ServiceSpec {
             c.delay_before_retry = Duration::from_millis(u64::from(b.next()) * 10);
             c.connect_timeout = Duration::from_millis(100 + u64::from(b.next()) * 20);
             c.warmup = Duration::from_millis(u64::from(b.next()) * 10);
+            c.urls = 1 + usize::from(b.next() % 3);
             checkers.push(c);
         }
         servers.push(ServerSettings {

@@ -26,6 +26,7 @@ struct CheckGen {
     dbr_ms: u64,
     timeout_s: u64,
     warmup_s: u64,
+    urls: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -66,18 +67,21 @@ fn check_gen() -> impl Strategy<Value = CheckGen> {
         1u64..8,
         0u64..3000,
         1u64..6,
-        0u64..5,
+        (0u64..5, 1usize..4),
     )
         .prop_map(
-            |(kind, retry, alpha, dynamic, delay_loop_s, dbr_ms, timeout_s, warmup_s)| CheckGen {
-                kind,
-                retry,
-                alpha,
-                dynamic,
-                delay_loop_s,
-                dbr_ms,
-                timeout_s,
-                warmup_s,
+            |(kind, retry, alpha, dynamic, delay_loop_s, dbr_ms, timeout_s, (warmup_s, urls))| {
+                CheckGen {
+                    kind,
+                    retry,
+                    alpha,
+                    dynamic,
+                    delay_loop_s,
+                    dbr_ms,
+                    timeout_s,
+                    warmup_s,
+                    urls,
+                }
             },
         )
 }
@@ -169,6 +173,7 @@ fn build(services: &[ServiceGen]) -> Vec<ServiceSpec> {
                             s.delay_before_retry = Duration::from_millis(c.dbr_ms);
                             s.connect_timeout = Duration::from_secs(c.timeout_s);
                             s.warmup = Duration::from_secs(c.warmup_s);
+                            s.urls = c.urls;
                             s
                         })
                         .collect(),
@@ -403,9 +408,10 @@ proptest! {
                 w.check()?;
             }
         }
-        // Long enough for lost probes to time out (5 s) and every checker to run again
-        // (delay_loop ≤ 7 s, warmup ≤ 4 s + 1 s bootstrap, in-flight ≤ 5.1 s).
-        let end2 = end + Duration::from_secs(30);
+        // Long enough for lost probes to time out (≤ 5.1 s), then for an HTTP checker with a
+        // failed URL to see it answer and make a clean pass over up to 3 URLs (4 probes at
+        // most delay_loop ≤ 7 s apart), or any other checker to run once.
+        let end2 = end + Duration::from_secs(40);
         loop {
             steps += 1;
             prop_assert!(steps < 200_000, "no progress");

@@ -419,8 +419,8 @@ fn a_server_is_up_only_when_all_its_checkers_are() {
     let mut rs = ServerSettings::new(dest(1, 1), a);
     rs.checkers.push(b);
     let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
-    // checker 0 fails 10..40, checker 1 fails 20..60.
-    sim.run(s(70), &mut |p, now| {
+    // checker 0 (TCP) fails 10..40, checker 1 (HTTP) fails 20..60.
+    sim.run(s(75), &mut |p, now| {
         let t = now.as_secs();
         let bad = if p.checker == 0 {
             (10..40).contains(&t)
@@ -433,16 +433,17 @@ fn a_server_is_up_only_when_all_its_checkers_are() {
         ))
     });
     // Down at 11 (checker 0); checker 1 failing at 21 changes nothing; checker 0 back at 41
-    // is not enough; up at 61 when checker 1 recovers.
+    // is not enough; checker 1's failed URL answers at 61 and its clean pass at 71 brings
+    // the server up.
     assert_eq!(
         sim.events_after(0),
         vec![
             (11, Ev::Del(1)),
             (11, Ev::Down(0)),
             (11, Ev::QDown),
-            (61, Ev::Add(1, 1)),
-            (61, Ev::Up(0)),
-            (61, Ev::QUp),
+            (71, Ev::Add(1, 1)),
+            (71, Ev::Up(0)),
+            (71, Ev::QUp),
         ]
     );
 }
@@ -987,4 +988,68 @@ fn server_without_checkers_is_always_up() {
     assert_eq!(sim.log, vec![(0, Ev::Add(1, 2)), (0, Ev::QUp)]);
     assert_eq!(sim.mon.poll_timeout(), None);
     assert!(sim.mon.poll_probe(s(100)).is_none());
+}
+
+#[test]
+fn http_fetches_urls_in_turn_and_recovers_after_a_clean_pass() {
+    let mut c = check(CheckKind::Http, 10);
+    c.urls = 2;
+    c.retry = 1;
+    c.delay_before_retry = Duration::from_secs(2);
+    let rs = ServerSettings::new(dest(1, 1), c);
+    let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+    let mut urls = Vec::new();
+    // URL 1 fails from 20 s to 60 s.
+    sim.run(s(100), &mut |p, now| {
+        urls.push((now.as_secs(), p.url));
+        let bad = p.url == 1 && (20..60).contains(&now.as_secs());
+        Some((
+            Duration::ZERO,
+            if bad { fail() } else { ProbeOutcome::Success },
+        ))
+    });
+    assert_eq!(
+        urls,
+        vec![
+            (1, 0),
+            (11, 1),
+            (21, 0),
+            // URL 1 fails, is retried 2 s later, fails again: down.
+            (31, 1),
+            (33, 1),
+            // While failed: paced at max(delay_before_retry, delay_loop), same URL.
+            (43, 1),
+            (53, 1),
+            // It answers at 63: every URL again from the first; up after URL 1 at 83.
+            (63, 1),
+            (73, 0),
+            (83, 1),
+            (93, 0),
+        ]
+    );
+    assert_eq!(
+        sim.events_after(0),
+        vec![
+            (33, Ev::Del(1)),
+            (33, Ev::Down(0)),
+            (33, Ev::QDown),
+            (83, Ev::Add(1, 1)),
+            (83, Ev::Up(0)),
+            (83, Ev::QUp),
+        ]
+    );
+}
+
+#[test]
+fn checker_kind_defaults() {
+    assert_eq!(CheckSettings::new(CheckKind::Dns).retry, 3);
+    assert_eq!(CheckSettings::new(CheckKind::Smtp).retry, 1);
+    let m = CheckSettings::new(CheckKind::Misc).with_delay_loop(Duration::from_secs(7));
+    assert_eq!(
+        (m.retry, m.connect_timeout, m.warmup),
+        (0, Duration::from_secs(7), Duration::from_secs(7))
+    );
+    let t = CheckSettings::new(CheckKind::Tcp).with_delay_loop(Duration::from_secs(7));
+    assert_eq!(t.connect_timeout, Duration::from_secs(5));
+    assert!(!t.alpha && !t.dynamic_weight && t.urls == 1);
 }

@@ -7,9 +7,10 @@
 //!
 //! - **Per checker**: probes every `delay_loop`; a failure while up is retried
 //!   `retry` times, `delay_before_retry` apart, and the checker goes down on the
-//!   `retry + 1`-th consecutive failure; one success brings it up; `alpha` starts it down;
-//!   the first probe waits 1 s plus a random `warmup` share; a probe that does not report
-//!   within `connect_timeout` fails.
+//!   `retry + 1`-th consecutive failure; one success brings it up (`HTTP_GET` / `SSL_GET`:
+//!   the failed URL must answer and then every URL in a clean pass, `delay_loop` apart);
+//!   `alpha` starts it down; the first probe waits 1 s plus a random `warmup` share; a
+//!   probe that does not report within `connect_timeout` fails.
 //! - **Per real server**: up only when all its checkers are up. Down means removed, or kept
 //!   at weight 0 with `inhibit_on_failure`. `MISC_CHECK` with `misc_dynamic` sets the weight
 //!   from the exit code.
@@ -57,6 +58,19 @@
 //! mon.handle_probe_result(now, probe.id, ProbeOutcome::Timeout).unwrap();
 //! assert!(matches!(mon.poll_action(), Some(Action::Rule(Command::DeleteDest { .. }))));
 //! ```
+
+//! # Differences from keepalived
+//! - Operator states (online / draining / offline) are not a keepalived feature; they combine
+//!   with the checkers as the table on [`HealthMonitor`] says, and only online servers count
+//!   towards the quorum.
+//! - A sorry server with the address and port of a real server is refused
+//!   ([`HealthError::DuplicateDest`]); keepalived shares the rule between the two.
+//! - A `MISC_CHECK` script that outlives its timeout fails at the deadline; keepalived first
+//!   sends SIGTERM and SIGKILL (2 s apart) and fails it when it dies.
+//! - Not modelled: configuration reload (`migrate_checkers`), `ha_suspend`, HTTP
+//!   `fast_recovery`, BFD / FILE checkers and `track_file` weights, virtual server groups,
+//!   SMTP / SNMP / FIFO alerts, and keepalived's `rs_init_notifies` option (off by default:
+//!   no notifications for the start-up state).
 
 mod monitor;
 mod settings;

@@ -57,6 +57,8 @@ pub struct ProbeRequest {
     pub checker: usize,
     /// What kind of probe to run.
     pub kind: CheckKind,
+    /// `HTTP_GET` / `SSL_GET`: the index of the `url` block to fetch (0 for other kinds).
+    pub url: usize,
     /// The real server's address and port (the default `connect_ip` / `connect_port`).
     pub addr: IpAddr,
     /// The real server's port.
@@ -218,6 +220,11 @@ struct Checker {
     in_flight: Option<InFlight>,
     /// `misck_checker->last_exit_code`: the weight is only updated when the code changes.
     last_exit_code: Option<u8>,
+    /// HTTP `url_it`: the URL the next probe fetches.
+    url_it: usize,
+    /// HTTP `failed_url`: a URL failed past its retries; recovery needs it to succeed and
+    /// then a whole clean pass.
+    failed_url: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -376,6 +383,8 @@ impl HealthMonitor {
                         next: now + BOOTSTRAP_DELAY + Duration::from_nanos(share),
                         in_flight: None,
                         last_exit_code: None,
+                        url_it: 0,
+                        failed_url: None,
                     });
                 }
                 let failed = checkers.iter().filter(|c| !c.is_up).count();
@@ -486,6 +495,7 @@ impl HealthMonitor {
             server,
             checker: ci,
             kind: c.settings.kind,
+            url: c.url_it,
             addr,
             port,
             deadline,
@@ -697,10 +707,10 @@ impl HealthMonitor {
             ProbeOutcome::ExitCode(code) => (false, None, Some(code)),
         };
 
-        if is_misc {
-            self.misc_epilog(now, si, ri, ci, f, success, new_weight, code);
-        } else {
-            self.epilog(now, si, ri, ci, success);
+        match st.kind {
+            CheckKind::Misc => self.misc_epilog(now, si, ri, ci, f, success, new_weight, code),
+            CheckKind::Http | CheckKind::Ssl => self.http_epilog(now, si, ri, ci, success),
+            _ => self.epilog(now, si, ri, ci, success),
         }
     }
 
@@ -724,6 +734,61 @@ impl HealthMonitor {
             c.retry_it += 1;
         }
         // A down checker's failures change nothing and keep the delay_loop pace.
+        c.next = now + delay;
+        if let Some(up) = transition {
+            self.update_checker_state(si, ri, ci, up);
+        }
+        self.services[si].servers[ri].checkers[ci].has_run = true;
+    }
+
+    /// The HTTP_GET / SSL_GET epilogue (`check_http.c`, `epilog` and `timeout_epilog`):
+    /// URLs are fetched one per probe; a failure while up (or on the first run) is retried
+    /// on the same URL `delay_before_retry` later, and past `retry` retries the checker goes
+    /// down and remembers the failed URL. While a URL is marked failed, probes are paced at
+    /// `max(delay_before_retry, delay_loop)`; its success clears the mark and restarts from
+    /// the first URL, and only a whole clean pass brings the checker up again.
+    fn http_epilog(&mut self, now: Instant, si: usize, ri: usize, ci: usize, success: bool) {
+        let c = &mut self.services[si].servers[ri].checkers[ci];
+        let st = c.settings;
+        let urls = st.urls.max(1);
+        let mut transition = None;
+        let delay;
+        if success {
+            // REGISTER_CHECKER_NEW
+            let past_last = c.url_it + 1 >= urls;
+            c.url_it = if past_last { 0 } else { c.url_it + 1 };
+            c.retry_it = 0;
+            if c.failed_url.is_some() {
+                // The failed URL answers again: check every URL from the first.
+                c.failed_url = None;
+                c.url_it = 0;
+            } else if past_last && (!c.is_up || !c.has_run) {
+                transition = Some(true);
+            }
+            delay = st.delay_loop;
+            if !c.has_run && transition.is_none() {
+                // First run, more URLs to go: one failure is then enough.
+                c.retry_it = st.retry;
+            }
+        } else {
+            if c.is_up || !c.has_run {
+                // REGISTER_CHECKER_RETRY (timeout_epilog marks the checker as run first).
+                c.has_run = true;
+                c.retry_it = c.retry_it.saturating_add(1);
+                if c.retry_it > st.retry {
+                    if c.is_up {
+                        transition = Some(false);
+                    }
+                    c.failed_url = Some(c.url_it);
+                }
+            }
+            // REGISTER_CHECKER_FAILED (already down) changes nothing but the pace.
+            delay = if c.failed_url.is_some() {
+                st.delay_before_retry.max(st.delay_loop)
+            } else {
+                st.delay_before_retry
+            };
+        }
         c.next = now + delay;
         if let Some(up) = transition {
             self.update_checker_state(si, ri, ci, up);

@@ -80,6 +80,10 @@ pub struct CheckSettings {
     /// `misc_dynamic` (`MISC_CHECK` only): exit 0 = up at the configured weight, 1 = down,
     /// 2..=255 = up with weight `code − 2`. Without it every non-zero exit is a failure.
     pub dynamic_weight: bool,
+    /// `HTTP_GET` / `SSL_GET` only: the number of `url { }` blocks (default 1; 0 is taken as
+    /// 1). keepalived fetches them one per probe, `delay_loop` apart; the probe request
+    /// names the URL index.
+    pub urls: usize,
 }
 
 impl CheckSettings {
@@ -100,6 +104,7 @@ impl CheckSettings {
             alpha: false,
             warmup: delay_loop,
             dynamic_weight: false,
+            urls: 1,
         }
     }
 
