@@ -47,10 +47,11 @@ fn spec(b: &mut Bytes<'_>, key: ServiceKey) -> ServiceSpec {
                 CheckKind::Http,
                 CheckKind::Misc,
                 CheckKind::Dns,
-            ][usize::from(k % 4)];
+                CheckKind::Smtp,
+            ][usize::from(k % 5)];
             let mut c = CheckSettings::new(kind)
                 .with_delay_loop(Duration::from_millis(500 + u64::from(b.next()) * 40));
-            c.retry = u32::from(k / 4 % 3);
+            c.retry = u32::from(k / 5 % 3);
             c.alpha = k & 0x40 != 0;
             c.dynamic_weight = k & 0x80 != 0;
             c.delay_before_retry = Duration::from_millis(u64::from(b.next()) * 10);

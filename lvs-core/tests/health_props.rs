@@ -59,7 +59,9 @@ fn check_gen() -> impl Strategy<Value = CheckGen> {
         prop_oneof![
             Just(CheckKind::Tcp),
             Just(CheckKind::Http),
-            Just(CheckKind::Misc)
+            Just(CheckKind::Misc),
+            Just(CheckKind::Smtp),
+            Just(CheckKind::Dns),
         ],
         0u32..3,
         any::<bool>(),

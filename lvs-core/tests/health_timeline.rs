@@ -1053,3 +1053,58 @@ fn checker_kind_defaults() {
     assert_eq!(t.connect_timeout, Duration::from_secs(5));
     assert!(!t.alpha && !t.dynamic_weight && t.urls == 1);
 }
+
+#[test]
+fn smtp_retries_every_cycle_even_while_down() {
+    let mut c = check(CheckKind::Smtp, 10);
+    c.retry = 1;
+    c.delay_before_retry = Duration::from_secs(2);
+    let rs = ServerSettings::new(dest(1, 1), c);
+    let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+    sim.run(s(60), &mut failing_during(vec![(0, 20, 50)]));
+    assert_eq!(sim.probe_times(0), vec![1, 11, 21, 23, 33, 35, 45, 47, 57]);
+    assert_eq!(
+        sim.events_after(0),
+        vec![
+            (23, Ev::Del(1)),
+            (23, Ev::Down(0)),
+            (23, Ev::QDown),
+            (57, Ev::Add(1, 1)),
+            (57, Ev::Up(0)),
+            (57, Ev::QUp),
+        ]
+    );
+}
+
+#[test]
+fn dns_retries_default_to_delay_loop_spacing() {
+    let c = check(CheckKind::Dns, 10);
+    assert_eq!(
+        (c.retry, c.delay_before_retry),
+        (3, Duration::from_secs(10))
+    );
+    let rs = ServerSettings::new(dest(1, 1), c);
+    let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+    sim.run(s(65), &mut failing_during(vec![(0, 20, 100)]));
+    // Down on the 4th consecutive failure.
+    assert_eq!(sim.probe_times(0), vec![1, 11, 21, 31, 41, 51, 61]);
+    assert_eq!(sim.events_after(0)[0], (51, Ev::Del(1)));
+}
+
+#[test]
+fn dns_alpha_retries_before_its_first_result_tcp_does_not() {
+    for (kind, want) in [
+        (CheckKind::Dns, vec![1, 3, 13]),
+        (CheckKind::Tcp, vec![1, 11]),
+    ] {
+        let mut c = check(kind, 10);
+        c.alpha = true;
+        c.retry = 1;
+        c.delay_before_retry = Duration::from_secs(2);
+        let rs = ServerSettings::new(dest(1, 1), c);
+        let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+        sim.run(s(14), &mut failing_during(vec![(0, 0, 100)]));
+        assert_eq!(sim.probe_times(0), want, "{kind:?}");
+        assert!(sim.log.is_empty(), "{kind:?}: {:?}", sim.log);
+    }
+}

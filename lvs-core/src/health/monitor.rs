@@ -710,16 +710,21 @@ impl HealthMonitor {
         match st.kind {
             CheckKind::Misc => self.misc_epilog(now, si, ri, ci, f, success, new_weight, code),
             CheckKind::Http | CheckKind::Ssl => self.http_epilog(now, si, ri, ci, success),
-            _ => self.epilog(now, si, ri, ci, success),
+            CheckKind::Smtp => self.smtp_epilog(now, si, ri, ci, success),
+            CheckKind::Tcp | CheckKind::Udp | CheckKind::Ping | CheckKind::Dns => {
+                self.epilog(now, si, ri, ci, success)
+            }
         }
     }
 
-    /// The TCP/HTTP/… epilogue (`check_tcp.c` / `check_udp.c` `*_epilog` in current
-    /// keepalived): retries only while the checker is up; the next probe is timed from
-    /// the result.
+    /// The TCP / UDP / PING epilogue (`check_tcp.c`, `check_udp.c`, `check_ping.c`
+    /// `*_epilog` in current keepalived): retries only while the checker is up; the next
+    /// probe is timed from the result. `DNS_CHECK` (`check_dns.c`, `dns_final`) is the same
+    /// except that it also retries before its first result (an alpha checker).
     fn epilog(&mut self, now: Instant, si: usize, ri: usize, ci: usize, success: bool) {
         let c = &mut self.services[si].servers[ri].checkers[ci];
         let st = c.settings;
+        let retries_unrun = st.kind == CheckKind::Dns;
         let mut delay = st.delay_loop;
         let mut transition = None;
         if success || ((c.is_up || !c.has_run) && c.retry_it >= st.retry) {
@@ -729,7 +734,7 @@ impl HealthMonitor {
             } else if !success && (c.is_up || !c.has_run) {
                 transition = Some(false);
             }
-        } else if c.is_up {
+        } else if c.is_up || (retries_unrun && !c.has_run) {
             delay = st.delay_before_retry;
             c.retry_it += 1;
         }
@@ -739,6 +744,43 @@ impl HealthMonitor {
             self.update_checker_state(si, ri, ci, up);
         }
         self.services[si].servers[ri].checkers[ci].has_run = true;
+    }
+
+    /// The SMTP_CHECK epilogue (`check_smtp.c`, `smtp_final`): every cycle gets `retry`
+    /// retries `delay_before_retry` apart, whether the checker is up or down; a cycle whose
+    /// attempts all fail takes it down (if up) and the next cycle starts `delay_loop` later.
+    /// A failing cycle does not mark the checker as run.
+    fn smtp_epilog(&mut self, now: Instant, si: usize, ri: usize, ci: usize, success: bool) {
+        let c = &mut self.services[si].servers[ri].checkers[ci];
+        let st = c.settings;
+        let mut transition = None;
+        let delay;
+        if success {
+            c.retry_it = 0;
+            if !c.is_up || !c.has_run {
+                transition = Some(true);
+            }
+            delay = st.delay_loop;
+        } else {
+            c.retry_it = c.retry_it.saturating_add(1);
+            if c.retry_it <= st.retry {
+                delay = st.delay_before_retry;
+            } else {
+                if c.is_up || !c.has_run {
+                    transition = Some(false);
+                }
+                // smtp_start_check_thread resets the count for the next cycle.
+                c.retry_it = 0;
+                delay = st.delay_loop;
+            }
+        }
+        c.next = now + delay;
+        if let Some(up) = transition {
+            self.update_checker_state(si, ri, ci, up);
+        }
+        if success {
+            self.services[si].servers[ri].checkers[ci].has_run = true;
+        }
     }
 
     /// The HTTP_GET / SSL_GET epilogue (`check_http.c`, `epilog` and `timeout_epilog`):
@@ -865,11 +907,14 @@ impl HealthMonitor {
         if c.is_up == up {
             // First run confirming the start state: an alpha checker (or a failure)
             // reports the server's current state.
-            if !c.has_run && (c.settings.alpha || !up) {
+            let first = !c.has_run;
+            c.has_run = true;
+            if first && (c.settings.alpha || !up) {
                 self.notify_server(si, ri);
             }
             return;
         }
+        c.has_run = true;
         c.is_up = up;
         if up {
             s.failed = s.failed.saturating_sub(1);

@@ -69,7 +69,8 @@ pub struct CheckSettings {
     /// `retry` (old name `nb_get_retry`): failures tolerated while up before the checker goes
     /// down, so it goes down on the `retry + 1`-th consecutive failure.
     pub retry: u32,
-    /// `delay_before_retry`: spacing of those retries (default 1 s).
+    /// `delay_before_retry`: spacing of those retries (default 1 s; `DNS_CHECK`:
+    /// `delay_loop`).
     pub delay_before_retry: Duration,
     /// `alpha`: start with this checker down, so the server is out of the pool until the
     /// first success (default off).
@@ -100,7 +101,11 @@ impl CheckSettings {
                 _ => Duration::from_secs(5),
             },
             retry: kind.default_retry(),
-            delay_before_retry: Duration::from_secs(1),
+            delay_before_retry: match kind {
+                // check_dns.c: default_delay_before_retry = 0, "will default to delay_loop".
+                CheckKind::Dns => delay_loop,
+                _ => Duration::from_secs(1),
+            },
             alpha: false,
             warmup: delay_loop,
             dynamic_weight: false,
@@ -108,13 +113,15 @@ impl CheckSettings {
         }
     }
 
-    /// The same settings with `delay_loop` set and `warmup` following it (as keepalived's
-    /// default warmup does), and for `MISC_CHECK` the timeout too.
+    /// The same settings with `delay_loop` set and the defaults that follow it updated:
+    /// `warmup`, the `MISC_CHECK` timeout and the `DNS_CHECK` `delay_before_retry`.
     pub const fn with_delay_loop(mut self, delay_loop: Duration) -> Self {
         self.delay_loop = delay_loop;
         self.warmup = delay_loop;
-        if matches!(self.kind, CheckKind::Misc) {
-            self.connect_timeout = delay_loop;
+        match self.kind {
+            CheckKind::Misc => self.connect_timeout = delay_loop,
+            CheckKind::Dns => self.delay_before_retry = delay_loop,
+            _ => {}
         }
         self
     }
