@@ -5,6 +5,7 @@
 //! ## Layers
 //! - [`time`]: the crate's own `Instant` / `Duration`; the caller passes `now` everywhere.
 //! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
+//! - [`health`]: keepalived-style health checking, quorum and sorry server, as rule commands.
 //! - [`conn`]: connection table, TCP/UDP states and timeouts, expiry, per-dest accounting.
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod health;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
