@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod director;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
