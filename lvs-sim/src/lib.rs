@@ -18,6 +18,7 @@
 //!   per event.
 #![forbid(unsafe_code)]
 
+pub mod sched_cmd;
 pub mod trace;
 
 /// The trace language, as `lvs-sim sched --help` prints it.

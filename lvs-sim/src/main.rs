@@ -1,6 +1,66 @@
-//! `lvs-sim`: what would IPVS do? The `sched` subcommand lands with the director.
+//! `lvs-sim`: what would IPVS do? See `lvs-sim --help`.
 
-fn main() {
-    eprintln!("lvs-sim: the sched subcommand needs lvs-core's director");
-    std::process::exit(2);
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use lvs_sim::sched_cmd::{self, SchedError};
+
+/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows.
+#[derive(Parser, Debug)]
+#[command(name = "lvs-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Schedule a trace of flows: prints the real server of every new flow, listings and saves.
+    #[command(after_long_help = lvs_sim::TRACE_HELP)]
+    Sched {
+        /// Rules in the ipvsadm language (the lines `ipvsadm -S -n` prints, `-R` reads).
+        #[arg(long, value_name = "RULES")]
+        rules: PathBuf,
+        /// The trace of events (see `lvs-sim sched --help`).
+        #[arg(long, value_name = "TRACE")]
+        trace: PathBuf,
+    },
+}
+
+fn read(path: &Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("lvs-sim: {}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Sched { rules, trace } => {
+            let (rules_text, trace_text) = match (read(&rules), read(&trace)) {
+                (Ok(r), Ok(t)) => (r, t),
+                (Err(code), _) | (_, Err(code)) => return code,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let result = sched_cmd::run_text(&rules_text, &trace_text, &mut out);
+            // A closed pipe is not worth a second error message.
+            let _ = out.flush();
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let file = match &e {
+                        SchedError::Rules(_) => &rules,
+                        _ => &trace,
+                    };
+                    eprintln!("lvs-sim: {}", e.display_with(&file.display().to_string()));
+                    ExitCode::from(e.exit_status())
+                }
+            }
+        }
+    }
 }

@@ -130,7 +130,13 @@ pub enum EventKind {
         vip: SocketAddr,
     },
     /// `rule <ipvsadm arguments>`: one rule command, applied when the event runs.
-    Rule(Command),
+    Rule {
+        /// The command.
+        command: Command,
+        /// 1-based column of the rule's first word after `rule` (and after a leading
+        /// `ipvsadm`, which the rule language ignores): where a refusal points.
+        column: usize,
+    },
     /// `list [options]`: print `ipvsadm -L -n` with these options.
     List(ListRequest),
     /// `save`: print `ipvsadm -S -n`.
@@ -393,8 +399,12 @@ impl Parser {
                     .nth(w.col - 1)
                     .map_or(content.len(), |(b, _)| b);
                 let shift = w.col - 1;
+                let column = match (ws.get(1), ws.get(2)) {
+                    (Some(a), Some(b)) if a.s == "ipvsadm" => b.col,
+                    _ => w.col,
+                };
                 match parse_line(&content[start..]) {
-                    Ok(Some(cmd)) => EventKind::Rule(cmd),
+                    Ok(Some(command)) => EventKind::Rule { command, column },
                     // Cannot happen (there is a word), but say so rather than guess.
                     Ok(None) => {
                         return Err(err(
@@ -686,13 +696,22 @@ mod tests {
                 vip: sa("10.0.0.9:8080")
             }
         );
-        let EventKind::Rule(Command::EditDest(key, d)) =
-            one("rule -e -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 0")
+        let EventKind::Rule {
+            command: Command::EditDest(key, d),
+            column: 6,
+        } = one("rule -e -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 0")
         else {
             panic!("not an edit");
         };
         assert_eq!(key, ServiceKey::tcp("10.0.0.1".parse().unwrap(), 80));
         assert_eq!(d.weight, 0);
+        assert!(matches!(
+            one("rule  ipvsadm -C"),
+            EventKind::Rule {
+                command: Command::Clear,
+                column: 15
+            }
+        ));
         assert_eq!(one("save"), EventKind::Save);
         assert_eq!(
             one("list"),
