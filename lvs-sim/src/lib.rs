@@ -32,7 +32,8 @@ Addresses are numeric: a.b.c.d:port or [ipv6]:port (the port always given).
   ack|fin|rst <client> <vip>          a client -> director packet of that flow (state machine)
   reply-syn|reply-ack|reply-fin|reply-rst <client> <vip>
                                       the flow's real server answers the client (sent from the
-                                      connection's rip:rport; no connection: nothing happens)
+                                      connection's rip:rport, so only NAT connections see it;
+                                      no connection: nothing happens)
   udp <client> <vip>                  a UDP datagram; prints the real server it goes to
   tcp-fwmark <mark> <client> <vip>    a SYN carrying that firewall mark (decimal or 0x hex);
                                       prints the real server it goes to

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let file = match &e {
-                        SchedError::Rules(_) => &rules,
+                        SchedError::Rules(_) | SchedError::Director(_) => &rules,
                         _ => &trace,
                     };
                     eprintln!("lvs-sim: {}", e.display_with(&file.display().to_string()));

@@ -10,8 +10,11 @@
 //!   `client -> drop` (IPVS drops it, e.g. the connection's real server was deleted).
 //! - `ack`, `fin`, `rst`: the client's packet of that flow; prints nothing.
 //! - `reply-*`: the connection is looked up ([`Director::conn`]); its real server sends the
-//!   segment to the client. With no connection nothing is sent (a reply IPVS never saw a
-//!   connection for is not IPVS's business) and nothing is printed.
+//!   segment from rip:rport to the client. With no connection nothing is sent (a reply IPVS
+//!   never saw a connection for is not IPVS's business) and nothing is printed. Only NAT
+//!   connections match such a reply: with direct routing or tunnelling the real server
+//!   answers the client directly (from the virtual address), IPVS never sees the reply, and
+//!   the connection stays in the input-only state machine, as in the kernel.
 //! - `rule`: applied with [`Director::apply_command`]. A rule the kernel refuses stops the
 //!   run with [`SchedError::RuleRefused`], as `ipvsadm -R` stops at the first failing line
 //!   (everything before it has been applied and printed).
@@ -53,6 +56,10 @@ pub enum SchedError {
     /// The rules file does not parse, or the kernel would refuse one of its lines.
     #[error("{0}")]
     Rules(RulesError),
+    /// The director refused the configuration of the rules file as a whole (for example an
+    /// mh service it has no room for).
+    #[error("rules refused by the director: {0} (errno {errno})", errno = .0.errno())]
+    Director(RuleError),
     /// A trace line is malformed (nothing was run).
     #[error("{0}")]
     Trace(TraceError),
@@ -76,7 +83,7 @@ impl SchedError {
     /// a refused trace rule or an output error.
     pub fn exit_status(&self) -> u8 {
         match self {
-            SchedError::Rules(_) | SchedError::Trace(_) => 2,
+            SchedError::Rules(_) | SchedError::Director(_) | SchedError::Trace(_) => 2,
             SchedError::RuleRefused { .. } | SchedError::Io(_) => 1,
         }
     }
@@ -108,6 +115,11 @@ impl fmt::Display for WithFile<'_> {
                     source.errno()
                 ),
             },
+            SchedError::Director(e) => write!(
+                f,
+                "{file}: rules refused by the director: {e} (errno {})",
+                e.errno()
+            ),
             SchedError::Trace(e) => write!(f, "{file}:{}:{}: {}", e.line, e.column, e.kind),
             SchedError::RuleRefused {
                 line,
@@ -137,7 +149,9 @@ impl Default for SchedOptions {
     fn default() -> Self {
         SchedOptions {
             conn_capacity: 1 << 16,
-            max_timer_steps: 1 << 20,
+            // 65536 steps: a jump of 36 hours with the rate estimator ticking every 2 s
+            // still runs every timer at its own deadline.
+            max_timer_steps: 1 << 16,
         }
     }
 }
@@ -371,14 +385,7 @@ pub fn run_with(
     options: SchedOptions,
     out: &mut dyn Write,
 ) -> Result<(), SchedError> {
-    let mut runner = SchedRunner::new(rules, options).map_err(|source| {
-        // `RuleSet`s are always accepted by the kernel model; keep the error anyway.
-        SchedError::Rules(RulesError::Apply {
-            line: 0,
-            column: 0,
-            source,
-        })
-    })?;
+    let mut runner = SchedRunner::new(rules, options).map_err(SchedError::Director)?;
     for ev in &trace.events {
         runner.run_event(ev, out)?;
     }

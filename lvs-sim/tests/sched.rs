@@ -576,3 +576,65 @@ syn 192.0.2.1:1000 10.0.0.1:80
         "192.0.2.1:1000 -> 10.1.0.2:80\n192.0.2.1:1000 -> 10.1.0.1:80\n"
     );
 }
+
+/// §2.4 INPUT_ONLY + §2.8: with direct routing the real server answers the client itself, so
+/// a `reply-syn` never reaches IPVS (no effect); the client's FIN takes ESTABLISHED to
+/// FIN_WAIT (the NAT table would give CLOSE_WAIT). With conn_reuse_mode 1 a SYN in FIN_WAIT is
+/// not rescheduled (only mode 2 or 3 does that); in CLOSE it is.
+#[test]
+fn direct_routing_uses_the_input_only_table() {
+    let rules = "\
+-A -t 10.0.0.7:80 -s rr
+-a -t 10.0.0.7:80 -r 10.1.0.1:80 -g
+-a -t 10.0.0.7:80 -r 10.1.0.2:80 -g
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.7:80
+reply-syn 192.0.2.1:1000 10.0.0.7:80
+ack 192.0.2.1:1000 10.0.0.7:80
+fin 192.0.2.1:1000 10.0.0.7:80
+list -c
+syn 192.0.2.1:1000 10.0.0.7:80
+ack 192.0.2.1:1000 10.0.0.7:80
+rst 192.0.2.1:1000 10.0.0.7:80
+syn 192.0.2.1:1000 10.0.0.7:80
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 02:00  FIN_WAIT    192.0.2.1:1000     10.0.0.7:80        10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.1:80
+"
+    );
+}
+
+/// One-packet scheduling (§6.3): every UDP datagram is scheduled on its own and no
+/// connection is kept, so rr alternates even for one client port, and `list -c` is empty.
+#[test]
+fn one_packet_scheduling() {
+    let rules = "\
+-A -u 10.0.0.8:53 -s rr -o
+-a -u 10.0.0.8:53 -r 10.1.0.1:53 -m
+-a -u 10.0.0.8:53 -r 10.1.0.2:53 -m
+";
+    let trace = "\
+udp 192.0.2.1:5000 10.0.0.8:53
+udp 192.0.2.1:5000 10.0.0.8:53
+udp 192.0.2.1:5000 10.0.0.8:53
+list -c
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:5000 -> 10.1.0.2:53
+192.0.2.1:5000 -> 10.1.0.1:53
+192.0.2.1:5000 -> 10.1.0.2:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+"
+    );
+}
