@@ -934,3 +934,126 @@ fn table_full_drops_new_flows() {
     );
     assert_eq!(d.stats().conns, 2);
 }
+
+mod packets {
+    use super::*;
+    use lvs_core::director::{PacketDrop, PacketVerdict};
+    use lvs_core::wire::classify;
+
+    fn tcp_bytes(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        syn: bool,
+        ack: bool,
+        ttl: u8,
+    ) -> Vec<u8> {
+        let mut b = etherparse::PacketBuilder::ipv4(src, dst, ttl).tcp(sport, dport, 1000, 64240);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(1);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, b"hello").unwrap();
+        v
+    }
+
+    #[test]
+    fn nat_round_trip_in_place() {
+        let mut d = director("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n");
+        let mut syn = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, true, false, 64);
+        let v = d.handle_packet(t(1), &mut syn);
+        assert!(
+            matches!(
+                v,
+                PacketVerdict::Forward {
+                    new: true,
+                    method: Forward::Masq,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+        let c = classify(&syn).unwrap();
+        assert_eq!(
+            (c.dst, c.dst_port, c.ttl),
+            ("10.1.0.1".parse().unwrap(), 8080, 63)
+        );
+        assert_eq!((c.src, c.src_port), ("192.0.2.7".parse().unwrap(), 40000));
+        // The real server answers: rewritten to come from the VIP.
+        let mut synack = tcp_bytes([10, 1, 0, 1], 8080, [192, 0, 2, 7], 40000, true, true, 64);
+        assert_eq!(d.handle_packet(t(1), &mut synack), PacketVerdict::Reply);
+        let c = classify(&synack).unwrap();
+        assert_eq!(
+            (c.src, c.src_port, c.ttl),
+            ("10.0.0.1".parse().unwrap(), 80, 63)
+        );
+        // checksums are valid after the rewrite
+        let parsed = etherparse::SlicedPacket::from_ip(&synack).unwrap();
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = parsed.transport else {
+            panic!()
+        };
+        let ip = match parsed.net {
+            Some(etherparse::NetSlice::Ipv4(ip)) => ip,
+            _ => panic!(),
+        };
+        let expect = tcp
+            .to_header()
+            .calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
+            .unwrap();
+        assert_eq!(tcp.checksum(), expect);
+        assert_eq!(
+            d.conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
+                .unwrap()
+                .state,
+            "SYN_RECV"
+        );
+        // TTL 1: state updated, Time Exceeded, bytes unchanged.
+        let mut ack = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, false, true, 1);
+        let before = ack.clone();
+        assert_eq!(d.handle_packet(t(2), &mut ack), PacketVerdict::TimeExceeded);
+        assert_eq!(ack, before);
+        assert_eq!(
+            d.conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
+                .unwrap()
+                .state,
+            "ESTABLISHED"
+        );
+        // Garbage and strangers.
+        let mut junk = vec![0x45u8, 0, 0];
+        assert!(matches!(
+            d.handle_packet(t(2), &mut junk),
+            PacketVerdict::Drop(PacketDrop::Malformed(_))
+        ));
+        let mut other = tcp_bytes([192, 0, 2, 7], 40001, [10, 0, 0, 2], 80, true, false, 64);
+        assert_eq!(d.handle_packet(t(2), &mut other), PacketVerdict::NotOurs);
+        let mut empty = tcp_bytes([192, 0, 2, 7], 40001, [10, 0, 0, 1], 80, false, true, 64);
+        assert_eq!(d.handle_packet(t(2), &mut empty), PacketVerdict::NotOurs);
+    }
+
+    #[test]
+    fn dr_is_not_rewritten_and_no_destination_is_unreachable() {
+        let mut d = director(
+            "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80\n-A -t 10.0.0.1:81\n",
+        );
+        let mut syn = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, true, false, 64);
+        let before = syn.clone();
+        let v = d.handle_packet(t(1), &mut syn);
+        assert!(matches!(
+            v,
+            PacketVerdict::Forward {
+                method: Forward::DirectRoute,
+                ..
+            }
+        ));
+        assert_eq!(syn, before);
+        let mut syn81 = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 81, true, false, 64);
+        assert_eq!(
+            d.handle_packet(t(1), &mut syn81),
+            PacketVerdict::Unreachable
+        );
+    }
+}

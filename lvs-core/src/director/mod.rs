@@ -63,6 +63,7 @@
 //!   (the kernel does it from a work queue shortly after).
 
 mod flow;
+mod packet;
 pub mod stats;
 
 use core::net::{IpAddr, SocketAddr};
@@ -82,6 +83,7 @@ use crate::sched::pool::{Pool, PoolError};
 use crate::sched::{DestId, DestInfo, SchedConfig, SchedKind};
 use crate::time::{Duration, Instant};
 
+pub use packet::{PacketDrop, PacketVerdict};
 pub use stats::{Estimator, StatsCell};
 
 /// The sysctls (`/proc/sys/net/ipv4/vs/*`) that change the director's decisions, with the
