@@ -68,17 +68,21 @@ impl Director {
             PacketDir::FromClient => self.flow_in(now, pkt),
             PacketDir::FromServer => self.flow_out(now, pkt),
         };
-        match v {
+        self.count_verdict(&v);
+        v
+    }
+
+    pub(super) fn count_verdict(&mut self, v: &FlowVerdict) {
+        match *v {
             FlowVerdict::Forward { .. } => self.counters.forwarded += 1,
             FlowVerdict::Reply { .. } => self.counters.replies += 1,
             FlowVerdict::NoDestination => self.counters.no_destination += 1,
             FlowVerdict::NotOurs => self.counters.not_ours += 1,
             FlowVerdict::Drop(r) => self.counters.dropped[r.index()] += 1,
         }
-        v
     }
 
-    fn flow_in(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+    pub(super) fn flow_in(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
         if pkt.protocol == Protocol::Ip {
             // No IPVS protocol module: not ours.
             return FlowVerdict::NotOurs;
@@ -173,7 +177,7 @@ impl Director {
         }
     }
 
-    fn flow_out(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+    pub(super) fn flow_out(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
         if pkt.protocol == Protocol::Ip {
             return FlowVerdict::NotOurs;
         }

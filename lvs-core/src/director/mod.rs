@@ -63,6 +63,7 @@
 //!   (the kernel does it from a work queue shortly after).
 
 mod flow;
+mod packet;
 pub mod stats;
 
 use core::net::{IpAddr, SocketAddr};
@@ -82,6 +83,7 @@ use crate::sched::pool::{Pool, PoolError};
 use crate::sched::{DestId, DestInfo, SchedConfig, SchedKind};
 use crate::time::{Duration, Instant};
 
+pub use packet::{PacketDrop, PacketVerdict};
 pub use stats::{Estimator, StatsCell};
 
 /// The sysctls (`/proc/sys/net/ipv4/vs/*`) that change the director's decisions, with the
@@ -1031,8 +1033,9 @@ impl Director {
                 s.pool.handle_timeout(now);
             }
         }
-        if self.trash_timer.is_some_and(|t| t <= now) {
-            self.reap_trash(now);
+        if let Some(t) = self.trash_timer.filter(|&t| t <= now) {
+            // A periodic timer: run it as of its due time, so late calls do not shift it.
+            self.reap_trash(t);
         }
         more || self.poll_timeout().is_some_and(|t| t <= now)
     }
@@ -1133,6 +1136,27 @@ impl Director {
         let s = self.services[i as usize].as_ref()?;
         let id = s.pool.find(addr.ip(), addr.port())?;
         s.pool.get(id).cloned()
+    }
+
+    /// Every real server object, linked or in the trash: its service, configuration, live
+    /// counters (with its identity, as connections name it) and whether it is trashed.
+    pub fn all_dests(&self) -> Vec<(ServiceKey, DestConfig, DestInfo, bool)> {
+        let mut out = Vec::new();
+        for d in self.dests.iter().flatten() {
+            match &d.trash {
+                Some(t) => out.push((d.service, d.config, t.info.clone(), true)),
+                None => {
+                    if let Some(info) = self.services[d.svc as usize].as_ref().and_then(|s| {
+                        s.pool
+                            .find(d.config.addr, d.config.port)
+                            .and_then(|id| s.pool.get(id))
+                    }) {
+                        out.push((d.service, d.config, info.clone(), false));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// A trashed real server's counters (for tests and tools), if that service key and
