@@ -32,4 +32,11 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops, rules_parse, wire_views, conn_ops, director_ops, sim_trace);
+corpus_tests!(
+    sched_ops,
+    rules_parse,
+    wire_views,
+    conn_ops,
+    director_ops,
+    sim_trace
+);

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use lvs_sim::sched_cmd::{self, SchedError};
+use lvs_sim::sched_cmd::{self, SchedError, SchedOptions};
+
+/// Largest `--conn-capacity`: the table is allocated up front (about 4 million entries).
+const MAX_CONN_CAPACITY: i64 = 1 << 22;
 
 /// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows.
 #[derive(Parser, Debug)]
@@ -27,6 +30,12 @@ enum Cmd {
         /// The trace of events (see `lvs-sim sched --help`).
         #[arg(long, value_name = "TRACE")]
         trace: PathBuf,
+        /// Room in the connection table (connections and templates at once). The kernel has
+        /// no such limit: when the table is full a new flow evicts a half-open connection, or
+        /// else prints `drop`.
+        #[arg(long, value_name = "N", default_value_t = SchedOptions::default().conn_capacity,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_CONN_CAPACITY))]
+        conn_capacity: u32,
     },
 }
 
@@ -40,14 +49,22 @@ fn read(path: &Path) -> Result<String, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Sched { rules, trace } => {
+        Cmd::Sched {
+            rules,
+            trace,
+            conn_capacity,
+        } => {
             let (rules_text, trace_text) = match (read(&rules), read(&trace)) {
                 (Ok(r), Ok(t)) => (r, t),
                 (Err(code), _) | (_, Err(code)) => return code,
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let result = sched_cmd::run_text(&rules_text, &trace_text, &mut out);
+            let options = SchedOptions {
+                conn_capacity,
+                ..SchedOptions::default()
+            };
+            let result = sched_cmd::run_text_with(&rules_text, &trace_text, options, &mut out);
             // A closed pipe is not worth a second error message.
             let _ = out.flush();
             match result {

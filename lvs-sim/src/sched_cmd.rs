@@ -392,9 +392,20 @@ pub fn run_with(
     Ok(())
 }
 
-/// Parses the rules and the whole trace (a malformed trace runs nothing), then runs it.
+/// Parses the rules and the whole trace (a malformed trace runs nothing), then runs it with
+/// the default [`SchedOptions`].
 pub fn run_text(rules: &str, trace: &str, out: &mut dyn Write) -> Result<(), SchedError> {
+    run_text_with(rules, trace, SchedOptions::default(), out)
+}
+
+/// [`run_text`] with `options`.
+pub fn run_text_with(
+    rules: &str,
+    trace: &str,
+    options: SchedOptions,
+    out: &mut dyn Write,
+) -> Result<(), SchedError> {
     let rules = RuleSet::from_text(rules).map_err(SchedError::Rules)?;
     let trace = trace::parse(trace).map_err(SchedError::Trace)?;
-    run(&rules, &trace, out)
+    run_with(&rules, &trace, options, out)
 }

@@ -151,3 +151,41 @@ fn help_documents_the_trace_language() {
     let out = bin().arg("--help").output().unwrap();
     assert!(String::from_utf8(out.stdout).unwrap().contains("sched"));
 }
+
+/// With room for one entry, an established connection cannot be evicted (only embryonic ones
+/// can), so a second flow is dropped while the first goes on.
+#[test]
+fn full_table_drops_new_flows() {
+    let rules = examples().join("web.rules");
+    let trace = scratch(
+        "full.trace",
+        "syn 203.0.113.7:1 192.0.2.10:80\nack 203.0.113.7:1 192.0.2.10:80\nsyn 203.0.113.7:2 192.0.2.10:80\nsyn 203.0.113.7:1 192.0.2.10:80\n",
+    );
+    let out = bin()
+        .arg("sched")
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--conn-capacity", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "203.0.113.7:1 -> 10.0.0.3:8080\n203.0.113.7:2 -> drop\n203.0.113.7:1 -> 10.0.0.3:8080\n"
+    );
+    let out = bin()
+        .args([
+            "sched",
+            "--rules",
+            "r",
+            "--trace",
+            "t",
+            "--conn-capacity",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
