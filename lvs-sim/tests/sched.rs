@@ -638,3 +638,67 @@ pro expire state       source             virtual            destination
 "
     );
 }
+
+/// `list --persistent-conn`: templates count in PersistConn, not in the connection columns
+/// (§2.5). Two clients, rr: 192.0.2.1 → .2 (twice, one template), 192.0.2.2 → .1.
+#[test]
+fn list_persistent_conn() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 300
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+-a -t 10.0.0.3:443 -r 10.1.0.2:443 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.3:443
+syn 192.0.2.2:1000 10.0.0.3:443
+syn 192.0.2.1:1001 10.0.0.3:443
+list --persistent-conn
+";
+    let expected = [
+        "192.0.2.1:1000 -> 10.1.0.2:443",
+        "192.0.2.2:1000 -> 10.1.0.1:443",
+        "192.0.2.1:1001 -> 10.1.0.2:443",
+        "IP Virtual Server version 1.2.1 (size=4096)",
+        "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn ",
+        "  -> RemoteAddress:Port",
+        "TCP  10.0.0.3:443 rr persistent 300",
+        "  -> 10.1.0.1:443                 1         1           1          0         ",
+        "  -> 10.1.0.2:443                 1         1           2          0         ",
+        "",
+    ]
+    .join("\n");
+    assert_eq!(run(rules, trace), expected);
+}
+
+/// Timers fire at their own deadlines, not at the next event (§2.6): a template whose
+/// connection is still alive when its 60 s run out is re-armed for 60 s from then (60 s →
+/// 120 s), so at 100 s it has 20 s left. The established connection (900 s) has 800 s left,
+/// and its reaching ESTABLISHED marked the template ASSURED (§2.4).
+#[test]
+fn template_rearmed_at_its_own_deadline() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 60
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.3:443
+ack 192.0.2.1:1000 10.0.0.3:443
+at 100
+list -c
+";
+    let out = run(rules, trace);
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    // Entries come in table order; compare them as a set.
+    lines[3..].sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "192.0.2.1:1000 -> 10.1.0.1:443",
+            "IPVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 00:20  ASSURED     192.0.2.1:0        10.0.0.3:443       10.1.0.1:443",
+            "TCP 13:20  ESTABLISHED 192.0.2.1:1000     10.0.0.3:443       10.1.0.1:443",
+        ]
+    );
+}
