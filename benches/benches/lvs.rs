@@ -8,6 +8,7 @@ mod director;
 mod rules;
 mod sched_hash;
 mod sched_lc;
+mod sim;
 mod wire;
 
 criterion_group!(
@@ -17,6 +18,7 @@ criterion_group!(
     rules::benches,
     wire::benches,
     conn::benches,
-    director::benches
+    director::benches,
+    sim::benches
 );
 criterion_main!(benches);
