@@ -48,8 +48,8 @@ Every syn, udp and tcp-fwmark line prints exactly one line:
                                         a newly scheduled one; port-0 and fwmark real servers
                                         keep the packet's destination port)
   <client-ip>:<port> -> none            no service matches, or the scheduler found no real server
-  <client-ip>:<port> -> drop            IPVS drops it (e.g. its connection's real server was
-                                        deleted)
+  <client-ip>:<port> -> drop            IPVS drops it (its connection's real server was
+                                        deleted, or the connection table is full)
 Other packet lines print nothing. Before each event the director's timers run up to the
 event's time, each at its own deadline.
 

@@ -7,7 +7,10 @@
 //!
 //! - `syn`, `udp`, `tcp-fwmark`: the packet goes through [`Director::handle_flow`]; one line
 //!   `client -> rip:rport`, `client -> none` (no service, or no real server available) or
-//!   `client -> drop` (IPVS drops it, e.g. the connection's real server was deleted).
+//!   `client -> drop` (IPVS drops it: the connection's real server was deleted, a
+//!   non-persistent service got another port, or our bounded connection table is full). The
+//!   kernel answers "none" with an ICMP port unreachable and "drop" silently; either way the
+//!   packet reaches no real server.
 //! - `ack`, `fin`, `rst`: the client's packet of that flow; prints nothing.
 //! - `reply-*`: the connection is looked up ([`Director::conn`]); its real server sends the
 //!   segment from rip:rport to the client. With no connection nothing is sent (a reply IPVS
