@@ -107,7 +107,7 @@ fn new_flow(c: &mut Criterion) {
                 total += start.elapsed();
                 next += batch;
                 // Not measured: expire the new SYN_RECV flows (60 s), keep the background.
-                now = now + Duration::from_secs(61);
+                now += Duration::from_secs(61);
                 while d.poll_timeout().is_some_and(|t| t <= now) {
                     d.handle_timeout(now);
                 }

@@ -147,7 +147,7 @@ pub fn director_ops(data: &[u8]) {
                 }
             }
             7 | 8 => {
-                now = now + Duration::from_millis(((b as u64) << 8 | c as u64) * 40);
+                now += Duration::from_millis(((b as u64) << 8 | c as u64) * 40);
                 settle(&mut d, now);
                 for c in d.table().iter() {
                     assert!(c.expires + TICK > now, "{c:?} outlived its timeout");
@@ -239,7 +239,7 @@ pub fn director_ops(data: &[u8]) {
     }
     // Everything drains.
     for _ in 0..12 {
-        now = now + Duration::from_secs(3600);
+        now += Duration::from_secs(3600);
         settle(&mut d, now);
     }
     assert_eq!(d.table().len(), 0, "entries left after draining");

@@ -1,4 +1,6 @@
 //! Conformance tests of the director against the traces of the spec (§2.6–§2.8, §6.1–§6.5).
+// Sysctls are set one field at a time below, next to the trace that needs them.
+#![allow(clippy::field_reassign_with_default)]
 
 use core::net::SocketAddr;
 

@@ -1022,7 +1022,7 @@ impl Director {
                     let behind = (now - t).as_nanos() / stats::ESTIMATOR_PERIOD.as_nanos();
                     next = t + Duration::from_nanos(behind * stats::ESTIMATOR_PERIOD.as_nanos());
                     if next <= now {
-                        next = next + stats::ESTIMATOR_PERIOD;
+                        next += stats::ESTIMATOR_PERIOD;
                     }
                 }
                 self.est_next = Some(next);
