@@ -696,7 +696,13 @@ impl Director {
                 }
             }
             Command::Clear => {
-                let keys: Vec<ServiceKey> = self.svc_index.keys().copied().collect();
+                // In slot order (deterministic), not hash order.
+                let keys: Vec<ServiceKey> = self
+                    .services
+                    .iter()
+                    .flatten()
+                    .map(|s| s.config.key)
+                    .collect();
                 for k in keys {
                     self.delete_service(now, &k);
                 }
