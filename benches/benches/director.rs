@@ -16,7 +16,9 @@ use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, Pack
 use lvs_core::rules::RuleSet;
 use lvs_core::{Duration, Instant, Protocol};
 
-const VIP: &str = "198.51.100.1:443";
+fn vip() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 443)
+}
 
 fn client(i: u64) -> SocketAddr {
     SocketAddr::new(
@@ -31,7 +33,7 @@ fn pkt(i: u64, flags: u8) -> FlowPacket {
     FlowPacket {
         protocol: Protocol::Tcp,
         src: client(i),
-        dst: VIP.parse().unwrap(),
+        dst: vip(),
         fwmark: 0,
         tcp_flags: flags,
         len: 60,
@@ -107,7 +109,7 @@ fn new_flow(c: &mut Criterion) {
                 total += start.elapsed();
                 next += batch;
                 // Not measured: expire the new SYN_RECV flows (60 s), keep the background.
-                now = now + Duration::from_secs(61);
+                now += Duration::from_secs(61);
                 while d.poll_timeout().is_some_and(|t| t <= now) {
                     d.handle_timeout(now);
                 }

@@ -1,4 +1,6 @@
 //! Conformance tests of the director against the traces of the spec (§2.6–§2.8, §6.1–§6.5).
+// Sysctls are set one field at a time below, next to the trace that needs them.
+#![allow(clippy::field_reassign_with_default)]
 
 use core::net::SocketAddr;
 
@@ -1056,4 +1058,79 @@ mod packets {
             PacketVerdict::Unreachable
         );
     }
+}
+
+#[test]
+fn handle_timeout_is_bounded() {
+    let mut cfg = DirectorConfig::new(1024, HashKey::from_u128(3));
+    cfg.expire_limit = 10;
+    let mut d = Director::new(cfg);
+    d.apply_rules(
+        Instant::ZERO,
+        &RuleSet::from_text("-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.1.0.1:53\n").unwrap(),
+    )
+    .unwrap();
+    for i in 0..100 {
+        d.handle_flow(
+            t(1),
+            &udp(&format!("192.0.2.7:{}", 1000 + i), "10.0.0.1:53"),
+        );
+    }
+    assert_eq!(d.table().len(), 100);
+    let now = t(1000);
+    let mut calls = 0;
+    while d.poll_timeout().is_some_and(|x| x <= now) {
+        let before = d.table().len();
+        d.handle_timeout(now);
+        assert!(
+            before - d.table().len() <= 10,
+            "more than the limit in one call"
+        );
+        calls += 1;
+    }
+    assert!(calls >= 10);
+    assert_eq!(d.table().len(), 0);
+    assert_eq!(
+        d.dest_info(&key("-u 10.0.0.1:53"), sa("10.1.0.1:53"))
+            .unwrap()
+            .inactconns,
+        0
+    );
+}
+
+#[test]
+fn edit_service_in_a_rule_set_is_reported_and_keeps_connections() {
+    let mut d = director("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n");
+    d.handle_flow(t(1), &tcp("192.0.2.7:1000", "10.0.0.1:80", SYN));
+    let new = RuleSet::from_text(
+        "-A -t 10.0.0.1:80 -s wlc -p 60\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n--set 100 0 0\n",
+    )
+    .unwrap();
+    let diff = d.apply_rules(t(2), &new).unwrap();
+    assert_eq!(diff.services_edited, [key("-t 10.0.0.1:80")]);
+    assert!(diff.timeouts_changed);
+    assert!(diff.dests_added.is_empty() && diff.dests_removed.is_empty());
+    assert_eq!(d.rules(), &new);
+    assert!(!is_new(
+        d.handle_flow(t(3), &tcp("192.0.2.7:1000", "10.0.0.1:80", ACK))
+    ));
+    // The new ESTABLISHED timeout (--set 100) applies from the next packet on.
+    let info = d
+        .conn(Protocol::Tcp, sa("192.0.2.7:1000"), sa("10.0.0.1:80"))
+        .unwrap();
+    assert!(info.expires > t(103) && info.expires <= t(103) + Duration::from_millis(125));
+    // Now persistent: a new connection creates a template.
+    d.handle_flow(t(4), &tcp("192.0.2.7:1001", "10.0.0.1:80", SYN));
+    assert_eq!(
+        d.connections(t(4)).iter().filter(|e| e.cport == 0).count(),
+        1
+    );
+    // Clear empties the rules and trashes the real server; its conns drop their packets.
+    d.apply_command(t(5), &Command::Clear).unwrap();
+    assert!(d.rules().is_empty());
+    assert_eq!(d.trash_len(), 1);
+    assert_eq!(
+        d.handle_flow(t(6), &tcp("192.0.2.7:1000", "10.0.0.1:80", ACK)),
+        FlowVerdict::Drop(DropReason::DestUnavailable)
+    );
 }

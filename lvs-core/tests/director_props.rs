@@ -57,7 +57,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn services() -> [(ServiceKey, [(IpAddr, u16, Forward); 2]); 4] {
+/// A service and two real servers it may have (address, port, method).
+type ServiceDests = (ServiceKey, [(IpAddr, u16, Forward); 2]);
+
+fn services() -> [ServiceDests; 4] {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     [
         (
@@ -181,7 +184,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Advance(ms) => {
-                now = now + Duration::from_millis(ms as u64);
+                now += Duration::from_millis(ms as u64);
                 let mut guard = 0;
                 while d.poll_timeout().is_some_and(|t| t <= now) {
                     d.handle_timeout(now);
@@ -221,13 +224,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let _ = d.apply_command(now, &Command::AddDest(key, dc));
             }
             Op::Sysctl(bits) => {
-                let mut s = Sysctls::default();
-                s.expire_nodest_conn = bits & 1 != 0;
-                s.expire_quiescent_template = bits & 2 != 0;
-                s.conn_reuse_mode = (bits >> 2) & 3;
-                s.sloppy_tcp = bits & 16 != 0;
-                s.secure_tcp = (bits >> 5) & 3;
-                d.set_sysctls(s);
+                d.set_sysctls(Sysctls {
+                    expire_nodest_conn: bits & 1 != 0,
+                    expire_quiescent_template: bits & 2 != 0,
+                    conn_reuse_mode: (bits >> 2) & 3,
+                    sloppy_tcp: bits & 16 != 0,
+                    secure_tcp: (bits >> 5) & 3,
+                    ..Sysctls::default()
+                });
             }
         }
         check_invariants(&d)?;
@@ -236,12 +240,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert_eq!(snap.services.len(), d.rules().len());
     }
     // Drain everything: all counters return to zero and the trash empties.
-    now = now + Duration::from_secs(3600);
+    now += Duration::from_secs(3600);
     for _ in 0..10 {
         while d.poll_timeout().is_some_and(|t| t <= now) {
             d.handle_timeout(now);
         }
-        now = now + Duration::from_secs(120);
+        now += Duration::from_secs(120);
     }
     prop_assert_eq!(d.table().len(), 0);
     prop_assert_eq!(d.trash_len(), 0);

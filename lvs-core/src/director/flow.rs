@@ -460,10 +460,7 @@ impl Director {
         } else {
             vport
         };
-        let conn = match self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct)) {
-            Ok(c) => c,
-            Err(v) => return Err(v),
-        };
+        let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct))?;
         // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
         self.table.touch(ct, now);
         self.count_conn(dest, svc);

@@ -696,7 +696,13 @@ impl Director {
                 }
             }
             Command::Clear => {
-                let keys: Vec<ServiceKey> = self.svc_index.keys().copied().collect();
+                // In slot order (deterministic), not hash order.
+                let keys: Vec<ServiceKey> = self
+                    .services
+                    .iter()
+                    .flatten()
+                    .map(|s| s.config.key)
+                    .collect();
                 for k in keys {
                     self.delete_service(now, &k);
                 }
@@ -1022,7 +1028,7 @@ impl Director {
                     let behind = (now - t).as_nanos() / stats::ESTIMATOR_PERIOD.as_nanos();
                     next = t + Duration::from_nanos(behind * stats::ESTIMATOR_PERIOD.as_nanos());
                     if next <= now {
-                        next = next + stats::ESTIMATOR_PERIOD;
+                        next += stats::ESTIMATOR_PERIOD;
                     }
                 }
                 self.est_next = Some(next);
