@@ -1,7 +1,7 @@
 //! The director: the object a proxy, the simulator or a trace tool embeds.
 //!
 //! A [`Director`] holds the virtual services (each a [`ServiceConfig`] with a
-//! [`Pool`](crate::sched::pool::Pool) of real servers bound to its scheduler), the connection
+//! [`Pool`] of real servers bound to its scheduler), the connection
 //! table, the statistics and rate estimators, and the sysctls. It is sans-IO: every call takes
 //! `now`, nothing reads a clock.
 //!
