@@ -1134,3 +1134,19 @@ fn edit_service_in_a_rule_set_is_reported_and_keeps_connections() {
         FlowVerdict::Drop(DropReason::DestUnavailable)
     );
 }
+
+#[test]
+fn source_port_20_is_never_scheduled() {
+    let mut d = director("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1:80\n-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.1:53\n");
+    assert_eq!(
+        d.handle_flow(t(1), &tcp("192.0.2.7:20", "10.0.0.1:80", SYN)),
+        FlowVerdict::NotOurs
+    );
+    assert_eq!(
+        d.handle_flow(t(1), &udp("192.0.2.7:20", "10.0.0.1:53")),
+        FlowVerdict::NotOurs
+    );
+    assert!(is_new(
+        d.handle_flow(t(1), &udp("192.0.2.7:21", "10.0.0.1:53"))
+    ));
+}

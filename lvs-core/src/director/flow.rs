@@ -341,14 +341,15 @@ impl Director {
             if f & TcpInput::RST != 0 || (f & TcpInput::SYN == 0 && !self.sysctls.sloppy_tcp) {
                 return Err(FlowVerdict::NotOurs);
             }
-            if pkt.src.port() == FTP_DATA_PORT {
-                // Spec §6.2: packets from the FTP data port are never scheduled.
-                return Err(FlowVerdict::NotOurs);
-            }
         }
         let Some(svc) = self.find_service(pkt) else {
             return Err(FlowVerdict::NotOurs);
         };
+        if pkt.src.port() == FTP_DATA_PORT {
+            // `ip_vs_schedule`: "Not scheduling FTPDATA" (any protocol, `ignored = 1`: the
+            // packet continues to the local stack), spec §6.2.
+            return Err(FlowVerdict::NotOurs);
+        }
         let s = self.services[svc as usize]
             .as_ref()
             .expect("indexed service");

@@ -1,7 +1,7 @@
 //! The director: the object a proxy, the simulator or a trace tool embeds.
 //!
 //! A [`Director`] holds the virtual services (each a [`ServiceConfig`] with a
-//! [`Pool`](crate::sched::pool::Pool) of real servers bound to its scheduler), the connection
+//! [`Pool`] of real servers bound to its scheduler), the connection
 //! table, the statistics and rate estimators, and the sysctls. It is sans-IO: every call takes
 //! `now`, nothing reads a clock.
 //!
@@ -425,6 +425,8 @@ pub struct Director {
     expire_limit: usize,
     last_now: Instant,
     scratch: Vec<Expired>,
+    /// A real server went to the trash since the last expire_nodest_conn flush.
+    flush_pending: bool,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -494,6 +496,7 @@ impl Director {
             expire_limit: config.expire_limit.max(1),
             last_now: Instant::ZERO,
             scratch: Vec::new(),
+            flush_pending: false,
         }
     }
 
@@ -567,6 +570,7 @@ impl Director {
             }
         }
         self.exec(now, cmd);
+        self.flush_nodest(now);
         Ok(())
     }
 
@@ -664,6 +668,7 @@ impl Director {
         for c in &cmds {
             self.exec(now, c);
         }
+        self.flush_nodest(now);
         self.rules = probe;
         Ok(diff)
     }
@@ -692,7 +697,6 @@ impl Director {
             } => {
                 if let Some(id) = self.find_dest(service, *addr, *port) {
                     self.trash_dest(now, id);
-                    self.flush_nodest(now);
                 }
             }
             Command::Clear => {
@@ -789,7 +793,6 @@ impl Director {
         if is_ftp(key) {
             self.ftp_services -= 1;
         }
-        self.flush_nodest(now);
     }
 
     fn find_dest(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> Option<DestId> {
@@ -907,6 +910,8 @@ impl Director {
                 self.trash_timer = Some(now + TRASH_TIMER);
             }
             self.trash.push(id);
+            // The kernel queues the flush when a real server is deleted with the sysctl on.
+            self.flush_pending |= self.sysctls.expire_nodest_conn;
         }
     }
 
@@ -914,9 +919,10 @@ impl Director {
     /// servers (and then-unused templates) from a work queue (`ip_vs_expire_nodest_conn_flush`).
     /// Done here at once: an O(table) walk, on the control path only.
     fn flush_nodest(&mut self, now: Instant) {
-        if !self.sysctls.expire_nodest_conn || self.trash.is_empty() {
+        if !self.flush_pending {
             return;
         }
+        self.flush_pending = false;
         let victims: Vec<(ConnId, bool)> = self
             .table
             .iter()
