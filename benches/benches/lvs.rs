@@ -4,9 +4,11 @@
 use criterion::{criterion_group, criterion_main};
 
 mod conn;
+mod director;
 mod rules;
 mod sched_hash;
 mod sched_lc;
+mod sim;
 mod wire;
 
 criterion_group!(
@@ -15,6 +17,8 @@ criterion_group!(
     sched_hash::benches,
     rules::benches,
     wire::benches,
-    conn::benches
+    conn::benches,
+    director::benches,
+    sim::benches
 );
 criterion_main!(benches);

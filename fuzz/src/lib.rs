@@ -2,13 +2,17 @@
 //! seed corpus of every target also runs through it in `tests/corpus.rs` under `cargo test`.
 
 pub mod conn_ops;
+pub mod director_ops;
 pub mod health_ops;
 pub mod rules_parse;
 pub mod sched_ops;
+pub mod sim_trace;
 pub mod wire_views;
 
 pub use conn_ops::conn_ops;
+pub use director_ops::director_ops;
 pub use health_ops::health_ops;
 pub use rules_parse::rules_parse;
 pub use sched_ops::sched_ops;
+pub use sim_trace::sim_trace;
 pub use wire_views::wire_views;

@@ -32,4 +32,12 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops, rules_parse, wire_views, conn_ops, health_ops);
+corpus_tests!(
+    conn_ops,
+    director_ops,
+    health_ops,
+    rules_parse,
+    sched_ops,
+    sim_trace,
+    wire_views,
+);

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod director;
 pub mod health;
 pub mod protocol;
 pub mod rules;

@@ -92,6 +92,10 @@ pub enum RuleError {
     /// HZ and keep ipvsadm's bound.
     #[error("timeout {0} s above 31 days")]
     BadTimeout(u32),
+    /// The service's scheduler cannot take another real server (`EINVAL`; mh: more real
+    /// servers than its table size). Reported by the director, not by [`RuleSet`](super::RuleSet).
+    #[error("scheduler {0} cannot take more real servers")]
+    SchedulerFull(crate::sched::SchedKind),
     /// A configuration the ipvsadm language cannot express (`EINVAL`).
     #[error("configuration not expressible in ipvsadm rules: {0}")]
     Inexpressible(Inexpressible),
@@ -120,6 +124,7 @@ impl RuleError {
             | RuleError::MixedFamily(_)
             | RuleError::BadNetmask(_)
             | RuleError::BadTimeout(_)
+            | RuleError::SchedulerFull(_)
             | RuleError::Inexpressible(_) => EINVAL,
         }
     }

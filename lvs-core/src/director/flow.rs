@@ -1,0 +1,567 @@
+//! The flow layer: [`Director::handle_flow`] (spec §2.2, §2.6–§2.8, §6.1–§6.3, §6.5).
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::{forward_of, DeltaKind, Director, DropReason, FlowPacket, FlowVerdict, PacketDir};
+use crate::conn::state::TcpInput;
+use crate::conn::{
+    ConnFlags, ConnId, DestDelta, Direction, InKey, InsertError, NewConn, OutKey, TcpState,
+};
+use crate::protocol::Protocol;
+use crate::rules::{Family, PersistMask, ServiceKey};
+use crate::sched::{DestId, FlowKey, SchedContext};
+use crate::time::{Duration, Instant};
+
+/// `IP_VS_CONN_F_*` for a fresh connection's initial timeout (`ip_vs_conn_new`: 3 s).
+const NEW_CONN_TIMEOUT: Duration = Duration::from_secs(3);
+/// `FTPPORT`.
+const FTP_PORT: u16 = 21;
+/// `FTPDATA`.
+const FTP_DATA_PORT: u16 = 20;
+/// `ip_unprivileged_port_start` default.
+const UNPRIVILEGED_PORT_START: u16 = 1024;
+
+/// Where a scheduled packet goes.
+struct Scheduled {
+    conn: Option<ConnId>,
+    dest: DestId,
+    daddr: IpAddr,
+    dport: u16,
+}
+
+/// The client network of a persistence template: `caddr` masked (`-M`).
+fn mask_addr(addr: IpAddr, mask: &PersistMask) -> IpAddr {
+    match (addr, mask) {
+        (IpAddr::V4(a), PersistMask::V4(m)) => {
+            IpAddr::V4(Ipv4Addr::from(a.to_bits() & m.to_bits()))
+        }
+        (IpAddr::V6(a), PersistMask::V6(plen)) => {
+            let plen = (*plen).min(128) as u32;
+            let m = if plen == 0 {
+                0
+            } else {
+                u128::MAX << (128 - plen)
+            };
+            IpAddr::V6(Ipv6Addr::from(a.to_bits() & m))
+        }
+        // A mask of the other family cannot be configured (RuleSet refuses it).
+        (a, _) => a,
+    }
+}
+
+/// A fwmark as the "virtual address" of a fwmark template: `{ .ip = htonl(fwmark) }`, i.e. the
+/// first four bytes of the address.
+fn fwmark_addr(mark: u32, family: Family) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(mark)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from((mark as u128) << 96)),
+    }
+}
+
+impl Director {
+    /// Handles one packet of a flow: finds its connection or schedules a new one, runs the
+    /// protocol state machine in the packet's direction, counts statistics, and says what to
+    /// do with it. See [`FlowVerdict`] and the module docs.
+    pub fn handle_flow(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+        let now = self.clamp(now);
+        let v = match pkt.dir {
+            PacketDir::FromClient => self.flow_in(now, pkt),
+            PacketDir::FromServer => self.flow_out(now, pkt),
+        };
+        self.count_verdict(&v);
+        v
+    }
+
+    pub(super) fn count_verdict(&mut self, v: &FlowVerdict) {
+        match *v {
+            FlowVerdict::Forward { .. } => self.counters.forwarded += 1,
+            FlowVerdict::Reply { .. } => self.counters.replies += 1,
+            FlowVerdict::NoDestination => self.counters.no_destination += 1,
+            FlowVerdict::NotOurs => self.counters.not_ours += 1,
+            FlowVerdict::Drop(r) => self.counters.dropped[r.index()] += 1,
+        }
+    }
+
+    pub(super) fn flow_in(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+        if pkt.protocol == Protocol::Ip {
+            // No IPVS protocol module: not ours.
+            return FlowVerdict::NotOurs;
+        }
+        let key = InKey {
+            protocol: pkt.protocol,
+            caddr: pkt.src.ip(),
+            cport: pkt.src.port(),
+            vaddr: pkt.dst.ip(),
+            vport: pkt.dst.port(),
+        };
+        let mut cp = self.table.lookup_in(&key);
+        // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
+        if let Some(id) = cp {
+            if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
+                if let Some(c) = self.table.get(id) {
+                    let weight0 = c.dest.is_some_and(|d| self.dest_weight(d) == 0);
+                    let resched = if self.sysctls.expire_nodest_conn && weight0 {
+                        true
+                    } else {
+                        self.sysctls.conn_reuse_mode != 0
+                            && c.control.is_none()
+                            && match c.tcp_state() {
+                                Some(TcpState::TimeWait | TcpState::Close) => true,
+                                Some(TcpState::FinWait) => {
+                                    self.sysctls.conn_reuse_mode & 2 != 0
+                                        && c.flags.contains(ConnFlags::NOOUTPUT)
+                                }
+                                _ => false,
+                            }
+                    };
+                    if resched {
+                        // No conntrack here, so never the "old conntrack → drop" case. A conn
+                        // that controls others is not expired (it keeps its entry).
+                        if c.n_control == 0 {
+                            self.expire_conn(now, id);
+                        }
+                        self.counters.rescheduled += 1;
+                        cp = None;
+                    }
+                }
+            }
+        }
+        // Check the server status.
+        if let Some(id) = cp {
+            if let Some(d) = self.table.dest(id) {
+                if !self.dest_available(d) {
+                    if self.sysctls.expire_nodest_conn {
+                        self.expire_conn(now, id);
+                        self.counters.rescheduled += 1;
+                        cp = None;
+                    } else {
+                        return FlowVerdict::Drop(DropReason::DestUnavailable);
+                    }
+                }
+            }
+        }
+        let (id, new) = match cp {
+            Some(id) => (id, false),
+            None => match self.schedule(now, pkt) {
+                Ok(s) => match s.conn {
+                    Some(id) => (id, true),
+                    None => {
+                        // One-packet scheduling: count, forward, unbind (spec §6.3).
+                        self.count_in(s.dest, pkt.len);
+                        let flags = self.dest_flags(s.dest);
+                        self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
+                        return FlowVerdict::Forward {
+                            conn: None,
+                            dest: SocketAddr::new(s.daddr, s.dport),
+                            method: forward_of(flags.fwd_method()),
+                            new: true,
+                        };
+                    }
+                },
+                Err(v) => return v,
+            },
+        };
+        if let Some(d) = self.table.dest(id) {
+            self.count_in(d, pkt.len);
+        }
+        self.set_state(now, id, pkt, Direction::Input);
+        self.table.inc_in_pkts(id);
+        let Some(c) = self.table.get(id) else {
+            return FlowVerdict::NotOurs;
+        };
+        FlowVerdict::Forward {
+            conn: Some(id),
+            dest: SocketAddr::new(c.daddr, c.dport),
+            method: forward_of(c.fwd_method()),
+            new,
+        }
+    }
+
+    pub(super) fn flow_out(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+        if pkt.protocol == Protocol::Ip {
+            return FlowVerdict::NotOurs;
+        }
+        let key = OutKey {
+            protocol: pkt.protocol,
+            saddr: pkt.src.ip(),
+            sport: pkt.src.port(),
+            daddr: pkt.dst.ip(),
+            dport: pkt.dst.port(),
+        };
+        let Some(id) = self.table.lookup_out(&key) else {
+            // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
+            // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
+            if self.sysctls.nat_icmp_send
+                && !(pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::RST != 0)
+                && self.is_nat_real_server(pkt.protocol, pkt.src)
+            {
+                return FlowVerdict::NoDestination;
+            }
+            return FlowVerdict::NotOurs;
+        };
+        if let Some(d) = self.table.dest(id) {
+            self.count_out(d, pkt.len);
+        }
+        self.set_state(now, id, pkt, Direction::Output);
+        match self.table.get(id) {
+            Some(c) => FlowVerdict::Reply {
+                src: SocketAddr::new(c.vaddr, c.vport),
+            },
+            None => FlowVerdict::NotOurs,
+        }
+    }
+
+    /// `ip_vs_set_state` + `ip_vs_conn_put`: the protocol's transition and the re-arm.
+    fn set_state(&mut self, now: Instant, id: ConnId, pkt: &FlowPacket, dir: Direction) {
+        match pkt.protocol {
+            Protocol::Tcp => {
+                let table = self.sysctls.tcp_table();
+                if let Some(u) = self.table.tcp_packet(id, now, dir, pkt.tcp_flags, table) {
+                    if let Some((d, delta)) = u.delta {
+                        self.apply_delta(d, DeltaKind::State, delta);
+                    }
+                }
+            }
+            Protocol::Udp => {
+                self.table.udp_packet(id, now, dir);
+            }
+            _ => self.table.touch(id, now),
+        }
+    }
+
+    fn is_nat_real_server(&self, protocol: Protocol, src: SocketAddr) -> bool {
+        self.services.iter().flatten().any(|s| {
+            (s.config.key.is_fwmark() || s.config.key.protocol() == Some(protocol))
+                && s.pool.dests().iter().any(|info| {
+                    info.addr == src.ip()
+                        && info.port == src.port()
+                        && self.dests[info.id.0 as usize]
+                            .as_ref()
+                            .is_some_and(|d| d.config.forward == crate::rules::Forward::Masq)
+                })
+        })
+    }
+
+    /// `ip_vs_in_stats`: only while the real server is AVAILABLE.
+    fn count_in(&mut self, id: DestId, len: u32) {
+        let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
+            return;
+        };
+        if d.trash.is_some() {
+            return;
+        }
+        d.stats.inpkt(len);
+        let svc = d.svc;
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.stats.inpkt(len);
+        }
+        self.total.inpkt(len);
+    }
+
+    /// `ip_vs_out_stats`.
+    fn count_out(&mut self, id: DestId, len: u32) {
+        let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
+            return;
+        };
+        if d.trash.is_some() {
+            return;
+        }
+        d.stats.outpkt(len);
+        let svc = d.svc;
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.stats.outpkt(len);
+        }
+        self.total.outpkt(len);
+    }
+
+    /// `ip_vs_conn_stats`: conns++ on the real server, its service and the total.
+    fn count_conn(&mut self, id: DestId, svc: u32) {
+        if let Some(Some(d)) = self.dests.get_mut(id.0 as usize) {
+            d.stats.conn();
+        }
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.stats.conn();
+        }
+        self.total.conn();
+    }
+
+    /// The configured weight of a real server (linked or trashed).
+    fn dest_weight(&self, id: DestId) -> u32 {
+        match self.dests.get(id.0 as usize) {
+            Some(Some(d)) => d.config.weight,
+            _ => 0,
+        }
+    }
+
+    fn dest_flags(&self, id: DestId) -> ConnFlags {
+        match self.dests.get(id.0 as usize) {
+            Some(Some(d)) => d.conn_flags,
+            _ => ConnFlags::INACTIVE,
+        }
+    }
+
+    /// `ip_vs_service_find`: fwmark (if the packet has a mark) → exact → FTP → port 0.
+    fn find_service(&self, pkt: &FlowPacket) -> Option<u32> {
+        let family = Family::of(&pkt.dst.ip());
+        if pkt.fwmark != 0 {
+            if let Some(&i) = self.svc_index.get(&ServiceKey::Fwmark {
+                mark: pkt.fwmark,
+                family,
+            }) {
+                return Some(i);
+            }
+        }
+        let exact = |port| ServiceKey::Addr {
+            protocol: pkt.protocol,
+            addr: pkt.dst.ip(),
+            port,
+        };
+        if let Some(&i) = self.svc_index.get(&exact(pkt.dst.port())) {
+            return Some(i);
+        }
+        // Without a helper module the kernel still sends TCP port 20 and unprivileged ports
+        // to an FTP service of the same address (`ftpsvc_counter`).
+        let vport = pkt.dst.port();
+        if self.ftp_services > 0
+            && pkt.protocol == Protocol::Tcp
+            && (vport == FTP_DATA_PORT || vport >= UNPRIVILEGED_PORT_START)
+        {
+            if let Some(&i) = self.svc_index.get(&exact(FTP_PORT)) {
+                return Some(i);
+            }
+        }
+        self.svc_index.get(&exact(0)).copied()
+    }
+
+    /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`.
+    fn schedule(&mut self, now: Instant, pkt: &FlowPacket) -> Result<Scheduled, FlowVerdict> {
+        // When to schedule (spec §6.2).
+        if pkt.protocol == Protocol::Tcp {
+            let f = pkt.tcp_flags;
+            if f & TcpInput::RST != 0 || (f & TcpInput::SYN == 0 && !self.sysctls.sloppy_tcp) {
+                return Err(FlowVerdict::NotOurs);
+            }
+        }
+        let Some(svc) = self.find_service(pkt) else {
+            return Err(FlowVerdict::NotOurs);
+        };
+        if pkt.src.port() == FTP_DATA_PORT {
+            // `ip_vs_schedule`: "Not scheduling FTPDATA" (any protocol, `ignored = 1`: the
+            // packet continues to the local stack), spec §6.2.
+            return Err(FlowVerdict::NotOurs);
+        }
+        let s = self.services[svc as usize]
+            .as_ref()
+            .expect("indexed service");
+        let key = s.config.key;
+        let svc_port = key.port();
+        let is_fwmark = key.is_fwmark();
+        let persistence = s.config.persistence;
+        let ops = s.config.one_packet && pkt.protocol == Protocol::Udp;
+        let vport = pkt.dst.port();
+
+        let Some(persist) = persistence else {
+            if !is_fwmark && vport != svc_port {
+                // `ignored = -1`: dropped.
+                return Err(FlowVerdict::Drop(DropReason::PortMismatch));
+            }
+            let Some(dest) = self.run_scheduler(now, svc, pkt) else {
+                return Err(self.leave(svc_port, vport));
+            };
+            let (daddr, dport0) = self.dest_addr(dest);
+            let dport = if dport0 != 0 { dport0 } else { vport };
+            let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, None)?;
+            self.count_conn(dest, svc);
+            return Ok(Scheduled {
+                conn,
+                dest,
+                daddr,
+                dport,
+            });
+        };
+
+        // `ip_vs_sched_persist`.
+        let snet = mask_addr(pkt.src.ip(), &persist.mask);
+        let (tproto, tvaddr, tvport) = if vport == svc_port {
+            // FTP: vport 0 so that data connections share the template.
+            (
+                pkt.protocol,
+                pkt.dst.ip(),
+                if svc_port != FTP_PORT { vport } else { 0 },
+            )
+        } else if let ServiceKey::Fwmark { mark, family } = key {
+            (Protocol::Ip, fwmark_addr(mark, family), 0)
+        } else {
+            (pkt.protocol, pkt.dst.ip(), 0)
+        };
+        let tkey = InKey {
+            protocol: tproto,
+            caddr: snet,
+            cport: 0,
+            vaddr: tvaddr,
+            vport: tvport,
+        };
+        let mut ct = self.table.lookup_template(&tkey);
+        if let Some(t) = ct {
+            // `ip_vs_check_template`.
+            let valid = self.table.dest(t).is_some_and(|d| {
+                self.dest_available(d)
+                    && !(self.sysctls.expire_quiescent_template && self.dest_weight(d) == 0)
+            });
+            if !valid {
+                self.table.unhash(t);
+                ct = None;
+            }
+        }
+        let (ct, dest) = match ct {
+            Some(t) => match self.table.dest(t) {
+                Some(d) => (t, d),
+                None => return Err(FlowVerdict::NotOurs),
+            },
+            None => {
+                let Some(dest) = self.run_scheduler(now, svc, pkt) else {
+                    return Err(self.leave(svc_port, vport));
+                };
+                let (daddr, dport0) = self.dest_addr(dest);
+                let tdport = if vport == svc_port && svc_port != FTP_PORT {
+                    dport0
+                } else {
+                    0
+                };
+                let flags = self.dest_flags(dest).with(ConnFlags::TEMPLATE);
+                let ins = self.table.insert(
+                    now,
+                    NewConn {
+                        protocol: tproto,
+                        caddr: snet,
+                        cport: 0,
+                        vaddr: tvaddr,
+                        vport: tvport,
+                        daddr,
+                        dport: tdport,
+                        flags,
+                        fwmark: pkt.fwmark,
+                        dest: Some(dest),
+                        control: None,
+                        timeout: Duration::from_secs(persist.timeout_secs as u64),
+                    },
+                );
+                match ins {
+                    Ok(ins) => {
+                        self.after_insert(&ins);
+                        (ins.id, dest)
+                    }
+                    Err(_) => return Err(FlowVerdict::Drop(DropReason::TableFull)),
+                }
+            }
+        };
+        let (daddr, dport0) = self.dest_addr(dest);
+        let dport = if vport == svc_port && dport0 != 0 {
+            dport0
+        } else {
+            vport
+        };
+        let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct))?;
+        // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
+        self.table.touch(ct, now);
+        self.count_conn(dest, svc);
+        Ok(Scheduled {
+            conn,
+            dest,
+            daddr,
+            dport,
+        })
+    }
+
+    fn run_scheduler(&mut self, now: Instant, svc: u32, pkt: &FlowPacket) -> Option<DestId> {
+        let flow = FlowKey::new(
+            pkt.protocol,
+            pkt.src.ip(),
+            pkt.src.port(),
+            pkt.dst.ip(),
+            pkt.dst.port(),
+        );
+        let s = self.services[svc as usize].as_mut()?;
+        let mut ctx = SchedContext {
+            now,
+            rng: &mut self.rng,
+        };
+        s.pool.schedule(&flow, &mut ctx)
+    }
+
+    /// `ip_vs_leave` without cache_bypass: an FTP service accepts other ports; otherwise ICMP
+    /// port unreachable.
+    fn leave(&self, svc_port: u16, vport: u16) -> FlowVerdict {
+        if svc_port == FTP_PORT && vport != FTP_PORT {
+            FlowVerdict::NotOurs
+        } else {
+            FlowVerdict::NoDestination
+        }
+    }
+
+    fn dest_addr(&self, id: DestId) -> (IpAddr, u16) {
+        match self.dests.get(id.0 as usize) {
+            Some(Some(d)) => (d.config.addr, d.config.port),
+            _ => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        }
+    }
+
+    /// Applies the bind delta of an insert and treats an evicted entry as expired.
+    fn after_insert(&mut self, ins: &crate::conn::Inserted) {
+        if let Some(e) = &ins.evicted {
+            self.on_expired(e);
+        }
+        if let Some((d, delta)) = ins.bind {
+            self.apply_delta(d, DeltaKind::Bind, delta);
+        }
+    }
+
+    /// `ip_vs_conn_new` for a connection: inserted, or for one-packet scheduling only bound
+    /// (the caller unbinds after forwarding). `Ok(None)` for one-packet connections.
+    #[allow(clippy::too_many_arguments)]
+    fn new_conn(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        dest: DestId,
+        daddr: IpAddr,
+        dport: u16,
+        ops: bool,
+        control: Option<ConnId>,
+    ) -> Result<Option<ConnId>, FlowVerdict> {
+        let flags = self.dest_flags(dest);
+        if ops {
+            self.apply_delta(dest, DeltaKind::Bind, DestDelta::bind(flags));
+            self.counters.scheduled += 1;
+            return Ok(None);
+        }
+        let ins = self.table.insert(
+            now,
+            NewConn {
+                protocol: pkt.protocol,
+                caddr: pkt.src.ip(),
+                cport: pkt.src.port(),
+                vaddr: pkt.dst.ip(),
+                vport: pkt.dst.port(),
+                daddr,
+                dport,
+                flags,
+                fwmark: pkt.fwmark,
+                dest: Some(dest),
+                control,
+                timeout: NEW_CONN_TIMEOUT,
+            },
+        );
+        match ins {
+            Ok(ins) => {
+                self.after_insert(&ins);
+                self.counters.scheduled += 1;
+                Ok(Some(ins.id))
+            }
+            Err(InsertError::Full) => Err(FlowVerdict::Drop(DropReason::TableFull)),
+            // A conn with this key exists but could not be reused (it controls others): the
+            // kernel would create a duplicate it can never find; we keep the old one.
+            Err(_) => Err(FlowVerdict::Drop(DropReason::TableFull)),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `lvs-sim`: what would IPVS do? See `lvs-sim --help`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use lvs_sim::sched_cmd::{self, SchedError, SchedOptions};
+
+/// Largest `--conn-capacity`: the table is allocated up front (about 4 million entries).
+const MAX_CONN_CAPACITY: i64 = 1 << 22;
+
+/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows.
+#[derive(Parser, Debug)]
+#[command(name = "lvs-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Schedule a trace of flows: prints the real server of every new flow, listings and saves.
+    #[command(after_long_help = lvs_sim::TRACE_HELP)]
+    Sched {
+        /// Rules in the ipvsadm language (the lines `ipvsadm -S -n` prints, `-R` reads).
+        #[arg(long, value_name = "RULES")]
+        rules: PathBuf,
+        /// The trace of events (see `lvs-sim sched --help`).
+        #[arg(long, value_name = "TRACE")]
+        trace: PathBuf,
+        /// Room in the connection table (connections and templates at once). The kernel has
+        /// no such limit: when the table is full a new flow evicts a half-open connection, or
+        /// else prints `drop`.
+        #[arg(long, value_name = "N", default_value_t = SchedOptions::default().conn_capacity,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_CONN_CAPACITY))]
+        conn_capacity: u32,
+    },
+}
+
+fn read(path: &Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("lvs-sim: {}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Sched {
+            rules,
+            trace,
+            conn_capacity,
+        } => {
+            let (rules_text, trace_text) = match (read(&rules), read(&trace)) {
+                (Ok(r), Ok(t)) => (r, t),
+                (Err(code), _) | (_, Err(code)) => return code,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let options = SchedOptions {
+                conn_capacity,
+                ..SchedOptions::default()
+            };
+            let result = sched_cmd::run_text_with(&rules_text, &trace_text, options, &mut out);
+            // A closed pipe is not worth a second error message.
+            let _ = out.flush();
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let file = match &e {
+                        SchedError::Rules(_) | SchedError::Director(_) => &rules,
+                        _ => &trace,
+                    };
+                    eprintln!("lvs-sim: {}", e.display_with(&file.display().to_string()));
+                    ExitCode::from(e.exit_status())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! End-to-end runs of `lvs-sim sched` on rules and traces. Every expected output is derived
+//! by hand from the IPVS semantics (spec section in each test's comment), not recorded from a
+//! run.
+
+use lvs_sim::sched_cmd::{run_text, SchedError};
+
+fn run(rules: &str, trace: &str) -> String {
+    let mut out = Vec::new();
+    if let Err(e) = run_text(rules, trace, &mut out) {
+        panic!(
+            "run failed: {}\noutput so far:\n{}",
+            e.display_with("trace"),
+            String::from_utf8_lossy(&out)
+        );
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn run_err(rules: &str, trace: &str) -> (String, SchedError) {
+    let mut out = Vec::new();
+    let e = run_text(rules, trace, &mut out).unwrap_err();
+    (String::from_utf8(out).unwrap(), e)
+}
+
+const RR3: &str = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m
+";
+
+/// §0.2 + §1.1: the kernel list is .3 .2 .1 (a new real server goes to the head); rr starts at
+/// the head and walks on. A real server added later goes to the head and is reached after the
+/// wrap-around. A SYN of an existing flow goes to its server and does not move the cursor.
+#[test]
+fn rr_follows_kernel_list_order() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.2:1000 10.0.0.1:80
+syn 192.0.2.3:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80   # retransmitted SYN: the same connection
+syn 192.0.2.4:1000 10.0.0.1:80
+rule -a -t 10.0.0.1:80 -r 10.1.0.4:80 -m
+syn 192.0.2.5:1000 10.0.0.1:80
+syn 192.0.2.6:1000 10.0.0.1:80
+syn 192.0.2.7:1000 10.0.0.1:80
+syn 192.0.2.8:1000 10.0.0.1:80
+syn 192.0.2.9:1000 10.0.0.1:81   # no service on port 81
+";
+    assert_eq!(
+        run(RR3, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.3:80
+192.0.2.2:1000 -> 10.1.0.2:80
+192.0.2.3:1000 -> 10.1.0.1:80
+192.0.2.1:1000 -> 10.1.0.3:80
+192.0.2.4:1000 -> 10.1.0.3:80
+192.0.2.5:1000 -> 10.1.0.2:80
+192.0.2.6:1000 -> 10.1.0.1:80
+192.0.2.7:1000 -> 10.1.0.4:80
+192.0.2.8:1000 -> 10.1.0.3:80
+192.0.2.9:1000 -> none
+"
+    );
+}
+
+/// §1.4 + §2.5: wlc with overhead = active * 256 + inactive; a SYN makes the connection
+/// active (SYN_RECV). List order: .2 (w 2) then .1 (w 1).
+/// 1: all 0 → .2 (first). 2: .2 has 256: 256*1 > 0*2 → .1.
+/// 3: .2 256/w2 vs .1 256/w1: 256*1 > 256*2? no → .2. 4: .2 512 vs .1 256: 512 > 512? no → .2.
+/// 5: .2 768 vs .1 256: 768 > 512 → .1.
+#[test]
+fn wlc_weighs_active_connections() {
+    let rules = "\
+-A -t 10.0.0.2:80 -s wlc
+-a -t 10.0.0.2:80 -r 10.1.0.1:80 -m -w 1
+-a -t 10.0.0.2:80 -r 10.1.0.2:80 -m -w 2
+";
+    let trace = "\
+syn 192.0.2.1:1 10.0.0.2:80
+syn 192.0.2.2:1 10.0.0.2:80
+syn 192.0.2.3:1 10.0.0.2:80
+syn 192.0.2.4:1 10.0.0.2:80
+syn 192.0.2.5:1 10.0.0.2:80
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1 -> 10.1.0.2:80
+192.0.2.2:1 -> 10.1.0.1:80
+192.0.2.3:1 -> 10.1.0.2:80
+192.0.2.4:1 -> 10.1.0.2:80
+192.0.2.5:1 -> 10.1.0.1:80
+"
+    );
+}
+
+/// §2.6: -p with -M 255.255.255.0: one template per client /24. The first client of
+/// 198.51.100.0/24 is scheduled (rr: head .2), every later connection from that /24 reuses
+/// the template; another /24 is scheduled afresh (rr moves on to .1).
+#[test]
+fn persistence_with_netmask_keeps_a_24_on_one_server() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 300 -M 255.255.255.0
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+-a -t 10.0.0.3:443 -r 10.1.0.2:443 -m
+";
+    let trace = "\
+syn 198.51.100.10:1000 10.0.0.3:443
+syn 198.51.100.10:1001 10.0.0.3:443
+syn 198.51.100.77:2000 10.0.0.3:443
+syn 203.0.113.5:3000 10.0.0.3:443
+syn 203.0.113.5:3001 10.0.0.3:443
+at 100
+syn 198.51.100.10:1002 10.0.0.3:443
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+198.51.100.10:1000 -> 10.1.0.2:443
+198.51.100.10:1001 -> 10.1.0.2:443
+198.51.100.77:2000 -> 10.1.0.2:443
+203.0.113.5:3000 -> 10.1.0.1:443
+203.0.113.5:3001 -> 10.1.0.1:443
+198.51.100.10:1002 -> 10.1.0.2:443
+"
+    );
+}
+
+/// §2.6 template lifetime: -p 60. Each connection is established and reset at once
+/// (SR → ES → CLOSE: 10 s; a RST in SYN_RECV would keep SYN_RECV, §2.4). At 30 s a
+/// second connection uses the template and re-arms it to 90 s; at 89 s a third one re-arms it
+/// to 149 s; at 160 s the template (no connection left since 99 s) has expired, so the client
+/// is scheduled again (rr: .1 after .2).
+#[test]
+fn persistence_template_expires() {
+    let rules = "\
+-A -t 10.0.0.3:22 -s rr -p 60
+-a -t 10.0.0.3:22 -r 10.1.0.1:22 -m
+-a -t 10.0.0.3:22 -r 10.1.0.2:22 -m
+";
+    let trace = "\
+syn 198.51.100.10:1000 10.0.0.3:22
+ack 198.51.100.10:1000 10.0.0.3:22
+rst 198.51.100.10:1000 10.0.0.3:22
+at 30
+syn 198.51.100.10:1001 10.0.0.3:22
+ack 198.51.100.10:1001 10.0.0.3:22
+rst 198.51.100.10:1001 10.0.0.3:22
+at 89
+syn 198.51.100.10:1002 10.0.0.3:22
+ack 198.51.100.10:1002 10.0.0.3:22
+rst 198.51.100.10:1002 10.0.0.3:22
+at 160
+syn 198.51.100.10:1003 10.0.0.3:22
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+198.51.100.10:1000 -> 10.1.0.2:22
+198.51.100.10:1001 -> 10.1.0.2:22
+198.51.100.10:1002 -> 10.1.0.2:22
+198.51.100.10:1003 -> 10.1.0.1:22
+"
+    );
+}
+
+/// §2.6 steps 2 and 4: a port-0 persistent service has one template per client for every
+/// port; its real servers have port 0, so each connection keeps the port the client asked
+/// for.
+#[test]
+fn port_zero_service_keeps_the_destination_port() {
+    let rules = "\
+-A -t 10.0.0.4:0 -s rr -p 600
+-a -t 10.0.0.4:0 -r 10.1.0.1 -g
+-a -t 10.0.0.4:0 -r 10.1.0.2 -g
+";
+    let trace = "\
+syn 192.0.2.1:5555 10.0.0.4:8080
+syn 192.0.2.1:5556 10.0.0.4:22
+syn 192.0.2.2:6000 10.0.0.4:443
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:5555 -> 10.1.0.2:8080
+192.0.2.1:5556 -> 10.1.0.2:22
+192.0.2.2:6000 -> 10.1.0.1:443
+"
+    );
+}
+
+/// §2.2 service lookup (fwmark first) and `ip_vs_schedule`'s port choice: a real server with a
+/// port gets that port, one with port 0 keeps the packet's. A mark without a service falls
+/// back to the address lookup (none here); no mark at all finds no address service either.
+#[test]
+fn fwmark_service() {
+    let rules = "\
+-A -f 7 -s rr
+-a -f 7 -r 10.1.0.1 -g
+-a -f 7 -r 10.1.0.2:8080 -m
+";
+    let trace = "\
+tcp-fwmark 7 192.0.2.1:1000 10.0.0.5:80
+tcp-fwmark 7 192.0.2.2:1000 10.0.0.5:443
+tcp-fwmark 0x7 192.0.2.3:1000 10.0.0.5:80
+tcp-fwmark 8 192.0.2.4:1000 10.0.0.5:80
+syn 192.0.2.5:1000 10.0.0.5:80
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:8080
+192.0.2.2:1000 -> 10.1.0.1:443
+192.0.2.3:1000 -> 10.1.0.2:8080
+192.0.2.4:1000 -> none
+192.0.2.5:1000 -> none
+"
+    );
+}
+
+const RR2: &str = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m
+";
+
+/// §2.7: weight 0 quiesces a real server: its existing connections go on (a SYN of an
+/// established flow still goes there), new ones go elsewhere.
+#[test]
+fn quiesce_keeps_existing_flows() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+reply-syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.2:1000 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 0
+ack 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.3:1000 10.0.0.1:80
+syn 192.0.2.4:1000 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 0
+syn 192.0.2.5:1000 10.0.0.1:80
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.2:1000 -> 10.1.0.1:80
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.3:1000 -> 10.1.0.1:80
+192.0.2.4:1000 -> 10.1.0.1:80
+192.0.2.5:1000 -> none
+"
+    );
+}
+
+/// §2.7: after `-d` the packets of the deleted server's connections are dropped
+/// (expire_nodest_conn = 0), new flows go to the others; after `-D` nothing matches any more
+/// (new flow: none) and the old flows' packets are dropped.
+#[test]
+fn delete_then_syn() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.2:1000 10.0.0.1:80
+rule -d -t 10.0.0.1:80 -r 10.1.0.2:80
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.3:1000 10.0.0.1:80
+rule -D -t 10.0.0.1:80
+syn 192.0.2.4:1000 10.0.0.1:80
+syn 192.0.2.2:1000 10.0.0.1:80
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.2:1000 -> 10.1.0.1:80
+192.0.2.1:1000 -> drop
+192.0.2.3:1000 -> 10.1.0.1:80
+192.0.2.4:1000 -> none
+192.0.2.2:1000 -> drop
+"
+    );
+}
+
+/// §2.4 + §2.8: a NAT connection closed by the client runs SR → SR → ES → CW → TW; a new SYN
+/// on the TIME_WAIT tuple (conn_reuse_mode 1, no template) expires the old entry and is
+/// scheduled afresh (rr moves on to .1). An ESTABLISHED one is not rescheduled.
+#[test]
+fn conn_reuse_after_time_wait() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+reply-syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80
+fin 192.0.2.1:1000 10.0.0.1:80
+reply-fin 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.1:80
+192.0.2.1:1000 -> 10.1.0.1:80
+"
+    );
+}
+
+/// §2.8: the same close on a persistent service: the connection has a controller (the
+/// template), so it is not rescheduled and the SYN goes to the old server.
+#[test]
+fn persistent_conn_is_not_reused_rescheduled() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 300
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+-a -t 10.0.0.3:443 -r 10.1.0.2:443 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.3:443
+reply-syn 192.0.2.1:1000 10.0.0.3:443
+ack 192.0.2.1:1000 10.0.0.3:443
+fin 192.0.2.1:1000 10.0.0.3:443
+reply-fin 192.0.2.1:1000 10.0.0.3:443
+syn 192.0.2.1:1000 10.0.0.3:443
+syn 192.0.2.2:1000 10.0.0.3:443
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:443
+192.0.2.1:1000 -> 10.1.0.2:443
+192.0.2.2:1000 -> 10.1.0.1:443
+"
+    );
+}
+
+/// §2.3 + §2.4: a connection lives timeout(state) after its last packet. SYN only: SYN_RECV,
+/// 60 s. At 59 s a retransmitted SYN finds it (and re-arms it to 119 s); at 120 s it is gone
+/// and the SYN is scheduled afresh. The timers run on the trace clock.
+#[test]
+fn timeouts_expire_on_the_trace_clock() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+at 59
+syn 192.0.2.1:1000 10.0.0.1:80
+at 120
+syn 192.0.2.1:1000 10.0.0.1:80
+at 120.5
+syn 192.0.2.2:1000 10.0.0.1:80
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.1:80
+192.0.2.2:1000 -> 10.1.0.2:80
+"
+    );
+}
+
+/// §2.4 + §6.2: every UDP datagram without a connection creates one (rr); later datagrams of
+/// the flow follow it until 300 s after the last one. A UDP datagram to a TCP service finds no
+/// service.
+#[test]
+fn udp_flows() {
+    let rules = "\
+-A -u 10.0.0.6:53 -s rr
+-a -u 10.0.0.6:53 -r 10.1.0.1:53 -m
+-a -u 10.0.0.6:53 -r 10.1.0.2:53 -m
+-A -t 10.0.0.6:80 -s rr
+-a -t 10.0.0.6:80 -r 10.1.0.1:80 -m
+";
+    let trace = "\
+udp 192.0.2.1:5353 10.0.0.6:53
+udp 192.0.2.1:5353 10.0.0.6:53
+udp 192.0.2.2:5353 10.0.0.6:53
+udp 192.0.2.3:5353 10.0.0.6:53
+udp 192.0.2.1:5354 10.0.0.6:80
+at 299
+udp 192.0.2.1:5353 10.0.0.6:53
+at 599.5
+udp 192.0.2.1:5353 10.0.0.6:53
+udp 192.0.2.2:5353 10.0.0.6:53
+";
+    // At 599.5 s: 192.0.2.1's flow was refreshed at 299 s (alive until 599 s: gone), so it
+    // is scheduled again (rr after .2 → .1); 192.0.2.2's expired at 300 s → .2.
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:5353 -> 10.1.0.2:53
+192.0.2.1:5353 -> 10.1.0.2:53
+192.0.2.2:5353 -> 10.1.0.1:53
+192.0.2.3:5353 -> 10.1.0.2:53
+192.0.2.1:5354 -> none
+192.0.2.1:5353 -> 10.1.0.2:53
+192.0.2.1:5353 -> 10.1.0.1:53
+192.0.2.2:5353 -> 10.1.0.2:53
+"
+    );
+}
+
+/// IPv6 clients print in brackets.
+#[test]
+fn ipv6_flows() {
+    let rules = "\
+-A -t [2001:db8::1]:80 -s rr
+-a -t [2001:db8::1]:80 -r [2001:db8:1::1]:8080 -m
+";
+    let trace =
+        "syn [2001:db8:2::7]:40000 [2001:db8::1]:80\nsyn [2001:db8:2::7]:40001 [2001:db8::2]:80\n";
+    assert_eq!(
+        run(rules, trace),
+        "[2001:db8:2::7]:40000 -> [2001:db8:1::1]:8080\n[2001:db8:2::7]:40001 -> none\n"
+    );
+}
+
+/// `save` prints `ipvsadm -S -n`: services sorted, real servers sorted by address, weights
+/// always written, the rules as changed by the trace.
+#[test]
+fn save_output() {
+    let trace = "\
+save
+rule -a -t 10.0.0.1:80 -r 10.1.0.0:80 -m -w 5
+rule -e -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 0
+rule -d -t 10.0.0.1:80 -r 10.1.0.2:80
+rule -A -u 10.0.0.1:53 -s sh -b sh-port
+save
+";
+    assert_eq!(
+        run(RR3, trace),
+        "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.0:80 -m -w 5
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 0
+-A -u 10.0.0.1:53 -s sh -b sh-port
+"
+    );
+}
+
+/// `list` prints `ipvsadm -L -n`: a SYN makes a connection active (SYN_RECV), an ACK keeps it
+/// active (ESTABLISHED), a RST makes it inactive (CLOSE). `--stats` counts connections,
+/// packets and bytes in (40-byte segments).
+#[test]
+fn list_output() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.2:1000 10.0.0.1:80
+ack 192.0.2.2:1000 10.0.0.1:80
+rst 192.0.2.2:1000 10.0.0.1:80
+list
+list --stats --exact
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.2:1000 -> 10.1.0.1:80
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.1:80 rr
+  -> 10.1.0.1:80                  Masq    1      0          1         
+  -> 10.1.0.2:80                  Masq    1      1          0         
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         2        4        0      160        0
+  -> 10.1.0.1:80                         1        3        0      120        0
+  -> 10.1.0.2:80                         1        1        0       40        0
+"
+    );
+}
+
+/// `list -c` prints the connection entries with their state and time left.
+#[test]
+fn list_connections() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+at 15
+list -c
+";
+    assert_eq!(
+        run(RR2, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 00:45  SYN_RECV    192.0.2.1:1000     10.0.0.1:80        10.1.0.2:80
+"
+    );
+}
+
+/// A rule the kernel refuses stops the run at that line, like `ipvsadm -R`: what came before
+/// was printed, nothing after runs.
+#[test]
+fn refused_rule_stops_the_run() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+  rule -a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+syn 192.0.2.2:1000 10.0.0.1:80
+";
+    let (out, e) = run_err(RR2, trace);
+    assert_eq!(out, "192.0.2.1:1000 -> 10.1.0.2:80\n");
+    assert_eq!(e.exit_status(), 1);
+    assert!(
+        matches!(
+            e,
+            SchedError::RuleRefused {
+                line: 2,
+                column: 8,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.display_with("t.trace").to_string(),
+        "t.trace:2:8: rule refused: real server 10.1.0.1:80 already exists in service -t 10.0.0.1:80 (errno 17)"
+    );
+}
+
+/// A malformed trace runs nothing (even its good first lines) and says where.
+#[test]
+fn malformed_trace_runs_nothing() {
+    let (out, e) = run_err(
+        RR2,
+        "syn 192.0.2.1:1000 10.0.0.1:80\nsyn 192.0.2.1 10.0.0.1:80\n",
+    );
+    assert_eq!(out, "");
+    assert_eq!(e.exit_status(), 2);
+    assert_eq!(
+        e.display_with("t.trace").to_string(),
+        "t.trace:2:5: expected the client address as a.b.c.d:port or [ipv6]:port, found \"192.0.2.1\""
+    );
+    let (_, e) = run_err("-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n", "");
+    assert_eq!(e.exit_status(), 2);
+    assert!(e
+        .display_with("r.rules")
+        .to_string()
+        .starts_with("r.rules:2:1: refused: service -t 10.0.0.1:80 already exists"));
+}
+
+/// A reply for which no connection exists is ignored; replies change the state of NAT
+/// connections (checked through the TIME_WAIT reuse above) and print nothing.
+#[test]
+fn reply_without_connection_is_a_no_op() {
+    let trace = "\
+reply-syn 192.0.2.1:1000 10.0.0.1:80
+reply-rst 192.0.2.1:1000 10.0.0.1:80
+syn 192.0.2.1:1000 10.0.0.1:80
+reply-ack 192.0.2.9:1000 10.0.0.1:80
+";
+    assert_eq!(run(RR2, trace), "192.0.2.1:1000 -> 10.1.0.2:80\n");
+}
+
+/// A large jump of the clock is bounded work and still expires everything.
+#[test]
+fn large_clock_jump() {
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+at 18000000000
+syn 192.0.2.1:1000 10.0.0.1:80
+";
+    assert_eq!(
+        run(RR2, trace),
+        "192.0.2.1:1000 -> 10.1.0.2:80\n192.0.2.1:1000 -> 10.1.0.1:80\n"
+    );
+}
+
+/// §2.4 INPUT_ONLY + §2.8: with direct routing the real server answers the client itself, so
+/// a `reply-syn` never reaches IPVS (no effect); the client's FIN takes ESTABLISHED to
+/// FIN_WAIT (the NAT table would give CLOSE_WAIT). With conn_reuse_mode 1 a SYN in FIN_WAIT is
+/// not rescheduled (only mode 2 or 3 does that); in CLOSE it is.
+#[test]
+fn direct_routing_uses_the_input_only_table() {
+    let rules = "\
+-A -t 10.0.0.7:80 -s rr
+-a -t 10.0.0.7:80 -r 10.1.0.1:80 -g
+-a -t 10.0.0.7:80 -r 10.1.0.2:80 -g
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.7:80
+reply-syn 192.0.2.1:1000 10.0.0.7:80
+ack 192.0.2.1:1000 10.0.0.7:80
+fin 192.0.2.1:1000 10.0.0.7:80
+list -c
+syn 192.0.2.1:1000 10.0.0.7:80
+ack 192.0.2.1:1000 10.0.0.7:80
+rst 192.0.2.1:1000 10.0.0.7:80
+syn 192.0.2.1:1000 10.0.0.7:80
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 02:00  FIN_WAIT    192.0.2.1:1000     10.0.0.7:80        10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.2:80
+192.0.2.1:1000 -> 10.1.0.1:80
+"
+    );
+}
+
+/// One-packet scheduling (§6.3): every UDP datagram is scheduled on its own and no
+/// connection is kept, so rr alternates even for one client port, and `list -c` is empty.
+#[test]
+fn one_packet_scheduling() {
+    let rules = "\
+-A -u 10.0.0.8:53 -s rr -o
+-a -u 10.0.0.8:53 -r 10.1.0.1:53 -m
+-a -u 10.0.0.8:53 -r 10.1.0.2:53 -m
+";
+    let trace = "\
+udp 192.0.2.1:5000 10.0.0.8:53
+udp 192.0.2.1:5000 10.0.0.8:53
+udp 192.0.2.1:5000 10.0.0.8:53
+list -c
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:5000 -> 10.1.0.2:53
+192.0.2.1:5000 -> 10.1.0.1:53
+192.0.2.1:5000 -> 10.1.0.2:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+"
+    );
+}
+
+/// `list --persistent-conn`: templates count in PersistConn, not in the connection columns
+/// (§2.5). Two clients, rr: 192.0.2.1 → .2 (twice, one template), 192.0.2.2 → .1.
+#[test]
+fn list_persistent_conn() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 300
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+-a -t 10.0.0.3:443 -r 10.1.0.2:443 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.3:443
+syn 192.0.2.2:1000 10.0.0.3:443
+syn 192.0.2.1:1001 10.0.0.3:443
+list --persistent-conn
+";
+    let expected = [
+        "192.0.2.1:1000 -> 10.1.0.2:443",
+        "192.0.2.2:1000 -> 10.1.0.1:443",
+        "192.0.2.1:1001 -> 10.1.0.2:443",
+        "IP Virtual Server version 1.2.1 (size=4096)",
+        "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn ",
+        "  -> RemoteAddress:Port",
+        "TCP  10.0.0.3:443 rr persistent 300",
+        "  -> 10.1.0.1:443                 1         1           1          0         ",
+        "  -> 10.1.0.2:443                 1         1           2          0         ",
+        "",
+    ]
+    .join("\n");
+    assert_eq!(run(rules, trace), expected);
+}
+
+/// Timers fire at their own deadlines, not at the next event (§2.6): a template whose
+/// connection is still alive when its 60 s run out is re-armed for 60 s from then (60 s →
+/// 120 s), so at 100 s it has 20 s left. The established connection (900 s) has 800 s left,
+/// and its reaching ESTABLISHED marked the template ASSURED (§2.4).
+#[test]
+fn template_rearmed_at_its_own_deadline() {
+    let rules = "\
+-A -t 10.0.0.3:443 -s rr -p 60
+-a -t 10.0.0.3:443 -r 10.1.0.1:443 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.3:443
+ack 192.0.2.1:1000 10.0.0.3:443
+at 100
+list -c
+";
+    let out = run(rules, trace);
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    // Entries come in table order; compare them as a set.
+    lines[3..].sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "192.0.2.1:1000 -> 10.1.0.1:443",
+            "IPVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 00:20  ASSURED     192.0.2.1:0        10.0.0.3:443       10.1.0.1:443",
+            "TCP 13:20  ESTABLISHED 192.0.2.1:1000     10.0.0.3:443       10.1.0.1:443",
+        ]
+    );
+}
