@@ -7,12 +7,14 @@ mod rules;
 mod sched_hash;
 mod sched_lc;
 mod wire;
+mod xmit;
 
 criterion_group!(
     benches,
     sched_lc::benches,
     sched_hash::benches,
     rules::benches,
-    wire::benches
+    wire::benches,
+    xmit::benches
 );
 criterion_main!(benches);

@@ -10,3 +10,5 @@ pub mod rules_parse;
 pub use rules_parse::rules_parse;
 pub mod wire_views;
 pub use wire_views::wire_views;
+pub mod xmit_rewrite;
+pub use xmit_rewrite::xmit_rewrite;

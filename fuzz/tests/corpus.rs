@@ -32,4 +32,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops, rules_parse, wire_views);
+corpus_tests!(sched_ops, rules_parse, wire_views, xmit_rewrite);

@@ -205,7 +205,10 @@ fn render(name: &str, f: &Fixture) -> String {
 
 fn parse_fixture(text: &str) -> Fixture {
     let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (k, v) = line.split_once(' ').unwrap_or((line, ""));
         fields.insert(k, v);
     }
@@ -383,14 +386,22 @@ fn expect_tunnel(m: &Mapping, inner: &[u8], ours: &[u8]) -> Vec<u8> {
 fn expect_error(m: &Mapping, offending: &[u8], t: u8, code: u8, rest: u32) -> Vec<u8> {
     let v6 = offending[0] >> 4 == 6;
     let client = if v6 {
-        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&offending[8..24]).unwrap()))
+        IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(&offending[8..24]).unwrap(),
+        ))
     } else {
-        IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&offending[12..16]).unwrap()))
+        IpAddr::V4(Ipv4Addr::from(
+            <[u8; 4]>::try_from(&offending[12..16]).unwrap(),
+        ))
     };
     let (local, limit, tos) = if v6 {
         (IpAddr::V6(m.local_v6), 1280 - 48, 0)
     } else {
-        (IpAddr::V4(m.local_v4), 576 - 28, (offending[1] & 0x1e) | 0xc0)
+        (
+            IpAddr::V4(m.local_v4),
+            576 - 28,
+            (offending[1] & 0x1e) | 0xc0,
+        )
     };
     let quote = &offending[..offending.len().min(limit)];
     let msg = icmp(local, client, t, code, rest, quote);
@@ -485,7 +496,15 @@ fn cases() -> Vec<Case> {
         (e.dst, e.dport, e.ttl, e.udp_csum) = (m.daddr, m.dport, 63, true);
         let out = e.build();
         let v = fwd_verdict("masq", m.daddr, HEADROOM, out.len());
-        push(&mut cs, "nat_in_v4_udp_nocsum", m, Direction::In, f.build(), v, fixed(out));
+        push(
+            &mut cs,
+            "nat_in_v4_udp_nocsum",
+            m,
+            Direction::In,
+            f.build(),
+            v,
+            fixed(out),
+        );
     }
 
     // TUN: encapsulation × inner family × outer family × protocol.
@@ -617,7 +636,15 @@ fn cases() -> Vec<Case> {
         let mut q = client_flow(&m, 17);
         (q.src, q.sport, q.dst, q.dport) = (m.vaddr, m.vport, m.caddr, m.cport);
         let input = icmp_error_packet(ip(R4), m.vaddr, 1, 3, 3, 0, &q.build()[..28]);
-        push(&mut cs, "ttl_icmp_error_v4", m, Direction::In, input, "drop ttl_expired".into(), None);
+        push(
+            &mut cs,
+            "ttl_icmp_error_v4",
+            m,
+            Direction::In,
+            input,
+            "drop ttl_expired".into(),
+            None,
+        );
     }
 
     // MTU (spec 3.1 step 4, 3.4).
@@ -629,7 +656,15 @@ fn cases() -> Vec<Case> {
         let input = f.build();
         let out = expect_error(&m, &ttl_minus_one(&input), 3, 4, 1400);
         let v = format!("reply too_big start=0 len={}", out.len());
-        push(&mut cs, "mtu_nat_v4_frag_needed", m, Direction::In, input.clone(), v, fixed(out));
+        push(
+            &mut cs,
+            "mtu_nat_v4_frag_needed",
+            m,
+            Direction::In,
+            input.clone(),
+            v,
+            fixed(out),
+        );
 
         // Without DF the packet goes on (the kernel fragments it).
         let mut f2 = f.clone();
@@ -638,7 +673,15 @@ fn cases() -> Vec<Case> {
         (e.dst, e.dport, e.ttl) = (m.daddr, m.dport, 63);
         let out = e.build();
         let v = fwd_verdict("masq", m.daddr, HEADROOM, out.len());
-        push(&mut cs, "mtu_nat_v4_no_df", m, Direction::In, f2.build(), v, fixed(out));
+        push(
+            &mut cs,
+            "mtu_nat_v4_no_df",
+            m,
+            Direction::In,
+            f2.build(),
+            v,
+            fixed(out),
+        );
 
         let mut m = base_mapping(true, Forward::DirectRoute);
         m.route_mtu = 1280;
@@ -647,12 +690,44 @@ fn cases() -> Vec<Case> {
         let input = f.build();
         let out = expect_error(&m, &ttl_minus_one(&input), 2, 0, 1280);
         let v = format!("reply too_big start=0 len={}", out.len());
-        push(&mut cs, "mtu_dr_v6_packet_too_big", m, Direction::In, input, v, fixed(out));
+        push(
+            &mut cs,
+            "mtu_dr_v6_packet_too_big",
+            m,
+            Direction::In,
+            input,
+            v,
+            fixed(out),
+        );
 
         for (n, inner6, outer6, kind, csum, route, mtu) in [
-            ("mtu_tun_ipip_v4", false, false, TunnelType::Ipip, TunnelCsum::NoCsum, 1500, 1480),
-            ("mtu_tun_gue_v6", true, true, TunnelType::Gue, TunnelCsum::Csum, 1400, 1348),
-            ("mtu_tun_gre_csum_v4_in_v6", false, true, TunnelType::Gre, TunnelCsum::Csum, 1500, 1452),
+            (
+                "mtu_tun_ipip_v4",
+                false,
+                false,
+                TunnelType::Ipip,
+                TunnelCsum::NoCsum,
+                1500,
+                1480,
+            ),
+            (
+                "mtu_tun_gue_v6",
+                true,
+                true,
+                TunnelType::Gue,
+                TunnelCsum::Csum,
+                1400,
+                1348,
+            ),
+            (
+                "mtu_tun_gre_csum_v4_in_v6",
+                false,
+                true,
+                TunnelType::Gre,
+                TunnelCsum::Csum,
+                1500,
+                1452,
+            ),
         ] {
             let mut m = tun_mapping(inner6, outer6, kind, csum);
             m.route_mtu = route;
@@ -674,13 +749,32 @@ fn cases() -> Vec<Case> {
         let v = fwd_verdict("tunnel", m.daddr, HEADROOM - 20, inner.len() + 20);
         let mm = m;
         let exp: Expect = Box::new(move |ours| expect_tunnel(&mm, &inner, ours));
-        push(&mut cs, "mtu_tun_no_pmtu_disc", m, Direction::In, input, v, Some(exp));
+        push(
+            &mut cs,
+            "mtu_tun_no_pmtu_disc",
+            m,
+            Direction::In,
+            input,
+            v,
+            Some(exp),
+        );
 
-        for (n, outer6, route) in [("mtu_tun_below_68", false, 80u32), ("mtu_tun_below_1280", true, 1300)] {
+        for (n, outer6, route) in [
+            ("mtu_tun_below_68", false, 80u32),
+            ("mtu_tun_below_1280", true, 1300),
+        ] {
             let mut m = tun_mapping(false, outer6, TunnelType::Gue, TunnelCsum::NoCsum);
             m.route_mtu = route;
             let input = client_flow(&m, 17).build();
-            push(&mut cs, n, m, Direction::In, input, "drop tunnel_mtu".into(), None);
+            push(
+                &mut cs,
+                n,
+                m,
+                Direction::In,
+                input,
+                "drop tunnel_mtu".into(),
+                None,
+            );
         }
     }
 
@@ -716,7 +810,13 @@ fn cases() -> Vec<Case> {
     let mut c = |n: &str, m: &Mapping, dir, input: Vec<u8>, v: &str| {
         push(&mut cs, n, *m, dir, input, v.into(), None)
     };
-    c("bad_truncated_v4", &m4, Direction::In, good[..30].to_vec(), "classify truncated");
+    c(
+        "bad_truncated_v4",
+        &m4,
+        Direction::In,
+        good[..30].to_vec(),
+        "classify truncated",
+    );
     let mut b = good.clone();
     b[0] = 0x55;
     c("bad_version", &m4, Direction::In, b, "classify bad_version");
@@ -725,36 +825,99 @@ fn cases() -> Vec<Case> {
     c("bad_ihl", &m4, Direction::In, b, "classify bad_header_len");
     let mut b = good.clone();
     b[10] ^= 0xff;
-    c("bad_ip_checksum", &m4, Direction::In, b, "classify bad_checksum");
+    c(
+        "bad_ip_checksum",
+        &m4,
+        Direction::In,
+        b,
+        "classify bad_checksum",
+    );
     let mut b = good.clone();
     patch_v4(&mut b, |h| h.more_fragments = true);
     c("bad_nat_fragment", &m4, Direction::In, b, "drop fragment");
-    let sctp = xmit_support::ip(m4.caddr, m4.vaddr, 132, 64, 0, true, 1, &[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0]);
-    c("bad_nat_sctp", &m4, Direction::In, sctp, "drop unsupported_protocol");
+    let sctp = xmit_support::ip(
+        m4.caddr,
+        m4.vaddr,
+        132,
+        64,
+        0,
+        true,
+        1,
+        &[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0],
+    );
+    c(
+        "bad_nat_sctp",
+        &m4,
+        Direction::In,
+        sctp,
+        "drop unsupported_protocol",
+    );
     let mut mx = m4;
     mx.daddr = ip("2001:db8:3::1");
-    c("bad_nat_family", &mx, Direction::In, good.clone(), "drop family_mismatch");
+    c(
+        "bad_nat_family",
+        &mx,
+        Direction::In,
+        good.clone(),
+        "drop family_mismatch",
+    );
     let mut dr = base_mapping(false, Forward::DirectRoute);
-    c("dr_reply_not_ours", &dr, Direction::Out, good.clone(), "notours");
+    c(
+        "dr_reply_not_ours",
+        &dr,
+        Direction::Out,
+        good.clone(),
+        "notours",
+    );
     dr.daddr = ip("2001:db8:3::1");
-    c("bad_dr_family", &dr, Direction::In, good.clone(), "drop family_mismatch");
-    c("icmp_echo_not_ours", &m4, Direction::In, echo(m4.caddr, m4.vaddr, 64), "notours");
+    c(
+        "bad_dr_family",
+        &dr,
+        Direction::In,
+        good.clone(),
+        "drop family_mismatch",
+    );
+    c(
+        "icmp_echo_not_ours",
+        &m4,
+        Direction::In,
+        echo(m4.caddr, m4.vaddr, 64),
+        "notours",
+    );
     {
         let mut q = client_flow(&m4, 17);
         (q.src, q.sport, q.dst, q.dport) = (m4.vaddr, m4.vport, m4.caddr, m4.cport);
         let mut e = icmp_error_packet(ip(R4), m4.vaddr, 60, 3, 3, 0, &q.build()[..28]);
         e[22] ^= 0x55; // the ICMP checksum
-        c("bad_icmp_checksum", &m4, Direction::In, e, "drop icmp_checksum");
+        c(
+            "bad_icmp_checksum",
+            &m4,
+            Direction::In,
+            e,
+            "drop icmp_checksum",
+        );
         let mut q2 = q.clone();
         q2.dport = 12345; // another flow
         let e = icmp_error_packet(ip(R4), m4.vaddr, 60, 3, 3, 0, &q2.build()[..28]);
         c("icmp_other_flow_not_ours", &m4, Direction::In, e, "notours");
         let e = icmp_error_packet(ip(R4), m4.vaddr, 60, 3, 3, 0, &q.build()[..24]);
-        c("icmp_short_quote_not_ours", &m4, Direction::In, e, "notours");
+        c(
+            "icmp_short_quote_not_ours",
+            &m4,
+            Direction::In,
+            e,
+            "notours",
+        );
     }
     let mut mg = tun_mapping(false, false, TunnelType::Gue, TunnelCsum::NoCsum);
     mg.tunnel.port = 0;
-    c("bad_tun_gue_port_zero", &mg, Direction::In, good.clone(), "drop tunnel_config");
+    c(
+        "bad_tun_gue_port_zero",
+        &mg,
+        Direction::In,
+        good.clone(),
+        "drop tunnel_config",
+    );
     drop(c);
     let mt = tun_mapping(false, true, TunnelType::Gue, TunnelCsum::NoCsum);
     cs.push(Case {
@@ -850,6 +1013,10 @@ fn regenerate() {
             verdict,
             output,
         };
-        std::fs::write(dir.join(format!("{}.txt", case.name)), render(&case.name, &f)).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.txt", case.name)),
+            render(&case.name, &f),
+        )
+        .unwrap();
     }
 }

@@ -108,11 +108,9 @@ pub fn build_error(
                     icmpv4::codes::FRAG_NEEDED,
                     u32::from(mtu),
                 ),
-                ErrorKind::PortUnreachable => (
-                    icmpv4::types::DEST_UNREACH,
-                    icmpv4::codes::PORT_UNREACH,
-                    0,
-                ),
+                ErrorKind::PortUnreachable => {
+                    (icmpv4::types::DEST_UNREACH, icmpv4::codes::PORT_UNREACH, 0)
+                }
                 ErrorKind::PacketTooBig { .. } => return Err(IcmpError::Family),
             };
             let orig_len = usize::from(p.total_len()).min(original.len());

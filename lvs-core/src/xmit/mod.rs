@@ -291,6 +291,11 @@ pub fn transmit(
             len: pkt.len,
         };
     }
+    if dir == Direction::Out && m.forward != Forward::Masq {
+        // DR / TUN connections see no replies (NOOUTPUT); errors from the real-server side
+        // about them are "forwarded unchanged" by the stack (spec 3.7).
+        return Verdict::NotOurs;
+    }
     let is_icmp = matches!(
         (c.family, c.protocol),
         (Family::V4, proto::ICMP) | (Family::V6, proto::ICMPV6)
@@ -312,10 +317,6 @@ pub fn transmit(
     } else {
         false
     };
-    if dir == Direction::Out && m.forward != Forward::Masq {
-        // DR / TUN connections see no replies (NOOUTPUT).
-        return Verdict::NotOurs;
-    }
     match m.forward {
         Forward::Masq => {
             if !relay {
@@ -326,7 +327,11 @@ pub fn transmit(
                     return Verdict::Drop(DropReason::Fragment);
                 }
             }
-            let new = if dir == Direction::In { m.daddr } else { m.vaddr };
+            let new = if dir == Direction::In {
+                m.daddr
+            } else {
+                m.vaddr
+            };
             if new.is_ipv6() != (c.family == Family::V6) {
                 return Verdict::Drop(DropReason::FamilyMismatch);
             }
@@ -337,7 +342,11 @@ pub fn transmit(
                 icmp::nat_related(buf, &pkt, c, m, dir)
             } else {
                 let (port, sub) = (
-                    if dir == Direction::In { m.dport } else { m.vport },
+                    if dir == Direction::In {
+                        m.dport
+                    } else {
+                        m.vport
+                    },
                     &mut buf[headroom..],
                 );
                 let r = if dir == Direction::In {

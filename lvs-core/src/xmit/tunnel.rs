@@ -29,8 +29,8 @@ use core::ops::Range;
 use super::{ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
 use crate::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use crate::wire::{
-    ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket,
-    GuePacket, Ipv4Packet, Ipv6Packet, UdpPacket,
+    ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket, GuePacket,
+    Ipv4Packet, Ipv6Packet, UdpPacket,
 };
 
 /// Low end of the GUE source-port range (Linux's default `ip_local_port_range` 32768).
@@ -57,9 +57,8 @@ pub const fn overhead(outer: Family, cfg: &TunnelConfig) -> usize {
 
 /// A deterministic hash of the classified 5-tuple, for the GUE source port.
 pub fn flow_hash(c: &Classified) -> u32 {
-    let mut h: u64 = (u64::from(c.protocol) << 32)
-        ^ (u64::from(c.src_port) << 16)
-        ^ u64::from(c.dst_port);
+    let mut h: u64 =
+        (u64::from(c.protocol) << 32) ^ (u64::from(c.src_port) << 16) ^ u64::from(c.dst_port);
     let mut mix = |w: u64| {
         h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h ^= h >> 29;
