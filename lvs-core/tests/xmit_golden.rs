@@ -918,7 +918,6 @@ fn cases() -> Vec<Case> {
         good.clone(),
         "drop tunnel_config",
     );
-    drop(c);
     let mt = tun_mapping(false, true, TunnelType::Gue, TunnelCsum::NoCsum);
     cs.push(Case {
         name: "bad_tun_no_headroom".into(),

@@ -191,10 +191,17 @@ pub fn build_error(
     }
 }
 
-/// Whether the kernel would send an error about this packet at all: not about an ICMP error
-/// (`icmp_send`'s and `icmpv6_send`'s rule) and not about a non-first fragment.
+/// Whether the kernel would send an error about this packet at all: not about a non-first
+/// fragment, and not about an ICMP error (`icmp_send`: types 3, 4, 5, 11, 12 and unknown
+/// types above 18; `icmpv6_send`: any type below 128).
 fn may_reply(c: &Classified) -> bool {
-    !c.is_later_fragment() && !(c.icmp_error && matches!(c.protocol, proto::ICMP | proto::ICMPV6))
+    let icmp_error = c.l4_present
+        && match (c.family, c.protocol) {
+            (Family::V4, proto::ICMP) => matches!(c.icmp_type, 3 | 4 | 5 | 11 | 12 | 19..),
+            (Family::V6, proto::ICMPV6) => c.icmp_type < 128,
+            _ => false,
+        };
+    !(c.is_later_fragment() || icmp_error)
 }
 
 /// Builds the reply for a dropped packet (`ip` is its IP packet as received); when

@@ -1,5 +1,10 @@
 //! NAT / masquerading rewrite (spec 3.2) and the TTL step of spec 3.1.
 //!
+//! These are the building blocks [`transmit`](super::transmit) uses for NAT; called directly
+//! they do no MTU check and build no ICMP error (their [`Verdict::TimeExceeded`] only says one
+//! is due), and their [`Verdict`] is this module's, re-exported as
+//! [`NatVerdict`](super::NatVerdict).
+//!
 //! - [`nat_in`]: client → real server. Destination address VIP → RIP, destination port
 //!   vport → dport; the source is unchanged.
 //! - [`nat_out`]: real server → client (the reply). Source address RIP → VIP, source port
@@ -18,7 +23,7 @@
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
 //! use lvs_core::wire::classify;
-//! use lvs_core::xmit::{nat_in, Verdict};
+//! use lvs_core::xmit::nat::{nat_in, Verdict};
 //! # let mut pkt = {
 //! #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 64)
 //! #         .udp(5353, 53);
@@ -112,7 +117,7 @@ pub fn nat_out(
 ///
 /// ```
 /// use lvs_core::wire::{classify, Ipv4Packet};
-/// use lvs_core::xmit::{decrement_ttl, Verdict};
+/// use lvs_core::xmit::nat::{decrement_ttl, Verdict};
 /// # let mut pkt = {
 /// #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 2).udp(1, 2);
 /// #     let mut v = Vec::new();
