@@ -29,8 +29,8 @@ use core::ops::Range;
 use super::{ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
 use crate::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use crate::wire::{
-    ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket, GuePacket,
-    Ipv4Packet, Ipv6Packet, UdpPacket,
+    checksum, ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket,
+    GuePacket, Ipv4Packet, Ipv6Packet, UdpPacket,
 };
 
 /// Low end of the GUE source-port range (Linux's default `ip_local_port_range` 32768).
@@ -137,7 +137,12 @@ pub(crate) fn transmit(
         return Verdict::Drop(DropReason::NoRoom);
     }
     pkt.decrement_ttl(buf);
-    match encapsulate(buf, pkt.start, pkt.len, m, flow_hash(c)) {
+    let hash = if m.tunnel.kind == TunnelType::Gue {
+        flow_hash(c)
+    } else {
+        0
+    };
+    match encapsulate(buf, pkt.start, pkt.len, m, hash) {
         Ok(start) => Verdict::Forward {
             method: Forward::Tunnel,
             next_hop: m.daddr,
@@ -204,33 +209,32 @@ pub fn encapsulate(
     let pkt = &mut buf[new_start..new_start + total];
     let (src, dst) = match (outer, m.daddr) {
         (Family::V4, IpAddr::V4(d)) => {
-            let mut ip = Ipv4Packet::new_unchecked(&mut pkt[..ip_len]);
-            ip.set_version(4);
-            ip.set_header_len(ipv4::MIN_HEADER_LEN);
-            ip.set_tos(tos);
-            ip.set_total_len(len_field);
-            ip.set_ident(m.ip_id);
+            let Some(h) = pkt.first_chunk_mut::<20>() else {
+                return Err(DropReason::NoRoom);
+            };
+            let (s4, d4) = (m.local_v4.octets(), d.octets());
+            let lf = len_field.to_be_bytes();
+            let id = m.ip_id.to_be_bytes();
             // Flags and fragment offset: DF only (MF 0, offset 0).
-            ip.set_frag_offset(0);
-            ip.set_more_frags(false);
-            ip.set_dont_frag(m.pmtu_disc && df);
-            ip.set_ttl(ttl);
-            ip.set_protocol(next);
-            ip.set_src_addr(m.local_v4);
-            ip.set_dst_addr(d);
-            ip.fill_checksum();
+            let flags = if m.pmtu_disc && df { 0x40 } else { 0 };
+            *h = [
+                0x45, tos, lf[0], lf[1], id[0], id[1], flags, 0, ttl, next, 0, 0, s4[0], s4[1],
+                s4[2], s4[3], d4[0], d4[1], d4[2], d4[3],
+            ];
+            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+            let check = !checksum::fold(w(0) + w(4) + w(8) + w(12) + w(16));
+            h[10..12].copy_from_slice(&check.to_be_bytes());
             (IpAddr::V4(m.local_v4), IpAddr::V4(d))
         }
         (_, IpAddr::V6(d)) => {
-            let mut ip = Ipv6Packet::new_unchecked(&mut pkt[..ip_len]);
-            ip.set_version(6);
-            ip.set_traffic_class(tos);
-            ip.set_flow_label(0);
-            ip.set_payload_len(len_field);
-            ip.set_next_header(next);
-            ip.set_hop_limit(ttl);
-            ip.set_src_addr(m.local_v6);
-            ip.set_dst_addr(d);
+            let Some(h) = pkt.first_chunk_mut::<40>() else {
+                return Err(DropReason::NoRoom);
+            };
+            let lf = len_field.to_be_bytes();
+            // Version 6, traffic class, flow label 0.
+            h[..8].copy_from_slice(&[0x60 | (tos >> 4), tos << 4, 0, 0, lf[0], lf[1], next, ttl]);
+            h[8..24].copy_from_slice(&m.local_v6.octets());
+            h[24..40].copy_from_slice(&d.octets());
             (IpAddr::V6(m.local_v6), IpAddr::V6(d))
         }
         // `outer` is derived from `daddr`.
@@ -241,15 +245,27 @@ pub fn encapsulate(
         TunnelType::Ipip => {}
         TunnelType::Gue => {
             // In range: the UDP length is at most the outer length.
-            let udp_len = (total - ip_len) as u16;
-            let mut u = UdpPacket::new_unchecked(&mut *rest);
-            u.set_src_port(source_port(hash));
-            u.set_dst_port(m.tunnel.port);
-            u.set_len(udp_len);
-            u.set_checksum(0);
-            if GuePacket::init(&mut rest[8..], ipip::protocol_for(family)).is_err() {
+            let ul = ((total - ip_len) as u16).to_be_bytes();
+            let sp = source_port(hash).to_be_bytes();
+            let dp = m.tunnel.port.to_be_bytes();
+            let Some(h) = rest.first_chunk_mut::<12>() else {
                 return Err(DropReason::NoRoom);
-            }
+            };
+            // UDP (checksum 0 for now), then GUE: version 0, C 0, Hlen 0, proto, flags 0.
+            *h = [
+                sp[0],
+                sp[1],
+                dp[0],
+                dp[1],
+                ul[0],
+                ul[1],
+                0,
+                0,
+                0,
+                ipip::protocol_for(family),
+                0,
+                0,
+            ];
             if m.tunnel.csum != TunnelCsum::NoCsum {
                 UdpPacket::new_unchecked(&mut *rest).fill_checksum(&src, &dst);
             }
