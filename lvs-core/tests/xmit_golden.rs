@@ -861,6 +861,15 @@ fn cases() -> Vec<Case> {
         good.clone(),
         "drop family_mismatch",
     );
+    let mut ml = m4;
+    ml.daddr = ip("127.0.0.1");
+    c(
+        "bad_nat_loopback",
+        &ml,
+        Direction::In,
+        good.clone(),
+        "drop loopback_dnat",
+    );
     let mut dr = base_mapping(false, Forward::DirectRoute);
     c(
         "dr_reply_not_ours",

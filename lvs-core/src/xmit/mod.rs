@@ -182,11 +182,14 @@ pub enum DropReason {
     ReplyBuffer,
     /// No destination available (spec 6.1; [`port_unreachable`]).
     NoDestination,
+    /// NAT to a loopback real server (127/8, ::1) for a packet from the network: refused as
+    /// `ip_vs_nat_xmit` does (spec 3.2).
+    LoopbackDnat,
 }
 
 impl DropReason {
     /// Number of reasons (the length of a counter array).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Every reason in [`index`](DropReason::index) order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -202,6 +205,7 @@ impl DropReason {
         DropReason::TunnelConfig,
         DropReason::ReplyBuffer,
         DropReason::NoDestination,
+        DropReason::LoopbackDnat,
     ];
 
     /// The counter index, `0..COUNT`.
@@ -224,6 +228,7 @@ impl DropReason {
             DropReason::TunnelConfig => "tunnel_config",
             DropReason::ReplyBuffer => "reply_buffer",
             DropReason::NoDestination => "no_destination",
+            DropReason::LoopbackDnat => "loopback_dnat",
         }
     }
 }
@@ -332,6 +337,11 @@ pub fn transmit(
             } else {
                 m.vaddr
             };
+            if dir == Direction::In && new.is_loopback() {
+                // "From world but DNAT to loopback address?" (the director's packets come
+                // from the network; locally generated traffic does not pass through here).
+                return Verdict::Drop(DropReason::LoopbackDnat);
+            }
             if new.is_ipv6() != (c.family == Family::V6) {
                 return Verdict::Drop(DropReason::FamilyMismatch);
             }
