@@ -162,7 +162,7 @@ fn run(kind: SchedKind, weights: &[u32], ops: &[Op], seed: u64) -> Vec<Option<Ip
                 flow.daddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + (seed % 4) as u8));
                 // Bounded: a scheduler whose timer does not advance must not hang the test.
                 for _ in 0..1000 {
-                    if !pool.poll_timeout().is_some_and(|t| t <= now) {
+                    if pool.poll_timeout().is_none_or(|t| t > now) {
                         break;
                     }
                     pool.handle_timeout(now);
