@@ -10,6 +10,7 @@ mod sched_hash;
 mod sched_lc;
 mod sim;
 mod wire;
+mod xmit;
 
 criterion_group!(
     benches,
@@ -19,6 +20,7 @@ criterion_group!(
     wire::benches,
     conn::benches,
     director::benches,
-    sim::benches
+    sim::benches,
+    xmit::benches
 );
 criterion_main!(benches);

@@ -8,6 +8,7 @@ pub mod rules_parse;
 pub mod sched_ops;
 pub mod sim_trace;
 pub mod wire_views;
+pub mod xmit_rewrite;
 
 pub use conn_ops::conn_ops;
 pub use director_ops::director_ops;
@@ -16,3 +17,4 @@ pub use rules_parse::rules_parse;
 pub use sched_ops::sched_ops;
 pub use sim_trace::sim_trace;
 pub use wire_views::wire_views;
+pub use xmit_rewrite::xmit_rewrite;

@@ -11,7 +11,7 @@ use lvs_core::wire::{
     GuePacket, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, QuotedPacket, TcpPacket,
     UdpPacket,
 };
-use lvs_core::xmit::{nat_in, nat_out, Verdict};
+use lvs_core::xmit::{nat_in, nat_out, NatVerdict as Verdict};
 
 /// Runs every view over `data`.
 pub fn wire_views(data: &[u8]) {

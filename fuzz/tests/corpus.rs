@@ -40,4 +40,5 @@ corpus_tests!(
     sched_ops,
     sim_trace,
     wire_views,
+    xmit_rewrite,
 );

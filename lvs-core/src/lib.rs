@@ -9,7 +9,8 @@
 //! - [`conn`]: connection table, TCP/UDP states and timeouts, expiry, per-dest accounting.
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
-//! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
+//! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT, DR, TUN), related ICMP
+//!   errors and the ICMP errors the director builds.
 //!
 //! ## Contracts
 //! - **No I/O, no clock, no threads, no global state**, and no `unsafe`.

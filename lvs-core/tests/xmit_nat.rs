@@ -8,7 +8,7 @@ mod wire_support;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::wire::{classify, proto, tcp, udp};
-use lvs_core::xmit::{nat_in, nat_out, Verdict};
+use lvs_core::xmit::{nat_in, nat_out, NatVerdict as Verdict};
 use proptest::prelude::*;
 use wire_support::*;
 

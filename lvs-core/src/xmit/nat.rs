@@ -1,5 +1,10 @@
 //! NAT / masquerading rewrite (spec 3.2) and the TTL step of spec 3.1.
 //!
+//! These are the building blocks [`transmit`](super::transmit) uses for NAT; called directly
+//! they do no MTU check and build no ICMP error (their [`Verdict::TimeExceeded`] only says one
+//! is due), and their [`Verdict`] is this module's, re-exported as
+//! [`NatVerdict`](super::NatVerdict).
+//!
 //! - [`nat_in`]: client → real server. Destination address VIP → RIP, destination port
 //!   vport → dport; the source is unchanged.
 //! - [`nat_out`]: real server → client (the reply). Source address RIP → VIP, source port
@@ -18,7 +23,7 @@
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
 //! use lvs_core::wire::classify;
-//! use lvs_core::xmit::{nat_in, Verdict};
+//! use lvs_core::xmit::nat::{nat_in, Verdict};
 //! # let mut pkt = {
 //! #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 64)
 //! #         .udp(5353, 53);
@@ -76,7 +81,7 @@ pub enum NatError {
 
 /// Which side of the connection the rewrite changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     /// Destination (inbound DNAT).
     Dst,
     /// Source (reply SNAT).
@@ -112,7 +117,7 @@ pub fn nat_out(
 ///
 /// ```
 /// use lvs_core::wire::{classify, Ipv4Packet};
-/// use lvs_core::xmit::{decrement_ttl, Verdict};
+/// use lvs_core::xmit::nat::{decrement_ttl, Verdict};
 /// # let mut pkt = {
 /// #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 2).udp(1, 2);
 /// #     let mut v = Vec::new();
@@ -203,106 +208,139 @@ fn rewrite(
         }
     };
     // In bounds: the checks above put `l4_at` within the IP length.
-    let (header, seg) = ip.split_at_mut(l4_at);
+    let seg = &ip[l4_at..];
     let l4_ok = match c.protocol {
-        proto::TCP => TcpPacket::new_checked(&seg[..]).map(|_| ()),
-        _ => UdpPacket::new_checked(&seg[..]).map(|_| ()),
+        proto::TCP => TcpPacket::new_checked(seg).map(|_| ()),
+        _ => UdpPacket::new_checked(seg).map(|_| ()),
     };
     l4_ok.map_err(|e| e.add_offset(c.l4_offset))?;
     if ttl <= 1 {
         return Ok(Verdict::TimeExceeded);
     }
+    if apply(ip, l4_at, c.family, c.protocol, side, addr, port) {
+        Ok(Verdict::Forward)
+    } else {
+        Err(NatError::SummaryMismatch)
+    }
+}
 
-    // L3: the address (and TTL); remember the old address for the L4 pseudo-header.
-    let (old, src, dst) = match (c.family, addr) {
+/// The rewrite itself, on an IP packet `ip` whose header (`l4_at` bytes, TTL > 1) and fixed
+/// L4 header (20 bytes TCP, 8 UDP) were validated: address, TTL, port and checksums, at fixed
+/// offsets. Returns false, with nothing changed, when `addr` is of the other family or the
+/// lengths do not hold.
+#[inline]
+pub(crate) fn apply(
+    ip: &mut [u8],
+    l4_at: usize,
+    family: Family,
+    protocol: u8,
+    side: Side,
+    addr: IpAddr,
+    port: u16,
+) -> bool {
+    let need = if protocol == proto::TCP { 20 } else { 8 };
+    if l4_at.checked_add(need).is_none_or(|e| e > ip.len()) {
+        return false;
+    }
+    let (header, seg) = ip.split_at_mut(l4_at);
+    // L3: the address (and TTL); the pseudo-header delta for L4.
+    let (l4_delta_old, l4_delta_new): ([u8; 16], [u8; 16]);
+    let width;
+    match (family, addr) {
         (Family::V4, IpAddr::V4(new)) => {
-            let mut p = Ipv4Packet::new_unchecked(&mut *header);
-            let old = if side == Side::Dst {
-                let old = p.dst_addr();
-                p.set_dst_addr(new);
-                old
-            } else {
-                let old = p.src_addr();
-                p.set_src_addr(new);
-                old
+            let Some(h) = header.first_chunk_mut::<20>() else {
+                return false;
             };
-            p.set_checksum(checksum::update_u32(
-                p.checksum(),
-                u32::from(old),
-                u32::from(new),
-            ));
-            ttl_v4(&mut p);
-            (
-                IpAddr::V4(old),
-                IpAddr::V4(p.src_addr()),
-                IpAddr::V4(p.dst_addr()),
-            )
+            let at = if side == Side::Dst { 16 } else { 12 };
+            let old = [h[at], h[at + 1], h[at + 2], h[at + 3]];
+            let new = new.octets();
+            h[at..at + 4].copy_from_slice(&new);
+            let (ttl, p) = (h[8], h[9]);
+            let new_ttl = ttl.saturating_sub(1);
+            h[8] = new_ttl;
+            let check = checksum::update_u32(
+                u16::from_be_bytes([h[10], h[11]]),
+                u32::from_be_bytes(old),
+                u32::from_be_bytes(new),
+            );
+            let check = checksum::update_u16(
+                check,
+                u16::from_be_bytes([ttl, p]),
+                u16::from_be_bytes([new_ttl, p]),
+            );
+            h[10..12].copy_from_slice(&check.to_be_bytes());
+            let (mut o, mut n) = ([0u8; 16], [0u8; 16]);
+            o[..4].copy_from_slice(&old);
+            n[..4].copy_from_slice(&new);
+            (l4_delta_old, l4_delta_new, width) = (o, n, 4);
         }
         (Family::V6, IpAddr::V6(new)) => {
-            let mut p = Ipv6Packet::new_unchecked(&mut *header);
-            let old = if side == Side::Dst {
-                let old = p.dst_addr();
-                p.set_dst_addr(new);
-                old
-            } else {
-                let old = p.src_addr();
-                p.set_src_addr(new);
-                old
+            let Some(h) = header.first_chunk_mut::<40>() else {
+                return false;
             };
-            p.set_hop_limit(p.hop_limit() - 1);
-            (
-                IpAddr::V6(old),
-                IpAddr::V6(p.src_addr()),
-                IpAddr::V6(p.dst_addr()),
-            )
+            let at = if side == Side::Dst { 24 } else { 8 };
+            let mut old = [0u8; 16];
+            old.copy_from_slice(&h[at..at + 16]);
+            let new = new.octets();
+            h[at..at + 16].copy_from_slice(&new);
+            h[7] = h[7].saturating_sub(1);
+            (l4_delta_old, l4_delta_new, width) = (old, new, 16);
         }
-        // Checked above; kept total without a panic.
-        _ => return Err(NatError::FamilyMismatch),
-    };
-    let addr_update = |check: u16| match (old, addr) {
-        (IpAddr::V4(o), IpAddr::V4(n)) => checksum::update_u32(check, o.into(), n.into()),
-        (IpAddr::V6(o), IpAddr::V6(n)) => checksum::update_u128(check, &o.octets(), &n.octets()),
-        _ => check,
+        _ => return false,
+    }
+    let addr_update = |check: u16| {
+        if width == 4 {
+            checksum::update_u32(
+                check,
+                u32::from_be_bytes([
+                    l4_delta_old[0],
+                    l4_delta_old[1],
+                    l4_delta_old[2],
+                    l4_delta_old[3],
+                ]),
+                u32::from_be_bytes([
+                    l4_delta_new[0],
+                    l4_delta_new[1],
+                    l4_delta_new[2],
+                    l4_delta_new[3],
+                ]),
+            )
+        } else {
+            checksum::update_u128(check, &l4_delta_old, &l4_delta_new)
+        }
     };
 
     // L4: the port and the checksum.
-    if c.protocol == proto::TCP {
-        let mut t = TcpPacket::new_unchecked(seg);
-        let old_port = if side == Side::Dst {
-            t.dst_port()
-        } else {
-            t.src_port()
-        };
-        if side == Side::Dst {
-            t.set_dst_port(port);
-        } else {
-            t.set_src_port(port);
-        }
+    let port_at = if side == Side::Dst { 2 } else { 0 };
+    let old_port = u16::from_be_bytes([seg[port_at], seg[port_at + 1]]);
+    seg[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    if protocol == proto::TCP {
         // TCP: the incremental result is used as it is (tcp_fast_csum_update).
-        let check = checksum::update_u16(addr_update(t.checksum()), old_port, port);
-        t.set_checksum(check);
+        let check = u16::from_be_bytes([seg[16], seg[17]]);
+        let check = checksum::update_u16(addr_update(check), old_port, port);
+        seg[16..18].copy_from_slice(&check.to_be_bytes());
     } else {
-        let mut u = UdpPacket::new_unchecked(seg);
-        let old_port = if side == Side::Dst {
-            u.dst_port()
-        } else {
-            u.src_port()
-        };
-        if side == Side::Dst {
-            u.set_dst_port(port);
-        } else {
-            u.set_src_port(port);
-        }
-        if u.checksum() == 0 {
+        let check = u16::from_be_bytes([seg[6], seg[7]]);
+        if check == 0 {
             // "No checksum": IPVS computes a full one (udp_snat_handler / udp_dnat_handler),
             // for either family; `fill_checksum` sends a computed 0 as 0xFFFF.
-            u.fill_checksum(&src, &dst);
+            let (src, dst) = match family {
+                Family::V4 => {
+                    let h = Ipv4Packet::new_unchecked(&*header);
+                    (IpAddr::V4(h.src_addr()), IpAddr::V4(h.dst_addr()))
+                }
+                Family::V6 => {
+                    let h = Ipv6Packet::new_unchecked(&*header);
+                    (IpAddr::V6(h.src_addr()), IpAddr::V6(h.dst_addr()))
+                }
+            };
+            UdpPacket::new_unchecked(seg).fill_checksum(&src, &dst);
         } else {
-            let check = checksum::update_u16(addr_update(u.checksum()), old_port, port);
-            u.set_checksum(checksum::udp_nonzero(check));
+            let check = checksum::update_u16(addr_update(check), old_port, port);
+            seg[6..8].copy_from_slice(&checksum::udp_nonzero(check).to_be_bytes());
         }
     }
-    Ok(Verdict::Forward)
+    true
 }
 
 #[cfg(test)]

@@ -1,0 +1,424 @@
+//! TUN forwarding (spec 3.4): IPIP, GUE and GRE encapsulation into the headroom in front of
+//! the packet, and [`decapsulate`], the real server's side.
+//!
+//! Outer header fields, as `ip_vs_tunnel_xmit` / `_v6` write them:
+//! - IPv4 outer: version 4, IHL 5, TOS = the inner DSCP/ECN with CE turned into ECT(0)
+//!   (`INET_ECN_encapsulate`), ID from [`Mapping::ip_id`], DF copied from an IPv4 inner packet
+//!   when `pmtu_disc` (an IPv6 inner packet gives DF 0), TTL = the inner (already
+//!   decremented) TTL, protocol 4 / 41 / 17 / 47, source [`Mapping::local_v4`], destination the
+//!   real server; header checksum filled.
+//! - IPv6 outer: traffic class by the same rule, flow label 0, hop limit = inner TTL, next
+//!   header 4 / 41 / 17 / 47, source [`Mapping::local_v6`].
+//! - GUE: UDP from a flow-hash source port in the ephemeral range
+//!   [`EPHEMERAL_MIN`]..[`EPHEMERAL_MAX`] to the configured port; a 4-byte GUE header (version
+//!   0, C 0, Hlen 0, proto 4 / 41, flags 0); UDP checksum 0 for `--tun-nocsum`, computed for
+//!   `--tun-csum`. `--tun-remcsum` is treated like `--tun-csum`: the kernel adds the
+//!   remote-checksum option only for `CHECKSUM_PARTIAL` packets, and ours are always complete,
+//!   so it computes the full UDP checksum and writes the plain header, exactly as here.
+//! - GRE: 4-byte header (flags 0, protocol type 0x0800 / 0x86DD), or 8 bytes with the C bit
+//!   and the GRE checksum for `--tun-csum` (only the csum flag turns it on in the kernel;
+//!   `--tun-remcsum` gives a plain header).
+//!
+//! The flow hash is ours ([`flow_hash`], deterministic over the 5-tuple); the kernel's
+//! `skb_get_hash` is keyed with a boot-time secret, so its ports cannot be reproduced anyway.
+//! The mapping to a port is the kernel's `udp_flow_src_port` formula.
+
+use core::net::IpAddr;
+use core::ops::Range;
+
+use super::{ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
+use crate::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
+use crate::wire::{
+    checksum, ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket,
+    GuePacket, Ipv4Packet, Ipv6Packet, UdpPacket,
+};
+
+/// Low end of the GUE source-port range (Linux's default `ip_local_port_range` 32768).
+pub const EPHEMERAL_MIN: u16 = 32768;
+/// High end (exclusive, as `udp_flow_src_port` computes it) of the range (60999).
+pub const EPHEMERAL_MAX: u16 = 60999;
+
+/// Bytes the outer headers take: 20 (IPv4) or 40 (IPv6), plus 8 + 4 for GUE, 4 for GRE
+/// (8 with `--tun-csum`).
+pub const fn overhead(outer: Family, cfg: &TunnelConfig) -> usize {
+    let ip = match outer {
+        Family::V4 => ipv4::MIN_HEADER_LEN,
+        Family::V6 => ipv6::HEADER_LEN,
+    };
+    ip + match cfg.kind {
+        TunnelType::Ipip => 0,
+        TunnelType::Gue => 8 + gue::BASE_HEADER_LEN,
+        TunnelType::Gre => match cfg.csum {
+            TunnelCsum::Csum => 8,
+            _ => gre::BASE_HEADER_LEN,
+        },
+    }
+}
+
+/// A deterministic hash of the classified 5-tuple, for the GUE source port.
+pub fn flow_hash(c: &Classified) -> u32 {
+    let mut h: u64 =
+        (u64::from(c.protocol) << 32) ^ (u64::from(c.src_port) << 16) ^ u64::from(c.dst_port);
+    let mut mix = |w: u64| {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    };
+    for a in [c.src, c.dst] {
+        match a {
+            IpAddr::V4(a) => mix(u64::from(u32::from(a))),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                mix(v as u64);
+                mix((v >> 64) as u64);
+            }
+        }
+    }
+    (h >> 32) as u32
+}
+
+/// The GUE source port for a flow hash (`udp_flow_src_port`: `min + hash * (max - min) >> 32`).
+pub const fn source_port(hash: u32) -> u16 {
+    let span = (EPHEMERAL_MAX - EPHEMERAL_MIN) as u64;
+    EPHEMERAL_MIN + ((hash as u64 * span) >> 32) as u16
+}
+
+/// `INET_ECN_encapsulate`: the inner DSCP and ECN, except CE becomes ECT(0).
+const fn ecn_encapsulate(ds: u8) -> u8 {
+    if ds & 3 == 3 {
+        (ds & !3) | 2
+    } else {
+        ds
+    }
+}
+
+/// TUN transmit after [`super::transmit`] validated the packet: TTL, tunnel MTU, room, then
+/// the TTL decrement and [`encapsulate`].
+pub(crate) fn transmit(
+    buf: &mut [u8],
+    pkt: &Checked,
+    c: &Classified,
+    m: &Mapping,
+    relay: bool,
+    out: &mut [u8],
+) -> Verdict {
+    if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
+        return Verdict::Drop(DropReason::TunnelConfig);
+    }
+    let outer = if m.daddr.is_ipv6() {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    // TTL first (`decrement_ttl` runs before the MTU is computed).
+    if let Some(v) = ttl_and_mtu(buf, pkt, c, m, 0, relay, out) {
+        return v;
+    }
+    let ov = overhead(outer, &m.tunnel);
+    if m.route_mtu != 0 {
+        let mtu = i64::from(m.route_mtu) - ov as i64;
+        let min = match outer {
+            Family::V4 => 68,
+            Family::V6 => 1280,
+        };
+        if mtu < min {
+            return Verdict::Drop(DropReason::TunnelMtu);
+        }
+        // In range: mtu <= route_mtu.
+        if let Some(v) = ttl_and_mtu(buf, pkt, c, m, mtu as u32, relay, out) {
+            return v;
+        }
+    }
+    let room_ok = pkt.start >= ov
+        && match outer {
+            Family::V4 => pkt.len + ov <= 0xffff,
+            Family::V6 => pkt.len + ov - ipv6::HEADER_LEN <= 0xffff,
+        };
+    if !room_ok {
+        return Verdict::Drop(DropReason::NoRoom);
+    }
+    pkt.decrement_ttl(buf);
+    let hash = if m.tunnel.kind == TunnelType::Gue {
+        flow_hash(c)
+    } else {
+        0
+    };
+    match encapsulate(buf, pkt.start, pkt.len, m, hash) {
+        Ok(start) => Verdict::Forward {
+            method: Forward::Tunnel,
+            next_hop: m.daddr,
+            start,
+            len: pkt.len + ov,
+        },
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+/// Writes the outer headers for `m.tunnel` in front of the IP packet at
+/// `buf[start..start + len]` (TTL already decremented) and returns the new start
+/// (`start - overhead`). `hash` picks the GUE source port ([`flow_hash`]). Nothing is written
+/// on error: [`DropReason::NoRoom`] (headroom or 64 KiB), [`DropReason::Malformed`] (the inner
+/// packet is not IP), [`DropReason::TunnelConfig`] (GUE port 0).
+pub fn encapsulate(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    m: &Mapping,
+    hash: u32,
+) -> Result<usize, DropReason> {
+    let inner = start
+        .checked_add(len)
+        .and_then(|end| buf.get(start..end))
+        .ok_or(DropReason::Malformed)?;
+    let (family, ds, ttl, df) = match inner.first().map(|b| b >> 4) {
+        Some(4) if inner.len() >= ipv4::MIN_HEADER_LEN => {
+            let p = Ipv4Packet::new_unchecked(inner);
+            (Family::V4, p.tos(), p.ttl(), p.dont_frag())
+        }
+        Some(6) if inner.len() >= ipv6::HEADER_LEN => {
+            let p = Ipv6Packet::new_unchecked(inner);
+            (Family::V6, p.traffic_class(), p.hop_limit(), false)
+        }
+        _ => return Err(DropReason::Malformed),
+    };
+    if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
+        return Err(DropReason::TunnelConfig);
+    }
+    let outer = if m.daddr.is_ipv6() {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    let ov = overhead(outer, &m.tunnel);
+    let ip_len = match outer {
+        Family::V4 => ipv4::MIN_HEADER_LEN,
+        Family::V6 => ipv6::HEADER_LEN,
+    };
+    let new_start = start.checked_sub(ov).ok_or(DropReason::NoRoom)?;
+    let total = len + ov;
+    let len_field = match outer {
+        Family::V4 => total,
+        Family::V6 => total - ipv6::HEADER_LEN,
+    };
+    let len_field = u16::try_from(len_field).map_err(|_| DropReason::NoRoom)?;
+    let next = match m.tunnel.kind {
+        TunnelType::Ipip => ipip::protocol_for(family),
+        TunnelType::Gue => proto::UDP,
+        TunnelType::Gre => proto::GRE,
+    };
+    let tos = ecn_encapsulate(ds);
+    let pkt = &mut buf[new_start..new_start + total];
+    let (src, dst) = match (outer, m.daddr) {
+        (Family::V4, IpAddr::V4(d)) => {
+            let Some(h) = pkt.first_chunk_mut::<20>() else {
+                return Err(DropReason::NoRoom);
+            };
+            let (s4, d4) = (m.local_v4.octets(), d.octets());
+            let lf = len_field.to_be_bytes();
+            let id = m.ip_id.to_be_bytes();
+            // Flags and fragment offset: DF only (MF 0, offset 0).
+            let flags = if m.pmtu_disc && df { 0x40 } else { 0 };
+            *h = [
+                0x45, tos, lf[0], lf[1], id[0], id[1], flags, 0, ttl, next, 0, 0, s4[0], s4[1],
+                s4[2], s4[3], d4[0], d4[1], d4[2], d4[3],
+            ];
+            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+            let check = !checksum::fold(w(0) + w(4) + w(8) + w(12) + w(16));
+            h[10..12].copy_from_slice(&check.to_be_bytes());
+            (IpAddr::V4(m.local_v4), IpAddr::V4(d))
+        }
+        (_, IpAddr::V6(d)) => {
+            let Some(h) = pkt.first_chunk_mut::<40>() else {
+                return Err(DropReason::NoRoom);
+            };
+            let lf = len_field.to_be_bytes();
+            // Version 6, traffic class, flow label 0.
+            h[..8].copy_from_slice(&[0x60 | (tos >> 4), tos << 4, 0, 0, lf[0], lf[1], next, ttl]);
+            h[8..24].copy_from_slice(&m.local_v6.octets());
+            h[24..40].copy_from_slice(&d.octets());
+            (IpAddr::V6(m.local_v6), IpAddr::V6(d))
+        }
+        // `outer` is derived from `daddr`.
+        _ => return Err(DropReason::FamilyMismatch),
+    };
+    let rest = &mut pkt[ip_len..];
+    match m.tunnel.kind {
+        TunnelType::Ipip => {}
+        TunnelType::Gue => {
+            // In range: the UDP length is at most the outer length.
+            let ul = ((total - ip_len) as u16).to_be_bytes();
+            let sp = source_port(hash).to_be_bytes();
+            let dp = m.tunnel.port.to_be_bytes();
+            let Some(h) = rest.first_chunk_mut::<12>() else {
+                return Err(DropReason::NoRoom);
+            };
+            // UDP (checksum 0 for now), then GUE: version 0, C 0, Hlen 0, proto, flags 0.
+            *h = [
+                sp[0],
+                sp[1],
+                dp[0],
+                dp[1],
+                ul[0],
+                ul[1],
+                0,
+                0,
+                0,
+                ipip::protocol_for(family),
+                0,
+                0,
+            ];
+            if m.tunnel.csum != TunnelCsum::NoCsum {
+                UdpPacket::new_unchecked(&mut *rest).fill_checksum(&src, &dst);
+            }
+        }
+        TunnelType::Gre => {
+            let et = match family {
+                Family::V4 => ethertype::IPV4,
+                Family::V6 => ethertype::IPV6,
+            };
+            match GrePacket::init(&mut *rest, m.tunnel.csum == TunnelCsum::Csum, et) {
+                Ok(mut g) => g.fill_checksum(),
+                Err(_) => return Err(DropReason::NoRoom),
+            }
+        }
+    }
+    Ok(new_start)
+}
+
+/// What [`decapsulate`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decapsulated {
+    /// The encapsulation.
+    pub kind: TunnelType,
+    /// The outer source (the director).
+    pub outer_src: IpAddr,
+    /// The outer destination (the real server).
+    pub outer_dst: IpAddr,
+    /// The inner IP packet in the buffer (its own total length).
+    pub inner: Range<usize>,
+}
+
+/// Why [`decapsulate`] refused a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecapError {
+    /// A header did not parse (outer IP, UDP, GUE, GRE or the inner IP packet).
+    #[error(transparent)]
+    Parse(#[from] Error),
+    /// The outer packet is not IPIP, GUE to the expected port, or GRE.
+    #[error("not a tunnel packet (protocol {protocol})")]
+    NotTunnel {
+        /// The outer protocol / next header.
+        protocol: u8,
+    },
+    /// The outer IPv4 header, UDP or GRE checksum does not verify.
+    #[error("outer checksum does not verify")]
+    Checksum,
+    /// The inner packet's family does not match what the tunnel header announces, or it is
+    /// longer than the outer payload, or a GUE control message / unknown inner protocol.
+    #[error("inner packet does not match the tunnel header")]
+    Inner,
+    /// An outer IPv4 fragment (a decapsulator reassembles first).
+    #[error("outer fragment")]
+    Fragment,
+}
+
+/// The real server's side of spec 3.4: parses an outer IPv4 / IPv6 packet at `buf[0..]`
+/// carrying IPIP (4 / 41), GUE (UDP to `gue_port`) or GRE (47), verifies every outer checksum
+/// present, and returns where the inner packet is.
+///
+/// ```
+/// use lvs_core::xmit::{decapsulate, DecapError};
+/// assert!(matches!(decapsulate(&[0x45, 0], 6080), Err(DecapError::Parse(_))));
+/// ```
+pub fn decapsulate(buf: &[u8], gue_port: u16) -> Result<Decapsulated, DecapError> {
+    let (protocol, payload, src, dst) = match buf.first().map(|b| b >> 4) {
+        Some(6) => {
+            let p = Ipv6Packet::new_checked(buf)?;
+            let t = p.transport()?;
+            if t.fragment.is_some() {
+                return Err(DecapError::Fragment);
+            }
+            (
+                t.protocol,
+                t.offset..p.total_len(),
+                IpAddr::V6(p.src_addr()),
+                IpAddr::V6(p.dst_addr()),
+            )
+        }
+        _ => {
+            let p = Ipv4Packet::new_checked(buf)?;
+            if !p.verify_checksum() {
+                return Err(DecapError::Checksum);
+            }
+            if p.is_fragment() {
+                return Err(DecapError::Fragment);
+            }
+            (
+                p.protocol(),
+                p.header_len()..usize::from(p.total_len()),
+                IpAddr::V4(p.src_addr()),
+                IpAddr::V4(p.dst_addr()),
+            )
+        }
+    };
+    let body = &buf[payload.clone()];
+    let (kind, family, at) = match protocol {
+        proto::IPIP | proto::IPV6 => (
+            TunnelType::Ipip,
+            ipip::family_of(protocol).ok_or(DecapError::Inner)?,
+            0,
+        ),
+        proto::UDP => {
+            let u = UdpPacket::new_checked(body)?;
+            if u.dst_port() != gue_port {
+                return Err(DecapError::NotTunnel { protocol });
+            }
+            if usize::from(u.len()) != body.len() {
+                return Err(DecapError::Inner);
+            }
+            if u.checksum() != 0 && !u.verify_checksum(&src, &dst) {
+                return Err(DecapError::Checksum);
+            }
+            let g = GuePacket::new_checked(&body[8..]).map_err(|e| e.add_offset(8))?;
+            if g.is_control() {
+                return Err(DecapError::Inner);
+            }
+            let fam = ipip::family_of(g.protocol()).ok_or(DecapError::Inner)?;
+            (TunnelType::Gue, fam, 8 + g.header_len())
+        }
+        proto::GRE => {
+            let g = GrePacket::new_checked(body)?;
+            if !g.verify_checksum() {
+                return Err(DecapError::Checksum);
+            }
+            let fam = match g.protocol_type() {
+                ethertype::IPV4 => Family::V4,
+                ethertype::IPV6 => Family::V6,
+                _ => return Err(DecapError::Inner),
+            };
+            (TunnelType::Gre, fam, g.header_len())
+        }
+        _ => return Err(DecapError::NotTunnel { protocol }),
+    };
+    let inner = &body[at..];
+    let inner_len = match family {
+        Family::V4 => {
+            if inner.first().map(|b| b >> 4) != Some(4) {
+                return Err(DecapError::Inner);
+            }
+            usize::from(Ipv4Packet::new_checked(inner)?.total_len())
+        }
+        Family::V6 => {
+            if inner.first().map(|b| b >> 4) != Some(6) {
+                return Err(DecapError::Inner);
+            }
+            Ipv6Packet::new_checked(inner)?.total_len()
+        }
+    };
+    let s = payload.start + at;
+    Ok(Decapsulated {
+        kind,
+        outer_src: src,
+        outer_dst: dst,
+        inner: s..s + inner_len,
+    })
+}
