@@ -8,7 +8,7 @@ use crate::protocol::Protocol;
 use crate::rules::Forward;
 use crate::time::Instant;
 use crate::wire::{classify, Classified};
-use crate::xmit::{nat_in, nat_out, NatError, Verdict};
+use crate::xmit::{nat_in, nat_out, NatError, NatVerdict};
 
 /// What to do with a packet given to [`Director::handle_packet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,9 +127,9 @@ impl Director {
     }
 
     fn rewrite(&mut self, buf: &mut [u8], c: &Classified, v: FlowVerdict) -> PacketVerdict {
-        let done = |r: Result<Verdict, NatError>, ok: PacketVerdict| match r {
-            Ok(Verdict::Forward) => ok,
-            Ok(Verdict::TimeExceeded) => PacketVerdict::TimeExceeded,
+        let done = |r: Result<NatVerdict, NatError>, ok: PacketVerdict| match r {
+            Ok(NatVerdict::Forward) => ok,
+            Ok(NatVerdict::TimeExceeded) => PacketVerdict::TimeExceeded,
             Err(e) => PacketVerdict::Drop(PacketDrop::Nat(e)),
         };
         match v {
