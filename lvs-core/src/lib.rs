@@ -9,6 +9,7 @@
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
 //! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
+//! - [`sync`]: the connection synchronisation protocol (master / backup datagrams).
 //!
 //! ## Contracts
 //! - **No I/O, no clock, no threads, no global state**, and no `unsafe`.
@@ -23,6 +24,7 @@ pub mod conn;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
+pub mod sync;
 pub mod time;
 pub mod wire;
 pub mod xmit;
