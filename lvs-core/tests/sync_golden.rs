@@ -326,7 +326,14 @@ fn goldens() -> Vec<Golden> {
         name: "v0_plain",
         bytes: v0_message(
             7,
-            &[v0_record(17, [53000, 53, 53], [C4, V4, D4], 0x0082, 0, None)],
+            &[v0_record(
+                17,
+                [53000, 53, 53],
+                [C4, V4, D4],
+                0x0082,
+                0,
+                None,
+            )],
         ),
         expected: SyncMessage::new(
             SyncVersion::V0,
@@ -396,11 +403,43 @@ fn goldens() -> Vec<Golden> {
     );
     pe_only.pe_name = PeName::new(b"xpe01");
     let multi_expected = vec![
-        conn(6, DR, 1, [40001, 443, 443], 0, 900, [a4(C4), a4(V4), a4(D4)]),
-        conn(17, 0x0002, 0, [40002, 53, 53], 0, 300, [a4(C4), a4(V4), a4(D4)]),
-        conn(0, 0x1083, 0, [0, 0, 0], 7, 1800, [a4(C4), a4([0; 4]), a4(D4)]),
+        conn(
+            6,
+            DR,
+            1,
+            [40001, 443, 443],
+            0,
+            900,
+            [a4(C4), a4(V4), a4(D4)],
+        ),
+        conn(
+            17,
+            0x0002,
+            0,
+            [40002, 53, 53],
+            0,
+            300,
+            [a4(C4), a4(V4), a4(D4)],
+        ),
+        conn(
+            0,
+            0x1083,
+            0,
+            [0, 0, 0],
+            7,
+            1800,
+            [a4(C4), a4([0; 4]), a4(D4)],
+        ),
         pe_only,
-        conn(132, 0x0000, 8, [40006, 3868, 3868], 9, 900, [a4(C4), a4(V4), a4(D4)]),
+        conn(
+            132,
+            0x0000,
+            8,
+            [40006, 3868, 3868],
+            9,
+            900,
+            [a4(C4), a4(V4), a4(D4)],
+        ),
         conn(6, 0x0980, 3, [0, 21, 21], 0, 60, [a4(C4), a4(V4), a4(D4)]),
     ];
     out.push(Golden {
@@ -480,7 +519,10 @@ fn golden_padding_and_lengths_are_where_the_layout_says() {
     assert_eq!(&v6[8 + 97..8 + 100], &[0, 0, 0]);
     // The second record starts at the next 4-byte boundary, 8 + 100.
     assert_eq!(v6[8 + 100], 1);
-    assert_eq!(u16::from_be_bytes([v6[8 + 100 + 2], v6[8 + 100 + 3]]), 72 + 26);
+    assert_eq!(
+        u16::from_be_bytes([v6[8 + 100 + 2], v6[8 + 100 + 3]]),
+        72 + 26
+    );
     // The last record is not padded: size = 8 + 100 + 98.
     assert_eq!(v6.len(), 8 + 100 + 98);
     assert_eq!(u16::from_be_bytes([v6[2], v6[3]]) as usize, v6.len());
@@ -498,6 +540,8 @@ fn flags_keep_dr_and_hashed_is_never_written() {
     let mut r = goldens()[0].expected.records[0].clone();
     assert_eq!(r.flags.fwd_method(), FwdMethod::DirectRoute);
     r.flags = r.flags.with(ConnFlags::HASHED);
-    let bytes = SyncMessage::new(SyncVersion::V1, 0, vec![r]).encode().unwrap();
+    let bytes = SyncMessage::new(SyncVersion::V1, 0, vec![r])
+        .encode()
+        .unwrap();
     assert_eq!(bytes, goldens()[0].bytes);
 }
