@@ -374,8 +374,9 @@ fn decode_v1_record(
     };
     Ok(Ok(SyncConn {
         protocol,
-        // Only bits 0..15 are connection flags that travel; the kernel masks the rest.
-        flags: ConnFlags::from_bits(flags as u16),
+        // Only bits 0..15 are connection flags that travel; the kernel masks the rest, and
+        // HASHED (never sent by a kernel) is cleared by every receiver.
+        flags: ConnFlags::from_bits(flags as u16).without(ConnFlags::HASHED),
         state,
         cport: be16(bytes, p + 10),
         vport: be16(bytes, p + 12),
@@ -431,7 +432,7 @@ fn decode_v0(bytes: &[u8], count: u8, msg: &mut SyncMessage) -> Result<(), SyncE
             }),
             None => msg.records.push(SyncConn {
                 protocol,
-                flags: ConnFlags::from_bits(flags),
+                flags: ConnFlags::from_bits(flags).without(ConnFlags::HASHED),
                 state,
                 cport: be16(bytes, p + 2),
                 vport: be16(bytes, p + 4),

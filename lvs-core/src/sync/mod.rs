@@ -173,8 +173,9 @@ impl fmt::Debug for PeName {
 pub struct SyncConn {
     /// IP protocol number (6 TCP, 17 UDP, 132 SCTP, 50/51 ESP/AH, 0 for fwmark templates).
     pub protocol: u8,
-    /// Connection flags. The encoder clears `HASHED` as the kernel does; version 1 carries 32
-    /// bits on the wire of which only the low 16 are kept.
+    /// Connection flags. `HASHED` is cleared by the encoder (as the kernel sends it) and by the
+    /// decoder (as every kernel receiver drops it); version 1 carries 32 bits on the wire of
+    /// which only the low 16 are kept.
     pub flags: ConnFlags,
     /// Raw protocol state (TCP: `TcpState` index; templates: NONE 0 / ASSURED 1).
     pub state: u16,
