@@ -4,9 +4,11 @@
 pub mod conn_ops;
 pub mod rules_parse;
 pub mod sched_ops;
+pub mod sync_decode;
 pub mod wire_views;
 
 pub use conn_ops::conn_ops;
 pub use rules_parse::rules_parse;
 pub use sched_ops::sched_ops;
+pub use sync_decode::sync_decode;
 pub use wire_views::wire_views;
