@@ -7,6 +7,7 @@ mod conn;
 mod rules;
 mod sched_hash;
 mod sched_lc;
+mod sync;
 mod wire;
 
 criterion_group!(
@@ -15,6 +16,7 @@ criterion_group!(
     sched_hash::benches,
     rules::benches,
     wire::benches,
-    conn::benches
+    conn::benches,
+    sync::benches
 );
 criterion_main!(benches);

@@ -477,3 +477,25 @@ fn reasons_have_distinct_indices_and_names() {
     assert!(SyncReason::PeNameTooLong.drops_datagram());
     assert!(!SyncReason::SyncidIgnored.drops_datagram());
 }
+
+#[test]
+fn missing_padding_puts_the_next_record_past_the_end() {
+    // Even an optional option must not have length 0.
+    let b = msg(&[rec_v4(6, 0, 1, &[0x49, 0])]);
+    assert_eq!(err(&b).reason(), SyncReason::OptionLength);
+    // One 39-byte record (a 3-byte optional option), count 2: the second record would start
+    // at 8 + 40 = 48, one byte past the 47-byte datagram.
+    let mut b = msg(&[rec_v4(6, 0, 1, &[0x49, 1, 0])]);
+    b[4] = 2;
+    assert_eq!(b.len(), 47);
+    assert_eq!(
+        err(&b),
+        SyncError::RecordTruncated {
+            version: 1,
+            index: 1,
+            offset: 48,
+            needed: 36,
+            available: 0
+        }
+    );
+}

@@ -130,7 +130,8 @@ pub enum SyncError {
         len: usize,
     },
     /// The fixed part of a record (36 bytes in v1, 24 in v0, 48 in v0 with sequence data)
-    /// does not fit in what is left of the datagram.
+    /// does not fit in what is left of the datagram. In v1 the record start (after the
+    /// previous record's padding) may be up to 3 bytes past the end of the datagram.
     #[error(
         "sync v{version} record {index} at offset {offset}: needs {needed} bytes, {available} left"
     )]
