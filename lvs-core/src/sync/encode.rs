@@ -133,7 +133,13 @@ pub fn encode_record(
 ) -> Result<usize, EncodeError> {
     let v6 = check(version, rec)?;
     let len = len_checked(version, rec, v6);
-    let out = &mut out[..len];
+    write_checked(version, rec, v6, &mut out[..len]);
+    Ok(len)
+}
+
+/// Writes a record already checked with [`check`] into `out`, which is exactly its length.
+fn write_checked(version: SyncVersion, rec: &SyncConn, v6: bool, out: &mut [u8]) {
+    let len = out.len();
     let flags = rec.flags.without(ConnFlags::HASHED).bits();
     match version {
         SyncVersion::V1 => {
@@ -191,7 +197,6 @@ pub fn encode_record(
             }
         }
     }
-    Ok(len)
 }
 
 const fn header_len(version: SyncVersion) -> usize {
@@ -365,7 +370,8 @@ impl SyncBatcher {
         rec: &SyncConn,
         emit: impl FnOnce(&[u8]),
     ) -> Result<(), EncodeError> {
-        let len = record_len(self.version, rec)?;
+        let v6 = check(self.version, rec)?;
+        let len = len_checked(self.version, rec, v6);
         let hlen = header_len(self.version);
         if self.count > 0 {
             let pad = self.pad();
@@ -381,7 +387,7 @@ impl SyncBatcher {
         }
         let start = self.buf.len() + self.pad();
         self.buf.resize(start + len, 0);
-        encode_record(self.version, rec, &mut self.buf[start..])?;
+        write_checked(self.version, rec, v6, &mut self.buf[start..]);
         self.count += 1;
         let size = self.buf.len() as u16;
         write_header(&mut self.buf, self.version, self.syncid, self.count, size);
