@@ -172,7 +172,8 @@ fn decode_body(bytes: &[u8], header: SyncHeader) -> Result<SyncMessage, SyncErro
     let mut msg = SyncMessage {
         version: header.version,
         syncid: header.syncid,
-        records: Vec::with_capacity(usize::from(header.count)),
+        // The count comes from the wire: reserve no more than the bytes can hold.
+        records: Vec::with_capacity(usize::from(header.count).min(bytes.len() / V0_RECORD_LEN)),
         skipped: Vec::new(),
     };
     match header.version {

@@ -6,13 +6,27 @@
 //! record?" (backup). The director owns the table and applies the answers.
 //!
 //! - [`SyncConn`] / [`SyncMessage`]: the protocol-neutral record and a decoded datagram.
-//! - [`decode`] / [`decode_for_backup`]: strict parsing of version 1 and version 0 datagrams
-//!   ([`decode()`](decode::decode) accepts what `ip_vs_process_message` accepts).
+//! - [`decode()`] / [`decode_for_backup`]: strict parsing of version 1 and version 0
+//!   datagrams, accepting what `ip_vs_process_message` accepts.
 //! - [`SyncBatcher`] / [`SyncMessage::encode`]: datagrams of at most `sync_maxlen` bytes,
 //!   header fields exactly as the kernel writes them.
 //! - [`master`]: `ip_vs_sync_conn_needed` and the `in_pkts` arithmetic (spec §4.3).
 //! - [`backup`]: syncid filter, received flags, timeout, replaced-connection decision
 //!   (spec §4.4).
+//!
+//! # Where this differs from the kernel, and why
+//! - A datagram the kernel drops part-way (bad length, bad option, …) is rejected as a whole:
+//!   the kernel has already applied the records before the bad one; here the caller never
+//!   sees half a message and counts one [`SyncReason`].
+//! - The batcher closes a datagram at 255 records; the kernel's one-byte count would wrap (with
+//!   `sync_maxlen` above about 9 KB) and backups would lose records.
+//! - Version 0 sequence data is in the sender's host byte order; it is read and written as
+//!   little-endian (x86, arm64).
+//! - Datagrams of 4 to 7 bytes are read as version 0 (the kernel reads the version byte past
+//!   the datagram).
+//! - The persistence engine named in a record is not looked up here (the kernel skips the
+//!   record when the engine is not loaded): that is the director's table of engines.
+//! - IPv6 records are always understood (kernels built without `CONFIG_IP_VS_IPV6` skip them).
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
