@@ -9,6 +9,7 @@ mod rules;
 mod sched_hash;
 mod sched_lc;
 mod sim;
+mod sync;
 mod wire;
 mod xmit;
 
@@ -21,6 +22,7 @@ criterion_group!(
     conn::benches,
     director::benches,
     sim::benches,
-    xmit::benches
+    xmit::benches,
+    sync::benches
 );
 criterion_main!(benches);

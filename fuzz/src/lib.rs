@@ -7,6 +7,7 @@ pub mod health_ops;
 pub mod rules_parse;
 pub mod sched_ops;
 pub mod sim_trace;
+pub mod sync_decode;
 pub mod wire_views;
 pub mod xmit_rewrite;
 
@@ -16,5 +17,6 @@ pub use health_ops::health_ops;
 pub use rules_parse::rules_parse;
 pub use sched_ops::sched_ops;
 pub use sim_trace::sim_trace;
+pub use sync_decode::sync_decode;
 pub use wire_views::wire_views;
 pub use xmit_rewrite::xmit_rewrite;

@@ -39,6 +39,7 @@ corpus_tests!(
     rules_parse,
     sched_ops,
     sim_trace,
+    sync_decode,
     wire_views,
     xmit_rewrite,
 );

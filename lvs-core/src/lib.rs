@@ -11,6 +11,8 @@
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
 //! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT, DR, TUN), related ICMP
 //!   errors and the ICMP errors the director builds.
+//! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
+//! - [`sync`]: the connection synchronisation protocol (master / backup datagrams).
 //!
 //! ## Contracts
 //! - **No I/O, no clock, no threads, no global state**, and no `unsafe`.
@@ -27,6 +29,7 @@ pub mod health;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
+pub mod sync;
 pub mod time;
 pub mod wire;
 pub mod xmit;
