@@ -5,6 +5,8 @@
 //! ## Layers
 //! - [`time`]: the crate's own `Instant` / `Duration`; the caller passes `now` everywhere.
 //! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
+//! - [`keepalived`]: keepalived.conf `virtual_server` blocks read into the rule model plus
+//!   health-check settings.
 //! - [`conn`]: connection table, TCP/UDP states and timeouts, expiry, per-dest accounting.
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod keepalived;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
