@@ -1399,9 +1399,11 @@ fn resolve(
                 (false, true) => 0,
                 (false, false) => continue,
             };
+            // A real server written without a port takes each service's port (a group's
+            // services may differ; fwmark services have port 0).
             let d = DestConfig {
                 addr: r.addr,
-                port: r.port,
+                port: raw_rs.port.unwrap_or(key.port()),
                 forward: r.forward,
                 weight,
                 u_threshold: r.u_threshold,
@@ -1412,7 +1414,11 @@ fn resolve(
                 .map_err(|e| ctx.err(raw_rs.pos, ErrorKind::Rule(e)))?;
         }
         if let (Some(s), false) = (&sorry_server, quorum_up) {
-            let mut d = DestConfig::new(s.addr, s.port);
+            let port = match raw.sorry.as_ref().and_then(|s| s.port) {
+                Some(p) => p,
+                None => key.port(),
+            };
+            let mut d = DestConfig::new(s.addr, port);
             d.forward = s.forward;
             d.tunnel = s.tunnel;
             let at = raw.sorry.as_ref().map_or(pos, |s| s.pos);
