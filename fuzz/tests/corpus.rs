@@ -32,4 +32,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops, rules_parse, wire_views, conn_ops);
+corpus_tests!(sched_ops, rules_parse, wire_views, conn_ops, keepalived_parse);
