@@ -44,7 +44,10 @@ pub fn keepalived_parse(data: &[u8]) {
         assert!(!vs.real_servers.is_empty());
         assert!(vs.hysteresis < vs.quorum.max(1));
         for key in &vs.keys {
-            let (_, d) = cfg.rules.service(key).expect("settings key missing from the rules");
+            let (_, d) = cfg
+                .rules
+                .service(key)
+                .expect("settings key missing from the rules");
             dests += d.len();
         }
         for rs in &vs.real_servers {
@@ -55,7 +58,10 @@ pub fn keepalived_parse(data: &[u8]) {
     }
     let total: usize = cfg.rules.services().map(|(_, d)| d.len()).sum();
     assert_eq!(dests, total);
-    assert_eq!(cfg.rules.len(), cfg.services.iter().map(|v| v.keys.len()).sum::<usize>());
+    assert_eq!(
+        cfg.rules.len(),
+        cfg.services.iter().map(|v| v.keys.len()).sum::<usize>()
+    );
     let text = cfg.describe();
     assert!(text.starts_with(&saved));
     assert_eq!(RuleSet::from_text(&text).map(|r| r.save()), Ok(saved));

@@ -32,4 +32,10 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(sched_ops, rules_parse, wire_views, conn_ops, keepalived_parse);
+corpus_tests!(
+    sched_ops,
+    rules_parse,
+    wire_views,
+    conn_ops,
+    keepalived_parse
+);

@@ -246,3 +246,27 @@ fn quorum_and_hysteresis_are_clamped_like_keepalived() {
     assert_eq!((cfg.services[0].quorum, cfg.services[0].hysteresis), (2, 1));
     assert_eq!(cfg.warnings.len(), 2);
 }
+
+#[test]
+fn glob_patterns() {
+    use lvs_core::keepalived::glob_match as m;
+    assert!(m("/etc/k/*.conf", "/etc/k/a.conf"));
+    assert!(
+        !m("/etc/k/*.conf", "/etc/k/sub/a.conf"),
+        "* stays within one path segment"
+    );
+    assert!(!m("/etc/k/*.conf", "/etc/k/a.conf.bak"));
+    assert!(m("/etc/k/?.conf", "/etc/k/b.conf"));
+    assert!(!m("/etc/k/?.conf", "/etc/k/bb.conf"));
+    assert!(m("/etc/k/[ab]*.conf", "/etc/k/b1.conf"));
+    assert!(!m("/etc/k/[!ab]*.conf", "/etc/k/b1.conf"));
+    assert!(m("/etc/k/[0-9].conf", "/etc/k/7.conf"));
+    assert!(
+        m("/etc/k/[x.conf", "/etc/k/[x.conf"),
+        "an unclosed class is literal"
+    );
+    assert!(m("*", "name") && !m("", "name") && m("", ""));
+    // backtracking stays cheap on adversarial patterns
+    let p = "*a".repeat(20) + "b";
+    assert!(!m(&p, &"a".repeat(2000)));
+}
