@@ -270,3 +270,28 @@ fn glob_patterns() {
     let p = "*a".repeat(20) + "b";
     assert!(!m(&p, &"a".repeat(2000)));
 }
+
+#[test]
+fn size_bounds_are_errors() {
+    use lvs_core::keepalived::{MAX_GROUP_SERVICES, MAX_REAL_SERVERS};
+    let mut text = String::from("virtual_server 10.0.0.1 80 {\n protocol TCP\n");
+    for i in 0..=MAX_REAL_SERVERS {
+        text += &format!(" real_server 10.{}.{}.1 80\n", i / 256, i % 256);
+    }
+    text += "}\n";
+    let e = err(&text);
+    assert!(matches!(e.kind, ErrorKind::TooMany { limit, .. } if limit == MAX_REAL_SERVERS));
+    assert_eq!(e.line, 3 + MAX_REAL_SERVERS);
+    // a group expanding to more services than allowed
+    let mut text = String::from("virtual_server_group g {\n");
+    for i in 0..=(MAX_GROUP_SERVICES / 256) {
+        text += &format!(" 10.0.{i}.0-255 80\n");
+    }
+    text += "}\n";
+    let e = err(&text);
+    assert!(matches!(e.kind, ErrorKind::BadValue { .. }), "{e}");
+    assert_eq!(e.line, 2 + MAX_GROUP_SERVICES / 256);
+    // an oversized file
+    let big = "#".repeat(lvs_core::keepalived::MAX_FILE_BYTES + 1);
+    assert!(matches!(err(&big).kind, ErrorKind::TooLarge { .. }));
+}

@@ -1,11 +1,12 @@
 //! Statement tree → settings and rule set, with keepalived's keywords, defaults and checks.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeMap;
 
 use super::error::{ErrorKind, KeepalivedError, Level, Warning};
 use super::lexer::{Pos, Stmt, Word};
 use super::model::*;
-use super::{KeepalivedConfig, MAX_GROUP_SERVICES};
+use super::{KeepalivedConfig, MAX_DESTS, MAX_GROUP_SERVICES, MAX_REAL_SERVERS, MAX_SERVICES};
 use crate::protocol::Protocol;
 use crate::rules::{
     Command, DestConfig, Family, Forward, PersistMask, Persistence, RuleSet, ServiceConfig,
@@ -452,20 +453,17 @@ enum GroupEntry {
 /// Interprets the top-level statements.
 pub(crate) fn build(ctx: &mut Ctx<'_>, stmts: &[Stmt]) -> Res<KeepalivedConfig> {
     // Groups first: keepalived resolves `virtual_server group NAME` after reading everything.
-    let mut groups: Vec<(String, Vec<GroupEntry>)> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<GroupEntry>> = BTreeMap::new();
     for st in stmts {
         if st.keyword() == "virtual_server_group" {
             if let Some((name, entries)) = group(ctx, st)? {
-                if let Some(g) = groups.iter_mut().find(|g| g.0 == name) {
+                if groups.insert(name.clone(), entries).is_some() {
                     ctx.warn(
                         st.pos(),
                         format!(
                             "virtual_server_group {name:?} defined again; this one replaces it"
                         ),
                     );
-                    g.1 = entries;
-                } else {
-                    groups.push((name, entries));
                 }
             }
         }
@@ -485,8 +483,10 @@ pub(crate) fn build(ctx: &mut Ctx<'_>, stmts: &[Stmt]) -> Res<KeepalivedConfig> 
     }
     let mut rules = RuleSet::new();
     let mut services = Vec::new();
+    // An upper bound of the real-server entries so far (for MAX_DESTS).
+    let mut dest_total = 0;
     for raw in raws {
-        if let Some(vs) = resolve(ctx, raw, &groups, &mut rules)? {
+        if let Some(vs) = resolve(ctx, raw, &groups, &mut rules, &mut dest_total)? {
             services.push(vs);
         }
     }
@@ -856,7 +856,18 @@ fn vs_keyword(ctx: &mut Ctx<'_>, vs: &mut RawVs, st: &Stmt) -> Res<()> {
                 ),
             }
         }
-        "real_server" => vs.rs.push(real_server(ctx, st)?),
+        "real_server" => {
+            if vs.rs.len() >= MAX_REAL_SERVERS {
+                return Err(ctx.err(
+                    st.pos(),
+                    ErrorKind::TooMany {
+                        what: "real servers in one virtual_server",
+                        limit: MAX_REAL_SERVERS,
+                    },
+                ));
+            }
+            vs.rs.push(real_server(ctx, st)?)
+        }
         _ => ctx.unknown(st, "virtual_server"),
     }
     if matches!(st.keyword(), "flag-1" | "flag-2" | "flag-3") {
@@ -1123,8 +1134,9 @@ fn url(ctx: &mut Ctx<'_>, st: &Stmt) -> Res<Option<UrlCheck>> {
 fn resolve(
     ctx: &mut Ctx<'_>,
     mut raw: RawVs,
-    groups: &[(String, Vec<GroupEntry>)],
+    groups: &BTreeMap<String, Vec<GroupEntry>>,
     rules: &mut RuleSet,
+    dest_total: &mut usize,
 ) -> Res<Option<VirtualServerSettings>> {
     let pos = raw.pos;
     // Family of a fwmark virtual server without ip_family: from its first non-tunnelled real
@@ -1177,7 +1189,7 @@ fn resolve(
             family: raw.family.unwrap_or(Family::V4),
         }],
         VirtualServerName::Group(name) => {
-            let Some((_, entries)) = groups.iter().find(|g| &g.0 == name) else {
+            let Some(entries) = groups.get(name) else {
                 return Err(ctx.err(pos, ErrorKind::UnknownGroup(name.clone())));
             };
             let mut keys = Vec::new();
@@ -1369,7 +1381,19 @@ fn resolve(
     // The initial rule set: every service, each real server that starts up with its weight,
     // a real server starting failed (alpha) with weight 0 when inhibit_on_failure, else
     // absent; the sorry server when the starting live weight is below quorum.
-    let mut next = rules.clone();
+    // No transactional copy is needed: any error abandons the whole read.
+    let next = rules;
+    let services_after = next.len() + keys.len();
+    let dests_after = *dest_total + keys.len() * (real_servers.len() + 1);
+    if services_after > MAX_SERVICES || dests_after > MAX_DESTS {
+        let (what, limit) = if services_after > MAX_SERVICES {
+            ("services", MAX_SERVICES)
+        } else {
+            ("real-server entries", MAX_DESTS)
+        };
+        return Err(ctx.err(pos, ErrorKind::TooMany { what, limit }));
+    }
+    *dest_total = dests_after;
     let live: u64 = real_servers
         .iter()
         .filter(|r| r.initially_up)
@@ -1436,7 +1460,6 @@ fn resolve(
             k => *k,
         })
         .collect();
-    *rules = next;
     Ok(Some(VirtualServerSettings {
         name: raw.name,
         keys,

@@ -60,6 +60,14 @@ pub enum ErrorKind {
         /// The bound in bytes.
         limit: usize,
     },
+    /// More words, real servers, services or real-server entries than the bounds allow.
+    #[error("too many {what} (at most {limit})")]
+    TooMany {
+        /// What overflowed.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// The loader could not read an included file or pattern.
     #[error("include {pattern:?} failed: {reason}")]
     IncludeFailed {

@@ -10,7 +10,9 @@
 //! by line, so a block may open in one file and close in another.
 
 use super::error::{ErrorKind, KeepalivedError};
-use super::{Loader, MAX_FILES, MAX_FILE_BYTES, MAX_INCLUDE_DEPTH, MAX_NESTING, MAX_TOTAL_BYTES};
+use super::{
+    Loader, MAX_FILES, MAX_FILE_BYTES, MAX_INCLUDE_DEPTH, MAX_NESTING, MAX_TOTAL_BYTES, MAX_WORDS,
+};
 
 /// Where a word starts: index into the file list, 1-based line and column (in characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +116,20 @@ impl Lexer<'_> {
             let line_no = i + 1;
             let start = self.toks.len();
             self.line(file, line_no, line)?;
+            if self.toks.len() > MAX_WORDS {
+                let pos = Pos {
+                    file,
+                    line: line_no,
+                    column: 1,
+                };
+                return Err(self.err(
+                    pos,
+                    ErrorKind::TooMany {
+                        what: "words",
+                        limit: MAX_WORDS,
+                    },
+                ));
+            }
             // `include` as the first word of a line: replace the line by the files it names.
             let is_include = matches!(
                 self.toks.get(start),

@@ -49,8 +49,10 @@
 //!
 //! ## Bounds
 //! Include depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files, [`MAX_FILE_BYTES`] per file and
-//! [`MAX_TOTAL_BYTES`] in all, block nesting [`MAX_NESTING`], [`MAX_GROUP_SERVICES`] services
-//! per group. Only numeric addresses and ports are read; nothing is resolved.
+//! [`MAX_TOTAL_BYTES`] in all, [`MAX_WORDS`] words, block nesting [`MAX_NESTING`],
+//! [`MAX_GROUP_SERVICES`] services per group, [`MAX_REAL_SERVERS`] real servers per virtual
+//! server, [`MAX_SERVICES`] services and [`MAX_DESTS`] real-server entries in all. Only
+//! numeric addresses and ports are read; nothing is resolved.
 //!
 //! ```
 //! use lvs_core::keepalived::{parse, MemoryFiles};
@@ -98,9 +100,17 @@ pub const MAX_INCLUDE_DEPTH: usize = 8;
 /// Most files read in all (main file included).
 pub const MAX_FILES: usize = 256;
 /// Largest single file, in bytes.
-pub const MAX_FILE_BYTES: usize = 4 << 20;
+pub const MAX_FILE_BYTES: usize = 1 << 20;
 /// Largest total of all files, in bytes.
-pub const MAX_TOTAL_BYTES: usize = 16 << 20;
+pub const MAX_TOTAL_BYTES: usize = 4 << 20;
+/// Most words (and braces) in all files together.
+pub const MAX_WORDS: usize = 500_000;
+/// Most real servers in one `virtual_server`.
+pub const MAX_REAL_SERVERS: usize = 4096;
+/// Most IPVS services in all.
+pub const MAX_SERVICES: usize = 65_536;
+/// Most real-server entries (over all services) in the rule set.
+pub const MAX_DESTS: usize = 65_536;
 /// Deepest block nesting.
 pub const MAX_NESTING: usize = 32;
 /// Most IPVS services one `virtual_server_group` may expand to.
