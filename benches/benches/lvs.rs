@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod conn;
+mod keepalived;
 mod rules;
 mod sched_hash;
 mod sched_lc;
@@ -15,6 +16,7 @@ criterion_group!(
     sched_hash::benches,
     rules::benches,
     wire::benches,
-    conn::benches
+    conn::benches,
+    keepalived::benches
 );
 criterion_main!(benches);

@@ -57,9 +57,9 @@ pub struct VirtualServerSettings {
     pub quorum: u32,
     /// `hysteresis` (default 0; keepalived lowers it to `quorum - 1` when not below quorum).
     pub hysteresis: u32,
-    /// `quorum_up` script, as written.
+    /// `quorum_up` script: its words joined by one space, quotes removed.
     pub quorum_up: Option<String>,
-    /// `quorum_down` script, as written.
+    /// `quorum_down` script: its words joined by one space, quotes removed.
     pub quorum_down: Option<String>,
     /// `alpha` (default off): real servers start down until their first successful check.
     pub alpha: bool,
@@ -83,7 +83,8 @@ pub struct VirtualServerSettings {
 pub struct RealServerSettings {
     /// Address.
     pub addr: IpAddr,
-    /// Port (the virtual port when omitted).
+    /// Port. When omitted: the virtual port (of the first service, for a group; in the rule
+    /// set each service of the group then gets its own port).
     pub port: u16,
     /// Line of the `real_server` keyword.
     pub line: usize,
@@ -102,9 +103,9 @@ pub struct RealServerSettings {
     pub inhibit_on_failure: bool,
     /// `alpha` (real server, else virtual server).
     pub alpha: bool,
-    /// `notify_up` script, as written.
+    /// `notify_up` script: its words joined by one space, quotes removed.
     pub notify_up: Option<String>,
-    /// `notify_down` script, as written.
+    /// `notify_down` script: its words joined by one space, quotes removed.
     pub notify_down: Option<String>,
     /// Whether the initial rule set contains this real server with its weight: true unless a
     /// checker starts in alpha mode (then it is absent, or present with weight 0 when
