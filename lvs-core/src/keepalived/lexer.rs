@@ -312,7 +312,7 @@ pub(crate) fn parse_tree(
     let idx = lx.add_file(main_name, main, None)?;
     lx.file(idx, main, 0)?;
     let files = lx.files;
-    let toks = lx.toks;
+    let mut toks = lx.toks;
     let err = |pos: Pos, kind| KeepalivedError {
         file: files[pos.file].clone(),
         line: pos.line,
@@ -326,8 +326,12 @@ pub(crate) fn parse_tree(
     let mut words: Vec<Word> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
-        match &toks[i] {
-            Tok::Word(w) => words.push(w.clone()),
+        match &mut toks[i] {
+            // Each token is visited once: move the word out instead of copying it.
+            Tok::Word(w) => words.push(Word {
+                text: core::mem::take(&mut w.text),
+                pos: w.pos,
+            }),
             Tok::Eol => {
                 if !words.is_empty() {
                     // A `{` on a following line still opens this statement's block.
