@@ -295,3 +295,31 @@ fn size_bounds_are_errors() {
     let big = "#".repeat(lvs_core::keepalived::MAX_FILE_BYTES + 1);
     assert!(matches!(err(&big).kind, ErrorKind::TooLarge { .. }));
 }
+
+#[test]
+fn closure_loader_sees_resolved_patterns() {
+    use lvs_core::keepalived::parse_with;
+    let mut asked = Vec::new();
+    let mut loader = |p: &str| -> Result<Vec<(String, String)>, String> {
+        asked.push(p.to_string());
+        match p {
+            "/srv/conf/../rs.d/*.inc" | "/srv/rs.d/*.inc" => Ok(vec![(
+                "/srv/rs.d/a.inc".to_string(),
+                "real_server 10.1.0.1 80\n".to_string(),
+            )]),
+            _ => Err("permission denied".to_string()),
+        }
+    };
+    let text = "virtual_server 10.0.0.1 80 {\n protocol TCP\n include ../rs.d/*.inc\n}\n";
+    let cfg = parse_with("/srv/conf/main.conf", text, &mut loader).unwrap();
+    assert_eq!(cfg.rules.save().lines().count(), 2);
+    let e = parse_with("/srv/conf/main.conf", "include secret.conf\n", &mut loader).unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::IncludeFailed {
+            pattern: "/srv/conf/secret.conf".into(),
+            reason: "permission denied".into()
+        }
+    );
+    assert_eq!(asked, ["/srv/rs.d/*.inc", "/srv/conf/secret.conf"]);
+}

@@ -229,9 +229,29 @@ pub struct KeepalivedConfig {
 }
 
 impl KeepalivedConfig {
-    /// What was understood: the rules as `ipvsadm -S -n` prints them, then a stable text of
-    /// the pool and checker settings (see [`describe`](Self::describe)'s output format in the
-    /// crate tests).
+    /// What was understood: the rules exactly as `ipvsadm -S -n` prints them, then the pool
+    /// and checker settings, one `#` comment line each, in file order (so the whole text is
+    /// still an `ipvsadm -R` input):
+    ///
+    /// ```text
+    /// # virtual_server <name> (<file>:<line>)
+    /// #   services <key>[, <key>...]
+    /// #   quorum Q hysteresis H delay_loop Ds alpha on|off omega on|off ha_suspend on|off method M
+    /// #   quorum_up <script>            (when set; likewise quorum_down)
+    /// #   sorry_server <addr:port> method M inhibit on|off
+    /// #   real_server <addr:port> weight W method M uthreshold U lthreshold L inhibit_on_failure on|off alpha on|off initially up|down
+    /// #     notify_up <script>          (when set; likewise notify_down)
+    /// #     <CHECKER> connect <addr:port> [bind <addr>[:port] | bind_port P] timeout Ts retry R delay_before_retry Ds delay_loop Ds warmup Ds alpha on|off [fwmark N] <kind settings>
+    /// #       url <path> status <codes|2xx> [digest <hex>] [virtualhost <host>]
+    /// ```
+    ///
+    /// ```
+    /// use lvs_core::keepalived::{parse, MemoryFiles};
+    /// let conf = "virtual_server fwmark 5 {\n lvs_method DR\n real_server 10.0.0.2 0 { MISC_CHECK { misc_path /bin/true } }\n}\n";
+    /// let text = parse("k.conf", conf, &mut MemoryFiles::new()).unwrap().describe();
+    /// assert!(text.starts_with("-A -f 5 -s wlc\n-a -f 5 -r 10.0.0.2:0 -g -w 1\n# virtual_server fwmark 5 (k.conf:1)\n"));
+    /// assert!(text.contains("#     MISC_CHECK connect 10.0.0.2:0 timeout 5s retry 0 "));
+    /// ```
     pub fn describe(&self) -> String {
         describe::describe(self)
     }
