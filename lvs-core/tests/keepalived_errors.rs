@@ -323,3 +323,37 @@ fn closure_loader_sees_resolved_patterns() {
     );
     assert_eq!(asked, ["/srv/rs.d/*.inc", "/srv/conf/secret.conf"]);
 }
+
+#[test]
+fn initial_quorum_uses_quorum_plus_hysteresis_and_inhibited_sorry_server() {
+    let conf = |alpha: &str, inhibit: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n protocol TCP\n lvs_method DR\n quorum 2\n hysteresis 1\n \
+             sorry_server 10.9.9.9 80\n {inhibit}\n \
+             real_server 10.1.0.1 80 {{ weight 2\n TCP_CHECK }}\n \
+             real_server 10.1.0.2 80 {{ weight 1\n TCP_CHECK {{ {alpha} }} }}\n}}\n"
+        )
+    };
+    // live weight 3 >= 2 + 1: quorum up, the plain sorry server is absent
+    let cfg = parse("k.conf", &conf("", ""), &mut MemoryFiles::new()).unwrap();
+    assert!(cfg.services[0].initial_quorum_up);
+    assert_eq!(
+        cfg.rules.save(),
+        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g -w 2\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -g -w 1\n"
+    );
+    // with sorry_server_inhibit it is there with weight 0
+    let cfg = parse(
+        "k.conf",
+        &conf("", "sorry_server_inhibit"),
+        &mut MemoryFiles::new(),
+    )
+    .unwrap();
+    assert!(cfg.rules.save().contains("-r 10.9.9.9:80 -g -w 0\n"));
+    // one checker in alpha: live weight 2 < 3, quorum down although 2 >= quorum
+    let cfg = parse("k.conf", &conf("alpha", ""), &mut MemoryFiles::new()).unwrap();
+    assert!(!cfg.services[0].initial_quorum_up);
+    assert_eq!(
+        cfg.rules.save(),
+        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.9.9.9:80 -g -w 1\n"
+    );
+}

@@ -1399,7 +1399,13 @@ fn resolve(
         .filter(|r| r.initially_up)
         .map(|r| u64::from(r.weight))
         .sum();
-    let quorum_up = live >= u64::from(quorum) && live > 0;
+    // keepalived/check/ipwrapper.c: `set_quorum_states` starts a virtual server with quorum
+    // up when the live weight reaches quorum + hysteresis; `update_quorum_state(vs, true)` then
+    // brings in the sorry server when it is down, taking the live real servers out of the pool
+    // (`perform_quorum_state`), and `init_service_vs` installs an inhibited sorry server with
+    // weight 0 otherwise.
+    let quorum_up = live >= u64::from(quorum) + u64::from(hysteresis);
+    let sorry_active = sorry_server.is_some() && !quorum_up;
     for key in &keys {
         let key = match key {
             ServiceKey::Addr { addr, port, .. } => {
@@ -1418,7 +1424,9 @@ fn resolve(
         next.apply(&Command::AddService(cfg))
             .map_err(|e| ctx.err(pos, ErrorKind::Rule(e)))?;
         for (r, raw_rs) in real_servers.iter().zip(&raw.rs) {
-            let weight = match (r.initially_up, r.inhibit_on_failure) {
+            // Out of the pool: absent, or weight 0 with inhibit_on_failure (keepalived
+            // quiesces instead of deleting an inhibited real server).
+            let weight = match (r.initially_up && !sorry_active, r.inhibit_on_failure) {
                 (true, _) => r.weight,
                 (false, true) => 0,
                 (false, false) => continue,
@@ -1437,12 +1445,22 @@ fn resolve(
             next.apply(&Command::AddDest(key, d))
                 .map_err(|e| ctx.err(raw_rs.pos, ErrorKind::Rule(e)))?;
         }
-        if let (Some(s), false) = (&sorry_server, quorum_up) {
+        if let Some(s) = &sorry_server {
             let port = match raw.sorry.as_ref().and_then(|s| s.port) {
                 Some(p) => p,
                 None => key.port(),
             };
+            // A sorry server that is also a real server is not added twice
+            // (`s_svr_duplicates_rs`).
+            let duplicate = raw
+                .rs
+                .iter()
+                .any(|r| r.addr == s.addr && r.port.unwrap_or(key.port()) == port);
+            if duplicate || !(sorry_active || s.inhibit) {
+                continue;
+            }
             let mut d = DestConfig::new(s.addr, port);
+            d.weight = u32::from(sorry_active);
             d.forward = s.forward;
             d.tunnel = s.tunnel;
             let at = raw.sorry.as_ref().map_or(pos, |s| s.pos);
@@ -1461,6 +1479,7 @@ fn resolve(
         })
         .collect();
     Ok(Some(VirtualServerSettings {
+        initial_quorum_up: quorum_up,
         name: raw.name,
         keys,
         file: ctx.files[pos.file].clone(),

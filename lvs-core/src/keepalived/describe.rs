@@ -4,7 +4,7 @@
 //! <ipvsadm -S -n output>
 //! # virtual_server <name> (<file>:<line>)
 //! #   services <key>[, <key>...]
-//! #   quorum Q hysteresis H delay_loop Ds alpha on|off omega on|off ha_suspend on|off method M
+//! #   quorum Q hysteresis H initial_quorum up|down delay_loop Ds alpha on|off omega on|off ha_suspend on|off method M
 //! #   quorum_up <script>            (when set; same for quorum_down)
 //! #   sorry_server <addr:port> method M inhibit on|off
 //! #   real_server <addr:port> weight W method M uthreshold U lthreshold L inhibit_on_failure on|off alpha on|off initially up|down
@@ -88,9 +88,10 @@ pub(crate) fn describe(cfg: &KeepalivedConfig) -> String {
         let _ = writeln!(out, "#   services {}", keys.join(", "));
         let _ = writeln!(
             out,
-            "#   quorum {} hysteresis {} delay_loop {} alpha {} omega {} ha_suspend {} method {}",
+            "#   quorum {} hysteresis {} initial_quorum {} delay_loop {} alpha {} omega {} ha_suspend {} method {}",
             vs.quorum,
             vs.hysteresis,
+            if vs.initial_quorum_up { "up" } else { "down" },
             secs(vs.delay_loop),
             on(vs.alpha),
             on(vs.omega),

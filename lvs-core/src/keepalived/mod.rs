@@ -34,7 +34,10 @@
 //! keepalived installs every real server at start-up with its weight. A real server one of
 //! whose checkers is in `alpha` mode starts failed: it is absent, or present with weight 0
 //! when `inhibit_on_failure` is set ([`RealServerSettings::initially_up`] is false). When the
-//! starting live weight is below `quorum`, the sorry server is added (weight 1). A
+//! starting live weight is below `quorum + hysteresis` and a sorry server is configured, the
+//! sorry server is in (weight 1) and the real servers are out of the pool (absent, or weight 0
+//! when inhibited); a `sorry_server_inhibit` sorry server is otherwise present with weight 0
+//! (keepalived/check/ipwrapper.c, [`VirtualServerSettings::initial_quorum_up`]). A
 //! `virtual_server` without real servers is ignored, as keepalived ignores it.
 //!
 //! ## Errors and warnings
@@ -236,7 +239,7 @@ impl KeepalivedConfig {
     /// ```text
     /// # virtual_server <name> (<file>:<line>)
     /// #   services <key>[, <key>...]
-    /// #   quorum Q hysteresis H delay_loop Ds alpha on|off omega on|off ha_suspend on|off method M
+    /// #   quorum Q hysteresis H initial_quorum up|down delay_loop Ds alpha on|off omega on|off ha_suspend on|off method M
     /// #   quorum_up <script>            (when set; likewise quorum_down)
     /// #   sorry_server <addr:port> method M inhibit on|off
     /// #   real_server <addr:port> weight W method M uthreshold U lthreshold L inhibit_on_failure on|off alpha on|off initially up|down

@@ -33,8 +33,8 @@ pub struct SorryServer {
     pub forward: Forward,
     /// Tunnel settings (`sorry_server_lvs_method TUN type …`).
     pub tunnel: TunnelConfig,
-    /// `sorry_server_inhibit`: when quorum comes back, set its weight to 0 instead of removing
-    /// it.
+    /// `sorry_server_inhibit`: the sorry server stays in the service with weight 0 while
+    /// quorum is up, instead of being absent.
     pub inhibit: bool,
 }
 
@@ -57,6 +57,12 @@ pub struct VirtualServerSettings {
     pub quorum: u32,
     /// `hysteresis` (default 0; keepalived lowers it to `quorum - 1` when not below quorum).
     pub hysteresis: u32,
+    /// Whether the virtual server starts with quorum: the starting live weight (real servers
+    /// with [`RealServerSettings::initially_up`]) is at least `quorum + hysteresis`. When not,
+    /// and a sorry server is configured, the initial rule set holds the sorry server (weight 1)
+    /// and the real servers are out of the pool (absent, or weight 0 with
+    /// `inhibit_on_failure`).
+    pub initial_quorum_up: bool,
     /// `quorum_up` script: its words joined by one space, quotes removed.
     pub quorum_up: Option<String>,
     /// `quorum_down` script: its words joined by one space, quotes removed.
