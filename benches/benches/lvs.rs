@@ -5,6 +5,7 @@ use criterion::{criterion_group, criterion_main};
 
 mod conn;
 mod director;
+mod keepalived;
 mod rules;
 mod sched_hash;
 mod sched_lc;
@@ -23,6 +24,7 @@ criterion_group!(
     director::benches,
     sim::benches,
     xmit::benches,
-    sync::benches
+    sync::benches,
+    keepalived::benches
 );
 criterion_main!(benches);

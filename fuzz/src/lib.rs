@@ -4,6 +4,7 @@
 pub mod conn_ops;
 pub mod director_ops;
 pub mod health_ops;
+pub mod keepalived_parse;
 pub mod rules_parse;
 pub mod sched_ops;
 pub mod sim_trace;
@@ -14,6 +15,7 @@ pub mod xmit_rewrite;
 pub use conn_ops::conn_ops;
 pub use director_ops::director_ops;
 pub use health_ops::health_ops;
+pub use keepalived_parse::keepalived_parse;
 pub use rules_parse::rules_parse;
 pub use sched_ops::sched_ops;
 pub use sim_trace::sim_trace;

@@ -36,6 +36,7 @@ corpus_tests!(
     conn_ops,
     director_ops,
     health_ops,
+    keepalived_parse,
     rules_parse,
     sched_ops,
     sim_trace,

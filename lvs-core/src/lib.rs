@@ -6,12 +6,15 @@
 //! - [`time`]: the crate's own `Instant` / `Duration`; the caller passes `now` everywhere.
 //! - [`rules`]: services, real servers and the `ipvsadm` rule language (`-R` / `-S` format).
 //! - [`health`]: keepalived-style health checking, quorum and sorry server, as rule commands.
+//! - [`keepalived`]: keepalived.conf `virtual_server` blocks read into the rule model plus
+//!   health-check settings.
 //! - [`conn`]: connection table, TCP/UDP states and timeouts, expiry, per-dest accounting.
 //! - [`sched`]: the fourteen IPVS schedulers behind one trait and a registry by name.
 //! - [`wire`]: typed zero-copy views over packet bytes and checksum helpers.
 //! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT, DR, TUN), related ICMP
 //!   errors and the ICMP errors the director builds.
-//! - [`xmit`]: in-place packet rewrite for the forwarding methods (NAT so far).
+//! - [`director`]: the facade a proxy embeds: control plane, flow layer (`handle_flow`), packet
+//!   layer (`handle_packet`), timers, stats and listings.
 //! - [`sync`]: the connection synchronisation protocol (master / backup datagrams).
 //!
 //! ## Contracts
@@ -26,6 +29,7 @@
 pub mod conn;
 pub mod director;
 pub mod health;
+pub mod keepalived;
 pub mod protocol;
 pub mod rules;
 pub mod sched;
