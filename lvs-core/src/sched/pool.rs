@@ -45,7 +45,6 @@ pub enum PoolError {
 /// assert_eq!(pool.schedule(&flow, &mut ctx), Some(b));
 /// assert_eq!(pool.schedule(&flow, &mut ctx), Some(a));
 /// ```
-/// ```
 #[derive(Debug)]
 pub struct Pool {
     dests: Vec<DestInfo>,
