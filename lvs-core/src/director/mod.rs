@@ -83,7 +83,7 @@ use crate::sched::pool::{Pool, PoolError};
 use crate::sched::{DestId, DestInfo, SchedConfig, SchedKind};
 use crate::time::{Duration, Instant};
 
-pub use packet::{PacketDrop, PacketVerdict};
+pub use packet::{PacketConfig, PacketDrop, PacketVerdict};
 pub use stats::{Estimator, StatsCell};
 
 /// The sysctls (`/proc/sys/net/ipv4/vs/*`) that change the director's decisions, with the
@@ -166,6 +166,9 @@ pub struct DirectorConfig {
     pub rng_seed: u64,
     /// Most connections expired by one [`Director::handle_timeout`] call.
     pub expire_limit: usize,
+    /// Routing facts of the packet path ([`Director::handle_packet`]): local addresses, route
+    /// MTU, `pmtu_disc`, the first IPv4 identification.
+    pub packet: PacketConfig,
 }
 
 impl DirectorConfig {
@@ -178,6 +181,7 @@ impl DirectorConfig {
             sched: SchedConfig::default(),
             rng_seed: 0x5eed,
             expire_limit: crate::conn::table::DEFAULT_EXPIRE_LIMIT,
+            packet: PacketConfig::default(),
         }
     }
 }
@@ -427,6 +431,11 @@ pub struct Director {
     scratch: Vec<Expired>,
     /// A real server went to the trash since the last expire_nodest_conn flush.
     flush_pending: bool,
+    /// Routing facts of the packet path.
+    packet: PacketConfig,
+    /// The next IPv4 identification for headers the director creates (tunnel outer headers,
+    /// ICMP errors); owned here, no global state.
+    ip_id: u16,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -497,6 +506,8 @@ impl Director {
             last_now: Instant::ZERO,
             scratch: Vec::new(),
             flush_pending: false,
+            packet: config.packet,
+            ip_id: config.packet.first_ip_id,
         }
     }
 
