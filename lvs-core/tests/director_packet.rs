@@ -2,7 +2,6 @@
 //! checked independently with etherparse (fields and checksums) or the test's own
 //! one's-complement sum, never with `lvs_core`'s parsers.
 
-#[allow(dead_code)]
 mod xmit_support;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
