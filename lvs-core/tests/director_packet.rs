@@ -786,3 +786,42 @@ fn ip_id_is_owned_by_the_director_and_advances() {
     let id = |p: &[u8]| u16::from_be_bytes([p[4], p[5]]);
     assert_eq!(id(&b), id(&a).wrapping_add(1));
 }
+
+#[test]
+fn one_packet_scheduling_uses_the_real_servers_tunnel_config() {
+    let mut d =
+        director("-A -u 10.0.0.1:53 -o\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i --tun-type gre\n");
+    let q = Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53).build();
+    let (v, fwd) = run(&mut d, t(1), &q);
+    assert!(
+        matches!(
+            v,
+            PacketVerdict::Forward {
+                conn: None,
+                new: true,
+                method: Forward::Tunnel,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    let (_, _, p, _, gre) = outer(&fwd);
+    assert_eq!(p, 47);
+    assert_eq!(gre[4..], ttl_minus_one(&q)[..]);
+    assert_eq!(d.table().len(), 0, "nothing kept");
+}
+
+#[test]
+fn tunnel_without_headroom_is_dropped_untouched() {
+    use lvs_core::director::PacketDrop;
+    let mut d = director("-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i\n");
+    let q = Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53).build();
+    let mut buf = q.clone();
+    let mut out = [0u8; 576];
+    let v = d.handle_packet(t(1), &mut buf, 0, &mut out);
+    assert_eq!(v, PacketVerdict::Drop(PacketDrop::Xmit(DropReason::NoRoom)));
+    assert_eq!(buf, q);
+    // A headroom beyond the buffer is malformed, not a panic.
+    let v = d.handle_packet(t(1), &mut buf, q.len() + 1, &mut out);
+    assert!(matches!(v, PacketVerdict::Drop(_)), "{v:?}");
+}

@@ -13,6 +13,13 @@
 //! - **Flows**: [`Director::handle_flow`] for each packet, described without bytes
 //!   ([`FlowPacket`]). It may create, re-arm or remove connections, change destination counters
 //!   (and OVERLOAD), and count statistics; it never changes the rules.
+//! - **Packets**: [`Director::handle_packet`] for each IP packet as bytes (with free headroom in
+//!   front for tunnel headers and an output buffer for ICMP errors we build): the flow layer,
+//!   then the rewrite in place by [`crate::xmit::transmit`] with the connection's
+//!   [`crate::xmit::Mapping`], plus related ICMP errors (spec 3.7). The routing facts it needs
+//!   (local addresses, route MTU, `pmtu_disc`) are [`DirectorConfig::packet`]; the IPv4
+//!   identification counter belongs to the director. A caller uses either `handle_flow` or
+//!   `handle_packet` for a given packet, never both.
 //! - **Timers**: after any call, [`Director::poll_timeout`] says when [`Director::handle_timeout`]
 //!   wants to run (connection expiry, the 2 s rate estimator tick, lblc/lblcr cache expiry, the
 //!   60 s trash timer). Each `handle_timeout` call does bounded work; call it again while
@@ -59,6 +66,12 @@
 //!   only selects the TCP state table (values 2 and 3 engage it).
 //! - SCTP has no state machine here; any SCTP packet may create a connection (as with
 //!   `sloppy_sctp`).
+//! - `schedule_icmp` is not supported: an ICMP error that matches no connection is never
+//!   scheduled ([`PacketVerdict::NotOurs`]). The tunnel special case of spec 3.7 (an error
+//!   about one of the director's own tunnel packets, answered with a new error to the client)
+//!   is not implemented either: such errors are not ours.
+//! - Related ICMP errors count in the byte statistics as the kernel does, but not in
+//!   [`FlowCounters`] (which count the flow layer's verdicts).
 //! - Deleting a real server with `expire_nodest_conn = 1` expires its connections at once
 //!   (the kernel does it from a work queue shortly after).
 
