@@ -1,6 +1,7 @@
 //! Director flow layer: a new TCP flow (SYN: lookup miss, service lookup, wlc over 100 real
 //! servers, insert, state transition) with 1 M flows in the table, and a packet of an existing
-//! flow (lookup hit, TCP transition, re-arm, statistics) at 100 k and 1 M flows.
+//! flow (lookup hit, TCP transition, re-arm, statistics) at 100 k and 1 M flows; and the same
+//! packet as bytes through `handle_packet` (classify, lookup, state, NAT rewrite in place).
 //!
 //! Flow keys are a pure function of an index visited in a multiplicative-permutation order.
 //! The background flows are ESTABLISHED with a 23-day timeout (`--set`), so that between
@@ -12,7 +13,9 @@ use std::time::Instant as Clock;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+use lvs_core::director::{
+    Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, PacketVerdict,
+};
 use lvs_core::rules::RuleSet;
 use lvs_core::{Duration, Instant, Protocol};
 
@@ -42,10 +45,15 @@ fn pkt(i: u64, flags: u8) -> FlowPacket {
 }
 
 fn rules() -> RuleSet {
+    rules_with("")
+}
+
+/// The 100-server service, each real server added with the extra `ipvsadm` options `method`.
+fn rules_with(method: &str) -> RuleSet {
     let mut text = String::from("-A -t 198.51.100.1:443 -s wlc\n--set 2000000 0 0\n");
     for d in 0..100 {
         text.push_str(&format!(
-            "-a -t 198.51.100.1:443 -r 10.200.{}.{}:443 -w {}\n",
+            "-a -t 198.51.100.1:443 -r 10.200.{}.{}:443 -w {}{method}\n",
             d / 200,
             d % 200 + 1,
             1 + d % 3
@@ -56,12 +64,17 @@ fn rules() -> RuleSet {
 
 /// A director holding `n` ESTABLISHED flows (indexes 0..n), with room for `extra` more.
 fn director(n: u64, extra: u64) -> (Director, Instant) {
+    director_with(n, extra, &rules())
+}
+
+/// [`director`] with the given rules.
+fn director_with(n: u64, extra: u64, rules: &RuleSet) -> (Director, Instant) {
     let mut d = Director::new(DirectorConfig::new(
         (n + extra) as u32,
         HashKey::from_u128(0xbe7c),
     ));
     let now = Instant::from_secs(10);
-    d.apply_rules(now, &rules()).unwrap();
+    d.apply_rules(now, rules).unwrap();
     for i in 0..n {
         d.handle_flow(now, &pkt(i, 0x02));
         d.handle_flow(now, &pkt(i, 0x10));
@@ -140,7 +153,90 @@ fn existing_flow(c: &mut Criterion) {
     g.finish();
 }
 
+/// One's-complement sum of `data` (RFC 1071), folded, not inverted.
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    for ch in data.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([ch[0], *ch.get(1).unwrap_or(&0)]));
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc
+}
+
+/// Bytes of a 40-byte TCP ACK (IPv4, TTL 64, DF) of flow `i` to the VIP, valid checksums,
+/// written at `buf[..40]`.
+fn ack_bytes(i: u64, buf: &mut [u8]) {
+    let (src, dst) = (client(i), vip());
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        unreachable!()
+    };
+    let b = &mut buf[..40];
+    b.fill(0);
+    b[..10].copy_from_slice(&[0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6]);
+    b[12..16].copy_from_slice(&s.octets());
+    b[16..20].copy_from_slice(&d.octets());
+    let ipsum = !(sum16(&b[..20], 0) as u16);
+    b[10..12].copy_from_slice(&ipsum.to_be_bytes());
+    b[20..22].copy_from_slice(&src.port().to_be_bytes());
+    b[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    b[24..28].copy_from_slice(&1000u32.to_be_bytes());
+    b[28..32].copy_from_slice(&1u32.to_be_bytes());
+    b[32] = 0x50;
+    b[33] = 0x10;
+    b[34..36].copy_from_slice(&64240u16.to_be_bytes());
+    let mut pseudo = [0u8; 12];
+    pseudo[..4].copy_from_slice(&s.octets());
+    pseudo[4..8].copy_from_slice(&d.octets());
+    pseudo[9] = 6;
+    pseudo[10..12].copy_from_slice(&20u16.to_be_bytes());
+    let tcpsum = !(sum16(&b[20..40], sum16(&pseudo, 0)) as u16);
+    b[36..38].copy_from_slice(&tcpsum.to_be_bytes());
+}
+
+fn existing_flow_packet(c: &mut Criterion) {
+    let mut g = c.benchmark_group("director/existing_flow_packet_nat");
+    g.throughput(Throughput::Elements(1));
+    // Packets are built outside the timed loop in batches of this many.
+    const BATCH: u64 = 8192;
+    for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
+        let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
+        let a = multiplier(n);
+        let mut i = 0u64;
+        let mut bufs = vec![0u8; BATCH as usize * 40];
+        let mut out = [0u8; 576];
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let batch = left.min(BATCH);
+                    for (k, p) in bufs.chunks_exact_mut(40).take(batch as usize).enumerate() {
+                        ack_bytes((i + k as u64) % n * a % n, p);
+                    }
+                    let start = Clock::now();
+                    for p in bufs.chunks_exact_mut(40).take(batch as usize) {
+                        let v = d.handle_packet(now, p, 0, &mut out);
+                        debug_assert!(matches!(v, PacketVerdict::Forward { new: false, .. }));
+                        black_box(v);
+                    }
+                    total += start.elapsed();
+                    i = (i + batch) % n;
+                    left -= batch;
+                }
+                total
+            })
+        });
+        // The rewrite really happened: the last packet now goes to a real server.
+        let p = &bufs[..40];
+        assert_eq!(p[16], 10, "destination rewritten to 10.200.x.y");
+        assert_eq!(p[8], 63, "TTL decremented");
+    }
+    g.finish();
+}
+
 pub fn benches(c: &mut Criterion) {
     new_flow(c);
     existing_flow(c);
+    existing_flow_packet(c);
 }

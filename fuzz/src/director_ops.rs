@@ -3,14 +3,19 @@
 //! director, checking after every step that each real server's counters equal a recount of
 //! the live entries bound to it, that the table stays within its capacity, that no entry
 //! outlives its timeout by a tick, that forwarded packets go to a configured real server, and
-//! that everything drains in the end.
+//! that everything drains in the end. Op 15 runs packet bytes through `handle_packet` (client
+//! packets, replies, ICMP errors quoting either direction, TTL 1) and checks the verdict's
+//! ranges and next hops.
 
 use std::net::{IpAddr, SocketAddr};
 
 use lvs_core::conn::{ConnFlags, HashKey};
-use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, Sysctls};
+use lvs_core::director::{
+    Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, PacketVerdict, Sysctls,
+};
 use lvs_core::rules::{Command, DestConfig, Forward, RuleSet, ServiceConfig, ServiceKey};
 use lvs_core::sched::SchedKind;
+use lvs_core::wire::checksum;
 use lvs_core::{Duration, Instant, Protocol};
 
 const CAP: u32 = 32;
@@ -91,6 +96,119 @@ fn settle(d: &mut Director, now: Instant) {
         d.handle_timeout(now);
         guard += 1;
         assert!(guard < 100_000, "timers never settle");
+    }
+}
+
+/// An IPv4 packet `src → dst` around `l4` (header checksum filled).
+fn ipv4(src: IpAddr, dst: IpAddr, protocol: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
+        unreachable!("the fuzz addresses are IPv4")
+    };
+    let len = (20 + l4.len()) as u16;
+    let mut v = vec![0x45, 0, 0, 0, 0, 1, 0, 0, ttl, protocol, 0, 0];
+    v[2..4].copy_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(&s.octets());
+    v.extend_from_slice(&d.octets());
+    let sum = !checksum::data(&v);
+    v[10..12].copy_from_slice(&sum.to_be_bytes());
+    v.extend_from_slice(l4);
+    v
+}
+
+/// A TCP (20-byte header, `flags`) or UDP (8 bytes, checksum 0) segment without payload.
+fn segment(protocol: Protocol, sport: u16, dport: u16, flags: u8) -> (u8, Vec<u8>) {
+    let mut v = Vec::new();
+    v.extend_from_slice(&sport.to_be_bytes());
+    v.extend_from_slice(&dport.to_be_bytes());
+    if protocol == Protocol::Tcp {
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0x10, 0, 0, 0, 0, 0]);
+        (6, v)
+    } else {
+        v.extend_from_slice(&[0, 8, 0, 0]);
+        (17, v)
+    }
+}
+
+/// An ICMP destination unreachable (code 1) quoting the first 28 bytes of `quoted`.
+fn icmp_error(quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![3, 1, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&quoted[..28.min(quoted.len())]);
+    let sum = !checksum::data(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// Op 15: one packet as bytes through `handle_packet`.
+fn packet_op(
+    d: &mut Director,
+    now: Instant,
+    [b, c, e]: [u8; 3],
+    vips: &[(Protocol, SocketAddr, u32)],
+    dests: &[(IpAddr, u16)],
+) {
+    let (protocol, vip, _) = vips[b as usize % vips.len()];
+    let client = SocketAddr::new(
+        IpAddr::from([192, 0, 2 + (c & 1), c >> 4]),
+        1000 + (e & 7) as u16,
+    );
+    let (dip, dport) = dests[(b >> 3) as usize % dests.len()];
+    let ttl = if c & 2 != 0 { 1 } else { 64 };
+    let flags = [0x02, 0x10, 0x11, 0x04][(e >> 3 & 3) as usize];
+    let pkt = match e >> 6 {
+        0 => {
+            let (p, l4) = segment(protocol, client.port(), vip.port(), flags);
+            ipv4(client.ip(), vip.ip(), p, ttl, &l4)
+        }
+        1 => {
+            let (p, l4) = segment(protocol, dport, client.port(), flags);
+            ipv4(dip, client.ip(), p, ttl, &l4)
+        }
+        2 => {
+            let (p, l4) = segment(protocol, vip.port(), client.port(), flags);
+            let q = ipv4(vip.ip(), client.ip(), p, 64, &l4);
+            ipv4(
+                IpAddr::from([198, 51, 100, 1]),
+                vip.ip(),
+                1,
+                ttl,
+                &icmp_error(&q),
+            )
+        }
+        _ => {
+            let (p, l4) = segment(protocol, client.port(), dport, flags);
+            let q = ipv4(client.ip(), dip, p, 64, &l4);
+            ipv4(dip, client.ip(), 1, ttl, &icmp_error(&q))
+        }
+    };
+    const HEADROOM: usize = 64;
+    let mut buf = vec![0u8; HEADROOM];
+    buf.extend_from_slice(&pkt);
+    let mut out = [0u8; 576];
+    match d.handle_packet(now, &mut buf, HEADROOM, &mut out) {
+        PacketVerdict::Forward {
+            next_hop,
+            start,
+            len,
+            reply,
+            ..
+        } => {
+            assert!(start + len <= buf.len() && len >= 20, "range {start}+{len}");
+            assert!(matches!(buf[start] >> 4, 4 | 6));
+            if reply {
+                assert_eq!(next_hop, client.ip(), "reply to the client");
+            } else {
+                assert!(
+                    dests.iter().any(|(ip, _)| *ip == next_hop),
+                    "forwarded to {next_hop}"
+                );
+            }
+        }
+        PacketVerdict::Reply { start, len, .. } => {
+            assert!(start + len <= out.len() && len > 28);
+            assert_eq!(out[start] >> 4, 4);
+        }
+        PacketVerdict::Local { start, len, .. } => assert!(start + len <= buf.len()),
+        PacketVerdict::NotOurs | PacketVerdict::Drop(_) => {}
     }
 }
 
@@ -228,6 +346,7 @@ pub fn director_ops(data: &[u8]) {
                 let _ = d.apply_command(now, &Command::Clear);
                 assert_eq!(d.rules().len(), 0);
             }
+            15 => packet_op(&mut d, now, [b, c, e], &vips, &dests),
             _ => {
                 let snap = d.snapshot(now);
                 assert_eq!(snap.services.len(), d.rules().len());

@@ -963,17 +963,36 @@ mod packets {
         v
     }
 
+    /// Runs `pkt` through the director with 64 bytes of headroom; returns the verdict and the
+    /// bytes it names (the forwarded packet, or the ICMP error built).
+    fn run(d: &mut Director, now: Instant, pkt: &mut Vec<u8>) -> (PacketVerdict, Vec<u8>) {
+        let mut buf = vec![0u8; 64];
+        buf.extend_from_slice(pkt);
+        let mut out = [0u8; 1280];
+        let v = d.handle_packet(now, &mut buf, 64, &mut out);
+        let bytes = match v {
+            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+                buf[start..start + len].to_vec()
+            }
+            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+            _ => Vec::new(),
+        };
+        *pkt = buf[64..].to_vec();
+        (v, bytes)
+    }
+
     #[test]
     fn nat_round_trip_in_place() {
         let mut d = director("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n");
         let mut syn = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, true, false, 64);
-        let v = d.handle_packet(t(1), &mut syn);
+        let (v, _) = run(&mut d, t(1), &mut syn);
         assert!(
             matches!(
                 v,
                 PacketVerdict::Forward {
                     new: true,
                     method: Forward::Masq,
+                    reply: false,
                     ..
                 }
             ),
@@ -987,7 +1006,11 @@ mod packets {
         assert_eq!((c.src, c.src_port), ("192.0.2.7".parse().unwrap(), 40000));
         // The real server answers: rewritten to come from the VIP.
         let mut synack = tcp_bytes([10, 1, 0, 1], 8080, [192, 0, 2, 7], 40000, true, true, 64);
-        assert_eq!(d.handle_packet(t(1), &mut synack), PacketVerdict::Reply);
+        let (v, _) = run(&mut d, t(1), &mut synack);
+        assert!(
+            matches!(v, PacketVerdict::Forward { reply: true, .. }),
+            "{v:?}"
+        );
         let c = classify(&synack).unwrap();
         assert_eq!(
             (c.src, c.src_port, c.ttl),
@@ -1016,7 +1039,17 @@ mod packets {
         // TTL 1: state updated, Time Exceeded, bytes unchanged.
         let mut ack = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, false, true, 1);
         let before = ack.clone();
-        assert_eq!(d.handle_packet(t(2), &mut ack), PacketVerdict::TimeExceeded);
+        let (v, _) = run(&mut d, t(2), &mut ack);
+        assert!(
+            matches!(
+                v,
+                PacketVerdict::Reply {
+                    reason: lvs_core::xmit::DropReason::TtlExpired,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
         assert_eq!(ack, before);
         assert_eq!(
             d.conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
@@ -1027,13 +1060,13 @@ mod packets {
         // Garbage and strangers.
         let mut junk = vec![0x45u8, 0, 0];
         assert!(matches!(
-            d.handle_packet(t(2), &mut junk),
+            run(&mut d, t(2), &mut junk).0,
             PacketVerdict::Drop(PacketDrop::Malformed(_))
         ));
         let mut other = tcp_bytes([192, 0, 2, 7], 40001, [10, 0, 0, 2], 80, true, false, 64);
-        assert_eq!(d.handle_packet(t(2), &mut other), PacketVerdict::NotOurs);
+        assert_eq!(run(&mut d, t(2), &mut other).0, PacketVerdict::NotOurs);
         let mut empty = tcp_bytes([192, 0, 2, 7], 40001, [10, 0, 0, 1], 80, false, true, 64);
-        assert_eq!(d.handle_packet(t(2), &mut empty), PacketVerdict::NotOurs);
+        assert_eq!(run(&mut d, t(2), &mut empty).0, PacketVerdict::NotOurs);
     }
 
     #[test]
@@ -1043,7 +1076,7 @@ mod packets {
         );
         let mut syn = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 80, true, false, 64);
         let before = syn.clone();
-        let v = d.handle_packet(t(1), &mut syn);
+        let (v, fwd) = run(&mut d, t(1), &mut syn);
         assert!(matches!(
             v,
             PacketVerdict::Forward {
@@ -1051,12 +1084,17 @@ mod packets {
                 ..
             }
         ));
-        assert_eq!(syn, before);
+        // Only the TTL (and the IPv4 header checksum) changed.
+        assert_eq!(fwd[8], before[8] - 1);
+        assert_eq!(fwd[12..], before[12..]);
         let mut syn81 = tcp_bytes([192, 0, 2, 7], 40000, [10, 0, 0, 1], 81, true, false, 64);
-        assert_eq!(
-            d.handle_packet(t(1), &mut syn81),
-            PacketVerdict::Unreachable
-        );
+        assert!(matches!(
+            run(&mut d, t(1), &mut syn81).0,
+            PacketVerdict::Reply {
+                reason: lvs_core::xmit::DropReason::NoDestination,
+                ..
+            }
+        ));
     }
 }
 

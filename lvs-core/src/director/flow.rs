@@ -83,9 +83,19 @@ impl Director {
     }
 
     pub(super) fn flow_in(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+        self.flow_in_dest(now, pkt).0
+    }
+
+    /// [`Director::flow_in`], also naming the real server the packet goes to (for the packet
+    /// path's tunnel configuration, one-packet scheduling included).
+    pub(super) fn flow_in_dest(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+    ) -> (FlowVerdict, Option<DestId>) {
         if pkt.protocol == Protocol::Ip {
             // No IPVS protocol module: not ours.
-            return FlowVerdict::NotOurs;
+            return (FlowVerdict::NotOurs, None);
         }
         let key = InKey {
             protocol: pkt.protocol,
@@ -135,7 +145,7 @@ impl Director {
                         self.counters.rescheduled += 1;
                         cp = None;
                     } else {
-                        return FlowVerdict::Drop(DropReason::DestUnavailable);
+                        return (FlowVerdict::Drop(DropReason::DestUnavailable), None);
                     }
                 }
             }
@@ -150,36 +160,48 @@ impl Director {
                         self.count_in(s.dest, pkt.len);
                         let flags = self.dest_flags(s.dest);
                         self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
-                        return FlowVerdict::Forward {
+                        let v = FlowVerdict::Forward {
                             conn: None,
                             dest: SocketAddr::new(s.daddr, s.dport),
                             method: forward_of(flags.fwd_method()),
                             new: true,
                         };
+                        return (v, Some(s.dest));
                     }
                 },
-                Err(v) => return v,
+                Err(v) => return (v, None),
             },
         };
-        if let Some(d) = self.table.dest(id) {
+        let dest = self.table.dest(id);
+        if let Some(d) = dest {
             self.count_in(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Input);
         self.table.inc_in_pkts(id);
         let Some(c) = self.table.get(id) else {
-            return FlowVerdict::NotOurs;
+            return (FlowVerdict::NotOurs, None);
         };
-        FlowVerdict::Forward {
+        let v = FlowVerdict::Forward {
             conn: Some(id),
             dest: SocketAddr::new(c.daddr, c.dport),
             method: forward_of(c.fwd_method()),
             new,
-        }
+        };
+        (v, dest)
     }
 
     pub(super) fn flow_out(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
+        self.flow_out_conn(now, pkt).0
+    }
+
+    /// [`Director::flow_out`], also naming the connection a reply belongs to.
+    pub(super) fn flow_out_conn(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+    ) -> (FlowVerdict, Option<ConnId>) {
         if pkt.protocol == Protocol::Ip {
-            return FlowVerdict::NotOurs;
+            return (FlowVerdict::NotOurs, None);
         }
         let key = OutKey {
             protocol: pkt.protocol,
@@ -195,19 +217,22 @@ impl Director {
                 && !(pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::RST != 0)
                 && self.is_nat_real_server(pkt.protocol, pkt.src)
             {
-                return FlowVerdict::NoDestination;
+                return (FlowVerdict::NoDestination, None);
             }
-            return FlowVerdict::NotOurs;
+            return (FlowVerdict::NotOurs, None);
         };
         if let Some(d) = self.table.dest(id) {
             self.count_out(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Output);
         match self.table.get(id) {
-            Some(c) => FlowVerdict::Reply {
-                src: SocketAddr::new(c.vaddr, c.vport),
-            },
-            None => FlowVerdict::NotOurs,
+            Some(c) => (
+                FlowVerdict::Reply {
+                    src: SocketAddr::new(c.vaddr, c.vport),
+                },
+                Some(id),
+            ),
+            None => (FlowVerdict::NotOurs, None),
         }
     }
 
@@ -243,7 +268,7 @@ impl Director {
     }
 
     /// `ip_vs_in_stats`: only while the real server is AVAILABLE.
-    fn count_in(&mut self, id: DestId, len: u32) {
+    pub(super) fn count_in(&mut self, id: DestId, len: u32) {
         let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
             return;
         };
@@ -259,7 +284,7 @@ impl Director {
     }
 
     /// `ip_vs_out_stats`.
-    fn count_out(&mut self, id: DestId, len: u32) {
+    pub(super) fn count_out(&mut self, id: DestId, len: u32) {
         let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
             return;
         };

@@ -13,6 +13,13 @@
 //! - **Flows**: [`Director::handle_flow`] for each packet, described without bytes
 //!   ([`FlowPacket`]). It may create, re-arm or remove connections, change destination counters
 //!   (and OVERLOAD), and count statistics; it never changes the rules.
+//! - **Packets**: [`Director::handle_packet`] for each IP packet as bytes (with free headroom in
+//!   front for tunnel headers and an output buffer for ICMP errors we build): the flow layer,
+//!   then the rewrite in place by [`crate::xmit::transmit`] with the connection's
+//!   [`crate::xmit::Mapping`], plus related ICMP errors (spec 3.7). The routing facts it needs
+//!   (local addresses, route MTU, `pmtu_disc`) are [`DirectorConfig::packet`]; the IPv4
+//!   identification counter belongs to the director. A caller uses either `handle_flow` or
+//!   `handle_packet` for a given packet, never both.
 //! - **Timers**: after any call, [`Director::poll_timeout`] says when [`Director::handle_timeout`]
 //!   wants to run (connection expiry, the 2 s rate estimator tick, lblc/lblcr cache expiry, the
 //!   60 s trash timer). Each `handle_timeout` call does bounded work; call it again while
@@ -59,6 +66,12 @@
 //!   only selects the TCP state table (values 2 and 3 engage it).
 //! - SCTP has no state machine here; any SCTP packet may create a connection (as with
 //!   `sloppy_sctp`).
+//! - `schedule_icmp` is not supported: an ICMP error that matches no connection is never
+//!   scheduled ([`PacketVerdict::NotOurs`]). The tunnel special case of spec 3.7 (an error
+//!   about one of the director's own tunnel packets, answered with a new error to the client)
+//!   is not implemented either: such errors are not ours.
+//! - Related ICMP errors count in the byte statistics as the kernel does, but not in
+//!   [`FlowCounters`] (which count the flow layer's verdicts).
 //! - Deleting a real server with `expire_nodest_conn = 1` expires its connections at once
 //!   (the kernel does it from a work queue shortly after).
 
@@ -83,7 +96,7 @@ use crate::sched::pool::{Pool, PoolError};
 use crate::sched::{DestId, DestInfo, SchedConfig, SchedKind};
 use crate::time::{Duration, Instant};
 
-pub use packet::{PacketDrop, PacketVerdict};
+pub use packet::{PacketConfig, PacketDrop, PacketVerdict};
 pub use stats::{Estimator, StatsCell};
 
 /// The sysctls (`/proc/sys/net/ipv4/vs/*`) that change the director's decisions, with the
@@ -166,6 +179,9 @@ pub struct DirectorConfig {
     pub rng_seed: u64,
     /// Most connections expired by one [`Director::handle_timeout`] call.
     pub expire_limit: usize,
+    /// Routing facts of the packet path ([`Director::handle_packet`]): local addresses, route
+    /// MTU, `pmtu_disc`, the first IPv4 identification.
+    pub packet: PacketConfig,
 }
 
 impl DirectorConfig {
@@ -178,6 +194,7 @@ impl DirectorConfig {
             sched: SchedConfig::default(),
             rng_seed: 0x5eed,
             expire_limit: crate::conn::table::DEFAULT_EXPIRE_LIMIT,
+            packet: PacketConfig::default(),
         }
     }
 }
@@ -427,6 +444,11 @@ pub struct Director {
     scratch: Vec<Expired>,
     /// A real server went to the trash since the last expire_nodest_conn flush.
     flush_pending: bool,
+    /// Routing facts of the packet path.
+    packet: PacketConfig,
+    /// The next IPv4 identification for headers the director creates (tunnel outer headers,
+    /// ICMP errors); owned here, no global state.
+    ip_id: u16,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -497,6 +519,8 @@ impl Director {
             last_now: Instant::ZERO,
             scratch: Vec::new(),
             flush_pending: false,
+            packet: config.packet,
+            ip_id: config.packet.first_ip_id,
         }
     }
 

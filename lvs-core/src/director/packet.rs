@@ -1,41 +1,91 @@
-//! [`Director::handle_packet`]: the flow layer over real bytes, with the NAT rewrite.
+//! [`Director::handle_packet`]: the flow layer over real bytes, rewritten by
+//! [`crate::xmit::transmit`] (NAT, DR, TUN, related ICMP errors, the errors we send).
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{Director, DropReason, FlowPacket, FlowVerdict, PacketDir};
-use crate::conn::ConnId;
+use crate::conn::{ConnId, InKey, OutKey};
 use crate::protocol::Protocol;
-use crate::rules::Forward;
+use crate::rules::{Forward, TunnelConfig};
+use crate::sched::DestId;
 use crate::time::Instant;
-use crate::wire::{classify, Classified};
-use crate::xmit::{nat_in, nat_out, NatError, NatVerdict};
+use crate::wire::{classify, icmpv4, proto, Classified, Family, QuotedPacket};
+use crate::xmit::{self, transmit, Direction, Mapping, Verdict};
 
-/// What to do with a packet given to [`Director::handle_packet`].
+/// Routing facts the packet path needs that are not per connection (part of
+/// [`super::DirectorConfig`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketConfig {
+    /// The director's IPv4 address: source of IPv4 tunnel outer headers and of the IPv4 ICMP
+    /// errors it builds.
+    pub local_v4: Ipv4Addr,
+    /// The director's IPv6 address (IPv6 tunnel outer headers, ICMPv6 errors).
+    pub local_v6: Ipv6Addr,
+    /// MTU of the routes packets leave by, one value for every destination; 0 (the default)
+    /// skips the MTU check (spec 3.1 step 4).
+    pub route_mtu: u32,
+    /// Sysctl `pmtu_disc` (default true).
+    pub pmtu_disc: bool,
+    /// The first IPv4 identification the director uses for headers it creates; each
+    /// transmitted packet takes the next value (wrapping).
+    pub first_ip_id: u16,
+}
+
+impl Default for PacketConfig {
+    fn default() -> Self {
+        PacketConfig {
+            local_v4: Ipv4Addr::UNSPECIFIED,
+            local_v6: Ipv6Addr::UNSPECIFIED,
+            route_mtu: 0,
+            pmtu_disc: true,
+            first_ip_id: 0,
+        }
+    }
+}
+
+/// What to do with a packet given to [`Director::handle_packet`]. Ranges index the caller's
+/// `buf` (forward, local) or `out` (reply).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketVerdict {
-    /// Send to a real server. For [`Forward::Masq`] the buffer was rewritten in place
-    /// (destination = `dest`, TTL decremented, checksums updated); for the other methods the
-    /// bytes are unchanged and the caller encapsulates (TUN) or routes to `dest`'s link
-    /// address (DR).
+    /// Send the IP packet `buf[start..start + len]` towards `next_hop`: the real server (NAT
+    /// inbound, DR, TUN: the outer header starts at `start`) or the client (NAT replies and
+    /// NAT-translated ICMP errors from the real-server side, `reply` set).
     Forward {
         /// The connection (`None` for one-packet scheduling).
         conn: Option<ConnId>,
-        /// Real server address and port.
-        dest: SocketAddr,
         /// Forwarding method.
         method: Forward,
+        /// Next hop: real server, or client for replies. DR: the address whose MAC the frame
+        /// gets ([`xmit::set_ethernet_addrs`]).
+        next_hop: IpAddr,
+        /// Start of the packet in `buf`.
+        start: usize,
+        /// Its length.
+        len: usize,
         /// Whether this packet created the connection.
         new: bool,
+        /// Whether it travels towards the client (a NAT reply).
+        reply: bool,
     },
-    /// A NAT reply, rewritten in place (source = virtual address and port, TTL decremented):
-    /// send it to the client.
-    Reply,
-    /// Drop and send ICMP port unreachable (type 3 code 3; ICMPv6 type 1 code 4) to the
-    /// packet's source (spec §6.1). The buffer is unchanged.
-    Unreachable,
-    /// TTL / hop limit was <= 1: drop and send ICMP Time Exceeded to the packet's source. The
-    /// connection state was updated first, as in the kernel (its transmitter checks the TTL).
-    TimeExceeded,
+    /// Local-node real server (spec 3.5): deliver `buf[start..start + len]` to the local stack.
+    Local {
+        /// The connection.
+        conn: Option<ConnId>,
+        /// Start of the packet in `buf`.
+        start: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// Drop the packet and send the ICMP error built in `out[start..start + len]` (port
+    /// unreachable for no destination, Time Exceeded, Fragmentation Needed / Packet Too Big).
+    Reply {
+        /// Why the packet was not forwarded.
+        reason: xmit::DropReason,
+        /// Start of the error in `out`.
+        start: usize,
+        /// Its length.
+        len: usize,
+    },
     /// Not for IPVS: hand it to the local stack unchanged.
     NotOurs,
     /// Drop silently.
@@ -47,26 +97,62 @@ pub enum PacketVerdict {
 pub enum PacketDrop {
     /// The flow layer's decision.
     Flow(DropReason),
-    /// The bytes are not a valid IP packet (Linux would have dropped it before IPVS).
+    /// The bytes are not a valid IP packet (Linux would have dropped it before IPVS); offsets
+    /// count from `buf[headroom]`.
     Malformed(crate::wire::Error),
-    /// The NAT rewrite could not be applied.
-    Nat(NatError),
+    /// The rewrite refused it ([`xmit::transmit`]'s reason), no error to send.
+    Xmit(xmit::DropReason),
+}
+
+/// The flow-layer description of a classified TCP/UDP/SCTP packet.
+fn flow_packet(c: &Classified, protocol: Protocol, fwmark: u32) -> FlowPacket {
+    FlowPacket {
+        protocol,
+        src: SocketAddr::new(c.src, c.src_port),
+        dst: SocketAddr::new(c.dst, c.dst_port),
+        fwmark,
+        tcp_flags: c.tcp_flags,
+        // L3 length, as the kernel's byte counters (skb->len at the IP layer).
+        len: c.total_len.min(u32::MAX as usize) as u32,
+        dir: PacketDir::FromServer,
+    }
+}
+
+/// The quoted header of a related ICMP error: protocol and the two endpoints as quoted.
+struct Quote {
+    protocol: Protocol,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+}
+
+/// Reads the quoted header of the ICMP error classified as `c` (spec 3.7: a TCP, UDP or SCTP
+/// header of the packet's family with its ports, not a later fragment). `None`: not related.
+fn quote(buf: &[u8], headroom: usize, c: &Classified) -> Option<Quote> {
+    let l4 = headroom.checked_add(c.l4_offset)?;
+    let end = headroom
+        .checked_add(c.l3_offset)?
+        .checked_add(c.total_len)?;
+    let msg = buf.get(l4..end)?;
+    // ICMPv4 and ICMPv6 errors both quote after an 8-byte header.
+    let q = QuotedPacket::new_checked(msg.get(icmpv4::HEADER_LEN..)?).ok()?;
+    if q.is_ipv6() != (c.family == Family::V6) || q.is_later_fragment() {
+        return None;
+    }
+    let protocol = match q.protocol() {
+        proto::TCP => Protocol::Tcp,
+        proto::UDP => Protocol::Udp,
+        proto::SCTP => Protocol::Sctp,
+        _ => return None,
+    };
+    Some(Quote {
+        protocol,
+        src: (q.src_addr(), q.src_port()),
+        dst: (q.dst_addr(), q.dst_port()),
+    })
 }
 
 impl Director {
-    /// Handles one IP packet in `buf` (IPv4 or IPv6 from byte 0) with mark 0; see
-    /// [`Director::handle_packet_marked`].
-    pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8]) -> PacketVerdict {
-        self.handle_packet_marked(now, buf, 0)
-    }
-
-    /// Handles one IP packet carrying firewall mark `fwmark`.
-    ///
-    /// As the kernel's hooks do, the reply direction is tried first (a packet matching a
-    /// connection's reply key is a reply), then the client direction. Only TCP, UDP and SCTP
-    /// are handled: ICMP errors related to connections are not relayed yet (they are
-    /// [`PacketVerdict::NotOurs`]), and so are non-first fragments (IPVS sees reassembled
-    /// packets, spec §3.0). Only NAT rewrites bytes here.
+    /// Handles one IP packet with firewall mark 0; see [`Director::handle_packet_marked`].
     ///
     /// ```
     /// use lvs_core::director::{Director, DirectorConfig, PacketVerdict};
@@ -74,31 +160,72 @@ impl Director {
     /// use lvs_core::rules::RuleSet;
     /// use lvs_core::wire::classify;
     /// use lvs_core::Instant;
-    /// # let mut pkt = {
+    /// # let pkt = {
     /// #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [10, 0, 0, 1], 64).udp(5353, 53);
     /// #     let mut v = Vec::new();
     /// #     b.write(&mut v, b"query").unwrap();
     /// #     v
     /// # };
     /// let mut d = Director::new(DirectorConfig::new(64, HashKey::from_u128(1)));
-    /// d.apply_rules(Instant::ZERO, &RuleSet::from_text(
+    /// d.apply_rules(Instant::ZERO, &lvs_core::rules::RuleSet::from_text(
     ///     "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.1:5300 -m\n").unwrap()).unwrap();
-    /// let v = d.handle_packet(Instant::from_secs(1), &mut pkt);
-    /// assert!(matches!(v, PacketVerdict::Forward { new: true, .. }));
-    /// let c = classify(&pkt).unwrap();
+    /// let mut buf = vec![0u8; 64 + pkt.len()];
+    /// buf[64..].copy_from_slice(&pkt);
+    /// let mut out = [0u8; 576];
+    /// let v = d.handle_packet(Instant::from_secs(1), &mut buf, 64, &mut out);
+    /// let PacketVerdict::Forward { start, len, new: true, .. } = v else { panic!("{v:?}") };
+    /// let c = classify(&buf[start..start + len]).unwrap();
     /// assert_eq!((c.dst.to_string(), c.dst_port, c.ttl), ("10.1.0.1".to_string(), 5300, 63));
     /// ```
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        headroom: usize,
+        out: &mut [u8],
+    ) -> PacketVerdict {
+        self.handle_packet_marked(now, buf, headroom, out, 0)
+    }
+
+    /// Handles one IP packet carrying firewall mark `fwmark`. The packet starts at
+    /// `buf[headroom]`; the bytes before it are free space for tunnel headers (the
+    /// [`xmit`] buffer convention). `out` receives an ICMP error we build (576 bytes hold any
+    /// IPv4 one, 1280 any IPv6 one). The rewrite is in place and allocates nothing.
+    ///
+    /// Order, as the kernel's hooks: classify; ICMP errors go to the related-error path
+    /// (spec 3.7); TCP/UDP/SCTP try the reply direction first (a packet matching a
+    /// connection's reply key is a reply), then the client direction (lookup, scheduling,
+    /// state, in-statistics: the flow layer); then [`xmit::transmit`] with the connection's
+    /// [`Mapping`]. No destination gives a port unreachable ([`xmit::port_unreachable`]);
+    /// TTL expiry and MTU give their errors as [`PacketVerdict::Reply`] after the connection
+    /// state was updated (the kernel's transmitters check them). Non-first fragments are not
+    /// ours (IPVS sees reassembled packets, spec 3.0).
     pub fn handle_packet_marked(
         &mut self,
         now: Instant,
         buf: &mut [u8],
+        headroom: usize,
+        out: &mut [u8],
         fwmark: u32,
     ) -> PacketVerdict {
         let now = self.clamp(now);
-        let c = match classify(buf) {
+        let Some(pkt) = buf.get(headroom..) else {
+            return PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::Malformed));
+        };
+        let c = match classify(pkt) {
             Ok(c) => c,
             Err(e) => return PacketVerdict::Drop(PacketDrop::Malformed(e)),
         };
+        if matches!(
+            (c.family, c.protocol),
+            (Family::V4, proto::ICMP) | (Family::V6, proto::ICMPV6)
+        ) {
+            if !c.icmp_error || !c.l4_present {
+                // Echo and the rest: the director's own business (spec 3.7).
+                return PacketVerdict::NotOurs;
+            }
+            return self.related_icmp(buf, headroom, &c, out);
+        }
         let protocol = match Protocol::from_number(c.protocol) {
             Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => p,
             _ => return PacketVerdict::NotOurs,
@@ -106,62 +233,237 @@ impl Director {
         if !c.l4_present || c.is_later_fragment() {
             return PacketVerdict::NotOurs;
         }
-        let mut pkt = FlowPacket {
-            protocol,
-            src: SocketAddr::new(c.src, c.src_port),
-            dst: SocketAddr::new(c.dst, c.dst_port),
-            fwmark,
-            tcp_flags: c.tcp_flags,
-            len: c.total_len.min(u32::MAX as usize) as u32,
-            dir: PacketDir::FromServer,
-        };
-        let out = self.flow_out(now, &pkt);
-        let v = if out == FlowVerdict::NotOurs {
-            pkt.dir = PacketDir::FromClient;
-            self.flow_in(now, &pkt)
-        } else {
-            out
-        };
+        let mut fp = flow_packet(&c, protocol, fwmark);
+        let (v, conn) = self.flow_out_conn(now, &fp);
+        if v != FlowVerdict::NotOurs {
+            self.count_verdict(&v);
+            return match (v, conn) {
+                (FlowVerdict::Reply { src }, Some(id)) => {
+                    let forward = self
+                        .table
+                        .get(id)
+                        .map_or(Forward::Masq, |cn| super::forward_of(cn.fwd_method()));
+                    let m = self.mapping(
+                        (c.dst, c.dst_port),
+                        (src.ip(), src.port()),
+                        (c.src, c.src_port),
+                        forward,
+                        TunnelConfig::default(),
+                    );
+                    let v = transmit(buf, headroom, &c, &m, Direction::Out, out);
+                    self.verdict(v, Some(id), false, true)
+                }
+                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, &c, out),
+                (FlowVerdict::Drop(r), _) => PacketVerdict::Drop(PacketDrop::Flow(r)),
+                _ => PacketVerdict::NotOurs,
+            };
+        }
+        fp.dir = PacketDir::FromClient;
+        let (v, dest) = self.flow_in_dest(now, &fp);
         self.count_verdict(&v);
-        self.rewrite(buf, &c, v)
-    }
-
-    fn rewrite(&mut self, buf: &mut [u8], c: &Classified, v: FlowVerdict) -> PacketVerdict {
-        let done = |r: Result<NatVerdict, NatError>, ok: PacketVerdict| match r {
-            Ok(NatVerdict::Forward) => ok,
-            Ok(NatVerdict::TimeExceeded) => PacketVerdict::TimeExceeded,
-            Err(e) => PacketVerdict::Drop(PacketDrop::Nat(e)),
-        };
         match v {
             FlowVerdict::Forward {
                 conn,
-                dest,
+                dest: real,
                 method,
                 new,
             } => {
-                let ok = PacketVerdict::Forward {
-                    conn,
-                    dest,
+                let tunnel = self.dest_tunnel(dest);
+                let m = self.mapping(
+                    (c.src, c.src_port),
+                    (c.dst, c.dst_port),
+                    (real.ip(), real.port()),
                     method,
-                    new,
-                };
-                if method == Forward::Masq {
-                    done(nat_in(buf, c, dest.ip(), dest.port()), ok)
-                } else {
-                    ok
-                }
+                    tunnel,
+                );
+                let v = transmit(buf, headroom, &c, &m, Direction::In, out);
+                self.verdict(v, conn, new, false)
             }
-            FlowVerdict::Reply { src } => {
-                if src.ip() == c.src && src.port() == c.src_port {
-                    // A non-NAT connection's reply already comes from the virtual address.
-                    PacketVerdict::Reply
-                } else {
-                    done(nat_out(buf, c, src.ip(), src.port()), PacketVerdict::Reply)
-                }
-            }
-            FlowVerdict::NoDestination => PacketVerdict::Unreachable,
-            FlowVerdict::NotOurs => PacketVerdict::NotOurs,
+            FlowVerdict::NoDestination => self.unreachable(buf, headroom, &c, out),
             FlowVerdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Flow(r)),
+            FlowVerdict::Reply { .. } | FlowVerdict::NotOurs => PacketVerdict::NotOurs,
         }
+    }
+
+    /// Spec 3.7: an ICMP error quoting a packet of a connection. Tried as an error from the
+    /// real-server side about a client → real-server packet first (`ip_vs_out_icmp`), then as
+    /// an error from the client side about a virtual → client packet (`ip_vs_in_icmp`).
+    /// Neither: not ours (`schedule_icmp` is not supported: such errors never schedule).
+    fn related_icmp(
+        &mut self,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+    ) -> PacketVerdict {
+        let Some(q) = quote(buf, headroom, c) else {
+            return PacketVerdict::NotOurs;
+        };
+        let len = c.total_len.min(u32::MAX as usize) as u32;
+        // Outgoing: quoted = client → RIP:dport; the reversed out key (source RIP:dport).
+        let out_key = OutKey {
+            protocol: q.protocol,
+            saddr: q.dst.0,
+            sport: q.dst.1,
+            daddr: q.src.0,
+            dport: q.src.1,
+        };
+        if let Some(id) = self.table.lookup_out(&out_key) {
+            let Some(cn) = self.table.get(id) else {
+                return PacketVerdict::NotOurs;
+            };
+            let forward = super::forward_of(cn.fwd_method());
+            let m = self.mapping(
+                (cn.caddr, cn.cport),
+                (cn.vaddr, cn.vport),
+                (cn.daddr, cn.dport),
+                forward,
+                TunnelConfig::default(),
+            );
+            if forward != Forward::Masq {
+                // `handle_response_icmp`: checksum verified, out-stats counted, forwarded
+                // unchanged (by the stack: not ours to rewrite).
+                if !icmp_checksum_ok(buf, headroom, c) {
+                    return PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::IcmpChecksum));
+                }
+                if let Some(d) = cn.dest {
+                    self.count_out(d, len);
+                }
+                return PacketVerdict::NotOurs;
+            }
+            let v = transmit(buf, headroom, c, &m, Direction::Out, out);
+            if let (Verdict::Forward { .. }, Some(d)) = (v, cn.dest) {
+                self.count_out(d, len);
+            }
+            return self.verdict(v, Some(id), false, true);
+        }
+        // Incoming: quoted = VIP:vport → client; the reversed in key (client → VIP:vport).
+        let in_key = InKey {
+            protocol: q.protocol,
+            caddr: q.dst.0,
+            cport: q.dst.1,
+            vaddr: q.src.0,
+            vport: q.src.1,
+        };
+        let Some(id) = self.table.lookup_in(&in_key) else {
+            return PacketVerdict::NotOurs;
+        };
+        let Some(cn) = self.table.get(id) else {
+            return PacketVerdict::NotOurs;
+        };
+        let tunnel = self.dest_tunnel(cn.dest);
+        let m = self.mapping(
+            (cn.caddr, cn.cport),
+            (cn.vaddr, cn.vport),
+            (cn.daddr, cn.dport),
+            super::forward_of(cn.fwd_method()),
+            tunnel,
+        );
+        let v = transmit(buf, headroom, c, &m, Direction::In, out);
+        // `ip_vs_in_icmp` counts in-stats once the checksum verified, before transmitting.
+        let counted = !matches!(
+            v,
+            Verdict::Drop(xmit::DropReason::IcmpChecksum | xmit::DropReason::Malformed)
+                | Verdict::NotOurs
+        );
+        if let (true, Some(d)) = (counted, cn.dest) {
+            self.count_in(d, len);
+        }
+        self.verdict(v, Some(id), false, false)
+    }
+
+    /// Port unreachable for a packet with no destination (spec 6.1).
+    fn unreachable(
+        &mut self,
+        buf: &[u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+    ) -> PacketVerdict {
+        let m = self.mapping(
+            (c.src, c.src_port),
+            (c.dst, c.dst_port),
+            (c.dst, c.dst_port),
+            Forward::Masq,
+            TunnelConfig::default(),
+        );
+        let v = xmit::port_unreachable(buf, headroom, c, &m, out);
+        self.verdict(v, None, false, false)
+    }
+
+    /// The tunnel configuration of a real server (default when unknown).
+    fn dest_tunnel(&self, dest: Option<DestId>) -> TunnelConfig {
+        dest.and_then(|d| self.dests.get(d.0 as usize))
+            .and_then(|d| d.as_ref())
+            .map_or(TunnelConfig::default(), |d| d.config.tunnel)
+    }
+
+    /// A [`Mapping`] with the director's routing facts and the next IPv4 identification.
+    fn mapping(
+        &mut self,
+        client: (IpAddr, u16),
+        virt: (IpAddr, u16),
+        real: (IpAddr, u16),
+        forward: Forward,
+        tunnel: TunnelConfig,
+    ) -> Mapping {
+        let ip_id = self.ip_id;
+        self.ip_id = self.ip_id.wrapping_add(1);
+        Mapping {
+            forward,
+            tunnel,
+            local_v4: self.packet.local_v4,
+            local_v6: self.packet.local_v6,
+            route_mtu: self.packet.route_mtu,
+            pmtu_disc: self.packet.pmtu_disc,
+            ip_id,
+            ..Mapping::new(client, virt, real)
+        }
+    }
+
+    /// The packet verdict of a transmit verdict.
+    fn verdict(&self, v: Verdict, conn: Option<ConnId>, new: bool, reply: bool) -> PacketVerdict {
+        match v {
+            Verdict::Forward {
+                method,
+                next_hop,
+                start,
+                len,
+            } => PacketVerdict::Forward {
+                conn,
+                method,
+                next_hop,
+                start,
+                len,
+                new,
+                reply,
+            },
+            Verdict::Local { start, len } => PacketVerdict::Local { conn, start, len },
+            Verdict::Reply { reason, start, len } => PacketVerdict::Reply { reason, start, len },
+            Verdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Xmit(r)),
+            Verdict::NotOurs => PacketVerdict::NotOurs,
+        }
+    }
+}
+
+/// Whether the ICMP error classified as `c` has a valid checksum.
+fn icmp_checksum_ok(buf: &[u8], headroom: usize, c: &Classified) -> bool {
+    let (Some(l4), Some(end)) = (
+        headroom.checked_add(c.l4_offset),
+        headroom
+            .checked_add(c.l3_offset)
+            .and_then(|s| s.checked_add(c.total_len)),
+    ) else {
+        return false;
+    };
+    let Some(msg) = buf.get(l4..end) else {
+        return false;
+    };
+    match c.family {
+        Family::V4 => {
+            crate::wire::Icmpv4Packet::new_checked(msg).is_ok_and(|p| p.verify_checksum())
+        }
+        Family::V6 => crate::wire::Icmpv6Packet::new_checked(msg)
+            .is_ok_and(|p| p.verify_checksum(&c.src, &c.dst)),
     }
 }
