@@ -548,7 +548,7 @@ impl Checked {
 ///
 /// Only the two comparisons are inlined into the per-packet path; building an ICMP error is
 /// rare and lives in the cold functions below, so the common case is a few instructions.
-#[inline]
+#[inline(always)]
 pub(crate) fn ttl_and_mtu(
     buf: &[u8],
     pkt: &Checked,
@@ -566,7 +566,7 @@ pub(crate) fn ttl_and_mtu(
 
 /// Spec 3.1 step 4 alone (the TTL was checked): `Some(verdict)` when the packet is larger
 /// than `mtu` and must not be forwarded; `mtu` 0 skips the check.
-#[inline]
+#[inline(always)]
 pub(crate) fn mtu_check(
     buf: &[u8],
     pkt: &Checked,
