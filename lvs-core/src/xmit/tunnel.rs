@@ -93,6 +93,7 @@ const fn ecn_encapsulate(ds: u8) -> u8 {
 
 /// TUN transmit after [`super::transmit`] validated the packet: TTL, tunnel MTU, room, then
 /// the TTL decrement and the outer headers (what [`encapsulate`] writes).
+#[inline(always)]
 pub(crate) fn transmit(
     buf: &mut [u8],
     pkt: &Checked,
