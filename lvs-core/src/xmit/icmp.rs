@@ -305,6 +305,10 @@ fn expected_quote(m: &Mapping, dir: Direction) -> (IpAddr, u16, IpAddr, u16) {
 
 /// Validates a related ICMP error (spec 3.7) before anything changes: checksum (bad → drop),
 /// a quoted TCP/UDP/SCTP header of the connection (else not ours).
+///
+/// Out of line: ICMP errors are rare, and inlined this would crowd the registers of the
+/// per-packet path in `transmit`.
+#[inline(never)]
 pub(crate) fn check_related(
     buf: &[u8],
     pkt: &Checked,
@@ -357,6 +361,7 @@ pub(crate) fn check_related(
 /// quoted source → RIP:dport; outbound, outer source → VIP, quoted destination → VIP:vport;
 /// TTL decremented; both IPv4 header checksums and the whole ICMP checksum recomputed.
 /// Returns false (nothing changed) only if the checked layout does not hold.
+#[inline(never)]
 pub(crate) fn nat_related(
     buf: &mut [u8],
     pkt: &Checked,

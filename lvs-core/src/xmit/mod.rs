@@ -389,7 +389,7 @@ pub fn transmit(
             if let Some(v) = ttl_and_mtu(buf, &pkt, c, m, m.route_mtu, relay, out) {
                 return v;
             }
-            pkt.decrement_ttl(buf);
+            pkt.decrement_ttl(buf, c.family);
             Verdict::Forward {
                 method: Forward::DirectRoute,
                 next_hop: m.daddr,
@@ -509,33 +509,46 @@ impl Checked {
     }
 
     /// Decrements the TTL (checked > 1 by the caller) with the IPv4 checksum update.
+    ///
+    /// `family` is the one [`Checked::new`] validated the header for, so the version is not
+    /// read again. The IPv4 checksum update is RFC 1624 for the TTL/protocol word with
+    /// `~m + m'` folded to the constant `0xfeff` (the word drops by exactly `0x0100` since
+    /// TTL >= 2): the same arithmetic as [`checksum::update_u16`], hence the same bytes.
     #[inline]
-    pub(crate) fn decrement_ttl(&self, buf: &mut [u8]) {
-        let Some(h) = buf
-            .get_mut(self.start..)
-            .and_then(|b| b.first_chunk_mut::<20>())
-        else {
-            return;
-        };
-        if h[0] >> 4 == 4 {
-            let (ttl, protocol) = (h[8], h[9]);
-            let new = ttl.saturating_sub(1);
-            h[8] = new;
-            let check = checksum::update_u16(
-                u16::from_be_bytes([h[10], h[11]]),
-                u16::from_be_bytes([ttl, protocol]),
-                u16::from_be_bytes([new, protocol]),
-            );
-            h[10..12].copy_from_slice(&check.to_be_bytes());
-        } else {
-            h[7] = h[7].saturating_sub(1);
+    pub(crate) fn decrement_ttl(&self, buf: &mut [u8], family: Family) {
+        match family {
+            Family::V4 => {
+                let Some(h) = buf
+                    .get_mut(self.start..)
+                    .and_then(|b| b.first_chunk_mut::<12>())
+                else {
+                    return;
+                };
+                let ttl = h[8];
+                if ttl < 2 {
+                    // Not reached (the caller checked); kept total without the shortcut.
+                    return;
+                }
+                h[8] = ttl - 1;
+                let check = u16::from_be_bytes([h[10], h[11]]);
+                let check = !checksum::fold(u64::from(!check) + 0xfeff);
+                h[10..12].copy_from_slice(&check.to_be_bytes());
+            }
+            Family::V6 => {
+                if let Some(b) = buf.get_mut(self.start + 7) {
+                    *b = b.saturating_sub(1);
+                }
+            }
         }
     }
 }
 
 /// Spec 3.1 steps 3 and 4 before any byte changes: `Some(verdict)` when the packet must not
 /// be forwarded. `mtu` is the MTU the packet must fit (route MTU, minus tunnel overhead).
-#[inline]
+///
+/// Only the two comparisons are inlined into the per-packet path; building an ICMP error is
+/// rare and lives in the cold functions below, so the common case is a few instructions.
+#[inline(always)]
 pub(crate) fn ttl_and_mtu(
     buf: &[u8],
     pkt: &Checked,
@@ -545,27 +558,66 @@ pub(crate) fn ttl_and_mtu(
     relay: bool,
     out: &mut [u8],
 ) -> Option<Verdict> {
-    let ip = &buf[pkt.start..pkt.start + pkt.len];
     if pkt.ttl <= 1 {
-        return Some(icmp::reply(
-            out,
-            ip,
-            c,
-            m,
-            ErrorKind::TimeExceeded,
-            false,
-            DropReason::TtlExpired,
-        ));
+        return Some(ttl_expired(buf, pkt, c, m, out));
     }
-    if mtu == 0 {
+    mtu_check(buf, pkt, c, m, mtu, relay, out)
+}
+
+/// Spec 3.1 step 4 alone (the TTL was checked): `Some(verdict)` when the packet is larger
+/// than `mtu` and must not be forwarded; `mtu` 0 skips the check.
+#[inline(always)]
+pub(crate) fn mtu_check(
+    buf: &[u8],
+    pkt: &Checked,
+    c: &Classified,
+    m: &Mapping,
+    mtu: u32,
+    relay: bool,
+    out: &mut [u8],
+) -> Option<Verdict> {
+    let len = u32::try_from(pkt.len).unwrap_or(u32::MAX);
+    // Both families only act on a packet longer than the MTU: exit early on the common case.
+    if mtu == 0 || len <= mtu {
         return None;
     }
-    let len = u32::try_from(pkt.len).unwrap_or(u32::MAX);
+    too_big(buf, pkt, c, m, mtu, relay, out)
+}
+
+/// The Time Exceeded reply (TTL / hop limit <= 1).
+#[cold]
+#[inline(never)]
+fn ttl_expired(buf: &[u8], pkt: &Checked, c: &Classified, m: &Mapping, out: &mut [u8]) -> Verdict {
+    let ip = &buf[pkt.start..pkt.start + pkt.len];
+    icmp::reply(
+        out,
+        ip,
+        c,
+        m,
+        ErrorKind::TimeExceeded,
+        false,
+        DropReason::TtlExpired,
+    )
+}
+
+/// A packet longer than `mtu` (non-zero): what `ensure_mtu_is_adequate` decides.
+#[cold]
+#[inline(never)]
+fn too_big(
+    buf: &[u8],
+    pkt: &Checked,
+    c: &Classified,
+    m: &Mapping,
+    mtu: u32,
+    relay: bool,
+    out: &mut [u8],
+) -> Option<Verdict> {
+    let ip = &buf[pkt.start..pkt.start + pkt.len];
     match c.family {
         Family::V4 => {
             // ensure_mtu_is_adequate: DF, too long, and not a relayed ICMP error.
             let tunnel_no_pmtu = m.forward == Forward::Tunnel && !m.pmtu_disc;
-            if !tunnel_no_pmtu && pkt.df && len > mtu && !relay {
+            if !tunnel_no_pmtu && pkt.df && !relay {
                 let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
                 return Some(icmp::reply(
                     out,
@@ -579,22 +631,20 @@ pub(crate) fn ttl_and_mtu(
             }
         }
         Family::V6 => {
-            if len > mtu {
-                // Too big is always dropped; Packet Too Big only for a first fragment that is
-                // not a relayed ICMP error.
-                if relay || c.is_later_fragment() {
-                    return Some(Verdict::Drop(DropReason::TooBig));
-                }
-                return Some(icmp::reply(
-                    out,
-                    ip,
-                    c,
-                    m,
-                    ErrorKind::PacketTooBig { mtu },
-                    true,
-                    DropReason::TooBig,
-                ));
+            // Too big is always dropped; Packet Too Big only for a first fragment that is
+            // not a relayed ICMP error.
+            if relay || c.is_later_fragment() {
+                return Some(Verdict::Drop(DropReason::TooBig));
             }
+            return Some(icmp::reply(
+                out,
+                ip,
+                c,
+                m,
+                ErrorKind::PacketTooBig { mtu },
+                true,
+                DropReason::TooBig,
+            ));
         }
     }
     None

@@ -243,72 +243,56 @@ pub(crate) fn apply(
         return false;
     }
     let (header, seg) = ip.split_at_mut(l4_at);
-    // L3: the address (and TTL); the pseudo-header delta for L4.
-    let (l4_delta_old, l4_delta_new): ([u8; 16], [u8; 16]);
-    let width;
+    // L3: the address (and TTL); `addr_acc` is the address's RFC 1624 term `~m + m'` for the
+    // L4 pseudo-header.
+    //
+    // Each checksum is updated with all its changed words summed into one accumulator and
+    // folded once. That equals chaining one `checksum::update_*` per word: `fold` keeps the
+    // residue mod 0xffff and gives 0 only for a zero sum, so folding the intermediate result
+    // first changes neither the residue nor whether the total is zero.
+    let addr_acc: u64;
     match (family, addr) {
         (Family::V4, IpAddr::V4(new)) => {
             let Some(h) = header.first_chunk_mut::<20>() else {
                 return false;
             };
             let at = if side == Side::Dst { 16 } else { 12 };
-            let old = [h[at], h[at + 1], h[at + 2], h[at + 3]];
-            let new = new.octets();
-            h[at..at + 4].copy_from_slice(&new);
+            let old = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            let new = u32::from(new);
+            h[at..at + 4].copy_from_slice(&new.to_be_bytes());
             let (ttl, p) = (h[8], h[9]);
             let new_ttl = ttl.saturating_sub(1);
             h[8] = new_ttl;
-            let check = checksum::update_u32(
-                u16::from_be_bytes([h[10], h[11]]),
-                u32::from_be_bytes(old),
-                u32::from_be_bytes(new),
-            );
-            let check = checksum::update_u16(
-                check,
-                u16::from_be_bytes([ttl, p]),
-                u16::from_be_bytes([new_ttl, p]),
-            );
+            // As `checksum::update_u32`.
+            addr_acc = u64::from(!(old >> 16) & 0xffff)
+                + u64::from(!old & 0xffff)
+                + u64::from(new >> 16)
+                + u64::from(new & 0xffff);
+            let ttl_acc = u64::from(!u16::from_be_bytes([ttl, p]))
+                + u64::from(u16::from_be_bytes([new_ttl, p]));
+            let check = u16::from_be_bytes([h[10], h[11]]);
+            let check = !checksum::fold(u64::from(!check) + addr_acc + ttl_acc);
             h[10..12].copy_from_slice(&check.to_be_bytes());
-            let (mut o, mut n) = ([0u8; 16], [0u8; 16]);
-            o[..4].copy_from_slice(&old);
-            n[..4].copy_from_slice(&new);
-            (l4_delta_old, l4_delta_new, width) = (o, n, 4);
         }
         (Family::V6, IpAddr::V6(new)) => {
             let Some(h) = header.first_chunk_mut::<40>() else {
                 return false;
             };
             let at = if side == Side::Dst { 24 } else { 8 };
-            let mut old = [0u8; 16];
-            old.copy_from_slice(&h[at..at + 16]);
+            let Some(old) = h[at..at + 16].first_chunk::<16>() else {
+                return false;
+            };
+            // As `checksum::update_u128`: `~fold(old)` and the new address's words. Summing
+            // 32-bit words instead of 16-bit ones keeps the residue mod 0xffff (2^16 is 1)
+            // and zero-ness, so the folds are the same.
+            let neg_old = !checksum::fold(sum32(old));
             let new = new.octets();
+            addr_acc = u64::from(neg_old) + sum32(&new);
             h[at..at + 16].copy_from_slice(&new);
             h[7] = h[7].saturating_sub(1);
-            (l4_delta_old, l4_delta_new, width) = (old, new, 16);
         }
         _ => return false,
     }
-    let addr_update = |check: u16| {
-        if width == 4 {
-            checksum::update_u32(
-                check,
-                u32::from_be_bytes([
-                    l4_delta_old[0],
-                    l4_delta_old[1],
-                    l4_delta_old[2],
-                    l4_delta_old[3],
-                ]),
-                u32::from_be_bytes([
-                    l4_delta_new[0],
-                    l4_delta_new[1],
-                    l4_delta_new[2],
-                    l4_delta_new[3],
-                ]),
-            )
-        } else {
-            checksum::update_u128(check, &l4_delta_old, &l4_delta_new)
-        }
-    };
 
     // L4: the port and the checksum.
     let port_at = if side == Side::Dst { 2 } else { 0 };
@@ -317,7 +301,7 @@ pub(crate) fn apply(
     if protocol == proto::TCP {
         // TCP: the incremental result is used as it is (tcp_fast_csum_update).
         let check = u16::from_be_bytes([seg[16], seg[17]]);
-        let check = checksum::update_u16(addr_update(check), old_port, port);
+        let check = port_and_addr_update(check, addr_acc, old_port, port);
         seg[16..18].copy_from_slice(&check.to_be_bytes());
     } else {
         let check = u16::from_be_bytes([seg[6], seg[7]]);
@@ -336,11 +320,25 @@ pub(crate) fn apply(
             };
             UdpPacket::new_unchecked(seg).fill_checksum(&src, &dst);
         } else {
-            let check = checksum::update_u16(addr_update(check), old_port, port);
+            let check = port_and_addr_update(check, addr_acc, old_port, port);
             seg[6..8].copy_from_slice(&checksum::udp_nonzero(check).to_be_bytes());
         }
     }
     true
+}
+
+/// The L4 checksum after the address (`addr_acc`, its `~m + m'` term) and the port changed:
+/// `checksum::update_u16(update_u32/u128(check, ..), old_port, port)` in one fold.
+#[inline(always)]
+fn port_and_addr_update(check: u16, addr_acc: u64, old_port: u16, port: u16) -> u16 {
+    !checksum::fold(u64::from(!check) + addr_acc + u64::from(!old_port) + u64::from(port))
+}
+
+/// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
+#[inline(always)]
+fn sum32(a: &[u8; 16]) -> u64 {
+    let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
+    w(0) + w(4) + w(8) + w(12)
 }
 
 #[cfg(test)]

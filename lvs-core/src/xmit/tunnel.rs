@@ -26,7 +26,7 @@
 use core::net::IpAddr;
 use core::ops::Range;
 
-use super::{ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
+use super::{mtu_check, ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
 use crate::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use crate::wire::{
     checksum, ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket,
@@ -92,7 +92,8 @@ const fn ecn_encapsulate(ds: u8) -> u8 {
 }
 
 /// TUN transmit after [`super::transmit`] validated the packet: TTL, tunnel MTU, room, then
-/// the TTL decrement and [`encapsulate`].
+/// the TTL decrement and the outer headers (what [`encapsulate`] writes).
+#[inline(always)]
 pub(crate) fn transmit(
     buf: &mut [u8],
     pkt: &Checked,
@@ -123,8 +124,8 @@ pub(crate) fn transmit(
         if mtu < min {
             return Verdict::Drop(DropReason::TunnelMtu);
         }
-        // In range: mtu <= route_mtu.
-        if let Some(v) = ttl_and_mtu(buf, pkt, c, m, mtu as u32, relay, out) {
+        // The TTL passed above: only the MTU step remains. In range: mtu <= route_mtu.
+        if let Some(v) = mtu_check(buf, pkt, c, m, mtu as u32, relay, out) {
             return v;
         }
     }
@@ -136,13 +137,29 @@ pub(crate) fn transmit(
     if !room_ok {
         return Verdict::Drop(DropReason::NoRoom);
     }
-    pkt.decrement_ttl(buf);
+    pkt.decrement_ttl(buf, c.family);
     let hash = if m.tunnel.kind == TunnelType::Gue {
         flow_hash(c)
     } else {
         0
     };
-    match encapsulate(buf, pkt.start, pkt.len, m, hash) {
+    // The inner fields the outer header copies are known from the validated header: no
+    // second parse as the public `encapsulate` needs. `Checked::new` read the TTL before the
+    // decrement above, and `df` is false for IPv6 (as `encapsulate` takes it).
+    let Some(h) = buf.get(pkt.start..pkt.start + 2) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let ds = match c.family {
+        Family::V4 => h[1],
+        Family::V6 => (h[0] << 4) | (h[1] >> 4),
+    };
+    let inner = Inner {
+        family: c.family,
+        ds,
+        ttl: pkt.ttl - 1,
+        df: pkt.df,
+    };
+    match write_outer(buf, pkt.start, pkt.len, m, hash, inner) {
         Ok(start) => Verdict::Forward {
             method: Forward::Tunnel,
             next_hop: m.daddr,
@@ -151,6 +168,17 @@ pub(crate) fn transmit(
         },
         Err(r) => Verdict::Drop(r),
     }
+}
+
+/// What the outer header copies from the inner packet (after its TTL decrement).
+#[derive(Clone, Copy)]
+struct Inner {
+    family: Family,
+    /// IPv4 TOS / IPv6 traffic class.
+    ds: u8,
+    ttl: u8,
+    /// IPv4 DF (false for IPv6).
+    df: bool,
 }
 
 /// Writes the outer headers for `m.tunnel` in front of the IP packet at
@@ -169,17 +197,45 @@ pub fn encapsulate(
         .checked_add(len)
         .and_then(|end| buf.get(start..end))
         .ok_or(DropReason::Malformed)?;
-    let (family, ds, ttl, df) = match inner.first().map(|b| b >> 4) {
+    let inner = match inner.first().map(|b| b >> 4) {
         Some(4) if inner.len() >= ipv4::MIN_HEADER_LEN => {
             let p = Ipv4Packet::new_unchecked(inner);
-            (Family::V4, p.tos(), p.ttl(), p.dont_frag())
+            Inner {
+                family: Family::V4,
+                ds: p.tos(),
+                ttl: p.ttl(),
+                df: p.dont_frag(),
+            }
         }
         Some(6) if inner.len() >= ipv6::HEADER_LEN => {
             let p = Ipv6Packet::new_unchecked(inner);
-            (Family::V6, p.traffic_class(), p.hop_limit(), false)
+            Inner {
+                family: Family::V6,
+                ds: p.traffic_class(),
+                ttl: p.hop_limit(),
+                df: false,
+            }
         }
         _ => return Err(DropReason::Malformed),
     };
+    write_outer(buf, start, len, m, hash, inner)
+}
+
+/// [`encapsulate`] once the inner fields are known. `buf[start..start + len]` is in range
+/// (checked by both callers); every other condition is checked before the first write.
+///
+/// Each header is written as one fixed-size array (a single bounds check and a few wide
+/// stores) rather than field by field through the views. Inlined into both callers so the
+/// TUN transmitter pays no extra call frame.
+#[inline(always)]
+fn write_outer(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    m: &Mapping,
+    hash: u32,
+    inner: Inner,
+) -> Result<usize, DropReason> {
     if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
         return Err(DropReason::TunnelConfig);
     }
@@ -201,33 +257,43 @@ pub fn encapsulate(
     };
     let len_field = u16::try_from(len_field).map_err(|_| DropReason::NoRoom)?;
     let next = match m.tunnel.kind {
-        TunnelType::Ipip => ipip::protocol_for(family),
+        TunnelType::Ipip => ipip::protocol_for(inner.family),
         TunnelType::Gue => proto::UDP,
         TunnelType::Gre => proto::GRE,
     };
-    let tos = ecn_encapsulate(ds);
-    let pkt = &mut buf[new_start..new_start + total];
-    let (src, dst) = match (outer, m.daddr) {
+    let (tos, ttl) = (ecn_encapsulate(inner.ds), inner.ttl);
+    let pkt = buf
+        .get_mut(new_start..new_start + total)
+        .ok_or(DropReason::NoRoom)?;
+    let (header, rest) = pkt.split_at_mut(ip_len);
+    match (outer, m.daddr) {
         (Family::V4, IpAddr::V4(d)) => {
-            let Some(h) = pkt.first_chunk_mut::<20>() else {
+            let Some(h) = header.first_chunk_mut::<20>() else {
                 return Err(DropReason::NoRoom);
             };
-            let (s4, d4) = (m.local_v4.octets(), d.octets());
-            let lf = len_field.to_be_bytes();
-            let id = m.ip_id.to_be_bytes();
             // Flags and fragment offset: DF only (MF 0, offset 0).
-            let flags = if m.pmtu_disc && df { 0x40 } else { 0 };
-            *h = [
-                0x45, tos, lf[0], lf[1], id[0], id[1], flags, 0, ttl, next, 0, 0, s4[0], s4[1],
-                s4[2], s4[3], d4[0], d4[1], d4[2], d4[3],
+            let flags: u32 = if m.pmtu_disc && inner.df { 0x40 } else { 0 };
+            // The header as its five big-endian 32-bit words: the checksum is the folded sum
+            // of the words (checksum field 0), computed on registers instead of on bytes
+            // assembled and read back.
+            let w = [
+                0x4500_0000 | (u32::from(tos) << 16) | u32::from(len_field),
+                (u32::from(m.ip_id) << 16) | (flags << 8),
+                (u32::from(ttl) << 24) | (u32::from(next) << 16),
+                u32::from(m.local_v4),
+                u32::from(d),
             ];
-            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-            let check = !checksum::fold(w(0) + w(4) + w(8) + w(12) + w(16));
-            h[10..12].copy_from_slice(&check.to_be_bytes());
-            (IpAddr::V4(m.local_v4), IpAddr::V4(d))
+            let sum = w.iter().map(|&x| u64::from(x)).sum::<u64>();
+            let check = !checksum::fold(sum);
+            let w2 = w[2] | u32::from(check);
+            h[0..4].copy_from_slice(&w[0].to_be_bytes());
+            h[4..8].copy_from_slice(&w[1].to_be_bytes());
+            h[8..12].copy_from_slice(&w2.to_be_bytes());
+            h[12..16].copy_from_slice(&w[3].to_be_bytes());
+            h[16..20].copy_from_slice(&w[4].to_be_bytes());
         }
         (_, IpAddr::V6(d)) => {
-            let Some(h) = pkt.first_chunk_mut::<40>() else {
+            let Some(h) = header.first_chunk_mut::<40>() else {
                 return Err(DropReason::NoRoom);
             };
             let lf = len_field.to_be_bytes();
@@ -235,12 +301,10 @@ pub fn encapsulate(
             h[..8].copy_from_slice(&[0x60 | (tos >> 4), tos << 4, 0, 0, lf[0], lf[1], next, ttl]);
             h[8..24].copy_from_slice(&m.local_v6.octets());
             h[24..40].copy_from_slice(&d.octets());
-            (IpAddr::V6(m.local_v6), IpAddr::V6(d))
         }
         // `outer` is derived from `daddr`.
         _ => return Err(DropReason::FamilyMismatch),
-    };
-    let rest = &mut pkt[ip_len..];
+    }
     match m.tunnel.kind {
         TunnelType::Ipip => {}
         TunnelType::Gue => {
@@ -262,22 +326,39 @@ pub fn encapsulate(
                 0,
                 0,
                 0,
-                ipip::protocol_for(family),
+                ipip::protocol_for(inner.family),
                 0,
                 0,
             ];
             if m.tunnel.csum != TunnelCsum::NoCsum {
+                let (src, dst) = match m.daddr {
+                    IpAddr::V4(d) => (IpAddr::V4(m.local_v4), IpAddr::V4(d)),
+                    IpAddr::V6(d) => (IpAddr::V6(m.local_v6), IpAddr::V6(d)),
+                };
                 UdpPacket::new_unchecked(&mut *rest).fill_checksum(&src, &dst);
             }
         }
         TunnelType::Gre => {
-            let et = match family {
+            let et = match inner.family {
                 Family::V4 => ethertype::IPV4,
                 Family::V6 => ethertype::IPV6,
-            };
-            match GrePacket::init(&mut *rest, m.tunnel.csum == TunnelCsum::Csum, et) {
-                Ok(mut g) => g.fill_checksum(),
-                Err(_) => return Err(DropReason::NoRoom),
+            }
+            .to_be_bytes();
+            // The header `GrePacket::init` writes: flags (C for `--tun-csum` only), version 0,
+            // protocol type; with C, the checksum over header and payload, reserved 0.
+            if m.tunnel.csum == TunnelCsum::Csum {
+                let Some(h) = rest.first_chunk_mut::<8>() else {
+                    return Err(DropReason::NoRoom);
+                };
+                let flags = gre::FLAG_C.to_be_bytes();
+                *h = [flags[0], flags[1], et[0], et[1], 0, 0, 0, 0];
+                let sum = !checksum::data(rest);
+                rest[4..6].copy_from_slice(&sum.to_be_bytes());
+            } else {
+                let Some(h) = rest.first_chunk_mut::<4>() else {
+                    return Err(DropReason::NoRoom);
+                };
+                *h = [0, 0, et[0], et[1]];
             }
         }
     }
