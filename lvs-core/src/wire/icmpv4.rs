@@ -76,65 +76,7 @@ pub struct Packet<T> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    ///
-    /// # Panics
-    /// Getters panic if the buffer is shorter than 8 bytes.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer after checking that the 8-byte header is present.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        need(
-            Layer::Icmpv4,
-            field::HEADER_LEN,
-            buffer.as_ref().len(),
-            LenSource::Slice,
-        )?;
-        Ok(Packet { buffer })
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// Message type.
-    #[inline]
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
-    }
-
-    /// Message code.
-    #[inline]
-    pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-
-    /// Checksum field.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-
-    /// The 4 bytes after the checksum, as one big-endian word.
-    #[inline]
-    pub fn rest_of_header(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::REST)
-    }
-
-    /// Echo identifier (echo request / reply).
-    #[inline]
-    pub fn echo_ident(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::IDENT)
-    }
-
-    /// Echo sequence number (echo request / reply).
-    #[inline]
-    pub fn echo_seq(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SEQ)
-    }
+    icmp_header_accessors!(Layer::Icmpv4);
 
     /// Next-hop MTU of a Fragmentation Needed message (bytes 6..8, RFC 1191).
     #[inline]

@@ -125,6 +125,73 @@
 //! assert!(tcp.verify_checksum(&c.src, &IpAddr::V4(rip)));
 //! ```
 
+/// The header accessors ICMPv4 and ICMPv6 share: both have the same 8-byte header layout
+/// (type, code, checksum, 4 more bytes), so one definition serves both views. Expands inside
+/// `impl<T: AsRef<[u8]>> Packet<T>` of a module with a `field` module and `need` in scope.
+macro_rules! icmp_header_accessors {
+    ($layer:expr) => {
+        /// Wraps a buffer without checking it.
+        ///
+        /// # Panics
+        /// Getters panic if the buffer is shorter than 8 bytes.
+        pub const fn new_unchecked(buffer: T) -> Packet<T> {
+            Packet { buffer }
+        }
+
+        /// Wraps a buffer after checking that the 8-byte header is present.
+        pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+            need(
+                $layer,
+                field::HEADER_LEN,
+                buffer.as_ref().len(),
+                LenSource::Slice,
+            )?;
+            Ok(Packet { buffer })
+        }
+
+        /// Returns the underlying buffer.
+        pub fn into_inner(self) -> T {
+            self.buffer
+        }
+
+        /// Message type.
+        #[inline]
+        pub fn msg_type(&self) -> u8 {
+            self.buffer.as_ref()[field::TYPE]
+        }
+
+        /// Message code.
+        #[inline]
+        pub fn code(&self) -> u8 {
+            self.buffer.as_ref()[field::CODE]
+        }
+
+        /// Checksum field.
+        #[inline]
+        pub fn checksum(&self) -> u16 {
+            get_u16(self.buffer.as_ref(), field::CHECKSUM)
+        }
+
+        /// The 4 bytes after the checksum, as one big-endian word.
+        #[inline]
+        pub fn rest_of_header(&self) -> u32 {
+            get_u32(self.buffer.as_ref(), field::REST)
+        }
+
+        /// Echo identifier (echo request / reply).
+        #[inline]
+        pub fn echo_ident(&self) -> u16 {
+            get_u16(self.buffer.as_ref(), field::IDENT)
+        }
+
+        /// Echo sequence number (echo request / reply).
+        #[inline]
+        pub fn echo_seq(&self) -> u16 {
+            get_u16(self.buffer.as_ref(), field::SEQ)
+        }
+    };
+}
+
 pub mod checksum;
 mod classify;
 mod error;
