@@ -1,0 +1,599 @@
+//! `lvs-tun run`: the device, the workers, the timer, signals, control socket and metrics.
+//!
+//! ## One director behind a lock, one worker per queue
+//! All queues share one [`Director`] behind a mutex rather than one director per queue:
+//! - the kernel's multi-queue tun hashes each flow onto one queue (flows stay on a queue), but
+//!   a NAT reply comes from the real server with a different 4-tuple hash than the client's
+//!   packets, so it can land on another queue. A per-queue shard would not find the
+//!   connection; a shared table does.
+//! - schedulers (rr, wlc, ...) must see every connection of a service to balance as IPVS does;
+//!   shards would each run their own round robin.
+//! - the control socket, health checks, listings and metrics act on one state.
+//!
+//! The lock is held for one `handle_packet` call (a few hundred nanoseconds); the device
+//! reads and writes, the expensive part, run outside it and in parallel.
+//!
+//! Time: `now` is read while the lock is held, so the director never sees time going
+//! backwards across workers.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration as StdDuration;
+
+use lvs_core::conn::HashKey;
+use lvs_core::director::{Director, DirectorConfig, PacketConfig, PacketVerdict};
+use lvs_core::rules::RuleSet;
+use lvs_core::wire::ethertype;
+use lvs_core::Instant;
+use tracing::{info, warn};
+use tun_rs::{DeviceBuilder, InterruptEvent, Layer, SyncDevice};
+
+use crate::counters::{Drop, Drops, QueueStats};
+use crate::neigh::{self, Neighbours};
+
+/// Free bytes in front of each packet for tunnel headers (IPv6 + UDP + GUE + room) and, on a
+/// tap, the Ethernet header.
+pub const HEADROOM: usize = 128;
+/// Largest packet read from the device.
+pub const MAX_PACKET: usize = 65_535 + 18;
+/// Room for an ICMP error the director builds (any IPv6 one fits in 1280 bytes).
+const REPLY_ROOM: usize = 1280;
+/// Longest a worker blocks in a read before checking for shutdown.
+const READ_TIMEOUT: StdDuration = StdDuration::from_millis(250);
+
+/// Errors of `lvs-tun run` at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The rules file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The rules file does not parse or the kernel would refuse it (line and column).
+    #[error("{path}: {message}")]
+    Rules {
+        /// The file.
+        path: PathBuf,
+        /// The error naming line and column.
+        message: String,
+    },
+    /// Opening or configuring the device failed.
+    #[error("device {dev}: {source}")]
+    Device {
+        /// Device name.
+        dev: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Something else at start-up (socket, metrics listener, threads, signals).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// Options of `lvs-tun run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The rules file (ipvsadm `-S -n` / `-R` language).
+    pub rules: PathBuf,
+    /// Device name.
+    pub dev: String,
+    /// Tap (L2, DR) instead of tun (L3).
+    pub tap: bool,
+    /// Number of device queues (and workers).
+    pub queues: usize,
+    /// The director's own addresses (tunnel sources, ICMP error sources).
+    pub locals: Vec<IpAddr>,
+    /// The runtime's MAC on a tap device.
+    pub mac: [u8; 6],
+    /// Control socket path.
+    pub socket: Option<PathBuf>,
+    /// Metrics listen address (loopback).
+    pub metrics: Option<SocketAddr>,
+    /// Connection table capacity.
+    pub conn_capacity: u32,
+    /// Forward every packet back unchanged without the director (the raw ceiling, for
+    /// benchmarks).
+    pub raw: bool,
+}
+
+/// What every thread shares.
+pub struct Shared {
+    director: Mutex<Director>,
+    clock: std::time::Instant,
+    /// Drop counters.
+    pub drops: Drops,
+    /// Per-queue counters.
+    pub queues: Vec<QueueStats>,
+    /// Learned MACs (tap).
+    pub neigh: Neighbours,
+    stop: AtomicBool,
+    event: InterruptEvent,
+    /// The rules file, re-read on SIGHUP.
+    pub rules_path: PathBuf,
+    /// Whether the device is a tap.
+    pub tap: bool,
+}
+
+impl Shared {
+    /// Locks the director (a poisoned lock is taken over: the director's state is valid
+    /// between calls).
+    pub fn director(&self) -> MutexGuard<'_, Director> {
+        self.director.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current time on the director's clock (call with the lock held if it is passed
+    /// to the director).
+    pub fn now(&self) -> Instant {
+        let ns = self.clock.elapsed().as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        // Start at 1 s: some expiries are computed backwards from `now`.
+        Instant::from_nanos(ns + 1_000_000_000)
+    }
+
+    /// Asks every thread to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.event.trigger();
+    }
+
+    /// Whether a stop was asked.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Re-reads the rules file and applies it atomically; logs one line per change.
+    pub fn reload(&self) -> Result<(), RunError> {
+        let rules = load_rules(&self.rules_path)?;
+        let mut d = self.director();
+        let now = self.now();
+        let diff = d
+            .apply_rules(now, &rules)
+            .map_err(|e| RunError::Rules {
+                path: self.rules_path.clone(),
+                message: e.to_string(),
+            })?;
+        drop(d);
+        info!(
+            services_added = diff.services_added.len(),
+            services_removed = diff.services_removed.len(),
+            services_edited = diff.services_edited.len(),
+            "rules reloaded from {}",
+            self.rules_path.display()
+        );
+        Ok(())
+    }
+}
+
+/// Reads and parses a rules file.
+pub fn load_rules(path: &Path) -> Result<RuleSet, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    RuleSet::from_text(&text).map_err(|e| RunError::Rules {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// 16 bytes from the kernel's CSPRNG (the connection table's hash key, the scheduler seed).
+fn random_u128() -> u128 {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut b);
+    }
+    u128::from_le_bytes(b)
+}
+
+/// The packet configuration from `--local` addresses (the first of each family).
+pub fn packet_config(locals: &[IpAddr]) -> PacketConfig {
+    let mut p = PacketConfig::default();
+    if let Some(v4) = locals.iter().find_map(|a| match a {
+        IpAddr::V4(v) => Some(*v),
+        _ => None,
+    }) {
+        p.local_v4 = v4;
+    }
+    if let Some(v6) = locals.iter().find_map(|a| match a {
+        IpAddr::V6(v) => Some(*v),
+        _ => None,
+    }) {
+        p.local_v6 = v6;
+    }
+    p
+}
+
+/// Opens the device with `queues` queues.
+pub fn open_device(dev: &str, tap: bool, queues: usize) -> Result<Vec<SyncDevice>, RunError> {
+    let err = |source| RunError::Device {
+        dev: dev.to_owned(),
+        source,
+    };
+    let mut b = DeviceBuilder::new()
+        .name(dev)
+        .layer(if tap { Layer::L2 } else { Layer::L3 });
+    if queues > 1 {
+        b = b.multi_queue(true);
+    }
+    let first = b.build_sync().map_err(err)?;
+    let mut devs = Vec::with_capacity(queues);
+    for _ in 1..queues {
+        devs.push(first.try_clone().map_err(err)?);
+    }
+    devs.insert(0, first);
+    for d in &devs {
+        d.set_nonblocking(true).map_err(err)?;
+    }
+    Ok(devs)
+}
+
+/// Runs the daemon until SIGTERM / SIGINT (or [`Shared::stop`]).
+pub fn run(cfg: RunConfig) -> Result<(), RunError> {
+    let rules = load_rules(&cfg.rules)?;
+    let mut dc = DirectorConfig::new(cfg.conn_capacity, HashKey::from_u128(random_u128()));
+    dc.packet = packet_config(&cfg.locals);
+    dc.rng_seed = random_u128() as u64;
+    let mut director = Director::new(dc);
+    director
+        .apply_rules(Instant::from_secs(1), &rules)
+        .map_err(|e| RunError::Rules {
+            path: cfg.rules.clone(),
+            message: e.to_string(),
+        })?;
+    let devs = open_device(&cfg.dev, cfg.tap, cfg.queues.max(1))?;
+    let event = InterruptEvent::new().map_err(|source| RunError::Io {
+        what: "interrupt event".into(),
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        director: Mutex::new(director),
+        clock: std::time::Instant::now(),
+        drops: Drops::default(),
+        queues: (0..devs.len()).map(|_| QueueStats::default()).collect(),
+        neigh: Neighbours::default(),
+        stop: AtomicBool::new(false),
+        event,
+        rules_path: cfg.rules.clone(),
+        tap: cfg.tap,
+    });
+    info!(
+        dev = %cfg.dev,
+        tap = cfg.tap,
+        queues = devs.len(),
+        services = rules.len(),
+        "lvs-tun running"
+    );
+
+    let mut threads = Vec::new();
+    let spawn_err = |source| RunError::Io {
+        what: "thread".into(),
+        source,
+    };
+    if let Some(path) = &cfg.socket {
+        let listener = crate::ctl::bind(path).map_err(|source| RunError::Io {
+            what: format!("control socket {}", path.display()),
+            source,
+        })?;
+        let s = shared.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("ctl".into())
+                .spawn(move || crate::ctl::serve(listener, &s))
+                .map_err(spawn_err)?,
+        );
+    }
+    if let Some(addr) = cfg.metrics {
+        let listener = crate::metrics::bind(addr).map_err(|source| RunError::Io {
+            what: format!("metrics {addr}"),
+            source,
+        })?;
+        let s = shared.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || crate::metrics::serve(listener, &s))
+                .map_err(spawn_err)?,
+        );
+    }
+    {
+        let s = shared.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("timer".into())
+                .spawn(move || timer(&s))
+                .map_err(spawn_err)?,
+        );
+    }
+    let signals = spawn_signals(shared.clone())?;
+    for (i, dev) in devs.into_iter().enumerate() {
+        let s = shared.clone();
+        let cfg = cfg.clone();
+        threads.push(
+            thread::Builder::new()
+                .name(format!("queue{i}"))
+                .spawn(move || worker(i, &dev, &s, &cfg))
+                .map_err(spawn_err)?,
+        );
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    signals.close();
+    if let Some(path) = &cfg.socket {
+        let _ = std::fs::remove_file(path);
+    }
+    info!("lvs-tun stopped");
+    Ok(())
+}
+
+fn spawn_signals(shared: Arc<Shared>) -> Result<signal_hook::iterator::Handle, RunError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|source| {
+            RunError::Io {
+                what: "signals".into(),
+                source,
+            }
+        })?;
+    let handle = signals.handle();
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    match shared.reload() {
+                        Ok(()) => {}
+                        Err(e) => warn!("reload refused, rules unchanged: {e}"),
+                    }
+                } else {
+                    info!(signal = sig, "stopping");
+                    shared.stop();
+                }
+            }
+        })
+        .map_err(|source| RunError::Io {
+            what: "thread".into(),
+            source,
+        })?;
+    Ok(handle)
+}
+
+/// Calls `handle_timeout` at the director's `poll_timeout` deadlines.
+fn timer(shared: &Shared) {
+    while !shared.stopping() {
+        let wait = {
+            let mut d = shared.director();
+            let now = shared.now();
+            let mut rounds = 0;
+            while d.poll_timeout().is_some_and(|t| t <= now) && rounds < 64 {
+                if !d.handle_timeout(now) {
+                    break;
+                }
+                rounds += 1;
+            }
+            match d.poll_timeout() {
+                Some(t) if t > now => StdDuration::from_nanos((t - now).as_nanos()),
+                Some(_) => StdDuration::from_millis(1),
+                None => READ_TIMEOUT,
+            }
+        };
+        thread::sleep(wait.clamp(StdDuration::from_millis(1), READ_TIMEOUT));
+    }
+}
+
+/// One queue's loop: read, decide, write; never stops on a bad packet.
+fn worker(queue: usize, dev: &SyncDevice, shared: &Shared, cfg: &RunConfig) {
+    let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
+    let mut out = vec![0u8; REPLY_ROOM];
+    let stats = &shared.queues[queue];
+    // On a tap the frame is read 14 bytes before HEADROOM so the IP packet starts there.
+    let at = if cfg.tap { HEADROOM - 14 } else { HEADROOM };
+    while !shared.stopping() {
+        let n = match dev.recv_intr_timeout(&mut buf[at..], &shared.event, Some(READ_TIMEOUT)) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(queue, "read: {e}");
+                thread::sleep(StdDuration::from_millis(10));
+                continue;
+            }
+        };
+        stats.rx(n);
+        if cfg.raw {
+            send(dev, &buf[at..at + n], shared, stats);
+            continue;
+        }
+        if cfg.tap {
+            handle_frame(dev, &mut buf, n, &mut out, shared, stats, cfg.mac);
+        } else {
+            handle_ip(dev, &mut buf, n, &mut out, shared, stats);
+        }
+    }
+}
+
+fn send(dev: &SyncDevice, bytes: &[u8], shared: &Shared, stats: &QueueStats) {
+    // A full device queue or a bad packet refused by the kernel costs this packet only.
+    match dev.send(bytes) {
+        Ok(_) => stats.tx(bytes.len()),
+        Err(_) => shared.drops.add(Drop::WriteError),
+    }
+}
+
+/// Runs the director on `buf[HEADROOM..HEADROOM + n]`.
+fn decide(buf: &mut [u8], n: usize, out: &mut [u8], shared: &Shared) -> PacketVerdict {
+    let mut d = shared.director();
+    let now = shared.now();
+    d.handle_packet(now, &mut buf[..HEADROOM + n], HEADROOM, out)
+}
+
+fn handle_ip(
+    dev: &SyncDevice,
+    buf: &mut [u8],
+    n: usize,
+    out: &mut [u8],
+    shared: &Shared,
+    stats: &QueueStats,
+) {
+    match decide(buf, n, out, shared) {
+        PacketVerdict::Forward { start, len, .. } => {
+            send(dev, &buf[start..start + len], shared, stats)
+        }
+        PacketVerdict::Reply { reason, start, len } => {
+            shared.drops.add(Drop::Xmit(reason));
+            stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
+            send(dev, &out[start..start + len], shared, stats);
+        }
+        PacketVerdict::Local { .. } => shared.drops.add(Drop::LocalNode),
+        PacketVerdict::NotOurs => shared.drops.add(Drop::NotOurs),
+        PacketVerdict::Drop(r) => shared.drops.add(r.into()),
+    }
+}
+
+fn handle_frame(
+    dev: &SyncDevice,
+    buf: &mut [u8],
+    n: usize,
+    out: &mut [u8],
+    shared: &Shared,
+    stats: &QueueStats,
+    mac: [u8; 6],
+) {
+    let at = HEADROOM - 14;
+    if n < 14 {
+        shared.drops.add(Drop::Malformed);
+        return;
+    }
+    let frame = &buf[at..at + n];
+    let et = u16::from_be_bytes([frame[12], frame[13]]);
+    if shared.neigh.learn_from_frame(frame) {
+        // ARP and neighbour discovery are the segment's business, not a service's.
+        return;
+    }
+    if et != ethertype::IPV4 && et != ethertype::IPV6 {
+        shared.drops.add(Drop::NonIp);
+        return;
+    }
+    let mut sender = [0u8; 6];
+    sender.copy_from_slice(&frame[6..12]);
+    match decide(buf, n - 14, out, shared) {
+        PacketVerdict::Forward {
+            start,
+            len,
+            next_hop,
+            reply,
+            ..
+        } => {
+            // Replies (NAT through a tap) go back to the router that sent the client's
+            // packets; everything else to the real server's MAC.
+            let dst = if reply {
+                Some(sender)
+            } else {
+                shared.neigh.get(next_hop)
+            };
+            let Some(dst) = dst else {
+                shared.drops.add(Drop::NeighMiss);
+                send(dev, &neigh::request(next_hop, mac), shared, stats);
+                return;
+            };
+            if start < 14 {
+                shared.drops.add(Drop::Xmit(lvs_core::xmit::DropReason::NoRoom));
+                return;
+            }
+            let f = start - 14;
+            let et = if buf[start] >> 4 == 6 {
+                ethertype::IPV6
+            } else {
+                ethertype::IPV4
+            };
+            buf[f..f + 6].copy_from_slice(&dst);
+            buf[f + 6..f + 12].copy_from_slice(&mac);
+            buf[f + 12..f + 14].copy_from_slice(&et.to_be_bytes());
+            send(dev, &buf[f..start + len], shared, stats);
+        }
+        PacketVerdict::Reply { reason, start, len } => {
+            shared.drops.add(Drop::Xmit(reason));
+            stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
+            if len > 0 && start + len <= out.len() {
+                let mut f = Vec::with_capacity(14 + len);
+                f.extend_from_slice(&sender);
+                f.extend_from_slice(&mac);
+                let et = if out[start] >> 4 == 6 {
+                    ethertype::IPV6
+                } else {
+                    ethertype::IPV4
+                };
+                f.extend_from_slice(&et.to_be_bytes());
+                f.extend_from_slice(&out[start..start + len]);
+                send(dev, &f, shared, stats);
+            }
+        }
+        PacketVerdict::Local { .. } => shared.drops.add(Drop::LocalNode),
+        PacketVerdict::NotOurs => shared.drops.add(Drop::NotOurs),
+        PacketVerdict::Drop(r) => shared.drops.add(r.into()),
+    }
+}
+
+/// Parses a MAC written `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("{s:?}: a MAC has six colon-separated bytes"));
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: byte {} is not hex", i + 1))?;
+    }
+    Ok(mac)
+}
+
+/// The unspecified addresses, for configurations without `--local`.
+pub const UNSPECIFIED: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:1b:5f:00:00:01"), Ok([2, 0x1b, 0x5f, 0, 0, 1]));
+        assert!(parse_mac("02:1b:5f:00:00").is_err());
+        assert!(parse_mac("02:1b:5f:00:00:zz").is_err());
+    }
+
+    #[test]
+    fn locals_fill_each_family_once() {
+        let p = packet_config(&[
+            "10.0.1.1".parse().unwrap(),
+            "fd00::1".parse().unwrap(),
+            "10.0.1.2".parse().unwrap(),
+        ]);
+        assert_eq!(p.local_v4, Ipv4Addr::new(10, 0, 1, 1));
+        assert_eq!(p.local_v6, "fd00::1".parse::<Ipv6Addr>().unwrap());
+        let p = packet_config(&UNSPECIFIED);
+        assert_eq!(p.local_v4, Ipv4Addr::UNSPECIFIED);
+    }
+}
