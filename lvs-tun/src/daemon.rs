@@ -306,12 +306,15 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
                 .map_err(spawn_err)?,
         );
     }
+    let devs: Vec<Arc<SyncDevice>> = devs.into_iter().map(Arc::new).collect();
     {
         let s = shared.clone();
+        // On a tap the timer also resolves the real servers' MACs ahead of traffic.
+        let resolver = cfg.tap.then(|| (devs[0].clone(), cfg.mac));
         threads.push(
             thread::Builder::new()
                 .name("timer".into())
-                .spawn(move || timer(&s))
+                .spawn(move || timer(&s, resolver))
                 .map_err(spawn_err)?,
         );
     }
@@ -369,9 +372,41 @@ fn spawn_signals(shared: Arc<Shared>) -> Result<signal_hook::iterator::Handle, R
     Ok(handle)
 }
 
-/// Calls `handle_timeout` at the director's `poll_timeout` deadlines.
-fn timer(shared: &Shared) {
+/// How often the real servers' MACs are asked for again on a tap (missing ones every tick).
+const RESOLVE_REFRESH: StdDuration = StdDuration::from_secs(30);
+
+/// Asks for the MAC of every real server: the missing ones, or all with `all`.
+fn resolve(shared: &Shared, dev: &SyncDevice, mac: [u8; 6], all: bool) {
+    let addrs: Vec<IpAddr> = {
+        let d = shared.director();
+        d.rules()
+            .services()
+            .flat_map(|(_, dests)| dests.iter().map(|x| x.addr))
+            .collect()
+    };
+    for a in addrs {
+        if all || shared.neigh.get(a).is_none() {
+            let _ = dev.send(&neigh::request(a, mac));
+        }
+    }
+}
+
+/// Calls `handle_timeout` at the director's `poll_timeout` deadlines; on a tap, also keeps
+/// the real servers' MACs resolved.
+fn timer(shared: &Shared, resolver: Option<(Arc<SyncDevice>, [u8; 6])>) {
+    let mut last_resolve: Option<std::time::Instant> = None;
+    let mut last_refresh = std::time::Instant::now();
     while !shared.stopping() {
+        if let Some((dev, mac)) = &resolver {
+            if last_resolve.is_none_or(|t| t.elapsed() >= StdDuration::from_millis(500)) {
+                let all = last_refresh.elapsed() >= RESOLVE_REFRESH;
+                if all {
+                    last_refresh = std::time::Instant::now();
+                }
+                resolve(shared, dev, *mac, all);
+                last_resolve = Some(std::time::Instant::now());
+            }
+        }
         let wait = {
             let mut d = shared.director();
             let now = shared.now();
