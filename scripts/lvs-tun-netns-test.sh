@@ -117,10 +117,10 @@ metric() { # name{labels} -> value
   inns "$D" curl -s -m 2 http://127.0.0.1:9101/metrics | awk -v k="$1" 'index($0, k" ") == 1 {print $2}'
 }
 
-garbage() { # device label
+garbage() { # device label [eth]
   local before after sent
   before=$(metric 'lvs_tun_drops_total{reason="malformed"}')
-  sent=$(inns "$D" python3 "$RAW" "$1" 3000 "$ID")
+  sent=$(inns "$D" python3 "$RAW" "$1" 3000 "$ID" "${3:-}")
   sleep 0.3
   after=$(metric 'lvs_tun_drops_total{reason="malformed"}')
   check "$2: $sent random packets written into the device, daemon alive" kill -0 "$DPID"
@@ -201,7 +201,7 @@ run_method() { # name lvs-tun-args...
   esac
   spread http://10.100.0.1/ "$name v4"
   spread "http://[fd00:100::1]/" "$name v6"
-  garbage "$( [[ $name == dr ]] && echo lvs1 || echo lvs0 )" "$name"
+  if [[ $name == dr ]]; then garbage lvs1 "$name" eth; else garbage lvs0 "$name"; fi
   spread http://10.100.0.1/ "$name v4 after garbage"
   if [[ $name == nat ]]; then nat_extras; fi
   stop_director
