@@ -83,8 +83,57 @@ rules() { # method flag, real-server address prefixes
   for i in 1 2 3; do echo "-a -t [fd00:100::1]:80 -r [$p6$i]:80 $m"; done
 }
 
-start_director() { # extra lvs-tun arguments
-  ip netns exec "$D" env LVS_TUN_LOG=info "$BIN" run --rules "$WORK/rules" --socket "$SOCK" \
+keepalived_conf() {
+  echo "virtual_server 10.100.0.1 80 {"
+  echo "  delay_loop 1"
+  echo "  lb_algo rr"
+  echo "  lb_kind NAT"
+  echo "  protocol TCP"
+  for i in 1 2 3; do
+    echo "  real_server 10.0.1.1$i 80 {"
+    echo "    HTTP_GET {"
+    echo "      url {"
+    echo "        path /"
+    echo "        status_code 200"
+    echo "      }"
+    echo "      connect_timeout 1"
+    echo "      retry 0"
+    echo "    }"
+    echo "  }"
+  done
+  echo "}"
+}
+
+dests_listed() { # count of real servers in the v4 listing
+  ctl -L -n | grep -c -- "-> 10.0.1.1" || true
+}
+
+health_checks() {
+  local t=0
+  while [[ $(dests_listed) != 3 && $t -lt 50 ]]; do sleep 0.2; t=$((t + 1)); done
+  check "health: all three real servers added after their first check" test "$(dests_listed)" = 3
+  spread http://10.100.0.1/ "health v4"
+  # Stop rs2's HTTP server mid-run; requests keep flowing while the checker notices.
+  ip netns pids "${RS[1]}" | xargs -r kill
+  local t0=$SECONDS
+  t=0
+  while [[ $(dests_listed) != 2 && $t -lt 100 ]]; do
+    inns "$C" curl -s -m 1 -o /dev/null http://10.100.0.1/ || true
+    sleep 0.1; t=$((t + 1))
+  done
+  check "health: stopped rs2 detected and removed ($((SECONDS - t0)) s)" bash -c "! grep -q 10.0.1.12 <<<'$(ctl -L -n)'"
+  check "health: the log says so" grep -q "real server down" "$WORK/director.log"
+  local out
+  out=$(for _ in $(seq 30); do inns "$C" curl -s -m 3 http://10.100.0.1/ || echo failed; done | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')
+  check "health: no failed request after detection, rr over the two left [$out]" test "$out" = "rs1=15 rs3=15 "
+  inns "${RS[1]}" python3 "$SERVER" rs2 >/dev/null 2>&1 &
+  t=0
+  while [[ $(dests_listed) != 3 && $t -lt 50 ]]; do sleep 0.2; t=$((t + 1)); done
+  check "health: rs2 back after its server restarts" test "$(dests_listed)" = 3
+}
+
+start_director() { # rules option, extra lvs-tun arguments
+  ip netns exec "$D" env LVS_TUN_LOG=info "$BIN" run --socket "$SOCK" \
     --local 10.0.1.1 --local fd00:1::1 --metrics 127.0.0.1:9101 "$@" 2>>"$WORK/director.log" &
   DPID=$!
 }
@@ -177,12 +226,21 @@ run_method() { # name lvs-tun-args...
   case $name in
     nat)
       rules -m 10.0.1.1 fd00:1::1 >"$WORK/rules"
-      start_director --dev lvs0 --queues 2
+      start_director --rules "$WORK/rules" --dev lvs0 --queues 2
       inns "$D" "$SETUP" director-nat lvs0 br0 10.0.1.0/24,fd00:1::/64 10.100.0.1 fd00:100::1
+      ;;
+    health)
+      keepalived_conf >"$WORK/keepalived.conf"
+      start_director --keepalived "$WORK/keepalived.conf" --dev lvs0
+      inns "$D" "$SETUP" director-nat lvs0 br0 10.0.1.0/24 10.100.0.1
+      health_checks
+      stop_director
+      cleanup_ns
+      return
       ;;
     tun)
       rules -i 10.0.2.1 fd00:2::1 >"$WORK/rules"
-      start_director --dev lvs0
+      start_director --rules "$WORK/rules" --dev lvs0
       inns "$D" "$SETUP" director-tun lvs0 10.100.0.1 fd00:100::1
       for i in 1 2 3; do
         inns "$D" ip route add 10.0.2.1$i/32 via 10.0.1.1$i
@@ -194,7 +252,7 @@ run_method() { # name lvs-tun-args...
       ;;
     dr)
       rules -g 10.0.1.1 fd00:1::1 >"$WORK/rules"
-      start_director --dev lvs1 --tap --mac "$MAC"
+      start_director --rules "$WORK/rules" --dev lvs1 --tap --mac "$MAC"
       inns "$D" "$SETUP" director-dr lvs1 br0 10.0.1.254,fd00:1::fe "$MAC" 10.100.0.1 fd00:100::1
       for ns in "${RS[@]}"; do inns "$ns" "$SETUP" rs-dr 10.100.0.1 fd00:100::1; done
       ;;
@@ -216,7 +274,7 @@ cleanup_ns() {
   for ns in "$C" "$D" "${RS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 }
 
-for m in ${LVS_TUN_METHODS:-nat tun dr}; do
+for m in ${LVS_TUN_METHODS:-nat tun dr health}; do
   echo "--- $m"
   run_method "$m"
 done

@@ -150,10 +150,17 @@ pub fn wants_stdin(args: &[String]) -> bool {
 
 /// The service named by `-t/-u/--sctp-service/-f` in `args`, through the rule parser.
 fn service_filter(args: &[String]) -> Result<Option<ServiceKey>, String> {
-    let Some(i) = args
-        .iter()
-        .position(|a| matches!(a.as_str(), "-t" | "-u" | "--sctp-service" | "-f" | "--tcp-service" | "--udp-service" | "--fwmark-service"))
-    else {
+    let Some(i) = args.iter().position(|a| {
+        matches!(
+            a.as_str(),
+            "-t" | "-u"
+                | "--sctp-service"
+                | "-f"
+                | "--tcp-service"
+                | "--udp-service"
+                | "--fwmark-service"
+        )
+    }) else {
         return Ok(None);
     };
     let Some(v) = args.get(i + 1) else {
@@ -167,12 +174,15 @@ fn service_filter(args: &[String]) -> Result<Option<ServiceKey>, String> {
 }
 
 /// Executes one ipvsadm request against `d`: the text to print, or an error message.
-pub fn execute(d: &mut Director, now: Instant, args: &[String], body: &str) -> Result<String, String> {
+pub fn execute(
+    d: &mut Director,
+    now: Instant,
+    args: &[String],
+    body: &str,
+) -> Result<String, String> {
     let has = |names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
     if has(&["--role"]) {
-        return Err(
-            "connection sync is not available in this build: --role is refused\n".into(),
-        );
+        return Err("connection sync is not available in this build: --role is refused\n".into());
     }
     if has(&["-L", "-l", "--list"]) {
         if has(&["-c", "--connection"]) {
@@ -258,14 +268,29 @@ mod tests {
         let mut d = director();
         let t = Instant::from_secs(1);
         execute(&mut d, t, &args("-A -t 10.100.0.1:80 -s rr"), "").unwrap();
-        execute(&mut d, t, &args("-a -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 2"), "").unwrap();
+        execute(
+            &mut d,
+            t,
+            &args("-a -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 2"),
+            "",
+        )
+        .unwrap();
         let l = execute(&mut d, t, &args("-L -n"), "").unwrap();
         assert!(l.contains("TCP  10.100.0.1:80 rr"), "{l}");
         assert!(l.contains("10.0.1.11:80"), "{l}");
         assert!(l.contains("Masq    2"), "{l}");
-        execute(&mut d, t, &args("-e -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 0"), "").unwrap();
+        execute(
+            &mut d,
+            t,
+            &args("-e -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 0"),
+            "",
+        )
+        .unwrap();
         let s = execute(&mut d, t, &args("-S -n"), "").unwrap();
-        assert!(s.contains("-a -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 0"), "{s}");
+        assert!(
+            s.contains("-a -t 10.100.0.1:80 -r 10.0.1.11:80 -m -w 0"),
+            "{s}"
+        );
         // Errors are the kernel's.
         let e = execute(&mut d, t, &args("-A -t 10.100.0.1:80"), "").unwrap_err();
         assert!(e.to_lowercase().contains("exist"), "{e}");
@@ -291,7 +316,10 @@ mod tests {
         assert_eq!(d.rules().save(), before);
         execute(&mut d, t, &args("-R"), "-C\n-A -t 10.100.0.2:80 -s rr\n").unwrap();
         let s = d.rules().save();
-        assert!(s.contains("10.100.0.2:80") && !s.contains("10.100.0.1:53"), "{s}");
+        assert!(
+            s.contains("10.100.0.2:80") && !s.contains("10.100.0.1:53"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub enum RunError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The options contradict each other.
+    #[error("{0}")]
+    Config(String),
+    /// keepalived.conf does not parse (file, line and column).
+    #[error("{0}")]
+    Keepalived(String),
     /// Something else at start-up (socket, metrics listener, threads, signals).
     #[error("{what}: {source}")]
     Io {
@@ -85,8 +91,10 @@ pub enum RunError {
 /// Options of `lvs-tun run`.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    /// The rules file (ipvsadm `-S -n` / `-R` language).
-    pub rules: PathBuf,
+    /// The rules file (ipvsadm `-S -n` / `-R` language), re-read on SIGHUP.
+    pub rules: Option<PathBuf>,
+    /// keepalived.conf: services, real servers and health checks (instead of `rules`).
+    pub keepalived: Option<PathBuf>,
     /// Device name.
     pub dev: String,
     /// Tap (L2, DR) instead of tun (L3).
@@ -120,8 +128,8 @@ pub struct Shared {
     pub neigh: Neighbours,
     stop: AtomicBool,
     event: InterruptEvent,
-    /// The rules file, re-read on SIGHUP.
-    pub rules_path: PathBuf,
+    /// The rules file, re-read on SIGHUP (none with keepalived.conf).
+    pub rules_path: Option<PathBuf>,
     /// Whether the device is a tap.
     pub tap: bool,
 }
@@ -136,7 +144,11 @@ impl Shared {
     /// The current time on the director's clock (call with the lock held if it is passed
     /// to the director).
     pub fn now(&self) -> Instant {
-        let ns = self.clock.elapsed().as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        let ns = self
+            .clock
+            .elapsed()
+            .as_nanos()
+            .min(u128::from(u64::MAX / 2)) as u64;
         // Start at 1 s: some expiries are computed backwards from `now`.
         Instant::from_nanos(ns + 1_000_000_000)
     }
@@ -154,22 +166,25 @@ impl Shared {
 
     /// Re-reads the rules file and applies it atomically; logs one line per change.
     pub fn reload(&self) -> Result<(), RunError> {
-        let rules = load_rules(&self.rules_path)?;
+        let Some(path) = &self.rules_path else {
+            return Err(RunError::Config(
+                "no rules file to reload (keepalived.conf is read at start only)".into(),
+            ));
+        };
+        let rules = load_rules(path)?;
         let mut d = self.director();
         let now = self.now();
-        let diff = d
-            .apply_rules(now, &rules)
-            .map_err(|e| RunError::Rules {
-                path: self.rules_path.clone(),
-                message: e.to_string(),
-            })?;
+        let diff = d.apply_rules(now, &rules).map_err(|e| RunError::Rules {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         drop(d);
         info!(
             services_added = diff.services_added.len(),
             services_removed = diff.services_removed.len(),
             services_edited = diff.services_edited.len(),
             "rules reloaded from {}",
-            self.rules_path.display()
+            path.display()
         );
         Ok(())
     }
@@ -240,7 +255,27 @@ pub fn open_device(dev: &str, tap: bool, queues: usize) -> Result<Vec<SyncDevice
 
 /// Runs the daemon until SIGTERM / SIGINT (or [`Shared::stop`]).
 pub fn run(cfg: RunConfig) -> Result<(), RunError> {
-    let rules = load_rules(&cfg.rules)?;
+    let (rules, plan) = match (&cfg.rules, &cfg.keepalived) {
+        (Some(p), None) => (load_rules(p)?, None),
+        (None, Some(k)) => {
+            let kc = crate::health::load(k).map_err(RunError::Keepalived)?;
+            for w in &kc.warnings {
+                warn!("{}:{}:{}: {}", w.file, w.line, w.column, w.message);
+            }
+            let plan = crate::health::plan(&kc);
+            (plan.services.clone(), Some(plan))
+        }
+        _ => {
+            return Err(RunError::Config(
+                "give exactly one of --rules and --keepalived".into(),
+            ))
+        }
+    };
+    let rules_label = cfg
+        .rules
+        .clone()
+        .or(cfg.keepalived.clone())
+        .unwrap_or_default();
     let mut dc = DirectorConfig::new(cfg.conn_capacity, HashKey::from_u128(random_u128()));
     dc.packet = packet_config(&cfg.locals);
     dc.rng_seed = random_u128() as u64;
@@ -248,7 +283,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
     director
         .apply_rules(Instant::from_secs(1), &rules)
         .map_err(|e| RunError::Rules {
-            path: cfg.rules.clone(),
+            path: rules_label.clone(),
             message: e.to_string(),
         })?;
     let devs = open_device(&cfg.dev, cfg.tap, cfg.queues.max(1))?;
@@ -315,6 +350,16 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
             thread::Builder::new()
                 .name("timer".into())
                 .spawn(move || timer(&s, resolver))
+                .map_err(spawn_err)?,
+        );
+    }
+    if let Some(plan) = plan {
+        let s = shared.clone();
+        let seed = random_u128() as u64;
+        threads.push(
+            thread::Builder::new()
+                .name("health".into())
+                .spawn(move || crate::health::run(s, plan, seed))
                 .map_err(spawn_err)?,
         );
     }
@@ -552,7 +597,9 @@ fn handle_frame(
                 return;
             };
             if start < 14 {
-                shared.drops.add(Drop::Xmit(lvs_core::xmit::DropReason::NoRoom));
+                shared
+                    .drops
+                    .add(Drop::Xmit(lvs_core::xmit::DropReason::NoRoom));
                 return;
             }
             let f = start - 14;
@@ -597,7 +644,8 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     }
     let mut mac = [0u8; 6];
     for (i, p) in parts.iter().enumerate() {
-        mac[i] = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: byte {} is not hex", i + 1))?;
+        mac[i] =
+            u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: byte {} is not hex", i + 1))?;
     }
     Ok(mac)
 }

@@ -58,12 +58,13 @@ pub fn run(cfg: DecapConfig) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(
-            |source| RunError::Io {
-                what: "signals".into(),
-                source,
-            },
-        )?;
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|source| {
+                RunError::Io {
+                    what: "signals".into(),
+                    source,
+                }
+            })?;
         let (event, stop) = (event.clone(), stop.clone());
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
@@ -82,7 +83,9 @@ pub fn run(cfg: DecapConfig) -> Result<(), RunError> {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::WouldBlock
                 ) =>
             {
                 continue

@@ -6,6 +6,7 @@
 //!   the timer, signals (SIGHUP reload, SIGTERM stop), the control socket and metrics.
 //! - [`decap`]: `lvs-tun decap`, the real-server side of the TUN method for machines without
 //!   ipip, gre or fou in their kernel.
+//! - [`health`]: keepalived.conf's health checks run for real (TCP, HTTP GET, MISC_CHECK).
 //! - [`ctl`]: the ipvsadm language over a Unix socket (`lvs-tun ctl`).
 //! - [`metrics`]: Prometheus text named after node_exporter's ipvs collector.
 //! - [`neigh`]: the ARP / neighbour discovery the DR path needs on a tap device.
@@ -15,5 +16,6 @@ pub mod counters;
 pub mod ctl;
 pub mod daemon;
 pub mod decap;
+pub mod health;
 pub mod metrics;
 pub mod neigh;

@@ -24,8 +24,11 @@ enum Cmd {
     /// Run the director on a device: tun (NAT and TUN methods) or tap (DR).
     Run {
         /// Rules in the ipvsadm language (what `ipvsadm -S -n` prints); SIGHUP re-reads it.
-        #[arg(long, value_name = "RULES")]
-        rules: PathBuf,
+        #[arg(long, value_name = "RULES", required_unless_present = "keepalived")]
+        rules: Option<PathBuf>,
+        /// keepalived.conf: services, real servers and their health checks, run for real.
+        #[arg(long, value_name = "FILE", conflicts_with = "rules")]
+        keepalived: Option<PathBuf>,
         /// Device name (created if missing, removed at exit unless persistent).
         #[arg(long, value_name = "NAME")]
         dev: String,
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run {
             rules,
+            keepalived,
             dev,
             tap,
             queues,
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
             init_logs();
             daemon::run(RunConfig {
                 rules,
+                keepalived,
                 dev,
                 tap,
                 queues: usize::from(queues),
@@ -140,7 +145,10 @@ fn main() -> ExitCode {
         Cmd::Ctl { socket, args } => {
             let mut body = String::new();
             if ctl::wants_stdin(&args) {
-                if let Err(e) = std::io::stdin().take(ctl::MAX_REQUEST as u64).read_to_string(&mut body) {
+                if let Err(e) = std::io::stdin()
+                    .take(ctl::MAX_REQUEST as u64)
+                    .read_to_string(&mut body)
+                {
                     eprintln!("lvs-tun ctl: standard input: {e}");
                     return ExitCode::from(2);
                 }

@@ -115,25 +115,85 @@ pub fn render(
 ) -> String {
     let mut o = String::new();
     for (name, help, v) in [
-        ("node_ipvs_connections_total", "The total number of connections made.", total.conns),
-        ("node_ipvs_incoming_packets_total", "The total number of incoming packets.", total.inpkts),
-        ("node_ipvs_outgoing_packets_total", "The total number of outgoing packets.", total.outpkts),
-        ("node_ipvs_incoming_bytes_total", "The total amount of incoming data.", total.inbytes),
-        ("node_ipvs_outgoing_bytes_total", "The total amount of outgoing data.", total.outbytes),
+        (
+            "node_ipvs_connections_total",
+            "The total number of connections made.",
+            total.conns,
+        ),
+        (
+            "node_ipvs_incoming_packets_total",
+            "The total number of incoming packets.",
+            total.inpkts,
+        ),
+        (
+            "node_ipvs_outgoing_packets_total",
+            "The total number of outgoing packets.",
+            total.outpkts,
+        ),
+        (
+            "node_ipvs_incoming_bytes_total",
+            "The total amount of incoming data.",
+            total.inbytes,
+        ),
+        (
+            "node_ipvs_outgoing_bytes_total",
+            "The total amount of outgoing data.",
+            total.outbytes,
+        ),
     ] {
         header(&mut o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
     }
     type Pick = fn(&lvs_core::rules::listing::DestSnapshot) -> u64;
     let backend: [(&str, &str, &str, Pick); 8] = [
-        ("node_ipvs_backend_connections_active", "gauge", "The current active connections by local and remote address.", |d| u64::from(d.activeconns)),
-        ("node_ipvs_backend_connections_inactive", "gauge", "The current inactive connections by local and remote address.", |d| u64::from(d.inactconns)),
-        ("node_ipvs_backend_weight", "gauge", "The current backend weight by local and remote address.", |d| u64::from(d.config.weight)),
-        ("lvs_tun_backend_connections_total", "counter", "Connections scheduled to the real server.", |d| d.stats.conns),
-        ("lvs_tun_backend_incoming_packets_total", "counter", "Packets client to real server.", |d| d.stats.inpkts),
-        ("lvs_tun_backend_outgoing_packets_total", "counter", "Packets real server to client.", |d| d.stats.outpkts),
-        ("lvs_tun_backend_incoming_bytes_total", "counter", "Bytes client to real server.", |d| d.stats.inbytes),
-        ("lvs_tun_backend_outgoing_bytes_total", "counter", "Bytes real server to client.", |d| d.stats.outbytes),
+        (
+            "node_ipvs_backend_connections_active",
+            "gauge",
+            "The current active connections by local and remote address.",
+            |d| u64::from(d.activeconns),
+        ),
+        (
+            "node_ipvs_backend_connections_inactive",
+            "gauge",
+            "The current inactive connections by local and remote address.",
+            |d| u64::from(d.inactconns),
+        ),
+        (
+            "node_ipvs_backend_weight",
+            "gauge",
+            "The current backend weight by local and remote address.",
+            |d| u64::from(d.config.weight),
+        ),
+        (
+            "lvs_tun_backend_connections_total",
+            "counter",
+            "Connections scheduled to the real server.",
+            |d| d.stats.conns,
+        ),
+        (
+            "lvs_tun_backend_incoming_packets_total",
+            "counter",
+            "Packets client to real server.",
+            |d| d.stats.inpkts,
+        ),
+        (
+            "lvs_tun_backend_outgoing_packets_total",
+            "counter",
+            "Packets real server to client.",
+            |d| d.stats.outpkts,
+        ),
+        (
+            "lvs_tun_backend_incoming_bytes_total",
+            "counter",
+            "Bytes client to real server.",
+            |d| d.stats.inbytes,
+        ),
+        (
+            "lvs_tun_backend_outgoing_bytes_total",
+            "counter",
+            "Bytes real server to client.",
+            |d| d.stats.outbytes,
+        ),
     ];
     for (name, kind, help, pick) in backend {
         header(&mut o, name, kind, help);
@@ -152,30 +212,84 @@ pub fn render(
     }
     type SPick = fn(&Stats) -> u64;
     let service: [(&str, &str, SPick); 5] = [
-        ("lvs_tun_service_connections_total", "Connections scheduled by the service.", |s| s.conns),
-        ("lvs_tun_service_incoming_packets_total", "Packets client to service.", |s| s.inpkts),
-        ("lvs_tun_service_outgoing_packets_total", "Packets service to client.", |s| s.outpkts),
-        ("lvs_tun_service_incoming_bytes_total", "Bytes client to service.", |s| s.inbytes),
-        ("lvs_tun_service_outgoing_bytes_total", "Bytes service to client.", |s| s.outbytes),
+        (
+            "lvs_tun_service_connections_total",
+            "Connections scheduled by the service.",
+            |s| s.conns,
+        ),
+        (
+            "lvs_tun_service_incoming_packets_total",
+            "Packets client to service.",
+            |s| s.inpkts,
+        ),
+        (
+            "lvs_tun_service_outgoing_packets_total",
+            "Packets service to client.",
+            |s| s.outpkts,
+        ),
+        (
+            "lvs_tun_service_incoming_bytes_total",
+            "Bytes client to service.",
+            |s| s.inbytes,
+        ),
+        (
+            "lvs_tun_service_outgoing_bytes_total",
+            "Bytes service to client.",
+            |s| s.outbytes,
+        ),
     ];
     for (name, help, pick) in service {
         header(&mut o, name, "counter", help);
         for s in &snap.services {
-            let _ = writeln!(o, "{name}{{{}}} {}", service_labels(&s.config.key), pick(&s.stats));
+            let _ = writeln!(
+                o,
+                "{name}{{{}}} {}",
+                service_labels(&s.config.key),
+                pick(&s.stats)
+            );
         }
     }
-    header(&mut o, "lvs_tun_drops_total", "counter", "Packets read from the device and not forwarded, by reason.");
+    header(
+        &mut o,
+        "lvs_tun_drops_total",
+        "counter",
+        "Packets read from the device and not forwarded, by reason.",
+    );
     for (d, v) in drops {
         let _ = writeln!(o, "lvs_tun_drops_total{{reason=\"{}\"}} {v}", d.name());
     }
     type QPick = fn(&QueueStats) -> u64;
     let q: [(&str, &str, QPick); 6] = [
-        ("lvs_tun_queue_rx_packets_total", "Packets read from the device queue.", |q| q.rx_packets.load(Relaxed)),
-        ("lvs_tun_queue_rx_bytes_total", "Bytes read from the device queue.", |q| q.rx_bytes.load(Relaxed)),
-        ("lvs_tun_queue_tx_packets_total", "Packets written to the device queue.", |q| q.tx_packets.load(Relaxed)),
-        ("lvs_tun_queue_tx_bytes_total", "Bytes written to the device queue.", |q| q.tx_bytes.load(Relaxed)),
-        ("lvs_tun_queue_icmp_errors_total", "ICMP errors built and sent instead of forwarding.", |q| q.icmp_errors.load(Relaxed)),
-        ("lvs_tun_queue_read_errors_total", "Failed reads from the device queue.", |q| q.read_errors.load(Relaxed)),
+        (
+            "lvs_tun_queue_rx_packets_total",
+            "Packets read from the device queue.",
+            |q| q.rx_packets.load(Relaxed),
+        ),
+        (
+            "lvs_tun_queue_rx_bytes_total",
+            "Bytes read from the device queue.",
+            |q| q.rx_bytes.load(Relaxed),
+        ),
+        (
+            "lvs_tun_queue_tx_packets_total",
+            "Packets written to the device queue.",
+            |q| q.tx_packets.load(Relaxed),
+        ),
+        (
+            "lvs_tun_queue_tx_bytes_total",
+            "Bytes written to the device queue.",
+            |q| q.tx_bytes.load(Relaxed),
+        ),
+        (
+            "lvs_tun_queue_icmp_errors_total",
+            "ICMP errors built and sent instead of forwarding.",
+            |q| q.icmp_errors.load(Relaxed),
+        ),
+        (
+            "lvs_tun_queue_read_errors_total",
+            "Failed reads from the device queue.",
+            |q| q.read_errors.load(Relaxed),
+        ),
     ];
     for (name, help, pick) in q {
         header(&mut o, name, "counter", help);

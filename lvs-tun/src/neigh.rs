@@ -24,7 +24,11 @@ pub struct Neighbours {
 impl Neighbours {
     /// The learned MAC of `ip`.
     pub fn get(&self, ip: IpAddr) -> Option<[u8; 6]> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).copied()
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ip)
+            .copied()
     }
 
     /// Records `ip` at `mac` (updates an entry; adds one while there is room). Ignores
