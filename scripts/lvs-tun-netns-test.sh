@@ -73,6 +73,10 @@ topology() {
     inns "$ns" ip -6 route add default via fd00:1::1
     inns "$ns" python3 "$SERVER" rs$i >/dev/null 2>&1 &
   done
+  # The real servers answer before the director starts (health checks see them up).
+  for ns in "${RS[@]}"; do
+    for _ in $(seq 100); do inns "$ns" curl -s -m 1 -o /dev/null http://127.0.0.1/ && break; sleep 0.1; done
+  done
 }
 
 rules() { # method flag, real-server address prefixes
@@ -127,7 +131,7 @@ health_checks() {
   out=$(for _ in $(seq 30); do inns "$C" curl -s -m 3 http://10.100.0.1/ || echo failed; done | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')
   check "health: no failed request after detection, rr over the two left [$out]" test "$out" = "rs1=15 rs3=15 "
   inns "${RS[1]}" python3 "$SERVER" rs2 >/dev/null 2>&1 &
-  t=0
+  local t=0
   while [[ $(dests_listed) != 3 && $t -lt 50 ]]; do sleep 0.2; t=$((t + 1)); done
   check "health: rs2 back after its server restarts" test "$(dests_listed)" = 3
 }
@@ -158,7 +162,7 @@ spread() { # url label
   wait_http "$url" || { bad "$label: VIP answers"; return; }
   # The wait above scheduled connections too: start the count on a fresh rr position by
   # counting whole rounds.
-  out=$(for _ in $(seq 30); do inns "$C" curl -s -m 3 "$url" || echo failed; done | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')
+  out=$(for _ in $(seq 30); do inns "$C" curl -s -m 3 "$url" || echo "failed$?"; done | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')
   check "$label: 30 requests spread rr 10/10/10 [$out]" test "$out" = "rs1=10 rs2=10 rs3=10 "
 }
 
