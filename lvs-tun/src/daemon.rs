@@ -480,7 +480,14 @@ fn worker(queue: usize, dev: &SyncDevice, shared: &Shared, cfg: &RunConfig) {
     // On a tap the frame is read 14 bytes before HEADROOM so the IP packet starts there.
     let at = if cfg.tap { HEADROOM - 14 } else { HEADROOM };
     while !shared.stopping() {
-        let n = match dev.recv_intr_timeout(&mut buf[at..], &shared.event, Some(READ_TIMEOUT)) {
+        // Fast path: one plain read while packets are queued; poll (with the stop event and
+        // a timeout) only when the queue is empty.
+        let n = match dev.recv(&mut buf[at..]).or_else(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                dev.recv_intr_timeout(&mut buf[at..], &shared.event, Some(READ_TIMEOUT))
+            }
+            _ => Err(e),
+        }) {
             Ok(n) => n,
             Err(e)
                 if matches!(

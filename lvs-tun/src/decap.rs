@@ -78,7 +78,12 @@ pub fn run(cfg: DecapConfig) -> Result<(), RunError> {
     let stats = QueueStats::default();
     let mut buf = vec![0u8; MAX_PACKET];
     while !stop.load(Ordering::SeqCst) {
-        let n = match dev.recv_intr_timeout(&mut buf, &event, Some(StdDuration::from_millis(250))) {
+        let n = match dev.recv(&mut buf).or_else(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                dev.recv_intr_timeout(&mut buf, &event, Some(StdDuration::from_millis(250)))
+            }
+            _ => Err(e),
+        }) {
             Ok(n) => n,
             Err(e)
                 if matches!(
