@@ -4,10 +4,10 @@
 #   1. small-UDP packets per second through the tun: the raw ceiling (`lvs-tun run --raw`:
 #      every packet written back unchanged, the kernel routes it to rs1 as DR would) and
 #      lvs-tun NAT (one flow per sender thread, one queue);
-#   2. HTTP requests per second and latency (wrk --latency, 50 connections) directly to rs1
-#      (the baseline: plain kernel forwarding through the director), through lvs-tun NAT, and
-#      through HAProxy `mode tcp` in the director namespace; added latency = p50 / p99 minus
-#      the baseline's.
+#   2. HTTP requests per second (wrk, 50 connections) and latency (wrk --latency, one
+#      connection, so no queueing) directly to rs1 (the baseline: plain kernel forwarding
+#      through the director), through lvs-tun NAT, and through HAProxy `mode tcp` in the
+#      director namespace; added latency = p50 / p99 minus the baseline's.
 # The real servers answer HTTP with HAProxy (`http-request return`), so the backends are not
 # the bottleneck. Needs: wrk, haproxy (apt install wrk haproxy), curl.
 set -euo pipefail
@@ -104,13 +104,14 @@ udp_pps() { # label
   echo "$pps"
 }
 
-wrk_run() { # label url
-  inns "$C" wrk -t2 -c50 -d"${SECS}s" --latency "$2" >"$WORK/wrk.out" 2>&1 || true
+wrk_run() { # label url: throughput with 50 connections, latency with one (no queueing)
+  inns "$C" wrk -t2 -c50 -d"${SECS}s" "$2" >"$WORK/wrk.out" 2>&1 || true
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
-  p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
-  p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
-  echo "$1: $rps req/s, p50 $p50, p99 $p99" >&2
+  inns "$C" wrk -t1 -c1 -d"${SECS}s" --latency "$2" >"$WORK/wrk1.out" 2>&1 || true
+  p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk1.out")
+  p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk1.out")
+  echo "$1: $rps req/s (50 connections), latency p50 $p50, p99 $p99 (1 connection)" >&2
   echo "$rps $p50 $p99"
 }
 

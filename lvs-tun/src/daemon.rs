@@ -534,6 +534,140 @@ fn decide(buf: &mut [u8], n: usize, out: &mut [u8], shared: &Shared) -> PacketVe
     d.handle_packet(now, &mut buf[..HEADROOM + n], HEADROOM, out)
 }
 
+/// What a worker does with one packet or frame read from the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Write `buf[range]`.
+    Send(std::ops::Range<usize>),
+    /// Count the drop and write `out[range]`, the ICMP error built instead (tun).
+    Reply(std::ops::Range<usize>, Drop),
+    /// Write this frame (an ICMP error or a neighbour request on a tap) and count the drop.
+    SendFrame(Vec<u8>, Drop),
+    /// Nothing to write or count (ARP and neighbour discovery, learned from).
+    Nothing,
+    /// Count the drop.
+    Drop(Drop),
+}
+
+/// The step for a verdict on a tun (the IP packet at `buf[HEADROOM..]`).
+pub fn ip_step(v: PacketVerdict) -> Step {
+    match v {
+        PacketVerdict::Forward { start, len, .. } => Step::Send(start..start + len),
+        PacketVerdict::Reply { reason, start, len } => {
+            Step::Reply(start..start + len, Drop::Xmit(reason))
+        }
+        PacketVerdict::Local { .. } => Step::Drop(Drop::LocalNode),
+        PacketVerdict::NotOurs => Step::Drop(Drop::NotOurs),
+        PacketVerdict::Drop(r) => Step::Drop(r.into()),
+    }
+}
+
+fn ethertype_of(ip: &[u8]) -> u16 {
+    if ip.first().is_some_and(|b| b >> 4 == 6) {
+        ethertype::IPV6
+    } else {
+        ethertype::IPV4
+    }
+}
+
+/// The step for an Ethernet frame read from a tap into `buf[HEADROOM - 14..HEADROOM - 14 + n]`
+/// (so the IP packet starts at `HEADROOM`). `decide` runs the director on the IP packet.
+/// Forwarded packets get the next hop's MAC (learned in `neigh`; a request is sent instead
+/// while it is unknown) and `mac` as source; NAT replies and ICMP errors go back to the
+/// frame's sender (the router the client's packets came through).
+pub fn frame_step(
+    buf: &mut [u8],
+    n: usize,
+    out: &mut [u8],
+    neigh: &Neighbours,
+    mac: [u8; 6],
+    decide: impl FnOnce(&mut [u8], usize, &mut [u8]) -> PacketVerdict,
+) -> Step {
+    let at = HEADROOM - 14;
+    if n < 14 || buf.len() < at + n {
+        return Step::Drop(Drop::Malformed);
+    }
+    let frame = &buf[at..at + n];
+    if neigh.learn_from_frame(frame) {
+        return Step::Nothing;
+    }
+    let et = u16::from_be_bytes([frame[12], frame[13]]);
+    if et != ethertype::IPV4 && et != ethertype::IPV6 {
+        return Step::Drop(Drop::NonIp);
+    }
+    let mut sender = [0u8; 6];
+    sender.copy_from_slice(&frame[6..12]);
+    match decide(buf, n - 14, out) {
+        PacketVerdict::Forward {
+            start,
+            len,
+            next_hop,
+            reply,
+            ..
+        } => {
+            let dst = if reply {
+                Some(sender)
+            } else {
+                neigh.get(next_hop)
+            };
+            let Some(dst) = dst else {
+                return Step::SendFrame(neigh::request(next_hop, mac), Drop::NeighMiss);
+            };
+            if start < 14 {
+                return Step::Drop(Drop::Xmit(lvs_core::xmit::DropReason::NoRoom));
+            }
+            let f = start - 14;
+            let et = ethertype_of(&buf[start..start + len]);
+            buf[f..f + 6].copy_from_slice(&dst);
+            buf[f + 6..f + 12].copy_from_slice(&mac);
+            buf[f + 12..f + 14].copy_from_slice(&et.to_be_bytes());
+            Step::Send(f..start + len)
+        }
+        PacketVerdict::Reply { reason, start, len } => {
+            let Some(ip) = out.get(start..start + len) else {
+                return Step::Drop(Drop::Xmit(reason));
+            };
+            let mut f = Vec::with_capacity(14 + len);
+            f.extend_from_slice(&sender);
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&ethertype_of(ip).to_be_bytes());
+            f.extend_from_slice(ip);
+            Step::SendFrame(f, Drop::Xmit(reason))
+        }
+        v => match ip_step(v) {
+            Step::Drop(d) => Step::Drop(d),
+            _ => Step::Nothing,
+        },
+    }
+}
+
+fn apply_step(
+    dev: &SyncDevice,
+    step: Step,
+    buf: &[u8],
+    out: &[u8],
+    shared: &Shared,
+    stats: &QueueStats,
+) {
+    match step {
+        Step::Send(r) => send(dev, &buf[r], shared, stats),
+        Step::Reply(r, d) => {
+            shared.drops.add(d);
+            stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
+            send(dev, &out[r], shared, stats);
+        }
+        Step::SendFrame(f, d) => {
+            shared.drops.add(d);
+            if matches!(d, Drop::Xmit(_)) {
+                stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            send(dev, &f, shared, stats);
+        }
+        Step::Nothing => {}
+        Step::Drop(d) => shared.drops.add(d),
+    }
+}
+
 fn handle_ip(
     dev: &SyncDevice,
     buf: &mut [u8],
@@ -542,19 +676,8 @@ fn handle_ip(
     shared: &Shared,
     stats: &QueueStats,
 ) {
-    match decide(buf, n, out, shared) {
-        PacketVerdict::Forward { start, len, .. } => {
-            send(dev, &buf[start..start + len], shared, stats)
-        }
-        PacketVerdict::Reply { reason, start, len } => {
-            shared.drops.add(Drop::Xmit(reason));
-            stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
-            send(dev, &out[start..start + len], shared, stats);
-        }
-        PacketVerdict::Local { .. } => shared.drops.add(Drop::LocalNode),
-        PacketVerdict::NotOurs => shared.drops.add(Drop::NotOurs),
-        PacketVerdict::Drop(r) => shared.drops.add(r.into()),
-    }
+    let step = ip_step(decide(buf, n, out, shared));
+    apply_step(dev, step, buf, out, shared, stats);
 }
 
 fn handle_frame(
@@ -566,81 +689,10 @@ fn handle_frame(
     stats: &QueueStats,
     mac: [u8; 6],
 ) {
-    let at = HEADROOM - 14;
-    if n < 14 {
-        shared.drops.add(Drop::Malformed);
-        return;
-    }
-    let frame = &buf[at..at + n];
-    let et = u16::from_be_bytes([frame[12], frame[13]]);
-    if shared.neigh.learn_from_frame(frame) {
-        // ARP and neighbour discovery are the segment's business, not a service's.
-        return;
-    }
-    if et != ethertype::IPV4 && et != ethertype::IPV6 {
-        shared.drops.add(Drop::NonIp);
-        return;
-    }
-    let mut sender = [0u8; 6];
-    sender.copy_from_slice(&frame[6..12]);
-    match decide(buf, n - 14, out, shared) {
-        PacketVerdict::Forward {
-            start,
-            len,
-            next_hop,
-            reply,
-            ..
-        } => {
-            // Replies (NAT through a tap) go back to the router that sent the client's
-            // packets; everything else to the real server's MAC.
-            let dst = if reply {
-                Some(sender)
-            } else {
-                shared.neigh.get(next_hop)
-            };
-            let Some(dst) = dst else {
-                shared.drops.add(Drop::NeighMiss);
-                send(dev, &neigh::request(next_hop, mac), shared, stats);
-                return;
-            };
-            if start < 14 {
-                shared
-                    .drops
-                    .add(Drop::Xmit(lvs_core::xmit::DropReason::NoRoom));
-                return;
-            }
-            let f = start - 14;
-            let et = if buf[start] >> 4 == 6 {
-                ethertype::IPV6
-            } else {
-                ethertype::IPV4
-            };
-            buf[f..f + 6].copy_from_slice(&dst);
-            buf[f + 6..f + 12].copy_from_slice(&mac);
-            buf[f + 12..f + 14].copy_from_slice(&et.to_be_bytes());
-            send(dev, &buf[f..start + len], shared, stats);
-        }
-        PacketVerdict::Reply { reason, start, len } => {
-            shared.drops.add(Drop::Xmit(reason));
-            stats.icmp_errors.fetch_add(1, Ordering::Relaxed);
-            if len > 0 && start + len <= out.len() {
-                let mut f = Vec::with_capacity(14 + len);
-                f.extend_from_slice(&sender);
-                f.extend_from_slice(&mac);
-                let et = if out[start] >> 4 == 6 {
-                    ethertype::IPV6
-                } else {
-                    ethertype::IPV4
-                };
-                f.extend_from_slice(&et.to_be_bytes());
-                f.extend_from_slice(&out[start..start + len]);
-                send(dev, &f, shared, stats);
-            }
-        }
-        PacketVerdict::Local { .. } => shared.drops.add(Drop::LocalNode),
-        PacketVerdict::NotOurs => shared.drops.add(Drop::NotOurs),
-        PacketVerdict::Drop(r) => shared.drops.add(r.into()),
-    }
+    let step = frame_step(buf, n, out, &shared.neigh, mac, |b, n, o| {
+        decide(b, n, o, shared)
+    });
+    apply_step(dev, step, buf, out, shared, stats);
 }
 
 /// Parses a MAC written `aa:bb:cc:dd:ee:ff`.
@@ -666,6 +718,130 @@ pub const UNSPECIFIED: [IpAddr; 2] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use lvs_core::wire::classify;
+
+    const MAC: [u8; 6] = [2, 0x1b, 0x5f, 0, 0, 1];
+    const ROUTER: [u8; 6] = [2, 0, 0, 0, 0, 0xee];
+    const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+
+    fn director(rules: &str) -> Director {
+        let mut d = Director::new(DirectorConfig::new(1024, HashKey::from_u128(3)));
+        d.apply_rules(Instant::from_secs(1), &RuleSet::from_text(rules).unwrap())
+            .unwrap();
+        d
+    }
+
+    fn syn(sport: u16) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ipv4([10, 0, 0, 2], [10, 100, 0, 1], 64)
+            .tcp(sport, 80, 1, 1024)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        v
+    }
+
+    /// `buf` with the frame read where a tap worker reads it.
+    fn framed(ethertype: u16, payload: &[u8]) -> (Vec<u8>, usize) {
+        let mut buf = vec![0u8; HEADROOM + 2048];
+        let at = HEADROOM - 14;
+        buf[at..at + 6].copy_from_slice(&MAC);
+        buf[at + 6..at + 12].copy_from_slice(&ROUTER);
+        buf[at + 12..at + 14].copy_from_slice(&ethertype.to_be_bytes());
+        buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
+        (buf, 14 + payload.len())
+    }
+
+    #[test]
+    fn dr_frame_resolves_then_forwards_with_the_real_servers_mac() {
+        let mut d = director("-A -t 10.100.0.1:80 -s rr\n-a -t 10.100.0.1:80 -r 10.0.1.11:80 -g\n");
+        let neigh = Neighbours::default();
+        let mut out = vec![0u8; REPLY_ROOM];
+        let mut run = |buf: &mut Vec<u8>, n: usize, out: &mut Vec<u8>| {
+            frame_step(buf, n, out, &neigh, MAC, |b, n, o| {
+                d.handle_packet(Instant::from_secs(2), &mut b[..HEADROOM + n], HEADROOM, o)
+            })
+        };
+        // Unknown MAC: an ARP probe for the real server goes out instead.
+        let (mut buf, n) = framed(ethertype::IPV4, &syn(40000));
+        let Step::SendFrame(req, Drop::NeighMiss) = run(&mut buf, n, &mut out) else {
+            panic!("expected a neighbour request")
+        };
+        assert_eq!(&req[38..42], &[10, 0, 1, 11]);
+        // The real server answers; the frame is learned from, nothing is forwarded.
+        let mut reply = req.clone();
+        reply[0..6].copy_from_slice(&MAC);
+        reply[6..12].copy_from_slice(&RS_MAC);
+        reply[21] = 2;
+        reply[22..28].copy_from_slice(&RS_MAC);
+        reply[28..32].copy_from_slice(&[10, 0, 1, 11]);
+        let mut rbuf = vec![0u8; HEADROOM + 2048];
+        rbuf[HEADROOM - 14..HEADROOM - 14 + reply.len()].copy_from_slice(&reply);
+        assert_eq!(run(&mut rbuf, reply.len(), &mut out), Step::Nothing);
+        // The client retransmits: now forwarded to the real server's MAC, IP unchanged but TTL.
+        let (mut buf, n) = framed(ethertype::IPV4, &syn(40000));
+        let Step::Send(r) = run(&mut buf, n, &mut out) else {
+            panic!("expected a forward")
+        };
+        let frame = &buf[r];
+        assert_eq!(&frame[0..6], &RS_MAC);
+        assert_eq!(&frame[6..12], &MAC);
+        let c = classify(&frame[14..]).unwrap();
+        assert_eq!((c.dst.to_string(), c.ttl), ("10.100.0.1".to_string(), 63));
+    }
+
+    #[test]
+    fn frames_that_are_not_ours() {
+        let mut d = director("-A -t 10.100.0.1:80 -s rr\n-a -t 10.100.0.1:80 -r 10.0.1.11:80 -g\n");
+        let neigh = Neighbours::default();
+        let mut out = vec![0u8; REPLY_ROOM];
+        let mut run = |buf: &mut Vec<u8>, n: usize| {
+            frame_step(buf, n, &mut out, &neigh, MAC, |b, n, o| {
+                d.handle_packet(Instant::from_secs(2), &mut b[..HEADROOM + n], HEADROOM, o)
+            })
+        };
+        let (mut buf, n) = framed(0x88cc, &[0u8; 46]);
+        assert_eq!(run(&mut buf, n), Step::Drop(Drop::NonIp));
+        let (mut buf, n) = framed(ethertype::IPV4, &[0x45, 0, 0]);
+        assert_eq!(run(&mut buf, n), Step::Drop(Drop::Malformed));
+        // Another destination: not a router.
+        let mut other = syn(40001);
+        other[19] = 9;
+        let (mut buf, n) = framed(ethertype::IPV4, &other);
+        assert!(matches!(run(&mut buf, n), Step::Drop(_)));
+        let (mut buf, _) = framed(ethertype::IPV4, &[]);
+        assert_eq!(run(&mut buf, 5), Step::Drop(Drop::Malformed));
+    }
+
+    #[test]
+    fn nat_packet_steps() {
+        let mut d = director("-A -t 10.100.0.1:80 -s rr\n-a -t 10.100.0.1:80 -r 10.0.1.11:80 -m\n");
+        let pkt = syn(40000);
+        let mut buf = vec![0u8; HEADROOM + pkt.len()];
+        buf[HEADROOM..].copy_from_slice(&pkt);
+        let mut out = vec![0u8; REPLY_ROOM];
+        let v = d.handle_packet(Instant::from_secs(2), &mut buf, HEADROOM, &mut out);
+        let Step::Send(r) = ip_step(v) else {
+            panic!("{v:?}")
+        };
+        let c = classify(&buf[r]).unwrap();
+        assert_eq!(c.dst.to_string(), "10.0.1.11");
+        // TTL 1: the director answers with Time Exceeded instead.
+        let mut pkt = syn(40002);
+        pkt[8] = 1;
+        pkt[10] = 0;
+        pkt[11] = 0;
+        let sum = !lvs_core::wire::checksum::data(&pkt[..20]);
+        pkt[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut buf = vec![0u8; HEADROOM + pkt.len()];
+        buf[HEADROOM..].copy_from_slice(&pkt);
+        let v = d.handle_packet(Instant::from_secs(2), &mut buf, HEADROOM, &mut out);
+        let Step::Reply(r, Drop::Xmit(lvs_core::xmit::DropReason::TtlExpired)) = ip_step(v) else {
+            panic!("{v:?}")
+        };
+        let c = classify(&out[r]).unwrap();
+        assert_eq!((c.protocol, c.icmp_type), (1, 11));
+    }
 
     #[test]
     fn mac_parsing() {
