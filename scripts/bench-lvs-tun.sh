@@ -87,7 +87,7 @@ metric() {
 }
 
 start() { # extra args
-  ip netns exec "$D" "$BIN" run --rules "$WORK/rules" --dev lvs0 --queues "$QUEUES" \
+  ip netns exec "$D" "$BIN" run --rules "$WORK/rules" --dev lvs0 --queues "$QUEUES" --busy-poll-us "${BUSY_POLL_US:-0}" \
     --local 10.0.1.1 --socket "$WORK/ctl.sock" --metrics 127.0.0.1:9101 "$@" 2> >(tee -a "$WORK/director.log" >&2) &
   DPID=$!
 }
@@ -97,6 +97,8 @@ stop() { kill "$DPID"; wait "$DPID" || true; }
 udp_pps() { # label
   local before after sent
   before=$(metric lvs_tun_queue_tx_packets_total)
+  # PERF=DIR: profile the daemon during the blast (perf record -g).
+  if [[ -n ${PERF:-} ]]; then perf record -q -g -p "$DPID" -o "$PERF/$1.data" -- sleep 2 >/dev/null 2>&1 & fi
   sent=$(inns "$C" "$BLAST" 10.100.0.1:9000 "$QUEUES" "$SECS")
   after=$(metric lvs_tun_queue_tx_packets_total)
   local pps=$(((after - before) / SECS))

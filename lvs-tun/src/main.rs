@@ -59,6 +59,11 @@ enum Cmd {
         /// Benchmark ceiling: write every packet back unchanged, no director.
         #[arg(long, hide = true)]
         raw: bool,
+        /// Microseconds a worker keeps reading without sleeping once its queue is empty
+        /// (lower latency, more CPU; 0 sleeps at once).
+        #[arg(long, value_name = "US", default_value_t = 0,
+              value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        busy_poll_us: u64,
     },
     /// Real-server side of the TUN method: decapsulate IPIP / GUE / GRE to this server.
     Decap {
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
             metrics,
             conn_capacity,
             raw,
+            busy_poll_us,
         } => {
             init_logs();
             daemon::run(RunConfig {
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
                 metrics,
                 conn_capacity,
                 raw,
+                busy_poll: std::time::Duration::from_micros(busy_poll_us),
             })
         }
         Cmd::Decap {
