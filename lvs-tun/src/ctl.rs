@@ -5,7 +5,7 @@
 //! writing side. The answer: a status line (`ok` or `error`), then the text to print.
 //!
 //! Supported: `-L`/`-l` with `-n`, `--stats`, `--rate`, `--thresholds`, `--persistent-conn`,
-//! `--tun-info`, `--exact`, `--nosort`, `-c`, and an optional `-t`/`-u`/`--sctp-service`/`-f`
+//! `--tun-info`, `--exact`, `--nosort`, `-c`, `--timeout`, and an optional `-t`/`-u`/`--sctp-service`/`-f`
 //! service; `-S` (`-n`); `-R` (atomic: the whole text applies or nothing does); and every
 //! command line of the rule language: `-A -E -D -a -e -d -C -Z --set`.
 
@@ -185,6 +185,13 @@ pub fn execute(
         return Err("connection sync is not available in this build: --role is refused\n".into());
     }
     if has(&["-L", "-l", "--list"]) {
+        if has(&["--timeout"]) {
+            let t = d.rules().timeouts();
+            return Ok(format!(
+                "Timeout (tcp tcpfin udp): {} {} {}\n",
+                t.tcp_secs, t.tcpfin_secs, t.udp_secs
+            ));
+        }
         if has(&["-c", "--connection"]) {
             return Ok(list_conns(&d.connections(now), has(&["--persistent-conn"])));
         }
@@ -296,6 +303,25 @@ mod tests {
         assert!(e.to_lowercase().contains("exist"), "{e}");
         let e = execute(&mut d, t, &args("-L -n -t 10.9.9.9:1"), "").unwrap_err();
         assert!(e.contains("No such service"));
+    }
+
+    #[test]
+    fn set_zero_and_timeout_listing() {
+        let mut d = director();
+        let t = Instant::from_secs(1);
+        execute(&mut d, t, &args("--set 100 20 30"), "").unwrap();
+        assert_eq!(
+            execute(&mut d, t, &args("-L --timeout"), "").unwrap(),
+            "Timeout (tcp tcpfin udp): 100 20 30\n"
+        );
+        // A 0 keeps the current value.
+        execute(&mut d, t, &args("--set 0 50 0"), "").unwrap();
+        assert_eq!(
+            execute(&mut d, t, &args("-L --timeout"), "").unwrap(),
+            "Timeout (tcp tcpfin udp): 100 50 30\n"
+        );
+        execute(&mut d, t, &args("-Z"), "").unwrap();
+        assert!(execute(&mut d, t, &args("-Z -t 10.9.9.9:80"), "").is_err());
     }
 
     #[test]
