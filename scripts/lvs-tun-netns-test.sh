@@ -256,9 +256,11 @@ run_method() { # name lvs-tun-args...
       ;;
     dr)
       rules -g 10.0.1.1 fd00:1::1 >"$WORK/rules"
-      start_director --rules "$WORK/rules" --dev lvs1 --tap --mac "$MAC"
+      start_director --rules "$WORK/rules" --dev lvs1 --tap --mac "$MAC" --user nobody
       inns "$D" "$SETUP" director-dr lvs1 br0 10.0.1.254,fd00:1::fe "$MAC" 10.100.0.1 fd00:100::1
       for ns in "${RS[@]}"; do inns "$ns" "$SETUP" rs-dr 10.100.0.1 fd00:100::1; done
+      sleep 0.3
+      check "dr: the daemon runs as nobody after start-up" test "$(ps -o user= -p "$DPID")" = nobody
       ;;
   esac
   spread http://10.100.0.1/ "$name v4"

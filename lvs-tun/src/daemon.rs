@@ -114,6 +114,9 @@ pub struct RunConfig {
     /// Forward every packet back unchanged without the director (the raw ceiling, for
     /// benchmarks).
     pub raw: bool,
+    /// Switch to this user (and its group, no supplementary groups) once the device, the
+    /// sockets and the signal handlers are set up: nothing after start-up needs root.
+    pub user: Option<String>,
     /// How long a worker keeps reading without sleeping once its queue is empty (0: sleep at
     /// once). Lowers latency at the cost of CPU.
     pub busy_poll: StdDuration,
@@ -367,6 +370,10 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         );
     }
     let signals = spawn_signals(shared.clone())?;
+    if let Some(user) = &cfg.user {
+        drop_privileges(user)?;
+        info!(user = %user, "privileges dropped");
+    }
     for (i, dev) in devs.into_iter().enumerate() {
         let s = shared.clone();
         let cfg = cfg.clone();
@@ -385,6 +392,22 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         let _ = std::fs::remove_file(path);
     }
     info!("lvs-tun stopped");
+    Ok(())
+}
+
+/// Becomes `name`: no supplementary groups, its primary group, its uid.
+fn drop_privileges(name: &str) -> Result<(), RunError> {
+    use nix::unistd::{setgid, setgroups, setuid, User};
+    let err = |e: nix::Error| RunError::Io {
+        what: format!("switching to user {name}"),
+        source: io::Error::from(e),
+    };
+    let user = User::from_name(name)
+        .map_err(err)?
+        .ok_or_else(|| RunError::Config(format!("no user named {name}")))?;
+    setgroups(&[]).map_err(err)?;
+    setgid(user.gid).map_err(err)?;
+    setuid(user.uid).map_err(err)?;
     Ok(())
 }
 

@@ -59,6 +59,10 @@ enum Cmd {
         /// Benchmark ceiling: write every packet back unchanged, no director.
         #[arg(long, hide = true)]
         raw: bool,
+        /// Run as this user once the device and sockets are open (nothing later needs root;
+        /// the rules file must stay readable to it for SIGHUP).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
         /// Microseconds a worker keeps reading without sleeping once its queue is empty
         /// (lower latency, more CPU; 0 sleeps at once).
         #[arg(long, value_name = "US", default_value_t = 0,
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             conn_capacity,
             raw,
             busy_poll_us,
+            user,
         } => {
             init_logs();
             daemon::run(RunConfig {
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
                 conn_capacity,
                 raw,
                 busy_poll: std::time::Duration::from_micros(busy_poll_us),
+                user,
             })
         }
         Cmd::Decap {
