@@ -93,7 +93,11 @@ pub fn sync_apply(data: &[u8]) {
             }
             Err(e) => {
                 assert!(e.reason().drops_datagram());
-                assert_eq!(d.connections(now), before.0, "refused datagram changed entries");
+                assert_eq!(
+                    d.connections(now),
+                    before.0,
+                    "refused datagram changed entries"
+                );
                 assert_eq!(d.all_dests(), before.1, "refused datagram changed counters");
             }
         }

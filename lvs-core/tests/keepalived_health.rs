@@ -28,31 +28,52 @@ fn secs(s: u64) -> Duration {
 
 #[test]
 fn realistic_configuration_maps_every_setting() {
-    let cfg = parse("/etc/keepalived/keepalived.conf", CONF, &mut MemoryFiles::new()).unwrap();
+    let cfg = parse(
+        "/etc/keepalived/keepalived.conf",
+        CONF,
+        &mut MemoryFiles::new(),
+    )
+    .unwrap();
     let specs = cfg.health_specs();
     // The group makes two services; the DNS block one.
     assert_eq!(specs.len(), 3);
     let web80 = &specs[0];
     let web8080 = &specs[1];
     let dns = &specs[2];
-    assert_eq!(web80.key, ServiceKey::tcp("192.0.2.10".parse().unwrap(), 80));
+    assert_eq!(
+        web80.key,
+        ServiceKey::tcp("192.0.2.10".parse().unwrap(), 80)
+    );
     assert_eq!(web8080.key.port(), 8080);
     assert_eq!(dns.key.protocol(), Some(Protocol::Udp));
 
     // Quorum, hysteresis, scripts, sorry server.
     let s = &web80.settings;
     assert_eq!((s.quorum, s.hysteresis), (2, 1));
-    assert_eq!(s.quorum_up.as_deref(), Some("/usr/local/bin/page quorum up"));
-    assert_eq!(s.quorum_down.as_deref(), Some("/usr/local/bin/page quorum down"));
+    assert_eq!(
+        s.quorum_up.as_deref(),
+        Some("/usr/local/bin/page quorum up")
+    );
+    assert_eq!(
+        s.quorum_down.as_deref(),
+        Some("/usr/local/bin/page quorum down")
+    );
     let sorry = s.sorry_server.unwrap();
-    assert_eq!((sorry.addr.to_string(), sorry.port), ("192.0.2.200".into(), 80));
+    assert_eq!(
+        (sorry.addr.to_string(), sorry.port),
+        ("192.0.2.200".into(), 80)
+    );
     assert_eq!((sorry.weight, sorry.forward), (1, Forward::DirectRoute));
     assert!(!s.sorry_server_inhibit);
 
     // Real servers without a port take each service's port.
     let ports: Vec<u16> = web8080.servers.iter().map(|r| r.dest.port).collect();
     assert_eq!(ports, vec![8080, 8080]);
-    assert_eq!(web8080.settings.sorry_server.unwrap().port, 80, "port written");
+    assert_eq!(
+        web8080.settings.sorry_server.unwrap().port,
+        80,
+        "port written"
+    );
 
     // TCP_CHECK: its own timeout/retry/delay, the virtual server's delay_loop and warmup.
     let rs = &web80.servers[0];
@@ -76,7 +97,10 @@ fn realistic_configuration_maps_every_setting() {
         let m = rs.checkers[0];
         assert_eq!(m.kind, CheckKind::Misc);
         assert!(m.dynamic_weight && m.alpha);
-        assert_eq!((m.connect_timeout, m.retry, m.delay_loop), (secs(4), 0, secs(10)));
+        assert_eq!(
+            (m.connect_timeout, m.retry, m.delay_loop),
+            (secs(4), 0, secs(10))
+        );
         assert_eq!(rs.dest.forward, Forward::Masq);
     }
     assert_eq!(dns.servers[1].dest.port, 5353);

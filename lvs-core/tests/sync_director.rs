@@ -89,7 +89,9 @@ const FW: u16 = 4;
 fn creates_bound_active_connection_with_synced_timeout() {
     let mut b = director(DR2, 2);
     let r = rec("192.0.2.7:40000", "10.1.0.2:80", ES, dr(), 900);
-    let a = b.apply_sync(t(10), &dgram(SyncVersion::V1, 0, vec![r])).unwrap();
+    let a = b
+        .apply_sync(t(10), &dgram(SyncVersion::V1, 0, vec![r]))
+        .unwrap();
     assert_eq!((a.created, a.unbound, a.updated), (1, 0, 0));
     let c = b
         .conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
@@ -116,7 +118,8 @@ fn forwarding_method_comes_from_the_backup_real_server() {
         2,
     );
     let r = rec("192.0.2.7:40000", "10.1.0.1:8080", ES, dr(), 900);
-    b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![r])).unwrap();
+    b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![r]))
+        .unwrap();
     let c = b
         .conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
         .unwrap();
@@ -144,7 +147,9 @@ fn inactive_flip_moves_one_count() {
     fin.state = FW;
     fin.flags = dr().with(ConnFlags::INACTIVE);
     fin.timeout = 120;
-    let a = b.apply_sync(t(2), &dgram(SyncVersion::V1, 0, vec![fin])).unwrap();
+    let a = b
+        .apply_sync(t(2), &dgram(SyncVersion::V1, 0, vec![fin]))
+        .unwrap();
     assert_eq!((a.created, a.updated), (0, 1));
     assert_eq!(counts(&b, "10.1.0.1:80"), (0, 1, 0));
     let c = b
@@ -153,7 +158,8 @@ fn inactive_flip_moves_one_count() {
     assert_eq!(c.state, "FIN_WAIT");
     assert!(c.flags.contains(ConnFlags::INACTIVE));
     // Back to active (a SYN after FIN_WAIT on the master, say).
-    b.apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![r])).unwrap();
+    b.apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![r]))
+        .unwrap();
     assert_eq!(counts(&b, "10.1.0.1:80"), (1, 0, 0));
     assert_eq!(b.table().len(), 1);
 }
@@ -165,7 +171,9 @@ fn other_real_server_replaces_when_active_and_is_ignored_when_inactive() {
     b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![first.clone()]))
         .unwrap();
     let moved = rec("192.0.2.7:40000", "10.1.0.2:80", ES, dr(), 900);
-    let a = b.apply_sync(t(2), &dgram(SyncVersion::V1, 0, vec![moved])).unwrap();
+    let a = b
+        .apply_sync(t(2), &dgram(SyncVersion::V1, 0, vec![moved]))
+        .unwrap();
     assert_eq!((a.replaced, a.created), (1, 1));
     assert_eq!(counts(&b, "10.1.0.1:80"), (0, 0, 0));
     assert_eq!(counts(&b, "10.1.0.2:80"), (1, 0, 0));
@@ -173,7 +181,9 @@ fn other_real_server_replaces_when_active_and_is_ignored_when_inactive() {
     let mut late = first;
     late.flags = dr().with(ConnFlags::INACTIVE);
     late.state = 6;
-    let a = b.apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![late])).unwrap();
+    let a = b
+        .apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![late]))
+        .unwrap();
     assert_eq!((a.late_expiry_ignored, a.updated, a.created), (1, 0, 0));
     let c = b
         .conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
@@ -188,7 +198,8 @@ fn other_real_server_replaces_when_active_and_is_ignored_when_inactive() {
 fn unknown_real_server_stays_unbound_until_configured() {
     let mut b = director(DR2, 2);
     let r = rec("192.0.2.9:41000", "10.9.9.9:80", ES, dr(), 900);
-    let a = b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![r.clone()]))
+    let a = b
+        .apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![r.clone()]))
         .unwrap();
     assert_eq!((a.created, a.unbound), (1, 1));
     let id = b
@@ -219,7 +230,9 @@ fn unknown_real_server_stays_unbound_until_configured() {
     let rules = format!("{DR2}-a -t 10.0.0.1:80 -r 10.9.9.9:80 -m\n");
     b.apply_rules(t(3), &RuleSet::from_text(&rules).unwrap())
         .unwrap();
-    let a = b.apply_sync(t(4), &dgram(SyncVersion::V1, 0, vec![r])).unwrap();
+    let a = b
+        .apply_sync(t(4), &dgram(SyncVersion::V1, 0, vec![r]))
+        .unwrap();
     assert_eq!((a.updated, a.bound_late), (1, 1));
     assert_eq!(counts(&b, "10.9.9.9:80"), (1, 0, 0));
     let c = b.table().get(id).unwrap();
@@ -243,12 +256,15 @@ fn syncid_filter() {
         threshold: 3,
     });
     let r = rec("192.0.2.7:40000", "10.1.0.1:80", ES, dr(), 900);
-    let a = b.apply_sync(t(1), &dgram(SyncVersion::V1, 4, vec![r.clone()]))
+    let a = b
+        .apply_sync(t(1), &dgram(SyncVersion::V1, 4, vec![r.clone()]))
         .unwrap();
     assert!(a.ignored_syncid);
     assert!(b.table().is_empty());
     assert_eq!(b.sync_stats().rejected(SyncReason::SyncidIgnored), 1);
-    let a = b.apply_sync(t(1), &dgram(SyncVersion::V1, 5, vec![r])).unwrap();
+    let a = b
+        .apply_sync(t(1), &dgram(SyncVersion::V1, 5, vec![r]))
+        .unwrap();
     assert_eq!(a.created, 1);
 }
 
@@ -289,16 +305,24 @@ fn templates_synced_steer_new_connections_after_takeover() {
     let mut b = director(rules, 2);
     // Two clients, each pinned by its template to the real server rr would not give it.
     let mut tpls = Vec::new();
-    for (client, rs) in [("192.0.2.1:0", "10.1.0.2:80"), ("192.0.2.2:0", "10.1.0.1:80")] {
+    for (client, rs) in [
+        ("192.0.2.1:0", "10.1.0.2:80"),
+        ("192.0.2.2:0", "10.1.0.1:80"),
+    ] {
         let mut tr = rec(client, rs, 1, dr().with(ConnFlags::TEMPLATE), 300);
         tr.protocol = 6;
         tpls.push(tr);
     }
-    let a = b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, tpls)).unwrap();
+    let a = b
+        .apply_sync(t(1), &dgram(SyncVersion::V1, 0, tpls))
+        .unwrap();
     assert_eq!(a.created, 2);
     assert_eq!(counts(&b, "10.1.0.1:80").2, 1);
     assert_eq!(counts(&b, "10.1.0.2:80").2, 1);
-    for (client, rs) in [("192.0.2.1:5000", "10.1.0.2:80"), ("192.0.2.2:5000", "10.1.0.1:80")] {
+    for (client, rs) in [
+        ("192.0.2.1:5000", "10.1.0.2:80"),
+        ("192.0.2.2:5000", "10.1.0.1:80"),
+    ] {
         let syn = FlowPacket {
             protocol: Protocol::Tcp,
             src: sa(client),
@@ -317,9 +341,17 @@ fn templates_synced_steer_new_connections_after_takeover() {
         }
     }
     // A second record refreshes the template (no replacement for templates).
-    let mut again = rec("192.0.2.1:0", "10.1.0.1:80", 1, dr().with(ConnFlags::TEMPLATE), 60);
+    let mut again = rec(
+        "192.0.2.1:0",
+        "10.1.0.1:80",
+        1,
+        dr().with(ConnFlags::TEMPLATE),
+        60,
+    );
     again.protocol = 6;
-    let a = b.apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![again])).unwrap();
+    let a = b
+        .apply_sync(t(3), &dgram(SyncVersion::V1, 0, vec![again]))
+        .unwrap();
     assert_eq!((a.updated, a.replaced, a.created), (1, 0, 0));
 }
 
@@ -328,9 +360,17 @@ fn version0_uses_protocol_timeouts() {
     let mut b = director(DR2, 2);
     let mut r = rec("192.0.2.7:40000", "10.1.0.1:80", ES, dr(), 0);
     r.timeout = 0;
-    let mut tpl = rec("192.0.2.0:0", "10.1.0.1:80", 0, dr().with(ConnFlags::TEMPLATE), 0);
+    let mut tpl = rec(
+        "192.0.2.0:0",
+        "10.1.0.1:80",
+        0,
+        dr().with(ConnFlags::TEMPLATE),
+        0,
+    );
     tpl.timeout = 0;
-    let a = b.apply_sync(t(100), &dgram(SyncVersion::V0, 0, vec![r, tpl])).unwrap();
+    let a = b
+        .apply_sync(t(100), &dgram(SyncVersion::V0, 0, vec![r, tpl]))
+        .unwrap();
     assert_eq!((a.version, a.created), (SyncVersion::V0, 2));
     let mut left: Vec<u64> = b
         .table()
@@ -346,12 +386,20 @@ fn records_the_table_cannot_hold_are_counted() {
     let mut b = director(DR2, 2);
     let mut ah = rec("192.0.2.7:0", "10.1.0.1:0", 0, dr(), 60);
     ah.protocol = 51;
-    let mut sip = rec("192.0.2.0:0", "10.1.0.1:80", 0, dr().with(ConnFlags::TEMPLATE), 60);
+    let mut sip = rec(
+        "192.0.2.0:0",
+        "10.1.0.1:80",
+        0,
+        dr().with(ConnFlags::TEMPLATE),
+        60,
+    );
     sip.protocol = 17;
     sip.pe_data = Some(b"call-id".to_vec());
     sip.pe_name = Some(PeName::new(b"sip").unwrap());
     let ok = rec("192.0.2.7:40000", "10.1.0.1:80", ES, dr(), 900);
-    let a = b.apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![ah, sip, ok])).unwrap();
+    let a = b
+        .apply_sync(t(1), &dgram(SyncVersion::V1, 0, vec![ah, sip, ok]))
+        .unwrap();
     assert_eq!((a.skipped, a.created), (2, 1));
     let s = b.sync_stats();
     assert_eq!(s.skipped(SyncSkip::UnsupportedProtocol), 1);

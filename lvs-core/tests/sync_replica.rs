@@ -42,7 +42,14 @@ fn synced_state(c: &Conn) -> bool {
 }
 
 fn key(c: &Conn) -> (Protocol, IpAddr, u16, IpAddr, u16, bool) {
-    (c.protocol, c.caddr, c.cport, c.vaddr, c.vport, c.is_template())
+    (
+        c.protocol,
+        c.caddr,
+        c.cport,
+        c.vaddr,
+        c.vport,
+        c.is_template(),
+    )
 }
 
 fn director(rules: &str, k: u128) -> Director {

@@ -19,7 +19,8 @@ use std::path::Path;
 
 use lvs_core::health::{HealthError, HealthMonitor};
 use lvs_core::keepalived::{
-    glob_match, parse_with, KeepalivedConfig, Loader, KeepalivedError, Level, MAX_FILES, MAX_FILE_BYTES,
+    glob_match, parse_with, KeepalivedConfig, KeepalivedError, Level, Loader, MAX_FILES,
+    MAX_FILE_BYTES,
 };
 
 /// Why `lvs-sim rules` failed.
@@ -117,12 +118,12 @@ pub fn load(
     let cfg = parse_with(name, text, loader)?;
     // Only the validation matters here: no probe is ever started.
     let mut rng = NoRandom;
-    HealthMonitor::new(lvs_core::Instant::ZERO, cfg.health_specs(), &mut rng).map_err(
-        |error| RulesError::Health {
+    HealthMonitor::new(lvs_core::Instant::ZERO, cfg.health_specs(), &mut rng).map_err(|error| {
+        RulesError::Health {
             path: name.to_string(),
             error,
-        },
-    )?;
+        }
+    })?;
     Ok(cfg)
 }
 

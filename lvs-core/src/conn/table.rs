@@ -1644,8 +1644,9 @@ impl ConnTable {
 
     /// Applies a sync record to an existing entry (the end of `ip_vs_proc_conn`): the
     /// INACTIVE, IN_SEQ and OUT_SEQ bits come from `flags` (the other bits stay), the raw
-    /// state becomes `state`, a connection's `in_pkts` becomes `in_pkts`, and the entry is
-    /// re-armed to exactly `now + timeout` (which also becomes a template's timeout).
+    /// state becomes `state`, a connection's `in_pkts` becomes `in_pkts`, and with
+    /// `Some(timeout)` the entry is re-armed to exactly `now + timeout` (which also becomes a
+    /// template's timeout; `None` leaves the expiry, for an entry just inserted with it).
     ///
     /// Destination counters are not touched: when INACTIVE flips on a bound connection the
     /// caller moves one count with [`DestDelta::activity`]. Returns `false` (and changes
@@ -1657,7 +1658,7 @@ impl ConnTable {
         flags: ConnFlags,
         state: u16,
         in_pkts: u32,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> bool {
         if !self.contains(id) || state > u16::from(MAX_STATE) {
             return false;
@@ -1671,7 +1672,9 @@ impl ConnTable {
                 e.aux = in_pkts;
             }
         }
-        self.set_timeout(id, now, timeout);
+        if let Some(t) = timeout {
+            self.set_timeout(id, now, t);
+        }
         true
     }
 
@@ -1692,8 +1695,7 @@ impl ConnTable {
         }
         const KEEP: u16 = 0x0040 | 0x1000 | 0x0800; // HASHED, TEMPLATE, NO_CPORT
         let e = *self.store.e(id.0);
-        let new_flags = (e.flags & KEEP)
-            | (flags.bits() & !KEEP & !ConnFlags::ONE_PACKET.bits());
+        let new_flags = (e.flags & KEEP) | (flags.bits() & !KEEP & !ConnFlags::ONE_PACKET.bits());
         let was_masq = e.cflags().fwd_method() == FwdMethod::Masq;
         let is_masq = ConnFlags::from_bits(new_flags).fwd_method() == FwdMethod::Masq;
         let reindex = was_masq != is_masq && e.bits & B_OUT_IDX != 0;

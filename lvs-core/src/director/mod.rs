@@ -459,6 +459,9 @@ pub struct Director {
     sync_stats: SyncStats,
     /// Per-slot sync bookkeeping, once a master ran or a record was applied.
     sync_slots: Vec<sync::MasterSlot>,
+    /// Real servers by (service slot, address, port) for applying sync records; rebuilt
+    /// after any rule change.
+    sync_dests: Option<HashMap<(u32, IpAddr, u16), DestId>>,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -535,6 +538,7 @@ impl Director {
             sync_backup: SyncBackupConfig::default(),
             sync_stats: SyncStats::default(),
             sync_slots: Vec::new(),
+            sync_dests: None,
         }
     }
 
@@ -713,6 +717,7 @@ impl Director {
 
     /// Carries out a command the rule mirror accepted.
     fn exec(&mut self, now: Instant, cmd: &Command) {
+        self.sync_dests = None;
         match cmd {
             Command::AddService(cfg) => self.add_service(now, cfg),
             Command::EditService(cfg) => {

@@ -78,17 +78,18 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::VecDeque;
 
+use hashbrown::HashMap;
+
 use super::{DeltaKind, Director, FlowPacket, PacketDir};
 use crate::conn::table::MAX_STATE;
 use crate::conn::{ConnFlags, ConnId, DestDelta, FwdMethod, InKey, InsertError, NewConn};
 use crate::protocol::Protocol;
 use crate::sched::DestId;
 use crate::sync::backup::{self, Existing};
-use crate::sync::role::RoleEffect;
 use crate::sync::master::{controller_pkts, decide, SyncCandidate, SyncStamp, SyncSysctls};
+use crate::sync::role::RoleEffect;
 use crate::sync::{
-    decode_for_backup, SyncBatcher, SyncConn, SyncError, SyncReason, SyncVersion,
-    DEFAULT_MAXLEN_V4,
+    decode_for_backup, SyncBatcher, SyncConn, SyncError, SyncReason, SyncVersion, DEFAULT_MAXLEN_V4,
 };
 use crate::time::{Duration, Instant};
 
@@ -327,8 +328,7 @@ impl MasterState {
 
     fn flush(&mut self, stats: &mut SyncStats) {
         let (queue, max) = (&mut self.queue, self.cfg.qlen_max);
-        self.batcher
-            .flush(|d| Self::enqueue(queue, max, stats, d));
+        self.batcher.flush(|d| Self::enqueue(queue, max, stats, d));
     }
 }
 
@@ -434,31 +434,28 @@ impl Director {
             vaddr: rec.vaddr,
             vport: rec.vport,
         };
-        let mut existing = if template {
+        let existing = if template {
             self.table.lookup_template(&key)
         } else {
             self.table.lookup_in(&key)
         };
-        if let (Some(id), false) = (existing, template) {
-            if let Some(c) = self.table.get(id) {
-                match backup::on_existing(c.daddr, c.dport, rec.daddr, rec.dport, flags) {
-                    Existing::Update => {}
-                    Existing::Replace => {
-                        self.expire_conn(now, id);
-                        out.replaced += 1;
-                        existing = None;
-                    }
-                    Existing::Ignore => {
-                        out.late_expiry_ignored += 1;
-                        return Ok(());
-                    }
+        let mut existing = existing.and_then(|id| self.table.get(id));
+        if let (Some(c), false) = (existing, template) {
+            match backup::on_existing(c.daddr, c.dport, rec.daddr, rec.dport, flags) {
+                Existing::Update => {}
+                Existing::Replace => {
+                    self.expire_conn(now, c.id);
+                    out.replaced += 1;
+                    existing = None;
+                }
+                Existing::Ignore => {
+                    out.late_expiry_ignored += 1;
+                    return Ok(());
                 }
             }
         }
-        if let Some(id) = existing {
-            let Some(c) = self.table.get(id) else {
-                return Ok(());
-            };
+        if let Some(c) = existing {
+            let id = c.id;
             let u = backup::updated_flags(c.flags, flags);
             let mut new_flags = u.flags;
             match c.dest {
@@ -479,7 +476,7 @@ impl Director {
                 }
             }
             self.table
-                .sync_update(id, now, new_flags, rec.state, threshold, timeout);
+                .sync_update(id, now, new_flags, rec.state, threshold, Some(timeout));
             slot(&mut self.sync_slots, id).stamp.old_state = rec.state;
             out.updated += 1;
             return Ok(());
@@ -517,8 +514,9 @@ impl Director {
             Err(_) => return Err(SyncSkip::TableFull),
         };
         self.after_insert(now, &ins);
+        // Armed with the timeout by the insert.
         self.table
-            .sync_update(ins.id, now, new_flags, rec.state, threshold, timeout);
+            .sync_update(ins.id, now, new_flags, rec.state, threshold, None);
         slot(&mut self.sync_slots, ins.id).stamp.old_state = rec.state;
         out.created += 1;
         if dest.is_none() {
@@ -532,7 +530,7 @@ impl Director {
     /// non-NAT fwmark services), then with the other port. Returns it with its connection
     /// flags (`dest->conn_flags`: method, NOOUTPUT, INACTIVE, and ONE_PACKET for `-o`).
     fn sync_find_dest(
-        &self,
+        &mut self,
         rec: &SyncConn,
         protocol: Protocol,
         flags: ConnFlags,
@@ -551,16 +549,29 @@ impl Director {
             dir: PacketDir::FromClient,
         };
         let svc = self.find_service(&probe)?;
-        let s = self.services[svc as usize].as_ref()?;
         let port = if rec.fwmark != 0 && flags.fwd_method() != FwdMethod::Masq {
             0
         } else {
             rec.dport
         };
-        let id = s
-            .pool
-            .find(rec.daddr, port)
-            .or_else(|| s.pool.find(rec.daddr, port ^ rec.dport))?;
+        if self.sync_dests.is_none() {
+            // Pools search their lists linearly; a backup applies records for every flow.
+            let mut m = HashMap::new();
+            for (i, s) in self.services.iter().enumerate() {
+                if let Some(s) = s {
+                    for d in s.pool.dests() {
+                        m.insert((i as u32, d.addr, d.port), d.id);
+                    }
+                }
+            }
+            self.sync_dests = Some(m);
+        }
+        let index = self.sync_dests.as_ref()?;
+        let id = index
+            .get(&(svc, rec.daddr, port))
+            .or_else(|| index.get(&(svc, rec.daddr, port ^ rec.dport)))
+            .copied()?;
+        let s = self.services[svc as usize].as_ref()?;
         let mut f = self.dest_flags(id);
         if s.config.one_packet {
             f = f.with(ConnFlags::ONE_PACKET);
@@ -671,7 +682,11 @@ impl Director {
         let d = decide(&sysctls, &cand, slot.stamp, now);
         slot.stamp = d.stamp;
         if d.send {
-            m.push(now, &SyncConn::from_conn(&c, secs(timeout)), &mut self.sync_stats);
+            m.push(
+                now,
+                &SyncConn::from_conn(&c, secs(timeout)),
+                &mut self.sync_stats,
+            );
         }
         if d.controller {
             if let Some(t) = c.control {
@@ -715,7 +730,11 @@ impl Director {
         let d = decide(&sysctls, &cand, slot.stamp, now);
         slot.stamp = d.stamp;
         if d.send {
-            m.push(now, &SyncConn::from_conn(&c, secs(timeout)), &mut self.sync_stats);
+            m.push(
+                now,
+                &SyncConn::from_conn(&c, secs(timeout)),
+                &mut self.sync_stats,
+            );
         }
     }
 

@@ -25,16 +25,16 @@
 
 use super::model::{CheckerConfig, CheckerKind, RealServerSettings, VirtualServerSettings};
 use super::KeepalivedConfig;
-use crate::health::{
-    CheckKind, CheckSettings, ServerSettings, ServiceHealthSettings, ServiceSpec,
-};
+use crate::health::{CheckKind, CheckSettings, ServerSettings, ServiceHealthSettings, ServiceSpec};
 use crate::rules::{DestConfig, ServiceKey};
 
 /// The checker settings of one resolved keepalived checker; `None` for `BFD_CHECK`.
 pub fn check_settings(c: &CheckerConfig) -> Option<CheckSettings> {
     let (kind, urls, timeout, dynamic) = match &c.kind {
         CheckerKind::Tcp => (CheckKind::Tcp, 1, c.connect_timeout, false),
-        CheckerKind::HttpGet { urls, .. } => (CheckKind::Http, urls.len(), c.connect_timeout, false),
+        CheckerKind::HttpGet { urls, .. } => {
+            (CheckKind::Http, urls.len(), c.connect_timeout, false)
+        }
         CheckerKind::SslGet { urls, .. } => (CheckKind::Ssl, urls.len(), c.connect_timeout, false),
         CheckerKind::Misc {
             timeout, dynamic, ..

@@ -204,10 +204,7 @@ mod tests {
         // Backup -> fault: still receiving, nothing to do.
         assert!(r.handle(RoleEvent::Fault).is_empty());
         assert_eq!(r.role(), Role::Fault);
-        assert_eq!(
-            r.handle(RoleEvent::Stop),
-            vec![RoleEffect::StopSyncBackup]
-        );
+        assert_eq!(r.handle(RoleEvent::Stop), vec![RoleEffect::StopSyncBackup]);
         assert_eq!(
             r.handle(RoleEvent::BecomeMaster),
             vec![RoleEffect::StartSyncMaster, RoleEffect::Forward(true)]
