@@ -19,8 +19,8 @@ use lvs_core::conn::{Conn, ConnFlags, HashKey};
 use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir, SyncMasterConfig};
 use lvs_core::rules::RuleSet;
 use lvs_core::sched::DestId;
-use lvs_core::sync::master::SyncSysctls;
 use lvs_core::sync::decode;
+use lvs_core::sync::master::SyncSysctls;
 use lvs_core::{Duration, Instant, Protocol};
 use proptest::prelude::*;
 

@@ -41,6 +41,53 @@
 //!
 //! Without a master the packet path pays one branch.
 //!
+//! # For a replay tool
+//! A master director replaying a capture through [`Director::handle_packet`] (or
+//! [`Director::handle_flow`]) with a sync master running yields, from
+//! [`Director::poll_sync`], exactly the UDP payloads the kernel would multicast (call
+//! [`Director::handle_timeout`] as the capture's clock advances, and
+//! [`Director::flush_sync`] at the end); each goes to 224.0.0.81:8848 ([`DEFAULT_GROUP_V4`],
+//! [`DEFAULT_PORT`]). A backup director built from the same rules applies such payloads with
+//! [`Director::apply_sync`] and lists its table as `ipvsadm -L -n -c` does with
+//! [`list_conns`](crate::rules::listing::list_conns)`(&backup.connections(now), false)`:
+//!
+//! ```
+//! use lvs_core::conn::HashKey;
+//! use lvs_core::director::{Director, DirectorConfig, PacketVerdict, SyncMasterConfig};
+//! use lvs_core::rules::{listing::list_conns, RuleSet};
+//! use lvs_core::Instant;
+//!
+//! let rules = RuleSet::from_text("-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.1.0.1:53 -g\n")
+//!     .unwrap();
+//! let mut master = Director::new(DirectorConfig::new(64, HashKey::from_u128(1)));
+//! master.apply_rules(Instant::ZERO, &rules).unwrap();
+//! master.set_sync_master(Some(SyncMasterConfig::default()));
+//! let t = Instant::from_secs(5);
+//! for _ in 0..3 {
+//!     // Three datagrams from 192.0.2.7:5000: the third is synced (sync_threshold 3).
+//!     let mut buf = vec![0u8; 64];
+//!     etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [10, 0, 0, 1], 64)
+//!         .udp(5000, 53)
+//!         .write(&mut buf, b"query")
+//!         .unwrap();
+//!     let mut out = [0u8; 576];
+//!     let v = master.handle_packet(t, &mut buf, 64, &mut out);
+//!     assert!(matches!(v, PacketVerdict::Forward { .. }));
+//! }
+//! master.flush_sync();
+//! let payload = master.poll_sync(t).unwrap(); // UDP payload to 224.0.0.81:8848
+//!
+//! let mut backup = Director::new(DirectorConfig::new(64, HashKey::from_u128(2)));
+//! backup.apply_rules(Instant::ZERO, &rules).unwrap();
+//! backup.apply_sync(t, &payload).unwrap();
+//! assert_eq!(
+//!     list_conns(&backup.connections(t), false),
+//!     "IPVS connection entries\n\
+//!      pro expire state       source             virtual            destination\n\
+//!      UDP 05:00  UDP         192.0.2.7:5000     10.0.0.1:53        10.1.0.1:53\n",
+//! );
+//! ```
+//!
 //! ```
 //! use lvs_core::conn::HashKey;
 //! use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir, SyncMasterConfig};
