@@ -46,8 +46,8 @@
 //! [`Director::handle_flow`]) with a sync master running yields, from
 //! [`Director::poll_sync`], exactly the UDP payloads the kernel would multicast (call
 //! [`Director::handle_timeout`] as the capture's clock advances, and
-//! [`Director::flush_sync`] at the end); each goes to 224.0.0.81:8848 ([`DEFAULT_GROUP_V4`],
-//! [`DEFAULT_PORT`]). A backup director built from the same rules applies such payloads with
+//! [`Director::flush_sync`] at the end); each goes to 224.0.0.81:8848 ([`crate::sync::DEFAULT_GROUP_V4`],
+//! [`crate::sync::DEFAULT_PORT`]). A backup director built from the same rules applies such payloads with
 //! [`Director::apply_sync`] and lists its table as `ipvsadm -L -n -c` does with
 //! [`list_conns`](crate::rules::listing::list_conns)`(&backup.connections(now), false)`:
 //!

@@ -1,5 +1,5 @@
 //! From a keepalived configuration to the health monitor's input: one
-//! [`ServiceSpec`](crate::health::ServiceSpec) per IPVS service, so that the simulator and the
+//! [`crate::health::ServiceSpec`] per IPVS service, so that the simulator and the
 //! live runtime build the same [`HealthMonitor`](crate::health::HealthMonitor).
 //!
 //! The cascade (virtual_server → real_server → checker) was resolved by the parser; this only
