@@ -39,7 +39,10 @@
 //! [`Director::flush_sync`]. The driver drains the queue with [`Director::poll_sync`] and
 //! sends each datagram as one UDP payload to 224.0.0.81:8848 (TTL 1).
 //!
-//! Without a master the packet path pays one branch.
+//! Without a master the packet path pays one branch. Once a master has run or a record was
+//! applied, the director keeps 24 bytes of sync bookkeeping per table slot in use (the
+//! kernel's `old_state`, `sync_endtime` and a template's `in_pkts`), so that a backup that
+//! takes over continues from the synced values.
 //!
 //! # For a replay tool
 //! A master director replaying a capture through [`Director::handle_packet`] (or
@@ -830,3 +833,5 @@ impl MasterSlot {
         }
     }
 }
+
+const _: () = assert!(core::mem::size_of::<MasterSlot>() == 24);
