@@ -683,3 +683,60 @@ fn established_connections_survive_failover() {
     }
     assert_eq!(drain(&mut backup, t(31)).len(), 1);
 }
+
+#[test]
+fn table_sync_api_bounds() {
+    use lvs_core::conn::{ConnTable, ConnTableConfig, NewConn};
+    use lvs_core::sched::DestId;
+    let mut t = ConnTable::new(ConnTableConfig::new(8, HashKey::from_u128(3)));
+    let ins = t
+        .insert(
+            Instant::ZERO,
+            NewConn {
+                protocol: Protocol::Tcp,
+                caddr: ip("192.0.2.1"),
+                cport: 1000,
+                vaddr: ip("10.0.0.1"),
+                vport: 80,
+                daddr: ip("10.1.0.1"),
+                dport: 80,
+                flags: ConnFlags::for_method(FwdMethod::DirectRoute).with(ConnFlags::SYNC),
+                fwmark: 0,
+                dest: None,
+                control: None,
+                timeout: Duration::from_secs(900),
+            },
+        )
+        .unwrap();
+    assert!(ins.bind.is_none());
+    let id = ins.id;
+    // Only INACTIVE / IN_SEQ / OUT_SEQ change; state must fit.
+    let f = ConnFlags::TEMPLATE
+        .with(ConnFlags::INACTIVE)
+        .with(ConnFlags::IN_SEQ);
+    assert!(t.sync_update(id, t0(), f, 5, 3, Some(Duration::from_secs(120))));
+    let c = t.get(id).unwrap();
+    assert!(!c.is_template());
+    assert!(c.flags.contains(ConnFlags::INACTIVE) && c.flags.contains(ConnFlags::IN_SEQ));
+    assert_eq!((c.state, c.in_pkts), (5, 3));
+    assert_eq!(c.expires.saturating_duration_since(t0()).as_secs(), 120);
+    assert!(!t.sync_update(id, t0(), f, 16, 3, None));
+    assert_eq!(t.get(id).unwrap().state, 5);
+    // Late binding: once, counted by the flags given, moved in the reply index for NAT.
+    let nat = ConnFlags::for_method(FwdMethod::Masq)
+        .with(ConnFlags::INACTIVE)
+        .with(ConnFlags::SYNC);
+    let (d, delta) = t.bind_dest(id, DestId(4), nat).unwrap();
+    assert_eq!((d, delta.inactive), (DestId(4), 1));
+    assert!(t.bind_dest(id, DestId(5), nat).is_none());
+    let c = t.get(id).unwrap();
+    assert_eq!(t.lookup_out(&c.out_key()), Some(id));
+    assert!(c.flags.contains(ConnFlags::SYNC) && c.flags.contains(ConnFlags::HASHED));
+    t.expire_now(id, t0());
+    assert!(!t.sync_update(id, t0(), f, 1, 3, None));
+    assert!(t.bind_dest(id, DestId(4), nat).is_none());
+}
+
+fn t0() -> Instant {
+    Instant::from_secs(1)
+}
