@@ -184,12 +184,12 @@ impl Director {
         }
         self.set_state(now, id, pkt, Direction::Input);
         let pkts = self.table.inc_in_pkts(id);
-        if self.sync_master.is_some() {
-            self.sync_after_packet(now, id, pkts);
-        }
         let Some(c) = self.table.get(id) else {
             return (FlowVerdict::NotOurs, None);
         };
+        if self.sync_master.is_some() {
+            self.sync_after_packet(now, &c, pkts);
+        }
         let v = FlowVerdict::Forward {
             conn: Some(id),
             dest: SocketAddr::new(c.daddr, c.dport),

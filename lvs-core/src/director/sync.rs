@@ -710,11 +710,10 @@ impl Director {
     }
 
     /// `ip_vs_sync_conn` for the connection a client packet was just counted on.
-    pub(super) fn sync_after_packet(&mut self, now: Instant, id: ConnId, pkts: u32) {
-        let Some(c) = self.table.get(id) else {
-            return;
-        };
-        let timeout = self.current_timeout(&c);
+    /// `c` is the entry as the packet left it.
+    pub(super) fn sync_after_packet(&mut self, now: Instant, c: &crate::conn::Conn, pkts: u32) {
+        let id = c.id;
+        let timeout = self.current_timeout(c);
         let Some(m) = self.sync_master.as_mut() else {
             return;
         };
