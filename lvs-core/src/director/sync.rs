@@ -733,7 +733,7 @@ impl Director {
         if d.send {
             m.push(
                 now,
-                &SyncConn::from_conn(&c, secs(timeout)),
+                &SyncConn::from_conn(c, secs(timeout)),
                 &mut self.sync_stats,
             );
         }
