@@ -205,8 +205,11 @@ fn existing_flow_packet(c: &mut Criterion) {
         let mut i = 0u64;
         let mut bufs = vec![0u8; BATCH as usize * 40];
         let mut out = [0u8; 576];
+        // Filtered out (criterion never calls the routine): nothing to check afterwards.
+        let mut ran = false;
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_custom(|iters| {
+                ran = true;
                 let mut total = std::time::Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
@@ -229,8 +232,10 @@ fn existing_flow_packet(c: &mut Criterion) {
         });
         // The rewrite really happened: the last packet now goes to a real server.
         let p = &bufs[..40];
-        assert_eq!(p[16], 10, "destination rewritten to 10.200.x.y");
-        assert_eq!(p[8], 63, "TTL decremented");
+        if ran {
+            assert_eq!(p[16], 10, "destination rewritten to 10.200.x.y");
+            assert_eq!(p[8], 63, "TTL decremented");
+        }
     }
     g.finish();
 }

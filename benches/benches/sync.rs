@@ -1,15 +1,20 @@
 //! Sync protocol: encoding records into datagrams with the batcher and decoding datagrams,
 //! per record (IPv4 plain, IPv6 with sequence data), for version 1 at the default
-//! `sync_maxlen` (1472) and version 0.
+//! `sync_maxlen` (1472) and version 0; a backup director applying datagrams (new entries and
+//! updates of existing ones); a master director generating records from its traffic.
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use criterion::{BenchmarkId, Criterion, Throughput};
-use lvs_core::conn::{ConnFlags, FwdMethod};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use lvs_core::conn::{ConnFlags, FwdMethod, HashKey};
+use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir, SyncMasterConfig};
+use lvs_core::rules::RuleSet;
+use lvs_core::sync::master::SyncSysctls;
 use lvs_core::sync::{
     decode, SeqData, SeqOptions, SyncBatcher, SyncConn, SyncVersion, DEFAULT_MAXLEN_V4,
 };
 use lvs_core::Instant;
+use lvs_core::Protocol;
 
 /// Records per measured batch.
 const N: usize = 4096;
@@ -139,6 +144,130 @@ pub fn benches(c: &mut Criterion) {
                 n
             })
         });
+    }
+    g.finish();
+
+    apply_benches(c);
+    master_benches(c);
+}
+
+/// The backup's rules for [`records`]`(false)`: 198.51.100.1:443 with the 64 real servers
+/// 10.200.0.0..63:8443, DR.
+fn backup_rules() -> RuleSet {
+    let mut t = String::from("-A -t 198.51.100.1:443 -s rr\n");
+    for i in 0..64 {
+        t.push_str(&format!("-a -t 198.51.100.1:443 -r 10.200.0.{i}:8443 -g\n"));
+    }
+    RuleSet::from_text(&t).unwrap()
+}
+
+fn director(capacity: u32) -> Director {
+    let mut d = Director::new(DirectorConfig::new(capacity, HashKey::from_u128(0xbe)));
+    d.apply_rules(Instant::ZERO, &backup_rules()).unwrap();
+    d
+}
+
+/// A backup applying datagrams: `create` into an empty table (a fresh director per batch,
+/// built outside the measurement), `update` of entries the same datagrams created before.
+fn apply_benches(c: &mut Criterion) {
+    let dgs = datagrams(SyncVersion::V1, &records(false));
+    let mut g = c.benchmark_group("sync/apply");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("v1_ipv4_create", |b| {
+        b.iter_batched_ref(
+            || director(2 * N as u32),
+            |d| {
+                for dg in &dgs {
+                    d.apply_sync(Instant::from_secs(1), black_box(dg)).unwrap();
+                }
+                assert_eq!(d.table().len(), N);
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut d = director(2 * N as u32);
+    for dg in &dgs {
+        d.apply_sync(Instant::from_secs(1), dg).unwrap();
+    }
+    g.bench_function("v1_ipv4_update", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for dg in &dgs {
+                n += d
+                    .apply_sync(Instant::from_secs(1), black_box(dg))
+                    .unwrap()
+                    .updated;
+            }
+            assert_eq!(n as usize, N);
+        })
+    });
+    g.finish();
+}
+
+/// A master's packet path on established DR connections: `off` without a sync master,
+/// `every_packet` with `sync_threshold = 0 1` so that every packet makes a record (batched,
+/// queued and drained as the driver would). The difference is the cost of record generation.
+fn master_benches(c: &mut Criterion) {
+    let pkts: Vec<FlowPacket> = (0..N as u32)
+        .map(|i| FlowPacket {
+            protocol: Protocol::Tcp,
+            src: std::net::SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                1024 + (i % 60_000) as u16,
+            ),
+            dst: "198.51.100.1:443".parse().unwrap(),
+            fwmark: 0,
+            tcp_flags: 0x10,
+            len: 60,
+            dir: PacketDir::FromClient,
+        })
+        .collect();
+    let established = |sync: bool| {
+        let mut d = director(2 * N as u32);
+        for p in &pkts {
+            d.handle_flow(
+                Instant::from_secs(1),
+                &FlowPacket {
+                    tcp_flags: 0x02,
+                    ..*p
+                },
+            );
+            d.handle_flow(Instant::from_secs(1), p);
+        }
+        if sync {
+            d.set_sync_master(Some(SyncMasterConfig {
+                sysctls: SyncSysctls {
+                    threshold: 0,
+                    period: 1,
+                    ..SyncSysctls::default()
+                },
+                ..SyncMasterConfig::default()
+            }));
+        }
+        d
+    };
+    let mut g = c.benchmark_group("sync/master");
+    g.throughput(Throughput::Elements(N as u64));
+    for (name, sync) in [("off", false), ("every_packet", true)] {
+        let mut d = established(sync);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let now = Instant::from_secs(2);
+                for p in &pkts {
+                    black_box(d.handle_flow(now, black_box(p)));
+                }
+                d.flush_sync();
+                let mut bytes = 0;
+                while let Some(dg) = d.poll_sync(now) {
+                    bytes += dg.len();
+                }
+                bytes
+            })
+        });
+        if sync {
+            assert_eq!(d.sync_stats().datagrams_dropped, 0);
+            assert!(d.sync_stats().records_sent >= N as u64);
+        }
     }
     g.finish();
 }

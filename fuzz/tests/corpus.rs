@@ -40,6 +40,7 @@ corpus_tests!(
     rules_parse,
     sched_ops,
     sim_trace,
+    sync_apply,
     sync_decode,
     wire_views,
     xmit_rewrite,

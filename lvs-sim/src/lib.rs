@@ -4,6 +4,8 @@
 //!
 //! - [`trace`]: the trace language of `lvs-sim sched` (one event per line, strict, errors
 //!   with line and column).
+//! - [`rules_cmd`]: `lvs-sim rules --keepalived FILE`: a keepalived configuration as
+//!   `ipvsadm -S -n` rules plus its checker settings.
 //! - [`sched_cmd`]: the runner of `lvs-sim sched`: applies the rules, plays the trace through
 //!   the director on the trace's own clock and prints what IPVS would do.
 //!
@@ -18,6 +20,7 @@
 //!   per event.
 #![forbid(unsafe_code)]
 
+pub mod rules_cmd;
 pub mod sched_cmd;
 pub mod trace;
 

@@ -37,6 +37,12 @@ enum Cmd {
               value_parser = clap::value_parser!(u32).range(1..=MAX_CONN_CAPACITY))]
         conn_capacity: u32,
     },
+    /// Print a keepalived configuration as `ipvsadm -S -n` rules, then its checker settings.
+    Rules {
+        /// keepalived.conf (its includes are read relative to it).
+        #[arg(long, value_name = "FILE")]
+        keepalived: PathBuf,
+    },
 }
 
 fn read(path: &Path) -> Result<String, ExitCode> {
@@ -49,6 +55,16 @@ fn read(path: &Path) -> Result<String, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Rules { keepalived } => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            match lvs_sim::rules_cmd::run_file(&keepalived, &mut out, &mut err) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lvs-sim: {e}");
+                    ExitCode::from(e.exit_status())
+                }
+            }
+        }
         Cmd::Sched {
             rules,
             trace,

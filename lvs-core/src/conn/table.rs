@@ -59,6 +59,8 @@ const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0x8000_0000;
 /// The largest capacity (slot numbers must stay below `HEAD`).
 pub const MAX_CAPACITY: u32 = HEAD - 1;
+/// The largest raw state an entry stores (4 bits: every TCP and SCTP state fits).
+pub const MAX_STATE: u8 = 15;
 
 // `Entry::bits` layout.
 const B_PROTO: u16 = 0x0003;
@@ -671,6 +673,9 @@ pub struct ConnTable {
     active: ActiveStates,
     evict_scan: u32,
     stats: ConnTableStats,
+    /// Templates whose expiry was deferred, while a sync master wants them
+    /// ([`ConnTable::set_deferred_log`]).
+    deferred_log: Option<Vec<ConnId>>,
 }
 
 impl core::fmt::Debug for ConnTable {
@@ -726,6 +731,7 @@ impl ConnTable {
             active: config.active,
             evict_scan: config.evict_scan,
             stats: ConnTableStats::default(),
+            deferred_log: None,
         }
     }
 
@@ -951,6 +957,9 @@ impl ConnTable {
                     self.store.slab[slot as usize].expires = due as u32;
                     self.link(slot, due);
                     self.stats.deferred += 1;
+                    if let Some(log) = self.deferred_log.as_mut() {
+                        log.push(ConnId(slot));
+                    }
                     continue;
                 }
                 let ex = self.free(slot, ExpireReason::Timeout);
@@ -1262,6 +1271,9 @@ impl ConnTable {
             self.store.slab[id.0 as usize].aux = duration_ms(DEFERRED_TIMEOUT);
             self.set_due(id.0, now, DEFERRED_TIMEOUT);
             self.stats.deferred += 1;
+            if let Some(log) = self.deferred_log.as_mut() {
+                log.push(id);
+            }
             return None;
         }
         self.stats.expired_now += 1;
@@ -1610,6 +1622,107 @@ impl ConnTable {
         let timeout = self.timeouts.udp();
         self.rearm(id.0, now, timeout);
         assured
+    }
+
+    // ---- connection synchronisation (spec §4) -------------------------------------------
+
+    /// Starts (`true`) or stops recording the templates whose expiry is deferred because they
+    /// still control connections (by [`ConnTable::handle_timeout`] or
+    /// [`ConnTable::expire_now`]). A sync master sends such a template again (spec §4.3);
+    /// collect them with [`ConnTable::take_deferred`] after each of those calls.
+    pub fn set_deferred_log(&mut self, on: bool) {
+        self.deferred_log = on.then(Vec::new);
+    }
+
+    /// Moves the templates deferred since the last call (see
+    /// [`ConnTable::set_deferred_log`]) to `out`, oldest first.
+    pub fn take_deferred(&mut self, out: &mut Vec<ConnId>) {
+        if let Some(log) = self.deferred_log.as_mut() {
+            out.append(log);
+        }
+    }
+
+    /// Applies a sync record to an existing entry (the end of `ip_vs_proc_conn`): the
+    /// INACTIVE, IN_SEQ and OUT_SEQ bits come from `flags` (the other bits stay), the raw
+    /// state becomes `state`, a connection's `in_pkts` becomes `in_pkts`, and with
+    /// `Some(timeout)` the entry is re-armed to exactly `now + timeout` (which also becomes a
+    /// template's timeout; `None` leaves the expiry, for an entry just inserted with it).
+    ///
+    /// Destination counters are not touched: when INACTIVE flips on a bound connection the
+    /// caller moves one count with [`DestDelta::activity`]. Returns `false` (and changes
+    /// nothing) for a dead id or a state above [`MAX_STATE`].
+    pub fn sync_update(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        flags: ConnFlags,
+        state: u16,
+        in_pkts: u32,
+        timeout: Option<Duration>,
+    ) -> bool {
+        if !self.contains(id) || state > u16::from(MAX_STATE) {
+            return false;
+        }
+        const UPD: u16 = 0x0700; // IP_VS_CONN_F_BACKUP_UPD_MASK
+        {
+            let e = &mut self.store.slab[id.0 as usize];
+            e.flags = (e.flags & !UPD) | (flags.bits() & UPD);
+            e.set_state(state as u8);
+            if !e.is_template() {
+                e.aux = in_pkts;
+            }
+        }
+        if let Some(t) = timeout {
+            self.set_timeout(id, now, t);
+        }
+        true
+    }
+
+    /// Binds an unbound entry to `dest` (`ip_vs_try_bind_dest` on a sync-created entry) with
+    /// `flags`, which replace the entry's flags except HASHED, TEMPLATE and NO_CPORT (those
+    /// stay; ONE_PACKET is never set on a stored entry). A change between NAT and another
+    /// forwarding method moves the entry in the reply index. Returns the counter change to
+    /// apply with [`crate::conn::accounting::apply_bind`]; `None` (nothing changed) for a dead
+    /// id or an entry that already has a destination.
+    pub fn bind_dest(
+        &mut self,
+        id: ConnId,
+        dest: DestId,
+        flags: ConnFlags,
+    ) -> Option<(DestId, DestDelta)> {
+        if !self.contains(id) || self.store.e(id.0).dest().is_some() {
+            return None;
+        }
+        const KEEP: u16 = 0x0040 | 0x1000 | 0x0800; // HASHED, TEMPLATE, NO_CPORT
+        let e = *self.store.e(id.0);
+        let new_flags = (e.flags & KEEP) | (flags.bits() & !KEEP & !ConnFlags::ONE_PACKET.bits());
+        let was_masq = e.cflags().fwd_method() == FwdMethod::Masq;
+        let is_masq = ConnFlags::from_bits(new_flags).fwd_method() == FwdMethod::Masq;
+        let reindex = was_masq != is_masq && e.bits & B_OUT_IDX != 0;
+        if reindex {
+            let h = self.store.out_hash(id.0);
+            if let Ok(ent) = self.out_idx.find_entry(h, |&s| s == id.0) {
+                ent.remove();
+            }
+        }
+        {
+            let s = &mut self.store.slab[id.0 as usize];
+            s.flags = new_flags;
+            s.dest = dest.0;
+        }
+        if reindex {
+            let store = &self.store;
+            Self::ensure_slack(
+                &mut self.out_idx,
+                store,
+                true,
+                self.capacity,
+                &mut self.stats,
+            );
+            let h = store.out_hash(id.0);
+            self.out_idx.insert_unique(h, id.0, |&s| store.out_hash(s));
+        }
+        Some((dest, DestDelta::bind(ConnFlags::from_bits(new_flags))))
     }
 }
 

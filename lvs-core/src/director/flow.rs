@@ -24,6 +24,8 @@ const UNPRIVILEGED_PORT_START: u16 = 1024;
 /// Where a scheduled packet goes.
 struct Scheduled {
     conn: Option<ConnId>,
+    /// The persistence template the connection uses.
+    template: Option<ConnId>,
     dest: DestId,
     daddr: IpAddr,
     dport: u16,
@@ -166,6 +168,10 @@ impl Director {
                             method: forward_of(flags.fwd_method()),
                             new: true,
                         };
+                        if self.sync_master.is_some() {
+                            // v1 syncs the template of a one-packet connection (spec §4.3).
+                            self.sync_ops_template(now, s.template);
+                        }
                         return (v, Some(s.dest));
                     }
                 },
@@ -177,10 +183,13 @@ impl Director {
             self.count_in(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Input);
-        self.table.inc_in_pkts(id);
+        let pkts = self.table.inc_in_pkts(id);
         let Some(c) = self.table.get(id) else {
             return (FlowVerdict::NotOurs, None);
         };
+        if self.sync_master.is_some() {
+            self.sync_after_packet(now, &c, pkts);
+        }
         let v = FlowVerdict::Forward {
             conn: Some(id),
             dest: SocketAddr::new(c.daddr, c.dport),
@@ -318,7 +327,7 @@ impl Director {
         }
     }
 
-    fn dest_flags(&self, id: DestId) -> ConnFlags {
+    pub(super) fn dest_flags(&self, id: DestId) -> ConnFlags {
         match self.dests.get(id.0 as usize) {
             Some(Some(d)) => d.conn_flags,
             _ => ConnFlags::INACTIVE,
@@ -326,7 +335,7 @@ impl Director {
     }
 
     /// `ip_vs_service_find`: fwmark (if the packet has a mark) → exact → FTP → port 0.
-    fn find_service(&self, pkt: &FlowPacket) -> Option<u32> {
+    pub(super) fn find_service(&self, pkt: &FlowPacket) -> Option<u32> {
         let family = Family::of(&pkt.dst.ip());
         if pkt.fwmark != 0 {
             if let Some(&i) = self.svc_index.get(&ServiceKey::Fwmark {
@@ -399,6 +408,7 @@ impl Director {
             self.count_conn(dest, svc);
             return Ok(Scheduled {
                 conn,
+                template: None,
                 dest,
                 daddr,
                 dport,
@@ -473,7 +483,7 @@ impl Director {
                 );
                 match ins {
                     Ok(ins) => {
-                        self.after_insert(&ins);
+                        self.after_insert(now, &ins);
                         (ins.id, dest)
                     }
                     Err(_) => return Err(FlowVerdict::Drop(DropReason::TableFull)),
@@ -492,6 +502,7 @@ impl Director {
         self.count_conn(dest, svc);
         Ok(Scheduled {
             conn,
+            template: Some(ct),
             dest,
             daddr,
             dport,
@@ -532,7 +543,11 @@ impl Director {
     }
 
     /// Applies the bind delta of an insert and treats an evicted entry as expired.
-    fn after_insert(&mut self, ins: &crate::conn::Inserted) {
+    pub(super) fn after_insert(&mut self, now: Instant, ins: &crate::conn::Inserted) {
+        // `ip_vs_conn_new`: `old_state` 0, `sync_endtime` now (only kept once sync is used).
+        if self.sync_master.is_some() || (ins.id.index() as usize) < self.sync_slots.len() {
+            *super::sync::slot(&mut self.sync_slots, ins.id) = super::sync::MasterSlot::fresh(now);
+        }
         if let Some(e) = &ins.evicted {
             self.on_expired(e);
         }
@@ -579,7 +594,7 @@ impl Director {
         );
         match ins {
             Ok(ins) => {
-                self.after_insert(&ins);
+                self.after_insert(now, &ins);
                 self.counters.scheduled += 1;
                 Ok(Some(ins.id))
             }

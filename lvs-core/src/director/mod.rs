@@ -78,6 +78,7 @@
 mod flow;
 mod packet;
 pub mod stats;
+pub mod sync;
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -98,6 +99,7 @@ use crate::time::{Duration, Instant};
 
 pub use packet::{PacketConfig, PacketDrop, PacketVerdict};
 pub use stats::{Estimator, StatsCell};
+pub use sync::{SyncApplied, SyncBackupConfig, SyncMasterConfig, SyncSkip, SyncStats};
 
 /// The sysctls (`/proc/sys/net/ipv4/vs/*`) that change the director's decisions, with the
 /// kernel's defaults (spec §6.6).
@@ -449,6 +451,17 @@ pub struct Director {
     /// The next IPv4 identification for headers the director creates (tunnel outer headers,
     /// ICMP errors); owned here, no global state.
     ip_id: u16,
+    /// The sync master, when running (`None`: the packet path pays one branch).
+    sync_master: Option<Box<sync::MasterState>>,
+    /// The backup side's settings (syncid filter, `sync_threshold`).
+    sync_backup: SyncBackupConfig,
+    /// Sync counters, both sides.
+    sync_stats: SyncStats,
+    /// Per-slot sync bookkeeping, once a master ran or a record was applied.
+    sync_slots: Vec<sync::MasterSlot>,
+    /// Real servers by (service slot, address, port) for applying sync records; rebuilt
+    /// after any rule change.
+    sync_dests: Option<HashMap<(u32, IpAddr, u16), DestId>>,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -521,6 +534,11 @@ impl Director {
             flush_pending: false,
             packet: config.packet,
             ip_id: config.packet.first_ip_id,
+            sync_master: None,
+            sync_backup: SyncBackupConfig::default(),
+            sync_stats: SyncStats::default(),
+            sync_slots: Vec::new(),
+            sync_dests: None,
         }
     }
 
@@ -699,6 +717,7 @@ impl Director {
 
     /// Carries out a command the rule mirror accepted.
     fn exec(&mut self, now: Instant, cmd: &Command) {
+        self.sync_dests = None;
         match cmd {
             Command::AddService(cfg) => self.add_service(now, cfg),
             Command::EditService(cfg) => {
@@ -978,6 +997,9 @@ impl Director {
         if let Some(e) = self.table.expire_now(id, now) {
             self.on_expired(&e);
         }
+        if self.sync_master.is_some() {
+            self.sync_deferred(now);
+        }
     }
 
     fn on_expired(&mut self, e: &Expired) {
@@ -1028,6 +1050,9 @@ impl Director {
             min(self.est_next);
         }
         min(self.trash_timer);
+        if let Some(m) = &self.sync_master {
+            min(m.flush_deadline());
+        }
         for s in self.services.iter().flatten() {
             min(s.pool.poll_timeout());
         }
@@ -1047,6 +1072,10 @@ impl Director {
             self.on_expired(&e);
         }
         self.scratch = buf;
+        if self.sync_master.is_some() {
+            self.sync_deferred(now);
+            self.sync_flush_due(now);
+        }
         if let Some(t) = self.est_next {
             if t <= now {
                 if self.sysctls.run_estimation {

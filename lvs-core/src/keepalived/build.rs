@@ -1353,6 +1353,7 @@ fn resolve(
         real_servers.push(RealServerSettings {
             addr: rs.addr,
             port,
+            port_given: rs.port.is_some(),
             line: rs.pos.line,
             weight: rs.weight.unwrap_or(raw.weight),
             forward,
@@ -1372,6 +1373,7 @@ fn resolve(
         SorryServer {
             addr: s.addr,
             port: s.port.unwrap_or(virt_port),
+            port_given: s.port.is_some(),
             forward,
             tunnel,
             inhibit: s.inhibit,

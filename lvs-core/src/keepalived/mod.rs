@@ -13,6 +13,8 @@
 //!
 //! [`KeepalivedConfig::describe`] prints what was understood: the rules exactly as
 //! `ipvsadm -S -n` would list them, then the checker settings.
+//! [`KeepalivedConfig::health_specs`] turns the settings into the
+//! [`HealthMonitor`](crate::health::HealthMonitor)'s input ([`health`]).
 //!
 //! ## Keywords (keepalived/check/check_parser.c, check_api.c, doc/man/man5/keepalived.conf.5)
 //! Old and new names are synonyms: `lb_algo` = `lvs_sched`, `lb_kind` = `lvs_method`,
@@ -83,6 +85,7 @@
 mod build;
 mod describe;
 pub mod error;
+pub mod health;
 mod lexer;
 pub mod model;
 

@@ -29,6 +29,8 @@ pub struct SorryServer {
     pub addr: IpAddr,
     /// Port (the virtual port when omitted, as for real servers).
     pub port: u16,
+    /// Whether the port was written (when not, each service of a group uses its own port).
+    pub port_given: bool,
     /// `sorry_server_lvs_method`, else the virtual server's method.
     pub forward: Forward,
     /// Tunnel settings (`sorry_server_lvs_method TUN type …`).
@@ -92,6 +94,8 @@ pub struct RealServerSettings {
     /// Port. When omitted: the virtual port (of the first service, for a group; in the rule
     /// set each service of the group then gets its own port).
     pub port: u16,
+    /// Whether the port was written.
+    pub port_given: bool,
     /// Line of the `real_server` keyword.
     pub line: usize,
     /// `weight` 0..=65535 (default: the virtual server's `weight`, itself default 1).

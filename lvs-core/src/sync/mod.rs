@@ -13,6 +13,12 @@
 //! - [`master`]: `ip_vs_sync_conn_needed` and the `in_pkts` arithmetic (spec §4.3).
 //! - [`backup`]: syncid filter, received flags, timeout, replaced-connection decision
 //!   (spec §4.4).
+//! - [`role`]: the master / backup role driven by a VRRP daemon's notify hooks.
+//!
+//! The director applies these: [`Director::apply_sync`](crate::director::Director::apply_sync)
+//! on a backup, [`Director::set_sync_master`](crate::director::Director::set_sync_master) and
+//! [`Director::poll_sync`](crate::director::Director::poll_sync) on a master (see
+//! [`crate::director::sync`]).
 //!
 //! # Where this differs from the kernel, and why
 //! - A datagram the kernel drops part-way (bad length, bad option, …) is rejected as a whole:
@@ -61,6 +67,7 @@ pub mod decode;
 pub mod encode;
 mod error;
 pub mod master;
+pub mod role;
 
 pub use decode::{decode, decode_for_backup, decode_header, SyncHeader};
 pub use encode::{encode_record, record_len, SyncBatcher};
