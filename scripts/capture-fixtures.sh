@@ -108,7 +108,7 @@ ping(addr)
 EOF
 
 capture() { # capture FILE IFACE
-  ip netns exec "$VIP" tcpdump -U -n -s 0 -i "$2" -w "$1" 'tcp or udp or icmp or icmp6' \
+  ip netns exec "$VIP" tcpdump -U --immediate-mode -n -s 0 -i "$2" -w "$1" 'tcp or udp or icmp or icmp6' \
     >"$TMP/tcpdump.log" 2>&1 &
   PIDS+=($!)
   CAP_PID=$!
@@ -118,7 +118,7 @@ capture() { # capture FILE IFACE
 }
 
 stop_capture() {
-  sleep 0.5
+  sleep 1
   kill -INT "$CAP_PID" 2>/dev/null || true
   wait "$CAP_PID" 2>/dev/null || true
 }

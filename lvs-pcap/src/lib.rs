@@ -10,6 +10,7 @@
 //! - [`link`]: link layers (Ethernet with VLAN tags, Linux cooked SLL / SLL2, raw IP).
 //! - [`neigh`]: the `--neigh` file (`<ip> <mac>` lines) for direct-routing frames.
 //! - [`validate`]: the per-packet checks.
+//! - [`synth`]: synthetic multi-flow captures for benchmarks.
 //! - [`replay`]: the engine behind `lvs-pcap replay`, and its [`replay::Report`].
 //!
 //! The binary `lvs-pcap` is a thin command line over these.
@@ -51,4 +52,5 @@ pub mod capture;
 pub mod link;
 pub mod neigh;
 pub mod replay;
+pub mod synth;
 pub mod validate;

@@ -121,6 +121,12 @@ pub enum Change {
     /// NAT reply: source (and for ICMP errors the quoted destination) becomes the virtual
     /// address and port.
     NatOut(IpAddr, u16),
+    /// NAT inbound to the real server at this address, on the port the output carries (it
+    /// is then checked against the rules and the flow's other packets by the caller).
+    NatInAnyPort(IpAddr),
+    /// NAT reply, from the address and port the output carries (checked by the caller
+    /// against the flow's books).
+    NatOutAsWritten,
     /// DR, TUN (inner packet): nothing but TTL.
     None,
 }
@@ -308,6 +314,22 @@ impl Validator {
             ));
         }
         let offload = check_l4_sum(input, ic, out, &oc)?;
+        let qport = |src: bool| -> u16 {
+            quoted(&out[oc.ip_range()], &oc).map_or(0, |(_, q)| {
+                if src {
+                    q.src_port()
+                } else {
+                    q.dst_port()
+                }
+            })
+        };
+        let change = match change {
+            Change::NatInAnyPort(a) if oc.icmp_error => Change::NatIn(a, qport(true)),
+            Change::NatInAnyPort(a) => Change::NatIn(a, oc.dst_port),
+            Change::NatOutAsWritten if oc.icmp_error => Change::NatOut(oc.src, qport(false)),
+            Change::NatOutAsWritten => Change::NatOut(oc.src, oc.src_port),
+            c => c,
+        };
         let inp = &input[ic.ip_range()];
         let out = &out[oc.ip_range()];
         let icmp = is_icmp(ic) && ic.icmp_error;
@@ -319,7 +341,7 @@ impl Validator {
         let (src_r, dst_r) = addr_ranges(fam);
         s[ttl_at(fam)] = ic.ttl;
         let l4 = ic.l4_offset - ic.l3_offset;
-        let mut ignore: Vec<Range<usize>> = Vec::with_capacity(3);
+        let mut ignore = Ranges::default();
         if fam == Family::V4 {
             ignore.push(10..12);
         }
@@ -396,7 +418,7 @@ impl Validator {
                         key_in.2,
                     );
                 }
-                Change::None => {
+                Change::None | Change::NatInAnyPort(_) | Change::NatOutAsWritten => {
                     effect = (
                         FlowKey {
                             protocol: key_in.0,
@@ -448,7 +470,7 @@ impl Validator {
                         (ic.src, ic.src_port),
                     );
                 }
-                Change::None => {
+                Change::None | Change::NatInAnyPort(_) | Change::NatOutAsWritten => {
                     effect = (
                         FlowKey {
                             protocol: ic.protocol,
@@ -460,7 +482,7 @@ impl Validator {
                 }
             }
         }
-        if let Some(off) = first_difference(inp, &self.scratch, &ignore) {
+        if let Some(off) = first_difference(inp, &self.scratch, ignore.as_slice()) {
             return Err(Failure::new(
                 FailReason::Changed,
                 format!(
@@ -662,6 +684,26 @@ impl Validator {
             ));
         }
         Ok(())
+    }
+}
+
+/// Up to four byte ranges, without allocating.
+#[derive(Clone, Debug, Default)]
+struct Ranges {
+    r: [Range<usize>; 4],
+    n: usize,
+}
+
+impl Ranges {
+    fn push(&mut self, r: Range<usize>) {
+        if let Some(slot) = self.r.get_mut(self.n) {
+            *slot = r;
+            self.n += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[Range<usize>] {
+        &self.r[..self.n]
     }
 }
 
