@@ -17,7 +17,7 @@
 //! let mut file = Vec::new();
 //! let mut w = CaptureWriter::new(&mut file, LinkType::RAW).unwrap();
 //! w.write_packet(1_500_000_123, &[0x45, 0, 0, 20]).unwrap();
-//! drop(w);
+//! w.into_inner().unwrap();
 //! let mut r = CaptureReader::new(&file[..]).unwrap();
 //! let p = r.next_packet().unwrap().unwrap();
 //! assert_eq!((p.ts_nanos, p.link, p.data), (1_500_000_123, LinkType::RAW, &[0x45, 0, 0, 20][..]));
@@ -248,7 +248,7 @@ impl<R: Read> CaptureReader<R> {
     pub fn new(src: R) -> Result<Self, ReadError> {
         let mut r = CaptureReader {
             src,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::new(),
             start: 0,
             base: 0,
             eof: false,
@@ -318,7 +318,7 @@ impl<R: Read> CaptureReader<R> {
             self.start = 0;
         }
         while self.buf.len() < n && !self.eof {
-            let want = (n - self.buf.len()).max(1 << 20);
+            let want = (n - self.buf.len()).max(1 << 18);
             let old = self.buf.len();
             self.buf.resize(old + want, 0);
             match self.src.read(&mut self.buf[old..]) {

@@ -37,7 +37,7 @@
 //! let mut cap = Vec::new();
 //! let mut w = CaptureWriter::new(&mut cap, LinkType::RAW).unwrap();
 //! w.write_packet(1_000_000_000, &syn).unwrap();
-//! drop(w);
+//! w.into_inner().unwrap();
 //! let rules = RuleSet::from_text("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n").unwrap();
 //! let mut reader = CaptureReader::new(&cap[..]).unwrap();
 //! let mut out = Vec::new();

@@ -98,6 +98,6 @@ pub fn multi_flow_capture(flows: u32, per_flow: u32, payload: usize) -> Vec<u8> 
             ts += 1000;
         }
     }
-    drop(w);
+    w.into_inner().expect("writing to memory");
     out
 }

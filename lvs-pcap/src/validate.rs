@@ -673,11 +673,12 @@ impl Validator {
         }
         // The quote is the packet's beginning; the TTL may already be decremented (the kernel
         // quotes what it was about to send), so TTL and the header checksum are not compared.
-        let mut ignore = vec![ttl_at(ic.family)..ttl_at(ic.family) + 1];
+        let mut ignore = Ranges::default();
+        ignore.push(ttl_at(ic.family)..ttl_at(ic.family) + 1);
         if ic.family == Family::V4 {
             ignore.push(10..12);
         }
-        if let Some(off) = first_difference(&inp[..q.len()], q, &ignore) {
+        if let Some(off) = first_difference(&inp[..q.len()], q, ignore.as_slice()) {
             return Err(Failure::new(
                 FailReason::IcmpGenerated,
                 format!("quoted packet differs at {}", field_name(ic, off)),
@@ -862,6 +863,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn first_difference_skips_ignored() {
         assert_eq!(first_difference(b"abcdefghij", b"abcdefghij", &[]), None);
         assert_eq!(first_difference(b"abcdefghij", b"abcdefghiX", &[]), Some(9));

@@ -209,7 +209,7 @@ fn convert(cap: &[u8], link: LinkType, vlan: bool, ng: bool) -> Vec<u8> {
         for (ts, d) in &frames {
             w.write_packet(*ts, d).unwrap();
         }
-        drop(w);
+        w.into_inner().unwrap();
         return out;
     }
     // pcapng, big-endian, microsecond resolution (the default), one interface.
@@ -445,7 +445,7 @@ fn raw_capture(pkts: &[(u64, Vec<u8>)]) -> Vec<u8> {
     for (ts, p) in pkts {
         w.write_packet(*ts, p).unwrap();
     }
-    drop(w);
+    w.into_inner().unwrap();
     out
 }
 
@@ -556,7 +556,7 @@ fn dr_lint_flags_a_real_server_answering_arp_for_the_vip() {
     let mut cap = Vec::new();
     let mut w = CaptureWriter::new(&mut cap, LinkType::ETHERNET).unwrap();
     w.write_packet(SEC, &f).unwrap();
-    drop(w);
+    w.into_inner().unwrap();
     let options = ReplayOptions {
         neigh: neigh(),
         ..ReplayOptions::default()
