@@ -804,21 +804,6 @@ impl<W: Write> Replay<W> {
                 )),
             };
         }
-        let configured = self.rs_ports.get(&e.dest.0).is_some_and(|ports| {
-            ports
-                .iter()
-                .any(|&p| p == e.dest.1 || p == 0 || e.dest.1 == e.flow.vip.1)
-        });
-        if !configured {
-            return Err(Failure::new(
-                FailReason::Rewrite,
-                format!(
-                    "{} sent to {}, not a real server of the rules",
-                    fmt_flow(&e.flow),
-                    fmt_sock(e.dest)
-                ),
-            ));
-        }
         match self.flows.get_mut(&e.flow) {
             Some(f) if f.dest == e.dest => {
                 if new {
@@ -827,6 +812,7 @@ impl<W: Write> Replay<W> {
                 Ok(())
             }
             Some(f) if new => {
+                check_configured(&self.rs_ports, &e)?;
                 // The connection ended (expired, or reused for a new SYN): a new life.
                 f.dest = e.dest;
                 self.report.rescheduled_flows += 1;
@@ -846,6 +832,7 @@ impl<W: Write> Replay<W> {
                 ))
             }
             None => {
+                check_configured(&self.rs_ports, &e)?;
                 self.flows.insert(e.flow, FlowState { dest: e.dest });
                 *self.per_server.entry(e.dest).or_insert(0) += 1;
                 Ok(())
@@ -1022,6 +1009,27 @@ impl<W: Write> Replay<W> {
             .collect();
         Ok(r)
     }
+}
+
+/// Whether the flow's real server is one the rules have (checked when a flow's life starts;
+/// later packets must then go to the same place).
+fn check_configured(rs_ports: &HashMap<IpAddr, Vec<u16>>, e: &Effect) -> Result<(), Failure> {
+    let configured = rs_ports.get(&e.dest.0).is_some_and(|ports| {
+        ports
+            .iter()
+            .any(|&p| p == e.dest.1 || p == 0 || e.dest.1 == e.flow.vip.1)
+    });
+    if configured {
+        return Ok(());
+    }
+    Err(Failure::new(
+        FailReason::Rewrite,
+        format!(
+            "{} sent to {}, not a real server of the rules",
+            fmt_flow(&e.flow),
+            fmt_sock(e.dest)
+        ),
+    ))
 }
 
 /// Rewrites the source of the IP packet `b` (classified `c`) to `addr:port` and raises its
