@@ -6,7 +6,8 @@
 # exchange, a ping and a refused connection, over IPv4 and over IPv6.
 #
 #   scripts/capture-fixtures.sh [OUTDIR]     (default: lvs-pcap/tests/fixtures; needs root,
-#                                             tcpdump, iproute2, python3, curl)
+#                                             tcpdump, iproute2, python3, curl; exit status 3
+#                                             when this machine cannot run it)
 #
 # Writes OUTDIR/real-v4.pcap (Ethernet, captured on the VIP host's veth) and
 # OUTDIR/real-v6.pcap (Linux cooked v2, captured with `-i any` in the VIP host's namespace).
@@ -37,9 +38,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ip netns add "$CLI"
-ip netns add "$VIP"
-ip link add c0 netns "$CLI" type veth peer name v0 netns "$VIP"
+# Exit status 3: this machine cannot do it (the test that runs this script then skips).
+if ! ip netns add "$CLI" 2>"$TMP/err" || ! ip netns add "$VIP" 2>>"$TMP/err" ||
+  ! ip link add c0 netns "$CLI" type veth peer name v0 netns "$VIP" 2>>"$TMP/err"; then
+  echo "capture-fixtures: cannot create network namespaces and veth: $(cat "$TMP/err")" >&2
+  exit 3
+fi
 # Fixed MACs so the fixtures are reproducible.
 ip -n "$CLI" link set c0 address 02:00:00:99:00:01
 ip -n "$VIP" link set v0 address 02:00:00:99:00:10
