@@ -31,6 +31,8 @@ use std::io::{self, Read, Write};
 pub const MAX_RECORD_LEN: usize = 262_144;
 /// Largest pcapng block accepted (libpcap's limit, 16 MiB).
 pub const MAX_BLOCK_LEN: usize = 16 * 1024 * 1024;
+/// Bytes asked of the source per read.
+const READ_CHUNK: usize = 1 << 18;
 /// Most interfaces one pcapng section may describe (a bound on the reader's memory).
 pub const MAX_INTERFACES: usize = 4096;
 
@@ -189,6 +191,8 @@ struct Interface {
 pub struct CaptureReader<R> {
     src: R,
     buf: Vec<u8>,
+    /// End of the valid bytes in `buf`.
+    end: usize,
     /// Consumed bytes at the front of `buf`.
     start: usize,
     /// File offset of `buf[0]`.
@@ -249,6 +253,7 @@ impl<R: Read> CaptureReader<R> {
         let mut r = CaptureReader {
             src,
             buf: Vec::new(),
+            end: 0,
             start: 0,
             base: 0,
             eof: false,
@@ -307,37 +312,39 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// Makes at least `n` bytes available from `start` unless the file ends; returns how many
-    /// are available.
+    /// are available. The buffer only grows (zeroed once), so refills copy no more than the
+    /// unread tail and zero nothing.
     fn fill(&mut self, n: usize) -> Result<usize, ReadError> {
-        if self.buf.len() - self.start >= n || self.eof {
-            return Ok(self.buf.len() - self.start);
+        if self.end - self.start >= n || self.eof {
+            return Ok(self.end - self.start);
         }
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
             self.base += self.start as u64;
+            self.end -= self.start;
             self.start = 0;
         }
-        while self.buf.len() < n && !self.eof {
-            let want = (n - self.buf.len()).max(1 << 18);
-            let old = self.buf.len();
-            self.buf.resize(old + want, 0);
-            match self.src.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(k) => self.buf.truncate(old + k),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+        // Grow geometrically from 4 KiB (small inputs stay small) up to the read chunk.
+        let want = n.max((self.buf.len() * 2).clamp(4096, READ_CHUNK));
+        if self.buf.len() < want {
+            let mut grown = vec![0u8; want];
+            grown[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = grown;
+        }
+        while self.end < n && !self.eof {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
-                    self.buf.truncate(old);
                     return Err(ReadError::Io {
-                        offset: self.base + old as u64,
+                        offset: self.base + self.end as u64,
                         source,
                     });
                 }
             }
         }
-        Ok(self.buf.len())
+        Ok(self.end)
     }
 
     /// Ensures `n` bytes at the current position, or a `Truncated` error about `what`.
@@ -491,7 +498,7 @@ impl<R: Read> CaptureReader<R> {
             });
         }
         if self.fill(16 + incl)? < 16 + incl {
-            let available = (self.buf.len() - self.start) as u64;
+            let available = (self.end - self.start) as u64;
             return Err(ReadError::Truncated {
                 offset,
                 what: "pcap record",
@@ -854,6 +861,51 @@ mod tests {
         let e = r.next_packet().unwrap_err();
         assert!(matches!(e, ReadError::Corrupt { .. }), "{e}");
         assert_eq!(e.offset(), (n - 20) as u64);
+    }
+
+    /// A source that returns one byte per read (and an interruption now and then).
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.1 += 1;
+            if self.1 % 7 == 0 {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "again"));
+            }
+            match (self.0.first(), out.first_mut()) {
+                (Some(&b), Some(o)) => {
+                    *o = b;
+                    self.0 = &self.0[1..];
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn short_reads_give_the_same_packets() {
+        let big = vec![0x5a; 70_000];
+        let f = pcap(&[(1, 0, b"abcd"), (2, 0, &big), (3, 0, b"z")], false, true);
+        for ng in [false, true] {
+            let file = if ng { pcapng_file() } else { f.clone() };
+            let mut a = CaptureReader::new(&file[..]).unwrap();
+            let mut b = CaptureReader::new(Trickle(&file, 0)).unwrap();
+            loop {
+                let pa = a
+                    .next_packet()
+                    .unwrap()
+                    .map(|p| (p.ts_nanos, p.data.to_vec(), p.offset));
+                let pb = b
+                    .next_packet()
+                    .unwrap()
+                    .map(|p| (p.ts_nanos, p.data.to_vec(), p.offset));
+                assert_eq!(pa, pb);
+                if pa.is_none() {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

@@ -895,6 +895,11 @@ impl<W: Write> Replay<W> {
             self.skip("client_side_not_compared");
             return Ok(());
         }
+        if ic.ttl == 0 {
+            // No router forwards a packet to TTL 0: this one did not cross the director.
+            self.skip("client_side_ttl_zero");
+            return Ok(());
+        }
         self.report.packets_processed += 1;
         // The real server's reply: source RIP:rport, TTL one higher (the director decrements).
         let b = &mut self.buf[HEADROOM..HEADROOM + ip.len()];
