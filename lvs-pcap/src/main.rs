@@ -63,10 +63,12 @@ enum Cmd {
         /// Print the report as JSON instead of the human summary.
         #[arg(long)]
         json: bool,
-        /// Room in the connection table.
-        #[arg(long, value_name = "N", default_value_t = 1 << 20,
+        /// Room in the connection table (connections and templates at once). Default: as
+        /// many as the capture could hold flows (one per 36 bytes of file) plus 1024, at most
+        /// 1048576; a full table drops new flows (`table_full` in the report).
+        #[arg(long, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
-        conn_capacity: u32,
+        conn_capacity: Option<u32>,
     },
 }
 
@@ -155,6 +157,11 @@ fn main() -> ExitCode {
                 Ok(f) => f,
                 Err(e) => return fail(format_args!("{}: {e}", input.display())),
             };
+            // Every packet record takes at least 36 bytes (record header, IPv4 header), so a
+            // capture cannot open more flows than that.
+            let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
+            let conn_capacity =
+                conn_capacity.unwrap_or_else(|| (file_len / 36 + 1024).min(1 << 20) as u32);
             let mut reader = match CaptureReader::new(BufReader::with_capacity(1 << 20, file)) {
                 Ok(r) => r,
                 Err(e) => return fail(format_args!("{}: {e}", input.display())),
