@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main};
 mod conn;
 mod director;
 mod keepalived;
+mod pcap;
 mod rules;
 mod sched_hash;
 mod sched_lc;
@@ -25,6 +26,7 @@ criterion_group!(
     sim::benches,
     xmit::benches,
     sync::benches,
-    keepalived::benches
+    keepalived::benches,
+    pcap::benches
 );
 criterion_main!(benches);

@@ -37,6 +37,7 @@ corpus_tests!(
     director_ops,
     health_ops,
     keepalived_parse,
+    pcap_read,
     rules_parse,
     sched_ops,
     sim_trace,

@@ -1,0 +1,206 @@
+//! `lvs-pcap`: replay captures through lvs-rs's director and validate every output packet.
+//! See `lvs-pcap replay --help`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write as _};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use lvs_core::rules::{RuleSet, RulesError};
+use lvs_pcap::capture::CaptureReader;
+use lvs_pcap::replay::{self, ReplayOptions, RunError, Side};
+
+/// Replays packet captures through lvs-rs's director and proves every rewritten packet.
+#[derive(Parser, Debug)]
+#[command(name = "lvs-pcap", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SideArg {
+    /// The capture holds what arrived at the director (client -> VIP, NAT replies).
+    Director,
+    /// The capture was taken at the clients (client <-> VIP).
+    Client,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Replay a capture through the director, write what it sends, validate every packet.
+    ///
+    /// Exit status: 0 every output packet passed, 1 some validation failed (each failure names
+    /// the input packet number and what differed), 2 the input could not be used (rules,
+    /// neighbour file, or a truncated / corrupt capture: reported with its byte offset after
+    /// every packet before it was processed and written).
+    #[command(after_long_help = AFTER_HELP)]
+    Replay {
+        /// Rules in the ipvsadm language (what `ipvsadm -S -n` prints).
+        #[arg(long, value_name = "RULES")]
+        rules: PathBuf,
+        /// The capture (pcap or pcapng; Ethernet with VLAN tags, Linux cooked SLL / SLL2, raw
+        /// IP; other link types are counted and skipped).
+        #[arg(long = "in", value_name = "CAPTURE")]
+        input: PathBuf,
+        /// Write what the director sends (to real servers, to clients, and the ICMP errors it
+        /// builds) as pcap with the input's timestamps.
+        #[arg(long, value_name = "OUT.pcap")]
+        out: Option<PathBuf>,
+        /// Where the capture was taken.
+        #[arg(long, value_enum, default_value = "director")]
+        side: SideArg,
+        /// The director's own address (IPv4 and/or IPv6): source of tunnel outer headers and
+        /// of the ICMP errors it builds.
+        #[arg(long, value_name = "ADDR")]
+        local: Vec<IpAddr>,
+        /// Neighbour table for direct routing: lines `<ip> <mac>`.
+        #[arg(long, value_name = "FILE")]
+        neigh: Option<PathBuf>,
+        /// Print the report as JSON instead of the human summary.
+        #[arg(long)]
+        json: bool,
+        /// Room in the connection table (connections and templates at once). Default: as
+        /// many as the capture could hold flows (one per 36 bytes of file) plus 1024, at most
+        /// 1048576; a full table drops new flows (`table_full` in the report).
+        #[arg(long, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
+        conn_capacity: Option<u32>,
+    },
+}
+
+const AFTER_HELP: &str = "\
+The director's clock is the capture's: timers (connection expiry, the rate estimator) fire
+between packets as they would have. Checks on every output packet: it parses; IPv4 header,
+TCP, UDP, ICMP and ICMPv6 checksums verify (or keep the input's offload error exactly);
+nothing changes but what the forwarding method changes (NAT: one address and port; DR: TTL
+only, the frame goes to the real server's MAC from --neigh; TUN: the inner packet is the
+input with TTL - 1 and the outer header is the rule's tunnel type); every flow stays on one
+real server; ICMP errors are translated for the flow they quote. DR lint: a real server
+answering ARP for a virtual address is a failure.
+
+The output capture is Ethernet when the rules have a direct-routing real server (the
+director's MAC is learnt from the capture), raw IP otherwise.";
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lvs-pcap: {msg}");
+    ExitCode::from(2)
+}
+
+fn read_text(path: &Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|e| fail(format_args!("{}: {e}", path.display())))
+}
+
+fn rules_error(path: &Path, e: &RulesError) -> String {
+    let file = path.display();
+    match e {
+        RulesError::Parse(p) => format!("{file}:{}:{}: {}", p.line, p.column, p.kind),
+        RulesError::Apply {
+            line,
+            column,
+            source,
+        } => {
+            format!(
+                "{file}:{line}:{column}: refused: {source} (errno {})",
+                source.errno()
+            )
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Replay {
+            rules,
+            input,
+            out,
+            side,
+            local,
+            neigh,
+            json,
+            conn_capacity,
+        } => {
+            let text = match read_text(&rules) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let ruleset = match RuleSet::from_text(&text) {
+                Ok(r) => r,
+                Err(e) => return fail(rules_error(&rules, &e)),
+            };
+            let neigh_table = match &neigh {
+                Some(p) => {
+                    let t = match read_text(p) {
+                        Ok(t) => t,
+                        Err(c) => return c,
+                    };
+                    match lvs_pcap::neigh::parse(&t) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            return fail(format_args!(
+                                "{}:{}:{}: {}",
+                                p.display(),
+                                e.line,
+                                e.column,
+                                e.kind
+                            ))
+                        }
+                    }
+                }
+                None => Default::default(),
+            };
+            let file = match File::open(&input) {
+                Ok(f) => f,
+                Err(e) => return fail(format_args!("{}: {e}", input.display())),
+            };
+            // Every packet record takes at least 36 bytes (record header, IPv4 header), so a
+            // capture cannot open more flows than that.
+            let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
+            let conn_capacity =
+                conn_capacity.unwrap_or_else(|| (file_len / 36 + 1024).min(1 << 20) as u32);
+            let mut reader = match CaptureReader::new(BufReader::with_capacity(1 << 20, file)) {
+                Ok(r) => r,
+                Err(e) => return fail(format_args!("{}: {e}", input.display())),
+            };
+            let output = match &out {
+                Some(p) => match File::create(p) {
+                    Ok(f) => Some(BufWriter::with_capacity(1 << 20, f)),
+                    Err(e) => return fail(format_args!("{}: {e}", p.display())),
+                },
+                None => None,
+            };
+            let options = ReplayOptions {
+                side: match side {
+                    SideArg::Director => Side::Director,
+                    SideArg::Client => Side::Client,
+                },
+                locals: local,
+                neigh: neigh_table,
+                conn_capacity,
+                ..ReplayOptions::default()
+            };
+            let report = match replay::run(&ruleset, options, &mut reader, output) {
+                Ok(r) => r,
+                Err(RunError::Setup(e)) => return fail(e),
+                Err(e @ RunError::Output(_)) => return fail(e),
+            };
+            let stdout = std::io::stdout();
+            let mut so = stdout.lock();
+            let text = if json {
+                report.to_json() + "\n"
+            } else {
+                report.summary()
+            };
+            let _ = so.write_all(text.as_bytes());
+            let _ = so.flush();
+            if let Some(e) = &report.input_error {
+                eprintln!("lvs-pcap: {}: {}", input.display(), e.message);
+            }
+            ExitCode::from(report.exit_status())
+        }
+    }
+}
