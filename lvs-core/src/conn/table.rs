@@ -10,6 +10,12 @@
 //!   keyed by the reply tuple, each holding only the slot number; hash and equality closures
 //!   read the slab, so an entry is stored once and found by either key. At 10 M flows each
 //!   index has 2^24 buckets of 5 bytes: about 16.8 bytes per flow for both.
+//! - **Reply-source filter**: a small array (at most 4096 counters, 16 KiB, cache-resident)
+//!   counting the out-indexed entries by a bucket of their reply-side source (protocol,
+//!   address, port). The director tries every client packet as a reply first; the source of a
+//!   client packet is a client, which is almost never a real server or a virtual service, so
+//!   [`ConnTable::lookup_out`] answers "no" from the counter without hashing the key or
+//!   touching the large out-index. A non-zero counter only means "look in the index".
 //! - **Hash**: SipHash-1-3 keyed by the caller's 128-bit key over a canonical encoding of the
 //!   key, so remote hosts cannot choose colliding tuples.
 //! - **Timer**: a hashed timing wheel of `2^wheel_bits` buckets of `tick` each; entries are
@@ -82,6 +88,22 @@ const KIND_OUT: u64 = 3;
 /// 10 M flows (four cache misses in the two indexes), so 256 entries take about 0.12 ms
 /// (`conn_expiry` bench).
 pub const DEFAULT_EXPIRE_LIMIT: usize = 256;
+
+/// Most counters of the reply-source filter (a power of two).
+const OUT_FILTER_MAX: usize = 4096;
+
+/// The reply-source filter's bucket of (protocol, source address, source port), for a filter
+/// of `mask + 1` counters. Not keyed: a collision only sends a lookup on to the index.
+#[inline]
+fn out_filter_bucket(mask: usize, proto: Protocol, s: Ad, sport: u16) -> usize {
+    let a = match s {
+        Ad::V4(v) => v as u64,
+        Ad::V6(v) => (v as u64) ^ ((v >> 64) as u64).rotate_left(29),
+    };
+    let x = (a << 16 | sport as u64) ^ (proto_bits(proto) as u64) << 62;
+    // Fibonacci hashing: the high bits of the product.
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
+}
 
 /// The template timeout after a deferred expiry (`n_control > 0`): 60 s.
 const DEFERRED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -655,6 +677,8 @@ pub struct ConnTable {
     store: Store,
     in_idx: HashTable<u32>,
     out_idx: HashTable<u32>,
+    /// Reply-source filter: out-indexed entries per [`out_filter_bucket`].
+    out_filter: Vec<u32>,
     capacity: u32,
     len: u32,
     free_head: u32,
@@ -712,6 +736,7 @@ impl ConnTable {
             },
             in_idx: HashTable::with_capacity(cap),
             out_idx: HashTable::with_capacity(cap),
+            out_filter: vec![0; cap.next_power_of_two().clamp(64, OUT_FILTER_MAX)],
             capacity: config.capacity,
             len: 0,
             free_head: NIL,
@@ -781,6 +806,7 @@ impl ConnTable {
             + self.store.fwmarks.allocation_size()
             + self.heads.capacity() * 4
             + self.occupied.capacity() * 8
+            + self.out_filter.capacity() * 4
     }
 
     // ---- time ----------------------------------------------------------------------------
@@ -1161,7 +1187,21 @@ impl ConnTable {
             );
             let h = store.out_hash(slot);
             self.out_idx.insert_unique(h, slot, |&s| store.out_hash(s));
+            let b = self.out_filter_slot(slot);
+            self.out_filter[b] += 1;
         }
+    }
+
+    /// The reply-source filter counter of an entry's out-key.
+    #[inline]
+    fn out_filter_slot(&self, slot: u32) -> usize {
+        let (s, sp) = self.store.out_src(slot);
+        out_filter_bucket(
+            self.out_filter.len() - 1,
+            self.store.e(slot).protocol(),
+            s,
+            sp,
+        )
     }
 
     fn unindex(&mut self, slot: u32) {
@@ -1178,6 +1218,9 @@ impl ConnTable {
             let h = self.store.out_hash(slot);
             if let Ok(ent) = self.out_idx.find_entry(h, |&s| s == slot) {
                 ent.remove();
+                let b = self.out_filter_slot(slot);
+                debug_assert!(self.out_filter[b] > 0, "reply-source filter out of step");
+                self.out_filter[b] = self.out_filter[b].saturating_sub(1);
             } else {
                 debug_assert!(false, "entry missing from the out-index");
             }
@@ -1371,6 +1414,11 @@ impl ConnTable {
     /// kernel's answer depends on hash-chain order.
     pub fn lookup_out(&self, k: &OutKey) -> Option<ConnId> {
         let (s, d) = (Ad::of(k.saddr), Ad::of(k.daddr));
+        // No out-indexed entry has this source: a miss without touching the index.
+        let b = out_filter_bucket(self.out_filter.len() - 1, k.protocol, s, k.sport);
+        if self.out_filter[b] == 0 {
+            return None;
+        }
         let h = hash_tuple(
             &self.store.key,
             k.protocol,
@@ -1432,6 +1480,39 @@ impl ConnTable {
     /// A copy of the entry.
     pub fn get(&self, id: ConnId) -> Option<Conn> {
         self.contains(id).then(|| self.decode(id.0))
+    }
+
+    /// Where a live entry's packets go: real server address, port and forwarding method
+    /// (what the packet path reads of [`ConnTable::get`], without decoding the whole entry).
+    #[inline]
+    pub(crate) fn target(&self, id: ConnId) -> Option<(IpAddr, u16, FwdMethod)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let daddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.daddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][2]
+        };
+        Some((daddr, e.dport, e.cflags().fwd_method()))
+    }
+
+    /// A live entry's virtual address and port (the source of a NAT reply after the rewrite).
+    #[inline]
+    pub(crate) fn virtual_addr(&self, id: ConnId) -> Option<(IpAddr, u16)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let vaddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.vaddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][1]
+        };
+        Some((vaddr, e.vport))
     }
 
     /// The raw state.
@@ -1615,4 +1696,82 @@ impl ConnTable {
 
 fn duration_ms(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reply-source filter never hides an entry and returns to all zeros when the table
+    /// empties, through inserts, `fill_cport` rehashes, unhashing and expiry.
+    #[test]
+    fn out_filter_tracks_the_out_index() {
+        let mut t = ConnTable::new(ConnTableConfig::new(300, HashKey::from_u128(7)));
+        let now = Instant::from_secs(1);
+        let mut ids = Vec::new();
+        for i in 0..300u32 {
+            let method =
+                [FwdMethod::Masq, FwdMethod::DirectRoute, FwdMethod::Tunnel][i as usize % 3];
+            let v6 = i % 7 == 0;
+            let addr = |x: u32| -> IpAddr {
+                if v6 {
+                    IpAddr::V6(((0x2001_0db8u128 << 96) | x as u128).into())
+                } else {
+                    IpAddr::V4(x.into())
+                }
+            };
+            let no_cport = i % 11 == 0;
+            let mut flags = ConnFlags::for_method(method);
+            if no_cport {
+                flags = flags.with(ConnFlags::NO_CPORT);
+            }
+            let ins = t
+                .insert(
+                    now,
+                    NewConn {
+                        protocol: if i % 2 == 0 {
+                            Protocol::Tcp
+                        } else {
+                            Protocol::Udp
+                        },
+                        caddr: addr(0x0a00_0000 + i),
+                        cport: if no_cport { 0 } else { 1000 + i as u16 },
+                        vaddr: addr(0xc000_0200 + i % 5),
+                        vport: 80 + (i % 3) as u16,
+                        daddr: addr(0x0a01_0000 + i % 13),
+                        dport: 8080,
+                        flags,
+                        fwmark: 0,
+                        dest: None,
+                        control: None,
+                        timeout: Duration::from_secs(1 + (i % 4) as u64),
+                    },
+                )
+                .unwrap();
+            ids.push(ins.id);
+        }
+        let check = |t: &ConnTable| {
+            for c in t.iter() {
+                if c.flags.contains(ConnFlags::HASHED) {
+                    assert!(t.lookup_out(&c.out_key()).is_some(), "{c:?}");
+                }
+            }
+            let indexed = t.out_idx.len() as u32;
+            assert_eq!(t.out_filter.iter().sum::<u32>(), indexed);
+        };
+        check(&t);
+        for (k, &id) in ids.iter().enumerate() {
+            if k % 11 == 0 {
+                t.fill_cport(id, 5000 + k as u16).unwrap();
+            } else if k % 17 == 0 {
+                t.unhash(id);
+            }
+        }
+        check(&t);
+        t.handle_timeout(now + Duration::from_millis(2500), usize::MAX, |_| {});
+        check(&t);
+        t.handle_timeout(now + Duration::from_secs(10), usize::MAX, |_| {});
+        assert!(t.is_empty());
+        assert!(t.out_filter.iter().all(|&n| n == 0));
+    }
 }

@@ -137,8 +137,10 @@ impl Director {
             }
         }
         // Check the server status.
+        let mut dest = None;
         if let Some(id) = cp {
-            if let Some(d) = self.table.dest(id) {
+            dest = self.table.dest(id);
+            if let Some(d) = dest {
                 if !self.dest_available(d) {
                     if self.sysctls.expire_nodest_conn {
                         self.expire_conn(now, id);
@@ -154,7 +156,10 @@ impl Director {
             Some(id) => (id, false),
             None => match self.schedule(now, pkt) {
                 Ok(s) => match s.conn {
-                    Some(id) => (id, true),
+                    Some(id) => {
+                        dest = self.table.dest(id);
+                        (id, true)
+                    }
                     None => {
                         // One-packet scheduling: count, forward, unbind (spec §6.3).
                         self.count_in(s.dest, pkt.len);
@@ -172,19 +177,18 @@ impl Director {
                 Err(v) => return (v, None),
             },
         };
-        let dest = self.table.dest(id);
         if let Some(d) = dest {
             self.count_in(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Input);
         self.table.inc_in_pkts(id);
-        let Some(c) = self.table.get(id) else {
+        let Some((daddr, dport, method)) = self.table.target(id) else {
             return (FlowVerdict::NotOurs, None);
         };
         let v = FlowVerdict::Forward {
             conn: Some(id),
-            dest: SocketAddr::new(c.daddr, c.dport),
-            method: forward_of(c.fwd_method()),
+            dest: SocketAddr::new(daddr, dport),
+            method: forward_of(method),
             new,
         };
         (v, dest)
@@ -225,10 +229,10 @@ impl Director {
             self.count_out(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Output);
-        match self.table.get(id) {
-            Some(c) => (
+        match self.table.virtual_addr(id) {
+            Some((vaddr, vport)) => (
                 FlowVerdict::Reply {
-                    src: SocketAddr::new(c.vaddr, c.vport),
+                    src: SocketAddr::new(vaddr, vport),
                 },
                 Some(id),
             ),
