@@ -10,6 +10,7 @@
 //! - `packet N ITERS`: an existing NAT flow's ACK through `Director::handle_packet`, N flows.
 //! - `ack N ITERS`: the same packet through the flow layer only (`handle_flow`).
 //! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
+//! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
 //!
 //! Run without valgrind it prints the wall-clock time per iteration (noisy; for orientation).
 #![allow(missing_docs)]
@@ -22,6 +23,7 @@ use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir};
 use lvs_core::rules::RuleSet;
 use lvs_core::{Instant, Protocol};
+use rand_pcg::Pcg32;
 
 fn vip() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 443)
@@ -141,10 +143,55 @@ fn measured_flow(d: &mut Director, now: Instant, pkts: &[FlowPacket]) {
     }
 }
 
+#[inline(never)]
+fn measured_sched(
+    s: &mut dyn lvs_core::sched::Scheduler,
+    dests: &[lvs_core::sched::DestInfo],
+    flows: &[lvs_core::sched::FlowKey],
+    iters: u64,
+) {
+    let mut rng = Pcg32::new(1, 1);
+    let mut ctx = lvs_core::sched::SchedContext {
+        now: Instant::ZERO,
+        rng: &mut rng,
+    };
+    for k in 0..iters as usize {
+        black_box(s.schedule(black_box(dests), &flows[k & 1023], &mut ctx));
+    }
+}
+
+fn sched(kind: &str, iters: u64) {
+    use lvs_core::sched::{
+        DestChange, DestId, DestInfo, FlowKey, SchedConfig, SchedFlags, SchedKind,
+    };
+    let k = SchedKind::from_name(kind).expect("scheduler name");
+    let dests: Vec<DestInfo> = (0..100u32)
+        .map(|i| {
+            let a = IpAddr::from((0x0A00_0000u32 + i).to_be_bytes());
+            DestInfo::new(DestId(i), a, 80, 1 + i % 4)
+        })
+        .collect();
+    let flows: Vec<FlowKey> = (0..1024u32)
+        .map(|i| {
+            let c = IpAddr::from((0xC000_0000u32 ^ i.wrapping_mul(0x9E37_79B9)).to_be_bytes());
+            let v = IpAddr::from((0xCB00_7100u32 + (i & 0xFF)).to_be_bytes());
+            FlowKey::new(Protocol::Tcp, c, 1024 + i as u16, v, 80)
+        })
+        .collect();
+    let mut s = k.build(SchedFlags::SCHED2, &SchedConfig::default());
+    s.update(&dests, DestChange::Init);
+    let t = Clock::now();
+    measured_sched(&mut *s, &dests, &flows, iters);
+    println!(
+        "sched {kind}: {:.1} ns/iter",
+        t.elapsed().as_nanos() as f64 / iters as f64
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("packet", String::as_str);
-    let n: u64 = args.get(2).map_or(100_000, |s| s.parse().unwrap());
+    let n: u64 = args.get(2).map_or(100_000, |s| s.parse().unwrap_or(0));
     let iters: u64 = args.get(3).map_or(100_000, |s| s.parse().unwrap());
     let reps: usize = args.get(4).map_or(1, |s| s.parse().unwrap());
     let start;
@@ -186,6 +233,10 @@ fn main() {
                 .collect();
             start = Clock::now();
             measured_flow(&mut d, now, &pkts);
+        }
+        "sched" => {
+            sched(args.get(2).map_or("rr", String::as_str), iters);
+            return;
         }
         m => panic!("unknown mode {m}"),
     }

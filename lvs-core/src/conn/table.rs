@@ -1022,10 +1022,26 @@ impl ConnTable {
         } else {
             Some(KIND_CONN)
         };
+        // The in-key's hash, computed once for the existence check and the index insert.
+        let mut in_hash = None;
         if let Some(kind) = kind {
-            if let Some(id) = self.find_in(kind, &key) {
+            let (c, v) = (Ad::of(key.caddr), Ad::of(key.vaddr));
+            let h = hash_tuple(
+                &self.store.key,
+                key.protocol,
+                kind,
+                c,
+                key.cport,
+                v,
+                key.vport,
+            );
+            in_hash = Some(h);
+            if let Some(&id) = self
+                .in_idx
+                .find(h, |&s| self.store.in_eq(s, kind, &key, c, v))
+            {
                 self.stats.exists += 1;
-                return Err(InsertError::Exists(id));
+                return Err(InsertError::Exists(ConnId(id)));
             }
         }
         if self.len == 0 {
@@ -1105,7 +1121,7 @@ impl ConnTable {
         let due = self.due_tick(now, new.timeout);
         e.expires = due as u32;
         self.store.slab[slot as usize] = e;
-        self.index(slot);
+        self.index(slot, in_hash);
         self.link(slot, due);
         if let Some(c) = new.control {
             let t = &mut self.store.slab[c.0 as usize];
@@ -1163,7 +1179,9 @@ impl ConnTable {
         stats.index_rebuilds += 1;
     }
 
-    fn index(&mut self, slot: u32) {
+    /// Inserts `slot` into the indexes its bits name; `in_hash` is its in-key hash when the
+    /// caller has it already.
+    fn index(&mut self, slot: u32, in_hash: Option<u64>) {
         let store = &self.store;
         let bits = store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
@@ -1174,7 +1192,8 @@ impl ConnTable {
                 self.capacity,
                 &mut self.stats,
             );
-            let h = store.in_hash(slot);
+            debug_assert!(in_hash.is_none_or(|h| h == store.in_hash(slot)));
+            let h = in_hash.unwrap_or_else(|| store.in_hash(slot));
             self.in_idx.insert_unique(h, slot, |&s| store.in_hash(s));
         }
         if bits & B_OUT_IDX != 0 {
@@ -1373,7 +1392,7 @@ impl ConnTable {
         }
         self.no_cport -= 1;
         if was_hashed {
-            self.index(id.0);
+            self.index(id.0, None);
         }
         Ok(())
     }
