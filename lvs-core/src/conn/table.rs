@@ -1,15 +1,19 @@
 //! The connection table: entries in one fixed-capacity slab, found by two keys through two
-//! `hashbrown::HashTable<u32>` indexes, expired by a timing wheel threaded through the slab.
+//! open-addressing indexes of slot numbers, expired by a timing wheel threaded through the
+//! slab.
 //!
-//! # Layout (why an IPv4 flow costs about 63 bytes)
+//! # Layout (why an IPv4 flow costs about 60 bytes)
 //! - **Slab**: one 46-byte `Entry` per flow (`repr(packed(2))`, addresses as `u32`, times
 //!   as `u32` wheel ticks, links as `u32` slot numbers). Entries with any IPv6 address keep
 //!   their three addresses in a side slab that grows on demand; marked flows (fwmark != 0)
 //!   keep the mark in a side map. Both are bounded by the capacity.
 //! - **Indexes**: `in_idx` keyed by (protocol, caddr, cport, vaddr, vport, kind) and `out_idx`
 //!   keyed by the reply tuple, each holding only the slot number; hash and equality closures
-//!   read the slab, so an entry is stored once and found by either key. At 10 M flows each
-//!   index has 2^24 buckets of 5 bytes: about 16.8 bytes per flow for both.
+//!   read the slab, so an entry is stored once and found by either key. Each index is one
+//!   array of `u32` words (slot, distance from the home bucket, hash tag; linear probing,
+//!   load at most 7/8, backward-shift deletion: see `conn::index`), so a hit costs one cache
+//!   miss in the index and one in the slab. At 10 M flows each index has 2^24 buckets of 4
+//!   bytes: about 13.4 bytes per flow for both.
 //! - **Reply-source filter**: a small array (at most 4096 counters, 16 KiB, cache-resident)
 //!   counting the out-indexed entries by a bucket of their reply-side source (protocol,
 //!   address, port). The director tries every client packet as a reply first; the source of a
@@ -47,9 +51,10 @@
 
 use core::net::IpAddr;
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use crate::conn::accounting::DestDelta;
+use crate::conn::index::SlotIndex;
 use crate::conn::siphash::{HashKey, Sip13};
 use crate::conn::state::{
     tcp_transition, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
@@ -495,7 +500,7 @@ pub struct ConnTableStats {
     pub expired_now: u64,
     /// Entries unhashed (neutralised templates).
     pub unhashed: u64,
-    /// Index rebuilds forced by tombstones (expected to stay 0).
+    /// Index rebuilds (always 0: the indexes delete by backward shift and never rebuild).
     pub index_rebuilds: u64,
 }
 
@@ -675,8 +680,8 @@ impl Store {
 /// ```
 pub struct ConnTable {
     store: Store,
-    in_idx: HashTable<u32>,
-    out_idx: HashTable<u32>,
+    in_idx: SlotIndex,
+    out_idx: SlotIndex,
     /// Reply-source filter: out-indexed entries per [`out_filter_bucket`].
     out_filter: Vec<u32>,
     capacity: u32,
@@ -734,8 +739,8 @@ impl ConnTable {
                 fwmarks: HashMap::new(),
                 key: config.hash_key,
             },
-            in_idx: HashTable::with_capacity(cap),
-            out_idx: HashTable::with_capacity(cap),
+            in_idx: SlotIndex::new(config.capacity),
+            out_idx: SlotIndex::new(config.capacity),
             out_filter: vec![0; cap.next_power_of_two().clamp(64, OUT_FILTER_MAX)],
             capacity: config.capacity,
             len: 0,
@@ -1036,9 +1041,9 @@ impl ConnTable {
                 key.vport,
             );
             in_hash = Some(h);
-            if let Some(&id) = self
+            if let Some(id) = self
                 .in_idx
-                .find(h, |&s| self.store.in_eq(s, kind, &key, c, v))
+                .find(h, |s| self.store.in_eq(s, kind, &key, c, v))
             {
                 self.stats.exists += 1;
                 return Err(InsertError::Exists(ConnId(id)));
@@ -1146,66 +1151,19 @@ impl ConnTable {
             .is_some_and(|e| e.occupied() && e.is_template())
     }
 
-    /// Keeps an index from ever growing: if tombstones used up its slack, rebuild it at the
-    /// same size (hashbrown would otherwise double it).
-    fn ensure_slack(
-        idx: &mut HashTable<u32>,
-        store: &Store,
-        out: bool,
-        capacity: u32,
-        stats: &mut ConnTableStats,
-    ) {
-        // `capacity()` is items + growth left: equal to `len()` once tombstones ate the slack.
-        if idx.len() < idx.capacity() {
-            return;
-        }
-        let slots: Vec<u32> = idx.iter().copied().collect();
-        let mut fresh = HashTable::with_capacity(capacity as usize);
-        for s in slots {
-            let h = if out {
-                store.out_hash(s)
-            } else {
-                store.in_hash(s)
-            };
-            fresh.insert_unique(h, s, |&x| {
-                if out {
-                    store.out_hash(x)
-                } else {
-                    store.in_hash(x)
-                }
-            });
-        }
-        *idx = fresh;
-        stats.index_rebuilds += 1;
-    }
-
     /// Inserts `slot` into the indexes its bits name; `in_hash` is its in-key hash when the
     /// caller has it already.
     fn index(&mut self, slot: u32, in_hash: Option<u64>) {
         let store = &self.store;
         let bits = store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
-            Self::ensure_slack(
-                &mut self.in_idx,
-                store,
-                false,
-                self.capacity,
-                &mut self.stats,
-            );
             debug_assert!(in_hash.is_none_or(|h| h == store.in_hash(slot)));
             let h = in_hash.unwrap_or_else(|| store.in_hash(slot));
-            self.in_idx.insert_unique(h, slot, |&s| store.in_hash(s));
+            self.in_idx.insert(h, slot);
         }
         if bits & B_OUT_IDX != 0 {
-            Self::ensure_slack(
-                &mut self.out_idx,
-                store,
-                true,
-                self.capacity,
-                &mut self.stats,
-            );
             let h = store.out_hash(slot);
-            self.out_idx.insert_unique(h, slot, |&s| store.out_hash(s));
+            self.out_idx.insert(h, slot);
             let b = self.out_filter_slot(slot);
             self.out_filter[b] += 1;
         }
@@ -1227,16 +1185,15 @@ impl ConnTable {
         let bits = self.store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
             let h = self.store.in_hash(slot);
-            if let Ok(ent) = self.in_idx.find_entry(h, |&s| s == slot) {
-                ent.remove();
-            } else {
+            let store = &self.store;
+            if !self.in_idx.remove(h, slot, |s| store.in_hash(s)) {
                 debug_assert!(false, "entry missing from the in-index");
             }
         }
         if bits & B_OUT_IDX != 0 {
             let h = self.store.out_hash(slot);
-            if let Ok(ent) = self.out_idx.find_entry(h, |&s| s == slot) {
-                ent.remove();
+            let store = &self.store;
+            if self.out_idx.remove(h, slot, |s| store.out_hash(s)) {
                 let b = self.out_filter_slot(slot);
                 debug_assert!(self.out_filter[b] > 0, "reply-source filter out of step");
                 self.out_filter[b] = self.out_filter[b].saturating_sub(1);
@@ -1403,8 +1360,8 @@ impl ConnTable {
         let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
         let h = hash_tuple(&self.store.key, k.protocol, kind, c, k.cport, v, k.vport);
         self.in_idx
-            .find(h, |&s| self.store.in_eq(s, kind, k, c, v))
-            .map(|&s| ConnId(s))
+            .find(h, |s| self.store.in_eq(s, kind, k, c, v))
+            .map(ConnId)
     }
 
     /// The connection a client → VIP packet belongs to (`ip_vs_conn_in_get`): an exact match
@@ -1448,8 +1405,8 @@ impl ConnTable {
             k.dport,
         );
         self.out_idx
-            .find(h, |&x| self.store.out_eq(x, k, s, d))
-            .map(|&x| ConnId(x))
+            .find(h, |x| self.store.out_eq(x, k, s, d))
+            .map(ConnId)
     }
 
     // ---- reading -------------------------------------------------------------------------
