@@ -11,6 +11,8 @@
 //! - `ack N ITERS`: the same packet through the flow layer only (`handle_flow`).
 //! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
 //! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
+//! - `xmit METHOD ITERS` / `xmit6 METHOD ITERS`: the `xmit/rewrite` bench's rewrite (nat, dr,
+//!   ipip, gue, gre), restoring the first 64 bytes each time as the bench does.
 //!
 //! Run without valgrind it prints the wall-clock time per iteration (noisy; for orientation).
 #![allow(missing_docs)]
@@ -188,6 +190,86 @@ fn sched(kind: &str, iters: u64) {
     );
 }
 
+#[inline(never)]
+fn measured_xmit(
+    buf: &mut [u8],
+    head: &[u8; 64],
+    c: &lvs_core::wire::Classified,
+    m: &lvs_core::xmit::Mapping,
+    out: &mut [u8],
+    iters: u64,
+) {
+    use lvs_core::xmit::{transmit, Direction};
+    for _ in 0..iters {
+        buf[64..128].copy_from_slice(head);
+        black_box(transmit(black_box(&mut *buf), 64, black_box(c), m, Direction::In, out));
+    }
+}
+
+/// The `xmit/rewrite` bench's packet and mapping: a TCP ACK with 512 bytes of payload.
+fn xmit(name: &str, v6: bool, iters: u64) {
+    use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
+    use std::net::Ipv6Addr;
+    let (fwd, kind) = match name {
+        "nat" => (Forward::Masq, TunnelType::Ipip),
+        "dr" => (Forward::DirectRoute, TunnelType::Ipip),
+        "ipip" => (Forward::Tunnel, TunnelType::Ipip),
+        "gue" => (Forward::Tunnel, TunnelType::Gue),
+        "gre" => (Forward::Tunnel, TunnelType::Gre),
+        _ => panic!("method nat|dr|ipip|gue|gre"),
+    };
+    let b = if v6 {
+        etherparse::PacketBuilder::ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+            [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        )
+    } else {
+        etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 64)
+    };
+    let b = b.tcp(40000, 80, 1, 1024).ack(7);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[0x5a; 512]).unwrap();
+    let (c, v, r): (IpAddr, IpAddr, IpAddr) = if v6 {
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1).into(),
+        )
+    } else {
+        (
+            Ipv4Addr::new(192, 0, 2, 7).into(),
+            Ipv4Addr::new(203, 0, 113, 1).into(),
+            Ipv4Addr::new(10, 1, 1, 1).into(),
+        )
+    };
+    let dport = if fwd == Forward::Masq { 8080 } else { 80 };
+    let m = lvs_core::xmit::Mapping {
+        forward: fwd,
+        tunnel: TunnelConfig {
+            kind,
+            port: 6080,
+            csum: TunnelCsum::NoCsum,
+        },
+        local_v4: Ipv4Addr::new(198, 51, 100, 254),
+        local_v6: Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0xfe),
+        route_mtu: 1500,
+        ip_id: 0x4242,
+        ..lvs_core::xmit::Mapping::new((c, 40000), (v, 80), (r, dport))
+    };
+    let mut buf = vec![0u8; 64 + pkt.len()];
+    buf[64..].copy_from_slice(&pkt);
+    let cl = lvs_core::wire::classify(&buf[64..]).unwrap();
+    let head: [u8; 64] = pkt[..64].try_into().unwrap();
+    let mut out = [0u8; 1280];
+    let t = Clock::now();
+    measured_xmit(&mut buf, &head, &cl, &m, &mut out, iters);
+    println!(
+        "xmit {name} v6={v6}: {:.1} ns/iter",
+        t.elapsed().as_nanos() as f64 / iters as f64
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("packet", String::as_str);
@@ -233,6 +315,10 @@ fn main() {
                 .collect();
             start = Clock::now();
             measured_flow(&mut d, now, &pkts);
+        }
+        "xmit" | "xmit6" => {
+            xmit(args.get(2).map_or("nat", String::as_str), mode == "xmit6", iters);
+            return;
         }
         "sched" => {
             sched(args.get(2).map_or("rr", String::as_str), iters);
