@@ -202,7 +202,14 @@ fn measured_xmit(
     use lvs_core::xmit::{transmit, Direction};
     for _ in 0..iters {
         buf[64..128].copy_from_slice(head);
-        black_box(transmit(black_box(&mut *buf), 64, black_box(c), m, Direction::In, out));
+        black_box(transmit(
+            black_box(&mut *buf),
+            64,
+            black_box(c),
+            m,
+            Direction::In,
+            out,
+        ));
     }
 }
 
@@ -317,7 +324,11 @@ fn main() {
             measured_flow(&mut d, now, &pkts);
         }
         "xmit" | "xmit6" => {
-            xmit(args.get(2).map_or("nat", String::as_str), mode == "xmit6", iters);
+            xmit(
+                args.get(2).map_or("nat", String::as_str),
+                mode == "xmit6",
+                iters,
+            );
             return;
         }
         "sched" => {

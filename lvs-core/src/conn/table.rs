@@ -998,6 +998,18 @@ impl ConnTable {
     /// `now + new.timeout`. On a full table an embryonic connection may be evicted (see the
     /// module docs); it is returned in [`Inserted::evicted`].
     pub fn insert(&mut self, now: Instant, new: NewConn) -> Result<Inserted, InsertError> {
+        self.insert_hashed(now, new, None)
+    }
+
+    /// [`ConnTable::insert`] with the in-key hash of a connection key already computed by
+    /// [`ConnTable::lookup_in_hashed`]: `known` is `(key, hash)`, used only when `key` is the
+    /// new entry's in-key and the entry is a plain connection (`KIND_CONN`).
+    pub(crate) fn insert_hashed(
+        &mut self,
+        now: Instant,
+        new: NewConn,
+        known: Option<(InKey, u64)>,
+    ) -> Result<Inserted, InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
             return Err(InsertError::OnePacket);
@@ -1031,15 +1043,32 @@ impl ConnTable {
         let mut in_hash = None;
         if let Some(kind) = kind {
             let (c, v) = (Ad::of(key.caddr), Ad::of(key.vaddr));
-            let h = hash_tuple(
-                &self.store.key,
-                key.protocol,
-                kind,
-                c,
-                key.cport,
-                v,
-                key.vport,
-            );
+            let h = match known {
+                Some((k, h)) if kind == KIND_CONN && k == key => {
+                    debug_assert_eq!(
+                        h,
+                        hash_tuple(
+                            &self.store.key,
+                            key.protocol,
+                            kind,
+                            c,
+                            key.cport,
+                            v,
+                            key.vport
+                        )
+                    );
+                    h
+                }
+                _ => hash_tuple(
+                    &self.store.key,
+                    key.protocol,
+                    kind,
+                    c,
+                    key.cport,
+                    v,
+                    key.vport,
+                ),
+            };
             in_hash = Some(h);
             if let Some(id) = self
                 .in_idx
@@ -1368,15 +1397,37 @@ impl ConnTable {
     /// (a looked-up port of 0 matches only NO_CPORT entries, as in the kernel), then, while
     /// NO_CPORT connections exist, the same key with client port 0. Templates never match.
     pub fn lookup_in(&self, k: &InKey) -> Option<ConnId> {
+        self.lookup_in_hashed(k).0
+    }
+
+    /// [`ConnTable::lookup_in`], also returning the hash of the exact-key probe when one was
+    /// made (client port not 0), for [`ConnTable::insert_hashed`] after a miss.
+    #[inline]
+    pub(crate) fn lookup_in_hashed(&self, k: &InKey) -> (Option<ConnId>, Option<u64>) {
+        let mut hash = None;
         if k.cport != 0 {
-            if let Some(id) = self.find_in(KIND_CONN, k) {
-                return Some(id);
+            let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
+            let h = hash_tuple(
+                &self.store.key,
+                k.protocol,
+                KIND_CONN,
+                c,
+                k.cport,
+                v,
+                k.vport,
+            );
+            hash = Some(h);
+            if let Some(s) = self
+                .in_idx
+                .find(h, |s| self.store.in_eq(s, KIND_CONN, k, c, v))
+            {
+                return (Some(ConnId(s)), hash);
             }
         }
         if self.no_cport > 0 || k.cport == 0 {
-            return self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..*k });
+            return (self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..*k }), hash);
         }
-        None
+        (None, hash)
     }
 
     /// The persistence template with this key (`ip_vs_ct_in_get`). Neutralised templates

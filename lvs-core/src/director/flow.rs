@@ -104,7 +104,12 @@ impl Director {
             vaddr: pkt.dst.ip(),
             vport: pkt.dst.port(),
         };
-        let mut cp = self.table.lookup_in(&key);
+        let (mut cp, hash) = self.table.lookup_in_hashed(&key);
+        // A miss's hash serves the insert of the connection scheduled below (same key).
+        self.miss_hash = match (cp, hash) {
+            (None, Some(h)) => Some((key, h)),
+            _ => None,
+        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -564,7 +569,7 @@ impl Director {
             self.counters.scheduled += 1;
             return Ok(None);
         }
-        let ins = self.table.insert(
+        let ins = self.table.insert_hashed(
             now,
             NewConn {
                 protocol: pkt.protocol,
@@ -580,6 +585,8 @@ impl Director {
                 control,
                 timeout: NEW_CONN_TIMEOUT,
             },
+            // Used only if it is this connection's key (the table checks).
+            self.miss_hash.take(),
         );
         match ins {
             Ok(ins) => {

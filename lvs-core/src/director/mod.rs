@@ -87,7 +87,7 @@ use rand_core::RngCore;
 use crate::conn::accounting::{apply_bind, apply_edit, apply_state_change, apply_unbind};
 use crate::conn::{
     ActiveStates, ConnFlags, ConnId, ConnTable, ConnTableConfig, DestDelta, Expired, FwdMethod,
-    HashKey, TcpTable, Thresholds,
+    HashKey, InKey, TcpTable, Thresholds,
 };
 use crate::protocol::Protocol;
 use crate::rules::listing::{ConnEntry, DestSnapshot, ServiceSnapshot, Snapshot, Stats};
@@ -449,6 +449,9 @@ pub struct Director {
     /// The next IPv4 identification for headers the director creates (tunnel outer headers,
     /// ICMP errors); owned here, no global state.
     ip_id: u16,
+    /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
+    /// that inserting the connection scheduled for it does not hash the key again.
+    miss_hash: Option<(InKey, u64)>,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -521,6 +524,7 @@ impl Director {
             flush_pending: false,
             packet: config.packet,
             ip_id: config.packet.first_ip_id,
+            miss_hash: None,
         }
     }
 
