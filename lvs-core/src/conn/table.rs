@@ -89,9 +89,9 @@ const KIND_TEMPLATE: u64 = 2;
 const KIND_OUT: u64 = 3;
 
 /// A `limit` for [`ConnTable::handle_timeout`] that keeps one call well under a millisecond
-/// even when millions of entries are due at once: freeing an entry costs about 0.5 µs at
-/// 10 M flows (four cache misses in the two indexes), so 256 entries take about 0.12 ms
-/// (`conn_expiry` bench).
+/// even when millions of entries are due at once: freeing an entry at 10 M flows costs a
+/// cache miss in each index and in the slab, and 256 entries took a median 0.16 ms on a
+/// loaded 2-core VM (`conn_expiry` bench).
 pub const DEFAULT_EXPIRE_LIMIT: usize = 256;
 
 /// Most counters of the reply-source filter (a power of two).
