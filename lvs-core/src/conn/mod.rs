@@ -49,6 +49,7 @@
 //! [`ConnTable::contains`] against the key you expect.
 
 pub mod accounting;
+mod index;
 mod siphash;
 pub mod state;
 pub mod table;

@@ -1,15 +1,25 @@
 //! The connection table: entries in one fixed-capacity slab, found by two keys through two
-//! `hashbrown::HashTable<u32>` indexes, expired by a timing wheel threaded through the slab.
+//! open-addressing indexes of slot numbers, expired by a timing wheel threaded through the
+//! slab.
 //!
-//! # Layout (why an IPv4 flow costs about 63 bytes)
+//! # Layout (why an IPv4 flow costs about 60 bytes)
 //! - **Slab**: one 46-byte `Entry` per flow (`repr(packed(2))`, addresses as `u32`, times
 //!   as `u32` wheel ticks, links as `u32` slot numbers). Entries with any IPv6 address keep
 //!   their three addresses in a side slab that grows on demand; marked flows (fwmark != 0)
 //!   keep the mark in a side map. Both are bounded by the capacity.
 //! - **Indexes**: `in_idx` keyed by (protocol, caddr, cport, vaddr, vport, kind) and `out_idx`
 //!   keyed by the reply tuple, each holding only the slot number; hash and equality closures
-//!   read the slab, so an entry is stored once and found by either key. At 10 M flows each
-//!   index has 2^24 buckets of 5 bytes: about 16.8 bytes per flow for both.
+//!   read the slab, so an entry is stored once and found by either key. Each index is one
+//!   array of `u32` words (slot, distance from the home bucket, hash tag; linear probing,
+//!   load at most 7/8, backward-shift deletion: see `conn::index`), so a hit costs one cache
+//!   miss in the index and one in the slab. At 10 M flows each index has 2^24 buckets of 4
+//!   bytes: about 13.4 bytes per flow for both.
+//! - **Reply-source filter**: a small array (at most 4096 counters, 16 KiB, cache-resident)
+//!   counting the out-indexed entries by a bucket of their reply-side source (protocol,
+//!   address, port). The director tries every client packet as a reply first; the source of a
+//!   client packet is a client, which is almost never a real server or a virtual service, so
+//!   [`ConnTable::lookup_out`] answers "no" from the counter without hashing the key or
+//!   touching the large out-index. A non-zero counter only means "look in the index".
 //! - **Hash**: SipHash-1-3 keyed by the caller's 128-bit key over a canonical encoding of the
 //!   key, so remote hosts cannot choose colliding tuples.
 //! - **Timer**: a hashed timing wheel of `2^wheel_bits` buckets of `tick` each; entries are
@@ -41,9 +51,10 @@
 
 use core::net::IpAddr;
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use crate::conn::accounting::DestDelta;
+use crate::conn::index::SlotIndex;
 use crate::conn::siphash::{HashKey, Sip13};
 use crate::conn::state::{
     tcp_transition, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
@@ -80,10 +91,26 @@ const KIND_TEMPLATE: u64 = 2;
 const KIND_OUT: u64 = 3;
 
 /// A `limit` for [`ConnTable::handle_timeout`] that keeps one call well under a millisecond
-/// even when millions of entries are due at once: freeing an entry costs about 0.5 µs at
-/// 10 M flows (four cache misses in the two indexes), so 256 entries take about 0.12 ms
-/// (`conn_expiry` bench).
+/// even when millions of entries are due at once: freeing an entry at 10 M flows costs a
+/// cache miss in each index and in the slab, and 256 entries took a median 0.16 ms on a
+/// loaded 2-core VM (`conn_expiry` bench).
 pub const DEFAULT_EXPIRE_LIMIT: usize = 256;
+
+/// Most counters of the reply-source filter (a power of two).
+const OUT_FILTER_MAX: usize = 4096;
+
+/// The reply-source filter's bucket of (protocol, source address, source port), for a filter
+/// of `mask + 1` counters. Not keyed: a collision only sends a lookup on to the index.
+#[inline]
+fn out_filter_bucket(mask: usize, proto: Protocol, s: Ad, sport: u16) -> usize {
+    let a = match s {
+        Ad::V4(v) => v as u64,
+        Ad::V6(v) => (v as u64) ^ ((v >> 64) as u64).rotate_left(29),
+    };
+    let x = (a << 16 | sport as u64) ^ (proto_bits(proto) as u64) << 62;
+    // Fibonacci hashing: the high bits of the product.
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
+}
 
 /// The template timeout after a deferred expiry (`n_control > 0`): 60 s.
 const DEFERRED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -475,7 +502,7 @@ pub struct ConnTableStats {
     pub expired_now: u64,
     /// Entries unhashed (neutralised templates).
     pub unhashed: u64,
-    /// Index rebuilds forced by tombstones (expected to stay 0).
+    /// Index rebuilds (always 0: the indexes delete by backward shift and never rebuild).
     pub index_rebuilds: u64,
 }
 
@@ -655,8 +682,10 @@ impl Store {
 /// ```
 pub struct ConnTable {
     store: Store,
-    in_idx: HashTable<u32>,
-    out_idx: HashTable<u32>,
+    in_idx: SlotIndex,
+    out_idx: SlotIndex,
+    /// Reply-source filter: out-indexed entries per [`out_filter_bucket`].
+    out_filter: Vec<u32>,
     capacity: u32,
     len: u32,
     free_head: u32,
@@ -715,8 +744,9 @@ impl ConnTable {
                 fwmarks: HashMap::new(),
                 key: config.hash_key,
             },
-            in_idx: HashTable::with_capacity(cap),
-            out_idx: HashTable::with_capacity(cap),
+            in_idx: SlotIndex::new(config.capacity),
+            out_idx: SlotIndex::new(config.capacity),
+            out_filter: vec![0; cap.next_power_of_two().clamp(64, OUT_FILTER_MAX)],
             capacity: config.capacity,
             len: 0,
             free_head: NIL,
@@ -787,6 +817,7 @@ impl ConnTable {
             + self.store.fwmarks.allocation_size()
             + self.heads.capacity() * 4
             + self.occupied.capacity() * 8
+            + self.out_filter.capacity() * 4
     }
 
     // ---- time ----------------------------------------------------------------------------
@@ -976,6 +1007,18 @@ impl ConnTable {
     /// `now + new.timeout`. On a full table an embryonic connection may be evicted (see the
     /// module docs); it is returned in [`Inserted::evicted`].
     pub fn insert(&mut self, now: Instant, new: NewConn) -> Result<Inserted, InsertError> {
+        self.insert_hashed(now, new, None)
+    }
+
+    /// [`ConnTable::insert`] with the in-key hash of a connection key already computed by
+    /// [`ConnTable::lookup_in_hashed`]: `known` is `(key, hash)`, used only when `key` is the
+    /// new entry's in-key and the entry is a plain connection (`KIND_CONN`).
+    pub(crate) fn insert_hashed(
+        &mut self,
+        now: Instant,
+        new: NewConn,
+        known: Option<(InKey, u64)>,
+    ) -> Result<Inserted, InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
             return Err(InsertError::OnePacket);
@@ -1005,10 +1048,43 @@ impl ConnTable {
         } else {
             Some(KIND_CONN)
         };
+        // The in-key's hash, computed once for the existence check and the index insert.
+        let mut in_hash = None;
         if let Some(kind) = kind {
-            if let Some(id) = self.find_in(kind, &key) {
+            let (c, v) = (Ad::of(key.caddr), Ad::of(key.vaddr));
+            let h = match known {
+                Some((k, h)) if kind == KIND_CONN && k == key => {
+                    debug_assert_eq!(
+                        h,
+                        hash_tuple(
+                            &self.store.key,
+                            key.protocol,
+                            kind,
+                            c,
+                            key.cport,
+                            v,
+                            key.vport
+                        )
+                    );
+                    h
+                }
+                _ => hash_tuple(
+                    &self.store.key,
+                    key.protocol,
+                    kind,
+                    c,
+                    key.cport,
+                    v,
+                    key.vport,
+                ),
+            };
+            in_hash = Some(h);
+            if let Some(id) = self
+                .in_idx
+                .find(h, |s| self.store.in_eq(s, kind, &key, c, v))
+            {
                 self.stats.exists += 1;
-                return Err(InsertError::Exists(id));
+                return Err(InsertError::Exists(ConnId(id)));
             }
         }
         if self.len == 0 {
@@ -1088,7 +1164,7 @@ impl ConnTable {
         let due = self.due_tick(now, new.timeout);
         e.expires = due as u32;
         self.store.slab[slot as usize] = e;
-        self.index(slot);
+        self.index(slot, in_hash);
         self.link(slot, due);
         if let Some(c) = new.control {
             let t = &mut self.store.slab[c.0 as usize];
@@ -1113,80 +1189,52 @@ impl ConnTable {
             .is_some_and(|e| e.occupied() && e.is_template())
     }
 
-    /// Keeps an index from ever growing: if tombstones used up its slack, rebuild it at the
-    /// same size (hashbrown would otherwise double it).
-    fn ensure_slack(
-        idx: &mut HashTable<u32>,
-        store: &Store,
-        out: bool,
-        capacity: u32,
-        stats: &mut ConnTableStats,
-    ) {
-        // `capacity()` is items + growth left: equal to `len()` once tombstones ate the slack.
-        if idx.len() < idx.capacity() {
-            return;
-        }
-        let slots: Vec<u32> = idx.iter().copied().collect();
-        let mut fresh = HashTable::with_capacity(capacity as usize);
-        for s in slots {
-            let h = if out {
-                store.out_hash(s)
-            } else {
-                store.in_hash(s)
-            };
-            fresh.insert_unique(h, s, |&x| {
-                if out {
-                    store.out_hash(x)
-                } else {
-                    store.in_hash(x)
-                }
-            });
-        }
-        *idx = fresh;
-        stats.index_rebuilds += 1;
-    }
-
-    fn index(&mut self, slot: u32) {
+    /// Inserts `slot` into the indexes its bits name; `in_hash` is its in-key hash when the
+    /// caller has it already.
+    fn index(&mut self, slot: u32, in_hash: Option<u64>) {
         let store = &self.store;
         let bits = store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
-            Self::ensure_slack(
-                &mut self.in_idx,
-                store,
-                false,
-                self.capacity,
-                &mut self.stats,
-            );
-            let h = store.in_hash(slot);
-            self.in_idx.insert_unique(h, slot, |&s| store.in_hash(s));
+            debug_assert!(in_hash.is_none_or(|h| h == store.in_hash(slot)));
+            let h = in_hash.unwrap_or_else(|| store.in_hash(slot));
+            self.in_idx.insert(h, slot);
         }
         if bits & B_OUT_IDX != 0 {
-            Self::ensure_slack(
-                &mut self.out_idx,
-                store,
-                true,
-                self.capacity,
-                &mut self.stats,
-            );
             let h = store.out_hash(slot);
-            self.out_idx.insert_unique(h, slot, |&s| store.out_hash(s));
+            self.out_idx.insert(h, slot);
+            let b = self.out_filter_slot(slot);
+            self.out_filter[b] += 1;
         }
+    }
+
+    /// The reply-source filter counter of an entry's out-key.
+    #[inline]
+    fn out_filter_slot(&self, slot: u32) -> usize {
+        let (s, sp) = self.store.out_src(slot);
+        out_filter_bucket(
+            self.out_filter.len() - 1,
+            self.store.e(slot).protocol(),
+            s,
+            sp,
+        )
     }
 
     fn unindex(&mut self, slot: u32) {
         let bits = self.store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
             let h = self.store.in_hash(slot);
-            if let Ok(ent) = self.in_idx.find_entry(h, |&s| s == slot) {
-                ent.remove();
-            } else {
+            let store = &self.store;
+            if !self.in_idx.remove(h, slot, |s| store.in_hash(s)) {
                 debug_assert!(false, "entry missing from the in-index");
             }
         }
         if bits & B_OUT_IDX != 0 {
             let h = self.store.out_hash(slot);
-            if let Ok(ent) = self.out_idx.find_entry(h, |&s| s == slot) {
-                ent.remove();
+            let store = &self.store;
+            if self.out_idx.remove(h, slot, |s| store.out_hash(s)) {
+                let b = self.out_filter_slot(slot);
+                debug_assert!(self.out_filter[b] > 0, "reply-source filter out of step");
+                self.out_filter[b] = self.out_filter[b].saturating_sub(1);
             } else {
                 debug_assert!(false, "entry missing from the out-index");
             }
@@ -1342,7 +1390,7 @@ impl ConnTable {
         }
         self.no_cport -= 1;
         if was_hashed {
-            self.index(id.0);
+            self.index(id.0, None);
         }
         Ok(())
     }
@@ -1353,23 +1401,45 @@ impl ConnTable {
         let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
         let h = hash_tuple(&self.store.key, k.protocol, kind, c, k.cport, v, k.vport);
         self.in_idx
-            .find(h, |&s| self.store.in_eq(s, kind, k, c, v))
-            .map(|&s| ConnId(s))
+            .find(h, |s| self.store.in_eq(s, kind, k, c, v))
+            .map(ConnId)
     }
 
     /// The connection a client → VIP packet belongs to (`ip_vs_conn_in_get`): an exact match
     /// (a looked-up port of 0 matches only NO_CPORT entries, as in the kernel), then, while
     /// NO_CPORT connections exist, the same key with client port 0. Templates never match.
     pub fn lookup_in(&self, k: &InKey) -> Option<ConnId> {
+        self.lookup_in_hashed(k).0
+    }
+
+    /// [`ConnTable::lookup_in`], also returning the hash of the exact-key probe when one was
+    /// made (client port not 0), for [`ConnTable::insert_hashed`] after a miss.
+    #[inline]
+    pub(crate) fn lookup_in_hashed(&self, k: &InKey) -> (Option<ConnId>, Option<u64>) {
+        let mut hash = None;
         if k.cport != 0 {
-            if let Some(id) = self.find_in(KIND_CONN, k) {
-                return Some(id);
+            let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
+            let h = hash_tuple(
+                &self.store.key,
+                k.protocol,
+                KIND_CONN,
+                c,
+                k.cport,
+                v,
+                k.vport,
+            );
+            hash = Some(h);
+            if let Some(s) = self
+                .in_idx
+                .find(h, |s| self.store.in_eq(s, KIND_CONN, k, c, v))
+            {
+                return (Some(ConnId(s)), hash);
             }
         }
         if self.no_cport > 0 || k.cport == 0 {
-            return self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..*k });
+            return (self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..*k }), hash);
         }
-        None
+        (None, hash)
     }
 
     /// The persistence template with this key (`ip_vs_ct_in_get`). Neutralised templates
@@ -1383,6 +1453,11 @@ impl ConnTable {
     /// kernel's answer depends on hash-chain order.
     pub fn lookup_out(&self, k: &OutKey) -> Option<ConnId> {
         let (s, d) = (Ad::of(k.saddr), Ad::of(k.daddr));
+        // No out-indexed entry has this source: a miss without touching the index.
+        let b = out_filter_bucket(self.out_filter.len() - 1, k.protocol, s, k.sport);
+        if self.out_filter[b] == 0 {
+            return None;
+        }
         let h = hash_tuple(
             &self.store.key,
             k.protocol,
@@ -1393,8 +1468,8 @@ impl ConnTable {
             k.dport,
         );
         self.out_idx
-            .find(h, |&x| self.store.out_eq(x, k, s, d))
-            .map(|&x| ConnId(x))
+            .find(h, |x| self.store.out_eq(x, k, s, d))
+            .map(ConnId)
     }
 
     // ---- reading -------------------------------------------------------------------------
@@ -1444,6 +1519,39 @@ impl ConnTable {
     /// A copy of the entry.
     pub fn get(&self, id: ConnId) -> Option<Conn> {
         self.contains(id).then(|| self.decode(id.0))
+    }
+
+    /// Where a live entry's packets go: real server address, port and forwarding method
+    /// (what the packet path reads of [`ConnTable::get`], without decoding the whole entry).
+    #[inline]
+    pub(crate) fn target(&self, id: ConnId) -> Option<(IpAddr, u16, FwdMethod)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let daddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.daddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][2]
+        };
+        Some((daddr, e.dport, e.cflags().fwd_method()))
+    }
+
+    /// A live entry's virtual address and port (the source of a NAT reply after the rewrite).
+    #[inline]
+    pub(crate) fn virtual_addr(&self, id: ConnId) -> Option<(IpAddr, u16)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let vaddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.vaddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][1]
+        };
+        Some((vaddr, e.vport))
     }
 
     /// The raw state.
@@ -1701,8 +1809,10 @@ impl ConnTable {
         let reindex = was_masq != is_masq && e.bits & B_OUT_IDX != 0;
         if reindex {
             let h = self.store.out_hash(id.0);
-            if let Ok(ent) = self.out_idx.find_entry(h, |&s| s == id.0) {
-                ent.remove();
+            let store = &self.store;
+            if self.out_idx.remove(h, id.0, |s| store.out_hash(s)) {
+                let b = self.out_filter_slot(id.0);
+                self.out_filter[b] = self.out_filter[b].saturating_sub(1);
             }
         }
         {
@@ -1711,16 +1821,10 @@ impl ConnTable {
             s.dest = dest.0;
         }
         if reindex {
-            let store = &self.store;
-            Self::ensure_slack(
-                &mut self.out_idx,
-                store,
-                true,
-                self.capacity,
-                &mut self.stats,
-            );
-            let h = store.out_hash(id.0);
-            self.out_idx.insert_unique(h, id.0, |&s| store.out_hash(s));
+            let h = self.store.out_hash(id.0);
+            self.out_idx.insert(h, id.0);
+            let b = self.out_filter_slot(id.0);
+            self.out_filter[b] += 1;
         }
         Some((dest, DestDelta::bind(ConnFlags::from_bits(new_flags))))
     }
@@ -1728,4 +1832,82 @@ impl ConnTable {
 
 fn duration_ms(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reply-source filter never hides an entry and returns to all zeros when the table
+    /// empties, through inserts, `fill_cport` rehashes, unhashing and expiry.
+    #[test]
+    fn out_filter_tracks_the_out_index() {
+        let mut t = ConnTable::new(ConnTableConfig::new(300, HashKey::from_u128(7)));
+        let now = Instant::from_secs(1);
+        let mut ids = Vec::new();
+        for i in 0..300u32 {
+            let method =
+                [FwdMethod::Masq, FwdMethod::DirectRoute, FwdMethod::Tunnel][i as usize % 3];
+            let v6 = i % 7 == 0;
+            let addr = |x: u32| -> IpAddr {
+                if v6 {
+                    IpAddr::V6(((0x2001_0db8u128 << 96) | x as u128).into())
+                } else {
+                    IpAddr::V4(x.into())
+                }
+            };
+            let no_cport = i % 11 == 0;
+            let mut flags = ConnFlags::for_method(method);
+            if no_cport {
+                flags = flags.with(ConnFlags::NO_CPORT);
+            }
+            let ins = t
+                .insert(
+                    now,
+                    NewConn {
+                        protocol: if i % 2 == 0 {
+                            Protocol::Tcp
+                        } else {
+                            Protocol::Udp
+                        },
+                        caddr: addr(0x0a00_0000 + i),
+                        cport: if no_cport { 0 } else { 1000 + i as u16 },
+                        vaddr: addr(0xc000_0200 + i % 5),
+                        vport: 80 + (i % 3) as u16,
+                        daddr: addr(0x0a01_0000 + i % 13),
+                        dport: 8080,
+                        flags,
+                        fwmark: 0,
+                        dest: None,
+                        control: None,
+                        timeout: Duration::from_secs(1 + (i % 4) as u64),
+                    },
+                )
+                .unwrap();
+            ids.push(ins.id);
+        }
+        let check = |t: &ConnTable| {
+            for c in t.iter() {
+                if c.flags.contains(ConnFlags::HASHED) {
+                    assert!(t.lookup_out(&c.out_key()).is_some(), "{c:?}");
+                }
+            }
+            let indexed = t.out_idx.len() as u32;
+            assert_eq!(t.out_filter.iter().sum::<u32>(), indexed);
+        };
+        check(&t);
+        for (k, &id) in ids.iter().enumerate() {
+            if k % 11 == 0 {
+                t.fill_cport(id, 5000 + k as u16).unwrap();
+            } else if k % 17 == 0 {
+                t.unhash(id);
+            }
+        }
+        check(&t);
+        t.handle_timeout(now + Duration::from_millis(2500), usize::MAX, |_| {});
+        check(&t);
+        t.handle_timeout(now + Duration::from_secs(10), usize::MAX, |_| {});
+        assert!(t.is_empty());
+        assert!(t.out_filter.iter().all(|&n| n == 0));
+    }
 }

@@ -106,7 +106,12 @@ impl Director {
             vaddr: pkt.dst.ip(),
             vport: pkt.dst.port(),
         };
-        let mut cp = self.table.lookup_in(&key);
+        let (mut cp, hash) = self.table.lookup_in_hashed(&key);
+        // A miss's hash serves the insert of the connection scheduled below (same key).
+        self.miss_hash = match (cp, hash) {
+            (None, Some(h)) => Some((key, h)),
+            _ => None,
+        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -139,8 +144,10 @@ impl Director {
             }
         }
         // Check the server status.
+        let mut dest = None;
         if let Some(id) = cp {
-            if let Some(d) = self.table.dest(id) {
+            dest = self.table.dest(id);
+            if let Some(d) = dest {
                 if !self.dest_available(d) {
                     if self.sysctls.expire_nodest_conn {
                         self.expire_conn(now, id);
@@ -156,7 +163,10 @@ impl Director {
             Some(id) => (id, false),
             None => match self.schedule(now, pkt) {
                 Ok(s) => match s.conn {
-                    Some(id) => (id, true),
+                    Some(id) => {
+                        dest = self.table.dest(id);
+                        (id, true)
+                    }
                     None => {
                         // One-packet scheduling: count, forward, unbind (spec §6.3).
                         self.count_in(s.dest, pkt.len);
@@ -178,22 +188,23 @@ impl Director {
                 Err(v) => return (v, None),
             },
         };
-        let dest = self.table.dest(id);
         if let Some(d) = dest {
             self.count_in(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Input);
         let pkts = self.table.inc_in_pkts(id);
-        let Some(c) = self.table.get(id) else {
+        if self.sync_master.is_some() {
+            if let Some(c) = self.table.get(id) {
+                self.sync_after_packet(now, &c, pkts);
+            }
+        }
+        let Some((daddr, dport, method)) = self.table.target(id) else {
             return (FlowVerdict::NotOurs, None);
         };
-        if self.sync_master.is_some() {
-            self.sync_after_packet(now, &c, pkts);
-        }
         let v = FlowVerdict::Forward {
             conn: Some(id),
-            dest: SocketAddr::new(c.daddr, c.dport),
-            method: forward_of(c.fwd_method()),
+            dest: SocketAddr::new(daddr, dport),
+            method: forward_of(method),
             new,
         };
         (v, dest)
@@ -234,10 +245,10 @@ impl Director {
             self.count_out(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Output);
-        match self.table.get(id) {
-            Some(c) => (
+        match self.table.virtual_addr(id) {
+            Some((vaddr, vport)) => (
                 FlowVerdict::Reply {
-                    src: SocketAddr::new(c.vaddr, c.vport),
+                    src: SocketAddr::new(vaddr, vport),
                 },
                 Some(id),
             ),
@@ -575,7 +586,7 @@ impl Director {
             self.counters.scheduled += 1;
             return Ok(None);
         }
-        let ins = self.table.insert(
+        let ins = self.table.insert_hashed(
             now,
             NewConn {
                 protocol: pkt.protocol,
@@ -591,6 +602,8 @@ impl Director {
                 control,
                 timeout: NEW_CONN_TIMEOUT,
             },
+            // Used only if it is this connection's key (the table checks).
+            self.miss_hash.take(),
         );
         match ins {
             Ok(ins) => {

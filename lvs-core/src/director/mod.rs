@@ -88,7 +88,7 @@ use rand_core::RngCore;
 use crate::conn::accounting::{apply_bind, apply_edit, apply_state_change, apply_unbind};
 use crate::conn::{
     ActiveStates, ConnFlags, ConnId, ConnTable, ConnTableConfig, DestDelta, Expired, FwdMethod,
-    HashKey, TcpTable, Thresholds,
+    HashKey, InKey, TcpTable, Thresholds,
 };
 use crate::protocol::Protocol;
 use crate::rules::listing::{ConnEntry, DestSnapshot, ServiceSnapshot, Snapshot, Stats};
@@ -462,6 +462,9 @@ pub struct Director {
     /// Real servers by (service slot, address, port) for applying sync records; rebuilt
     /// after any rule change.
     sync_dests: Option<HashMap<(u32, IpAddr, u16), DestId>>,
+    /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
+    /// that inserting the connection scheduled for it does not hash the key again.
+    miss_hash: Option<(InKey, u64)>,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -539,6 +542,7 @@ impl Director {
             sync_stats: SyncStats::default(),
             sync_slots: Vec::new(),
             sync_dests: None,
+            miss_hash: None,
         }
     }
 

@@ -241,8 +241,8 @@ impl Director {
                 (FlowVerdict::Reply { src }, Some(id)) => {
                     let forward = self
                         .table
-                        .get(id)
-                        .map_or(Forward::Masq, |cn| super::forward_of(cn.fwd_method()));
+                        .target(id)
+                        .map_or(Forward::Masq, |(_, _, m)| super::forward_of(m));
                     let m = self.mapping(
                         (c.dst, c.dst_port),
                         (src.ip(), src.port()),

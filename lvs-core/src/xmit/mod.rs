@@ -514,7 +514,7 @@ impl Checked {
     /// read again. The IPv4 checksum update is RFC 1624 for the TTL/protocol word with
     /// `~m + m'` folded to the constant `0xfeff` (the word drops by exactly `0x0100` since
     /// TTL >= 2): the same arithmetic as [`checksum::update_u16`], hence the same bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decrement_ttl(&self, buf: &mut [u8], family: Family) {
         match family {
             Family::V4 => {

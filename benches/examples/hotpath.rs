@@ -1,0 +1,345 @@
+//! A driver for instruction counts of the hot paths under `valgrind --tool=callgrind`, where
+//! criterion's own machinery (and the setup of every other group) would drown the numbers.
+//!
+//! ```sh
+//! cargo build --release -p lvs-benches --example hotpath
+//! valgrind --tool=callgrind --toggle-collect='*hotpath*measured*' \
+//!     target/release/examples/hotpath packet 100000 100000
+//! ```
+//! Divide the instructions collected (`Ir` in the summary) by the iteration count. Modes:
+//! - `packet N ITERS`: an existing NAT flow's ACK through `Director::handle_packet`, N flows.
+//! - `ack N ITERS`: the same packet through the flow layer only (`handle_flow`).
+//! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
+//! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
+//! - `xmit METHOD ITERS` / `xmit6 METHOD ITERS`: the `xmit/rewrite` bench's rewrite (nat, dr,
+//!   ipip, gue, gre), restoring the first 64 bytes each time as the bench does.
+//!
+//! Run without valgrind it prints the wall-clock time per iteration (noisy; for orientation).
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant as Clock;
+
+use lvs_core::conn::HashKey;
+use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir};
+use lvs_core::rules::RuleSet;
+use lvs_core::{Instant, Protocol};
+use rand_pcg::Pcg32;
+
+fn vip() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 443)
+}
+
+fn client(i: u64) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::from(
+            0x0a00_0000u32.wrapping_add((i / 60_000) as u32),
+        )),
+        1024 + (i % 60_000) as u16,
+    )
+}
+
+fn pkt(i: u64, flags: u8) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Tcp,
+        src: client(i),
+        dst: vip(),
+        fwmark: 0,
+        tcp_flags: flags,
+        len: 60,
+        dir: PacketDir::FromClient,
+    }
+}
+
+fn rules(method: &str) -> RuleSet {
+    let mut text = String::from("-A -t 198.51.100.1:443 -s wlc\n--set 2000000 0 0\n");
+    for d in 0..100 {
+        text.push_str(&format!(
+            "-a -t 198.51.100.1:443 -r 10.200.{}.{}:443 -w {}{method}\n",
+            d / 200,
+            d % 200 + 1,
+            1 + d % 3
+        ));
+    }
+    RuleSet::from_text(&text).unwrap()
+}
+
+fn director(n: u64, extra: u64, method: &str) -> (Director, Instant) {
+    let mut d = Director::new(DirectorConfig::new(
+        (n + extra) as u32,
+        HashKey::from_u128(0xbe7c),
+    ));
+    let now = Instant::from_secs(10);
+    d.apply_rules(now, &rules(method)).unwrap();
+    for i in 0..n {
+        d.handle_flow(now, &pkt(i, 0x02));
+        d.handle_flow(now, &pkt(i, 0x10));
+    }
+    (d, now)
+}
+
+fn multiplier(n: u64) -> u64 {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut a = 2_654_435_761 % n;
+    while gcd(a, n) != 1 {
+        a += 1;
+    }
+    a
+}
+
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    for ch in data.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([ch[0], *ch.get(1).unwrap_or(&0)]));
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc
+}
+
+/// A 40-byte IPv4 TCP ACK of flow `i` to the VIP with valid checksums.
+fn ack_bytes(i: u64, b: &mut [u8]) {
+    let (src, dst) = (client(i), vip());
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        unreachable!()
+    };
+    b.fill(0);
+    b[..10].copy_from_slice(&[0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6]);
+    b[12..16].copy_from_slice(&s.octets());
+    b[16..20].copy_from_slice(&d.octets());
+    let ipsum = !(sum16(&b[..20], 0) as u16);
+    b[10..12].copy_from_slice(&ipsum.to_be_bytes());
+    b[20..22].copy_from_slice(&src.port().to_be_bytes());
+    b[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    b[24..28].copy_from_slice(&1000u32.to_be_bytes());
+    b[28..32].copy_from_slice(&1u32.to_be_bytes());
+    b[32] = 0x50;
+    b[33] = 0x10;
+    b[34..36].copy_from_slice(&64240u16.to_be_bytes());
+    let mut pseudo = [0u8; 12];
+    pseudo[..4].copy_from_slice(&s.octets());
+    pseudo[4..8].copy_from_slice(&d.octets());
+    pseudo[9] = 6;
+    pseudo[10..12].copy_from_slice(&20u16.to_be_bytes());
+    let tcpsum = !(sum16(&b[20..40], sum16(&pseudo, 0)) as u16);
+    b[36..38].copy_from_slice(&tcpsum.to_be_bytes());
+}
+
+#[inline(never)]
+fn measured_packet(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
+    for p in bufs.chunks_exact_mut(40) {
+        black_box(d.handle_packet(now, p, 0, out));
+    }
+}
+
+#[inline(never)]
+fn measured_flow(d: &mut Director, now: Instant, pkts: &[FlowPacket]) {
+    for p in pkts {
+        black_box(d.handle_flow(now, p));
+    }
+}
+
+#[inline(never)]
+fn measured_sched(
+    s: &mut dyn lvs_core::sched::Scheduler,
+    dests: &[lvs_core::sched::DestInfo],
+    flows: &[lvs_core::sched::FlowKey],
+    iters: u64,
+) {
+    let mut rng = Pcg32::new(1, 1);
+    let mut ctx = lvs_core::sched::SchedContext {
+        now: Instant::ZERO,
+        rng: &mut rng,
+    };
+    for k in 0..iters as usize {
+        black_box(s.schedule(black_box(dests), &flows[k & 1023], &mut ctx));
+    }
+}
+
+fn sched(kind: &str, iters: u64) {
+    use lvs_core::sched::{
+        DestChange, DestId, DestInfo, FlowKey, SchedConfig, SchedFlags, SchedKind,
+    };
+    let k = SchedKind::from_name(kind).expect("scheduler name");
+    let dests: Vec<DestInfo> = (0..100u32)
+        .map(|i| {
+            let a = IpAddr::from((0x0A00_0000u32 + i).to_be_bytes());
+            DestInfo::new(DestId(i), a, 80, 1 + i % 4)
+        })
+        .collect();
+    let flows: Vec<FlowKey> = (0..1024u32)
+        .map(|i| {
+            let c = IpAddr::from((0xC000_0000u32 ^ i.wrapping_mul(0x9E37_79B9)).to_be_bytes());
+            let v = IpAddr::from((0xCB00_7100u32 + (i & 0xFF)).to_be_bytes());
+            FlowKey::new(Protocol::Tcp, c, 1024 + i as u16, v, 80)
+        })
+        .collect();
+    let mut s = k.build(SchedFlags::SCHED2, &SchedConfig::default());
+    s.update(&dests, DestChange::Init);
+    let t = Clock::now();
+    measured_sched(&mut *s, &dests, &flows, iters);
+    println!(
+        "sched {kind}: {:.1} ns/iter",
+        t.elapsed().as_nanos() as f64 / iters as f64
+    );
+}
+
+#[inline(never)]
+fn measured_xmit(
+    buf: &mut [u8],
+    head: &[u8; 64],
+    c: &lvs_core::wire::Classified,
+    m: &lvs_core::xmit::Mapping,
+    out: &mut [u8],
+    iters: u64,
+) {
+    use lvs_core::xmit::{transmit, Direction};
+    for _ in 0..iters {
+        buf[64..128].copy_from_slice(head);
+        black_box(transmit(
+            black_box(&mut *buf),
+            64,
+            black_box(c),
+            m,
+            Direction::In,
+            out,
+        ));
+    }
+}
+
+/// The `xmit/rewrite` bench's packet and mapping: a TCP ACK with 512 bytes of payload.
+fn xmit(name: &str, v6: bool, iters: u64) {
+    use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
+    use std::net::Ipv6Addr;
+    let (fwd, kind) = match name {
+        "nat" => (Forward::Masq, TunnelType::Ipip),
+        "dr" => (Forward::DirectRoute, TunnelType::Ipip),
+        "ipip" => (Forward::Tunnel, TunnelType::Ipip),
+        "gue" => (Forward::Tunnel, TunnelType::Gue),
+        "gre" => (Forward::Tunnel, TunnelType::Gre),
+        _ => panic!("method nat|dr|ipip|gue|gre"),
+    };
+    let b = if v6 {
+        etherparse::PacketBuilder::ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+            [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        )
+    } else {
+        etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [203, 0, 113, 1], 64)
+    };
+    let b = b.tcp(40000, 80, 1, 1024).ack(7);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[0x5a; 512]).unwrap();
+    let (c, v, r): (IpAddr, IpAddr, IpAddr) = if v6 {
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1).into(),
+        )
+    } else {
+        (
+            Ipv4Addr::new(192, 0, 2, 7).into(),
+            Ipv4Addr::new(203, 0, 113, 1).into(),
+            Ipv4Addr::new(10, 1, 1, 1).into(),
+        )
+    };
+    let dport = if fwd == Forward::Masq { 8080 } else { 80 };
+    let m = lvs_core::xmit::Mapping {
+        forward: fwd,
+        tunnel: TunnelConfig {
+            kind,
+            port: 6080,
+            csum: TunnelCsum::NoCsum,
+        },
+        local_v4: Ipv4Addr::new(198, 51, 100, 254),
+        local_v6: Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0xfe),
+        route_mtu: 1500,
+        ip_id: 0x4242,
+        ..lvs_core::xmit::Mapping::new((c, 40000), (v, 80), (r, dport))
+    };
+    let mut buf = vec![0u8; 64 + pkt.len()];
+    buf[64..].copy_from_slice(&pkt);
+    let cl = lvs_core::wire::classify(&buf[64..]).unwrap();
+    let head: [u8; 64] = pkt[..64].try_into().unwrap();
+    let mut out = [0u8; 1280];
+    let t = Clock::now();
+    measured_xmit(&mut buf, &head, &cl, &m, &mut out, iters);
+    println!(
+        "xmit {name} v6={v6}: {:.1} ns/iter",
+        t.elapsed().as_nanos() as f64 / iters as f64
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map_or("packet", String::as_str);
+    let n: u64 = args.get(2).map_or(100_000, |s| s.parse().unwrap_or(0));
+    let iters: u64 = args.get(3).map_or(100_000, |s| s.parse().unwrap());
+    let reps: usize = args.get(4).map_or(1, |s| s.parse().unwrap());
+    let start;
+    match mode {
+        "packet" => {
+            let (mut d, now) = director(n, 0, " -m");
+            let a = multiplier(n);
+            let mut bufs = vec![0u8; iters as usize * 40];
+            let mut out = [0u8; 576];
+            let mut times = Vec::new();
+            for r in 0..reps as u64 {
+                for (k, p) in bufs.chunks_exact_mut(40).enumerate() {
+                    ack_bytes((r * iters + k as u64) % n * a % n, p);
+                }
+                let t = Clock::now();
+                measured_packet(&mut d, now, &mut bufs, &mut out);
+                times.push(t.elapsed().as_nanos() as f64 / iters as f64);
+                assert_eq!(bufs[16], 10, "rewritten");
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "packet n={n}: median of {reps} reps {:.1} ns/iter",
+                times[reps / 2]
+            );
+            start = Clock::now();
+        }
+        "ack" | "syn" => {
+            let syn = mode == "syn";
+            let (mut d, now) = director(n, if syn { iters } else { 0 }, "");
+            let a = multiplier(n);
+            let pkts: Vec<FlowPacket> = (0..iters)
+                .map(|k| {
+                    if syn {
+                        pkt(n + k, 0x02)
+                    } else {
+                        pkt(k % n * a % n, 0x10)
+                    }
+                })
+                .collect();
+            start = Clock::now();
+            measured_flow(&mut d, now, &pkts);
+        }
+        "xmit" | "xmit6" => {
+            xmit(
+                args.get(2).map_or("nat", String::as_str),
+                mode == "xmit6",
+                iters,
+            );
+            return;
+        }
+        "sched" => {
+            sched(args.get(2).map_or("rr", String::as_str), iters);
+            return;
+        }
+        m => panic!("unknown mode {m}"),
+    }
+    let el = start.elapsed();
+    println!(
+        "{mode} n={n} iters={iters}: {:.1} ns/iter",
+        el.as_nanos() as f64 / iters as f64
+    );
+}

@@ -1,0 +1,258 @@
+//! The connection table's indexes: open addressing with linear probing over one array of
+//! `u32` words, each holding a slab slot number plus, in the bits the capacity leaves free,
+//! the entry's distance from its home bucket and a few bits of its hash (a tag).
+//!
+//! Why not `hashbrown::HashTable<u32>`: its control bytes and its buckets live in two
+//! separate arrays, so a lookup in a table larger than the caches misses twice before it
+//! reaches the slab entry (control group, then bucket). Here the word that says "maybe" is
+//! the word that names the slot: one miss in the index, then the entry. The array is also
+//! smaller (4 bytes per bucket instead of 5).
+//!
+//! - **Sizing**: the bucket count is the power of two above `capacity * 8 / 7` (hashbrown's
+//!   own bound), so the load never exceeds 7/8 and a probe always ends at an empty word.
+//! - **Word**: `slot | dist << slot_bits | tag << (slot_bits + dist_bits)`, with `slot_bits`
+//!   the bits of `capacity` (so the all-ones slot field, and with it [`EMPTY`], never names
+//!   a slot). `dist` (up to 6 bits) saturates: a saturated distance is recomputed from the
+//!   entry's hash when needed.
+//! - **Lookup**: from the home bucket (the hash's top bits) to the first empty word; only
+//!   words whose tag equals the hash's low bits are compared with the slab entry.
+//! - **Removal**: backward shift (Knuth's algorithm R), so there are no tombstones and the
+//!   index never degrades or needs rebuilding under churn.
+
+/// An unused bucket.
+const EMPTY: u32 = u32::MAX;
+/// Most bits spent on the distance from the home bucket.
+const MAX_DIST_BITS: u32 = 6;
+
+/// One index of slab slots by a 64-bit hash. The caller supplies equality (and, for removal,
+/// the hash of a stored slot) from the slab.
+#[derive(Clone)]
+pub(crate) struct SlotIndex {
+    buckets: Vec<u32>,
+    /// `64 - log2(buckets.len())`: the home bucket is `hash >> shift`.
+    shift: u32,
+    mask: usize,
+    slot_bits: u32,
+    slot_mask: u32,
+    dist_max: u32,
+    tag_shift: u32,
+    tag_mask: u32,
+    len: usize,
+}
+
+impl SlotIndex {
+    /// An index for up to `capacity` slots numbered `0..capacity` (`capacity` >= 1).
+    pub(crate) fn new(capacity: u32) -> Self {
+        let capacity = capacity.max(1);
+        let want = (capacity as usize)
+            .saturating_mul(8)
+            .div_ceil(7)
+            .saturating_add(1);
+        let n = want.next_power_of_two().max(8);
+        let slot_bits = 32 - capacity.leading_zeros();
+        let dist_bits = MAX_DIST_BITS.min(32 - slot_bits);
+        let tag_shift = slot_bits + dist_bits;
+        let tag_bits = 32 - tag_shift;
+        SlotIndex {
+            buckets: vec![EMPTY; n],
+            shift: 64 - n.trailing_zeros(),
+            mask: n - 1,
+            slot_bits,
+            slot_mask: ((1u64 << slot_bits) - 1) as u32,
+            dist_max: ((1u64 << dist_bits) - 1) as u32,
+            tag_shift,
+            tag_mask: ((1u64 << tag_bits) - 1) as u32,
+            len: 0,
+        }
+    }
+
+    /// Slots in the index.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn allocation_size(&self) -> usize {
+        self.buckets.capacity() * core::mem::size_of::<u32>()
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        // `shift` < 64: the bucket count is at least 8.
+        (hash >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    fn tag(&self, hash: u64) -> u32 {
+        (hash as u32) & self.tag_mask
+    }
+
+    #[inline(always)]
+    fn word(&self, slot: u32, dist: usize, tag: u32) -> u32 {
+        let dist = (dist as u32).min(self.dist_max);
+        slot | dist << self.slot_bits | tag.checked_shl(self.tag_shift).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn tag_of_word(&self, w: u32) -> u32 {
+        w.checked_shr(self.tag_shift).unwrap_or(0)
+    }
+
+    /// The first slot with this hash for which `eq` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = self.tag(hash);
+        let mut i = self.home(hash);
+        // At most every bucket once; the load bound guarantees an empty one well before.
+        for _ in 0..self.buckets.len() {
+            let w = self.buckets[i];
+            if w == EMPTY {
+                return None;
+            }
+            if self.tag_of_word(w) == tag {
+                let slot = w & self.slot_mask;
+                if eq(slot) {
+                    return Some(slot);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Adds `slot` (not present) with `hash`. The caller never adds more slots than the
+    /// capacity the index was built for.
+    pub(crate) fn insert(&mut self, hash: u64, slot: u32) {
+        debug_assert!(slot < self.slot_mask, "slot beyond the capacity");
+        let tag = self.tag(hash);
+        let home = self.home(hash);
+        let mut i = home;
+        for _ in 0..self.buckets.len() {
+            if self.buckets[i] == EMPTY {
+                let dist = i.wrapping_sub(home) & self.mask;
+                self.buckets[i] = self.word(slot, dist, tag);
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        debug_assert!(false, "index full");
+    }
+
+    /// Removes `slot`, stored with `hash`; `hash_of` gives the hash of any stored slot (used
+    /// only for entries whose distance saturated). Returns whether it was there.
+    pub(crate) fn remove(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) -> bool {
+        let mut hole = self.home(hash);
+        let mut found = false;
+        for _ in 0..self.buckets.len() {
+            let w = self.buckets[hole];
+            if w == EMPTY {
+                break;
+            }
+            if w & self.slot_mask == slot {
+                found = true;
+                break;
+            }
+            hole = (hole + 1) & self.mask;
+        }
+        if !found {
+            return false;
+        }
+        // Backward shift: move every later entry of the cluster whose home is not in
+        // (hole, j] into the hole.
+        let mut j = hole;
+        for _ in 0..self.buckets.len() {
+            j = (j + 1) & self.mask;
+            let w = self.buckets[j];
+            if w == EMPTY {
+                break;
+            }
+            let s = w & self.slot_mask;
+            let stored = (w >> self.slot_bits) & self.dist_max;
+            let dist = if stored < self.dist_max {
+                stored as usize
+            } else {
+                j.wrapping_sub(self.home(hash_of(s))) & self.mask
+            };
+            let gap = j.wrapping_sub(hole) & self.mask;
+            if gap <= dist {
+                let tag = self.tag_of_word(w);
+                self.buckets[hole] = self.word(s, dist - gap, tag);
+                hole = j;
+            }
+        }
+        self.buckets[hole] = EMPTY;
+        self.len -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(x: u64) -> u64 {
+        let x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        let x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    /// Against a model, with hashes crowded into few home buckets (long clusters, saturated
+    /// distances) and with a well-spread hash.
+    #[test]
+    fn matches_a_model_under_churn() {
+        for (cap, crowd) in [(100u32, true), (1000, false), (1000, true), (5, true)] {
+            // A crowded hash keeps only a few distinct top bits.
+            let hash = |s: u32| {
+                let h = mix(s as u64);
+                if crowd {
+                    h & 0xe000_0000_0000_ffff
+                } else {
+                    h
+                }
+            };
+            let mut idx = SlotIndex::new(cap);
+            let mut live = std::collections::BTreeSet::new();
+            let mut rng = 12345u64;
+            for step in 0..20_000u32 {
+                rng = mix(rng.wrapping_add(step as u64));
+                let s = (rng % cap as u64) as u32;
+                if live.contains(&s) {
+                    assert!(idx.remove(hash(s), s, hash));
+                    live.remove(&s);
+                } else {
+                    idx.insert(hash(s), s);
+                    live.insert(s);
+                }
+                assert_eq!(idx.len(), live.len());
+                if step % 97 == 0 {
+                    for t in 0..cap {
+                        let got = idx.find(hash(t), |x| x == t);
+                        assert_eq!(got.is_some(), live.contains(&t), "cap {cap} slot {t}");
+                    }
+                }
+            }
+            for s in live.clone() {
+                assert!(idx.remove(hash(s), s, hash));
+                assert!(!idx.remove(hash(s), s, hash));
+            }
+            assert_eq!(idx.len(), 0);
+            assert!(idx.buckets.iter().all(|&w| w == EMPTY));
+        }
+    }
+
+    #[test]
+    fn words_never_look_empty() {
+        for cap in [1u32, 2, 3, 255, 256, 257, 1 << 16, (1 << 16) + 1] {
+            let idx = SlotIndex::new(cap);
+            // The largest slot with the largest distance and tag is still not EMPTY.
+            assert_ne!(
+                idx.word(cap - 1, usize::MAX, idx.tag_mask),
+                EMPTY,
+                "cap {cap}"
+            );
+            assert!(idx.buckets.len() * 7 > cap as usize * 8, "load above 7/8");
+        }
+    }
+}
