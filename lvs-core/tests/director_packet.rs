@@ -825,3 +825,118 @@ fn tunnel_without_headroom_is_dropped_untouched() {
     let v = d.handle_packet(t(1), &mut buf, q.len() + 1, &mut out);
     assert!(matches!(v, PacketVerdict::Drop(_)), "{v:?}");
 }
+
+/// Spec 3.7 tunnel special case: a router between the director and a TUN real server sends
+/// the director an error about its own tunnel packet; the director consumes it and tells the
+/// client, from the virtual address, quoting the client's packet.
+fn tunnel_error_case(
+    rules: &str,
+    df: bool,
+    t_c: (u8, u8),
+    rest: u32,
+    mtu: u32,
+) -> (PacketVerdict, Vec<u8>, Vec<u8>) {
+    let mut d = director_mtu(rules, mtu);
+    let mut f = Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53);
+    f.df = df;
+    let q = f.build();
+    let (v, fwd) = run(&mut d, t(1), &q);
+    assert!(
+        matches!(
+            v,
+            PacketVerdict::Forward {
+                method: Forward::Tunnel,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    // The router quotes the outer packet (all of it fits in 576 bytes).
+    let e = icmp_error_packet(ip("10.1.0.254"), ip(LOCAL4), 64, t_c.0, t_c.1, rest, &fwd);
+    let (v, bytes) = run(&mut d, t(2), &e);
+    (v, bytes, q)
+}
+
+#[test]
+fn tunnel_errors_are_relayed_to_the_client() {
+    let ipip = "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i\n";
+    let gue =
+        "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i --tun-type gue --tun-port 6080\n";
+    let gre = "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i --tun-type gre --tun-csum\n";
+    for rules in [ipip, gue, gre] {
+        // Fragmentation Needed, client with DF: mtu - 20 (no route MTU configured).
+        let (v, err, q) = tunnel_error_case(rules, true, (3, 4), 1400, 0);
+        assert!(
+            matches!(
+                v,
+                PacketVerdict::Reply {
+                    reason: DropReason::TunnelError,
+                    ..
+                }
+            ),
+            "{rules}: {v:?}"
+        );
+        let (src, dst, ty, code, rest, quoted) = check_icmp(&err);
+        assert_eq!(
+            (src, dst, ty, code),
+            (ip("10.0.0.1"), ip("192.0.2.7"), 3, 4),
+            "{rules}"
+        );
+        assert_eq!(u32::from_be_bytes(rest), 1380, "{rules}");
+        // The client's packet as the director forwarded it (TTL already decremented).
+        assert_eq!(quoted, ttl_minus_one(&q), "{rules}");
+
+        // A configured route MTU lower than the reported one wins.
+        let (_, err, _) = tunnel_error_case(rules, true, (3, 4), 1400, 1300);
+        assert_eq!(u32::from_be_bytes(check_icmp(&err).4), 1280, "{rules}");
+
+        // Without DF the error is consumed and nothing is sent.
+        let (v, _, _) = tunnel_error_case(rules, false, (3, 4), 1400, 0);
+        assert_eq!(
+            v,
+            PacketVerdict::Drop(lvs_core::director::PacketDrop::Xmit(
+                DropReason::TunnelError
+            )),
+            "{rules}"
+        );
+
+        // Other errors keep their type, code and rest of header.
+        let (v, err, _) = tunnel_error_case(rules, false, (11, 0), 0, 0);
+        assert!(matches!(v, PacketVerdict::Reply { .. }), "{rules}: {v:?}");
+        let (src, dst, ty, code, rest, _) = check_icmp(&err);
+        assert_eq!(
+            (src, dst, ty, code, rest),
+            (ip("10.0.0.1"), ip("192.0.2.7"), 11, 0, [0; 4])
+        );
+    }
+}
+
+#[test]
+fn tunnel_errors_need_a_known_tunnel_and_a_connection() {
+    let rules = "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i\n";
+    let mut d = director(rules);
+    let q = Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53).build();
+    let (_, fwd) = run(&mut d, t(1), &q);
+    // Addressed to someone else than the director: not the special case.
+    let e = icmp_error_packet(ip("10.1.0.254"), ip("10.77.0.1"), 64, 3, 4, 1400, &fwd);
+    assert_eq!(run(&mut d, t(2), &e).0, PacketVerdict::NotOurs);
+    // A quoted tunnel packet to an address that is no tunnel real server.
+    let mut other = fwd.clone();
+    other[16..20].copy_from_slice(&[10, 1, 0, 99]);
+    let e = icmp_error_packet(ip("10.1.0.254"), ip(LOCAL4), 64, 3, 4, 1400, &other);
+    assert_eq!(run(&mut d, t(2), &e).0, PacketVerdict::NotOurs);
+    // The client's flow is unknown (another client port).
+    let mut unknown = fwd.clone();
+    unknown[20 + 20..20 + 22].copy_from_slice(&999u16.to_be_bytes());
+    let e = icmp_error_packet(ip("10.1.0.254"), ip(LOCAL4), 64, 3, 4, 1400, &unknown);
+    assert_eq!(run(&mut d, t(2), &e).0, PacketVerdict::NotOurs);
+    // A bad ICMP checksum is dropped.
+    let mut e = icmp_error_packet(ip("10.1.0.254"), ip(LOCAL4), 64, 3, 4, 1400, &fwd);
+    e[22] ^= 0xff;
+    assert_eq!(
+        run(&mut d, t(2), &e).0,
+        PacketVerdict::Drop(lvs_core::director::PacketDrop::Xmit(
+            DropReason::IcmpChecksum
+        ))
+    );
+}

@@ -617,6 +617,9 @@ impl Validator {
             }
         }
         use xmit::DropReason as D;
+        if reason == D::TunnelError {
+            return check_tunnel_error(input, ic, out, &oc);
+        }
         let want = match (oc.family, reason) {
             (Family::V4, D::TtlExpired) => (11, 0),
             (Family::V4, D::TooBig) => (3, 4),
@@ -686,6 +689,50 @@ impl Validator {
         }
         Ok(())
     }
+}
+
+/// Spec 3.7 tunnel special case: the error the director sends the client about an error it
+/// received for one of its own tunnel packets. Same type and code as the input; it quotes the
+/// client's packet as the input quoted it inside the tunnel packet, and goes from that
+/// packet's destination (the virtual address) to its source (the client).
+fn check_tunnel_error(
+    input: &[u8],
+    ic: &Classified,
+    out: &[u8],
+    oc: &Classified,
+) -> Result<(), Failure> {
+    let fail = |m: String| Err(Failure::new(FailReason::IcmpGenerated, m));
+    if oc.family != Family::V4 || ic.family != Family::V4 {
+        return fail("a tunnel error relay that is not IPv4".into());
+    }
+    if (oc.icmp_type, oc.icmp_code) != (ic.icmp_type, ic.icmp_code) {
+        return fail(format!(
+            "type {} code {} relayed as type {} code {}",
+            ic.icmp_type, ic.icmp_code, oc.icmp_type, oc.icmp_code
+        ));
+    }
+    let q = &out[(oc.l4_offset + 8).min(oc.total_len)..oc.total_len];
+    if q.len() < 28 {
+        return fail(format!(
+            "quotes {} bytes, not an IPv4 header and ports",
+            q.len()
+        ));
+    }
+    let inp = &input[ic.ip_range()];
+    if !inp.windows(q.len()).any(|w| w == q) {
+        return fail("the quoted client packet is not the one the received error quoted".into());
+    }
+    let (qs, qd) = (
+        IpAddr::from([q[12], q[13], q[14], q[15]]),
+        IpAddr::from([q[16], q[17], q[18], q[19]]),
+    );
+    if (oc.src, oc.dst) != (qd, qs) {
+        return fail(format!(
+            "sent {} -> {}, expected {qd} -> {qs} (the quoted packet reversed)",
+            oc.src, oc.dst
+        ));
+    }
+    Ok(())
 }
 
 /// Up to four byte ranges, without allocating.

@@ -6,7 +6,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::{Director, DropReason, FlowPacket, FlowVerdict, PacketDir};
 use crate::conn::{ConnId, InKey, OutKey};
 use crate::protocol::Protocol;
-use crate::rules::{Forward, TunnelConfig};
+use crate::rules::{Forward, TunnelConfig, TunnelType};
 use crate::sched::DestId;
 use crate::time::Instant;
 use crate::wire::{classify, icmpv4, proto, Classified, Family, QuotedPacket};
@@ -296,6 +296,9 @@ impl Director {
         c: &Classified,
         out: &mut [u8],
     ) -> PacketVerdict {
+        if let Some(v) = self.tunnel_icmp(buf, headroom, c, out) {
+            return v;
+        }
         let Some(q) = quote(buf, headroom, c) else {
             return PacketVerdict::NotOurs;
         };
@@ -370,6 +373,156 @@ impl Director {
             self.count_in(d, len);
         }
         self.verdict(v, Some(id), false, false)
+    }
+
+    /// Spec 3.7, the tunnel special case (IPv4, `ip_vs_in_icmp`): an ICMP error addressed to
+    /// the director (LOCAL_IN: its destination is [`PacketConfig::local_v4`]) that quotes one
+    /// of its own tunnel packets (protocol 4 to an ipip real server; UDP to a GUE real server's
+    /// port with a version-0 data header carrying IPv4; GRE with no flags but C carrying IPv4,
+    /// to a GRE real server). The quoted inner packet is the client's request, found in the
+    /// forward direction. The error is consumed (out-statistics counted) and a new error of
+    /// the same type and code goes to the client, from the virtual address (the kernel's
+    /// `icmp_send` answers from the quoted packet's destination, which is local), quoting the
+    /// client's packet. Fragmentation Needed is only answered when the client's packet had
+    /// DF, with `mtu - 20` (when above 88) where `mtu` is the route MTU after the PMTU update.
+    /// `None`: not this case, the normal related-error path decides.
+    fn tunnel_icmp(
+        &mut self,
+        buf: &[u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+    ) -> Option<PacketVerdict> {
+        let local = self.packet.local_v4;
+        if c.family != Family::V4 || local.is_unspecified() || c.dst != IpAddr::V4(local) {
+            return None;
+        }
+        let l4 = headroom.checked_add(c.l4_offset)?;
+        let end = headroom
+            .checked_add(c.l3_offset)?
+            .checked_add(c.total_len)?;
+        let msg = buf.get(l4..end)?;
+        // The quoted outer header: the director's tunnel packet.
+        let outer = msg.get(icmpv4::HEADER_LEN..)?;
+        let (oproto, ohl, ofrag, odst) = v4_fields(outer)?;
+        if !matches!(oproto, 4 | proto::UDP | proto::GRE) {
+            return None;
+        }
+        if ofrag & 0x1fff != 0 {
+            // A later fragment has no tunnel header to read.
+            return Some(PacketVerdict::NotOurs);
+        }
+        let after = outer.get(ohl..)?;
+        let (kind, port, inner_at) = match oproto {
+            4 => (TunnelType::Ipip, 0, 0),
+            proto::UDP => {
+                // `ipvs_udp_decap`: a GUE real server at this port, GUE version 0, a data
+                // message carrying IPv4.
+                let udp = after.get(..8)?;
+                let dport = u16::from_be_bytes([udp[2], udp[3]]);
+                let gue = after.get(8..12)?;
+                let (ver, control, hlen) = (gue[0] >> 6, gue[0] & 0x20 != 0, gue[0] & 0x1f);
+                if ver != 0 || control || gue[1] != 4 {
+                    return None;
+                }
+                (TunnelType::Gue, dport, 12 + usize::from(hlen) * 4)
+            }
+            _ => {
+                // `ipvs_gre_decap`: version 0, no flag but C, protocol IPv4.
+                let gre = after.get(..4)?;
+                let flags = u16::from_be_bytes([gre[0], gre[1]]);
+                if flags & !0x8000 != 0 || u16::from_be_bytes([gre[2], gre[3]]) != 0x0800 {
+                    return None;
+                }
+                (TunnelType::Gre, 0, if flags != 0 { 8 } else { 4 })
+            }
+        };
+        // `ip_vs_find_tunnel`: a tunnelling real server at the quoted destination whose
+        // encapsulation (and GUE port) the quoted packet used.
+        let known = self.dests.iter().flatten().any(|d| {
+            d.config.addr == IpAddr::V4(odst)
+                && d.config.forward == Forward::Tunnel
+                && d.config.tunnel.kind == kind
+                && (kind != TunnelType::Gue || d.config.tunnel.port == port)
+        });
+        if !known {
+            return None;
+        }
+        let inner = after.get(inner_at..)?;
+        let (iproto, ihl, ifrag, idst) = v4_fields(inner)?;
+        let isrc = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+        let protocol = match iproto {
+            proto::TCP => Protocol::Tcp,
+            proto::UDP => Protocol::Udp,
+            proto::SCTP => Protocol::Sctp,
+            _ => return Some(PacketVerdict::NotOurs),
+        };
+        if ifrag & 0x1fff != 0 {
+            return Some(PacketVerdict::NotOurs);
+        }
+        let ports = inner.get(ihl..ihl + 4)?;
+        let key = InKey {
+            protocol,
+            caddr: IpAddr::V4(isrc),
+            cport: u16::from_be_bytes([ports[0], ports[1]]),
+            vaddr: IpAddr::V4(idst),
+            vport: u16::from_be_bytes([ports[2], ports[3]]),
+        };
+        // Not found: passed on (`schedule_icmp` is not supported).
+        let id = self.table.lookup_in(&key)?;
+        let dest = self.table.get(id)?.dest;
+        if !icmp_checksum_ok(buf, headroom, c) {
+            return Some(PacketVerdict::Drop(PacketDrop::Xmit(
+                xmit::DropReason::IcmpChecksum,
+            )));
+        }
+        let consumed = PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::TunnelError));
+        let mut rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        if c.icmp_type == icmpv4::types::DEST_UNREACH && c.icmp_code == icmpv4::codes::FRAG_NEEDED {
+            if ifrag & 0x4000 == 0 {
+                // The client does not use PMTU discovery: nothing to tell it.
+                return Some(consumed);
+            }
+            let reported = u32::from(u16::from_be_bytes([msg[6], msg[7]]));
+            // `ipv4_update_pmtu` then `dst_mtu` of the real server's route: the reported MTU
+            // lowers the route's (never below `ip_rt_min_pmtu` 552); with no route MTU
+            // configured, the reported one.
+            let mut mtu = match self.packet.route_mtu {
+                0 => reported,
+                r if reported < 552 => r.min(552),
+                r => r.min(reported),
+            };
+            // The kernel subtracts an IPv4 header whatever the encapsulation.
+            if mtu > 68 + 20 {
+                mtu -= 20;
+            }
+            rest = mtu.min(u32::from(u16::MAX));
+        }
+        let ip_id = self.ip_id;
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let Ok(n) = xmit::icmp::build_relayed_v4(
+            out,
+            inner,
+            idst,
+            isrc,
+            c.icmp_type,
+            c.icmp_code,
+            rest,
+            ip_id,
+        ) else {
+            return Some(PacketVerdict::Drop(PacketDrop::Xmit(
+                xmit::DropReason::ReplyBuffer,
+            )));
+        };
+        // "ICMP can be shorter but anyways, account it": out-stats with the inner length.
+        if let Some(d) = dest {
+            self.count_out(d, inner.len().min(u32::MAX as usize) as u32);
+        }
+        Some(PacketVerdict::Reply {
+            reason: xmit::DropReason::TunnelError,
+            start: 0,
+            len: n,
+        })
     }
 
     /// Port unreachable for a packet with no destination (spec 6.1).
@@ -466,4 +619,16 @@ fn icmp_checksum_ok(buf: &[u8], headroom: usize, c: &Classified) -> bool {
         Family::V6 => crate::wire::Icmpv6Packet::new_checked(msg)
             .is_ok_and(|p| p.verify_checksum(&c.src, &c.dst)),
     }
+}
+
+/// Protocol, header length, fragment field and destination of an IPv4 header at the start of
+/// `b` (a quoted header: the total length is not checked). `None`: not IPv4 or too short.
+fn v4_fields(b: &[u8]) -> Option<(u8, usize, u16, Ipv4Addr)> {
+    let h = b.get(..20)?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    if h[0] >> 4 != 4 || ihl < 20 || b.len() < ihl {
+        return None;
+    }
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    Some((h[9], ihl, frag, Ipv4Addr::new(h[16], h[17], h[18], h[19])))
 }

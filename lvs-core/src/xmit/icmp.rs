@@ -191,6 +191,62 @@ pub fn build_error(
     }
 }
 
+/// Builds the IPv4 ICMP error of the tunnel special case of spec 3.7: an error of type
+/// `msg_type` / `code` with `rest` as bytes 4..8 of the ICMP header, from `src` to `dst`,
+/// quoting `quoted` (the client's original packet as far as the error we received quoted it:
+/// often truncated, so its IP total length is not checked against it) up to 576 bytes in
+/// total. The IP header fields are those of [`build_error`]; TOS from the quoted header.
+/// Returns the length.
+#[allow(clippy::too_many_arguments)]
+pub fn build_relayed_v4(
+    out: &mut [u8],
+    quoted: &[u8],
+    src: core::net::Ipv4Addr,
+    dst: core::net::Ipv4Addr,
+    msg_type: u8,
+    code: u8,
+    rest: u32,
+    ip_id: u16,
+) -> Result<usize, IcmpError> {
+    let (Some(&ver_ihl), Some(&tos)) = (quoted.first(), quoted.get(1)) else {
+        return Err(IcmpError::Malformed);
+    };
+    let ihl = usize::from(ver_ihl & 0x0f) * 4;
+    if ver_ihl >> 4 != 4 || ihl < 20 || quoted.len() < ihl + 8 {
+        return Err(IcmpError::Malformed);
+    }
+    let hdr = 20 + icmpv4::HEADER_LEN;
+    let room = out.len().min(IPV4_ERROR_MAX).saturating_sub(hdr);
+    if room < ihl + 8 {
+        return Err(IcmpError::OutTooSmall {
+            required: hdr + ihl + 8,
+            found: out.len(),
+        });
+    }
+    let q = quoted.len().min(room);
+    let total = hdr + q;
+    out[hdr..total].copy_from_slice(&quoted[..q]);
+    out[..hdr].fill(0);
+    let mut ip = Ipv4Packet::new_unchecked(&mut out[..total]);
+    ip.set_version(4);
+    ip.set_header_len(20);
+    ip.set_tos((tos & 0x1e) | 0xc0);
+    // In range: total <= 576.
+    ip.set_total_len(total as u16);
+    ip.set_ident(ip_id);
+    ip.set_ttl(ERROR_TTL);
+    ip.set_protocol(proto::ICMP);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    let mut icmp = Icmpv4Packet::new_unchecked(&mut out[20..total]);
+    icmp.set_msg_type(msg_type);
+    icmp.set_code(code);
+    icmp.set_rest_of_header(rest);
+    icmp.fill_checksum();
+    Ok(total)
+}
+
 /// Whether the kernel would send an error about this packet at all: not about a non-first
 /// fragment, and not about an ICMP error (`icmp_send`: types 3, 4, 5, 11, 12 and unknown
 /// types above 18; `icmpv6_send`: any type below 128).

@@ -185,11 +185,14 @@ pub enum DropReason {
     /// NAT to a loopback real server (127/8, ::1) for a packet from the network: refused as
     /// `ip_vs_nat_xmit` does (spec 3.2).
     LoopbackDnat,
+    /// An ICMP error about one of the director's own tunnel packets (spec 3.7, tunnel special
+    /// case): consumed; a new error goes to the client when one is due.
+    TunnelError,
 }
 
 impl DropReason {
     /// Number of reasons (the length of a counter array).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every reason in [`index`](DropReason::index) order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -206,6 +209,7 @@ impl DropReason {
         DropReason::ReplyBuffer,
         DropReason::NoDestination,
         DropReason::LoopbackDnat,
+        DropReason::TunnelError,
     ];
 
     /// The counter index, `0..COUNT`.
@@ -229,6 +233,7 @@ impl DropReason {
             DropReason::ReplyBuffer => "reply_buffer",
             DropReason::NoDestination => "no_destination",
             DropReason::LoopbackDnat => "loopback_dnat",
+            DropReason::TunnelError => "tunnel_error",
         }
     }
 }
