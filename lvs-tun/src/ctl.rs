@@ -111,9 +111,12 @@ fn read_request(stream: &UnixStream) -> io::Result<(Vec<String>, String)> {
 }
 
 fn changes_rules(args: &[String]) -> bool {
-    !args
-        .iter()
-        .any(|a| matches!(a.as_str(), "-L" | "-l" | "--list" | "-S" | "--save"))
+    !args.iter().any(|a| {
+        matches!(
+            a.as_str(),
+            "-L" | "-l" | "--list" | "-S" | "--save" | "--role"
+        )
+    })
 }
 
 /// Sends one request; returns whether it succeeded and the text to print.

@@ -316,12 +316,14 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
                 ..Default::default()
             });
             let sockets = match &o.dev {
-                Some(dev) => Some(crate::sync::open(dev, o.group, o.ttl).map_err(|source| {
-                    RunError::Io {
-                        what: format!("sync sockets on {dev} ({})", o.group),
-                        source,
-                    }
-                })?),
+                Some(dev) => {
+                    Some(
+                        crate::sync::open(dev, o.group, o.ttl).map_err(|source| RunError::Io {
+                            what: format!("sync sockets on {dev} ({})", o.group),
+                            source,
+                        })?,
+                    )
+                }
                 None => None,
             };
             let rc = crate::sync::RoleControl::new(&mut director, o.dev.is_some(), mc, o.role);

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lvs_core::sync::role::Role;
 use lvs_tun::ctl::{self, DEFAULT_SOCKET};
 use lvs_tun::daemon::{self, RunConfig};
 use lvs_tun::decap::{self, DecapConfig};
 use lvs_tun::sync::SyncOptions;
-use lvs_core::sync::role::Role;
 
 fn parse_start_role(s: &str) -> Result<Role, String> {
     match s {

@@ -26,8 +26,8 @@ use lvs_core::sync::role::Role;
 use lvs_core::sync::SyncReason;
 
 use crate::counters::{Drop, QueueStats};
-use crate::sync::{role_name, SyncCounters};
 use crate::daemon::Shared;
+use crate::sync::{role_name, SyncCounters};
 
 /// Binds the metrics listener. Refuses addresses that are not loopback: the counters name
 /// the real servers.
@@ -81,7 +81,7 @@ fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let now = shared.now();
         let snap = d.snapshot(now);
         let total = d.total_stats().read();
-        let sync = d.sync_stats().clone();
+        let sync = *d.sync_stats();
         drop(d);
         let mut body = render(&snap, &total, &shared.drops.snapshot(), &shared.queues);
         if let Some(rc) = &shared.role {
@@ -315,13 +315,7 @@ pub fn render(
 /// `lvs_tun_role_changes_total`, the socket counters (`lvs_tun_sync_sent_datagrams_total`,
 /// `lvs_tun_sync_received_datagrams_total`, ...) and what the director did with them
 /// (`lvs_tun_sync_rejected_total{reason}`, `lvs_tun_sync_skipped_total{reason}`, ...).
-pub fn render_sync(
-    o: &mut String,
-    role: Role,
-    transitions: u64,
-    c: &SyncCounters,
-    st: &SyncStats,
-) {
+pub fn render_sync(o: &mut String, role: Role, transitions: u64, c: &SyncCounters, st: &SyncStats) {
     header(
         o,
         "lvs_tun_role",

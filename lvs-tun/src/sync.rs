@@ -349,7 +349,11 @@ pub fn recv_loop(shared: &Shared, rx: &UdpSocket) {
             Ok((n, _)) => {
                 receive(shared, rc, &buf[..n]);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 warn!("sync receive: {e}");
