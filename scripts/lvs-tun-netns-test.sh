@@ -8,7 +8,8 @@
 # For each method (NAT on a tun, TUN on a tun with `lvs-tun decap` on the real servers, DR on a
 # tap bridged to the real servers' segment), v4 and v6: 30 requests are spread 10/10/10;
 # random bytes written into the device don't stop the daemon. NAT also checks ctl, SIGHUP,
-# metrics, and a 20 MB download that survives its server's weight going to 0.
+# metrics, and a 20 MB download that survives its server's weight going to 0. `sync` runs
+# scripts/lvs-tun-sync-test.sh: master and backup directors, connection sync, failover.
 # Traffic goes only to addresses inside the namespaces created here; everything is removed
 # on exit.
 set -euo pipefail
@@ -280,8 +281,13 @@ cleanup_ns() {
   for ns in "$C" "$D" "${RS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 }
 
-for m in ${LVS_TUN_METHODS:-nat tun dr health}; do
+for m in ${LVS_TUN_METHODS:-nat tun dr health sync}; do
   echo "--- $m"
+  if [[ $m == sync ]]; then
+    # Two directors (master and backup) with connection sync: its own topology and script.
+    if LVS_TUN_BIN=$BIN "$ROOT/scripts/lvs-tun-sync-test.sh"; then ok "sync: failover script"; else bad "sync: failover script"; fi
+    continue
+  fi
   run_method "$m"
 done
 if [[ $FAIL -gt 0 ]]; then

@@ -27,9 +27,12 @@ pub enum Drop {
     NotTunnel,
     /// Writing to the device failed.
     WriteError,
+    /// Read while this director is not the master (backup, fault or stopped): a standby
+    /// forwards nothing (the kernel's `backup_only`).
+    Backup,
 }
 
-const FIXED: usize = 7;
+const FIXED: usize = 8;
 const FLOW: usize = 3;
 /// Number of distinct drop counters.
 pub const DROP_COUNT: usize = FIXED + FLOW + XmitDrop::COUNT;
@@ -45,6 +48,7 @@ impl Drop {
             Drop::NeighMiss => 4,
             Drop::NotTunnel => 5,
             Drop::WriteError => 6,
+            Drop::Backup => 7,
             Drop::Flow(r) => {
                 FIXED
                     + FlowDrop::ALL
@@ -66,6 +70,7 @@ impl Drop {
             Drop::NeighMiss => "neigh_miss",
             Drop::NotTunnel => "not_tunnel",
             Drop::WriteError => "write_error",
+            Drop::Backup => "backup",
             Drop::Flow(FlowDrop::DestUnavailable) => "dest_unavailable",
             Drop::Flow(FlowDrop::PortMismatch) => "port_mismatch",
             Drop::Flow(FlowDrop::TableFull) => "table_full",
@@ -85,6 +90,7 @@ impl Drop {
             Drop::NeighMiss,
             Drop::NotTunnel,
             Drop::WriteError,
+            Drop::Backup,
         ];
         v.extend(FlowDrop::ALL.iter().map(|r| Drop::Flow(*r)));
         v.extend(XmitDrop::ALL.iter().map(|r| Drop::Xmit(*r)));

@@ -71,7 +71,9 @@ fn serve_one(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(StdDuration::from_secs(5)))?;
     let (args, body) = read_request(&stream)?;
-    let answer = {
+    let answer = if args.iter().any(|a| a == "--role") {
+        crate::sync::ctl_role(shared, &args)
+    } else {
         let mut d = shared.director();
         let now = shared.now();
         execute(&mut d, now, &args, &body)
@@ -109,9 +111,12 @@ fn read_request(stream: &UnixStream) -> io::Result<(Vec<String>, String)> {
 }
 
 fn changes_rules(args: &[String]) -> bool {
-    !args
-        .iter()
-        .any(|a| matches!(a.as_str(), "-L" | "-l" | "--list" | "-S" | "--save"))
+    !args.iter().any(|a| {
+        matches!(
+            a.as_str(),
+            "-L" | "-l" | "--list" | "-S" | "--save" | "--role"
+        )
+    })
 }
 
 /// Sends one request; returns whether it succeeded and the text to print.
@@ -182,7 +187,9 @@ pub fn execute(
 ) -> Result<String, String> {
     let has = |names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
     if has(&["--role"]) {
-        return Err("connection sync is not available in this build: --role is refused\n".into());
+        // Role changes act on the daemon (forwarding, sync threads), not on the director
+        // alone: `serve_one` hands them to `crate::sync::ctl_role`.
+        return Err("--role is handled by the running daemon\n".into());
     }
     if has(&["-L", "-l", "--list"]) {
         if has(&["--timeout"]) {
@@ -349,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn role_is_refused_and_garbage_is_an_error() {
+    fn role_needs_the_daemon_and_garbage_is_an_error() {
         let mut d = director();
         let t = Instant::from_secs(1);
         assert!(execute(&mut d, t, &args("--role master"), "").is_err());

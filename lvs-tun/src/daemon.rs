@@ -120,6 +120,9 @@ pub struct RunConfig {
     /// How long a worker keeps reading without sleeping once its queue is empty (0: sleep at
     /// once). Lowers latency at the cost of CPU.
     pub busy_poll: StdDuration,
+    /// Role management and connection sync (`--role`, `--sync-dev`); none: a standalone
+    /// director that always forwards.
+    pub sync: Option<crate::sync::SyncOptions>,
 }
 
 /// What every thread shares.
@@ -138,6 +141,8 @@ pub struct Shared {
     pub rules_path: Option<PathBuf>,
     /// Whether the device is a tap.
     pub tap: bool,
+    /// The role (master / backup ...) when the daemon runs with `--role` or `--sync-dev`.
+    pub role: Option<crate::sync::RoleControl>,
 }
 
 impl Shared {
@@ -163,6 +168,12 @@ impl Shared {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.event.trigger();
+    }
+
+    /// Whether the workers forward: always for a standalone director, only as master when a
+    /// role is managed.
+    pub fn forwards(&self) -> bool {
+        self.role.as_ref().is_none_or(|r| r.forwards())
     }
 
     /// Whether a stop was asked.
@@ -292,6 +303,39 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
             path: rules_label.clone(),
             message: e.to_string(),
         })?;
+    let (role, sockets) = match &cfg.sync {
+        None => (None, None),
+        Some(o) => {
+            let mc = lvs_core::director::SyncMasterConfig {
+                syncid: o.syncid,
+                maxlen: o.maxlen.clamp(1, 65_507),
+                ..Default::default()
+            };
+            director.set_sync_backup(lvs_core::director::SyncBackupConfig {
+                syncid: o.syncid,
+                ..Default::default()
+            });
+            let sockets = match &o.dev {
+                Some(dev) => {
+                    Some(
+                        crate::sync::open(dev, o.group, o.ttl).map_err(|source| RunError::Io {
+                            what: format!("sync sockets on {dev} ({})", o.group),
+                            source,
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            let rc = crate::sync::RoleControl::new(&mut director, o.dev.is_some(), mc, o.role);
+            info!(
+                role = crate::sync::role_name(o.role),
+                sync_dev = o.dev.as_deref().unwrap_or("-"),
+                syncid = o.syncid,
+                "role at start"
+            );
+            (Some(rc), sockets)
+        }
+    };
     let devs = open_device(&cfg.dev, cfg.tap, cfg.queues.max(1))?;
     let event = InterruptEvent::new().map_err(|source| RunError::Io {
         what: "interrupt event".into(),
@@ -307,6 +351,7 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
         event,
         rules_path: cfg.rules.clone(),
         tap: cfg.tap,
+        role,
     });
     info!(
         dev = %cfg.dev,
@@ -366,6 +411,23 @@ pub fn run(cfg: RunConfig) -> Result<(), RunError> {
             thread::Builder::new()
                 .name("health".into())
                 .spawn(move || crate::health::run(s, plan, seed))
+                .map_err(spawn_err)?,
+        );
+    }
+    if let Some(sk) = sockets {
+        let crate::sync::SyncSockets { tx, rx, group } = sk;
+        let s = shared.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("sync-send".into())
+                .spawn(move || crate::sync::send_loop(&s, &tx, group))
+                .map_err(spawn_err)?,
+        );
+        let s = shared.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("sync-recv".into())
+                .spawn(move || crate::sync::recv_loop(&s, &rx))
                 .map_err(spawn_err)?,
         );
     }
@@ -729,6 +791,10 @@ fn handle_ip(
     shared: &Shared,
     stats: &QueueStats,
 ) {
+    if !shared.forwards() {
+        shared.drops.add(Drop::Backup);
+        return;
+    }
     let step = ip_step(decide(buf, n, out, shared));
     apply_step(dev, step, buf, out, shared, stats);
 }
@@ -742,9 +808,19 @@ fn handle_frame(
     stats: &QueueStats,
     mac: [u8; 6],
 ) {
-    let step = frame_step(buf, n, out, &shared.neigh, mac, |b, n, o| {
-        decide(b, n, o, shared)
-    });
+    let step = if shared.forwards() {
+        frame_step(buf, n, out, &shared.neigh, mac, |b, n, o| {
+            decide(b, n, o, shared)
+        })
+    } else {
+        // A standby still learns neighbours (ready to take over) but forwards nothing.
+        match frame_step(buf, n, out, &shared.neigh, mac, |_, _, _| {
+            PacketVerdict::NotOurs
+        }) {
+            Step::Drop(Drop::NotOurs) => Step::Drop(Drop::Backup),
+            other => other,
+        }
+    };
     apply_step(dev, step, buf, out, shared, stats);
 }
 

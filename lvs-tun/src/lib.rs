@@ -10,6 +10,8 @@
 //! - [`ctl`]: the ipvsadm language over a Unix socket (`lvs-tun ctl`).
 //! - [`metrics`]: Prometheus text named after node_exporter's ipvs collector.
 //! - [`neigh`]: the ARP / neighbour discovery the DR path needs on a tap device.
+//! - [`sync`]: connection sync over UDP multicast and the master / backup role driven by
+//!   keepalived's notify hooks (`lvs-tun ctl --role`).
 //! - [`counters`]: drop reasons and per-queue counters.
 
 pub mod counters;
@@ -19,3 +21,4 @@ pub mod decap;
 pub mod health;
 pub mod metrics;
 pub mod neigh;
+pub mod sync;

@@ -6,9 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lvs_core::sync::role::Role;
 use lvs_tun::ctl::{self, DEFAULT_SOCKET};
 use lvs_tun::daemon::{self, RunConfig};
 use lvs_tun::decap::{self, DecapConfig};
+use lvs_tun::sync::SyncOptions;
+
+fn parse_start_role(s: &str) -> Result<Role, String> {
+    match s {
+        "master" => Ok(Role::Master),
+        "backup" => Ok(Role::Backup),
+        _ => Err(format!("{s:?}: the start role is master or backup")),
+    }
+}
 
 /// Linux Virtual Server without the IPVS module: balances traffic read from a tun or tap
 /// device with lvs-core and writes it back, operated like ipvsadm.
@@ -68,6 +78,22 @@ enum Cmd {
         #[arg(long, value_name = "US", default_value_t = 0,
               value_parser = clap::value_parser!(u64).range(0..=10_000))]
         busy_poll_us: u64,
+        /// Role at start when a VRRP daemon (keepalived) decides which director is active:
+        /// master forwards, backup forwards nothing; `lvs-tun ctl --role` changes it.
+        /// Implied `backup` with --sync-dev.
+        #[arg(long, value_name = "ROLE", value_parser = parse_start_role)]
+        role: Option<Role>,
+        /// Sync connections over UDP multicast (224.0.0.81:8848, TTL 1) on this interface:
+        /// sent as master, applied as backup.
+        #[arg(long, value_name = "IFNAME")]
+        sync_dev: Option<String>,
+        /// Sync id written as master; as backup a non-zero id accepts only its own.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        sync_syncid: u8,
+        /// Largest sync datagram (UDP payload) the master sends.
+        #[arg(long, value_name = "BYTES", default_value_t = 1472,
+              value_parser = clap::value_parser!(u16).range(1..=65_507))]
+        sync_maxlen: u16,
     },
     /// Real-server side of the TUN method: decapsulate IPIP / GUE / GRE to this server.
     Decap {
@@ -125,8 +151,19 @@ fn main() -> ExitCode {
             raw,
             busy_poll_us,
             user,
+            role,
+            sync_dev,
+            sync_syncid,
+            sync_maxlen,
         } => {
             init_logs();
+            let sync = (role.is_some() || sync_dev.is_some()).then(|| SyncOptions {
+                dev: sync_dev,
+                syncid: sync_syncid,
+                maxlen: usize::from(sync_maxlen),
+                role: role.unwrap_or(Role::Backup),
+                ..SyncOptions::default()
+            });
             daemon::run(RunConfig {
                 rules,
                 keepalived,
@@ -141,6 +178,7 @@ fn main() -> ExitCode {
                 raw,
                 busy_poll: std::time::Duration::from_micros(busy_poll_us),
                 user,
+                sync,
             })
         }
         Cmd::Decap {

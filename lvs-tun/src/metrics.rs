@@ -8,7 +8,8 @@
 //! (`local_address`, `local_port`, `local_mark`, `proto`, `remote_address`, `remote_port`).
 //! The collector has no per-service or per-backend traffic counters; those are
 //! `lvs_tun_service_*` and `lvs_tun_backend_*`. Drops are `lvs_tun_drops_total{reason}`, queue
-//! traffic `lvs_tun_queue_*{queue}`.
+//! traffic `lvs_tun_queue_*{queue}`. With a role (`--role` / `--sync-dev`): `lvs_tun_role{role}`
+//! and the `lvs_tun_sync_*` counters ([`render_sync`]).
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -20,8 +21,13 @@ use lvs_core::rules::listing::{Snapshot, Stats};
 use lvs_core::rules::ServiceKey;
 use tracing::warn;
 
+use lvs_core::director::{SyncSkip, SyncStats};
+use lvs_core::sync::role::Role;
+use lvs_core::sync::SyncReason;
+
 use crate::counters::{Drop, QueueStats};
 use crate::daemon::Shared;
+use crate::sync::{role_name, SyncCounters};
 
 /// Binds the metrics listener. Refuses addresses that are not loopback: the counters name
 /// the real servers.
@@ -75,8 +81,13 @@ fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let now = shared.now();
         let snap = d.snapshot(now);
         let total = d.total_stats().read();
+        let sync = *d.sync_stats();
         drop(d);
-        render(&snap, &total, &shared.drops.snapshot(), &shared.queues)
+        let mut body = render(&snap, &total, &shared.drops.snapshot(), &shared.queues);
+        if let Some(rc) = &shared.role {
+            render_sync(&mut body, rc.role(), rc.transitions(), &rc.counters, &sync);
+        }
+        body
     };
     write!(
         stream,
@@ -300,6 +311,126 @@ pub fn render(
     o
 }
 
+/// Appends the role and sync families: `lvs_tun_role{role}` (1 for the current role),
+/// `lvs_tun_role_changes_total`, the socket counters (`lvs_tun_sync_sent_datagrams_total`,
+/// `lvs_tun_sync_received_datagrams_total`, ...) and what the director did with them
+/// (`lvs_tun_sync_rejected_total{reason}`, `lvs_tun_sync_skipped_total{reason}`, ...).
+pub fn render_sync(o: &mut String, role: Role, transitions: u64, c: &SyncCounters, st: &SyncStats) {
+    header(
+        o,
+        "lvs_tun_role",
+        "gauge",
+        "1 for the director's current role (master, backup, fault, stop).",
+    );
+    for r in [Role::Master, Role::Backup, Role::Fault, Role::Stopped] {
+        let _ = writeln!(
+            o,
+            "lvs_tun_role{{role=\"{}\"}} {}",
+            role_name(r),
+            u8::from(r == role)
+        );
+    }
+    let plain: [(&str, &str, u64); 13] = [
+        (
+            "lvs_tun_role_changes_total",
+            "Role changes (keepalived notifications that changed the role).",
+            transitions,
+        ),
+        (
+            "lvs_tun_sync_sent_datagrams_total",
+            "Sync datagrams sent to the multicast group (master).",
+            c.sent.load(Relaxed),
+        ),
+        (
+            "lvs_tun_sync_sent_bytes_total",
+            "Bytes of sync datagrams sent (UDP payload).",
+            c.sent_bytes.load(Relaxed),
+        ),
+        (
+            "lvs_tun_sync_send_errors_total",
+            "Sync datagrams the socket refused to send.",
+            c.send_errors.load(Relaxed),
+        ),
+        (
+            "lvs_tun_sync_sent_records_total",
+            "Connection records the sync master wrote.",
+            st.records_sent,
+        ),
+        (
+            "lvs_tun_sync_queue_dropped_datagrams_total",
+            "Sync datagrams dropped because the send queue was full.",
+            st.datagrams_dropped,
+        ),
+        (
+            "lvs_tun_sync_encode_errors_total",
+            "Records the sync master could not write.",
+            st.encode_errors,
+        ),
+        (
+            "lvs_tun_sync_received_datagrams_total",
+            "Sync datagrams received on the group's port.",
+            c.received.load(Relaxed),
+        ),
+        (
+            "lvs_tun_sync_ignored_datagrams_total",
+            "Sync datagrams received while not backup (not applied).",
+            c.ignored.load(Relaxed),
+        ),
+        (
+            "lvs_tun_sync_applied_datagrams_total",
+            "Sync datagrams whose records were applied (backup).",
+            st.datagrams_applied,
+        ),
+        (
+            "lvs_tun_sync_created_conns_total",
+            "Connection entries created from sync records.",
+            st.created,
+        ),
+        (
+            "lvs_tun_sync_updated_conns_total",
+            "Connection entries updated from sync records.",
+            st.updated,
+        ),
+        (
+            "lvs_tun_sync_replaced_conns_total",
+            "Connections replaced because a record named another real server.",
+            st.replaced,
+        ),
+    ];
+    for (name, help, v) in plain {
+        header(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    header(
+        o,
+        "lvs_tun_sync_rejected_total",
+        "counter",
+        "Sync datagrams refused and records skipped by the decoder, by reason.",
+    );
+    for r in SyncReason::ALL {
+        let _ = writeln!(
+            o,
+            "lvs_tun_sync_rejected_total{{reason=\"{}\"}} {}",
+            r.name(),
+            st.rejected(r)
+        );
+    }
+    header(
+        o,
+        "lvs_tun_sync_skipped_total",
+        "counter",
+        "Well-formed sync records the director did not apply, by reason.",
+    );
+    for r in SyncSkip::ALL {
+        let _ = writeln!(
+            o,
+            "lvs_tun_sync_skipped_total{{reason=\"{}\"}} {}",
+            r.name(),
+            st.skipped(r)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +462,25 @@ mod tests {
         assert!(text.contains("lvs_tun_drops_total{reason=\"malformed\"} 4\n"));
         assert!(text.contains("lvs_tun_queue_rx_bytes_total{queue=\"0\"} 100\n"));
         // Every sample line belongs to a declared family.
+        let mut text = text;
+        let c = SyncCounters::default();
+        c.sent.fetch_add(7, Relaxed);
+        let mut st = SyncStats::default();
+        st.rejected[SyncReason::ALL[1].index()] = 2;
+        st.skipped[SyncSkip::ALL[0].index()] = 5;
+        render_sync(&mut text, Role::Backup, 3, &c, &st);
+        assert!(text.contains("lvs_tun_role{role=\"backup\"} 1\n"), "{text}");
+        assert!(text.contains("lvs_tun_role{role=\"master\"} 0\n"));
+        assert!(text.contains("lvs_tun_role_changes_total 3\n"));
+        assert!(text.contains("lvs_tun_sync_sent_datagrams_total 7\n"));
+        assert!(text.contains(&format!(
+            "lvs_tun_sync_rejected_total{{reason=\"{}\"}} 2\n",
+            SyncReason::ALL[1].name()
+        )));
+        assert!(text.contains(&format!(
+            "lvs_tun_sync_skipped_total{{reason=\"{}\"}} 5\n",
+            SyncSkip::ALL[0].name()
+        )));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "{line}");
