@@ -56,7 +56,12 @@
 //! let mut reader = CaptureReader::new(&cap[..]).unwrap();
 //! let report = SyncReplay::run(&rules, SyncOptions::default(), &mut reader).unwrap();
 //! assert_eq!((report.datagrams, report.applied, report.exit_status()), (1, 1, 0));
-//! assert!(report.table.contains("TCP 15:00  ESTABLISHED 192.0.2.7:40000     10.0.0.1:80        10.1.0.1:80"));
+//! assert_eq!(
+//!     report.table,
+//!     "IPVS connection entries\n\
+//!      pro expire state       source             virtual            destination\n\
+//!      TCP 15:00  ESTABLISHED 192.0.2.7:40000    10.0.0.1:80        10.1.0.1:80\n",
+//! );
 //! ```
 
 use core::net::Ipv4Addr;
