@@ -153,7 +153,8 @@ fn backup_reproduces_the_masters_table() {
         .iter()
         .any(|r| r.0 == "UDP" && r.3 == "10.100.0.1:5353"));
     // The kernel syncs a TCP connection only once established or closing (spec 4.3); the
-    // refused connection to port 81 (a SYN answered by a RST) never was. Every other entry of
+    // refused connection to port 81 (a SYN answered by a RST: CLOSE from a reply, and sync
+    // runs on client packets only) never was. Every other entry of
     // the master is on the backup, with the same real server and state.
     let unsynced: Vec<&Row> = master_table
         .iter()
@@ -162,7 +163,7 @@ fn backup_reproduces_the_masters_table() {
     assert!(
         unsynced
             .iter()
-            .all(|r| r.0 == "TCP" && r.2 == "10.99.0.10:81"),
+            .all(|r| r.0 == "TCP" && r.2 == "10.99.0.10:81" && r.4 == "CLOSE"),
         "master {master_table:?}\nbackup {backup_table:?}"
     );
     assert!(backup_table.iter().all(|r| master_table.contains(r)));
@@ -172,6 +173,21 @@ fn backup_reproduces_the_masters_table() {
         "IPVS connection entries\npro expire state       source             virtual            destination\n"
     ));
     assert!(report.table.contains("TCP 02:00  TIME_WAIT   10.99.0.1:"));
+}
+
+#[test]
+fn committed_sync_capture_is_what_a_replay_writes() {
+    let (_, sync, _) = master(1);
+    let committed = std::fs::read(fixture("sync-nat-v4.pcap")).unwrap();
+    assert!(
+        sync == committed,
+        "regenerate with: lvs-pcap replay --side client --local 10.99.0.2 --rules \
+         lvs-pcap/tests/fixtures/nat-v4.rules --in lvs-pcap/tests/fixtures/real-v4.pcap \
+         --sync-threshold 1 --sync-out lvs-pcap/tests/fixtures/sync-nat-v4.pcap"
+    );
+    let r = backup(&committed);
+    assert_eq!((r.applied, r.exit_status()), (1, 0));
+    assert_eq!(r.connections.len(), 2);
 }
 
 #[test]
