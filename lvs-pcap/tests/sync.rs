@@ -351,3 +351,52 @@ fn cli_replay_sync_out_then_sync() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("byte offset 24"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An IPv4 TCP packet from 192.0.2.7:40000 to 10.99.0.10:80.
+fn tcp(flags_syn: bool) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [10, 99, 0, 10], 64)
+        .tcp(40000, 80, 1, 1024);
+    let b = if flags_syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+#[test]
+fn partly_filled_datagram_goes_out_at_its_deadline() {
+    // SYN, ACK, ACK at 1 s (the third packet syncs the established connection), then nothing
+    // to the director until 10 s: the datagram leaves at 3 s (2 s old), not at 10 s.
+    let base = 1_700_000_000_000_000_000u64;
+    let mut cap = Vec::new();
+    let mut w = CaptureWriter::new(&mut cap, LinkType::RAW).unwrap();
+    w.write_packet(base, &tcp(true)).unwrap();
+    w.write_packet(base + 1_000, &tcp(false)).unwrap();
+    w.write_packet(base + 2_000, &tcp(false)).unwrap();
+    let later = etherparse::PacketBuilder::ipv4([192, 0, 2, 9], [192, 0, 2, 1], 64).udp(1, 2);
+    let mut v = Vec::new();
+    later.write(&mut v, b"x").unwrap();
+    w.write_packet(base + 10_000_000_000, &v).unwrap();
+    w.into_inner().unwrap();
+
+    let mut reader = CaptureReader::new(&cap[..]).unwrap();
+    let mut sync = Vec::new();
+    let options = ReplayOptions {
+        locals: vec!["10.99.0.2".parse().unwrap()],
+        ..ReplayOptions::default()
+    };
+    let report = lvs_pcap::replay::run_with_sync(
+        &rules(),
+        options,
+        &mut reader,
+        None::<Vec<u8>>,
+        Some((SyncMasterConfig::default(), &mut sync)),
+    )
+    .unwrap();
+    assert_eq!(report.sync_datagrams, Some(1));
+    let f = frames(&sync);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].0, base + 2_000 + 2_000_000_000);
+    let r = backup(&sync);
+    assert_eq!(r.connections.len(), 1);
+    assert_eq!(r.connections[0].state, "ESTABLISHED");
+}
