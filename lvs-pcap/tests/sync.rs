@@ -349,6 +349,27 @@ fn cli_replay_sync_out_then_sync() {
     let o = run(&[], &cut);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("byte offset 24"));
+
+    // Rules that cannot be read, and a threshold the kernel's sysctl refuses: exit 2.
+    let o = bin()
+        .args(["sync", "--rules", "/nonexistent/rules", "--in"])
+        .arg(&sync)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin()
+        .arg("replay")
+        .arg("--rules")
+        .arg(fixture("nat-v4.rules"))
+        .arg("--in")
+        .arg(fixture("real-v4.pcap"))
+        .arg("--sync-out")
+        .arg(dir.join("x.pcap"))
+        .args(["--sync-threshold", "50"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--sync-period"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
