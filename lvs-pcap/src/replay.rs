@@ -27,6 +27,10 @@
 //! from `--neigh` when listed, else 00:00:00:00:00:00.
 //!
 //! Firewall-mark services never match: captures carry no marks.
+//!
+//! With a sync master ([`Replay::with_sync`], `--sync-out`), the datagrams the director
+//! queues are written after each packet and at each timer deadline (the 2 s batch age), with
+//! that capture time, and what is still batched at the end (see [`crate::sync`]).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::BTreeMap;
