@@ -6,10 +6,17 @@
 //! (or its end) past every packet handed out; the replay reads exactly the same packets and
 //! writes a valid pcap with one record per output; and the validator finds nothing wrong
 //! with what the director wrote (the lint about ARP is the capture's business, not a fault).
+//! The client-side replay runs a sync master (`--sync-out`): its capture reads back with one
+//! frame per datagram and a backup applies every one of them; and the input itself goes
+//! through `lvs-pcap sync` (its UDP 8848 datagrams to a backup), which must account for
+//! every datagram it found.
 
+use lvs_core::director::SyncMasterConfig;
 use lvs_core::rules::RuleSet;
+use lvs_core::sync::master::SyncSysctls;
 use lvs_pcap::capture::{CaptureReader, MAX_RECORD_LEN};
-use lvs_pcap::replay::{run, ReplayOptions, Side};
+use lvs_pcap::replay::{run_with_sync, ReplayOptions, Side};
+use lvs_pcap::sync::{SyncOptions, SyncReplay};
 
 const RULES: &str = "-A -t 10.99.0.10:80 -s rr\n-a -t 10.99.0.10:80 -r 10.100.0.1:8080 -m\n\
 -a -t 10.99.0.10:80 -r 10.100.0.2:8080 -m\n-A -u 10.99.0.10:53 -s rr\n\
@@ -66,7 +73,19 @@ pub fn pcap_read(data: &[u8]) {
             ..ReplayOptions::default()
         };
         let mut out = Vec::new();
-        let report = run(&rules, options, reader, Some(&mut out)).expect("replay runs");
+        let mut sync_out = Vec::new();
+        let sync = (side == Side::Client).then(|| {
+            let cfg = SyncMasterConfig {
+                sysctls: SyncSysctls {
+                    threshold: 1,
+                    ..SyncSysctls::default()
+                },
+                ..SyncMasterConfig::default()
+            };
+            (cfg, &mut sync_out)
+        });
+        let report =
+            run_with_sync(&rules, options, reader, Some(&mut out), sync).expect("replay runs");
         assert_eq!(report.packets_in, packets);
         let lint = report
             .failures_by_reason
@@ -80,5 +99,34 @@ pub fn pcap_read(data: &[u8]) {
             n += 1;
         }
         assert_eq!(n, report.packets_out);
+        if let Some(written) = report.sync_datagrams {
+            let mut r = CaptureReader::new(&sync_out[..]).expect("sync output is a capture");
+            let b = SyncReplay::run(&rules, sync_options(), &mut r).expect("rules apply");
+            assert_eq!(
+                (b.datagrams, b.applied),
+                (written, written),
+                "{}",
+                b.summary()
+            );
+            assert!(b.input_error.is_none());
+        }
+    }
+    if let Ok(mut r) = CaptureReader::new(data) {
+        let b = SyncReplay::run(&rules, sync_options(), &mut r).expect("rules apply");
+        assert_eq!(b.packets, packets);
+        assert_eq!(
+            b.applied + b.other_syncid + b.rejected_total(),
+            b.datagrams,
+            "{}",
+            b.summary()
+        );
+    }
+}
+
+fn sync_options() -> SyncOptions {
+    SyncOptions {
+        conn_capacity: 64,
+        max_timer_steps: 16,
+        ..SyncOptions::default()
     }
 }

@@ -12,6 +12,8 @@
 //! - [`validate`]: the per-packet checks.
 //! - [`synth`]: synthetic multi-flow captures for benchmarks.
 //! - [`replay`]: the engine behind `lvs-pcap replay`, and its [`replay::Report`].
+//! - [`sync`]: the sync master's datagrams as a capture (`replay --sync-out`) and a backup
+//!   director fed from such a capture (`lvs-pcap sync`).
 //!
 //! The binary `lvs-pcap` is a thin command line over these.
 //!
@@ -52,5 +54,6 @@ pub mod capture;
 pub mod link;
 pub mod neigh;
 pub mod replay;
+pub mod sync;
 pub mod synth;
 pub mod validate;

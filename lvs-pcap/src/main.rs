@@ -9,9 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use lvs_core::director::SyncMasterConfig;
 use lvs_core::rules::{RuleSet, RulesError};
 use lvs_pcap::capture::CaptureReader;
 use lvs_pcap::replay::{self, ReplayOptions, RunError, Side};
+use lvs_pcap::sync::{SyncOptions, SyncReplay};
 
 /// Replays packet captures through lvs-rs's director and proves every rewritten packet.
 #[derive(Parser, Debug)]
@@ -69,6 +71,60 @@ enum Cmd {
         #[arg(long, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
         conn_capacity: Option<u32>,
+        /// Run the director as sync master too and write every datagram it multicasts as
+        /// UDP 8848 -> 224.0.0.81:8848 (TTL 1, Ethernet to 01:00:5e:00:00:51) from the
+        /// first IPv4 --local address (0.0.0.0 without one), stamped with the capture time
+        /// it was sent at. Wireshark decodes it as `ipvs`; `lvs-pcap sync` applies it.
+        #[arg(long, value_name = "SYNC.pcap")]
+        sync_out: Option<PathBuf>,
+        /// The master's --syncid written into every datagram.
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "sync_out")]
+        sync_syncid: u8,
+        /// The master's --sync-maxlen: largest datagram payload.
+        #[arg(long, value_name = "N", default_value_t = 1472, requires = "sync_out",
+              value_parser = clap::value_parser!(u16).range(1..=65507))]
+        sync_maxlen: u16,
+        /// The master's sync_threshold sysctl: a connection is synced at this many packets
+        /// from the client (and every --sync-period packets after); 1 syncs every new
+        /// connection at its first packet.
+        #[arg(long, value_name = "N", default_value_t = 3, requires = "sync_out",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        sync_threshold: u32,
+        /// The second value of sync_threshold (re-sync period in packets, 0 = once); must
+        /// be above --sync-threshold unless 0, as the kernel requires.
+        #[arg(long, value_name = "N", default_value_t = 50, requires = "sync_out")]
+        sync_period: u32,
+    },
+    /// Apply the IPVS sync datagrams of a capture to a backup director and list its table.
+    ///
+    /// Every UDP datagram to port 8848 (any address, any supported link type) is applied
+    /// with the capture's clock (seconds since its first packet); the table is printed as
+    /// `ipvsadm -L -n -c` does, expire times relative to the last datagram (or --at), then a
+    /// summary on stderr. Exit status: 0 every datagram applied (or ignored for another
+    /// syncid), 1 some datagram rejected (malformed, or a UDP checksum that does not
+    /// verify), 2 the input could not be used (rules, or a truncated / corrupt capture,
+    /// reported with its byte offset after every datagram before it was applied).
+    Sync {
+        /// Rules in the ipvsadm language: the backup's services and real servers.
+        #[arg(long, value_name = "RULES")]
+        rules: PathBuf,
+        /// The capture holding the sync datagrams.
+        #[arg(long = "in", value_name = "SYNC.pcap")]
+        input: PathBuf,
+        /// The backup's --syncid: 0 takes every syncid, others only their own.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        syncid: u8,
+        /// List the table at this capture time (seconds since the first packet; datagrams
+        /// after it are not applied).
+        #[arg(long, value_name = "SECONDS")]
+        at: Option<f64>,
+        /// Print the table and the summary as JSON on stdout instead.
+        #[arg(long)]
+        json: bool,
+        /// Do not verify UDP checksums (a capture taken on the master with checksum
+        /// offload has unfinished ones).
+        #[arg(long)]
+        no_verify_checksums: bool,
     },
 }
 
@@ -111,9 +167,84 @@ fn rules_error(path: &Path, e: &RulesError) -> String {
     }
 }
 
+fn load_rules(path: &Path) -> Result<RuleSet, ExitCode> {
+    let text = read_text(path)?;
+    RuleSet::from_text(&text).map_err(|e| fail(rules_error(path, &e)))
+}
+
+fn sync_main(
+    rules: &Path,
+    input: &Path,
+    syncid: u8,
+    at: Option<f64>,
+    json: bool,
+    verify_checksums: bool,
+) -> ExitCode {
+    let ruleset = match load_rules(rules) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let at = match at {
+        Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
+            Some(lvs_core::time::Instant::from_nanos((s * 1e9) as u64))
+        }
+        Some(s) => return fail(format_args!("--at {s}: seconds from 0 to 1e9")),
+        None => None,
+    };
+    let file = match File::open(input) {
+        Ok(f) => f,
+        Err(e) => return fail(format_args!("{}: {e}", input.display())),
+    };
+    let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
+    let mut reader = match CaptureReader::new(BufReader::with_capacity(1 << 20, file)) {
+        Ok(r) => r,
+        Err(e) => return fail(format_args!("{}: {e}", input.display())),
+    };
+    let options = SyncOptions {
+        syncid,
+        at,
+        verify_checksums,
+        // A sync record is at least 24 bytes of a datagram of at least 42 more.
+        conn_capacity: (file_len / 24 + 1024).min(1 << 20) as u32,
+        ..SyncOptions::default()
+    };
+    let report = match SyncReplay::run(&ruleset, options, &mut reader) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format_args!(
+                "{}: rules refused by the director: {e} (errno {})",
+                rules.display(),
+                e.errno()
+            ))
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut so = stdout.lock();
+    let text = if json {
+        report.to_json() + "\n"
+    } else {
+        report.table.clone()
+    };
+    let _ = so.write_all(text.as_bytes());
+    let _ = so.flush();
+    eprint!("{}", report.summary());
+    if let Some(e) = &report.input_error {
+        eprintln!("lvs-pcap: {}: {}", input.display(), e.message);
+    }
+    ExitCode::from(report.exit_status())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Sync {
+            rules,
+            input,
+            syncid,
+            at,
+            json,
+            no_verify_checksums,
+        } => sync_main(&rules, &input, syncid, at, json, !no_verify_checksums),
         Cmd::Replay {
             rules,
             input,
@@ -123,7 +254,17 @@ fn main() -> ExitCode {
             neigh,
             json,
             conn_capacity,
+            sync_out,
+            sync_syncid,
+            sync_maxlen,
+            sync_threshold,
+            sync_period,
         } => {
+            if sync_period != 0 && sync_threshold >= sync_period {
+                return fail(format_args!(
+                    "--sync-threshold {sync_threshold} must be below --sync-period {sync_period} (or the period 0), as the kernel's sync_threshold sysctl requires"
+                ));
+            }
             let text = match read_text(&rules) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -183,7 +324,26 @@ fn main() -> ExitCode {
                 conn_capacity,
                 ..ReplayOptions::default()
             };
-            let report = match replay::run(&ruleset, options, &mut reader, output) {
+            let sync = match &sync_out {
+                Some(p) => match File::create(p) {
+                    Ok(f) => Some((
+                        SyncMasterConfig {
+                            syncid: sync_syncid,
+                            maxlen: usize::from(sync_maxlen),
+                            sysctls: lvs_core::sync::master::SyncSysctls {
+                                threshold: sync_threshold,
+                                period: sync_period,
+                                ..Default::default()
+                            },
+                            ..SyncMasterConfig::default()
+                        },
+                        BufWriter::with_capacity(1 << 16, f),
+                    )),
+                    Err(e) => return fail(format_args!("{}: {e}", p.display())),
+                },
+                None => None,
+            };
+            let report = match replay::run_with_sync(&ruleset, options, &mut reader, output, sync) {
                 Ok(r) => r,
                 Err(RunError::Setup(e)) => return fail(e),
                 Err(e @ RunError::Output(_)) => return fail(e),

@@ -27,6 +27,10 @@
 //! from `--neigh` when listed, else 00:00:00:00:00:00.
 //!
 //! Firewall-mark services never match: captures carry no marks.
+//!
+//! With a sync master ([`Replay::with_sync`], `--sync-out`), the datagrams the director
+//! queues are written after each packet and at each timer deadline (the 2 s batch age), with
+//! that capture time, and what is still batched at the end (see [`crate::sync`]).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::BTreeMap;
@@ -34,7 +38,9 @@ use std::io::{self, Write};
 
 use hashbrown::HashMap;
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, PacketConfig, PacketDrop, PacketVerdict};
+use lvs_core::director::{
+    Director, DirectorConfig, PacketConfig, PacketDrop, PacketVerdict, SyncMasterConfig,
+};
 use lvs_core::rules::{Forward, RuleError, RuleSet, ServiceKey, TunnelConfig};
 use lvs_core::time::Instant;
 use lvs_core::wire::{checksum, classify, proto, Classified, Family};
@@ -44,6 +50,7 @@ use serde::Serialize;
 use crate::capture::{CaptureWriter, LinkType, Packet};
 use crate::link::{self, fmt_mac, Decoded, Mac};
 use crate::neigh::NeighTable;
+use crate::sync::SyncCapture;
 use crate::validate::{Change, Effect, FailReason, Failure, FlowKey, Validator};
 
 /// Free bytes in front of each packet for tunnel headers (IPv6 + UDP + GUE is 52).
@@ -198,6 +205,9 @@ pub struct Report {
     pub client_replies_matched: u64,
     /// The read error that ended the input early, if any.
     pub input_error: Option<InputError>,
+    /// With `--sync-out`: the sync datagrams written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_datagrams: Option<u64>,
 }
 
 impl Report {
@@ -300,6 +310,9 @@ impl Report {
         if (self.failures.len() as u64) < self.failed {
             let _ = writeln!(s, "  ... {} more", self.failed - self.failures.len() as u64);
         }
+        if let Some(n) = self.sync_datagrams {
+            let _ = writeln!(s, "sync datagrams written: {n}");
+        }
         if let Some(e) = &self.input_error {
             let _ = writeln!(s, "input error: {}", e.message);
         }
@@ -312,9 +325,11 @@ struct FlowState {
     dest: (IpAddr, u16),
 }
 
-/// The replay engine: one director, one output capture, the report.
-pub struct Replay<W: Write> {
+/// The replay engine: one director, one output capture, the report, and optionally the
+/// sync master's datagrams as a second capture (`S`, see [`crate::sync`]).
+pub struct Replay<W: Write, S: Write = io::Sink> {
     director: Director,
+    sync: Option<SyncCapture<S>>,
     options: ReplayOptions,
     local_v4: Option<IpAddr>,
     local_v6: Option<IpAddr>,
@@ -351,6 +366,21 @@ impl<W: Write> Replay<W> {
         rules: &RuleSet,
         options: ReplayOptions,
         output: Option<W>,
+    ) -> Result<Self, SetupError> {
+        Replay::with_sync(rules, options, output, None)
+    }
+}
+
+impl<W: Write, S: Write> Replay<W, S> {
+    /// As [`Replay::new`], and with `sync` the director also runs as sync master with
+    /// that configuration: every datagram it emits is written to the sync capture at the
+    /// capture time it was emitted (after each packet, at the 2 s batch deadline, and at
+    /// the end), from the first IPv4 `--local` address (0.0.0.0 without one).
+    pub fn with_sync(
+        rules: &RuleSet,
+        options: ReplayOptions,
+        output: Option<W>,
+        sync: Option<(SyncMasterConfig, S)>,
     ) -> Result<Self, SetupError> {
         let mut local_v4 = None;
         let mut local_v6 = None;
@@ -435,6 +465,17 @@ impl<W: Write> Replay<W> {
         director
             .apply_rules(Instant::ZERO, rules)
             .map_err(SetupError::Rules)?;
+        let sync = match sync {
+            Some((cfg, w)) => {
+                director.set_sync_master(Some(cfg));
+                let src = match local_v4 {
+                    Some(IpAddr::V4(a)) => a,
+                    _ => Ipv4Addr::UNSPECIFIED,
+                };
+                Some(SyncCapture::new(w, src)?)
+            }
+            None => None,
+        };
         let ethernet_out = any_dr;
         let link = if ethernet_out {
             LinkType::ETHERNET
@@ -454,6 +495,7 @@ impl<W: Write> Replay<W> {
         };
         Ok(Replay {
             director,
+            sync,
             options,
             local_v4,
             local_v6,
@@ -520,7 +562,7 @@ impl<W: Write> Replay<W> {
         }
     }
 
-    fn run_timers(&mut self, now: Instant) {
+    fn run_timers(&mut self, now: Instant) -> io::Result<()> {
         let mut steps = 0;
         while let Some(deadline) = self.director.poll_timeout() {
             if deadline > now || steps >= self.options.max_timer_steps {
@@ -529,6 +571,7 @@ impl<W: Write> Replay<W> {
             let at = deadline.max(self.now);
             self.director.handle_timeout(at);
             self.now = at;
+            self.drain_sync(at)?;
             steps += 1;
         }
         let mut calls = 0u64;
@@ -540,6 +583,25 @@ impl<W: Write> Replay<W> {
             calls += 1;
         }
         self.now = now;
+        self.drain_sync(now)
+    }
+
+    /// The sync datagrams written so far (0 without a sync capture).
+    pub fn sync_datagrams(&self) -> u64 {
+        self.sync.as_ref().map_or(0, |s| s.datagrams)
+    }
+
+    /// Writes every datagram the sync master has queued, stamped with capture time `at`.
+    fn drain_sync(&mut self, at: Instant) -> io::Result<()> {
+        let Some(s) = self.sync.as_mut() else {
+            return Ok(());
+        };
+        let ts = self.first_ts.unwrap_or(0).saturating_add(at.as_nanos());
+        let mac = self.director_mac.unwrap_or([0; 6]);
+        while let Some(d) = self.director.poll_sync(at) {
+            s.write(ts, mac, &d)?;
+        }
+        Ok(())
     }
 
     /// Handles one captured packet.
@@ -555,8 +617,15 @@ impl<W: Write> Replay<W> {
         self.last_ts = ts;
         let now = Instant::from_nanos(ts.saturating_sub(first));
         if now > self.now || n == 1 {
-            self.run_timers(now);
+            self.run_timers(now)?;
         }
+        let r = self.handle_at(pkt, n, ts, now);
+        // The datagrams this packet made the sync master send, at the packet's time.
+        self.drain_sync(self.now)?;
+        r
+    }
+
+    fn handle_at(&mut self, pkt: &Packet<'_>, n: u64, ts: u64, now: Instant) -> io::Result<()> {
         let (offset, macs) = match link::decode(pkt.link, pkt.data) {
             Decoded::Ip {
                 offset,
@@ -1005,6 +1074,15 @@ impl<W: Write> Replay<W> {
         if let Some(w) = self.writer.take() {
             w.into_inner()?.flush()?;
         }
+        if self.sync.is_some() {
+            // What is still batched goes out at the end of the capture.
+            self.director.flush_sync();
+            self.drain_sync(self.now)?;
+        }
+        if let Some(s) = self.sync.take() {
+            self.report.sync_datagrams = Some(s.datagrams);
+            s.finish()?;
+        }
         let mut r = self.report;
         r.format = format.to_string();
         r.flows_per_real_server = self
@@ -1110,7 +1188,19 @@ pub fn run<R: io::Read, W: Write>(
     reader: &mut crate::capture::CaptureReader<R>,
     output: Option<W>,
 ) -> Result<Report, RunError> {
-    let mut replay = Replay::new(rules, options, output).map_err(RunError::Setup)?;
+    run_with_sync::<R, W, io::Sink>(rules, options, reader, output, None)
+}
+
+/// [`run`] with the director running as sync master, its datagrams written to the second
+/// capture (see [`Replay::with_sync`]).
+pub fn run_with_sync<R: io::Read, W: Write, S: Write>(
+    rules: &RuleSet,
+    options: ReplayOptions,
+    reader: &mut crate::capture::CaptureReader<R>,
+    output: Option<W>,
+    sync: Option<(SyncMasterConfig, S)>,
+) -> Result<Report, RunError> {
+    let mut replay = Replay::with_sync(rules, options, output, sync).map_err(RunError::Setup)?;
     loop {
         match reader.next_packet() {
             Ok(Some(p)) => replay.handle(&p).map_err(RunError::Output)?,
