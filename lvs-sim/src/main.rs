@@ -8,15 +8,22 @@ use clap::{Parser, Subcommand};
 
 use lvs_sim::sched_cmd::{self, SchedError, SchedOptions};
 
+mod sim_cmd;
+
 /// Largest `--conn-capacity`: the table is allocated up front (about 4 million entries).
 const MAX_CONN_CAPACITY: i64 = 1 << 22;
 
-/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows.
+/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows, or
+/// simulates a server farm behind it for capacity planning.
+///
+/// With no command, runs the built-in scenario (a heterogeneous web farm with one server
+/// failing and returning) under several schedulers and writes its report to
+/// ./lvs-sim-report/.
 #[derive(Parser, Debug)]
 #[command(name = "lvs-sim", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +44,14 @@ enum Cmd {
               value_parser = clap::value_parser!(u32).range(1..=MAX_CONN_CAPACITY))]
         conn_capacity: u32,
     },
+    /// Simulate a scenario file (TOML) and print its summary.
+    Run(sim_cmd::RunArgs),
+    /// Simulate a scenario under several schedulers side by side.
+    Compare(sim_cmd::CompareArgs),
+    /// p99 response time against offered load, per scheduler (SVG plot).
+    Sweep(sim_cmd::SweepArgs),
+    /// The fewest real servers meeting a p99 objective at the scenario's load.
+    Plan(sim_cmd::PlanArgs),
 }
 
 fn read(path: &Path) -> Result<String, ExitCode> {
@@ -48,7 +63,14 @@ fn read(path: &Path) -> Result<String, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return sim_cmd::builtin();
+    };
+    match command {
+        Cmd::Run(a) => sim_cmd::run(a),
+        Cmd::Compare(a) => sim_cmd::compare(a),
+        Cmd::Sweep(a) => sim_cmd::sweep(a),
+        Cmd::Plan(a) => sim_cmd::plan(a),
         Cmd::Sched {
             rules,
             trace,
