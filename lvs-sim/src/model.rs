@@ -325,7 +325,8 @@ impl Model {
         let mut servers: Vec<ServerModel> = Vec::new();
         let mut addrs: Vec<SocketAddr> = Vec::new();
         for (_, dests) in rules.services() {
-            for d in dests {
+            // The kernel's list has the last added first; report in the order of the file.
+            for d in dests.iter().rev() {
                 let a = SocketAddr::new(d.addr, d.port);
                 if !addrs.contains(&a) {
                     addrs.push(a);
