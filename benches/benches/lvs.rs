@@ -10,6 +10,7 @@ mod rules;
 mod sched_hash;
 mod sched_lc;
 mod sim;
+mod sim_farm;
 mod sync;
 mod wire;
 mod xmit;
@@ -23,6 +24,7 @@ criterion_group!(
     conn::benches,
     director::benches,
     sim::benches,
+    sim_farm::benches,
     xmit::benches,
     sync::benches,
     keepalived::benches

@@ -355,7 +355,7 @@ impl<'m> Engine<'m> {
             let servers = dests
                 .iter()
                 .map(|d| {
-                    let mut s = ServerSettings::new(d.clone(), check);
+                    let mut s = ServerSettings::new(*d, check);
                     s.inhibit_on_failure = h.inhibit_on_failure;
                     s
                 })
@@ -395,17 +395,47 @@ impl<'m> Engine<'m> {
             let i16 = i as u16;
             if let Some((mttf, _)) = sm.mttf_mttr {
                 let t = exp(&mut self.rng_fault[i], mttf);
-                self.push(ns(t), Ev::Fail { srv: i16, random: true });
+                self.push(
+                    ns(t),
+                    Ev::Fail {
+                        srv: i16,
+                        random: true,
+                    },
+                );
             }
             for (at, rep) in sm.failures.clone() {
-                self.push(ns(at), Ev::Fail { srv: i16, random: false });
+                self.push(
+                    ns(at),
+                    Ev::Fail {
+                        srv: i16,
+                        random: false,
+                    },
+                );
                 if let Some(r) = rep {
-                    self.push(ns(r), Ev::Repair { srv: i16, random: false });
+                    self.push(
+                        ns(r),
+                        Ev::Repair {
+                            srv: i16,
+                            random: false,
+                        },
+                    );
                 }
             }
             for s in sm.slowdowns.clone() {
-                self.push(ns(s.at), Ev::Speed { srv: i16, factor: s.factor as f32 });
-                self.push(ns(s.until), Ev::Speed { srv: i16, factor: 1.0 });
+                self.push(
+                    ns(s.at),
+                    Ev::Speed {
+                        srv: i16,
+                        factor: s.factor as f32,
+                    },
+                );
+                self.push(
+                    ns(s.until),
+                    Ev::Speed {
+                        srv: i16,
+                        factor: 1.0,
+                    },
+                );
             }
         }
         if let Some(f) = &self.m.scenario.failover {
@@ -627,7 +657,9 @@ impl<'m> Engine<'m> {
         }
         let sm = &self.m.servers[srv as usize];
         let st = &self.srv[srv as usize];
-        let waiting = st.in_system(sm.discipline).saturating_sub(sm.workers as usize);
+        let waiting = st
+            .in_system(sm.discipline)
+            .saturating_sub(sm.workers as usize);
         if waiting >= sm.backlog as usize {
             if nat {
                 self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
@@ -814,7 +846,13 @@ impl<'m> Engine<'m> {
             let left = (f64::from_bits(*tag) - st.ps_v).max(0.0);
             let t = self.now + ns(left / r);
             let epoch = st.ps_epoch;
-            self.push(t, Ev::PsDone { srv: i as u16, epoch });
+            self.push(
+                t,
+                Ev::PsDone {
+                    srv: i as u16,
+                    epoch,
+                },
+            );
         }
     }
 
@@ -858,8 +896,10 @@ impl<'m> Engine<'m> {
             // FIFO: requests that start from now on run at the new speed.
             self.srv[i].factor = factor;
         }
-        self.log
-            .push((self.t(), format!("{} speed x{factor}", self.m.servers[i].addr)));
+        self.log.push((
+            self.t(),
+            format!("{} speed x{factor}", self.m.servers[i].addr),
+        ));
     }
 
     fn fail(&mut self, srv: u16, random: bool) {
@@ -971,12 +1011,7 @@ impl<'m> Engine<'m> {
         // The client aborts.
         let vip = self.m.workloads[cn.svc as usize].vip;
         self.flow(tcp(RST | ACK, PacketDir::FromClient, cn.client, vip));
-        self.count_fail(
-            cn.svc as usize,
-            cn.srv,
-            reason,
-            cn.arrival >= self.warm,
-        );
+        self.count_fail(cn.svc as usize, cn.srv, reason, cn.arrival >= self.warm);
         self.release(c);
     }
 
@@ -1006,7 +1041,8 @@ impl<'m> Engine<'m> {
             match a {
                 Action::Rule(cmd) => {
                     if let Err(e) = self.director.apply_command(now, &cmd) {
-                        self.log.push((self.t(), format!("health rule refused: {e}")));
+                        self.log
+                            .push((self.t(), format!("health rule refused: {e}")));
                     }
                 }
                 Action::Notify(n) => {
@@ -1118,7 +1154,8 @@ impl<'m> Engine<'m> {
                 .push((self.t(), format!("backup director refused the rules: {e}")));
         }
         self.director = d;
-        self.log.push((self.t(), "director failover (no sync)".into()));
+        self.log
+            .push((self.t(), "director failover (no sync)".into()));
     }
 
     // ----- sampling ------------------------------------------------------------------------

@@ -44,7 +44,11 @@ impl Progress {
 }
 
 /// Runs `reps` replications of `m` in parallel and returns them in order.
-pub fn replicate(m: &Model, reps: u32, progress: Option<&Progress>) -> Result<Vec<RunResult>, String> {
+pub fn replicate(
+    m: &Model,
+    reps: u32,
+    progress: Option<&Progress>,
+) -> Result<Vec<RunResult>, String> {
     (0..reps)
         .into_par_iter()
         .map(|r| {
@@ -214,14 +218,14 @@ pub fn with_servers(m: &Model, n: usize) -> Model {
                     std::net::IpAddr::V6(std::net::Ipv6Addr::from(a.to_bits() + i as u128))
                 }
             };
-            let d = DestConfig {
-                addr,
-                ..t.clone()
-            };
+            let d = DestConfig { addr, ..*t };
             let _ = rules.apply(&Command::AddDest(cfg.key, d));
             if let Some(mut s) = tmpl.clone() {
                 s.addr = std::net::SocketAddr::new(addr, t.port);
-                if !servers.iter().any(|x: &crate::model::ServerModel| x.addr == s.addr) {
+                if !servers
+                    .iter()
+                    .any(|x: &crate::model::ServerModel| x.addr == s.addr)
+                {
                     servers.push(s);
                 }
             }

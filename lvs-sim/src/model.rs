@@ -8,8 +8,8 @@ use lvs_core::rules::{Command, RuleSet, ServiceKey};
 use lvs_core::sched::SchedKind;
 
 use crate::scenario::{
-    line_col, parse_addr, read_named_file, Arrival, Clients, Discipline, Dist, Requests,
-    Scenario, ScenarioError, ServerParams, Slowdown,
+    line_col, parse_addr, read_named_file, Arrival, Clients, Discipline, Dist, Requests, Scenario,
+    ScenarioError, ServerParams, Slowdown,
 };
 
 /// A distribution ready to sample (see [`Sampler::sample`]).
@@ -347,7 +347,10 @@ impl Model {
         };
         for e in &s.server {
             let a = parse_addr(e.addr.get_ref()).ok_or_else(|| {
-                invalid(e.addr.span(), format!("not an ip:port: {:?}", e.addr.get_ref()))
+                invalid(
+                    e.addr.span(),
+                    format!("not an ip:port: {:?}", e.addr.get_ref()),
+                )
             })?;
             if !addrs.contains(&a) {
                 return Err(invalid(
@@ -533,10 +536,16 @@ fn read_trace(base: Option<&Path>, file: &str) -> Result<Vec<(f64, IpAddr)>, Sce
             if v.is_empty() && i == 0 {
                 continue; // a header line
             }
-            return Err(err(i + 1, format!("expected a time in seconds, found {t:?}")));
+            return Err(err(
+                i + 1,
+                format!("expected a time in seconds, found {t:?}"),
+            ));
         };
         if !(t.is_finite() && t >= last) {
-            return Err(err(i + 1, format!("times must not decrease ({t} after {last})")));
+            return Err(err(
+                i + 1,
+                format!("times must not decrease ({t} after {last})"),
+            ));
         }
         let ip = crate::scenario::parse_ip(c)
             .ok_or_else(|| err(i + 1, format!("expected a client IP address, found {c:?}")))?;

@@ -61,7 +61,10 @@ pub fn run_svg(s: &Summary) -> Result<String, String> {
         // 1. latency percentiles.
         let ymax = top(rows.iter().flat_map(|r| r.services.first().map(|x| x.p99)));
         let mut c = ChartBuilder::on(&areas[0])
-            .caption("response time percentiles (ms), first service", ("sans-serif", 16))
+            .caption(
+                "response time percentiles (ms), first service",
+                ("sans-serif", 16),
+            )
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(60)
@@ -76,9 +79,8 @@ pub fn run_svg(s: &Summary) -> Result<String, String> {
         for (k, name) in names.iter().enumerate() {
             let col = COLORS[k];
             c.draw_series(LineSeries::new(
-                rows.iter().filter_map(|r| {
-                    r.services.first().map(|x| (r.t, [x.p50, x.p95, x.p99][k]))
-                }),
+                rows.iter()
+                    .filter_map(|r| r.services.first().map(|x| (r.t, [x.p50, x.p95, x.p99][k]))),
                 col,
             ))
             .map_err(err)?
@@ -183,8 +185,11 @@ pub fn sweep_svg(title: &str, pts: &[SweepPoint]) -> Result<String, String> {
                 .map_err(err)?
                 .label(*s)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
-            c.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 3, col.filled())))
-                .map_err(err)?;
+            c.draw_series(
+                line.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, col.filled())),
+            )
+            .map_err(err)?;
         }
         c.configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)

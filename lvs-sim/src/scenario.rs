@@ -498,7 +498,10 @@ pub struct Place {
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// Reads a file named by a scenario, bounded by [`MAX_FILE_BYTES`].
-pub fn read_named_file(base: Option<&Path>, name: &str) -> Result<(PathBuf, String), ScenarioError> {
+pub fn read_named_file(
+    base: Option<&Path>,
+    name: &str,
+) -> Result<(PathBuf, String), ScenarioError> {
     let path = match base {
         Some(b) => b.join(name),
         None => PathBuf::from(name),
@@ -606,7 +609,7 @@ impl Scenario {
                 ));
             }
             match w.requests {
-                Requests::Fixed { n } if n == 0 => {
+                Requests::Fixed { n: 0 } => {
                     return Err(invalid(
                         Self::place(text, &w.service),
                         "requests: n must be at least 1".into(),
@@ -674,7 +677,10 @@ impl Scenario {
         }
         if let Some(f) = &self.failover {
             if !(f.at.is_finite() && f.at >= 0.0) {
-                return Err(invalid(Place::default(), "failover: at must be >= 0".into()));
+                return Err(invalid(
+                    Place::default(),
+                    "failover: at must be >= 0".into(),
+                ));
             }
             if let Some(sync) = f.sync.as_ref().filter(|v| *v.get_ref()) {
                 let p = Self::place(text, sync);
@@ -706,7 +712,11 @@ fn check_arrival(a: &Arrival) -> Result<(), String> {
             Err(format!("rate must be > 0 and at most 1e9, not {rate}"))
         }
         Arrival::Onoff { rate, on, off }
-            if !(rate_ok(*rate) && on.is_finite() && *on > 0.0 && off.is_finite() && *off > 0.0) =>
+            if !(rate_ok(*rate)
+                && on.is_finite()
+                && *on > 0.0
+                && off.is_finite()
+                && *off > 0.0) =>
         {
             Err("onoff: rate, on and off must be > 0".into())
         }

@@ -48,7 +48,11 @@ pub struct CompareArgs {
     /// The scenario file.
     scenario: PathBuf,
     /// Schedulers to compare, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "rr,wrr,lc,wlc,sed,nq,twos")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "rr,wrr,lc,wlc,sed,nq,twos"
+    )]
     schedulers: Vec<String>,
     #[command(flatten)]
     common: Common,
@@ -63,7 +67,11 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', default_value = "rr,lc,wlc,twos")]
     schedulers: Vec<String>,
     /// Factors applied to every arrival rate, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.5,0.6,0.7,0.8,0.9,1.0,1.1")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5,0.6,0.7,0.8,0.9,1.0,1.1"
+    )]
     loads: Vec<f64>,
     #[command(flatten)]
     common: Common,
@@ -257,7 +265,9 @@ pub fn compare_table(sums: &[Summary]) -> String {
         "sched", "mean", "p50", "p95", "p99", "p99.9", "failed", "avail"
     );
     for s in sums {
-        let Some(v) = s.services.first() else { continue };
+        let Some(v) = s.services.first() else {
+            continue;
+        };
         let failed: f64 = v.failed.iter().map(|(_, e)| e.mean).sum();
         let _ = writeln!(
             o,
@@ -349,9 +359,7 @@ pub fn sweep(a: SweepArgs) -> ExitCode {
         return fail("--loads: factors must be > 0");
     }
     let jobs = scheds.len() * a.loads.len() * m.scenario.replications as usize;
-    let pts = match with_progress(jobs, |p| {
-        experiments::sweep(&m, &scheds, &a.loads, Some(p))
-    }) {
+    let pts = match with_progress(jobs, |p| experiments::sweep(&m, &scheds, &a.loads, Some(p))) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -374,7 +382,11 @@ pub fn sweep(a: SweepArgs) -> ExitCode {
             );
         }
     }
-    let dir = a.common.out.clone().unwrap_or_else(|| PathBuf::from("lvs-sim-report"));
+    let dir = a
+        .common
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("lvs-sim-report"));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return fail(format!("{}: {e}", dir.display()));
     }
@@ -382,7 +394,13 @@ pub fn sweep(a: SweepArgs) -> ExitCode {
     for p in &pts {
         csv += &format!(
             "{},{},{},{},{},{},{}\n",
-            p.scheduler, p.factor, p.offered_load, p.p99.mean, p.p99.ci95, p.mean.mean, p.failed.mean
+            p.scheduler,
+            p.factor,
+            p.offered_load,
+            p.p99.mean,
+            p.p99.ci95,
+            p.mean.mean,
+            p.failed.mean
         );
     }
     if let Err(c) = write_file(&dir, "sweep.csv", &csv) {
@@ -409,7 +427,7 @@ pub fn plan(a: PlanArgs) -> ExitCode {
         Ok(m) => m,
         Err(c) => return c,
     };
-    if !(a.p99_ms.is_finite() && a.p99_ms > 0.0) || !(a.load.is_finite() && a.load > 0.0) {
+    if !(a.p99_ms.is_finite() && a.p99_ms > 0.0 && a.load.is_finite() && a.load > 0.0) {
         return fail("--p99-ms and --load must be > 0");
     }
     let m = m.with_load_factor(a.load);
@@ -419,7 +437,10 @@ pub fn plan(a: PlanArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     if a.common.json {
-        println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     println!("servers  p99 (ms, mean ± 95 % CI)");

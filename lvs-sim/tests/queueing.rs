@@ -11,7 +11,11 @@ use lvs_sim::results::{Est, Summary};
 fn farm(n: usize, sched: &str, extra: &str) -> String {
     let mut rules = format!("-A -t 192.0.2.10:80 -s {sched}\n");
     for i in 1..=n {
-        rules += &format!("-a -t 192.0.2.10:80 -r 10.0.{}.{}:80 -m\n", i / 250, i % 250);
+        rules += &format!(
+            "-a -t 192.0.2.10:80 -r 10.0.{}.{}:80 -m\n",
+            i / 250,
+            i % 250
+        );
     }
     format!("rules = \"\"\"\n{rules}\"\"\"\n{extra}")
 }

@@ -36,15 +36,21 @@ fn json(s: &Summary) -> String {
 fn byte_identical_whatever_the_thread_count() {
     let text = format!("{BASE}\n[server_defaults]\nmttf = 20.0\nmttr = 3.0\n");
     let m = Model::from_toml(&text, None).unwrap();
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let kinds = [lvs_core::sched::SchedKind::Twos, lvs_core::sched::SchedKind::Lc];
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let kinds = [
+        lvs_core::sched::SchedKind::Twos,
+        lvs_core::sched::SchedKind::Lc,
+    ];
     let a = one.install(|| experiments::compare(&m, &kinds, None).unwrap());
     let b = two.install(|| experiments::compare(&m, &kinds, None).unwrap());
-    let (ja, jb): (String, String) = (
-        a.iter().map(json).collect(),
-        b.iter().map(json).collect(),
-    );
+    let (ja, jb): (String, String) = (a.iter().map(json).collect(), b.iter().map(json).collect());
     assert_eq!(ja, jb);
     // Replications differ from one another (independent streams).
     assert_ne!(
@@ -63,19 +69,28 @@ fn errors_name_line_and_column() {
     let e = Model::from_toml(&bad, None).unwrap_err();
     let line = bad.lines().position(|l| l.contains("-3.0")).unwrap() + 1;
     match &e {
-        ScenarioError::Invalid { line: l, column, .. } => {
+        ScenarioError::Invalid {
+            line: l, column, ..
+        } => {
             assert_eq!(*l, line, "{e}");
             assert_eq!(*column, 11, "{e}");
         }
         other => panic!("{other}"),
     }
-    let bad = BASE.replace("kind = \"exp\", mean = 0.002", "kind = \"exq\", mean = 0.002");
+    let bad = BASE.replace(
+        "kind = \"exp\", mean = 0.002",
+        "kind = \"exq\", mean = 0.002",
+    );
     let e = Scenario::from_toml(&bad, None).unwrap_err();
     assert!(matches!(e, ScenarioError::Syntax { .. }), "{e}");
     assert!(e.to_string().contains("exq"), "{e}");
     let bad = BASE.replace("service = \"192.0.2.10:80\"", "service = \"192.0.2.11:80\"");
     let e = Model::from_toml(&bad, None).unwrap_err();
-    assert!(e.to_string().contains("no TCP virtual service 192.0.2.11:80"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no TCP virtual service 192.0.2.11:80"),
+        "{e}"
+    );
     let bad = format!("{BASE}\n[[server]]\naddr = \"10.9.9.9:80\"\nspeed = 2.0\n");
     let e = Model::from_toml(&bad, None).unwrap_err();
     assert!(e.to_string().contains("not a real server"), "{e}");
@@ -94,15 +109,27 @@ fn the_director_counts_drive_wlc() {
     // wlc with weights 1 and 2 and identical servers: the heavier one gets about twice the
     // connections (the director's active counts decide).
     let s = run(BASE);
-    let c1 = s.servers.iter().find(|x| x.server == "10.0.0.1:80").unwrap();
-    let c2 = s.servers.iter().find(|x| x.server == "10.0.0.2:80").unwrap();
+    let c1 = s
+        .servers
+        .iter()
+        .find(|x| x.server == "10.0.0.1:80")
+        .unwrap();
+    let c2 = s
+        .servers
+        .iter()
+        .find(|x| x.server == "10.0.0.2:80")
+        .unwrap();
     let ratio = c2.connections.mean / c1.connections.mean;
     assert!(ratio > 1.3 && ratio < 3.0, "{ratio}");
     let v = &s.services[0];
     assert_eq!(v.failed.iter().map(|(_, e)| e.mean).sum::<f64>(), 0.0);
     assert!(v.availability.mean == 1.0);
     // ~100 conn/s x 55 s measured.
-    assert!((v.connections.mean - 5500.0).abs() < 400.0, "{:?}", v.connections);
+    assert!(
+        (v.connections.mean - 5500.0).abs() < 400.0,
+        "{:?}",
+        v.connections
+    );
 }
 
 #[test]
@@ -118,12 +145,22 @@ fn dead_server_until_health_check_detects_it() {
     let dead = |s: &Summary| s.services[0].failed[0].1.mean;
     assert_eq!(s_label(&no_check), "dead_server");
     // Unchecked: from 20 s to 60 s, half of 100/s.
-    assert!((dead(&no_check) - 2000.0).abs() < 200.0, "{}", dead(&no_check));
+    assert!(
+        (dead(&no_check) - 2000.0).abs() < 200.0,
+        "{}",
+        dead(&no_check)
+    );
     // Checked: detection within delay_loop + connect_timeout (3 s) at most ~2/3 of 100/s.
-    assert!(dead(&checked) > 0.0 && dead(&checked) < 250.0, "{}", dead(&checked));
+    assert!(
+        dead(&checked) > 0.0 && dead(&checked) < 250.0,
+        "{}",
+        dead(&checked)
+    );
     let run0 = &checked.runs[0];
     assert!(
-        run0.log.iter().any(|e| e.what.contains("health: 10.0.0.2:80 down") && e.t > 20.0 && e.t < 24.0),
+        run0.log
+            .iter()
+            .any(|e| e.what.contains("health: 10.0.0.2:80 down") && e.t > 20.0 && e.t < 24.0),
         "{:?}",
         run0.log
     );
@@ -139,8 +176,14 @@ fn s_label(s: &Summary) -> &str {
 fn failover_without_sync_breaks_established_connections() {
     // Long connections (think time 1 s, 5 requests): at the failover many are established.
     let text = BASE
-        .replace("requests = { kind = \"geometric\", mean = 2.0 }", "requests = { kind = \"fixed\", n = 5 }")
-        .replace("think = { kind = \"exp\", mean = 0.05 }", "think = { kind = \"deterministic\", value = 1.0 }");
+        .replace(
+            "requests = { kind = \"geometric\", mean = 2.0 }",
+            "requests = { kind = \"fixed\", n = 5 }",
+        )
+        .replace(
+            "think = { kind = \"exp\", mean = 0.05 }",
+            "think = { kind = \"deterministic\", value = 1.0 }",
+        );
     let s = run(&format!("{text}\n[failover]\nat = 30.0\n"));
     let broken = s.services[0].failed[2].1.mean;
     assert_eq!(s.services[0].failed[2].0, "director_failover");
@@ -180,8 +223,14 @@ backlog = 5
 fn arrival_processes_have_their_rates() {
     for (arr, rate) in [
         (r#"{ kind = "constant", rate = 50.0 }"#, 50.0),
-        (r#"{ kind = "onoff", rate = 100.0, on = 1.0, off = 1.0 }"#, 50.0),
-        (r#"{ kind = "schedule", points = [[0.0, 20.0], [27.5, 80.0]] }"#, 50.0),
+        (
+            r#"{ kind = "onoff", rate = 100.0, on = 1.0, off = 1.0 }"#,
+            50.0,
+        ),
+        (
+            r#"{ kind = "schedule", points = [[0.0, 20.0], [27.5, 80.0]] }"#,
+            50.0,
+        ),
     ] {
         let text = BASE.replace(r#"{ kind = "poisson", rate = 100.0 }"#, arr);
         let s = run(&text);
@@ -202,8 +251,14 @@ fn trace_and_empirical_files() {
     std::fs::write(dir.join("arrivals.csv"), trace).unwrap();
     std::fs::write(dir.join("work.txt"), "# seconds\n0.001\n0.002\n0.003\n").unwrap();
     let text = BASE
-        .replace(r#"{ kind = "poisson", rate = 100.0 }"#, r#"{ kind = "trace", file = "arrivals.csv" }"#)
-        .replace(r#"{ kind = "exp", mean = 0.002 }"#, r#"{ kind = "empirical", file = "work.txt" }"#);
+        .replace(
+            r#"{ kind = "poisson", rate = 100.0 }"#,
+            r#"{ kind = "trace", file = "arrivals.csv" }"#,
+        )
+        .replace(
+            r#"{ kind = "exp", mean = 0.002 }"#,
+            r#"{ kind = "empirical", file = "work.txt" }"#,
+        );
     let path = dir.join("s.toml");
     std::fs::write(&path, &text).unwrap();
     let m = Model::from_file(&path).unwrap();
@@ -211,7 +266,11 @@ fn trace_and_empirical_files() {
     // 500 arrivals at 0..50 s, 450 after the 5 s warm-up.
     assert_eq!(s.services[0].connections.mean, 450.0);
     assert!(s.services[0].mean.mean < 4.0);
-    std::fs::write(dir.join("arrivals.csv"), "0.5,198.51.100.1\n0.4,198.51.100.2\n").unwrap();
+    std::fs::write(
+        dir.join("arrivals.csv"),
+        "0.5,198.51.100.1\n0.4,198.51.100.2\n",
+    )
+    .unwrap();
     let e = Model::from_file(&path).unwrap_err();
     assert!(e.to_string().contains("line 2"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
