@@ -39,6 +39,7 @@ corpus_tests!(
     keepalived_parse,
     rules_parse,
     sched_ops,
+    sim_scenario,
     sim_trace,
     sync_decode,
     wire_views,
