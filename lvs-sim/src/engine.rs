@@ -171,6 +171,7 @@ pub struct Engine<'m> {
     dcfg: DirectorConfig,
     health: Option<HealthMonitor>,
     health_wake: u64,
+    scratch: Vec<u32>,
     health_addrs: Vec<Vec<SocketAddr>>,
     probes: Vec<ProbeId>,
     probe_free: Vec<u32>,
@@ -249,6 +250,7 @@ impl<'m> Engine<'m> {
             dcfg,
             health: None,
             health_wake: u64::MAX,
+            scratch: Vec::new(),
             health_addrs: Vec::new(),
             probes: Vec::new(),
             probe_free: Vec::new(),
@@ -863,7 +865,8 @@ impl<'m> Engine<'m> {
         }
         self.accrue(i);
         self.ps_advance(i);
-        let mut done = Vec::new();
+        let mut done = core::mem::take(&mut self.scratch);
+        done.clear();
         {
             let st = &mut self.srv[i];
             // The head is done (the event was computed for it); others finishing within
@@ -880,9 +883,10 @@ impl<'m> Engine<'m> {
             }
         }
         self.ps_reschedule(i);
-        for c in done {
+        for &c in &done {
             self.response(c);
         }
+        self.scratch = done;
     }
 
     fn set_speed(&mut self, srv: u16, factor: f64) {
