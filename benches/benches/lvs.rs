@@ -11,6 +11,7 @@ mod rules;
 mod sched_hash;
 mod sched_lc;
 mod sim;
+mod sim_farm;
 mod sync;
 mod wire;
 mod xmit;
@@ -24,6 +25,7 @@ criterion_group!(
     conn::benches,
     director::benches,
     sim::benches,
+    sim_farm::benches,
     xmit::benches,
     sync::benches,
     keepalived::benches,

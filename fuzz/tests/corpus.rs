@@ -40,6 +40,7 @@ corpus_tests!(
     pcap_read,
     rules_parse,
     sched_ops,
+    sim_scenario,
     sim_trace,
     sync_apply,
     sync_decode,

@@ -8,6 +8,11 @@
 //!   `ipvsadm -S -n` rules plus its checker settings.
 //! - [`sched_cmd`]: the runner of `lvs-sim sched`: applies the rules, plays the trace through
 //!   the director on the trace's own clock and prints what IPVS would do.
+//! - The capacity-planning simulator: [`scenario`] (TOML files), [`model`] (a scenario ready
+//!   to run), [`engine`] (one replication, every connection through the director's flow
+//!   layer), [`results`] (measurements and confidence intervals), [`experiments`]
+//!   (replications in parallel, compare, sweep, plan), [`report`] (SVG charts) and
+//!   [`builtin`] (the scenario `lvs-sim` runs with no arguments).
 //!
 //! The binary `lvs-sim` is a thin command line over these; everything it does can be run on
 //! strings from a test or a fuzz target.
@@ -20,7 +25,14 @@
 //!   per event.
 #![forbid(unsafe_code)]
 
+pub mod builtin;
+pub mod engine;
+pub mod experiments;
+pub mod model;
+pub mod report;
+pub mod results;
 pub mod rules_cmd;
+pub mod scenario;
 pub mod sched_cmd;
 pub mod trace;
 

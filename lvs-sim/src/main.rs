@@ -8,15 +8,22 @@ use clap::{Parser, Subcommand};
 
 use lvs_sim::sched_cmd::{self, SchedError, SchedOptions};
 
+mod sim_cmd;
+
 /// Largest `--conn-capacity`: the table is allocated up front (about 4 million entries).
 const MAX_CONN_CAPACITY: i64 = 1 << 22;
 
-/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows.
+/// What would Linux IPVS do? Runs lvs-core's director on rules and a trace of flows, or
+/// simulates a server farm behind it for capacity planning.
+///
+/// With no command, runs the built-in scenario (a heterogeneous web farm with one server
+/// failing and returning) under several schedulers and writes its report to
+/// ./lvs-sim-report/.
 #[derive(Parser, Debug)]
 #[command(name = "lvs-sim", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +50,14 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         keepalived: PathBuf,
     },
+    /// Simulate a scenario file (TOML) and print its summary.
+    Run(sim_cmd::RunArgs),
+    /// Simulate a scenario under several schedulers side by side.
+    Compare(sim_cmd::CompareArgs),
+    /// p99 response time against offered load, per scheduler (SVG plot).
+    Sweep(sim_cmd::SweepArgs),
+    /// The fewest real servers meeting a p99 objective at the scenario's load.
+    Plan(sim_cmd::PlanArgs),
 }
 
 fn read(path: &Path) -> Result<String, ExitCode> {
@@ -54,7 +69,10 @@ fn read(path: &Path) -> Result<String, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return sim_cmd::builtin();
+    };
+    match command {
         Cmd::Rules { keepalived } => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             match lvs_sim::rules_cmd::run_file(&keepalived, &mut out, &mut err) {
@@ -65,6 +83,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Run(a) => sim_cmd::run(a),
+        Cmd::Compare(a) => sim_cmd::compare(a),
+        Cmd::Sweep(a) => sim_cmd::sweep(a),
+        Cmd::Plan(a) => sim_cmd::plan(a),
         Cmd::Sched {
             rules,
             trace,

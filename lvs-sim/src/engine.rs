@@ -1,0 +1,1223 @@
+//! The discrete-event engine: one replication of a [`Model`], every connection through
+//! [`Director::handle_flow`].
+//!
+//! # A connection's life
+//! 1. The client's SYN goes to the director. `Forward` names the real server; `NoDestination`
+//!    / `NotOurs` fail the connection as "no destination", `Drop` as "dropped by the director".
+//! 2. A dead real server never answers: the connection fails as "sent to a dead server" (the
+//!    director's entry stays in SYN_RECV until it expires, as in the kernel). A server whose
+//!    backlog is full answers RST: "refused by backlog". Otherwise it answers SYN-ACK, the
+//!    client ACKs with its first request (ESTABLISHED).
+//! 3. Each request waits for the server (FIFO over its workers, or processor sharing); the
+//!    response goes back through the director when the forwarding method is NAT (with direct
+//!    routing and tunnelling the director never sees replies, as in IPVS). After a think time
+//!    the next request is an ACK from the client.
+//! 4. After the last response: client FIN, server FIN (NAT), client ACK; the director's entry
+//!    then goes through its TIME_WAIT / FIN timeouts by [`Director::poll_timeout`] and
+//!    [`Director::handle_timeout`]. Active and inactive counts, and so lc, wlc, sed, nq, lblc
+//!    and ovf, are the director's own.
+//! 5. A server that dies breaks the connections it is serving ("broken by server failure");
+//!    the client then aborts with RST. After a director failover (without sync) the backup
+//!    director knows none of the connections: the next packet of each gets `NotOurs` and the
+//!    connection breaks ("broken by director failover").
+//!
+//! Zero network delay: packets of one step share a timestamp; events at equal times run in
+//! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use hdrhistogram::Histogram;
+use lvs_core::conn::HashKey;
+use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+use lvs_core::health::{
+    Action, CheckKind, CheckSettings, HealthMonitor, Notification, ProbeId, ProbeOutcome,
+    ServerSettings, ServiceHealthSettings, ServiceSpec,
+};
+use lvs_core::rules::{Command, DestConfig, Forward, RuleSet};
+use lvs_core::time::{Duration, Instant};
+use lvs_core::Protocol;
+use rand_core::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+
+use crate::model::{exp, unit, ArrivalModel, Model};
+use crate::results::{FailReason, RunResult, Series, SrvAcc, SvcAcc};
+use crate::scenario::{Discipline, Requests};
+
+const SIM_HASH_KEY: u128 = 0x6c76_732d_7369_6d20_6361_7061_6369_7479;
+const NONE: u16 = u16::MAX;
+
+/// Nanoseconds from seconds.
+#[inline]
+pub fn ns(s: f64) -> u64 {
+    if s <= 0.0 {
+        0
+    } else {
+        (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
+    }
+}
+
+/// SplitMix64 finaliser: independent seeds for the random streams.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The random stream of one component of one replication.
+pub fn stream(seed: u64, replication: u32, component: u64) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(mix(mix(seed ^ mix(replication as u64)) ^ component))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Arrival(u16),
+    Think(u32),
+    FifoDone { srv: u16, conn: u32, inc: u32 },
+    PsDone { srv: u16, epoch: u32 },
+    Fail { srv: u16, random: bool },
+    Repair { srv: u16, random: bool },
+    Speed { srv: u16, factor: f32 },
+    Health,
+    Probe(u32),
+    Failover,
+    Sample,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    t: u64,
+    seq: u64,
+    ev: Ev,
+}
+impl PartialEq for Item {
+    fn eq(&self, o: &Self) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap, we want the earliest (time, seq) first.
+        (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    client: SocketAddr,
+    dest: SocketAddr,
+    arrival: u64,
+    req_start: u64,
+    inc: u32,
+    left: u32,
+    svc: u16,
+    srv: u16,
+    work: f64,
+    nat: bool,
+    live: bool,
+}
+
+struct Srv {
+    up: bool,
+    inc: u32,
+    factor: f64,
+    busy: u32,
+    queue: VecDeque<u32>,
+    in_service: Vec<u32>,
+    ps: BinaryHeap<core::cmp::Reverse<(u64, u32)>>,
+    ps_v: f64,
+    ps_last: u64,
+    ps_epoch: u32,
+    last: u64,
+}
+
+impl Srv {
+    fn in_system(&self, d: Discipline) -> usize {
+        match d {
+            Discipline::Fifo => self.busy as usize + self.queue.len(),
+            Discipline::Ps => self.ps.len(),
+        }
+    }
+}
+
+struct ArrState {
+    // On/off: the current on period's end; schedule: the segment index.
+    on_end: f64,
+    seg: usize,
+    trace_i: usize,
+    next_port: Vec<u16>,
+}
+
+/// Progress reporting: called with the simulated fraction done, at most every 2^16 events.
+pub type Progress<'a> = &'a (dyn Fn(f64) + Sync);
+
+/// One replication.
+pub struct Engine<'m> {
+    m: &'m Model,
+    rep: u32,
+    now: u64,
+    seq: u64,
+    end: u64,
+    warm: u64,
+    heap: BinaryHeap<Item>,
+    director: Director,
+    dcfg: DirectorConfig,
+    health: Option<HealthMonitor>,
+    health_wake: u64,
+    scratch: Vec<u32>,
+    health_addrs: Vec<Vec<SocketAddr>>,
+    probes: Vec<ProbeId>,
+    probe_free: Vec<u32>,
+    conns: Vec<Conn>,
+    free: Vec<u32>,
+    srv: Vec<Srv>,
+    srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    arr: Vec<ArrState>,
+    rng_arr: Vec<Pcg64Mcg>,
+    rng_work: Vec<Pcg64Mcg>,
+    rng_fault: Vec<Pcg64Mcg>,
+    svc_acc: Vec<SvcAcc>,
+    srv_acc: Vec<SrvAcc>,
+    series: Series,
+    sample_every: u64,
+    log: Vec<(f64, String)>,
+    events: u64,
+    packets: u64,
+    conns_total: u64,
+    in_flight: u64,
+    peak_in_flight: u64,
+}
+
+fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Tcp,
+        src,
+        dst,
+        fwmark: 0,
+        tcp_flags: flags,
+        len: 52,
+        dir,
+    }
+}
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+
+impl<'m> Engine<'m> {
+    /// An engine for replication `rep` of `m`.
+    pub fn new(m: &'m Model, rep: u32) -> Engine<'m> {
+        let s = &m.scenario;
+        let seed = s.seed;
+        let mut dcfg = DirectorConfig::new(
+            s.director.conn_capacity.max(16),
+            HashKey::from_u128(SIM_HASH_KEY),
+        );
+        dcfg.rng_seed = mix(seed ^ mix(rep as u64 + 0x5eed));
+        dcfg.sysctls.expire_nodest_conn = s.director.expire_nodest_conn;
+        dcfg.sysctls.expire_quiescent_template = s.director.expire_quiescent_template;
+        dcfg.sysctls.conn_reuse_mode = s.director.conn_reuse_mode;
+        let director = Director::new(dcfg.clone());
+        let end = ns(*s.duration.get_ref());
+        let warm = ns(s.warmup());
+        let nsrv = m.servers.len();
+        let nsvc = m.workloads.len();
+        let sample_every = ns(s
+            .output
+            .sample_interval
+            .unwrap_or(*s.duration.get_ref() / 100.0))
+        .max(1);
+        let mut srv_index = hashbrown::HashMap::new();
+        for (i, sm) in m.servers.iter().enumerate() {
+            srv_index.insert(sm.addr, i as u16);
+        }
+        Engine {
+            m,
+            rep,
+            now: 0,
+            seq: 0,
+            end,
+            warm,
+            heap: BinaryHeap::new(),
+            director,
+            dcfg,
+            health: None,
+            health_wake: u64::MAX,
+            scratch: Vec::new(),
+            health_addrs: Vec::new(),
+            probes: Vec::new(),
+            probe_free: Vec::new(),
+            conns: Vec::new(),
+            free: Vec::new(),
+            srv: (0..nsrv)
+                .map(|_| Srv {
+                    up: true,
+                    inc: 0,
+                    factor: 1.0,
+                    busy: 0,
+                    queue: VecDeque::new(),
+                    in_service: Vec::new(),
+                    ps: BinaryHeap::new(),
+                    ps_v: 0.0,
+                    ps_last: 0,
+                    ps_epoch: 0,
+                    last: 0,
+                })
+                .collect(),
+            srv_index,
+            arr: m
+                .workloads
+                .iter()
+                .map(|w| ArrState {
+                    on_end: 0.0,
+                    seg: 0,
+                    trace_i: 0,
+                    next_port: vec![1024; w.clients.count as usize],
+                })
+                .collect(),
+            rng_arr: (0..nsvc)
+                .map(|i| stream(seed, rep, 0x1000 + i as u64))
+                .collect(),
+            rng_work: (0..nsvc)
+                .map(|i| stream(seed, rep, 0x2000 + i as u64))
+                .collect(),
+            rng_fault: (0..nsrv)
+                .map(|i| stream(seed, rep, 0x3000 + i as u64))
+                .collect(),
+            svc_acc: (0..nsvc).map(|_| SvcAcc::new()).collect(),
+            srv_acc: (0..nsrv).map(|_| SrvAcc::new()).collect(),
+            series: Series::new(nsvc, nsrv),
+            sample_every,
+            log: Vec::new(),
+            events: 0,
+            packets: 0,
+            conns_total: 0,
+            in_flight: 0,
+            peak_in_flight: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Item {
+            t,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn t(&self) -> f64 {
+        self.now as f64 / 1e9
+    }
+
+    fn apply_initial_rules(&mut self) -> Result<(), String> {
+        let rules = &self.m.rules;
+        let Some(h) = self.m.scenario.health.clone() else {
+            return self
+                .director
+                .apply_rules(Instant::ZERO, rules)
+                .map(|_| ())
+                .map_err(|e| format!("rules refused by the director: {e}"));
+        };
+        // With health checking the monitor owns the real servers: the director starts with
+        // the services only and the monitor adds what it considers up.
+        let mut base = RuleSet::new();
+        let _ = base.apply(&Command::SetTimeouts(rules.timeouts()));
+        let mut specs = Vec::new();
+        let dl = Duration::from_nanos(ns(h.delay_loop));
+        let mut check = CheckSettings::new(CheckKind::Tcp).with_delay_loop(dl);
+        check.connect_timeout = Duration::from_nanos(ns(h.connect_timeout));
+        check.retry = h.retry;
+        check.delay_before_retry = Duration::from_nanos(ns(h.delay_before_retry));
+        check.alpha = h.alpha;
+        if let Some(w) = h.warmup {
+            check.warmup = Duration::from_nanos(ns(w));
+        }
+        for (cfg, dests) in rules.services() {
+            base.apply(&Command::AddService(cfg.clone()))
+                .map_err(|e| e.to_string())?;
+            let mut settings = ServiceHealthSettings {
+                quorum: h.quorum,
+                hysteresis: h.hysteresis,
+                ..ServiceHealthSettings::default()
+            };
+            if let Some(sorry) = self.m.sorry {
+                let mut d = DestConfig::new(sorry.ip(), sorry.port());
+                d.forward = dests.first().map_or(Forward::Masq, |d| d.forward);
+                settings.sorry_server = Some(d);
+            }
+            let servers = dests
+                .iter()
+                .map(|d| {
+                    let mut s = ServerSettings::new(*d, check);
+                    s.inhibit_on_failure = h.inhibit_on_failure;
+                    s
+                })
+                .collect();
+            self.health_addrs.push(
+                dests
+                    .iter()
+                    .map(|d| SocketAddr::new(d.addr, d.port))
+                    .collect(),
+            );
+            specs.push(ServiceSpec {
+                key: cfg.key,
+                settings,
+                servers,
+            });
+        }
+        self.director
+            .apply_rules(Instant::ZERO, &base)
+            .map_err(|e| format!("rules refused by the director: {e}"))?;
+        let mut rng = stream(self.m.scenario.seed, self.rep, 0x4000);
+        let mon = HealthMonitor::new(Instant::ZERO, specs, &mut rng)
+            .map_err(|e| format!("health checking: {e}"))?;
+        self.health = Some(mon);
+        self.health_actions();
+        self.health_reschedule();
+        Ok(())
+    }
+
+    /// Runs the replication to the end.
+    pub fn run(mut self, progress: Option<Progress<'_>>) -> Result<RunResult, String> {
+        self.apply_initial_rules()?;
+        for i in 0..self.m.workloads.len() {
+            self.schedule_arrival(i as u16, 0.0);
+        }
+        for i in 0..self.m.servers.len() {
+            let sm = &self.m.servers[i];
+            let i16 = i as u16;
+            if let Some((mttf, _)) = sm.mttf_mttr {
+                let t = exp(&mut self.rng_fault[i], mttf);
+                self.push(
+                    ns(t),
+                    Ev::Fail {
+                        srv: i16,
+                        random: true,
+                    },
+                );
+            }
+            for (at, rep) in sm.failures.clone() {
+                self.push(
+                    ns(at),
+                    Ev::Fail {
+                        srv: i16,
+                        random: false,
+                    },
+                );
+                if let Some(r) = rep {
+                    self.push(
+                        ns(r),
+                        Ev::Repair {
+                            srv: i16,
+                            random: false,
+                        },
+                    );
+                }
+            }
+            for s in sm.slowdowns.clone() {
+                self.push(
+                    ns(s.at),
+                    Ev::Speed {
+                        srv: i16,
+                        factor: s.factor as f32,
+                    },
+                );
+                self.push(
+                    ns(s.until),
+                    Ev::Speed {
+                        srv: i16,
+                        factor: 1.0,
+                    },
+                );
+            }
+        }
+        if let Some(f) = &self.m.scenario.failover {
+            self.push(ns(f.at), Ev::Failover);
+        }
+        let every = self.sample_every;
+        self.push(every, Ev::Sample);
+
+        while let Some(item) = self.heap.pop() {
+            if item.t > self.end {
+                break;
+            }
+            self.run_director_timers(item.t);
+            self.now = item.t;
+            self.events += 1;
+            if self.events & 0xffff == 0 {
+                if let Some(p) = progress {
+                    p(self.now as f64 / self.end as f64);
+                }
+            }
+            match item.ev {
+                Ev::Arrival(s) => self.arrival(s),
+                Ev::Think(c) => self.next_request(c),
+                Ev::FifoDone { srv, conn, inc } => self.fifo_done(srv, conn, inc),
+                Ev::PsDone { srv, epoch } => self.ps_done(srv, epoch),
+                Ev::Fail { srv, random } => self.fail(srv, random),
+                Ev::Repair { srv, random } => self.repair(srv, random),
+                Ev::Speed { srv, factor } => self.set_speed(srv, factor as f64),
+                Ev::Health => self.health_tick(),
+                Ev::Probe(i) => self.probe_done(i),
+                Ev::Failover => self.failover(),
+                Ev::Sample => {
+                    self.sample();
+                    let t = self.now + every;
+                    self.push(t, Ev::Sample);
+                }
+            }
+        }
+        self.now = self.end;
+        for i in 0..self.srv.len() {
+            self.accrue(i);
+        }
+        Ok(self.finish())
+    }
+
+    fn run_director_timers(&mut self, t: u64) {
+        let mut guard = 0u32;
+        while let Some(d) = self.director.poll_timeout() {
+            let d = d.as_nanos();
+            if d > t || guard > 1_000_000 {
+                break;
+            }
+            let at = d.max(self.now);
+            self.director.handle_timeout(Instant::from_nanos(at));
+            guard += 1;
+        }
+    }
+
+    // ----- arrivals ------------------------------------------------------------------------
+
+    fn schedule_arrival(&mut self, s: u16, from: f64) {
+        let si = s as usize;
+        let w = &self.m.workloads[si];
+        let rng = &mut self.rng_arr[si];
+        let st = &mut self.arr[si];
+        let t = match &w.arrival {
+            ArrivalModel::Poisson(r) => from + exp(rng, 1.0 / r),
+            ArrivalModel::Constant(gap) => {
+                if st.seg == 0 {
+                    // A random phase, so that services do not arrive in lockstep.
+                    st.seg = 1;
+                    gap * unit(rng)
+                } else {
+                    from + gap
+                }
+            }
+            ArrivalModel::OnOff { rate, on, off } => {
+                if st.seg == 0 {
+                    st.seg = 1;
+                    st.on_end = exp(rng, *on);
+                }
+                let mut t = from + exp(rng, 1.0 / rate);
+                while t > st.on_end {
+                    let start = st.on_end + exp(rng, *off);
+                    st.on_end = start + exp(rng, *on);
+                    t = start + exp(rng, 1.0 / rate);
+                }
+                t
+            }
+            ArrivalModel::Schedule(p) => {
+                let mut now = from;
+                loop {
+                    while st.seg + 1 < p.len() && p[st.seg + 1].0 <= now {
+                        st.seg += 1;
+                    }
+                    let rate = p[st.seg].1;
+                    let seg_end = p.get(st.seg + 1).map_or(f64::INFINITY, |n| n.0);
+                    if rate <= 0.0 {
+                        if seg_end.is_infinite() {
+                            return;
+                        }
+                        now = seg_end;
+                        continue;
+                    }
+                    let t = now + exp(rng, 1.0 / rate);
+                    if t <= seg_end {
+                        break t;
+                    }
+                    now = seg_end;
+                }
+            }
+            ArrivalModel::Trace(v) => match v.get(st.trace_i) {
+                Some((t, _)) => *t,
+                None => return,
+            },
+        };
+        if t.is_finite() {
+            self.push(ns(t), Ev::Arrival(s));
+        }
+    }
+
+    fn pick_client(&mut self, s: usize) -> SocketAddr {
+        let w = &self.m.workloads[s];
+        let st = &mut self.arr[s];
+        let (ip, idx) = match &w.arrival {
+            ArrivalModel::Trace(v) => {
+                let ip = v[st.trace_i].1;
+                st.trace_i += 1;
+                let idx = match ip {
+                    IpAddr::V4(a) => a.to_bits() as usize % st.next_port.len(),
+                    IpAddr::V6(a) => (a.to_bits() as usize) % st.next_port.len(),
+                };
+                (ip, idx)
+            }
+            _ => {
+                let rng = &mut self.rng_arr[s];
+                let n = w.clients.count as usize;
+                let i = if w.client_cdf.is_empty() {
+                    ((unit(rng) * n as f64) as usize).min(n - 1)
+                } else {
+                    let u = unit(rng);
+                    w.client_cdf.partition_point(|&c| c < u).min(n - 1)
+                };
+                let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
+                (IpAddr::V4(ip), i)
+            }
+        };
+        // Ephemeral ports 1024..=65535 in turn per client.
+        let p = &mut st.next_port[idx];
+        let port = *p;
+        *p = if *p == u16::MAX { 1024 } else { *p + 1 };
+        SocketAddr::new(ip, port)
+    }
+
+    fn alloc(&mut self, c: Conn) -> u32 {
+        self.in_flight += 1;
+        self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
+        match self.free.pop() {
+            Some(i) => {
+                self.conns[i as usize] = c;
+                i
+            }
+            None => {
+                self.conns.push(c);
+                (self.conns.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, c: u32) {
+        self.conns[c as usize].live = false;
+        self.in_flight -= 1;
+        self.free.push(c);
+    }
+
+    #[inline]
+    fn flow(&mut self, pkt: FlowPacket) -> FlowVerdict {
+        self.packets += 1;
+        self.director
+            .handle_flow(Instant::from_nanos(self.now), &pkt)
+    }
+
+    fn arrival(&mut self, s: u16) {
+        let si = s as usize;
+        let client = self.pick_client(si);
+        let from = self.t();
+        self.schedule_arrival(s, from);
+        self.conns_total += 1;
+        let measured = self.now >= self.warm;
+        if measured {
+            self.svc_acc[si].attempted += 1;
+        }
+        let vip = self.m.workloads[si].vip;
+        let v = self.flow(tcp(SYN, PacketDir::FromClient, client, vip));
+        let (dest, nat) = match v {
+            FlowVerdict::Forward { dest, method, .. } => (dest, method == Forward::Masq),
+            FlowVerdict::NoDestination | FlowVerdict::NotOurs | FlowVerdict::Reply { .. } => {
+                self.count_fail(si, NONE, FailReason::NoDestination, measured);
+                return;
+            }
+            FlowVerdict::Drop(_) => {
+                self.count_fail(si, NONE, FailReason::DirectorDrop, measured);
+                return;
+            }
+        };
+        let srv = self
+            .srv_index
+            .get(&dest)
+            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
+            .copied()
+            .unwrap_or(NONE);
+        if srv == NONE || !self.srv[srv as usize].up {
+            // Nobody answers the SYN; the director's entry expires by itself.
+            self.count_fail(si, srv, FailReason::DeadServer, measured);
+            return;
+        }
+        if measured {
+            self.srv_acc[srv as usize].connections += 1;
+        }
+        let sm = &self.m.servers[srv as usize];
+        let st = &self.srv[srv as usize];
+        let waiting = st
+            .in_system(sm.discipline)
+            .saturating_sub(sm.workers as usize);
+        if waiting >= sm.backlog as usize {
+            if nat {
+                self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
+            }
+            self.count_fail(si, srv, FailReason::Refused, measured);
+            return;
+        }
+        if nat {
+            self.flow(tcp(SYN | ACK, PacketDir::FromServer, dest, client));
+        }
+        let left = match self.m.workloads[si].requests {
+            Requests::Fixed { n } => n,
+            Requests::Geometric { mean } => {
+                // Geometric on 1, 2, ...: P(N > k) = q^k with q = 1 - 1/mean.
+                let q = 1.0 - 1.0 / mean;
+                if q <= 0.0 {
+                    1
+                } else {
+                    let u = crate::model::unit_open0(&mut self.rng_arr[si]);
+                    (1.0 + (u.ln() / q.ln()).floor()).min(1e6) as u32
+                }
+            }
+        };
+        let inc = self.srv[srv as usize].inc;
+        let c = self.alloc(Conn {
+            client,
+            dest,
+            arrival: self.now,
+            req_start: self.now,
+            inc,
+            left,
+            svc: s,
+            srv,
+            work: 0.0,
+            nat,
+            live: true,
+        });
+        // The handshake's ACK carries the first request.
+        self.send_request(c);
+    }
+
+    /// The client sends the connection's next request (after think time).
+    fn next_request(&mut self, c: u32) {
+        if !self.conns[c as usize].live {
+            return;
+        }
+        self.conns[c as usize].req_start = self.now;
+        self.send_request(c);
+    }
+
+    fn send_request(&mut self, c: u32) {
+        let cn = self.conns[c as usize];
+        let vip = self.m.workloads[cn.svc as usize].vip;
+        let v = self.flow(tcp(ACK, PacketDir::FromClient, cn.client, vip));
+        match v {
+            FlowVerdict::Forward { .. } => {}
+            _ => {
+                self.break_conn(c, FailReason::Failover);
+                return;
+            }
+        }
+        let st = &self.srv[cn.srv as usize];
+        if !st.up || st.inc != cn.inc {
+            self.break_conn(c, FailReason::ServerFailure);
+            return;
+        }
+        let si = cn.svc as usize;
+        let work = self.m.workloads[si].work.sample(&mut self.rng_work[si]);
+        self.enqueue(cn.srv, c, work);
+    }
+
+    // ----- servers -------------------------------------------------------------------------
+
+    /// Adds the time since the last change to the server's integrals.
+    fn accrue(&mut self, i: usize) {
+        let sm = &self.m.servers[i];
+        let st = &mut self.srv[i];
+        let now = self.now;
+        if now <= st.last {
+            return;
+        }
+        let n = st.in_system(sm.discipline) as f64;
+        let busy = match sm.discipline {
+            Discipline::Fifo => st.busy as f64,
+            Discipline::Ps => n.min(sm.workers as f64),
+        };
+        let up = st.up;
+        let dt_all = (now - st.last) as f64 / 1e9;
+        let from = st.last.max(self.warm);
+        let dt_meas = if now > from {
+            (now - from) as f64 / 1e9
+        } else {
+            0.0
+        };
+        st.last = now;
+        let a = &mut self.srv_acc[i];
+        a.busy_area += busy * dt_meas;
+        a.n_area += n * dt_meas;
+        if up {
+            a.up_time += dt_meas;
+        }
+        a.iv_busy += busy * dt_all;
+        a.iv_n += n * dt_all;
+    }
+
+    fn enqueue(&mut self, srv: u16, c: u32, work: f64) {
+        let i = srv as usize;
+        self.accrue(i);
+        let sm = &self.m.servers[i];
+        match sm.discipline {
+            Discipline::Fifo => {
+                let st = &mut self.srv[i];
+                if st.busy < sm.workers {
+                    st.busy += 1;
+                    self.start_fifo(srv, c, work);
+                } else {
+                    // The work is drawn when the request arrives and kept with the
+                    // connection until a worker takes it.
+                    st.queue.push_back(c);
+                    self.conns[c as usize].work = work;
+                }
+            }
+            Discipline::Ps => {
+                self.ps_advance(i);
+                let st = &mut self.srv[i];
+                let tag = st.ps_v + work;
+                st.ps.push(core::cmp::Reverse((tag.to_bits(), c)));
+                self.ps_reschedule(i);
+            }
+        }
+    }
+
+    fn start_fifo(&mut self, srv: u16, c: u32, work: f64) {
+        let i = srv as usize;
+        let speed = self.m.servers[i].speed * self.srv[i].factor;
+        let st = &mut self.srv[i];
+        st.in_service.push(c);
+        let inc = st.inc;
+        let t = self.now + ns(work / speed);
+        self.push(t, Ev::FifoDone { srv, conn: c, inc });
+    }
+
+    fn fifo_done(&mut self, srv: u16, c: u32, inc: u32) {
+        let i = srv as usize;
+        if self.srv[i].inc != inc {
+            return; // the server died meanwhile; the connection was broken then
+        }
+        self.accrue(i);
+        let st = &mut self.srv[i];
+        if let Some(p) = st.in_service.iter().position(|&x| x == c) {
+            st.in_service.swap_remove(p);
+        }
+        match st.queue.pop_front() {
+            Some(next) => {
+                let w = self.conns[next as usize].work;
+                self.start_fifo(srv, next, w);
+            }
+            None => st.busy -= 1,
+        }
+        self.response(c);
+    }
+
+    fn ps_rate(&self, i: usize) -> f64 {
+        let sm = &self.m.servers[i];
+        let st = &self.srv[i];
+        let n = st.ps.len().max(1) as f64;
+        sm.speed * st.factor * (sm.workers as f64 / n).min(1.0)
+    }
+
+    fn ps_advance(&mut self, i: usize) {
+        let r = self.ps_rate(i);
+        let st = &mut self.srv[i];
+        if !st.ps.is_empty() {
+            st.ps_v += r * (self.now - st.ps_last) as f64 / 1e9;
+        }
+        st.ps_last = self.now;
+    }
+
+    fn ps_reschedule(&mut self, i: usize) {
+        let r = self.ps_rate(i);
+        let st = &mut self.srv[i];
+        st.ps_epoch = st.ps_epoch.wrapping_add(1);
+        if let Some(core::cmp::Reverse((tag, _))) = st.ps.peek() {
+            let left = (f64::from_bits(*tag) - st.ps_v).max(0.0);
+            let t = self.now + ns(left / r);
+            let epoch = st.ps_epoch;
+            self.push(
+                t,
+                Ev::PsDone {
+                    srv: i as u16,
+                    epoch,
+                },
+            );
+        }
+    }
+
+    fn ps_done(&mut self, srv: u16, epoch: u32) {
+        let i = srv as usize;
+        if self.srv[i].ps_epoch != epoch {
+            return;
+        }
+        self.accrue(i);
+        self.ps_advance(i);
+        let mut done = core::mem::take(&mut self.scratch);
+        done.clear();
+        {
+            let st = &mut self.srv[i];
+            // The head is done (the event was computed for it); others finishing within
+            // rounding too.
+            let v = st.ps_v;
+            while let Some(core::cmp::Reverse((tag, c))) = st.ps.peek().copied() {
+                if done.is_empty() || f64::from_bits(tag) <= v * (1.0 + 1e-12) + 1e-12 {
+                    st.ps.pop();
+                    st.ps_v = st.ps_v.max(f64::from_bits(tag));
+                    done.push(c);
+                } else {
+                    break;
+                }
+            }
+        }
+        self.ps_reschedule(i);
+        for &c in &done {
+            self.response(c);
+        }
+        self.scratch = done;
+    }
+
+    fn set_speed(&mut self, srv: u16, factor: f64) {
+        let i = srv as usize;
+        self.accrue(i);
+        if self.m.servers[i].discipline == Discipline::Ps {
+            self.ps_advance(i);
+            self.srv[i].factor = factor;
+            self.ps_reschedule(i);
+        } else {
+            // FIFO: requests that start from now on run at the new speed.
+            self.srv[i].factor = factor;
+        }
+        self.log.push((
+            self.t(),
+            format!("{} speed x{factor}", self.m.servers[i].addr),
+        ));
+    }
+
+    fn fail(&mut self, srv: u16, random: bool) {
+        let i = srv as usize;
+        if !self.srv[i].up {
+            return;
+        }
+        self.accrue(i);
+        let st = &mut self.srv[i];
+        st.up = false;
+        st.inc = st.inc.wrapping_add(1);
+        st.busy = 0;
+        st.ps_epoch = st.ps_epoch.wrapping_add(1);
+        let mut broken: Vec<u32> = st.in_service.drain(..).collect();
+        broken.extend(st.queue.drain(..));
+        broken.extend(st.ps.drain().map(|core::cmp::Reverse((_, c))| c));
+        // Deterministic order whatever the heap's layout.
+        broken.sort_unstable();
+        for c in broken {
+            self.break_conn(c, FailReason::ServerFailure);
+        }
+        self.log
+            .push((self.t(), format!("{} fails", self.m.servers[i].addr)));
+        if random {
+            if let Some((_, mttr)) = self.m.servers[i].mttf_mttr {
+                let t = self.now + ns(exp(&mut self.rng_fault[i], mttr));
+                self.push(t, Ev::Repair { srv, random: true });
+            }
+        }
+    }
+
+    fn repair(&mut self, srv: u16, random: bool) {
+        let i = srv as usize;
+        if self.srv[i].up {
+            return;
+        }
+        self.accrue(i);
+        let st = &mut self.srv[i];
+        st.up = true;
+        st.ps_v = 0.0;
+        st.ps_last = self.now;
+        self.log
+            .push((self.t(), format!("{} repaired", self.m.servers[i].addr)));
+        if random {
+            if let Some((mttf, _)) = self.m.servers[i].mttf_mttr {
+                let t = self.now + ns(exp(&mut self.rng_fault[i], mttf));
+                self.push(t, Ev::Fail { srv, random: true });
+            }
+        }
+    }
+
+    // ----- completions and failures --------------------------------------------------------
+
+    fn response(&mut self, c: u32) {
+        let cn = self.conns[c as usize];
+        if !cn.live {
+            return;
+        }
+        if cn.nat {
+            let v = self.flow(tcp(ACK, PacketDir::FromServer, cn.dest, cn.client));
+            if !matches!(v, FlowVerdict::Reply { .. }) {
+                // The director does not know the connection any more (failover).
+                self.break_conn(c, FailReason::Failover);
+                return;
+            }
+        }
+        if cn.req_start >= self.warm {
+            let rt = self.now - cn.req_start;
+            self.svc_acc[cn.svc as usize].record(rt);
+            self.srv_acc[cn.srv as usize].record(rt);
+            self.series.record(cn.svc as usize, rt);
+        }
+        let left = cn.left - 1;
+        self.conns[c as usize].left = left;
+        if left > 0 {
+            let si = cn.svc as usize;
+            match &self.m.workloads[si].think {
+                Some(th) => {
+                    let d = th.sample(&mut self.rng_work[si]);
+                    let t = self.now + ns(d);
+                    self.push(t, Ev::Think(c));
+                }
+                None => {
+                    self.conns[c as usize].req_start = self.now;
+                    self.send_request(c);
+                }
+            }
+            return;
+        }
+        // Close: client FIN, server FIN (NAT only), client ACK.
+        let vip = self.m.workloads[cn.svc as usize].vip;
+        self.flow(tcp(FIN | ACK, PacketDir::FromClient, cn.client, vip));
+        if cn.nat {
+            self.flow(tcp(FIN | ACK, PacketDir::FromServer, cn.dest, cn.client));
+        }
+        self.flow(tcp(ACK, PacketDir::FromClient, cn.client, vip));
+        if cn.arrival >= self.warm {
+            self.svc_acc[cn.svc as usize].completed += 1;
+            self.srv_acc[cn.srv as usize].completed += 1;
+        }
+        self.release(c);
+    }
+
+    fn break_conn(&mut self, c: u32, reason: FailReason) {
+        let cn = self.conns[c as usize];
+        if !cn.live {
+            return;
+        }
+        // The client aborts.
+        let vip = self.m.workloads[cn.svc as usize].vip;
+        self.flow(tcp(RST | ACK, PacketDir::FromClient, cn.client, vip));
+        self.count_fail(cn.svc as usize, cn.srv, reason, cn.arrival >= self.warm);
+        self.release(c);
+    }
+
+    fn count_fail(&mut self, svc: usize, srv: u16, r: FailReason, measured: bool) {
+        self.series.fail(svc);
+        if !measured {
+            return;
+        }
+        self.svc_acc[svc].failed[r as usize] += 1;
+        if srv != NONE {
+            self.srv_acc[srv as usize].failed[r as usize] += 1;
+        }
+    }
+
+    // ----- health checking -----------------------------------------------------------------
+
+    fn health_actions(&mut self) {
+        let Some(mon) = self.health.as_mut() else {
+            return;
+        };
+        let mut acts = Vec::new();
+        while let Some(a) = mon.poll_action() {
+            acts.push(a);
+        }
+        let now = Instant::from_nanos(self.now);
+        for a in acts {
+            match a {
+                Action::Rule(cmd) => {
+                    if let Err(e) = self.director.apply_command(now, &cmd) {
+                        self.log
+                            .push((self.t(), format!("health rule refused: {e}")));
+                    }
+                }
+                Action::Notify(n) => {
+                    let msg = match n {
+                        Notification::ServerUp { server, .. } => {
+                            format!("health: {} up", self.health_addr(server))
+                        }
+                        Notification::ServerDown { server, .. } => {
+                            format!("health: {} down", self.health_addr(server))
+                        }
+                        Notification::QuorumUp { .. } => "health: quorum up".to_string(),
+                        Notification::QuorumDown { .. } => "health: quorum down".to_string(),
+                    };
+                    self.log.push((self.t(), msg));
+                }
+            }
+        }
+    }
+
+    fn health_addr(&self, id: lvs_core::health::ServerId) -> String {
+        self.health_addrs
+            .get(id.service)
+            .and_then(|v| v.get(id.server))
+            .map_or_else(|| "?".to_string(), |a| a.to_string())
+    }
+
+    fn health_reschedule(&mut self) {
+        let Some(mon) = self.health.as_ref() else {
+            return;
+        };
+        if let Some(t) = mon.poll_timeout() {
+            let t = t.as_nanos().max(self.now);
+            if t < self.health_wake {
+                self.health_wake = t;
+                self.push(t, Ev::Health);
+            }
+        }
+    }
+
+    fn health_tick(&mut self) {
+        if self.now >= self.health_wake {
+            self.health_wake = u64::MAX;
+        }
+        let now = Instant::from_nanos(self.now);
+        let probe_time = self
+            .m
+            .scenario
+            .health
+            .as_ref()
+            .map_or(0.001, |h| h.probe_time);
+        let Some(mon) = self.health.as_mut() else {
+            return;
+        };
+        mon.handle_timeout(now);
+        let mut started = Vec::new();
+        while let Some(p) = mon.poll_probe(now) {
+            started.push(p);
+        }
+        for p in started {
+            let a = SocketAddr::new(p.addr, p.port);
+            let up = self
+                .srv_index
+                .get(&a)
+                .is_some_and(|&i| self.srv[i as usize].up);
+            if up {
+                // A live server answers the connect; a dead one never does (the monitor
+                // fails the probe at its connect_timeout deadline).
+                let idx = match self.probe_free.pop() {
+                    Some(i) => {
+                        self.probes[i as usize] = p.id;
+                        i
+                    }
+                    None => {
+                        self.probes.push(p.id);
+                        (self.probes.len() - 1) as u32
+                    }
+                };
+                let t = self.now + ns(probe_time);
+                self.push(t, Ev::Probe(idx));
+            }
+        }
+        self.health_actions();
+        self.health_reschedule();
+    }
+
+    fn probe_done(&mut self, idx: u32) {
+        let id = self.probes[idx as usize];
+        self.probe_free.push(idx);
+        let now = Instant::from_nanos(self.now);
+        if let Some(mon) = self.health.as_mut() {
+            // Already failed by its deadline: the monitor refuses the late result.
+            let _ = mon.handle_probe_result(now, id, ProbeOutcome::Success);
+        }
+        self.health_actions();
+        self.health_reschedule();
+    }
+
+    // ----- failover ------------------------------------------------------------------------
+
+    fn failover(&mut self) {
+        // The backup director has the same rules (keepalived on both nodes) and, without
+        // sync, an empty connection table.
+        let rules = self.director.rules().clone();
+        let mut d = Director::new(self.dcfg.clone());
+        let now = Instant::from_nanos(self.now);
+        let _ = d.handle_timeout(now);
+        if let Err(e) = d.apply_rules(now, &rules) {
+            self.log
+                .push((self.t(), format!("backup director refused the rules: {e}")));
+        }
+        self.director = d;
+        self.log
+            .push((self.t(), "director failover (no sync)".into()));
+    }
+
+    // ----- sampling ------------------------------------------------------------------------
+
+    fn sample(&mut self) {
+        for i in 0..self.srv.len() {
+            self.accrue(i);
+        }
+        let dt = self.sample_every as f64 / 1e9;
+        let mut counts = Vec::with_capacity(self.srv.len());
+        let all = self.director.all_dests();
+        for (i, sm) in self.m.servers.iter().enumerate() {
+            let (mut a, mut ina) = (0u32, 0u32);
+            for (_, cfg, info, _) in &all {
+                if cfg.addr == sm.addr.ip() && cfg.port == sm.addr.port() {
+                    a += info.activeconns;
+                    ina += info.inactconns;
+                }
+            }
+            let acc = &mut self.srv_acc[i];
+            counts.push((
+                a,
+                ina,
+                acc.iv_n / dt,
+                acc.iv_busy / (dt * sm.workers as f64),
+                self.srv[i].up,
+            ));
+            acc.iv_n = 0.0;
+            acc.iv_busy = 0.0;
+        }
+        self.series.sample(self.t(), dt, counts);
+    }
+
+    fn finish(self) -> RunResult {
+        let measured = (self.end - self.warm) as f64 / 1e9;
+        crate::results::finish(
+            self.m,
+            self.rep,
+            measured,
+            self.svc_acc,
+            self.srv_acc,
+            self.series,
+            self.log,
+            crate::results::Counters {
+                events: self.events,
+                packets: self.packets,
+                connections: self.conns_total,
+                in_flight_at_end: self.in_flight,
+                peak_in_flight: self.peak_in_flight,
+                director_table_at_end: self.director.table().len() as u64,
+            },
+        )
+    }
+}
+
+/// Histogram of response times (ns, 3 significant digits).
+pub fn new_hist() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits");
+    h.auto(true);
+    h
+}
