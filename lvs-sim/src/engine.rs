@@ -17,9 +17,21 @@
 //!    [`Director::handle_timeout`]. Active and inactive counts, and so lc, wlc, sed, nq, lblc
 //!    and ovf, are the director's own.
 //! 5. A server that dies breaks the connections it is serving ("broken by server failure");
-//!    the client then aborts with RST. After a director failover (without sync) the backup
+//!    the client then aborts with RST. After a director failover without sync the backup
 //!    director knows none of the connections: the next packet of each gets `NotOurs` and the
 //!    connection breaks ("broken by director failover").
+//! 6. With connection sync (`[failover] sync = true`) the active director runs as sync master
+//!    ([`Director::set_sync_master`], the kernel's defaults: `sync_threshold` 3 50, version 1)
+//!    and a backup director with the same rules ([`Director::set_sync_backup`]) applies every
+//!    datagram the master emits, with zero network delay: the master's queue is drained by
+//!    [`Director::poll_sync`] after each packet and at its timer deadlines (a partly filled
+//!    datagram leaves when it is 2 s old, as in the kernel). Health-check rule changes go to
+//!    both. At the failover the master stops (it fails: a datagram it had not sent yet is
+//!    lost) and the backup takes the traffic. A connection the backup holds continues on the
+//!    same real server; one it does not hold (a TCP connection is synced at its third
+//!    client packet once ESTABLISHED, spec 4.3) breaks at its next packet as without sync,
+//!    and so does one the backup would send to another real server (the new server does not
+//!    know it).
 //!
 //! Zero network delay: packets of one step share a timestamp; events at equal times run in
 //! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
@@ -29,7 +41,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hdrhistogram::Histogram;
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+use lvs_core::director::{
+    Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, SyncBackupConfig,
+    SyncMasterConfig,
+};
 use lvs_core::health::{
     Action, CheckKind, CheckSettings, HealthMonitor, Notification, ProbeId, ProbeOutcome,
     ServerSettings, ServiceHealthSettings, ServiceSpec,
@@ -169,6 +184,9 @@ pub struct Engine<'m> {
     heap: BinaryHeap<Item>,
     director: Director,
     dcfg: DirectorConfig,
+    /// With connection sync: the backup director, fed by the master's datagrams until the
+    /// failover.
+    backup: Option<Director>,
     health: Option<HealthMonitor>,
     health_wake: u64,
     scratch: Vec<u32>,
@@ -224,7 +242,22 @@ impl<'m> Engine<'m> {
         dcfg.sysctls.expire_nodest_conn = s.director.expire_nodest_conn;
         dcfg.sysctls.expire_quiescent_template = s.director.expire_quiescent_template;
         dcfg.sysctls.conn_reuse_mode = s.director.conn_reuse_mode;
-        let director = Director::new(dcfg.clone());
+        let mut director = Director::new(dcfg.clone());
+        let sync = s
+            .failover
+            .as_ref()
+            .and_then(|f| f.sync.as_ref())
+            .is_some_and(|v| *v.get_ref());
+        let backup = sync.then(|| {
+            director.set_sync_master(Some(SyncMasterConfig::default()));
+            // Another machine: its own random choices (hash key and seed).
+            let mut bcfg = dcfg.clone();
+            bcfg.hash_key = HashKey::from_u128(!SIM_HASH_KEY);
+            bcfg.rng_seed = mix(seed ^ mix(rep as u64 + 0xbac0));
+            let mut b = Director::new(bcfg);
+            b.set_sync_backup(SyncBackupConfig::default());
+            b
+        });
         let end = ns(*s.duration.get_ref());
         let warm = ns(s.warmup());
         let nsrv = m.servers.len();
@@ -248,6 +281,7 @@ impl<'m> Engine<'m> {
             heap: BinaryHeap::new(),
             director,
             dcfg,
+            backup,
             health: None,
             health_wake: u64::MAX,
             scratch: Vec::new(),
@@ -321,6 +355,10 @@ impl<'m> Engine<'m> {
     fn apply_initial_rules(&mut self) -> Result<(), String> {
         let rules = &self.m.rules;
         let Some(h) = self.m.scenario.health.clone() else {
+            if let Some(b) = self.backup.as_mut() {
+                b.apply_rules(Instant::ZERO, rules)
+                    .map_err(|e| format!("rules refused by the backup director: {e}"))?;
+            }
             return self
                 .director
                 .apply_rules(Instant::ZERO, rules)
@@ -377,6 +415,10 @@ impl<'m> Engine<'m> {
         self.director
             .apply_rules(Instant::ZERO, &base)
             .map_err(|e| format!("rules refused by the director: {e}"))?;
+        if let Some(b) = self.backup.as_mut() {
+            b.apply_rules(Instant::ZERO, &base)
+                .map_err(|e| format!("rules refused by the backup director: {e}"))?;
+        }
         let mut rng = stream(self.m.scenario.seed, self.rep, 0x4000);
         let mon = HealthMonitor::new(Instant::ZERO, specs, &mut rng)
             .map_err(|e| format!("health checking: {e}"))?;
@@ -493,6 +535,42 @@ impl<'m> Engine<'m> {
             let at = d.max(self.now);
             self.director.handle_timeout(Instant::from_nanos(at));
             guard += 1;
+            // A partly filled sync datagram leaves at its 2 s deadline.
+            self.sync_drain(at);
+        }
+        self.backup_timers(t);
+    }
+
+    /// The backup director's own expiries up to `t`.
+    fn backup_timers(&mut self, t: u64) {
+        let Some(b) = self.backup.as_mut() else {
+            return;
+        };
+        let mut guard = 0u32;
+        while let Some(d) = b.poll_timeout() {
+            let d = d.as_nanos();
+            if d > t || guard > 1_000_000 {
+                break;
+            }
+            b.handle_timeout(Instant::from_nanos(d.max(self.now)));
+            guard += 1;
+        }
+    }
+
+    /// Delivers every datagram the sync master has queued to the backup at `at` (zero
+    /// network delay, no loss).
+    fn sync_drain(&mut self, at: u64) {
+        if self.backup.is_none() || self.director.sync_queue_len() == 0 {
+            return;
+        }
+        self.backup_timers(at);
+        let now = Instant::from_nanos(at);
+        let Some(b) = self.backup.as_mut() else {
+            return;
+        };
+        while let Some(datagram) = self.director.poll_sync(now) {
+            // A refused datagram changes nothing and is counted in the backup's sync_stats.
+            let _ = b.apply_sync(now, &datagram);
         }
     }
 
@@ -616,8 +694,13 @@ impl<'m> Engine<'m> {
     #[inline]
     fn flow(&mut self, pkt: FlowPacket) -> FlowVerdict {
         self.packets += 1;
-        self.director
-            .handle_flow(Instant::from_nanos(self.now), &pkt)
+        let v = self
+            .director
+            .handle_flow(Instant::from_nanos(self.now), &pkt);
+        if self.backup.is_some() {
+            self.sync_drain(self.now);
+        }
+        v
     }
 
     fn arrival(&mut self, s: u16) {
@@ -717,7 +800,10 @@ impl<'m> Engine<'m> {
         let vip = self.m.workloads[cn.svc as usize].vip;
         let v = self.flow(tcp(ACK, PacketDir::FromClient, cn.client, vip));
         match v {
-            FlowVerdict::Forward { .. } => {}
+            // After a failover with sync, the backup's entry may name another real server
+            // (a connection replaced meanwhile): that server answers RST, the connection breaks
+            // as one the backup does not know.
+            FlowVerdict::Forward { dest, .. } if dest == cn.dest => {}
             _ => {
                 self.break_conn(c, FailReason::Failover);
                 return;
@@ -1048,6 +1134,15 @@ impl<'m> Engine<'m> {
                         self.log
                             .push((self.t(), format!("health rule refused: {e}")));
                     }
+                    // keepalived runs on both nodes and checks the same servers.
+                    if let Some(b) = self.backup.as_mut() {
+                        if let Err(e) = b.apply_command(now, &cmd) {
+                            self.log.push((
+                                self.now as f64 / 1e9,
+                                format!("health rule refused by the backup: {e}"),
+                            ));
+                        }
+                    }
                 }
                 Action::Notify(n) => {
                     let msg = match n {
@@ -1147,6 +1242,29 @@ impl<'m> Engine<'m> {
     // ----- failover ------------------------------------------------------------------------
 
     fn failover(&mut self) {
+        if let Some(b) = self.backup.take() {
+            // The master fails: what it had not sent yet is lost; the backup has applied
+            // every datagram sent before now (timers up to now have run).
+            let (mut open, mut held, mut moved) = (0u64, 0u64, 0u64);
+            for c in self.conns.iter().filter(|c| c.live) {
+                open += 1;
+                let vip = self.m.workloads[c.svc as usize].vip;
+                match b.conn(Protocol::Tcp, c.client, vip) {
+                    Some(i) if i.dest == c.dest => held += 1,
+                    Some(_) => moved += 1,
+                    None => {}
+                }
+            }
+            let st = b.sync_stats();
+            let msg = format!(
+                "director failover (sync): the backup holds {held} of {open} open connections \
+                 on their real server ({moved} on another; {} sync datagrams applied)",
+                st.datagrams_applied
+            );
+            self.director = b;
+            self.log.push((self.t(), msg));
+            return;
+        }
         // The backup director has the same rules (keepalived on both nodes) and, without
         // sync, an empty connection table.
         let rules = self.director.rules().clone();

@@ -451,7 +451,9 @@ pub struct FailoverSpec {
     pub at: f64,
     /// Whether connection sync (the IPVS sync daemon) ran before: `false` (the default) =
     /// the backup starts with an empty connection table, so every connection it does not know
-    /// breaks. `true` is not supported yet (see the README).
+    /// breaks; `true` = the active director ran as sync master and a backup director applied
+    /// every datagram it sent (zero delay), so the connections already synced continue on
+    /// their real servers through the backup.
     #[serde(default)]
     pub sync: Option<Spanned<bool>>,
 }
@@ -681,16 +683,6 @@ impl Scenario {
                     Place::default(),
                     "failover: at must be >= 0".into(),
                 ));
-            }
-            if let Some(sync) = f.sync.as_ref().filter(|v| *v.get_ref()) {
-                let p = Self::place(text, sync);
-                return Err(ScenarioError::Unsupported {
-                    line: p.line,
-                    column: p.column,
-                    message: "failover with connection sync needs the director to accept \
-                              synced connections, which it does not yet; use sync = false"
-                        .into(),
-                });
             }
         }
         if let Some(i) = self.output.sample_interval {
