@@ -450,7 +450,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let mut config =
             DirectorConfig::new(options.conn_capacity, HashKey::from_u128(REPLAY_HASH_KEY));
-        let flows_hint = options.conn_capacity.min(1 << 16) as usize;
+        let flows_hint = options.conn_capacity.min(1 << 12) as usize;
         config.packet = PacketConfig {
             local_v4: match local_v4 {
                 Some(IpAddr::V4(a)) => a,
