@@ -704,13 +704,23 @@ impl<W: Write> CaptureWriter<W> {
         let len = u32::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record too long"))?;
         let secs = u32::try_from(ts_nanos / 1_000_000_000).unwrap_or(u32::MAX);
-        let mut h = [0u8; 16];
+        // The record header and a short first part (a link header) go out in one write.
+        let mut h = [0u8; 16 + 32];
         h[0..4].copy_from_slice(&secs.to_le_bytes());
         h[4..8].copy_from_slice(&((ts_nanos % 1_000_000_000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&len.to_le_bytes());
         h[12..16].copy_from_slice(&len.to_le_bytes());
-        self.out.write_all(&h)?;
-        for p in parts {
+        let mut rest = parts;
+        let mut n = 16;
+        if let [first, tail @ ..] = parts {
+            if first.len() <= 32 && !tail.is_empty() {
+                h[16..16 + first.len()].copy_from_slice(first);
+                n += first.len();
+                rest = tail;
+            }
+        }
+        self.out.write_all(&h[..n])?;
+        for p in rest {
             self.out.write_all(p)?;
         }
         Ok(())

@@ -450,6 +450,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let mut config =
             DirectorConfig::new(options.conn_capacity, HashKey::from_u128(REPLAY_HASH_KEY));
+        let flows_hint = options.conn_capacity.min(1 << 12) as usize;
         config.packet = PacketConfig {
             local_v4: match local_v4 {
                 Some(IpAddr::V4(a)) => a,
@@ -513,7 +514,8 @@ impl<W: Write, S: Write> Replay<W, S> {
             buf: vec![0u8; HEADROOM + MAX_IP],
             out: vec![0u8; REPLY_BUF],
             validator: Validator::new(),
-            flows: HashMap::new(),
+            // Room for the flows of a typical capture up front: no rehashing while it grows.
+            flows: HashMap::with_capacity(flows_hint),
             per_server: HashMap::new(),
             report,
             linted: hashbrown::HashSet::new(),
