@@ -128,27 +128,34 @@ struct Quote {
 /// Reads the quoted header of the ICMP error classified as `c` (spec 3.7: a TCP, UDP or SCTP
 /// header of the packet's family with its ports, not a later fragment). `None`: not related.
 fn quote(buf: &[u8], headroom: usize, c: &Classified) -> Option<Quote> {
-    let l4 = headroom.checked_add(c.l4_offset)?;
-    let end = headroom
-        .checked_add(c.l3_offset)?
-        .checked_add(c.total_len)?;
-    let msg = buf.get(l4..end)?;
+    let msg = icmp_message(buf, headroom, c)?;
     // ICMPv4 and ICMPv6 errors both quote after an 8-byte header.
     let q = QuotedPacket::new_checked(msg.get(icmpv4::HEADER_LEN..)?).ok()?;
     if q.is_ipv6() != (c.family == Family::V6) || q.is_later_fragment() {
         return None;
     }
-    let protocol = match q.protocol() {
-        proto::TCP => Protocol::Tcp,
-        proto::UDP => Protocol::Udp,
-        proto::SCTP => Protocol::Sctp,
-        _ => return None,
-    };
     Some(Quote {
-        protocol,
+        protocol: balanced_protocol(q.protocol())?,
         src: (q.src_addr(), q.src_port()),
         dst: (q.dst_addr(), q.dst_port()),
     })
+}
+
+/// The ICMP message (header and body) of the packet classified as `c`.
+fn icmp_message<'b>(buf: &'b [u8], headroom: usize, c: &Classified) -> Option<&'b [u8]> {
+    let l4 = headroom.checked_add(c.l4_offset)?;
+    let end = headroom
+        .checked_add(c.l3_offset)?
+        .checked_add(c.total_len)?;
+    buf.get(l4..end)
+}
+
+/// The protocols whose quoted ports IPVS reads: TCP, UDP and SCTP.
+fn balanced_protocol(number: u8) -> Option<Protocol> {
+    match Protocol::from_number(number) {
+        Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => Some(p),
+        _ => None,
+    }
 }
 
 impl Director {
@@ -226,9 +233,8 @@ impl Director {
             }
             return self.related_icmp(buf, headroom, &c, out);
         }
-        let protocol = match Protocol::from_number(c.protocol) {
-            Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => p,
-            _ => return PacketVerdict::NotOurs,
+        let Some(protocol) = balanced_protocol(c.protocol) else {
+            return PacketVerdict::NotOurs;
         };
         if !c.l4_present || c.is_later_fragment() {
             return PacketVerdict::NotOurs;
@@ -397,22 +403,20 @@ impl Director {
         if c.family != Family::V4 || local.is_unspecified() || c.dst != IpAddr::V4(local) {
             return None;
         }
-        let l4 = headroom.checked_add(c.l4_offset)?;
-        let end = headroom
-            .checked_add(c.l3_offset)?
-            .checked_add(c.total_len)?;
-        let msg = buf.get(l4..end)?;
+        let msg = icmp_message(buf, headroom, c)?;
         // The quoted outer header: the director's tunnel packet.
-        let outer = msg.get(icmpv4::HEADER_LEN..)?;
-        let (oproto, ohl, ofrag, odst) = v4_fields(outer)?;
+        let outer = QuotedPacket::new_checked(msg.get(icmpv4::HEADER_LEN..)?).ok()?;
+        let (oproto, IpAddr::V4(odst)) = (outer.protocol(), outer.dst_addr()) else {
+            return None;
+        };
         if !matches!(oproto, 4 | proto::UDP | proto::GRE) {
             return None;
         }
-        if ofrag & 0x1fff != 0 {
+        if outer.is_later_fragment() {
             // A later fragment has no tunnel header to read.
             return Some(PacketVerdict::NotOurs);
         }
-        let after = outer.get(ohl..)?;
+        let after = outer.l4();
         let (kind, port, inner_at) = match oproto {
             4 => (TunnelType::Ipip, 0, 0),
             proto::UDP => {
@@ -448,25 +452,25 @@ impl Director {
         if !known {
             return None;
         }
+        // The client's request as the tunnel packet carried it.
         let inner = after.get(inner_at..)?;
-        let (iproto, ihl, ifrag, idst) = v4_fields(inner)?;
-        let isrc = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
-        let protocol = match iproto {
-            proto::TCP => Protocol::Tcp,
-            proto::UDP => Protocol::Udp,
-            proto::SCTP => Protocol::Sctp,
-            _ => return Some(PacketVerdict::NotOurs),
-        };
-        if ifrag & 0x1fff != 0 {
+        let q = QuotedPacket::new_checked(inner).ok()?;
+        if q.is_ipv6() || q.is_later_fragment() {
             return Some(PacketVerdict::NotOurs);
         }
-        let ports = inner.get(ihl..ihl + 4)?;
+        let Some(protocol) = balanced_protocol(q.protocol()) else {
+            return Some(PacketVerdict::NotOurs);
+        };
+        let (IpAddr::V4(isrc), IpAddr::V4(idst)) = (q.src_addr(), q.dst_addr()) else {
+            return None;
+        };
+        let client_df = q.ipv4().is_some_and(|h| h.dont_frag());
         let key = InKey {
             protocol,
             caddr: IpAddr::V4(isrc),
-            cport: u16::from_be_bytes([ports[0], ports[1]]),
+            cport: q.src_port(),
             vaddr: IpAddr::V4(idst),
-            vport: u16::from_be_bytes([ports[2], ports[3]]),
+            vport: q.dst_port(),
         };
         // Not found: passed on (`schedule_icmp` is not supported).
         let id = self.table.lookup_in(&key)?;
@@ -479,7 +483,7 @@ impl Director {
         let consumed = PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::TunnelError));
         let mut rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
         if c.icmp_type == icmpv4::types::DEST_UNREACH && c.icmp_code == icmpv4::codes::FRAG_NEEDED {
-            if ifrag & 0x4000 == 0 {
+            if !client_df {
                 // The client does not use PMTU discovery: nothing to tell it.
                 return Some(consumed);
             }
@@ -601,15 +605,7 @@ impl Director {
 
 /// Whether the ICMP error classified as `c` has a valid checksum.
 fn icmp_checksum_ok(buf: &[u8], headroom: usize, c: &Classified) -> bool {
-    let (Some(l4), Some(end)) = (
-        headroom.checked_add(c.l4_offset),
-        headroom
-            .checked_add(c.l3_offset)
-            .and_then(|s| s.checked_add(c.total_len)),
-    ) else {
-        return false;
-    };
-    let Some(msg) = buf.get(l4..end) else {
+    let Some(msg) = icmp_message(buf, headroom, c) else {
         return false;
     };
     match c.family {
@@ -619,16 +615,4 @@ fn icmp_checksum_ok(buf: &[u8], headroom: usize, c: &Classified) -> bool {
         Family::V6 => crate::wire::Icmpv6Packet::new_checked(msg)
             .is_ok_and(|p| p.verify_checksum(&c.src, &c.dst)),
     }
-}
-
-/// Protocol, header length, fragment field and destination of an IPv4 header at the start of
-/// `b` (a quoted header: the total length is not checked). `None`: not IPv4 or too short.
-fn v4_fields(b: &[u8]) -> Option<(u8, usize, u16, Ipv4Addr)> {
-    let h = b.get(..20)?;
-    let ihl = usize::from(h[0] & 0x0f) * 4;
-    if h[0] >> 4 != 4 || ihl < 20 || b.len() < ihl {
-        return None;
-    }
-    let frag = u16::from_be_bytes([h[6], h[7]]);
-    Some((h[9], ihl, frag, Ipv4Addr::new(h[16], h[17], h[18], h[19])))
 }

@@ -115,38 +115,18 @@ pub fn build_error(
             };
             let orig_len = usize::from(p.total_len()).min(original.len());
             let min_quote = (p.header_len() + 8).min(orig_len);
-            let hdr = 20 + icmpv4::HEADER_LEN;
-            let room = out.len().min(IPV4_ERROR_MAX).saturating_sub(hdr);
-            if room < min_quote {
-                return Err(IcmpError::OutTooSmall {
-                    required: hdr + min_quote,
-                    found: out.len(),
-                });
-            }
-            let q = orig_len.min(room);
-            let total = hdr + q;
-            let tos = (p.tos() & 0x1e) | 0xc0;
-            let dst = p.src_addr();
-            out[hdr..total].copy_from_slice(&original[..q]);
-            out[..hdr].fill(0);
-            let mut ip = Ipv4Packet::new_unchecked(&mut out[..total]);
-            ip.set_version(4);
-            ip.set_header_len(20);
-            ip.set_tos(tos);
-            // In range: total <= 576.
-            ip.set_total_len(total as u16);
-            ip.set_ident(ip_id);
-            ip.set_ttl(ERROR_TTL);
-            ip.set_protocol(proto::ICMP);
-            ip.set_src_addr(src);
-            ip.set_dst_addr(dst);
-            ip.fill_checksum();
-            let mut icmp = Icmpv4Packet::new_unchecked(&mut out[20..total]);
-            icmp.set_msg_type(t);
-            icmp.set_code(code);
-            icmp.set_rest_of_header(rest);
-            icmp.fill_checksum();
-            Ok(total)
+            let quoted = &original[..orig_len];
+            let (tos, dst) = (p.tos(), p.src_addr());
+            write_v4_error(
+                out,
+                quoted,
+                min_quote,
+                tos,
+                src,
+                dst,
+                (t, code, rest),
+                ip_id,
+            )
         }
         (Some(6), IpAddr::V6(src)) => {
             let p = Ipv6Packet::new_checked(original).map_err(|_| IcmpError::Malformed)?;
@@ -215,11 +195,37 @@ pub fn build_relayed_v4(
     if ver_ihl >> 4 != 4 || ihl < 20 || quoted.len() < ihl + 8 {
         return Err(IcmpError::Malformed);
     }
+    write_v4_error(
+        out,
+        quoted,
+        ihl + 8,
+        tos,
+        src,
+        dst,
+        (msg_type, code, rest),
+        ip_id,
+    )
+}
+
+/// Writes an IPv4 ICMP error (the fields of the [module docs](self)) into `out`: the
+/// `(type, code, rest of header)` message quoting as much of `quoted` as fits in 576 bytes,
+/// at least `min_quote` bytes; TOS derived from the quoted packet's `tos`. Returns its length.
+#[allow(clippy::too_many_arguments)]
+fn write_v4_error(
+    out: &mut [u8],
+    quoted: &[u8],
+    min_quote: usize,
+    tos: u8,
+    src: core::net::Ipv4Addr,
+    dst: core::net::Ipv4Addr,
+    (msg_type, code, rest): (u8, u8, u32),
+    ip_id: u16,
+) -> Result<usize, IcmpError> {
     let hdr = 20 + icmpv4::HEADER_LEN;
     let room = out.len().min(IPV4_ERROR_MAX).saturating_sub(hdr);
-    if room < ihl + 8 {
+    if room < min_quote {
         return Err(IcmpError::OutTooSmall {
-            required: hdr + ihl + 8,
+            required: hdr + min_quote,
             found: out.len(),
         });
     }
