@@ -8,41 +8,16 @@
 //! measured batches the new flows (SYN_RECV, 60 s) can be expired by advancing time without
 //! touching the background.
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant as Clock;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use lvs_core::conn::HashKey;
-use lvs_core::director::{
-    Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, PacketVerdict,
-};
+use lvs_core::director::{Director, DirectorConfig, FlowVerdict, PacketVerdict};
 use lvs_core::rules::RuleSet;
-use lvs_core::{Duration, Instant, Protocol};
 
-fn vip() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 443)
-}
-
-fn client(i: u64) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::from(
-            0x0a00_0000u32.wrapping_add((i / 60_000) as u32),
-        )),
-        1024 + (i % 60_000) as u16,
-    )
-}
-
-fn pkt(i: u64, flags: u8) -> FlowPacket {
-    FlowPacket {
-        protocol: Protocol::Tcp,
-        src: client(i),
-        dst: vip(),
-        fwmark: 0,
-        tcp_flags: flags,
-        len: 60,
-        dir: PacketDir::FromClient,
-    }
-}
+use crate::workload::{client, pkt, vip};
+use lvs_core::{Duration, Instant};
 
 fn rules() -> RuleSet {
     rules_with("")

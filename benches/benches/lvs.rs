@@ -14,6 +14,7 @@ mod sim;
 mod sim_farm;
 mod sync;
 mod wire;
+mod workload;
 mod xmit;
 
 criterion_group!(

@@ -18,39 +18,18 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant as Clock;
 
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir};
+use lvs_core::director::{Director, DirectorConfig, FlowPacket};
 use lvs_core::rules::RuleSet;
 use lvs_core::{Instant, Protocol};
 use rand_pcg::Pcg32;
 
-fn vip() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 443)
-}
-
-fn client(i: u64) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::from(
-            0x0a00_0000u32.wrapping_add((i / 60_000) as u32),
-        )),
-        1024 + (i % 60_000) as u16,
-    )
-}
-
-fn pkt(i: u64, flags: u8) -> FlowPacket {
-    FlowPacket {
-        protocol: Protocol::Tcp,
-        src: client(i),
-        dst: vip(),
-        fwmark: 0,
-        tcp_flags: flags,
-        len: 60,
-        dir: PacketDir::FromClient,
-    }
-}
+#[path = "../benches/workload.rs"]
+mod workload;
+use workload::{client, pkt, vip};
 
 fn rules(method: &str) -> RuleSet {
     let mut text = String::from("-A -t 198.51.100.1:443 -s wlc\n--set 2000000 0 0\n");
