@@ -5,7 +5,8 @@
 //! headroom, MTU, ...); the rest is the IP packet. The mapping's addresses are taken from the
 //! packet (or from the packet an ICMP error quotes) so the interesting paths are reached.
 //!
-//! Invariants: nothing panics; a drop / not-ours verdict leaves the buffer untouched; every
+//! Invariants: nothing panics; `transmit` (with its fast path) and `transmit_general` agree
+//! on the verdict and every byte; a drop / not-ours verdict leaves the buffer untouched; every
 //! output that claims success parses with our views and its checksums verify (IPv4 header
 //! always; TCP/UDP when they verified before; ICMP messages; tunnels decapsulate back to the
 //! packet with its TTL decremented).
@@ -17,7 +18,9 @@ use lvs_core::wire::{
     classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket, TcpPacket,
     UdpPacket,
 };
-use lvs_core::xmit::{decapsulate, port_unreachable, transmit, Direction, Mapping, Verdict};
+use lvs_core::xmit::{
+    decapsulate, port_unreachable, transmit, transmit_general, Direction, Mapping, Verdict,
+};
 
 /// Control bytes in front of the packet.
 pub const CONTROL: usize = 12;
@@ -53,7 +56,20 @@ pub fn xmit_rewrite(data: &[u8]) {
     let v = port_unreachable(&buf, headroom, &c, &m, &mut out);
     check_reply_or_nothing(v, &out);
 
+    // The general path alone is the reference for the fast path: same verdict, same bytes.
+    let mut general = buf.clone();
+    let mut general_out = out.clone();
+    let gv = transmit_general(&mut general, headroom, &c, &m, dir, &mut general_out);
+
     let v = transmit(&mut buf, headroom, &c, &m, dir, &mut out);
+    assert_eq!(v, gv, "transmit and transmit_general disagree");
+    assert_eq!(
+        buf, general,
+        "transmit and transmit_general wrote different bytes"
+    );
+    if let Verdict::Reply { start, len, .. } = v {
+        assert_eq!(out[start..start + len], general_out[start..start + len]);
+    }
     match v {
         Verdict::Forward {
             method,

@@ -64,6 +64,7 @@
 //! assert_eq!((outer.protocol, outer.dst, outer.ttl), (4, m.daddr, 63));
 //! ```
 
+mod fast;
 pub mod icmp;
 pub mod nat;
 pub mod tunnel;
@@ -284,7 +285,30 @@ pub enum Verdict {
 /// Order (spec 3.1, as `__ip_vs_get_out_rt` does it): validate → TTL (Time Exceeded) → MTU
 /// (Fragmentation Needed / Packet Too Big, quoting the packet with its TTL already
 /// decremented, as the kernel's `icmp_send` sees it) → rewrite.
+///
+/// The common case (a whole TCP or UDP packet with a plain IP header, NAT or DR, nothing to
+/// refuse) is finished by a straight-line fast path; every other packet takes
+/// [`transmit_general`]. Both give the same verdict and the same bytes for every input.
+#[inline]
 pub fn transmit(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+    out: &mut [u8],
+) -> Verdict {
+    if let Some(v) = fast::try_fast(buf, headroom, c, m, dir) {
+        return v;
+    }
+    transmit_general(buf, headroom, c, m, dir, out)
+}
+
+/// [`transmit`] without its fast path: every packet goes through the general, step-by-step
+/// validation and rewrite. The results are the same as [`transmit`]'s, byte for byte (the
+/// tests and the `xmit_rewrite` fuzz target compare the two); it is public as the reference
+/// for that comparison.
+pub fn transmit_general(
     buf: &mut [u8],
     headroom: usize,
     c: &Classified,

@@ -1,0 +1,253 @@
+//! The common case of [`transmit`](super::transmit) in a few straight-line steps: a whole TCP
+//! or UDP packet with a plain IP header (IPv4 without options, IPv6 without extension headers),
+//! TTL / hop limit above 1, within the route MTU, forwarded by NAT (either direction) or DR.
+//!
+//! [`try_fast`] either finishes such a packet, with exactly the bytes and the verdict the
+//! general path gives, or returns `None` having changed nothing, and the general path
+//! ([`transmit_general`](super::transmit_general)) takes the packet from the start. Everything
+//! that needs a decision beyond "rewrite and forward" (ICMP, fragments, options, extension
+//! headers, TTL expiry, MTU, loopback DNAT, family mismatch, a UDP checksum of 0, tunnels,
+//! local delivery, a summary that does not describe the bytes) is left to the general path,
+//! so this module never builds an error and never drops.
+//!
+//! The checks are the general path's, in one pass over fixed-size header borrows: the IP
+//! header is re-validated against the summary (version, header length, total length,
+//! protocol, IPv4 header checksum) before the first byte changes. The arithmetic is the
+//! general path's too (the same folds of the same RFC 1624 terms), so the results are
+//! identical byte for byte; `tests/xmit_fast.rs` and the `xmit_rewrite` fuzz target compare
+//! the two paths on every input.
+
+use core::net::IpAddr;
+
+use super::{Direction, Mapping, Verdict};
+use crate::rules::Forward;
+use crate::wire::{checksum, proto, Classified, Family};
+
+/// Rewrites the packet if it is the common case (see the [module docs](self)); `None` with
+/// `buf` unchanged otherwise.
+#[inline(always)]
+pub(super) fn try_fast(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+) -> Option<Verdict> {
+    let tcp = c.protocol == proto::TCP;
+    if !(tcp || c.protocol == proto::UDP) || c.is_fragment || !c.l4_present {
+        return None;
+    }
+    let start = headroom.checked_add(c.l3_offset)?;
+    let len = c.total_len;
+    if m.route_mtu != 0 && len as u64 > u64::from(m.route_mtu) {
+        return None;
+    }
+    let ip = buf.get_mut(start..start.checked_add(len)?)?;
+    match c.family {
+        Family::V4 => v4(ip, start, tcp, c, m, dir),
+        Family::V6 => v6(ip, start, tcp, c, m, dir),
+    }
+}
+
+/// What the rewrite does: the method's choice for this direction.
+enum Plan {
+    /// DR inbound: TTL only.
+    Ttl,
+    /// NAT: the new address (destination inbound, source for replies) and port.
+    Nat { new: IpAddr, port: u16, dst: bool },
+}
+
+/// The plan for `m` and `dir`, or `None` when the general path must decide (local delivery,
+/// tunnels, DR replies, loopback DNAT).
+#[inline(always)]
+fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
+    match (m.forward, dir) {
+        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl),
+        (Forward::Masq, Direction::In) if !m.daddr.is_loopback() => Some(Plan::Nat {
+            new: m.daddr,
+            port: m.dport,
+            dst: true,
+        }),
+        (Forward::Masq, Direction::Out) => Some(Plan::Nat {
+            new: m.vaddr,
+            port: m.vport,
+            dst: false,
+        }),
+        _ => None,
+    }
+}
+
+/// The next hop of a forwarded packet: the real server, or the client for NAT replies.
+#[inline(always)]
+fn next_hop(m: &Mapping, dir: Direction) -> IpAddr {
+    match dir {
+        Direction::In => m.daddr,
+        Direction::Out => m.caddr,
+    }
+}
+
+#[inline(always)]
+fn v4(
+    ip: &mut [u8],
+    start: usize,
+    tcp: bool,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+) -> Option<Verdict> {
+    if c.l4_offset.wrapping_sub(c.l3_offset) != 20 {
+        return None;
+    }
+    let len = ip.len();
+    let (h, seg) = ip.split_first_chunk_mut::<20>()?;
+    let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    if h[0] != 0x45
+        || usize::from(u16::from_be_bytes([h[2], h[3]])) != len
+        || h[9] != c.protocol
+        || h[8] <= 1
+        || checksum::fold(
+            u64::from(w(0)) + u64::from(w(4)) + u64::from(w(8)) + u64::from(w(12)) + w(16) as u64,
+        ) != 0xffff
+    {
+        return None;
+    }
+    let plan = plan(m, dir)?;
+    let method = m.forward;
+    match plan {
+        Plan::Ttl => {
+            if !m.daddr.is_ipv4() {
+                return None;
+            }
+            // As `Checked::decrement_ttl`.
+            h[8] -= 1;
+            let check = u16::from_be_bytes([h[10], h[11]]);
+            let check = !checksum::fold(u64::from(!check) + 0xfeff);
+            h[10..12].copy_from_slice(&check.to_be_bytes());
+        }
+        Plan::Nat { new, port, dst } => {
+            let IpAddr::V4(new) = new else {
+                return None;
+            };
+            let l4 = l4_fields(seg, tcp)?;
+            // As `nat::apply`, IPv4 arm.
+            let at = if dst { 16 } else { 12 };
+            let old = w(at);
+            let new = u32::from(new);
+            let addr_acc = u64::from(!(old >> 16) & 0xffff)
+                + u64::from(!old & 0xffff)
+                + u64::from(new >> 16)
+                + u64::from(new & 0xffff);
+            let (ttl, p) = (h[8], h[9]);
+            let ttl_acc = u64::from(!u16::from_be_bytes([ttl, p]))
+                + u64::from(u16::from_be_bytes([ttl - 1, p]));
+            let check = u16::from_be_bytes([h[10], h[11]]);
+            let check = !checksum::fold(u64::from(!check) + addr_acc + ttl_acc);
+            h[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            h[8] = ttl - 1;
+            h[10..12].copy_from_slice(&check.to_be_bytes());
+            l4_rewrite(seg, l4, dst, addr_acc, port);
+        }
+    }
+    Some(Verdict::Forward {
+        method,
+        next_hop: next_hop(m, dir),
+        start,
+        len,
+    })
+}
+
+#[inline(always)]
+fn v6(
+    ip: &mut [u8],
+    start: usize,
+    tcp: bool,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+) -> Option<Verdict> {
+    if c.l4_offset.wrapping_sub(c.l3_offset) != 40 {
+        return None;
+    }
+    let len = ip.len();
+    let (h, seg) = ip.split_first_chunk_mut::<40>()?;
+    if h[0] >> 4 != 6
+        || usize::from(u16::from_be_bytes([h[4], h[5]])) + 40 != len
+        || h[6] != c.protocol
+        || h[7] <= 1
+    {
+        return None;
+    }
+    let plan = plan(m, dir)?;
+    let method = m.forward;
+    match plan {
+        Plan::Ttl => {
+            if !m.daddr.is_ipv6() {
+                return None;
+            }
+            h[7] -= 1;
+        }
+        Plan::Nat { new, port, dst } => {
+            let IpAddr::V6(new) = new else {
+                return None;
+            };
+            let l4 = l4_fields(seg, tcp)?;
+            // As `nat::apply`, IPv6 arm.
+            let at = if dst { 24 } else { 8 };
+            let old: &mut [u8; 16] = (&mut h[at..at + 16]).try_into().ok()?;
+            let new = new.octets();
+            let addr_acc = u64::from(!checksum::fold(sum32(old))) + sum32(&new);
+            *old = new;
+            h[7] -= 1;
+            l4_rewrite(seg, l4, dst, addr_acc, port);
+        }
+    }
+    Some(Verdict::Forward {
+        method,
+        next_hop: next_hop(m, dir),
+        start,
+        len,
+    })
+}
+
+/// Where the L4 checksum is (16 for TCP, 6 for UDP), after checking that the fixed L4 header
+/// is there; `None` for a UDP checksum of 0 (the general path computes a full one).
+#[inline(always)]
+fn l4_fields(seg: &[u8], tcp: bool) -> Option<usize> {
+    if tcp {
+        (seg.len() >= 20).then_some(16)
+    } else {
+        let h = seg.first_chunk::<8>()?;
+        (h[6] != 0 || h[7] != 0).then_some(6)
+    }
+}
+
+/// The port and the L4 checksum (`check_at`, from [`l4_fields`]), as `nat::apply` does them.
+#[inline(always)]
+fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u16) {
+    let Some(h) = seg.first_chunk_mut::<8>() else {
+        return;
+    };
+    let port_at = if dst { 2 } else { 0 };
+    let old_port = u16::from_be_bytes([h[port_at], h[port_at + 1]]);
+    h[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    let Some(ck) = seg.get_mut(check_at..check_at + 2) else {
+        return;
+    };
+    let check = u16::from_be_bytes([ck[0], ck[1]]);
+    let check =
+        !checksum::fold(u64::from(!check) + addr_acc + u64::from(!old_port) + u64::from(port));
+    // TCP uses the result as it is; UDP sends a computed 0 as 0xFFFF.
+    let check = if check_at == 6 {
+        checksum::udp_nonzero(check)
+    } else {
+        check
+    };
+    ck.copy_from_slice(&check.to_be_bytes());
+}
+
+/// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
+#[inline(always)]
+fn sum32(a: &[u8; 16]) -> u64 {
+    let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
+    w(0) + w(4) + w(8) + w(12)
+}

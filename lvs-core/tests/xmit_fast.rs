@@ -1,0 +1,109 @@
+//! `transmit`'s fast path against the general path (`transmit_general`): for well-formed
+//! packets of every method, direction, family and protocol, for packets the fast path must
+//! leave alone (TTL 1, too big, UDP checksum 0, loopback DNAT, family mismatch), and for bytes
+//! corrupted after classification, both give the same verdict and the same bytes.
+
+mod xmit_support;
+
+use core::net::IpAddr;
+
+use lvs_core::rules::Forward;
+use lvs_core::wire::classify;
+use lvs_core::xmit::{transmit, transmit_general, Direction, Mapping, Verdict};
+use proptest::prelude::*;
+use xmit_support::*;
+
+const HEADROOM: usize = 40;
+
+fn addr(v6: bool, n: u32) -> IpAddr {
+    if v6 {
+        IpAddr::V6(core::net::Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            (n >> 16) as u16,
+            0,
+            0,
+            0,
+            0,
+            n as u16 | 1,
+        ))
+    } else {
+        IpAddr::V4(core::net::Ipv4Addr::from(0x0a00_0001 | (n & 0x00ff_fff0)))
+    }
+}
+
+/// Runs both paths on the same input; asserts they agree; returns the verdict.
+fn both(
+    pkt: &[u8],
+    corrupt: Option<(usize, u8)>,
+    m: &Mapping,
+    dir: Direction,
+) -> Result<Verdict, TestCaseError> {
+    let mut buf = vec![0u8; HEADROOM + pkt.len()];
+    buf[HEADROOM..].copy_from_slice(pkt);
+    let c = classify(&buf[HEADROOM..]).expect("input classifies");
+    // Bytes changed after classification: the summary no longer describes them.
+    if let Some((at, x)) = corrupt {
+        let at = HEADROOM + at % pkt.len();
+        buf[at] ^= x;
+    }
+    let mut general = buf.clone();
+    let (mut out, mut general_out) = ([0u8; 1280], [0u8; 1280]);
+    let v = transmit(&mut buf, HEADROOM, &c, m, dir, &mut out);
+    let g = transmit_general(&mut general, HEADROOM, &c, m, dir, &mut general_out);
+    prop_assert_eq!(v, g);
+    prop_assert_eq!(&buf, &general);
+    prop_assert_eq!(&out[..], &general_out[..]);
+    Ok(v)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn fast_path_equals_general_path(
+        v6 in any::<bool>(), tcp in any::<bool>(), seed in any::<u32>(),
+        method in 0u8..4, out_dir in any::<bool>(), dport in 1u16..,
+        payload in proptest::collection::vec(any::<u8>(), 0..120),
+        ttl in 0u8..=255, udp_csum in any::<bool>(), df in any::<bool>(),
+        mtu in prop_oneof![Just(0u32), Just(1500), 60u32..200],
+        loopback in any::<bool>(), mixed in any::<bool>(),
+        corrupt in proptest::option::of((any::<usize>(), 1u8..)),
+    ) {
+        let forward = [Forward::Masq, Forward::DirectRoute, Forward::Tunnel, Forward::Local]
+            [usize::from(method)];
+        let mut m = Mapping::new(
+            (addr(v6, seed.wrapping_mul(3)), 1024 + (seed % 60000) as u16),
+            (addr(v6, seed.wrapping_mul(5) ^ 0x55), 80),
+            (addr(v6 != mixed, seed.wrapping_mul(7) ^ 0xaa), dport),
+        );
+        if loopback {
+            m.daddr = if v6 { "::1".parse().unwrap() } else { "127.0.0.9".parse().unwrap() };
+        }
+        m.forward = forward;
+        m.route_mtu = mtu;
+        m.local_v4 = "198.51.100.254".parse().unwrap();
+        m.local_v6 = "2001:db8:ff::fe".parse().unwrap();
+        let (c, v) = (m.caddr.to_string(), m.vaddr.to_string());
+        let mut f = if tcp {
+            Flow::tcp(&c, m.cport, &v, m.vport)
+        } else {
+            Flow::udp(&c, m.cport, &v, m.vport)
+        };
+        f.payload = payload;
+        f.ttl = ttl;
+        f.df = df;
+        f.udp_csum = udp_csum || v6;
+        let dir = if out_dir {
+            // A reply: from the real server to the client.
+            (f.src, f.sport, f.dst, f.dport) = (m.daddr, m.dport, m.caddr, m.cport);
+            if mixed {
+                return Ok(());
+            }
+            Direction::Out
+        } else {
+            Direction::In
+        };
+        both(&f.build(), corrupt, &m, dir)?;
+    }
+}
