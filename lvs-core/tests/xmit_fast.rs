@@ -7,7 +7,7 @@ mod xmit_support;
 
 use core::net::IpAddr;
 
-use lvs_core::rules::Forward;
+use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::classify;
 use lvs_core::xmit::{transmit, transmit_general, Direction, Mapping, Verdict};
 use proptest::prelude::*;
@@ -69,6 +69,8 @@ proptest! {
         mtu in prop_oneof![Just(0u32), Just(1500), 60u32..200],
         loopback in any::<bool>(), mixed in any::<bool>(),
         corrupt in proptest::option::of((any::<usize>(), 1u8..)),
+        kind in 0usize..3, csum in 0usize..3, tun_port in prop_oneof![Just(0u16), Just(6080)],
+        pmtu_disc in any::<bool>(), tos in any::<u8>(), id in any::<u16>(),
     ) {
         let forward = [Forward::Masq, Forward::DirectRoute, Forward::Tunnel, Forward::Local]
             [usize::from(method)];
@@ -82,6 +84,13 @@ proptest! {
         }
         m.forward = forward;
         m.route_mtu = mtu;
+        m.tunnel = TunnelConfig {
+            kind: [TunnelType::Ipip, TunnelType::Gue, TunnelType::Gre][kind],
+            port: tun_port,
+            csum: [TunnelCsum::NoCsum, TunnelCsum::Csum, TunnelCsum::RemCsum][csum],
+        };
+        m.pmtu_disc = pmtu_disc;
+        m.ip_id = id;
         m.local_v4 = "198.51.100.254".parse().unwrap();
         m.local_v6 = "2001:db8:ff::fe".parse().unwrap();
         let (c, v) = (m.caddr.to_string(), m.vaddr.to_string());
@@ -93,6 +102,7 @@ proptest! {
         f.payload = payload;
         f.ttl = ttl;
         f.df = df;
+        f.tos = tos;
         f.udp_csum = udp_csum || v6;
         let dir = if out_dir {
             // A reply: from the real server to the client.

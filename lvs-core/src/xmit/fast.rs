@@ -1,13 +1,14 @@
 //! The common case of [`transmit`](super::transmit) in a few straight-line steps: a whole TCP
 //! or UDP packet with a plain IP header (IPv4 without options, IPv6 without extension headers),
-//! TTL / hop limit above 1, within the route MTU, forwarded by NAT (either direction) or DR.
+//! TTL / hop limit above 1, within the route MTU, forwarded by NAT (either direction), DR or
+//! TUN (the outer headers written by [`tunnel`](super::tunnel)).
 //!
 //! [`try_fast`] either finishes such a packet, with exactly the bytes and the verdict the
 //! general path gives, or returns `None` having changed nothing, and the general path
 //! ([`transmit_general`](super::transmit_general)) takes the packet from the start. Everything
 //! that needs a decision beyond "rewrite and forward" (ICMP, fragments, options, extension
-//! headers, TTL expiry, MTU, loopback DNAT, family mismatch, a UDP checksum of 0, tunnels,
-//! local delivery, a summary that does not describe the bytes) is left to the general path,
+//! headers, TTL expiry, MTU, loopback DNAT, family mismatch, a UDP checksum of 0, tunnel
+//! room and configuration, local delivery, a summary that does not describe the bytes) is left to the general path,
 //! so this module never builds an error and never drops.
 //!
 //! The checks are the general path's, in one pass over fixed-size header borrows: the IP
@@ -42,10 +43,13 @@ pub(super) fn try_fast(
     if m.route_mtu != 0 && len as u64 > u64::from(m.route_mtu) {
         return None;
     }
-    let ip = buf.get_mut(start..start.checked_add(len)?)?;
+    let end = start.checked_add(len)?;
+    if end > buf.len() {
+        return None;
+    }
     match c.family {
-        Family::V4 => v4(ip, start, tcp, c, m, dir),
-        Family::V6 => v6(ip, start, tcp, c, m, dir),
+        Family::V4 => v4(buf, start, len, tcp, c, m, dir),
+        Family::V6 => v6(buf, start, len, tcp, c, m, dir),
     }
 }
 
@@ -55,14 +59,17 @@ enum Plan {
     Ttl,
     /// NAT: the new address (destination inbound, source for replies) and port.
     Nat { new: IpAddr, port: u16, dst: bool },
+    /// TUN inbound: outer headers in front.
+    Tunnel,
 }
 
 /// The plan for `m` and `dir`, or `None` when the general path must decide (local delivery,
-/// tunnels, DR replies, loopback DNAT).
+/// DR and TUN replies, loopback DNAT).
 #[inline(always)]
 fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
     match (m.forward, dir) {
         (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl),
+        (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel),
         (Forward::Masq, Direction::In) if !m.daddr.is_loopback() => Some(Plan::Nat {
             new: m.daddr,
             port: m.dport,
@@ -88,8 +95,9 @@ fn next_hop(m: &Mapping, dir: Direction) -> IpAddr {
 
 #[inline(always)]
 fn v4(
-    ip: &mut [u8],
+    buf: &mut [u8],
     start: usize,
+    len: usize,
     tcp: bool,
     c: &Classified,
     m: &Mapping,
@@ -98,8 +106,9 @@ fn v4(
     if c.l4_offset.wrapping_sub(c.l3_offset) != 20 {
         return None;
     }
-    let len = ip.len();
-    let (h, seg) = ip.split_first_chunk_mut::<20>()?;
+    let (h, seg) = buf
+        .get_mut(start..start + len)?
+        .split_first_chunk_mut::<20>()?;
     let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     if h[0] != 0x45
         || usize::from(u16::from_be_bytes([h[2], h[3]])) != len
@@ -114,6 +123,10 @@ fn v4(
     let plan = plan(m, dir)?;
     let method = m.forward;
     match plan {
+        Plan::Tunnel => {
+            let (ds, ttl, df) = (h[1], h[8], h[6] & 0x40 != 0);
+            return tunneled(buf, start, len, c, m, ds, ttl, df);
+        }
         Plan::Ttl => {
             if !m.daddr.is_ipv4() {
                 return None;
@@ -158,8 +171,9 @@ fn v4(
 
 #[inline(always)]
 fn v6(
-    ip: &mut [u8],
+    buf: &mut [u8],
     start: usize,
+    len: usize,
     tcp: bool,
     c: &Classified,
     m: &Mapping,
@@ -168,8 +182,9 @@ fn v6(
     if c.l4_offset.wrapping_sub(c.l3_offset) != 40 {
         return None;
     }
-    let len = ip.len();
-    let (h, seg) = ip.split_first_chunk_mut::<40>()?;
+    let (h, seg) = buf
+        .get_mut(start..start + len)?
+        .split_first_chunk_mut::<40>()?;
     if h[0] >> 4 != 6
         || usize::from(u16::from_be_bytes([h[4], h[5]])) + 40 != len
         || h[6] != c.protocol
@@ -180,6 +195,10 @@ fn v6(
     let plan = plan(m, dir)?;
     let method = m.forward;
     match plan {
+        Plan::Tunnel => {
+            let (ds, ttl) = ((h[0] << 4) | (h[1] >> 4), h[7]);
+            return tunneled(buf, start, len, c, m, ds, ttl, false);
+        }
         Plan::Ttl => {
             if !m.daddr.is_ipv6() {
                 return None;
@@ -204,6 +223,28 @@ fn v6(
     Some(Verdict::Forward {
         method,
         next_hop: next_hop(m, dir),
+        start,
+        len,
+    })
+}
+
+/// TUN: the inner TTL decremented and the outer headers written by the tunnel module.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tunneled(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    c: &Classified,
+    m: &Mapping,
+    ds: u8,
+    ttl: u8,
+    df: bool,
+) -> Option<Verdict> {
+    let (start, len) = super::tunnel::fast_outer(buf, start, len, c, m, ds, ttl, df)?;
+    Some(Verdict::Forward {
+        method: Forward::Tunnel,
+        next_hop: m.daddr,
         start,
         len,
     })

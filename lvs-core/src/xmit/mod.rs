@@ -289,7 +289,7 @@ pub enum Verdict {
 /// The common case (a whole TCP or UDP packet with a plain IP header, NAT or DR, nothing to
 /// refuse) is finished by a straight-line fast path; every other packet takes
 /// [`transmit_general`]. Both give the same verdict and the same bytes for every input.
-#[inline]
+#[inline(always)]
 pub fn transmit(
     buf: &mut [u8],
     headroom: usize,

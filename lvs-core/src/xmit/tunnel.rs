@@ -170,6 +170,88 @@ pub(crate) fn transmit(
     }
 }
 
+/// The tunnel step of `transmit`'s fast path (`xmit::fast`): the outer headers for a packet
+/// whose IP header was validated and whose TTL / hop limit `ttl` is above 1, when no
+/// configuration, MTU or room question arises; `None` with nothing written otherwise (the
+/// general path [`transmit`] then decides). Decrements the inner TTL first (a GRE or GUE
+/// checksum covers the inner packet), as the general path does; returns the new start and
+/// length.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn fast_outer(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    c: &Classified,
+    m: &Mapping,
+    ds: u8,
+    ttl: u8,
+    df: bool,
+) -> Option<(usize, usize)> {
+    if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
+        return None;
+    }
+    let outer = if m.daddr.is_ipv6() {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    let ov = overhead(outer, &m.tunnel);
+    if m.route_mtu != 0 {
+        let mtu = i64::from(m.route_mtu) - ov as i64;
+        let min = match outer {
+            Family::V4 => 68,
+            Family::V6 => 1280,
+        };
+        if mtu < min || len as i64 > mtu {
+            return None;
+        }
+    }
+    let room_ok = start >= ov
+        && match outer {
+            Family::V4 => len + ov <= 0xffff,
+            Family::V6 => len + ov - ipv6::HEADER_LEN <= 0xffff,
+        };
+    if !room_ok {
+        return None;
+    }
+    let hash = if m.tunnel.kind == TunnelType::Gue {
+        flow_hash(c)
+    } else {
+        0
+    };
+    let inner = Inner {
+        family: c.family,
+        ds,
+        ttl: ttl - 1,
+        df,
+    };
+    // The TTL word (IPv4: TTL, protocol, checksum; IPv6: the hop limit) as it was, to put
+    // back if the outer header cannot be written (not expected after the checks above).
+    let at = start + if c.family == Family::V4 { 8 } else { 4 };
+    let saved: [u8; 4] = *buf.get(at..)?.first_chunk::<4>()?;
+    match c.family {
+        Family::V4 => {
+            let h = buf.get_mut(at..)?.first_chunk_mut::<4>()?;
+            // As `Checked::decrement_ttl`.
+            h[0] = ttl - 1;
+            let check = u16::from_be_bytes([h[2], h[3]]);
+            let check = !checksum::fold(u64::from(!check) + 0xfeff);
+            h[2..4].copy_from_slice(&check.to_be_bytes());
+        }
+        Family::V6 => *buf.get_mut(at + 3)? = ttl - 1,
+    }
+    match write_outer(buf, start, len, m, hash, inner) {
+        Ok(new_start) => Some((new_start, len + ov)),
+        Err(_) => {
+            buf.get_mut(at..)?
+                .first_chunk_mut::<4>()?
+                .copy_from_slice(&saved);
+            None
+        }
+    }
+}
+
 /// What the outer header copies from the inner packet (after its TTL decrement).
 #[derive(Clone, Copy)]
 struct Inner {
