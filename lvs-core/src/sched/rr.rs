@@ -41,20 +41,22 @@ use super::{DestChange, DestInfo, FlowKey, SchedContext, SchedKind, Scheduler};
 /// The rr scheduler.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rr {
-    /// `None` = the list head; `Some(pos)` = the destination chosen last.
-    cursor: Option<usize>,
+    /// One past the cursor: 0 = the list head; `pos + 1` = the destination at `pos` was
+    /// chosen last. Kept as the position the next walk starts from, so a decision reads one
+    /// word and writes one word.
+    next: usize,
 }
 
 impl Rr {
     /// A scheduler with its cursor at the list head.
     pub fn new() -> Self {
-        Rr { cursor: None }
+        Rr { next: 0 }
     }
 
     /// The cursor: `None` for the list head, else the position of the destination chosen
     /// last.
     pub fn cursor(&self) -> Option<usize> {
-        self.cursor
+        self.next.checked_sub(1)
     }
 }
 
@@ -64,14 +66,15 @@ impl Scheduler for Rr {
     }
 
     fn update(&mut self, _dests: &[DestInfo], change: DestChange) {
-        self.cursor = match (change, self.cursor) {
-            (DestChange::Init, _) => None,
+        self.next = match change {
+            DestChange::Init => 0,
             // Insertion at or before the cursor shifts its destination one place down.
-            (DestChange::Added { pos }, Some(c)) if pos <= c => Some(c + 1),
-            // `ip_vs_rr_del_dest`: the cursor's own destination moves it to the predecessor.
-            (DestChange::Removed { pos, .. }, Some(c)) if pos == c => c.checked_sub(1),
-            (DestChange::Removed { pos, .. }, Some(c)) if pos < c => Some(c - 1),
-            (_, cursor) => cursor,
+            DestChange::Added { pos } if self.next > 0 && pos < self.next => self.next + 1,
+            // `ip_vs_rr_del_dest`: deleting the cursor's own destination moves the cursor to
+            // its predecessor (the head if it was first); deleting one before it shifts it up.
+            // Both are one place back in `next` terms.
+            DestChange::Removed { pos, .. } if pos < self.next => self.next - 1,
+            _ => self.next,
         };
     }
 
@@ -82,18 +85,21 @@ impl Scheduler for Rr {
         _ctx: &mut SchedContext<'_>,
     ) -> Option<usize> {
         // A cursor beyond the list (the owner did not report a removal) counts as the head.
-        let last = self.cursor.filter(|&c| c < dests.len());
-        let start = last.map_or(0, |c| c + 1);
-        // First pass: after the cursor to the end of the list.
+        let start = if self.next > dests.len() {
+            0
+        } else {
+            self.next
+        };
         if let Some(i) = dests[start..].iter().position(DestInfo::is_eligible) {
-            self.cursor = Some(start + i);
-            return self.cursor;
+            self.next = start + i + 1;
+            return Some(start + i);
         }
-        // Second pass, only when the cursor is not the head: from the first destination up
-        // to and including the cursor's own.
-        let last = last?;
-        let i = dests[..=last].iter().position(DestInfo::is_eligible)?;
-        self.cursor = Some(i);
-        self.cursor
+        if start == 0 {
+            return None;
+        }
+        // Wrap around once, up to and including the cursor's own destination.
+        let i = dests[..start].iter().position(DestInfo::is_eligible)?;
+        self.next = i + 1;
+        Some(i)
     }
 }
