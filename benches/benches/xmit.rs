@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::Criterion;
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
-use lvs_core::wire::classify;
+use lvs_core::wire::{classify, Classified};
 use lvs_core::xmit::{transmit, transmit_general, Direction, Mapping, Verdict};
 
 const HEADROOM: usize = 64;
@@ -58,10 +58,45 @@ fn mapping(v6: bool, forward: Forward, tunnel: TunnelType) -> Mapping {
     }
 }
 
+/// One rewrite bench: `name/family` in `g`, through `tx` (a function item, so the call is
+/// static and inlined as a caller's would be).
+fn rewrite<M: criterion::measurement::Measurement>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
+    name: &str,
+    v6: bool,
+    fwd: Forward,
+    kind: TunnelType,
+    tx: impl Fn(&mut [u8], usize, &Classified, &Mapping, Direction, &mut [u8]) -> Verdict,
+) {
+    let fam = if v6 { "ipv6" } else { "ipv4" };
+    let pkt = packet(v6);
+    let m = mapping(v6, fwd, kind);
+    let mut buf = vec![0u8; HEADROOM + pkt.len()];
+    buf[HEADROOM..].copy_from_slice(&pkt);
+    let cl = classify(&buf[HEADROOM..]).unwrap();
+    let head: [u8; 64] = pkt[..64].try_into().unwrap();
+    let mut out = [0u8; 1280];
+    // The rewrite must succeed, or the numbers are meaningless.
+    let v = tx(&mut buf, HEADROOM, &cl, &m, Direction::In, &mut out);
+    assert!(matches!(v, Verdict::Forward { .. }), "{name} {fam}: {v:?}");
+    g.bench_function(format!("{name}/{fam}"), |b| {
+        b.iter(|| {
+            buf[HEADROOM..HEADROOM + 64].copy_from_slice(&head);
+            tx(
+                black_box(&mut buf),
+                HEADROOM,
+                black_box(&cl),
+                &m,
+                Direction::In,
+                &mut out,
+            )
+        })
+    });
+}
+
 pub fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("xmit/rewrite");
     for v6 in [false, true] {
-        let fam = if v6 { "ipv6" } else { "ipv4" };
         for (name, fwd, kind) in [
             ("nat_tcp", Forward::Masq, TunnelType::Ipip),
             ("dr", Forward::DirectRoute, TunnelType::Ipip),
@@ -69,29 +104,7 @@ pub fn benches(c: &mut Criterion) {
             ("gue", Forward::Tunnel, TunnelType::Gue),
             ("gre", Forward::Tunnel, TunnelType::Gre),
         ] {
-            let pkt = packet(v6);
-            let m = mapping(v6, fwd, kind);
-            let mut buf = vec![0u8; HEADROOM + pkt.len()];
-            buf[HEADROOM..].copy_from_slice(&pkt);
-            let cl = classify(&buf[HEADROOM..]).unwrap();
-            let head: [u8; 64] = pkt[..64].try_into().unwrap();
-            let mut out = [0u8; 1280];
-            // The rewrite must succeed, or the numbers are meaningless.
-            let v = transmit(&mut buf, HEADROOM, &cl, &m, Direction::In, &mut out);
-            assert!(matches!(v, Verdict::Forward { .. }), "{name} {fam}: {v:?}");
-            g.bench_function(format!("{name}/{fam}"), |b| {
-                b.iter(|| {
-                    buf[HEADROOM..HEADROOM + 64].copy_from_slice(&head);
-                    transmit(
-                        black_box(&mut buf),
-                        HEADROOM,
-                        black_box(&cl),
-                        &m,
-                        Direction::In,
-                        &mut out,
-                    )
-                })
-            });
+            rewrite(&mut g, name, v6, fwd, kind, transmit);
         }
     }
     g.finish();
@@ -100,28 +113,8 @@ pub fn benches(c: &mut Criterion) {
     // packets its fast path leaves alone), for the ratio of the two in one run.
     let mut g = c.benchmark_group("xmit/general");
     for v6 in [false, true] {
-        let fam = if v6 { "ipv6" } else { "ipv4" };
         for (name, fwd) in [("nat_tcp", Forward::Masq), ("dr", Forward::DirectRoute)] {
-            let pkt = packet(v6);
-            let m = mapping(v6, fwd, TunnelType::Ipip);
-            let mut buf = vec![0u8; HEADROOM + pkt.len()];
-            buf[HEADROOM..].copy_from_slice(&pkt);
-            let cl = classify(&buf[HEADROOM..]).unwrap();
-            let head: [u8; 64] = pkt[..64].try_into().unwrap();
-            let mut out = [0u8; 1280];
-            g.bench_function(format!("{name}/{fam}"), |b| {
-                b.iter(|| {
-                    buf[HEADROOM..HEADROOM + 64].copy_from_slice(&head);
-                    transmit_general(
-                        black_box(&mut buf),
-                        HEADROOM,
-                        black_box(&cl),
-                        &m,
-                        Direction::In,
-                        &mut out,
-                    )
-                })
-            });
+            rewrite(&mut g, name, v6, fwd, TunnelType::Ipip, transmit_general);
         }
     }
     g.finish();

@@ -5,8 +5,6 @@
 
 mod xmit_support;
 
-use core::net::IpAddr;
-
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::classify;
 use lvs_core::xmit::{transmit, transmit_general, Direction, Mapping, Verdict};
@@ -14,23 +12,6 @@ use proptest::prelude::*;
 use xmit_support::*;
 
 const HEADROOM: usize = 40;
-
-fn addr(v6: bool, n: u32) -> IpAddr {
-    if v6 {
-        IpAddr::V6(core::net::Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            (n >> 16) as u16,
-            0,
-            0,
-            0,
-            0,
-            n as u16 | 1,
-        ))
-    } else {
-        IpAddr::V4(core::net::Ipv4Addr::from(0x0a00_0001 | (n & 0x00ff_fff0)))
-    }
-}
 
 /// Runs both paths on the same input; asserts they agree; returns the verdict.
 fn both(
@@ -93,14 +74,7 @@ proptest! {
         m.ip_id = id;
         m.local_v4 = "198.51.100.254".parse().unwrap();
         m.local_v6 = "2001:db8:ff::fe".parse().unwrap();
-        let (c, v) = (m.caddr.to_string(), m.vaddr.to_string());
-        let mut f = if tcp {
-            Flow::tcp(&c, m.cport, &v, m.vport)
-        } else {
-            Flow::udp(&c, m.cport, &v, m.vport)
-        };
-        f.payload = payload;
-        f.ttl = ttl;
+        let mut f = flow(&m, tcp, payload, ttl);
         f.df = df;
         f.tos = tos;
         f.udp_csum = udp_csum || v6;

@@ -2,8 +2,6 @@
 
 mod xmit_support;
 
-use core::net::IpAddr;
-
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::classify;
 use lvs_core::xmit::{decapsulate, transmit, Direction, Mapping, Verdict};
@@ -11,23 +9,6 @@ use proptest::prelude::*;
 use xmit_support::*;
 
 const HEADROOM: usize = 80;
-
-fn addr(v6: bool, n: u32) -> IpAddr {
-    if v6 {
-        IpAddr::V6(core::net::Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            (n >> 16) as u16,
-            0,
-            0,
-            0,
-            0,
-            n as u16 | 1,
-        ))
-    } else {
-        IpAddr::V4(core::net::Ipv4Addr::from(0x0a00_0001 | (n & 0x00ff_fff0)))
-    }
-}
 
 /// Runs `transmit`; returns the verdict and the bytes it names (forwarded packet or reply).
 fn tx(m: &Mapping, dir: Direction, pkt: &[u8]) -> (Verdict, Vec<u8>) {
@@ -54,18 +35,6 @@ fn mapping(v6: bool, seed: u32, fwd: Forward) -> Mapping {
     m.local_v4 = "198.51.100.254".parse().unwrap();
     m.local_v6 = "2001:db8:ff::fe".parse().unwrap();
     m
-}
-
-fn flow(m: &Mapping, tcp: bool, payload: Vec<u8>, ttl: u8) -> Flow {
-    let (c, v) = (m.caddr.to_string(), m.vaddr.to_string());
-    let mut f = if tcp {
-        Flow::tcp(&c, m.cport, &v, m.vport)
-    } else {
-        Flow::udp(&c, m.cport, &v, m.vport)
-    };
-    f.payload = payload;
-    f.ttl = ttl;
-    f
 }
 
 proptest! {

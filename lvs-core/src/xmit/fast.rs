@@ -20,6 +20,7 @@
 
 use core::net::IpAddr;
 
+use super::tunnel::{self, Inner};
 use super::{Direction, Mapping, Verdict};
 use crate::rules::Forward;
 use crate::wire::{checksum, proto, Classified, Family};
@@ -47,10 +48,51 @@ pub(super) fn try_fast(
     if end > buf.len() {
         return None;
     }
-    match c.family {
-        Family::V4 => v4(buf, start, len, tcp, c, m, dir),
-        Family::V6 => v6(buf, start, len, tcp, c, m, dir),
+    let p = Pkt {
+        start,
+        len,
+        tcp,
+        dir,
+    };
+    let (start, len) = match c.family {
+        Family::V4 => v4(buf, p, c, m)?,
+        Family::V6 => v6(buf, p, c, m)?,
+    };
+    Some(Verdict::Forward {
+        method: m.forward,
+        // The real server (TUN and DR are inbound only), or the client for NAT replies.
+        next_hop: match dir {
+            Direction::In => m.daddr,
+            Direction::Out => m.caddr,
+        },
+        start,
+        len,
+    })
+}
+
+/// Where the IP packet is in the buffer (in range: checked by [`try_fast`]), whether it is
+/// TCP (else UDP), and which way it goes.
+#[derive(Clone, Copy)]
+struct Pkt {
+    start: usize,
+    len: usize,
+    tcp: bool,
+    dir: Direction,
+}
+
+/// The fixed IP header (`N` bytes, with the transport header right after it) and the rest
+/// of the packet.
+#[inline(always)]
+fn split<'a, const N: usize>(
+    buf: &'a mut [u8],
+    p: Pkt,
+    c: &Classified,
+) -> Option<(&'a mut [u8; N], &'a mut [u8])> {
+    if c.l4_offset.wrapping_sub(c.l3_offset) != N {
+        return None;
     }
+    buf.get_mut(p.start..p.start + p.len)?
+        .split_first_chunk_mut::<N>()
 }
 
 /// What the rewrite does: the method's choice for this direction.
@@ -84,31 +126,11 @@ fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
     }
 }
 
-/// The next hop of a forwarded packet: the real server, or the client for NAT replies.
+/// IPv4 without options: the new start and length of the forwarded packet.
 #[inline(always)]
-fn next_hop(m: &Mapping, dir: Direction) -> IpAddr {
-    match dir {
-        Direction::In => m.daddr,
-        Direction::Out => m.caddr,
-    }
-}
-
-#[inline(always)]
-fn v4(
-    buf: &mut [u8],
-    start: usize,
-    len: usize,
-    tcp: bool,
-    c: &Classified,
-    m: &Mapping,
-    dir: Direction,
-) -> Option<Verdict> {
-    if c.l4_offset.wrapping_sub(c.l3_offset) != 20 {
-        return None;
-    }
-    let (h, seg) = buf
-        .get_mut(start..start + len)?
-        .split_first_chunk_mut::<20>()?;
+fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+    let (h, seg) = split::<20>(buf, p, c)?;
+    let (start, len) = (p.start, p.len);
     let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     if h[0] != 0x45
         || usize::from(u16::from_be_bytes([h[2], h[3]])) != len
@@ -120,12 +142,15 @@ fn v4(
     {
         return None;
     }
-    let plan = plan(m, dir)?;
-    let method = m.forward;
-    match plan {
+    match plan(m, p.dir)? {
         Plan::Tunnel => {
-            let (ds, ttl, df) = (h[1], h[8], h[6] & 0x40 != 0);
-            return tunneled(buf, start, len, c, m, ds, ttl, df);
+            let inner = Inner {
+                family: Family::V4,
+                ds: h[1],
+                ttl: h[8] - 1,
+                df: h[6] & 0x40 != 0,
+            };
+            return tunnel::fast_outer(buf, start, len, c, m, inner);
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv4() {
@@ -141,7 +166,7 @@ fn v4(
             let IpAddr::V4(new) = new else {
                 return None;
             };
-            let l4 = l4_fields(seg, tcp)?;
+            let l4 = l4_fields(seg, p.tcp)?;
             // As `nat::apply`, IPv4 arm.
             let at = if dst { 16 } else { 12 };
             let old = w(at);
@@ -161,30 +186,14 @@ fn v4(
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
-    Some(Verdict::Forward {
-        method,
-        next_hop: next_hop(m, dir),
-        start,
-        len,
-    })
+    Some((start, len))
 }
 
+/// IPv6 without extension headers: the new start and length of the forwarded packet.
 #[inline(always)]
-fn v6(
-    buf: &mut [u8],
-    start: usize,
-    len: usize,
-    tcp: bool,
-    c: &Classified,
-    m: &Mapping,
-    dir: Direction,
-) -> Option<Verdict> {
-    if c.l4_offset.wrapping_sub(c.l3_offset) != 40 {
-        return None;
-    }
-    let (h, seg) = buf
-        .get_mut(start..start + len)?
-        .split_first_chunk_mut::<40>()?;
+fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+    let (h, seg) = split::<40>(buf, p, c)?;
+    let (start, len) = (p.start, p.len);
     if h[0] >> 4 != 6
         || usize::from(u16::from_be_bytes([h[4], h[5]])) + 40 != len
         || h[6] != c.protocol
@@ -192,12 +201,15 @@ fn v6(
     {
         return None;
     }
-    let plan = plan(m, dir)?;
-    let method = m.forward;
-    match plan {
+    match plan(m, p.dir)? {
         Plan::Tunnel => {
-            let (ds, ttl) = ((h[0] << 4) | (h[1] >> 4), h[7]);
-            return tunneled(buf, start, len, c, m, ds, ttl, false);
+            let inner = Inner {
+                family: Family::V6,
+                ds: (h[0] << 4) | (h[1] >> 4),
+                ttl: h[7] - 1,
+                df: false,
+            };
+            return tunnel::fast_outer(buf, start, len, c, m, inner);
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv6() {
@@ -209,7 +221,7 @@ fn v6(
             let IpAddr::V6(new) = new else {
                 return None;
             };
-            let l4 = l4_fields(seg, tcp)?;
+            let l4 = l4_fields(seg, p.tcp)?;
             // As `nat::apply`, IPv6 arm.
             let at = if dst { 24 } else { 8 };
             let old: &mut [u8; 16] = (&mut h[at..at + 16]).try_into().ok()?;
@@ -220,34 +232,7 @@ fn v6(
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
-    Some(Verdict::Forward {
-        method,
-        next_hop: next_hop(m, dir),
-        start,
-        len,
-    })
-}
-
-/// TUN: the inner TTL decremented and the outer headers written by the tunnel module.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn tunneled(
-    buf: &mut [u8],
-    start: usize,
-    len: usize,
-    c: &Classified,
-    m: &Mapping,
-    ds: u8,
-    ttl: u8,
-    df: bool,
-) -> Option<Verdict> {
-    let (start, len) = super::tunnel::fast_outer(buf, start, len, c, m, ds, ttl, df)?;
-    Some(Verdict::Forward {
-        method: Forward::Tunnel,
-        next_hop: m.daddr,
-        start,
-        len,
-    })
+    Some((start, len))
 }
 
 /// Where the L4 checksum is (16 for TCP, 6 for UDP), after checking that the fixed L4 header

@@ -115,26 +115,17 @@ pub(crate) fn transmit(
         return v;
     }
     let ov = overhead(outer, &m.tunnel);
-    if m.route_mtu != 0 {
-        let mtu = i64::from(m.route_mtu) - ov as i64;
-        let min = match outer {
-            Family::V4 => 68,
-            Family::V6 => 1280,
-        };
-        if mtu < min {
-            return Verdict::Drop(DropReason::TunnelMtu);
-        }
-        // The TTL passed above: only the MTU step remains. In range: mtu <= route_mtu.
-        if let Some(v) = mtu_check(buf, pkt, c, m, mtu as u32, relay, out) {
-            return v;
+    match tunnel_mtu(outer, ov, m.route_mtu) {
+        TunnelMtu::Unchecked => {}
+        TunnelMtu::TooSmall => return Verdict::Drop(DropReason::TunnelMtu),
+        // The TTL passed above: only the MTU step remains.
+        TunnelMtu::Mtu(mtu) => {
+            if let Some(v) = mtu_check(buf, pkt, c, m, mtu, relay, out) {
+                return v;
+            }
         }
     }
-    let room_ok = pkt.start >= ov
-        && match outer {
-            Family::V4 => pkt.len + ov <= 0xffff,
-            Family::V6 => pkt.len + ov - ipv6::HEADER_LEN <= 0xffff,
-        };
-    if !room_ok {
+    if !room_ok(outer, pkt.start, pkt.len, ov) {
         return Verdict::Drop(DropReason::NoRoom);
     }
     pkt.decrement_ttl(buf, c.family);
@@ -170,13 +161,51 @@ pub(crate) fn transmit(
     }
 }
 
-/// The tunnel step of `transmit`'s fast path (`xmit::fast`): the outer headers for a packet
-/// whose IP header was validated and whose TTL / hop limit `ttl` is above 1, when no
-/// configuration, MTU or room question arises; `None` with nothing written otherwise (the
-/// general path [`transmit`] then decides). Decrements the inner TTL first (a GRE or GUE
-/// checksum covers the inner packet), as the general path does; returns the new start and
-/// length.
-#[allow(clippy::too_many_arguments)]
+/// The MTU a tunnelled packet must fit: `route_mtu` less the tunnel overhead `ov`.
+enum TunnelMtu {
+    /// Route MTU 0: no check.
+    Unchecked,
+    /// Below the outer family's minimum (68 / 1280): spec 3.4 drops.
+    TooSmall,
+    /// The MTU to check against.
+    Mtu(u32),
+}
+
+#[inline(always)]
+fn tunnel_mtu(outer: Family, ov: usize, route_mtu: u32) -> TunnelMtu {
+    if route_mtu == 0 {
+        return TunnelMtu::Unchecked;
+    }
+    let mtu = i64::from(route_mtu) - ov as i64;
+    let min = match outer {
+        Family::V4 => 68,
+        Family::V6 => 1280,
+    };
+    if mtu < min {
+        TunnelMtu::TooSmall
+    } else {
+        // In range: min <= mtu <= route_mtu.
+        TunnelMtu::Mtu(mtu as u32)
+    }
+}
+
+/// Whether the outer headers (`ov` bytes) fit in front of `buf[start..start + len]` and the
+/// result within the outer family's 64 KiB length field.
+#[inline(always)]
+fn room_ok(outer: Family, start: usize, len: usize, ov: usize) -> bool {
+    start >= ov
+        && match outer {
+            Family::V4 => len + ov <= 0xffff,
+            Family::V6 => len + ov - ipv6::HEADER_LEN <= 0xffff,
+        }
+}
+
+/// The tunnel step of `transmit`'s fast path (`xmit::fast`): the outer headers for the IP
+/// packet `buf[start..start + len]`, whose header was validated and whose TTL / hop limit is
+/// above 1 (`inner.ttl` is the value after the decrement), when no configuration, MTU or room
+/// question arises; `None` with nothing changed otherwise (the general path [`transmit`] then
+/// decides). Decrements the inner TTL first (a GRE or GUE checksum covers the inner packet),
+/// as the general path does; returns the new start and length.
 #[inline(always)]
 pub(super) fn fast_outer(
     buf: &mut [u8],
@@ -184,9 +213,7 @@ pub(super) fn fast_outer(
     len: usize,
     c: &Classified,
     m: &Mapping,
-    ds: u8,
-    ttl: u8,
-    df: bool,
+    inner: Inner,
 ) -> Option<(usize, usize)> {
     if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
         return None;
@@ -197,34 +224,18 @@ pub(super) fn fast_outer(
         Family::V4
     };
     let ov = overhead(outer, &m.tunnel);
-    if m.route_mtu != 0 {
-        let mtu = i64::from(m.route_mtu) - ov as i64;
-        let min = match outer {
-            Family::V4 => 68,
-            Family::V6 => 1280,
-        };
-        if mtu < min || len as i64 > mtu {
-            return None;
-        }
+    match tunnel_mtu(outer, ov, m.route_mtu) {
+        TunnelMtu::Unchecked => {}
+        TunnelMtu::Mtu(mtu) if len <= mtu as usize => {}
+        _ => return None,
     }
-    let room_ok = start >= ov
-        && match outer {
-            Family::V4 => len + ov <= 0xffff,
-            Family::V6 => len + ov - ipv6::HEADER_LEN <= 0xffff,
-        };
-    if !room_ok {
+    if !room_ok(outer, start, len, ov) {
         return None;
     }
     let hash = if m.tunnel.kind == TunnelType::Gue {
         flow_hash(c)
     } else {
         0
-    };
-    let inner = Inner {
-        family: c.family,
-        ds,
-        ttl: ttl - 1,
-        df,
     };
     // The TTL word (IPv4: TTL, protocol, checksum; IPv6: the hop limit) as it was, to put
     // back if the outer header cannot be written (not expected after the checks above).
@@ -234,12 +245,12 @@ pub(super) fn fast_outer(
         Family::V4 => {
             let h = buf.get_mut(at..)?.first_chunk_mut::<4>()?;
             // As `Checked::decrement_ttl`.
-            h[0] = ttl - 1;
+            h[0] = inner.ttl;
             let check = u16::from_be_bytes([h[2], h[3]]);
             let check = !checksum::fold(u64::from(!check) + 0xfeff);
             h[2..4].copy_from_slice(&check.to_be_bytes());
         }
-        Family::V6 => *buf.get_mut(at + 3)? = ttl - 1,
+        Family::V6 => *buf.get_mut(at + 3)? = inner.ttl,
     }
     match write_outer(buf, start, len, m, hash, inner) {
         Ok(new_start) => Some((new_start, len + ov)),
@@ -254,13 +265,15 @@ pub(super) fn fast_outer(
 
 /// What the outer header copies from the inner packet (after its TTL decrement).
 #[derive(Clone, Copy)]
-struct Inner {
-    family: Family,
+pub(super) struct Inner {
+    /// The inner packet's family.
+    pub(super) family: Family,
     /// IPv4 TOS / IPv6 traffic class.
-    ds: u8,
-    ttl: u8,
+    pub(super) ds: u8,
+    /// TTL / hop limit after the decrement.
+    pub(super) ttl: u8,
     /// IPv4 DF (false for IPv6).
-    df: bool,
+    pub(super) df: bool,
 }
 
 /// Writes the outer headers for `m.tunnel` in front of the IP packet at

@@ -11,6 +11,37 @@ use etherparse::{
     Ipv4Ecn, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader, UdpHeader,
 };
 
+/// A test address of either family derived from `n` (documentation / private ranges).
+pub fn addr(v6: bool, n: u32) -> IpAddr {
+    if v6 {
+        IpAddr::V6(core::net::Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            (n >> 16) as u16,
+            0,
+            0,
+            0,
+            0,
+            n as u16 | 1,
+        ))
+    } else {
+        IpAddr::V4(core::net::Ipv4Addr::from(0x0a00_0001 | (n & 0x00ff_fff0)))
+    }
+}
+
+/// The client's packet to the virtual service of `m` (TCP or UDP) with `payload` and `ttl`.
+pub fn flow(m: &lvs_core::xmit::Mapping, tcp: bool, payload: Vec<u8>, ttl: u8) -> Flow {
+    let (c, v) = (m.caddr.to_string(), m.vaddr.to_string());
+    let mut f = if tcp {
+        Flow::tcp(&c, m.cport, &v, m.vport)
+    } else {
+        Flow::udp(&c, m.cport, &v, m.vport)
+    };
+    f.payload = payload;
+    f.ttl = ttl;
+    f
+}
+
 /// One TCP or UDP packet, described by its fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flow {
