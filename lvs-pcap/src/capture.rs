@@ -478,10 +478,13 @@ impl<R: Read> CaptureReader<R> {
         &mut self,
     ) -> Result<Option<(u64, LinkType, std::ops::Range<usize>, u32, u64)>, ReadError> {
         let offset = self.position();
-        if self.fill(16)? == 0 {
-            return Ok(None);
+        // The buffer usually holds the whole record: refill only when it does not.
+        if self.end - self.start < 16 {
+            if self.fill(16)? == 0 {
+                return Ok(None);
+            }
+            self.need(16, "pcap record header")?;
         }
-        self.need(16, "pcap record header")?;
         let be = self.big_endian;
         let s = self.start;
         let h = &self.buf[s..s + 16];
@@ -497,7 +500,7 @@ impl<R: Read> CaptureReader<R> {
                 limit: MAX_RECORD_LEN as u64,
             });
         }
-        if self.fill(16 + incl)? < 16 + incl {
+        if self.end - self.start < 16 + incl && self.fill(16 + incl)? < 16 + incl {
             let available = (self.end - self.start) as u64;
             return Err(ReadError::Truncated {
                 offset,

@@ -2,7 +2,7 @@
 //! See `lvs-pcap replay --help`.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -196,7 +196,8 @@ fn sync_main(
         Err(e) => return fail(format_args!("{}: {e}", input.display())),
     };
     let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
-    let mut reader = match CaptureReader::new(BufReader::with_capacity(1 << 20, file)) {
+    // The reader buffers itself.
+    let mut reader = match CaptureReader::new(file) {
         Ok(r) => r,
         Err(e) => return fail(format_args!("{}: {e}", input.display())),
     };
@@ -303,13 +304,17 @@ fn main() -> ExitCode {
             let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
             let conn_capacity =
                 conn_capacity.unwrap_or_else(|| (file_len / 36 + 1024).min(1 << 20) as u32);
-            let mut reader = match CaptureReader::new(BufReader::with_capacity(1 << 20, file)) {
+            // The reader buffers itself (256 KiB reads): no BufReader, whose buffer would be
+            // one more copy of every byte.
+            let mut reader = match CaptureReader::new(file) {
                 Ok(r) => r,
                 Err(e) => return fail(format_args!("{}: {e}", input.display())),
             };
             let output = match &out {
                 Some(p) => match File::create(p) {
-                    Ok(f) => Some(BufWriter::with_capacity(1 << 20, f)),
+                    // 64 KiB: few enough write calls, and a buffer that stays in the CPU
+                    // caches next to the connection table and the flow books.
+                    Ok(f) => Some(BufWriter::with_capacity(1 << 16, f)),
                     Err(e) => return fail(format_args!("{}: {e}", p.display())),
                 },
                 None => None,

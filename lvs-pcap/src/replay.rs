@@ -320,9 +320,81 @@ impl Report {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct FlowState {
-    dest: (IpAddr, u16),
+/// The validator's flow books: each flow's real server for its current life, and the flows
+/// started per real server. Looked up for every output packet, so kept small enough to stay
+/// in the CPU's caches: an IPv4 flow is a 24-byte entry (its key packed in two words, its
+/// real server as a number into `dests`); other flows (IPv6, mixed families) are kept by
+/// their full key.
+#[derive(Debug)]
+struct FlowBooks {
+    v4: HashMap<(u64, u64), u32>,
+    other: HashMap<FlowKey, u32>,
+    /// Real servers (address, port) by number, with the flows started on each.
+    dests: Vec<((IpAddr, u16), u64)>,
+    dest_ids: HashMap<(IpAddr, u16), u32>,
+}
+
+/// The packed key of an all-IPv4 flow.
+fn packed_v4(f: &FlowKey) -> Option<(u64, u64)> {
+    match (f.client.0, f.vip.0) {
+        (IpAddr::V4(c), IpAddr::V4(v)) => Some((
+            u64::from(u32::from(c)) << 32 | u64::from(u32::from(v)),
+            u64::from(f.protocol) | u64::from(f.client.1) << 8 | u64::from(f.vip.1) << 24,
+        )),
+        _ => None,
+    }
+}
+
+impl FlowBooks {
+    fn with_capacity(n: usize) -> Self {
+        FlowBooks {
+            v4: HashMap::with_capacity(n),
+            other: HashMap::new(),
+            dests: Vec::new(),
+            dest_ids: HashMap::new(),
+        }
+    }
+
+    /// The number of the flow's real server.
+    fn get(&self, f: &FlowKey) -> Option<u32> {
+        match packed_v4(f) {
+            Some(k) => self.v4.get(&k).copied(),
+            None => self.other.get(f).copied(),
+        }
+    }
+
+    fn dest(&self, id: u32) -> (IpAddr, u16) {
+        self.dests[id as usize].0
+    }
+
+    /// Starts a life of flow `f` on `dest` (new, or after the previous life ended).
+    fn start(&mut self, f: &FlowKey, dest: (IpAddr, u16)) {
+        let id = self.count(dest);
+        match packed_v4(f) {
+            Some(k) => self.v4.insert(k, id),
+            None => self.other.insert(*f, id),
+        };
+    }
+
+    /// Counts a flow started on `dest`; returns its number.
+    fn count(&mut self, dest: (IpAddr, u16)) -> u32 {
+        let id = match self.dest_ids.get(&dest) {
+            Some(&id) => id,
+            None => {
+                let id = self.dests.len() as u32;
+                self.dests.push((dest, 0));
+                self.dest_ids.insert(dest, id);
+                id
+            }
+        };
+        self.dests[id as usize].1 += 1;
+        id
+    }
+
+    /// Counts another flow started on real server number `id`.
+    fn count_id(&mut self, id: u32) {
+        self.dests[id as usize].1 += 1;
+    }
 }
 
 /// The replay engine: one director, one output capture, the report, and optionally the
@@ -350,8 +422,7 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     buf: Vec<u8>,
     out: Vec<u8>,
     validator: Validator,
-    flows: HashMap<FlowKey, FlowState>,
-    per_server: HashMap<(IpAddr, u16), u64>,
+    flows: FlowBooks,
     report: Report,
     linted: hashbrown::HashSet<(IpAddr, Mac)>,
 }
@@ -515,8 +586,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             out: vec![0u8; REPLY_BUF],
             validator: Validator::new(),
             // Room for the flows of a typical capture up front: no rehashing while it grows.
-            flows: HashMap::with_capacity(flows_hint),
-            per_server: HashMap::new(),
+            flows: FlowBooks::with_capacity(flows_hint),
             report,
             linted: hashbrown::HashSet::new(),
         })
@@ -566,8 +636,14 @@ impl<W: Write, S: Write> Replay<W, S> {
 
     fn run_timers(&mut self, now: Instant) -> io::Result<()> {
         let mut steps = 0;
+        // Whether the step bound stopped the stepping with work still due at `now`.
+        let mut bounded = false;
         while let Some(deadline) = self.director.poll_timeout() {
-            if deadline > now || steps >= self.options.max_timer_steps {
+            if deadline > now {
+                break;
+            }
+            if steps >= self.options.max_timer_steps {
+                bounded = true;
                 break;
             }
             let at = deadline.max(self.now);
@@ -576,13 +652,17 @@ impl<W: Write, S: Write> Replay<W, S> {
             self.drain_sync(at)?;
             steps += 1;
         }
-        let mut calls = 0u64;
-        let bound = u64::from(self.options.conn_capacity) + 2;
-        while calls < bound && self.director.poll_timeout().is_some_and(|d| d <= now) {
-            if !self.director.handle_timeout(now) {
-                break;
+        // Otherwise nothing is due at `now` (the last poll said so and nothing ran since):
+        // no second poll.
+        if bounded {
+            let mut calls = 0u64;
+            let bound = u64::from(self.options.conn_capacity) + 2;
+            while calls < bound && self.director.poll_timeout().is_some_and(|d| d <= now) {
+                if !self.director.handle_timeout(now) {
+                    break;
+                }
+                calls += 1;
             }
-            calls += 1;
         }
         self.now = now;
         self.drain_sync(now)
@@ -855,14 +935,14 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         if reply || ic.icmp_error {
             // Replies and ICMP errors belong to a flow already forwarded.
-            return match self.flows.get(&e.flow) {
-                Some(f) if f.dest == e.dest => Ok(()),
-                Some(f) => Err(Failure::new(
+            return match self.flows.get(&e.flow).map(|id| self.flows.dest(id)) {
+                Some(d) if d == e.dest => Ok(()),
+                Some(d) => Err(Failure::new(
                     FailReason::FlowMismatch,
                     format!(
                         "translated for {} which is on {}, but it came from / went to {}",
                         fmt_flow(&e.flow),
-                        fmt_sock(f.dest),
+                        fmt_sock(d),
                         fmt_sock(e.dest)
                     ),
                 )),
@@ -875,23 +955,22 @@ impl<W: Write, S: Write> Replay<W, S> {
                 )),
             };
         }
-        match self.flows.get_mut(&e.flow) {
-            Some(f) if f.dest == e.dest => {
+        match self.flows.get(&e.flow) {
+            Some(id) if self.flows.dest(id) == e.dest => {
                 if new {
-                    *self.per_server.entry(e.dest).or_insert(0) += 1;
+                    self.flows.count_id(id);
                 }
                 Ok(())
             }
-            Some(f) if new => {
+            Some(_) if new => {
                 check_configured(&self.rs_ports, &e)?;
                 // The connection ended (expired, or reused for a new SYN): a new life.
-                f.dest = e.dest;
+                self.flows.start(&e.flow, e.dest);
                 self.report.rescheduled_flows += 1;
-                *self.per_server.entry(e.dest).or_insert(0) += 1;
                 Ok(())
             }
-            Some(f) => {
-                let was = f.dest;
+            Some(id) => {
+                let was = self.flows.dest(id);
                 Err(Failure::new(
                     FailReason::FlowMoved,
                     format!(
@@ -904,8 +983,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             }
             None => {
                 check_configured(&self.rs_ports, &e)?;
-                self.flows.insert(e.flow, FlowState { dest: e.dest });
-                *self.per_server.entry(e.dest).or_insert(0) += 1;
+                self.flows.start(&e.flow, e.dest);
                 Ok(())
             }
         }
@@ -1088,7 +1166,8 @@ impl<W: Write, S: Write> Replay<W, S> {
         let mut r = self.report;
         r.format = format.to_string();
         r.flows_per_real_server = self
-            .per_server
+            .flows
+            .dests
             .iter()
             .map(|(d, n)| (fmt_sock(*d), *n))
             .collect();
