@@ -342,6 +342,33 @@ pub(super) struct MasterState {
     deferred: Vec<ConnId>,
 }
 
+/// A service lookup of [`Director::apply_sync`] kept for the next record: (protocol,
+/// vaddr, vport, fwmark) and the service found.
+type SvcMemo = ((Protocol, IpAddr, u16, u32), Option<u32>);
+
+/// The key of the backup's real-server index: service slot, real-server address and port,
+/// packed into two words so that a lookup hashes two integers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct DestKey {
+    /// The address (IPv4 as its 32 bits).
+    addr: u128,
+    /// Service slot (bits 0..32), port (32..48), IPv6 (bit 48).
+    rest: u64,
+}
+
+impl DestKey {
+    pub(super) fn new(svc: u32, addr: IpAddr, port: u16) -> DestKey {
+        let (addr, v6) = match addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
+            IpAddr::V6(a) => (u128::from(a), 1),
+        };
+        DestKey {
+            addr,
+            rest: u64::from(svc) | u64::from(port) << 32 | v6 << 48,
+        }
+    }
+}
+
 /// The slot of `id`, grown on demand (bounded by the table's capacity).
 pub(super) fn slot(slots: &mut Vec<MasterSlot>, id: ConnId) -> &mut MasterSlot {
     let i = id.index() as usize;
@@ -432,8 +459,11 @@ impl Director {
             self.sync_stats.rejected[s.reason.reason().index()] += 1;
             out.decoder_skipped += 1;
         }
+        // Records of one datagram mostly name one service: its lookup is kept for the next
+        // record (services do not change while a datagram is applied).
+        let mut svc_memo = None;
         for rec in &msg.records {
-            if let Err(skip) = self.apply_record(now, msg.version, rec, &mut out) {
+            if let Err(skip) = self.apply_record(now, msg.version, rec, &mut svc_memo, &mut out) {
                 self.sync_stats.skipped[skip.index()] += 1;
                 out.skipped += 1;
             }
@@ -454,6 +484,7 @@ impl Director {
         now: Instant,
         version: SyncVersion,
         rec: &SyncConn,
+        svc_memo: &mut Option<SvcMemo>,
         out: &mut SyncApplied,
     ) -> Result<(), SyncSkip> {
         let flags = backup::received_flags(version, rec);
@@ -484,10 +515,12 @@ impl Director {
             vaddr: rec.vaddr,
             vport: rec.vport,
         };
-        let existing = if template {
-            self.table.lookup_template(&key)
+        // The in-key's hash of a connection, computed once for the lookup and the insert.
+        let (existing, hashed) = if template {
+            (self.table.lookup_template(&key), None)
         } else {
-            self.table.lookup_in(&key)
+            let (id, h) = self.table.lookup_in_hashed(&key);
+            (id, h.map(|h| (key, h)))
         };
         let mut existing = existing.and_then(|id| self.table.get(id));
         if let (Some(c), false) = (existing, template) {
@@ -516,7 +549,7 @@ impl Director {
                 }
                 None => {
                     // `ip_vs_try_bind_dest`.
-                    if let Some((d, dflags)) = self.sync_find_dest(rec, protocol, flags) {
+                    if let Some((d, dflags)) = self.sync_find_dest(rec, protocol, flags, svc_memo) {
                         new_flags = backup::new_entry_flags(u.flags, rec.protocol, Some(dflags));
                         if let Some((d, delta)) = self.table.bind_dest(id, d, new_flags) {
                             self.apply_delta(d, DeltaKind::Bind, delta);
@@ -531,7 +564,7 @@ impl Director {
             out.updated += 1;
             return Ok(());
         }
-        let dest = self.sync_find_dest(rec, protocol, flags);
+        let dest = self.sync_find_dest(rec, protocol, flags, svc_memo);
         let new_flags = backup::new_entry_flags(flags, rec.protocol, dest.map(|d| d.1));
         if new_flags.contains(ConnFlags::ONE_PACKET) {
             return Err(SyncSkip::OnePacket);
@@ -539,7 +572,7 @@ impl Director {
         if !template && new_flags.contains(ConnFlags::NO_CPORT) && rec.cport != 0 {
             return Err(SyncSkip::NoCportWithPort);
         }
-        let ins = self.table.insert(
+        let ins = self.table.insert_hashed(
             now,
             NewConn {
                 protocol,
@@ -555,6 +588,7 @@ impl Director {
                 control: None,
                 timeout,
             },
+            hashed,
         );
         let ins = match ins {
             Ok(ins) => ins,
@@ -567,7 +601,16 @@ impl Director {
         // Armed with the timeout by the insert.
         self.table
             .sync_update(ins.id, now, new_flags, rec.state, threshold, None);
-        slot(&mut self.sync_slots, ins.id).stamp.old_state = rec.state;
+        // `ip_vs_conn_new` stamps `sync_endtime = jiffies` (also for a slot the bookkeeping
+        // did not cover yet, which `after_insert` leaves alone without a master); the state
+        // synced becomes `old_state`.
+        *slot(&mut self.sync_slots, ins.id) = MasterSlot {
+            stamp: SyncStamp {
+                old_state: rec.state,
+                ..SyncStamp::new(now)
+            },
+            tpl_pkts: 0,
+        };
         out.created += 1;
         if dest.is_none() {
             out.unbound += 1;
@@ -584,21 +627,30 @@ impl Director {
         rec: &SyncConn,
         protocol: Protocol,
         flags: ConnFlags,
+        svc_memo: &mut Option<SvcMemo>,
     ) -> Option<(DestId, ConnFlags)> {
-        let any = match rec.caddr {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let probe = FlowPacket {
-            protocol,
-            src: SocketAddr::new(any, 0),
-            dst: SocketAddr::new(rec.vaddr, rec.vport),
-            fwmark: rec.fwmark,
-            tcp_flags: 0,
-            len: 0,
-            dir: PacketDir::FromClient,
-        };
-        let svc = self.find_service(&probe)?;
+        let probe_key = (protocol, rec.vaddr, rec.vport, rec.fwmark);
+        let svc = match *svc_memo {
+            Some((k, svc)) if k == probe_key => svc,
+            _ => {
+                let any = match rec.caddr {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                let probe = FlowPacket {
+                    protocol,
+                    src: SocketAddr::new(any, 0),
+                    dst: SocketAddr::new(rec.vaddr, rec.vport),
+                    fwmark: rec.fwmark,
+                    tcp_flags: 0,
+                    len: 0,
+                    dir: PacketDir::FromClient,
+                };
+                let svc = self.find_service(&probe);
+                *svc_memo = Some((probe_key, svc));
+                svc
+            }
+        }?;
         let port = if rec.fwmark != 0 && flags.fwd_method() != FwdMethod::Masq {
             0
         } else {
@@ -610,7 +662,7 @@ impl Director {
             for (i, s) in self.services.iter().enumerate() {
                 if let Some(s) = s {
                     for d in s.pool.dests() {
-                        m.insert((i as u32, d.addr, d.port), d.id);
+                        m.insert(DestKey::new(i as u32, d.addr, d.port), d.id);
                     }
                 }
             }
@@ -618,8 +670,8 @@ impl Director {
         }
         let index = self.sync_dests.as_ref()?;
         let id = index
-            .get(&(svc, rec.daddr, port))
-            .or_else(|| index.get(&(svc, rec.daddr, port ^ rec.dport)))
+            .get(&DestKey::new(svc, rec.daddr, port))
+            .or_else(|| index.get(&DestKey::new(svc, rec.daddr, port ^ rec.dport)))
             .copied()?;
         let s = self.services[svc as usize].as_ref()?;
         let mut f = self.dest_flags(id);

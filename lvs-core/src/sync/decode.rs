@@ -359,9 +359,22 @@ fn decode_v1_record(
         q = data + usize::from(plen);
     }
 
-    let flags = be32(bytes, p + 4);
-    let state = be16(bytes, p + 8);
-    let protocol = bytes[p + 1];
+    // The fields every record has, read from one fixed-size view (`p + fixed <= end <=
+    // len` was checked above, and `fixed` >= 36).
+    let Some(r) = bytes
+        .get(p..)
+        .and_then(<[u8]>::first_chunk::<V1_V4_RECORD_LEN>)
+    else {
+        return Err(SyncError::RecordTooShort {
+            index,
+            offset: p,
+            size: (end - p) as u16,
+            min: fixed,
+        });
+    };
+    let flags = u32::from_be_bytes([r[4], r[5], r[6], r[7]]);
+    let state = u16::from_be_bytes([r[8], r[9]]);
+    let protocol = r[1];
     if let Some(skip) = check_proto_state(flags, protocol, state) {
         return Ok(Err(skip));
     }
@@ -371,7 +384,8 @@ fn decode_v1_record(
     let (caddr, vaddr, daddr) = if fixed == V1_V6_RECORD_LEN {
         (v6(bytes, p + 24), v6(bytes, p + 40), v6(bytes, p + 56))
     } else {
-        (v4(bytes, p + 24), v4(bytes, p + 28), v4(bytes, p + 32))
+        let a = |i: usize| IpAddr::V4(Ipv4Addr::new(r[i], r[i + 1], r[i + 2], r[i + 3]));
+        (a(24), a(28), a(32))
     };
     Ok(Ok(SyncConn {
         protocol,
@@ -379,11 +393,11 @@ fn decode_v1_record(
         // HASHED (never sent by a kernel) is cleared by every receiver.
         flags: ConnFlags::from_bits(flags as u16).without(ConnFlags::HASHED),
         state,
-        cport: be16(bytes, p + 10),
-        vport: be16(bytes, p + 12),
-        dport: be16(bytes, p + 14),
-        fwmark: be32(bytes, p + 16),
-        timeout: be32(bytes, p + 20),
+        cport: u16::from_be_bytes([r[10], r[11]]),
+        vport: u16::from_be_bytes([r[12], r[13]]),
+        dport: u16::from_be_bytes([r[14], r[15]]),
+        fwmark: u32::from_be_bytes([r[16], r[17], r[18], r[19]]),
+        timeout: u32::from_be_bytes([r[20], r[21], r[22], r[23]]),
         caddr,
         vaddr,
         daddr,
