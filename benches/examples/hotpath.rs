@@ -294,7 +294,7 @@ fn sync_datagrams(n: u32, dport: u16) -> Vec<Vec<u8>> {
 fn sync_director(n: u32) -> Director {
     let mut t = String::from("-A -t 198.51.100.1:443 -s rr\n");
     for i in 0..64 {
-        t.push_str(&format!("-a -t 198.51.100.1:443 -r 10.200.0.{i}:8443 -g\n"));
+        t.push_str(&format!("-a -t 198.51.100.1:443 -r 10.200.0.{i} -g\n"));
     }
     let mut d = Director::new(DirectorConfig::new(2 * n, HashKey::from_u128(0xbe)));
     d.apply_rules(Instant::ZERO, &RuleSet::from_text(&t).unwrap())
