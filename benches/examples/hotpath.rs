@@ -14,6 +14,11 @@
 //! - `xmit METHOD ITERS` / `xmit6 METHOD ITERS`: the `xmit/rewrite` bench's rewrite (nat, dr,
 //!   ipip, gue, gre), restoring the first 64 bytes each time as the bench does.
 //!
+//! - `sync-create N REPS` / `sync-update N REPS`: a backup applying the v1 IPv4 datagrams of
+//!   N records (the `sync/apply` bench's), into a fresh director (built outside the measured
+//!   part) or again over the entries they created; REPS rounds. The records name the real
+//!   servers' port 443 (bound entries); `SYNC_DPORT=8443` makes them unbound.
+//!
 //! Run without valgrind it prints the wall-clock time per iteration (noisy; for orientation).
 #![allow(missing_docs)]
 
@@ -256,6 +261,104 @@ fn xmit(name: &str, v6: bool, iters: u64) {
     );
 }
 
+/// The `sync/apply` bench's datagrams: N DR records to 198.51.100.1:443 over 64 real servers
+/// with port `dport`.
+fn sync_datagrams(n: u32, dport: u16) -> Vec<Vec<u8>> {
+    use lvs_core::conn::{ConnFlags, FwdMethod};
+    use lvs_core::sync::{SyncBatcher, SyncConn, SyncVersion, DEFAULT_MAXLEN_V4};
+    let mut b = SyncBatcher::new(SyncVersion::V1, 1, DEFAULT_MAXLEN_V4);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = SyncConn {
+            protocol: 6,
+            flags: ConnFlags::for_method(FwdMethod::DirectRoute),
+            state: 1,
+            cport: 1024 + (i % 60_000) as u16,
+            vport: 443,
+            dport,
+            fwmark: 0,
+            timeout: 900,
+            caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            vaddr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            daddr: IpAddr::V4(Ipv4Addr::new(10, 200, 0, (i % 64) as u8)),
+            seq: None,
+            pe_data: None,
+            pe_name: None,
+        };
+        b.push(Instant::ZERO, &r, |d| out.push(d.to_vec())).unwrap();
+    }
+    b.flush(|d| out.push(d.to_vec()));
+    out
+}
+
+fn sync_director(n: u32) -> Director {
+    let mut t = String::from("-A -t 198.51.100.1:443 -s rr\n");
+    for i in 0..64 {
+        t.push_str(&format!("-a -t 198.51.100.1:443 -r 10.200.0.{i} -g\n"));
+    }
+    let mut d = Director::new(DirectorConfig::new(2 * n, HashKey::from_u128(0xbe)));
+    d.apply_rules(Instant::ZERO, &RuleSet::from_text(&t).unwrap())
+        .unwrap();
+    d
+}
+
+#[inline(never)]
+fn measured_sync(d: &mut Director, now: Instant, dgs: &[Vec<u8>]) {
+    for dg in dgs {
+        black_box(d.apply_sync(now, black_box(dg)).unwrap());
+    }
+}
+
+fn sync(update: bool, n: u32, reps: u64) {
+    // ipvsadm gives a -g real server the service's port: records naming port 8443 find no
+    // real server and create unbound entries (`SYNC_DPORT=8443`).
+    let dport = std::env::var("SYNC_DPORT").map_or(443, |p| p.parse().unwrap());
+    let dgs = sync_datagrams(n, dport);
+    let mut total = 0u128;
+    let mut keep = Vec::new();
+    let drop_old = std::env::var_os("SYNC_DROP").is_some();
+    let mut d = sync_director(n);
+    if update {
+        // Not under `measured_*`: callgrind collects only the rounds.
+        for dg in &dgs {
+            d.apply_sync(Instant::from_secs(1), dg).unwrap();
+        }
+    }
+    // SYNC_RECYCLE: every round's director held the entries before and let them expire, so
+    // the creations reuse warm slots (a backup in its steady state).
+    let recycle = std::env::var_os("SYNC_RECYCLE").is_some();
+    let fresh = || {
+        let mut d = sync_director(n);
+        if recycle {
+            for dg in &dgs {
+                d.apply_sync(Instant::from_secs(1), dg).unwrap();
+            }
+            while d.handle_timeout(Instant::from_secs(1000)) {}
+            assert_eq!(d.table().len(), 0);
+        }
+        d
+    };
+    let now = Instant::from_secs(if recycle { 2000 } else { 1 });
+    for _ in 0..reps {
+        if !update {
+            // Kept (not dropped) unless SYNC_DROP is set: criterion's batched bench drops each
+            // director after its round, so the allocator hands the next one warm memory.
+            let old = std::mem::replace(&mut d, fresh());
+            if !drop_old {
+                keep.push(old);
+            }
+        }
+        let t = Clock::now();
+        measured_sync(&mut d, now, &dgs);
+        total += t.elapsed().as_nanos();
+        assert_eq!(d.table().len(), n as usize);
+    }
+    println!(
+        "sync update={update} n={n}: {:.1} ns/record",
+        total as f64 / (reps as f64 * f64::from(n))
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("packet", String::as_str);
@@ -308,6 +411,10 @@ fn main() {
                 mode == "xmit6",
                 iters,
             );
+            return;
+        }
+        "sync-create" | "sync-update" => {
+            sync(mode == "sync-update", n as u32, iters);
             return;
         }
         "sched" => {

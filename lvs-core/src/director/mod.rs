@@ -461,7 +461,7 @@ pub struct Director {
     sync_slots: Vec<sync::MasterSlot>,
     /// Real servers by (service slot, address, port) for applying sync records; rebuilt
     /// after any rule change.
-    sync_dests: Option<HashMap<(u32, IpAddr, u16), DestId>>,
+    sync_dests: Option<sync::DestIndex>,
     /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
     /// that inserting the connection scheduled for it does not hash the key again.
     miss_hash: Option<(InKey, u64)>,

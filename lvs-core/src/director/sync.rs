@@ -40,7 +40,7 @@
 //! sends each datagram as one UDP payload to 224.0.0.81:8848 (TTL 1).
 //!
 //! Without a master the packet path pays one branch. Once a master has run or a record was
-//! applied, the director keeps 24 bytes of sync bookkeeping per table slot in use (the
+//! applied, the director keeps 16 bytes of sync bookkeeping per table slot in use (the
 //! kernel's `old_state`, `sync_endtime` and a template's `in_pkts`), so that a backup that
 //! takes over continues from the synced values.
 //!
@@ -127,8 +127,6 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::VecDeque;
-
-use hashbrown::HashMap;
 
 use super::{DeltaKind, Director, FlowPacket, PacketDir};
 use crate::conn::table::MAX_STATE;
@@ -322,16 +320,17 @@ impl SyncStats {
 /// table keeps a connection's). Kept by the director once a master ran or a record was
 /// applied, so that a backup taking over continues from the synced `old_state`, as the
 /// kernel's `cp->old_state` does.
+///
+/// The [`SyncStamp`] is kept flat, so that a slot takes 16 bytes instead of 24.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct MasterSlot {
-    stamp: SyncStamp,
+    endtime: Instant,
     tpl_pkts: u32,
+    old_state: u16,
+    retries: u8,
 }
 
-const EMPTY_SLOT: MasterSlot = MasterSlot {
-    stamp: SyncStamp::new(Instant::ZERO),
-    tpl_pkts: 0,
-};
+const EMPTY_SLOT: MasterSlot = MasterSlot::fresh(Instant::ZERO);
 
 /// The running master: batcher, queue and per-slot stamps.
 #[derive(Debug)]
@@ -340,6 +339,111 @@ pub(super) struct MasterState {
     batcher: SyncBatcher,
     queue: VecDeque<Vec<u8>>,
     deferred: Vec<ConnId>,
+}
+
+/// A service lookup of [`Director::apply_sync`] kept for the next record: (protocol,
+/// vaddr, vport, fwmark) and the service found.
+type SvcMemo = ((Protocol, IpAddr, u16, u32), Option<u32>);
+
+/// The backup's real-server index: real servers by (service slot, address, port), for
+/// applying records (pools search their lists linearly; a backup applies records for every
+/// flow). Open addressing with linear probing over a power-of-two array at most half full,
+/// with a multiplicative hash: the keys come from the rules (never from the network), so
+/// there is no flooding to resist, and a probe ends at an empty bucket within a few steps.
+#[derive(Clone, Debug)]
+pub(super) struct DestIndex {
+    buckets: Vec<Option<(DestKey, DestId)>>,
+    shift: u32,
+}
+
+/// Service slot, real-server address and port, packed into two words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DestKey {
+    /// The address (IPv4 as its 32 bits).
+    addr: u128,
+    /// Service slot (bits 0..32), port (32..48), IPv6 (bit 48).
+    rest: u64,
+}
+
+impl DestKey {
+    #[inline]
+    fn new(svc: u32, addr: IpAddr, port: u16) -> DestKey {
+        let (addr, v6) = match addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
+            IpAddr::V6(a) => (u128::from(a), 1),
+        };
+        DestKey {
+            addr,
+            rest: u64::from(svc) | u64::from(port) << 32 | v6 << 48,
+        }
+    }
+
+    #[inline]
+    fn hash(&self) -> u64 {
+        let x = (self.addr as u64) ^ ((self.addr >> 64) as u64).rotate_left(29) ^ self.rest << 7;
+        (x ^ x >> 31).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl DestIndex {
+    /// The real servers of every service.
+    fn build(services: &[Option<super::Service>]) -> DestIndex {
+        let n: usize = services
+            .iter()
+            .flatten()
+            .map(|s| s.pool.dests().len())
+            .sum();
+        let size = (2 * n).next_power_of_two().max(8);
+        let mut ix = DestIndex {
+            buckets: vec![None; size],
+            shift: 64 - size.trailing_zeros(),
+        };
+        for (i, s) in services.iter().enumerate() {
+            if let Some(s) = s {
+                for d in s.pool.dests() {
+                    ix.insert(DestKey::new(i as u32, d.addr, d.port), d.id);
+                }
+            }
+        }
+        ix
+    }
+
+    fn insert(&mut self, k: DestKey, id: DestId) {
+        let mask = self.buckets.len() - 1;
+        let mut i = (k.hash() >> self.shift) as usize;
+        // At most half full: an empty bucket or the key is found.
+        for _ in 0..self.buckets.len() {
+            match &mut self.buckets[i] {
+                // A pool lists an address and port once (a duplicate is refused by the
+                // rules); were there two, the later would win, as in a map.
+                Some((key, v)) if *key == k => {
+                    *v = id;
+                    return;
+                }
+                Some(_) => i = (i + 1) & mask,
+                b @ None => {
+                    *b = Some((k, id));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The real server of service `svc` with this address and port.
+    #[inline]
+    fn get(&self, svc: u32, addr: IpAddr, port: u16) -> Option<DestId> {
+        let k = DestKey::new(svc, addr, port);
+        let mask = self.buckets.len() - 1;
+        let mut i = (k.hash() >> self.shift) as usize;
+        for _ in 0..self.buckets.len() {
+            match self.buckets[i] {
+                Some((key, id)) if key == k => return Some(id),
+                Some(_) => i = (i + 1) & mask,
+                None => return None,
+            }
+        }
+        None
+    }
 }
 
 /// The slot of `id`, grown on demand (bounded by the table's capacity).
@@ -432,8 +536,11 @@ impl Director {
             self.sync_stats.rejected[s.reason.reason().index()] += 1;
             out.decoder_skipped += 1;
         }
+        // Records of one datagram mostly name one service: its lookup is kept for the next
+        // record (services do not change while a datagram is applied).
+        let mut svc_memo = None;
         for rec in &msg.records {
-            if let Err(skip) = self.apply_record(now, msg.version, rec, &mut out) {
+            if let Err(skip) = self.apply_record(now, msg.version, rec, &mut svc_memo, &mut out) {
                 self.sync_stats.skipped[skip.index()] += 1;
                 out.skipped += 1;
             }
@@ -454,6 +561,7 @@ impl Director {
         now: Instant,
         version: SyncVersion,
         rec: &SyncConn,
+        svc_memo: &mut Option<SvcMemo>,
         out: &mut SyncApplied,
     ) -> Result<(), SyncSkip> {
         let flags = backup::received_flags(version, rec);
@@ -484,10 +592,12 @@ impl Director {
             vaddr: rec.vaddr,
             vport: rec.vport,
         };
-        let existing = if template {
-            self.table.lookup_template(&key)
+        // The in-key's hash of a connection, computed once for the lookup and the insert.
+        let (existing, hashed) = if template {
+            (self.table.lookup_template(&key), None)
         } else {
-            self.table.lookup_in(&key)
+            let (id, h) = self.table.lookup_in_hashed(&key);
+            (id, h.map(|h| (key, h)))
         };
         let mut existing = existing.and_then(|id| self.table.get(id));
         if let (Some(c), false) = (existing, template) {
@@ -516,7 +626,7 @@ impl Director {
                 }
                 None => {
                     // `ip_vs_try_bind_dest`.
-                    if let Some((d, dflags)) = self.sync_find_dest(rec, protocol, flags) {
+                    if let Some((d, dflags)) = self.sync_find_dest(rec, protocol, flags, svc_memo) {
                         new_flags = backup::new_entry_flags(u.flags, rec.protocol, Some(dflags));
                         if let Some((d, delta)) = self.table.bind_dest(id, d, new_flags) {
                             self.apply_delta(d, DeltaKind::Bind, delta);
@@ -527,11 +637,11 @@ impl Director {
             }
             self.table
                 .sync_update(id, now, new_flags, rec.state, threshold, Some(timeout));
-            slot(&mut self.sync_slots, id).stamp.old_state = rec.state;
+            slot(&mut self.sync_slots, id).old_state = rec.state;
             out.updated += 1;
             return Ok(());
         }
-        let dest = self.sync_find_dest(rec, protocol, flags);
+        let dest = self.sync_find_dest(rec, protocol, flags, svc_memo);
         let new_flags = backup::new_entry_flags(flags, rec.protocol, dest.map(|d| d.1));
         if new_flags.contains(ConnFlags::ONE_PACKET) {
             return Err(SyncSkip::OnePacket);
@@ -539,7 +649,7 @@ impl Director {
         if !template && new_flags.contains(ConnFlags::NO_CPORT) && rec.cport != 0 {
             return Err(SyncSkip::NoCportWithPort);
         }
-        let ins = self.table.insert(
+        let ins = self.table.insert_hashed(
             now,
             NewConn {
                 protocol,
@@ -555,19 +665,26 @@ impl Director {
                 control: None,
                 timeout,
             },
+            hashed,
         );
-        let ins = match ins {
+        let ins = match &ins {
             Ok(ins) => ins,
             Err(InsertError::NoCportWithPort(_)) => return Err(SyncSkip::NoCportWithPort),
             Err(InsertError::OnePacket) => return Err(SyncSkip::OnePacket),
             // `Exists` cannot happen after the lookup above; `BadControl` not without control.
             Err(_) => return Err(SyncSkip::TableFull),
         };
-        self.after_insert(now, &ins);
+        self.after_insert(now, ins);
         // Armed with the timeout by the insert.
         self.table
             .sync_update(ins.id, now, new_flags, rec.state, threshold, None);
-        slot(&mut self.sync_slots, ins.id).stamp.old_state = rec.state;
+        // `ip_vs_conn_new` stamps `sync_endtime = jiffies` (also for a slot the bookkeeping
+        // did not cover yet, which `after_insert` leaves alone without a master); the state
+        // synced becomes `old_state`.
+        *slot(&mut self.sync_slots, ins.id) = MasterSlot {
+            old_state: rec.state,
+            ..MasterSlot::fresh(now)
+        };
         out.created += 1;
         if dest.is_none() {
             out.unbound += 1;
@@ -584,43 +701,41 @@ impl Director {
         rec: &SyncConn,
         protocol: Protocol,
         flags: ConnFlags,
+        svc_memo: &mut Option<SvcMemo>,
     ) -> Option<(DestId, ConnFlags)> {
-        let any = match rec.caddr {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let probe = FlowPacket {
-            protocol,
-            src: SocketAddr::new(any, 0),
-            dst: SocketAddr::new(rec.vaddr, rec.vport),
-            fwmark: rec.fwmark,
-            tcp_flags: 0,
-            len: 0,
-            dir: PacketDir::FromClient,
-        };
-        let svc = self.find_service(&probe)?;
+        let probe_key = (protocol, rec.vaddr, rec.vport, rec.fwmark);
+        let svc = match *svc_memo {
+            Some((k, svc)) if k == probe_key => svc,
+            _ => {
+                let any = match rec.caddr {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                let probe = FlowPacket {
+                    protocol,
+                    src: SocketAddr::new(any, 0),
+                    dst: SocketAddr::new(rec.vaddr, rec.vport),
+                    fwmark: rec.fwmark,
+                    tcp_flags: 0,
+                    len: 0,
+                    dir: PacketDir::FromClient,
+                };
+                let svc = self.find_service(&probe);
+                *svc_memo = Some((probe_key, svc));
+                svc
+            }
+        }?;
         let port = if rec.fwmark != 0 && flags.fwd_method() != FwdMethod::Masq {
             0
         } else {
             rec.dport
         };
-        if self.sync_dests.is_none() {
-            // Pools search their lists linearly; a backup applies records for every flow.
-            let mut m = HashMap::new();
-            for (i, s) in self.services.iter().enumerate() {
-                if let Some(s) = s {
-                    for d in s.pool.dests() {
-                        m.insert((i as u32, d.addr, d.port), d.id);
-                    }
-                }
-            }
-            self.sync_dests = Some(m);
-        }
-        let index = self.sync_dests.as_ref()?;
+        let index = self
+            .sync_dests
+            .get_or_insert_with(|| DestIndex::build(&self.services));
         let id = index
-            .get(&(svc, rec.daddr, port))
-            .or_else(|| index.get(&(svc, rec.daddr, port ^ rec.dport)))
-            .copied()?;
+            .get(svc, rec.daddr, port)
+            .or_else(|| index.get(svc, rec.daddr, port ^ rec.dport))?;
         let s = self.services[svc as usize].as_ref()?;
         let mut f = self.dest_flags(id);
         if s.config.one_packet {
@@ -728,8 +843,8 @@ impl Director {
         };
         let sysctls = m.cfg.sysctls;
         let slot = slot(&mut self.sync_slots, id);
-        let d = decide(&sysctls, &cand, slot.stamp, now);
-        slot.stamp = d.stamp;
+        let d = decide(&sysctls, &cand, slot.stamp(), now);
+        slot.set_stamp(d.stamp);
         if d.send {
             m.push(
                 now,
@@ -776,8 +891,8 @@ impl Director {
         };
         let sysctls = m.cfg.sysctls;
         let slot = slot(&mut self.sync_slots, t);
-        let d = decide(&sysctls, &cand, slot.stamp, now);
-        slot.stamp = d.stamp;
+        let d = decide(&sysctls, &cand, slot.stamp(), now);
+        slot.set_stamp(d.stamp);
         if d.send {
             m.push(
                 now,
@@ -826,11 +941,26 @@ fn secs(d: Duration) -> u32 {
 impl MasterSlot {
     /// The bookkeeping of an entry created at `now`.
     pub(super) const fn fresh(now: Instant) -> MasterSlot {
+        let s = SyncStamp::new(now);
         MasterSlot {
-            stamp: SyncStamp::new(now),
+            endtime: s.endtime,
             tpl_pkts: 0,
+            old_state: s.old_state,
+            retries: s.retries,
         }
+    }
+
+    fn stamp(&self) -> SyncStamp {
+        SyncStamp {
+            old_state: self.old_state,
+            endtime: self.endtime,
+            retries: self.retries,
+        }
+    }
+
+    fn set_stamp(&mut self, s: SyncStamp) {
+        (self.old_state, self.endtime, self.retries) = (s.old_state, s.endtime, s.retries);
     }
 }
 
-const _: () = assert!(core::mem::size_of::<MasterSlot>() == 24);
+const _: () = assert!(core::mem::size_of::<MasterSlot>() == 16);

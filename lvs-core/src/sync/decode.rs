@@ -199,6 +199,8 @@ fn check_proto_state(flags: u32, protocol: u8, state: u16) -> Option<SkipReason>
 
 fn decode_v1(bytes: &[u8], count: u8, msg: &mut SyncMessage) -> Result<(), SyncError> {
     let len = bytes.len();
+    let records = &mut msg.records;
+    let skipped = &mut msg.skipped;
     let mut next = V1_HEADER_LEN;
     for index in 0..count {
         let p = next;
@@ -231,8 +233,8 @@ fn decode_v1(bytes: &[u8], count: u8, msg: &mut SyncMessage) -> Result<(), SyncE
             });
         }
         match decode_v1_record(bytes, index, p, end)? {
-            Ok(rec) => msg.records.push(rec),
-            Err(reason) => msg.skipped.push(SkippedRecord {
+            Ok(rec) => records.push(rec.build(bytes)),
+            Err(reason) => skipped.push(SkippedRecord {
                 index,
                 offset: p,
                 reason,
@@ -244,13 +246,72 @@ fn decode_v1(bytes: &[u8], count: u8, msg: &mut SyncMessage) -> Result<(), SyncE
     Ok(())
 }
 
+/// A version 1 record that passed every check, by its place in the datagram.
+#[derive(Clone, Copy)]
+struct V1Record {
+    /// Start offset; the 36-byte IPv4 fixed part is in the datagram.
+    p: usize,
+    /// IPv6 addresses (the 72-byte fixed part).
+    v6: bool,
+    seq: Option<SeqOptions>,
+    /// Offset and length of the options' bodies.
+    pe_data: Option<(usize, usize)>,
+    pe_name: Option<(usize, usize)>,
+}
+
+impl V1Record {
+    /// The record's [`SyncConn`]; `bytes` is the datagram it was checked in.
+    #[inline(always)]
+    fn build(self, bytes: &[u8]) -> SyncConn {
+        let p = self.p;
+        // The fields every record has, read from one fixed-size view (the checks made sure
+        // that the fixed part is inside the datagram).
+        let r = match bytes
+            .get(p..)
+            .and_then(<[u8]>::first_chunk::<V1_V4_RECORD_LEN>)
+        {
+            Some(r) => *r,
+            None => [0; V1_V4_RECORD_LEN],
+        };
+        let be16 = |i: usize| u16::from_be_bytes([r[i], r[i + 1]]);
+        let be32 = |i: usize| u32::from_be_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+        let (caddr, vaddr, daddr) = if self.v6 {
+            (v6(bytes, p + 24), v6(bytes, p + 40), v6(bytes, p + 56))
+        } else {
+            let a = |i: usize| IpAddr::V4(Ipv4Addr::new(r[i], r[i + 1], r[i + 2], r[i + 3]));
+            (a(24), a(28), a(32))
+        };
+        let body = |o: Option<(usize, usize)>| o.and_then(|(at, n)| bytes.get(at..at + n));
+        SyncConn {
+            protocol: r[1],
+            // Only bits 0..15 are connection flags that travel; the kernel masks the rest, and
+            // HASHED (never sent by a kernel) is cleared by every receiver.
+            flags: ConnFlags::from_bits(be32(4) as u16).without(ConnFlags::HASHED),
+            state: be16(8),
+            cport: be16(10),
+            vport: be16(12),
+            dport: be16(14),
+            fwmark: be32(16),
+            timeout: be32(20),
+            caddr,
+            vaddr,
+            daddr,
+            seq: self.seq,
+            pe_data: body(self.pe_data).map(<[u8]>::to_vec),
+            // 1..=16 bytes by the checks.
+            pe_name: body(self.pe_name).and_then(PeName::new),
+        }
+    }
+}
+
 /// One v1 record in `bytes[p..end]`: `Err` drops the datagram, `Ok(Err)` skips the record.
+#[inline(always)]
 fn decode_v1_record(
     bytes: &[u8],
     index: u8,
     p: usize,
     end: usize,
-) -> Result<Result<SyncConn, SkipReason>, SyncError> {
+) -> Result<Result<V1Record, SkipReason>, SyncError> {
     let ty = bytes[p];
     // `type & STYPE_F_INET6` is tested first, so any type with bit 0 is IPv6.
     let fixed = if ty & 1 != 0 {
@@ -274,8 +335,8 @@ fn decode_v1_record(
     }
 
     let mut seq = None;
-    let mut pe_data: Option<&[u8]> = None;
-    let mut pe_name: Option<&[u8]> = None;
+    let mut pe_data: Option<(usize, usize)> = None;
+    let mut pe_name: Option<(usize, usize)> = None;
     let mut q = p + fixed;
     while q < end {
         if q + 2 > end {
@@ -330,7 +391,7 @@ fn decode_v1_record(
                         ty: ptype,
                     });
                 }
-                pe_data = Some(body);
+                pe_data = Some((data, body.len()));
             }
             OPT_PE_NAME => {
                 if usize::from(plen) > PE_NAME_MAXLEN {
@@ -347,7 +408,7 @@ fn decode_v1_record(
                         ty: ptype,
                     });
                 }
-                pe_name = Some(body);
+                pe_name = Some((data, body.len()));
             }
             _ => {
                 if ptype & OPT_F_OPTIONAL == 0 {
@@ -368,29 +429,12 @@ fn decode_v1_record(
     if pe_data.is_some() && pe_name.is_none() {
         return Ok(Err(SkipReason::PeDataWithoutName));
     }
-    let (caddr, vaddr, daddr) = if fixed == V1_V6_RECORD_LEN {
-        (v6(bytes, p + 24), v6(bytes, p + 40), v6(bytes, p + 56))
-    } else {
-        (v4(bytes, p + 24), v4(bytes, p + 28), v4(bytes, p + 32))
-    };
-    Ok(Ok(SyncConn {
-        protocol,
-        // Only bits 0..15 are connection flags that travel; the kernel masks the rest, and
-        // HASHED (never sent by a kernel) is cleared by every receiver.
-        flags: ConnFlags::from_bits(flags as u16).without(ConnFlags::HASHED),
-        state,
-        cport: be16(bytes, p + 10),
-        vport: be16(bytes, p + 12),
-        dport: be16(bytes, p + 14),
-        fwmark: be32(bytes, p + 16),
-        timeout: be32(bytes, p + 20),
-        caddr,
-        vaddr,
-        daddr,
+    Ok(Ok(V1Record {
+        p,
+        v6: fixed == V1_V6_RECORD_LEN,
         seq,
-        pe_data: pe_data.map(<[u8]>::to_vec),
-        // 1..=16 bytes by the checks above.
-        pe_name: pe_name.and_then(PeName::new),
+        pe_data,
+        pe_name,
     }))
 }
 
