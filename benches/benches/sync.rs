@@ -20,7 +20,12 @@ use lvs_core::Protocol;
 const N: usize = 4096;
 
 fn records(v6: bool) -> Vec<SyncConn> {
-    (0..N as u32)
+    records_from(v6, 0, N as u32)
+}
+
+/// `n` records numbered from `first` (distinct clients for distinct numbers below 2^24).
+fn records_from(v6: bool, first: u32, n: u32) -> Vec<SyncConn> {
+    (first..first + n)
         .map(|i| {
             let (caddr, vaddr, daddr) = if v6 {
                 (
@@ -235,6 +240,51 @@ fn apply_benches(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    // Creations into a large table: capacity 2^20 with 600,000 entries already in it (a backup
+    // of a busy master), each measured batch adding 4096 more clients; the table is rebuilt
+    // (outside the measurement) after 32 batches, so it holds 600,000..731,072 entries.
+    const PREFILL: u32 = 600_000;
+    const SETS: u32 = 32;
+    let prefill = datagrams(SyncVersion::V1, &records_from(false, 0, PREFILL));
+    let sets: Vec<Vec<Vec<u8>>> = (0..SETS)
+        .map(|k| {
+            datagrams(
+                SyncVersion::V1,
+                &records_from(false, PREFILL + k * N as u32, N as u32),
+            )
+        })
+        .collect();
+    let big = || {
+        let mut d = director(1 << 20);
+        for dg in &prefill {
+            d.apply_sync(Instant::from_secs(1), dg).unwrap();
+        }
+        assert_eq!(d.table().len(), PREFILL as usize);
+        d
+    };
+    g.bench_function("v1_ipv4_create_into_600k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            let mut d = big();
+            let mut k = 0;
+            for _ in 0..iters {
+                if k == sets.len() {
+                    d = big();
+                    k = 0;
+                }
+                let t = std::time::Instant::now();
+                let mut bound = 0;
+                for dg in &sets[k] {
+                    let a = d.apply_sync(Instant::from_secs(1), black_box(dg)).unwrap();
+                    bound += a.created - a.unbound;
+                }
+                total += t.elapsed();
+                assert_eq!(bound as usize, N);
+                k += 1;
+            }
+            total
+        })
     });
     g.finish();
 }

@@ -1007,7 +1007,7 @@ impl ConnTable {
     /// `now + new.timeout`. On a full table an embryonic connection may be evicted (see the
     /// module docs); it is returned in [`Inserted::evicted`].
     pub fn insert(&mut self, now: Instant, new: NewConn) -> Result<Inserted, InsertError> {
-        self.insert_hashed(now, new, None)
+        self.insert_hashed(now, new, None, None)
     }
 
     /// [`ConnTable::insert`] with the in-key hash of a connection key already computed by
@@ -1018,6 +1018,7 @@ impl ConnTable {
         now: Instant,
         new: NewConn,
         known: Option<(InKey, u64)>,
+        known_out: Option<(bool, u64)>,
     ) -> Result<Inserted, InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
@@ -1164,7 +1165,11 @@ impl ConnTable {
         let due = self.due_tick(now, new.timeout);
         e.expires = due as u32;
         self.store.slab[slot as usize] = e;
-        self.index(slot, in_hash);
+        // A reply-key hash computed by the caller for the same method (NAT or not) is the
+        // entry's: the other fields come from `new` as stored.
+        let out_hash = known_out
+            .and_then(|(masq, h)| (masq == (flags.fwd_method() == FwdMethod::Masq)).then_some(h));
+        self.index(slot, in_hash, out_hash);
         self.link(slot, due);
         if let Some(c) = new.control {
             let t = &mut self.store.slab[c.0 as usize];
@@ -1191,7 +1196,8 @@ impl ConnTable {
 
     /// Inserts `slot` into the indexes its bits name; `in_hash` is its in-key hash when the
     /// caller has it already.
-    fn index(&mut self, slot: u32, in_hash: Option<u64>) {
+    /// `out_hash` likewise for its out-key.
+    fn index(&mut self, slot: u32, in_hash: Option<u64>, out_hash: Option<u64>) {
         let store = &self.store;
         let bits = store.e(slot).bits;
         if bits & B_IN_IDX != 0 {
@@ -1200,7 +1206,8 @@ impl ConnTable {
             self.in_idx.insert(h, slot);
         }
         if bits & B_OUT_IDX != 0 {
-            let h = store.out_hash(slot);
+            debug_assert!(out_hash.is_none_or(|h| h == store.out_hash(slot)));
+            let h = out_hash.unwrap_or_else(|| store.out_hash(slot));
             self.out_idx.insert(h, slot);
             let b = self.out_filter_slot(slot);
             self.out_filter[b] += 1;
@@ -1390,7 +1397,7 @@ impl ConnTable {
         }
         self.no_cport -= 1;
         if was_hashed {
-            self.index(id.0, None);
+            self.index(id.0, None, None);
         }
         Ok(())
     }
@@ -1416,17 +1423,96 @@ impl ConnTable {
     /// made (client port not 0), for [`ConnTable::insert_hashed`] after a miss.
     #[inline]
     pub(crate) fn lookup_in_hashed(&self, k: &InKey) -> (Option<ConnId>, Option<u64>) {
-        let mut hash = None;
-        if k.cport != 0 {
-            let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
-            let h = hash_tuple(
+        self.lookup_in_prehashed(k, None)
+    }
+
+    /// The hash of `k`'s exact-key probe as [`ConnTable::lookup_in_hashed`] computes it
+    /// (`None` for client port 0), for [`ConnTable::lookup_in_prehashed`] and
+    /// [`ConnTable::prefetch`].
+    #[inline]
+    pub(crate) fn in_hash(&self, k: &InKey) -> Option<u64> {
+        (k.cport != 0).then(|| {
+            hash_tuple(
                 &self.store.key,
                 k.protocol,
                 KIND_CONN,
-                c,
+                Ad::of(k.caddr),
                 k.cport,
-                v,
+                Ad::of(k.vaddr),
                 k.vport,
+            )
+        })
+    }
+
+    /// The out-index hash of a connection with this reply tuple (reply source `s`:`sp`,
+    /// client `c`:`cport`), for [`ConnTable::prefetch`].
+    #[inline]
+    pub(crate) fn out_hash(
+        &self,
+        protocol: Protocol,
+        s: IpAddr,
+        sp: u16,
+        c: IpAddr,
+        cport: u16,
+    ) -> u64 {
+        hash_tuple(
+            &self.store.key,
+            protocol,
+            KIND_OUT,
+            Ad::of(s),
+            sp,
+            Ad::of(c),
+            cport,
+        )
+    }
+
+    /// Reads into the CPU caches the buckets that a lookup or insert with these in-index and
+    /// out-index hashes starts from. A caller with a batch of keys computes every hash
+    /// first and then touches them all in one short loop, so that the cache misses of the
+    /// batch are in flight together instead of one after another.
+    #[inline]
+    pub(crate) fn prefetch(&self, in_hash: Option<u64>, out_hash: Option<u64>) {
+        if let Some(h) = in_hash {
+            self.in_idx.touch(h);
+        }
+        if let Some(h) = out_hash {
+            self.out_idx.touch(h);
+        }
+    }
+
+    /// [`ConnTable::lookup_in_hashed`] with the exact-key hash already computed (`known`, from
+    /// [`ConnTable::in_hash_touch`] for the same key), or computed here when `None`.
+    #[inline]
+    pub(crate) fn lookup_in_prehashed(
+        &self,
+        k: &InKey,
+        known: Option<u64>,
+    ) -> (Option<ConnId>, Option<u64>) {
+        let mut hash = None;
+        if k.cport != 0 {
+            let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
+            let h = known.unwrap_or_else(|| {
+                hash_tuple(
+                    &self.store.key,
+                    k.protocol,
+                    KIND_CONN,
+                    c,
+                    k.cport,
+                    v,
+                    k.vport,
+                )
+            });
+            debug_assert_eq!(
+                h,
+                hash_tuple(
+                    &self.store.key,
+                    k.protocol,
+                    KIND_CONN,
+                    c,
+                    k.cport,
+                    v,
+                    k.vport
+                )
             );
             hash = Some(h);
             if let Some(s) = self

@@ -604,6 +604,7 @@ impl Director {
             },
             // Used only if it is this connection's key (the table checks).
             self.miss_hash.take(),
+            None,
         );
         match ins {
             Ok(ins) => {

@@ -332,6 +332,10 @@ pub(super) struct MasterSlot {
 
 const EMPTY_SLOT: MasterSlot = MasterSlot::fresh(Instant::ZERO);
 
+/// Records of a datagram whose in-key buckets are read together by [`Director::apply_sync`]
+/// before they are applied (enough misses in flight to overlap, few enough to stay cached).
+const PREHASH: usize = 16;
+
 /// The running master: batcher, queue and per-slot stamps.
 #[derive(Debug)]
 pub(super) struct MasterState {
@@ -539,10 +543,51 @@ impl Director {
         // Records of one datagram mostly name one service: its lookup is kept for the next
         // record (services do not change while a datagram is applied).
         let mut svc_memo = None;
-        for rec in &msg.records {
-            if let Err(skip) = self.apply_record(now, msg.version, rec, &mut svc_memo, &mut out) {
-                self.sync_stats.skipped[skip.index()] += 1;
-                out.skipped += 1;
+        // In groups: first every record's in-key hash, with the index bucket it starts from
+        // read into the caches (on a large table each is a cache miss; read together, the
+        // misses overlap), then the records in order, with their hashes.
+        let mut hashes = [(None, None); PREHASH];
+        for group in msg.records.chunks(PREHASH) {
+            for (h, rec) in hashes.iter_mut().zip(group) {
+                *h = match Protocol::from_number(rec.protocol) {
+                    Some(protocol) => {
+                        // The reply source of a new entry: the real server for NAT, else
+                        // the virtual service (as the table keys it).
+                        let masq = backup::received_flags(msg.version, rec).fwd_method()
+                            == FwdMethod::Masq;
+                        let (s, sp) = if masq {
+                            (rec.daddr, rec.dport)
+                        } else {
+                            (rec.vaddr, rec.vport)
+                        };
+                        let key = InKey {
+                            protocol,
+                            caddr: rec.caddr,
+                            cport: rec.cport,
+                            vaddr: rec.vaddr,
+                            vport: rec.vport,
+                        };
+                        (
+                            self.table.in_hash(&key),
+                            Some((
+                                masq,
+                                self.table.out_hash(protocol, s, sp, rec.caddr, rec.cport),
+                            )),
+                        )
+                    }
+                    None => (None, None),
+                };
+            }
+            for &(i, o) in &hashes[..group.len()] {
+                self.table.prefetch(i, o.map(|(_, h)| h));
+            }
+            for (rec, &h) in group.iter().zip(&hashes) {
+                if let Err(skip) =
+                    self.apply_record(now, msg.version, rec, h, &mut svc_memo, &mut out)
+                {
+                    self.sync_stats.skipped[skip.index()] += 1;
+                    out.skipped += 1;
+                }
             }
         }
         let st = &mut self.sync_stats;
@@ -556,11 +601,15 @@ impl Director {
     }
 
     /// `ip_vs_proc_conn` for one record.
+    /// `hashes` are the record's in-key hash and its reply-key hash with the method (NAT or
+    /// not) it assumed, from the table's `in_hash` and `out_hash` (same table); `None` to
+    /// compute them here.
     fn apply_record(
         &mut self,
         now: Instant,
         version: SyncVersion,
         rec: &SyncConn,
+        (in_hash, out_hash): (Option<u64>, Option<(bool, u64)>),
         svc_memo: &mut Option<SvcMemo>,
         out: &mut SyncApplied,
     ) -> Result<(), SyncSkip> {
@@ -596,7 +645,7 @@ impl Director {
         let (existing, hashed) = if template {
             (self.table.lookup_template(&key), None)
         } else {
-            let (id, h) = self.table.lookup_in_hashed(&key);
+            let (id, h) = self.table.lookup_in_prehashed(&key, in_hash);
             (id, h.map(|h| (key, h)))
         };
         let mut existing = existing.and_then(|id| self.table.get(id));
@@ -666,6 +715,7 @@ impl Director {
                 timeout,
             },
             hashed,
+            out_hash.filter(|_| !template),
         );
         let ins = match &ins {
             Ok(ins) => ins,
