@@ -1018,7 +1018,7 @@ impl ConnTable {
         now: Instant,
         new: NewConn,
         known: Option<(InKey, u64)>,
-        known_out: Option<(bool, u64)>,
+        known_out: Option<(OutKey, u64)>,
     ) -> Result<Inserted, InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
@@ -1165,10 +1165,22 @@ impl ConnTable {
         let due = self.due_tick(now, new.timeout);
         e.expires = due as u32;
         self.store.slab[slot as usize] = e;
-        // A reply-key hash computed by the caller for the same method (NAT or not) is the
-        // entry's: the other fields come from `new` as stored.
-        let out_hash = known_out
-            .and_then(|(masq, h)| (masq == (flags.fwd_method() == FwdMethod::Masq)).then_some(h));
+        // The caller's reply-key hash, if it is this entry's reply key.
+        let out_hash = known_out.and_then(|(k, h)| {
+            let (saddr, sport) = if flags.fwd_method() == FwdMethod::Masq {
+                (new.daddr, new.dport)
+            } else {
+                (new.vaddr, new.vport)
+            };
+            let own = OutKey {
+                protocol: new.protocol,
+                saddr,
+                sport,
+                daddr: new.caddr,
+                dport: new.cport,
+            };
+            (k == own).then_some(h)
+        });
         self.index(slot, in_hash, out_hash);
         self.link(slot, due);
         if let Some(c) = new.control {
@@ -1444,26 +1456,33 @@ impl ConnTable {
         })
     }
 
-    /// The out-index hash of a connection with this reply tuple (reply source `s`:`sp`,
-    /// client `c`:`cport`), for [`ConnTable::prefetch`].
+    /// The out-index hash of a connection whose reply tuple is `k`, for
+    /// [`ConnTable::prefetch`] and the insert.
     #[inline]
-    pub(crate) fn out_hash(
-        &self,
-        protocol: Protocol,
-        s: IpAddr,
-        sp: u16,
-        c: IpAddr,
-        cport: u16,
-    ) -> u64 {
+    pub(crate) fn out_hash(&self, k: &OutKey) -> u64 {
         hash_tuple(
             &self.store.key,
-            protocol,
+            k.protocol,
             KIND_OUT,
-            Ad::of(s),
-            sp,
-            Ad::of(c),
-            cport,
+            Ad::of(k.saddr),
+            k.sport,
+            Ad::of(k.daddr),
+            k.dport,
         )
+    }
+
+    /// The slot the next insert will use, read into the CPU caches (see
+    /// [`ConnTable::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_free_slot(&self) {
+        let next = if self.free_head != NIL {
+            self.free_head as usize
+        } else {
+            self.store.slab.len()
+        };
+        // `black_box` keeps the otherwise unused load (a slot beyond the slab's length is
+        // not read: it is written, not read, by the insert).
+        core::hint::black_box(self.store.slab.get(next).map(|e| e.bits));
     }
 
     /// Reads into the CPU caches the buckets that a lookup or insert with these in-index and

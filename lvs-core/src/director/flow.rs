@@ -112,6 +112,25 @@ impl Director {
             (None, Some(h)) => Some((key, h)),
             _ => None,
         };
+        self.miss_out = None;
+        if cp.is_none() && (pkt.protocol != Protocol::Tcp || pkt.tcp_flags & TcpInput::SYN != 0) {
+            // A packet that may open a connection: the out-index bucket and the slot its
+            // insert would use are read now, so that their cache misses overlap the
+            // scheduling instead of following it. The reply key assumed is that of every
+            // method but NAT (the virtual service answers the client); for a NAT real server
+            // the insert hashes its own.
+            let out = OutKey {
+                protocol: key.protocol,
+                saddr: key.vaddr,
+                sport: key.vport,
+                daddr: key.caddr,
+                dport: key.cport,
+            };
+            let h = self.table.out_hash(&out);
+            self.table.prefetch(None, Some(h));
+            self.table.prefetch_free_slot();
+            self.miss_out = Some((out, h));
+        }
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -604,7 +623,7 @@ impl Director {
             },
             // Used only if it is this connection's key (the table checks).
             self.miss_hash.take(),
-            None,
+            self.miss_out.take(),
         );
         match ins {
             Ok(ins) => {

@@ -88,7 +88,7 @@ use rand_core::RngCore;
 use crate::conn::accounting::{apply_bind, apply_edit, apply_state_change, apply_unbind};
 use crate::conn::{
     ActiveStates, ConnFlags, ConnId, ConnTable, ConnTableConfig, DestDelta, Expired, FwdMethod,
-    HashKey, InKey, TcpTable, Thresholds,
+    HashKey, InKey, OutKey, TcpTable, Thresholds,
 };
 use crate::protocol::Protocol;
 use crate::rules::listing::{ConnEntry, DestSnapshot, ServiceSnapshot, Snapshot, Stats};
@@ -465,6 +465,8 @@ pub struct Director {
     /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
     /// that inserting the connection scheduled for it does not hash the key again.
     miss_hash: Option<(InKey, u64)>,
+    /// The reply key and hash read ahead for a missed packet's insert (see `flow_in`).
+    miss_out: Option<(OutKey, u64)>,
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {
@@ -543,6 +545,7 @@ impl Director {
             sync_slots: Vec::new(),
             sync_dests: None,
             miss_hash: None,
+            miss_out: None,
         }
     }
 

@@ -130,7 +130,7 @@ use std::collections::VecDeque;
 
 use super::{DeltaKind, Director, FlowPacket, PacketDir};
 use crate::conn::table::MAX_STATE;
-use crate::conn::{ConnFlags, ConnId, DestDelta, FwdMethod, InKey, InsertError, NewConn};
+use crate::conn::{ConnFlags, ConnId, DestDelta, FwdMethod, InKey, InsertError, NewConn, OutKey};
 use crate::protocol::Protocol;
 use crate::sched::DestId;
 use crate::sync::backup::{self, Existing};
@@ -567,12 +567,16 @@ impl Director {
                             vaddr: rec.vaddr,
                             vport: rec.vport,
                         };
+                        let out = OutKey {
+                            protocol,
+                            saddr: s,
+                            sport: sp,
+                            daddr: rec.caddr,
+                            dport: rec.cport,
+                        };
                         (
                             self.table.in_hash(&key),
-                            Some((
-                                masq,
-                                self.table.out_hash(protocol, s, sp, rec.caddr, rec.cport),
-                            )),
+                            Some((out, self.table.out_hash(&out))),
                         )
                     }
                     None => (None, None),
@@ -601,15 +605,15 @@ impl Director {
     }
 
     /// `ip_vs_proc_conn` for one record.
-    /// `hashes` are the record's in-key hash and its reply-key hash with the method (NAT or
-    /// not) it assumed, from the table's `in_hash` and `out_hash` (same table); `None` to
-    /// compute them here.
+    /// `hashes` are the record's in-key hash and a reply key with its hash (the table uses
+    /// it if it is the new entry's), from the table's `in_hash` and `out_hash` (same table);
+    /// `None` to compute them here.
     fn apply_record(
         &mut self,
         now: Instant,
         version: SyncVersion,
         rec: &SyncConn,
-        (in_hash, out_hash): (Option<u64>, Option<(bool, u64)>),
+        (in_hash, out_hash): (Option<u64>, Option<(OutKey, u64)>),
         svc_memo: &mut Option<SvcMemo>,
         out: &mut SyncApplied,
     ) -> Result<(), SyncSkip> {
