@@ -521,6 +521,11 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let mut config =
             DirectorConfig::new(options.conn_capacity, HashKey::from_u128(REPLAY_HASH_KEY));
+        // The capacity is an upper bound derived from the capture's length, far above the
+        // connections most captures hold at once: indexes that grow with the live entries
+        // stay in the CPU caches (an index sized for the bound is megabytes, and every
+        // lookup then misses). Lookups, and so the replay, are the same either way.
+        config.grow_conn_indexes = true;
         let flows_hint = options.conn_capacity.min(1 << 12) as usize;
         config.packet = PacketConfig {
             local_v4: match local_v4 {
