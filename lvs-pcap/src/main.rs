@@ -308,8 +308,8 @@ fn main() -> ExitCode {
             // above the flows: the director's indexes grow with the live entries, and the
             // slab is reserved, not touched.
             let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
-            let conn_capacity = conn_capacity
-                .unwrap_or_else(|| (file_len / 44 * 2 + 1024).min(1 << 20) as u32);
+            let conn_capacity =
+                conn_capacity.unwrap_or_else(|| (file_len / 44 * 2 + 1024).min(1 << 20) as u32);
             // The reader buffers itself (256 KiB reads): no BufReader, whose buffer would be
             // one more copy of every byte.
             let mut reader = match CaptureReader::new(file) {
