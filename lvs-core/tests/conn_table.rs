@@ -879,13 +879,25 @@ fn growing_indexes_find_what_fixed_ones_find() {
         } else {
             format!("192.0.{}.{}", i / 250, i % 250 + 1)
         };
-        let v = if i % 5 == 0 { "2001:db8:1::1" } else { "198.51.100.1" };
+        let v = if i % 5 == 0 {
+            "2001:db8:1::1"
+        } else {
+            "198.51.100.1"
+        };
         let method = if i % 3 == 0 {
             FwdMethod::DirectRoute
         } else {
             FwdMethod::Masq
         };
-        conn(Protocol::Tcp, &c, 1024 + (i % 7) as u16, v, 80, method, i % 4)
+        conn(
+            Protocol::Tcp,
+            &c,
+            1024 + (i % 7) as u16,
+            v,
+            80,
+            method,
+            i % 4,
+        )
     };
     let mut ids = Vec::new();
     for i in 0..30_000 {
