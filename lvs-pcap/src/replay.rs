@@ -1441,7 +1441,7 @@ mod tests {
         let client = if v6 {
             IpAddr::V6(Ipv6Addr::from(u128::from(i) << 16 | 0x2001))
         } else {
-            IpAddr::V4(Ipv4Addr::from(0xc000_0000 | i / 7))
+            IpAddr::V4(Ipv4Addr::from(0xc000_0000 | (i / 7)))
         };
         FlowKey {
             protocol: if i % 2 == 0 { proto::TCP } else { proto::UDP },
