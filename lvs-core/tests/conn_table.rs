@@ -862,3 +862,79 @@ fn huge_timeouts_are_clamped_not_wrapped() {
     assert!(drain(&mut tab, t(5.0 + 30.0 * 86_400.0)).is_empty());
     assert!(tab.contains(a.id));
 }
+
+/// Indexes that grow with the entries (`grow_indexes`) find exactly what indexes allocated
+/// for the capacity find, through growth, removals and re-insertions.
+#[test]
+fn growing_indexes_find_what_fixed_ones_find() {
+    let key = HashKey::from_u128(0x0123_4567_89ab_cdef_1122_3344_5566_7788);
+    let mut grow_cfg = ConnTableConfig::new(40_000, key);
+    grow_cfg.grow_indexes = true;
+    let mut grown = ConnTable::new(grow_cfg);
+    let mut fixed = ConnTable::new(ConnTableConfig::new(40_000, key));
+    let now = t(1.0);
+    let new = |i: u32| {
+        let c = if i % 5 == 0 {
+            format!("2001:db8::{:x}", i)
+        } else {
+            format!("192.0.{}.{}", i / 250, i % 250 + 1)
+        };
+        let v = if i % 5 == 0 {
+            "2001:db8:1::1"
+        } else {
+            "198.51.100.1"
+        };
+        let method = if i % 3 == 0 {
+            FwdMethod::DirectRoute
+        } else {
+            FwdMethod::Masq
+        };
+        conn(
+            Protocol::Tcp,
+            &c,
+            1024 + (i % 7) as u16,
+            v,
+            80,
+            method,
+            i % 4,
+        )
+    };
+    let mut ids = Vec::new();
+    for i in 0..30_000 {
+        let a = grown.insert(now, new(i)).unwrap().id;
+        let b = fixed.insert(now, new(i)).unwrap().id;
+        assert_eq!(a, b);
+        ids.push(a);
+    }
+    let check = |grown: &ConnTable, fixed: &ConnTable, ids: &[ConnId]| {
+        for &id in ids {
+            let Some(c) = fixed.get(id) else {
+                assert!(grown.get(id).is_none());
+                continue;
+            };
+            let ik = c.in_key();
+            let ok = c.out_key();
+            assert_eq!(grown.lookup_in(&ik), fixed.lookup_in(&ik));
+            assert_eq!(grown.lookup_out(&ok), fixed.lookup_out(&ok));
+            assert_eq!(fixed.lookup_in(&ik), Some(id));
+        }
+    };
+    check(&grown, &fixed, &ids);
+    for (k, &id) in ids.iter().enumerate() {
+        if k % 3 != 1 {
+            assert_eq!(
+                grown.expire_now(id, now).is_some(),
+                fixed.expire_now(id, now).is_some()
+            );
+        }
+    }
+    check(&grown, &fixed, &ids);
+    for i in 30_000..36_000 {
+        let a = grown.insert(now, new(i)).unwrap().id;
+        let b = fixed.insert(now, new(i)).unwrap().id;
+        assert_eq!(a, b);
+        ids.push(a);
+    }
+    check(&grown, &fixed, &ids);
+    assert!(grown.allocated_bytes() <= fixed.allocated_bytes());
+}

@@ -940,3 +940,42 @@ fn tunnel_errors_need_a_known_tunnel_and_a_connection() {
         ))
     );
 }
+
+/// `handle_classified` with the packet's own classification gives what `handle_packet`
+/// gives: verdicts, output bytes, and the state later packets see (a NAT flow, its reply, a
+/// packet with no real server, DR and TUN, IPv4 and IPv6).
+#[test]
+fn handle_classified_matches_handle_packet() {
+    let rules = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                 -A -u 10.0.0.1:53\n\
+                 -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.2:80 -g\n\
+                 -A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r fd01::1:80 -i\n";
+    let mut a = director(rules);
+    let mut b = director(rules);
+    let packets = [
+        tcp_syn("192.0.2.7", 40000, "10.0.0.1", 80, 64),
+        tcp_syn("10.1.0.1", 8080, "192.0.2.7", 40000, 64),
+        Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53).build(),
+        tcp_syn("192.0.2.8", 40001, "10.0.0.2", 80, 64),
+        tcp_syn("2001:db8::7", 40002, "fd00::1", 80, 64),
+        tcp_syn("192.0.2.7", 40000, "10.0.0.1", 80, 1),
+    ];
+    for (i, pkt) in packets.iter().enumerate() {
+        let now = t(1 + i as u64);
+        let (va, bytes_a) = run(&mut a, now, pkt);
+        let mut buf = vec![0u8; HEADROOM];
+        buf.extend_from_slice(pkt);
+        let mut out = [0u8; 1280];
+        let c = lvs_core::wire::classify(pkt).unwrap();
+        let vb = b.handle_classified(now, &mut buf, HEADROOM, &c, &mut out, 0);
+        let bytes_b = match vb {
+            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+                buf[start..start + len].to_vec()
+            }
+            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+            _ => Vec::new(),
+        };
+        assert_eq!(va, vb, "packet {i}");
+        assert_eq!(bytes_a, bytes_b, "packet {i}");
+    }
+}

@@ -259,3 +259,41 @@ proptest! {
         prop_assert!(u.verify_checksum(&src, &dst));
     }
 }
+
+/// The plain RFC 1071 sum: 16-bit big-endian words, end-around carry at every step.
+fn reference_sum(data: &[u8]) -> u16 {
+    let mut acc: u32 = 0;
+    for pair in data.chunks(2) {
+        let w = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        acc += u32::from(w);
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// `data` and `accumulate` (folded, alone and combined) give the reference sum for any
+    /// length, including all-zero, all-ones and carry-heavy data.
+    #[test]
+    fn data_equals_the_reference_sum(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        fill in prop_oneof![Just(None), Just(Some(0u8)), Just(Some(0xffu8)), Just(Some(0xfeu8))],
+        split in 0usize..150,
+    ) {
+        let bytes = match fill {
+            Some(b) => vec![b; bytes.len()],
+            None => bytes,
+        };
+        prop_assert_eq!(checksum::data(&bytes), reference_sum(&bytes));
+        // Sums of an even-length head and the rest combine into the whole's.
+        let at = (split * 2).min(bytes.len() & !1);
+        let (a, b) = bytes.split_at(at);
+        prop_assert_eq!(
+            checksum::fold(checksum::accumulate(a) + checksum::accumulate(b)),
+            reference_sum(&bytes)
+        );
+        prop_assert_eq!(checksum::combine(&[checksum::data(a), checksum::data(b)]), reference_sum(&bytes));
+    }
+}

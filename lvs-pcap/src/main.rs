@@ -66,8 +66,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Room in the connection table (connections and templates at once). Default: as
-        /// many as the capture could hold flows (one per 36 bytes of file) plus 1024, at most
-        /// 1048576; a full table drops new flows (`table_full` in the report).
+        /// many entries as the capture could create (two per 44 bytes of file) plus 1024, at
+        /// most 1048576; a full table drops new flows (`table_full` in the report).
         #[arg(long, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
         conn_capacity: Option<u32>,
@@ -299,11 +299,17 @@ fn main() -> ExitCode {
                 Ok(f) => f,
                 Err(e) => return fail(format_args!("{}: {e}", input.display())),
             };
-            // Every packet record takes at least 36 bytes (record header, IPv4 header), so a
-            // capture cannot open more flows than that.
+            // A true upper bound on the entries the capture can create, so that the replay
+            // never refuses a flow the kernel (which has no limit) would accept: only a
+            // packet with ports creates entries, at most two (a persistence template and its
+            // connection); its record takes at least 44 bytes (16 of pcap record header, no
+            // link header, 20 of IPv4 header, 8 of UDP header or of a first fragment; TCP,
+            // SCTP, IPv6 and pcapng blocks take more). The bound costs nothing when far
+            // above the flows: the director's indexes grow with the live entries, and the
+            // slab is reserved, not touched.
             let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
             let conn_capacity =
-                conn_capacity.unwrap_or_else(|| (file_len / 36 + 1024).min(1 << 20) as u32);
+                conn_capacity.unwrap_or_else(|| (file_len / 44 * 2 + 1024).min(1 << 20) as u32);
             // The reader buffers itself (256 KiB reads): no BufReader, whose buffer would be
             // one more copy of every byte.
             let mut reader = match CaptureReader::new(file) {

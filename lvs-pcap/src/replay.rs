@@ -322,33 +322,123 @@ impl Report {
 
 /// The validator's flow books: each flow's real server for its current life, and the flows
 /// started per real server. Looked up for every output packet, so kept small enough to stay
-/// in the CPU's caches: an IPv4 flow is a 24-byte entry (its key packed in two words, its
-/// real server as a number into `dests`); other flows (IPv6, mixed families) are kept by
-/// their full key.
+/// in the CPU's caches: an IPv4 flow is one 16-byte entry of [`V4Flows`] (its key and its
+/// real server's number into `dests` packed in two words); other flows (IPv6, mixed
+/// families) are kept by their full key.
 #[derive(Debug)]
 struct FlowBooks {
-    v4: HashMap<(u64, u64), u32>,
+    v4: V4Flows,
     other: HashMap<FlowKey, u32>,
     /// Real servers (address, port) by number, with the flows started on each.
     dests: Vec<((IpAddr, u16), u64)>,
     dest_ids: HashMap<(IpAddr, u16), u32>,
 }
 
-/// The packed key of an all-IPv4 flow.
-fn packed_v4(f: &FlowKey) -> Option<(u64, u64)> {
+/// The packed key of an all-IPv4 flow: addresses in the first word; protocol and ports in
+/// the low 40 bits of the second.
+fn packed_v4(f: &FlowKey) -> Option<[u64; 2]> {
     match (f.client.0, f.vip.0) {
-        (IpAddr::V4(c), IpAddr::V4(v)) => Some((
+        (IpAddr::V4(c), IpAddr::V4(v)) => Some([
             u64::from(u32::from(c)) << 32 | u64::from(u32::from(v)),
             u64::from(f.protocol) | u64::from(f.client.1) << 8 | u64::from(f.vip.1) << 24,
-        )),
+        ]),
         _ => None,
+    }
+}
+
+/// IPv4 flows by packed key: open addressing with linear probing over 16-byte entries, the
+/// key's two words with the real server's number + 1 in the top 24 bits of the second (0 =
+/// empty). One entry per cache-line quarter and no separate control bytes: a lookup touches
+/// one line (hashbrown's map took 24-byte buckets plus a control byte array). The load stays
+/// at most 3/4.
+#[derive(Debug)]
+struct V4Flows {
+    slots: Vec<[u64; 2]>,
+    mask: usize,
+    len: usize,
+}
+
+/// The bits of the second word that hold the real server's number + 1.
+const V4_ID_SHIFT: u32 = 40;
+/// The number an entry holds for a real server numbered this or higher: the flow is then in
+/// `other` too, with its number (24 bits hold any number of real servers a rule set has in
+/// practice; the rest stays correct).
+/// The unit tests reach it with a few hundred real servers.
+const V4_FAR: u32 = if cfg!(test) {
+    300
+} else {
+    (1 << (64 - V4_ID_SHIFT)) - 2
+};
+
+impl V4Flows {
+    fn with_capacity(n: usize) -> Self {
+        let buckets = (n * 4 / 3 + 1).next_power_of_two().max(16);
+        V4Flows {
+            slots: vec![[0; 2]; buckets],
+            mask: buckets - 1,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(&self, k: &[u64; 2]) -> usize {
+        // Multiply-shift over both words: the top bits depend on every key bit.
+        let h = (k[0] ^ k[1].rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        (h >> 20) as usize & self.mask
+    }
+
+    fn get(&self, k: &[u64; 2]) -> Option<u32> {
+        let mut i = self.home(k);
+        loop {
+            let [a, b] = self.slots[i];
+            if b == 0 {
+                return None;
+            }
+            if a == k[0] && b & ((1 << V4_ID_SHIFT) - 1) == k[1] {
+                return Some((b >> V4_ID_SHIFT) as u32 - 1);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Sets the flow's real server number (`id` <= [`V4_FAR`]).
+    fn insert(&mut self, k: &[u64; 2], id: u32) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let old = core::mem::take(&mut self.slots);
+            let n = old.len() * 2;
+            self.slots = vec![[0; 2]; n];
+            self.mask = n - 1;
+            self.len = 0;
+            for [a, b] in old {
+                if b != 0 {
+                    let key = [a, b & ((1 << V4_ID_SHIFT) - 1)];
+                    self.insert(&key, (b >> V4_ID_SHIFT) as u32 - 1);
+                }
+            }
+        }
+        let word = k[1] | u64::from(id + 1) << V4_ID_SHIFT;
+        let mut i = self.home(k);
+        loop {
+            let [a, b] = self.slots[i];
+            if b == 0 {
+                self.slots[i] = [k[0], word];
+                self.len += 1;
+                return;
+            }
+            if a == k[0] && b & ((1 << V4_ID_SHIFT) - 1) == k[1] {
+                self.slots[i][1] = word;
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 }
 
 impl FlowBooks {
     fn with_capacity(n: usize) -> Self {
         FlowBooks {
-            v4: HashMap::with_capacity(n),
+            v4: V4Flows::with_capacity(n),
             other: HashMap::new(),
             dests: Vec::new(),
             dest_ids: HashMap::new(),
@@ -357,9 +447,9 @@ impl FlowBooks {
 
     /// The number of the flow's real server.
     fn get(&self, f: &FlowKey) -> Option<u32> {
-        match packed_v4(f) {
-            Some(k) => self.v4.get(&k).copied(),
-            None => self.other.get(f).copied(),
+        match packed_v4(f).map(|k| self.v4.get(&k)) {
+            Some(Some(V4_FAR)) | None => self.other.get(f).copied(),
+            Some(id) => id,
         }
     }
 
@@ -371,9 +461,15 @@ impl FlowBooks {
     fn start(&mut self, f: &FlowKey, dest: (IpAddr, u16)) {
         let id = self.count(dest);
         match packed_v4(f) {
-            Some(k) => self.v4.insert(k, id),
-            None => self.other.insert(*f, id),
-        };
+            Some(k) if id < V4_FAR => self.v4.insert(&k, id),
+            Some(k) => {
+                self.v4.insert(&k, V4_FAR);
+                self.other.insert(*f, id);
+            }
+            None => {
+                self.other.insert(*f, id);
+            }
+        }
     }
 
     /// Counts a flow started on `dest`; returns its number.
@@ -521,6 +617,11 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let mut config =
             DirectorConfig::new(options.conn_capacity, HashKey::from_u128(REPLAY_HASH_KEY));
+        // The capacity is an upper bound derived from the capture's length, far above the
+        // connections most captures hold at once: indexes that grow with the live entries
+        // stay in the CPU caches (an index sized for the bound is megabytes, and every
+        // lookup then misses). Lookups, and so the replay, are the same either way.
+        config.grow_conn_indexes = true;
         let flows_hint = options.conn_capacity.min(1 << 12) as usize;
         config.packet = PacketConfig {
             local_v4: match local_v4 {
@@ -778,14 +879,30 @@ impl<W: Write, S: Write> Replay<W, S> {
             return self.client_reply(n, ts, ip, &ic);
         }
         self.report.packets_processed += 1;
+        // The flow books entry of the flow a forwarded client packet belongs to, looked up
+        // before the director runs: the entry (a cache miss in a capture with many flows)
+        // then loads while the director works. Only a hint: the validator uses it when the
+        // flow it derives from the output is this one, and looks the flow up otherwise.
+        let early = (!ic.icmp_error).then(|| {
+            let k = FlowKey {
+                protocol: ic.protocol,
+                client: (ic.src, ic.src_port),
+                vip: (ic.dst, ic.dst_port),
+            };
+            (k, self.flows.get(&k))
+        });
         self.buf[HEADROOM..HEADROOM + ip.len()].copy_from_slice(ip);
-        let v = self.director.handle_packet(
+        // `ic` describes the copy too (offsets from the IP header; bytes past the IP length
+        // play no part): the director does not parse the packet again.
+        let v = self.director.handle_classified(
             now,
             &mut self.buf[..HEADROOM + ip.len()],
             HEADROOM,
+            &ic,
             &mut self.out,
+            0,
         );
-        self.on_verdict(n, ts, ip, &ic, v, src_mac)
+        self.on_verdict(n, ts, ip, &ic, v, src_mac, early)
     }
 
     /// Whether `c` is addressed to (`from` false) or sent from (`from` true) a virtual service.
@@ -813,6 +930,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             .or_insert(0) += 1;
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_verdict(
         &mut self,
         n: u64,
@@ -821,6 +939,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         ic: &Classified,
         v: PacketVerdict,
         src_mac: Option<Mac>,
+        early: Option<(FlowKey, Option<u32>)>,
     ) -> io::Result<()> {
         match v {
             PacketVerdict::Forward {
@@ -841,7 +960,8 @@ impl<W: Write, S: Write> Replay<W, S> {
                 if let Some(t) = self.options.tamper {
                     t(n, &mut self.buf[start..start + len]);
                 }
-                let res = self.check_forward(ip, ic, start, len, method, next_hop, new, reply);
+                let res =
+                    self.check_forward(ip, ic, start, len, method, next_hop, new, reply, early);
                 let dst_mac = self.options.neigh.get(&next_hop).copied();
                 if method == Forward::DirectRoute && dst_mac.is_none() {
                     self.fail(
@@ -904,6 +1024,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         next_hop: IpAddr,
         new: bool,
         reply: bool,
+        early: Option<(FlowKey, Option<u32>)>,
     ) -> Result<(), Failure> {
         let out = &self.buf[start..start + len];
         let inner = match method {
@@ -933,9 +1054,13 @@ impl<W: Write, S: Write> Replay<W, S> {
         if e.offload {
             self.report.offload_checksums += 1;
         }
+        let known = match early {
+            Some((k, id)) if k == e.flow => id,
+            _ => self.flows.get(&e.flow),
+        };
         if reply || ic.icmp_error {
             // Replies and ICMP errors belong to a flow already forwarded.
-            return match self.flows.get(&e.flow).map(|id| self.flows.dest(id)) {
+            return match known.map(|id| self.flows.dest(id)) {
                 Some(d) if d == e.dest => Ok(()),
                 Some(d) => Err(Failure::new(
                     FailReason::FlowMismatch,
@@ -955,7 +1080,7 @@ impl<W: Write, S: Write> Replay<W, S> {
                 )),
             };
         }
-        match self.flows.get(&e.flow) {
+        match known {
             Some(id) if self.flows.dest(id) == e.dest => {
                 if new {
                     self.flows.count_id(id);
@@ -1113,7 +1238,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             );
         }
         let ic2 = rc.unwrap_or(*ic);
-        self.on_verdict(n, ts, &reply_ip, &ic2, v, None)
+        self.on_verdict(n, ts, &reply_ip, &ic2, v, None, None)
     }
 
     /// DR lint: an ARP / neighbour advertisement for a DR virtual address from a real
@@ -1306,4 +1431,63 @@ pub enum RunError {
     /// Writing the output capture failed.
     #[error("writing the output capture: {0}")]
     Output(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(i: u32, v6: bool) -> FlowKey {
+        let client = if v6 {
+            IpAddr::V6(Ipv6Addr::from(u128::from(i) << 16 | 0x2001))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0xc000_0000 | (i / 7)))
+        };
+        FlowKey {
+            protocol: if i % 2 == 0 { proto::TCP } else { proto::UDP },
+            client: (client, 1024 + (i % 7) as u16),
+            vip: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + (i % 3) as u8)), 80),
+        }
+    }
+
+    /// The flow books against a plain map: growth, lives restarted on another real server,
+    /// IPv6 flows, and real server numbers beyond what an IPv4 entry holds.
+    #[test]
+    fn flow_books_match_a_map() {
+        let mut books = FlowBooks::with_capacity(4);
+        let mut model = std::collections::HashMap::new();
+        let dest = |d: u32| (IpAddr::V4(Ipv4Addr::from(0x0a64_0000 + d)), 8080);
+        for i in 0..20_000u32 {
+            let f = flow(i, i % 11 == 0);
+            books.start(&f, dest(i % 5));
+            model.insert(f, dest(i % 5));
+        }
+        // New lives of some flows, elsewhere.
+        for i in (0..20_000u32).step_by(3) {
+            let f = flow(i, i % 11 == 0);
+            books.start(&f, dest(7));
+            model.insert(f, dest(7));
+        }
+        for i in 0..25_000u32 {
+            let f = flow(i, i % 11 == 0);
+            assert_eq!(
+                books.get(&f).map(|id| books.dest(id)),
+                model.get(&f).copied()
+            );
+        }
+        // Numbers an entry cannot hold: kept aside, still found.
+        for i in 0..1000u32 {
+            let f = flow(i, false);
+            books.start(&f, dest(1000 + i));
+            model.insert(f, dest(1000 + i));
+        }
+        assert!(books.dests.len() > V4_FAR as usize);
+        for i in 0..25_000u32 {
+            let f = flow(i, i % 11 == 0);
+            assert_eq!(
+                books.get(&f).map(|id| books.dest(id)),
+                model.get(&f).copied()
+            );
+        }
+    }
 }

@@ -18,17 +18,28 @@
 //!   words whose tag equals the hash's low bits are compared with the slab entry.
 //! - **Removal**: backward shift (Knuth's algorithm R), so there are no tombstones and the
 //!   index never degrades or needs rebuilding under churn.
+//! - **Growth** (optional, [`SlotIndex::growing`]): the index starts small and doubles, up to
+//!   the size the capacity needs, when an insertion would take the load above 7/8; the
+//!   entries are re-inserted cluster by cluster, from an empty bucket on, so entries of one
+//!   home bucket keep their order (a lookup finds the same first match as before). A driver
+//!   whose capacity is only a loose upper bound then keeps an index as small as its live
+//!   entries, and lookups stay in the CPU caches.
 
 /// An unused bucket.
 const EMPTY: u32 = u32::MAX;
 /// Most bits spent on the distance from the home bucket.
 const MAX_DIST_BITS: u32 = 6;
+/// Buckets of a growing index at first (4 KiB).
+const INITIAL_GROWING: usize = 1024;
 
 /// One index of slab slots by a 64-bit hash. The caller supplies equality (and, for removal,
 /// the hash of a stored slot) from the slab.
 #[derive(Clone)]
 pub(crate) struct SlotIndex {
     buckets: Vec<u32>,
+    /// The bucket count `capacity` needs: the size of a fixed index, the most a growing one
+    /// reaches.
+    full: usize,
     /// `64 - log2(buckets.len())`: the home bucket is `hash >> shift`.
     shift: u32,
     mask: usize,
@@ -41,20 +52,39 @@ pub(crate) struct SlotIndex {
 }
 
 impl SlotIndex {
-    /// An index for up to `capacity` slots numbered `0..capacity` (`capacity` >= 1).
+    /// An index for up to `capacity` slots numbered `0..capacity` (`capacity` >= 1), all
+    /// its buckets allocated at once.
     pub(crate) fn new(capacity: u32) -> Self {
-        let capacity = capacity.max(1);
-        let want = (capacity as usize)
+        let full = Self::buckets_for(capacity.max(1));
+        Self::with_buckets(capacity, full, full)
+    }
+
+    /// As [`SlotIndex::new`], but starting with few buckets and doubling as slots are added
+    /// (see the module docs).
+    pub(crate) fn growing(capacity: u32) -> Self {
+        let full = Self::buckets_for(capacity.max(1));
+        Self::with_buckets(capacity, full.min(INITIAL_GROWING), full)
+    }
+
+    /// The bucket count that keeps `n` slots at a load of at most 7/8.
+    fn buckets_for(n: u32) -> usize {
+        (n as usize)
             .saturating_mul(8)
             .div_ceil(7)
-            .saturating_add(1);
-        let n = want.next_power_of_two().max(8);
+            .saturating_add(1)
+            .next_power_of_two()
+            .max(8)
+    }
+
+    fn with_buckets(capacity: u32, n: usize, full: usize) -> Self {
+        let capacity = capacity.max(1);
         let slot_bits = 32 - capacity.leading_zeros();
         let dist_bits = MAX_DIST_BITS.min(32 - slot_bits);
         let tag_shift = slot_bits + dist_bits;
         let tag_bits = 32 - tag_shift;
         SlotIndex {
             buckets: vec![EMPTY; n],
+            full,
             shift: 64 - n.trailing_zeros(),
             mask: n - 1,
             slot_bits,
@@ -130,9 +160,39 @@ impl SlotIndex {
         None
     }
 
-    /// Adds `slot` (not present) with `hash`. The caller never adds more slots than the
+    /// Adds `slot` (not present) with `hash`; `hash_of` gives the hash of any stored slot
+    /// (used only when a growing index doubles). The caller never adds more slots than the
     /// capacity the index was built for.
-    pub(crate) fn insert(&mut self, hash: u64, slot: u32) {
+    pub(crate) fn insert(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
+        let n = self.buckets.len();
+        if n < self.full && (self.len + 1) * 8 > n * 7 {
+            self.grow(hash_of);
+        }
+        self.insert_word(hash, slot);
+    }
+
+    /// Doubles the bucket count and re-inserts every slot.
+    #[cold]
+    fn grow(&mut self, hash_of: impl Fn(u32) -> u64) {
+        let n = self.buckets.len() * 2;
+        let old = core::mem::replace(&mut self.buckets, vec![EMPTY; n]);
+        self.shift = 64 - n.trailing_zeros();
+        self.mask = n - 1;
+        self.len = 0;
+        // From an empty bucket on (the load bound leaves one), so that no cluster is split
+        // by the end of the array: slots of one home bucket are re-inserted in their order.
+        let start = old.iter().position(|&w| w == EMPTY).unwrap_or(0);
+        let m = old.len();
+        for k in 0..m {
+            let w = old[(start + k) % m];
+            if w != EMPTY {
+                let s = w & self.slot_mask;
+                self.insert_word(hash_of(s), s);
+            }
+        }
+    }
+
+    fn insert_word(&mut self, hash: u64, slot: u32) {
         debug_assert!(slot < self.slot_mask, "slot beyond the capacity");
         let tag = self.tag(hash);
         let home = self.home(hash);
@@ -211,7 +271,15 @@ mod tests {
     /// distances) and with a well-spread hash.
     #[test]
     fn matches_a_model_under_churn() {
-        for (cap, crowd) in [(100u32, true), (1000, false), (1000, true), (5, true)] {
+        for (cap, crowd, grow) in [
+            (100u32, true, false),
+            (1000, false, false),
+            (1000, true, false),
+            (5, true, false),
+            (3000, false, true),
+            (3000, true, true),
+            (5, true, true),
+        ] {
             // A crowded hash keeps only a few distinct top bits.
             let hash = |s: u32| {
                 let h = mix(s as u64);
@@ -221,7 +289,11 @@ mod tests {
                     h
                 }
             };
-            let mut idx = SlotIndex::new(cap);
+            let mut idx = if grow {
+                SlotIndex::growing(cap)
+            } else {
+                SlotIndex::new(cap)
+            };
             let mut live = std::collections::BTreeSet::new();
             let mut rng = 12345u64;
             for step in 0..20_000u32 {
@@ -231,7 +303,7 @@ mod tests {
                     assert!(idx.remove(hash(s), s, hash));
                     live.remove(&s);
                 } else {
-                    idx.insert(hash(s), s);
+                    idx.insert(hash(s), s, hash);
                     live.insert(s);
                 }
                 assert_eq!(idx.len(), live.len());
@@ -248,6 +320,26 @@ mod tests {
             }
             assert_eq!(idx.len(), 0);
             assert!(idx.buckets.iter().all(|&w| w == EMPTY));
+        }
+    }
+
+    /// A growing index doubles up to the size of a fixed one, keeps every slot findable, and
+    /// keeps slots of one hash in their order.
+    #[test]
+    fn grows_to_the_fixed_size() {
+        let cap = 5000u32;
+        let hash = |s: u32| mix(s as u64 / 3);
+        let mut idx = SlotIndex::growing(cap);
+        assert_eq!(idx.buckets.len(), INITIAL_GROWING);
+        for s in 0..cap {
+            idx.insert(hash(s), s, hash);
+            assert!(idx.len * 8 <= idx.buckets.len() * 7, "load above 7/8");
+        }
+        assert_eq!(idx.buckets.len(), SlotIndex::new(cap).buckets.len());
+        for s in 0..cap {
+            // Slots 3k, 3k+1, 3k+2 share a hash: the first inserted is found first.
+            assert_eq!(idx.find(hash(s), |_| true), Some(s / 3 * 3), "slot {s}");
+            assert_eq!(idx.find(hash(s), |x| x == s), Some(s));
         }
     }
 

@@ -524,6 +524,15 @@ pub struct ConnTableConfig {
     pub active: ActiveStates,
     /// Most entries examined to find an embryonic one to evict when full. Default 64.
     pub evict_scan: u32,
+    /// Start both indexes small and double them as entries are added, up to the size
+    /// `capacity` needs, instead of allocating them for `capacity` at construction. For a
+    /// driver whose capacity is only a loose upper bound (an offline capture replay sized
+    /// from the file length): the indexes stay as small as the live entries, so lookups stay
+    /// in the CPU caches. The price is an allocation and a rehash of the live entries at each
+    /// doubling (amortised O(1) per insertion, but a latency spike on that one packet).
+    /// Lookups give the same results either way. Default false: a data plane allocates
+    /// everything at start.
+    pub grow_indexes: bool,
 }
 
 impl ConnTableConfig {
@@ -537,6 +546,7 @@ impl ConnTableConfig {
             timeouts: Timeouts::default(),
             active: ActiveStates::Current,
             evict_scan: 64,
+            grow_indexes: false,
         }
     }
 }
@@ -719,7 +729,7 @@ impl core::fmt::Debug for ConnTable {
 
 impl ConnTable {
     /// A table with room for `config.capacity` entries. The slab and both indexes are
-    /// allocated here, once.
+    /// allocated here, once (the indexes start small with [`ConnTableConfig::grow_indexes`]).
     ///
     /// # Panics
     /// If the capacity is 0 or above [`MAX_CAPACITY`], the tick is zero, or `wheel_bits` is
@@ -736,6 +746,11 @@ impl ConnTable {
         );
         let cap = config.capacity as usize;
         let wheel_size = 1u64 << config.wheel_bits;
+        let new_index = if config.grow_indexes {
+            SlotIndex::growing
+        } else {
+            SlotIndex::new
+        };
         ConnTable {
             store: Store {
                 slab: Vec::with_capacity(cap),
@@ -744,8 +759,8 @@ impl ConnTable {
                 fwmarks: HashMap::new(),
                 key: config.hash_key,
             },
-            in_idx: SlotIndex::new(config.capacity),
-            out_idx: SlotIndex::new(config.capacity),
+            in_idx: new_index(config.capacity),
+            out_idx: new_index(config.capacity),
             out_filter: vec![0; cap.next_power_of_two().clamp(64, OUT_FILTER_MAX)],
             capacity: config.capacity,
             len: 0,
@@ -1215,12 +1230,12 @@ impl ConnTable {
         if bits & B_IN_IDX != 0 {
             debug_assert!(in_hash.is_none_or(|h| h == store.in_hash(slot)));
             let h = in_hash.unwrap_or_else(|| store.in_hash(slot));
-            self.in_idx.insert(h, slot);
+            self.in_idx.insert(h, slot, |s| store.in_hash(s));
         }
         if bits & B_OUT_IDX != 0 {
             debug_assert!(out_hash.is_none_or(|h| h == store.out_hash(slot)));
             let h = out_hash.unwrap_or_else(|| store.out_hash(slot));
-            self.out_idx.insert(h, slot);
+            self.out_idx.insert(h, slot, |s| store.out_hash(s));
             let b = self.out_filter_slot(slot);
             self.out_filter[b] += 1;
         }
@@ -1927,7 +1942,8 @@ impl ConnTable {
         }
         if reindex {
             let h = self.store.out_hash(id.0);
-            self.out_idx.insert(h, id.0);
+            let store = &self.store;
+            self.out_idx.insert(h, id.0, |s| store.out_hash(s));
             let b = self.out_filter_slot(id.0);
             self.out_filter[b] += 1;
         }

@@ -169,7 +169,8 @@ impl Sysctls {
 /// Construction parameters of a [`Director`].
 #[derive(Clone, Debug)]
 pub struct DirectorConfig {
-    /// Most connections and templates at once (the table is allocated once).
+    /// Most connections and templates at once (the table is allocated once; its indexes may
+    /// grow up to this size instead, see `grow_conn_indexes`).
     pub conn_capacity: u32,
     /// Secret key of the connection table's hash (draw it from a CSPRNG in the driver).
     pub hash_key: HashKey,
@@ -184,6 +185,10 @@ pub struct DirectorConfig {
     /// Routing facts of the packet path ([`Director::handle_packet`]): local addresses, route
     /// MTU, `pmtu_disc`, the first IPv4 identification.
     pub packet: PacketConfig,
+    /// Grow the connection table's indexes with the live entries instead of allocating them
+    /// for `conn_capacity` at once ([`ConnTableConfig::grow_indexes`]): for offline drivers
+    /// whose capacity is a loose upper bound. Default false.
+    pub grow_conn_indexes: bool,
 }
 
 impl DirectorConfig {
@@ -197,6 +202,7 @@ impl DirectorConfig {
             rng_seed: 0x5eed,
             expire_limit: crate::conn::table::DEFAULT_EXPIRE_LIMIT,
             packet: PacketConfig::default(),
+            grow_conn_indexes: false,
         }
     }
 }
@@ -511,6 +517,7 @@ impl Director {
     /// If `conn_capacity` is 0 or above [`crate::conn::table::MAX_CAPACITY`].
     pub fn new(config: DirectorConfig) -> Self {
         let mut tc = ConnTableConfig::new(config.conn_capacity, config.hash_key);
+        tc.grow_indexes = config.grow_conn_indexes;
         tc.active = if config.sysctls.legacy_active_states {
             ActiveStates::LegacyEstablishedOnly
         } else {

@@ -223,6 +223,45 @@ impl Director {
             Ok(c) => c,
             Err(e) => return PacketVerdict::Drop(PacketDrop::Malformed(e)),
         };
+        self.handle_parsed(now, buf, headroom, &c, out, fwmark)
+    }
+
+    /// [`Director::handle_packet_marked`] for a packet the caller has classified already:
+    /// `c` must be what [`classify`] returns for `buf[headroom..]` (debug builds check it).
+    /// For drivers that parse every packet before giving it to the director (to filter or
+    /// dispatch it, as a capture replay does), so that it is not parsed twice; the verdict
+    /// is the one `handle_packet_marked` gives. A `c` that does not describe the packet
+    /// gives a wrong verdict or a panic (an offset out of the buffer), never more.
+    pub fn handle_classified(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+        fwmark: u32,
+    ) -> PacketVerdict {
+        let now = self.clamp(now);
+        debug_assert_eq!(
+            buf.get(headroom..).and_then(|p| classify(p).ok()).as_ref(),
+            Some(c),
+            "the classification does not describe the packet"
+        );
+        self.handle_parsed(now, buf, headroom, c, out, fwmark)
+    }
+
+    /// The packet path after classification (`now` already clamped).
+    #[inline(always)]
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+        fwmark: u32,
+    ) -> PacketVerdict {
+        let c = *c;
         if matches!(
             (c.family, c.protocol),
             (Family::V4, proto::ICMP) | (Family::V6, proto::ICMPV6)

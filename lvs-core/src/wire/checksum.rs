@@ -34,16 +34,25 @@ pub const fn fold(sum: u64) -> u16 {
 }
 
 /// Unfolded one's-complement accumulation of `data` as big-endian 16-bit words (a trailing odd
-/// byte is padded with a zero byte). Add several and [`fold`] once.
+/// byte is padded with a zero byte). Add several and [`fold`] once. The value is congruent
+/// to the sum of the words modulo 0xffff, and 0 only for all-zero data (what folding needs),
+/// not necessarily the plain sum.
 #[inline]
 pub fn accumulate(data: &[u8]) -> u64 {
-    let mut acc: u64 = 0;
-    // 2^16 == 1 (mod 0xffff), so summing 32-bit big-endian words and folding later gives the
-    // same result as summing 16-bit words, with half the additions.
-    let mut chunks = data.chunks_exact(4);
+    // Bulk: native-endian 64-bit words added with end-around carry (one addition per 8
+    // bytes). The one's-complement sum does not depend on byte order except for a swap of
+    // its two bytes (RFC 1071 2.B), undone after folding; the sum stays non-zero once a
+    // non-zero word was added (an addition that wraps leaves at most 2^64 - 2, plus 1).
+    let mut chunks = data.chunks_exact(8);
+    let mut wide: u64 = 0;
     for c in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let (s, carry) = wide.overflowing_add(u64::from_ne_bytes(w));
+        wide = s + u64::from(carry);
     }
+    let mut acc = u64::from(u16::from_be(fold(wide)));
+    // The tail (fewer than 8 bytes, at an even offset): big-endian words.
     let rest = chunks.remainder();
     let mut i = 0;
     while i + 1 < rest.len() {
