@@ -200,10 +200,14 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
 fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
     let (h, seg) = split::<40>(buf, p, c)?;
     let (start, len) = (p.start, p.len);
-    if h[0] >> 4 != 6
-        || usize::from(u16::from_be_bytes([h[4], h[5]])) + 40 != len
-        || h[6] != c.protocol
-        || h[7] <= 1
+    // The first 8 bytes as one little-endian word (as for IPv4): version, traffic class,
+    // payload length, next header, hop limit.
+    let a = le64(h);
+    let hop = (a >> 56) as u8;
+    if ((a as u8) >> 4 != 6)
+        | (usize::from(((a >> 32) as u16).swap_bytes()) + 40 != len)
+        | ((a >> 48) as u8 != c.protocol)
+        | (hop <= 1)
     {
         return None;
     }
@@ -211,8 +215,8 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
         Plan::Tunnel => {
             let inner = Inner {
                 family: Family::V6,
-                ds: (h[0] << 4) | (h[1] >> 4),
-                ttl: h[7] - 1,
+                ds: ((a as u8) << 4) | ((a >> 8) as u8 >> 4),
+                ttl: hop - 1,
                 df: false,
             };
             return tunnel::fast_outer(buf, start, len, c, m, inner);
@@ -221,7 +225,7 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             if !m.daddr.is_ipv6() {
                 return None;
             }
-            h[7] -= 1;
+            h[7] = hop - 1;
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V6(new) = new else {
@@ -232,9 +236,9 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             let at = if dst { 24 } else { 8 };
             let old: &mut [u8; 16] = (&mut h[at..at + 16]).try_into().ok()?;
             let new = new.octets();
-            let addr_acc = u64::from(!checksum::fold(sum32(old))) + sum32(&new);
+            let addr_acc = u64::from(!folded_sum(old)) + sum32(&new);
             *old = new;
-            h[7] -= 1;
+            h[7] = hop - 1;
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
@@ -277,19 +281,32 @@ fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u
     ck.copy_from_slice(&check.to_be_bytes());
 }
 
+/// The first 8 bytes of `b` as a little-endian word, 0 if shorter (the callers pass fixed-size
+/// headers, so the length test folds away). A whole-array copy is one load; a word assembled
+/// from indexed bytes lets LLVM split the load and join the pieces again.
+#[inline(always)]
+fn le64(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
+}
+
 /// The IPv4 header (20 bytes, no options) as two 64-bit and one 32-bit little-endian words.
 #[inline(always)]
 fn header_words(h: &[u8; 20]) -> (u64, u64, u32) {
-    // Whole-array copies (one load each; the chunks are always there in 20 bytes).
-    let word = |i: usize| {
-        h[i..]
-            .first_chunk::<8>()
-            .map_or(0, |w| u64::from_le_bytes(*w))
-    };
     let e = h[16..]
         .first_chunk::<4>()
         .map_or(0, |w| u32::from_le_bytes(*w));
-    (word(0), word(8), e)
+    (le64(h), le64(&h[8..]), e)
+}
+
+/// `checksum::fold(sum32(a))`, the folded sum of an IPv6 address, from two little-endian
+/// words: one's-complement sums commute with the byte swap (RFC 1071), and the fold maps 0
+/// to 0 and any other sum into 1..=0xFFFF in either byte order, so the swapped result is the
+/// same value.
+#[inline(always)]
+fn folded_sum(a: &[u8; 16]) -> u16 {
+    let (s, carry) = le64(a).overflowing_add(le64(&a[8..]));
+    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
+    checksum::fold(s + u64::from(carry)).swap_bytes()
 }
 
 /// Whether the IPv4 header checksum verifies, as `Checked::new` checks it (the folded sum of
@@ -338,6 +355,17 @@ mod tests {
             h[rng.random_range(0..20)] ^= rng.random_range(1..=255u8);
             let (a, b, e) = header_words(&h);
             assert_eq!(header_sum_ok(a, b, e), plain(&h), "{h:02x?}");
+        }
+    }
+
+    /// `folded_sum` is the folded big-endian sum of an address.
+    #[test]
+    fn folded_sum_is_the_plain_sum() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let mut cases: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
+        cases.extend((0..20_000).map(|_| rng.random::<[u8; 16]>()));
+        for a in cases {
+            assert_eq!(folded_sum(&a), checksum::fold(sum32(&a)), "{a:02x?}");
         }
     }
 
