@@ -149,24 +149,29 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     }
     match plan(m, p.dir)? {
         Plan::Tunnel => {
+            if !tunnel::fast_fits(start, len, m) {
+                return None;
+            }
+            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
             let inner = Inner {
                 family: Family::V4,
                 ds: (a >> 8) as u8,
                 ttl: ttl - 1,
                 df: (a >> 48) as u8 & 0x40 != 0,
             };
-            return tunnel::fast_outer(buf, start, len, c, m, inner);
+            let done = tunnel::fast_write(buf, start, len, c, m, inner);
+            if done.is_none() {
+                // Not expected after `fast_fits`; the packet goes to the general path as it was.
+                buf.get_mut(start + 8..start + 12)?
+                    .copy_from_slice(&(b as u32).to_le_bytes());
+            }
+            return done;
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv4() {
                 return None;
             }
-            // As `Checked::decrement_ttl`, in the byte-swapped domain of the little-endian
-            // word (one's-complement arithmetic commutes with the swap, RFC 1071: the TTL
-            // word drops by 1 and the update constant 0xFEFF reads 0xFFFE).
-            let check = !checksum::fold(u64::from(!((b >> 16) as u16)) + 0xfffe);
-            let word = (u32::from(check) << 16) | (b as u32 & 0xff00) | u32::from(ttl - 1);
-            h[8..12].copy_from_slice(&word.to_le_bytes());
+            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V4(new) = new else {
@@ -213,13 +218,22 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     }
     match plan(m, p.dir)? {
         Plan::Tunnel => {
+            if !tunnel::fast_fits(start, len, m) {
+                return None;
+            }
+            h[7] = hop - 1;
             let inner = Inner {
                 family: Family::V6,
                 ds: ((a as u8) << 4) | ((a >> 8) as u8 >> 4),
                 ttl: hop - 1,
                 df: false,
             };
-            return tunnel::fast_outer(buf, start, len, c, m, inner);
+            let done = tunnel::fast_write(buf, start, len, c, m, inner);
+            if done.is_none() {
+                // Not expected after `fast_fits`; the packet goes to the general path as it was.
+                *buf.get_mut(start + 7)? = hop;
+            }
+            return done;
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv6() {
@@ -279,6 +293,17 @@ fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u
         check
     };
     ck.copy_from_slice(&check.to_be_bytes());
+}
+
+/// The IPv4 TTL word (bytes 8..12: TTL, protocol, header checksum) after the TTL decrement,
+/// from the header's second [`header_words`] word `b` (TTL above 1), as a little-endian
+/// word. As `Checked::decrement_ttl`, in the byte-swapped domain of the little-endian word
+/// (one's-complement arithmetic commutes with the swap, RFC 1071: the TTL/protocol word drops
+/// by 1 and the update constant 0xFEFF reads 0xFFFE).
+#[inline(always)]
+fn ttl_word(b: u64) -> u32 {
+    let check = !checksum::fold(u64::from(!((b >> 16) as u16)) + 0xfffe);
+    (u32::from(check) << 16) | (b as u32 & 0xff00) | u32::from((b as u8).wrapping_sub(1))
 }
 
 /// The first 8 bytes of `b` as a little-endian word, 0 if shorter (the callers pass fixed-size
@@ -387,8 +412,9 @@ mod tests {
                 );
                 let [c0, c1] = check.to_be_bytes();
                 let b = u64::from_le_bytes([ttl, p, c0, c1, 0, 0, 0, 0]);
-                let swapped = !checksum::fold(u64::from(!((b >> 16) as u16)) + 0xfffe);
-                assert_eq!(swapped.to_le_bytes(), be.to_be_bytes(), "{check:#x} {ttl}");
+                let [t, q, s0, s1] = ttl_word(b).to_le_bytes();
+                assert_eq!([t, q], [ttl - 1, p]);
+                assert_eq!([s0, s1], be.to_be_bytes(), "{check:#x} {ttl}");
             }
         }
     }
