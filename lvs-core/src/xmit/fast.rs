@@ -39,14 +39,18 @@ pub(super) fn try_fast(
     dir: Direction,
 ) -> Option<Verdict> {
     let tcp = c.protocol == proto::TCP;
-    if !(tcp || c.protocol == proto::UDP) || c.is_fragment || !c.l4_present {
+    let len = c.total_len;
+    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
+    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
+    // of 0 or beyond 2^32, which the header checks below refuse anyway.
+    if !(tcp | (c.protocol == proto::UDP))
+        | c.is_fragment
+        | !c.l4_present
+        | ((len as u64).wrapping_sub(1) > u64::from(m.route_mtu.wrapping_sub(1)))
+    {
         return None;
     }
     let start = headroom.checked_add(c.l3_offset)?;
-    let len = c.total_len;
-    if m.route_mtu != 0 && len as u64 > u64::from(m.route_mtu) {
-        return None;
-    }
     let end = start.checked_add(len)?;
     if end > buf.len() {
         return None;
