@@ -2,16 +2,18 @@
 //! family.
 //!
 //! Shape: the rewrite works in place, so each iteration first puts back the bytes the previous
-//! one changed, and only those (`restore::window`). Setup finds them by diffing the packet
-//! before and after one rewrite: the smallest range covering every changed byte, restored as
-//! one copy of the next power-of-two length. For this packet that is 4 bytes for DR and the
-//! tunnels over IPv4 (TTL, protocol, header checksum: bytes 8..12 of the IP header), 1 byte
-//! over IPv6 (the hop limit), 32 bytes for NAT over IPv4 (8..38: TTL word, destination
-//! address, destination port, TCP checksum) and 64 for NAT over IPv6 (7..58: hop limit to
-//! the TCP checksum). The headroom where the tunnel headers go is written, never read, so it
-//! is not restored. After the timed loop one more restore and rewrite must give exactly the
-//! bytes and the verdict of the first rewrite, so the loop cannot have measured another path
-//! (TTL expiry, say).
+//! one changed (`restore::window`). Setup finds them by diffing the packet before and after
+//! one rewrite: the smallest range covering every changed byte, widened to whole aligned
+//! 8-byte words (the rewrite loads the header in such words, and a narrower store that a
+//! load overlaps in part would cost a store-forwarding stall a packet from the network never
+//! pays) and restored as one copy of power-of-two length. For this packet that is IP header
+//! bytes 8..16 for DR and the tunnels over IPv4 (the changed TTL and header checksum are
+//! 8..12), 0..8 over IPv6 (the hop limit is byte 7), 8..40 for NAT over IPv4 (TTL word,
+//! destination address, destination port, TCP checksum: 8..38) and 0..64 for NAT over IPv6
+//! (7..58). The headroom where the tunnel headers go is written, never read, so it is not
+//! restored. After the timed loop one more restore and rewrite must give exactly the bytes
+//! and the verdict of the first rewrite, so the loop cannot have measured another path (TTL
+//! expiry, say).
 //!
 //! `xmit/restore64` is the copy of the packet's first 64 bytes alone: the restore every
 //! iteration did before this shape (medians measured with it are about that much higher).
