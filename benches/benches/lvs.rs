@@ -7,6 +7,7 @@ mod conn;
 mod director;
 mod keepalived;
 mod pcap;
+mod restore;
 mod rules;
 mod sched_hash;
 mod sched_lc;

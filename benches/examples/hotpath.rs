@@ -12,7 +12,9 @@
 //! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
 //! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
 //! - `xmit METHOD ITERS` / `xmit6 METHOD ITERS`: the `xmit/rewrite` bench's rewrite (nat, dr,
-//!   ipip, gue, gre), restoring the first 64 bytes each time as the bench does.
+//!   ipip, gue, gre), restoring the bytes the previous rewrite changed each time as the bench
+//!   does (`restore::window`); `XMIT_RESTORE64=1` restores the first 64 bytes instead (the
+//!   bench's earlier shape).
 //!
 //! - `sync-create N REPS` / `sync-update N REPS`: a backup applying the v1 IPv4 datagrams of
 //!   N records (the `sync/apply` bench's), into a fresh director (built outside the measured
@@ -32,6 +34,8 @@ use lvs_core::rules::RuleSet;
 use lvs_core::{Instant, Protocol};
 use rand_pcg::Pcg32;
 
+#[path = "../benches/restore.rs"]
+mod restore;
 #[path = "../benches/workload.rs"]
 mod workload;
 use workload::{client, pkt, vip};
@@ -175,9 +179,10 @@ fn sched(kind: &str, iters: u64) {
 }
 
 #[inline(never)]
-fn measured_xmit(
+fn measured_xmit<const N: usize>(
     buf: &mut [u8],
-    head: &[u8; 64],
+    at: usize,
+    saved: &[u8; N],
     c: &lvs_core::wire::Classified,
     m: &lvs_core::xmit::Mapping,
     out: &mut [u8],
@@ -185,7 +190,7 @@ fn measured_xmit(
 ) {
     use lvs_core::xmit::{transmit, Direction};
     for _ in 0..iters {
-        buf[64..128].copy_from_slice(head);
+        buf[at..at + N].copy_from_slice(saved);
         black_box(transmit(
             black_box(&mut *buf),
             64,
@@ -195,6 +200,28 @@ fn measured_xmit(
             out,
         ));
     }
+}
+
+/// [`measured_xmit`] with the `N` bytes at `at` of `before` as the restore; checks afterwards
+/// that one more restore and rewrite gives the bytes of the first rewrite (`first`).
+fn run_xmit<const N: usize>(
+    buf: &mut [u8],
+    at: usize,
+    before: &[u8],
+    first: &[u8],
+    c: &lvs_core::wire::Classified,
+    m: &lvs_core::xmit::Mapping,
+    iters: u64,
+) {
+    let saved: [u8; N] = before[at..at + N].try_into().unwrap();
+    let mut out = [0u8; 1280];
+    measured_xmit(buf, at, &saved, c, m, &mut out, iters);
+    buf[at..at + N].copy_from_slice(&saved);
+    lvs_core::xmit::transmit(buf, 64, c, m, lvs_core::xmit::Direction::In, &mut out);
+    assert!(
+        buf == first,
+        "the rewrite after the loop differs from the first"
+    );
 }
 
 /// The `xmit/rewrite` bench's packet and mapping: a TCP ACK with 512 bytes of payload.
@@ -251,10 +278,24 @@ fn xmit(name: &str, v6: bool, iters: u64) {
     let mut buf = vec![0u8; 64 + pkt.len()];
     buf[64..].copy_from_slice(&pkt);
     let cl = lvs_core::wire::classify(&buf[64..]).unwrap();
-    let head: [u8; 64] = pkt[..64].try_into().unwrap();
+    let before = buf.clone();
     let mut out = [0u8; 1280];
+    lvs_core::xmit::transmit(
+        &mut buf,
+        64,
+        &cl,
+        &m,
+        lvs_core::xmit::Direction::In,
+        &mut out,
+    );
+    let first = buf.clone();
+    let (at, n) = if std::env::var_os("XMIT_RESTORE64").is_some() {
+        (64, 64)
+    } else {
+        restore::window(&before, &first, 64).expect("the rewrite changes bytes")
+    };
     let t = Clock::now();
-    measured_xmit(&mut buf, &head, &cl, &m, &mut out, iters);
+    restore::with_window!(n, run_xmit(&mut buf, at, &before, &first, &cl, &m, iters));
     println!(
         "xmit {name} v6={v6}: {:.1} ns/iter",
         t.elapsed().as_nanos() as f64 / iters as f64

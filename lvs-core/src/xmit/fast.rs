@@ -16,7 +16,10 @@
 //! protocol, IPv4 header checksum) before the first byte changes. The arithmetic is the
 //! general path's too (the same folds of the same RFC 1624 terms), so the results are
 //! identical byte for byte; `tests/xmit_fast.rs` and the `xmit_rewrite` fuzz target compare
-//! the two paths on every input.
+//! the two paths on every input. The IPv4 header is read as three little-endian words, one
+//! load each, and its checksum verification and the DR TTL update work on them directly:
+//! one's-complement sums commute with the byte swap (RFC 1071), so the outcome and the bytes
+//! are the general path's (the unit tests below check both against it).
 
 use core::net::IpAddr;
 
@@ -36,14 +39,18 @@ pub(super) fn try_fast(
     dir: Direction,
 ) -> Option<Verdict> {
     let tcp = c.protocol == proto::TCP;
-    if !(tcp || c.protocol == proto::UDP) || c.is_fragment || !c.l4_present {
+    let len = c.total_len;
+    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
+    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
+    // of 0 or beyond 2^32, which the header checks below refuse anyway.
+    if !(tcp | (c.protocol == proto::UDP))
+        | c.is_fragment
+        | !c.l4_present
+        | ((len as u64).wrapping_sub(1) > u64::from(m.route_mtu.wrapping_sub(1)))
+    {
         return None;
     }
     let start = headroom.checked_add(c.l3_offset)?;
-    let len = c.total_len;
-    if m.route_mtu != 0 && len as u64 > u64::from(m.route_mtu) {
-        return None;
-    }
     let end = start.checked_add(len)?;
     if end > buf.len() {
         return None;
@@ -131,36 +138,44 @@ fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
 fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
     let (h, seg) = split::<20>(buf, p, c)?;
     let (start, len) = (p.start, p.len);
-    let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    if h[0] != 0x45
-        || usize::from(u16::from_be_bytes([h[2], h[3]])) != len
-        || h[9] != c.protocol
-        || h[8] <= 1
-        || checksum::fold(
-            u64::from(w(0)) + u64::from(w(4)) + u64::from(w(8)) + u64::from(w(12)) + w(16) as u64,
-        ) != 0xffff
+    // The header as two 64-bit and one 32-bit little-endian words, each field taken from
+    // them (one load per word, nothing read twice). Byte i of a word is bits 8i..8i+8.
+    let (a, b, e) = header_words(h);
+    let ttl = b as u8;
+    // Every check evaluated (`|`, not `||`): all three words are needed anyway.
+    if (a as u8 != 0x45)
+        | (usize::from(((a >> 16) as u16).swap_bytes()) != len)
+        | ((b >> 8) as u8 != c.protocol)
+        | (ttl <= 1)
+        | !header_sum_ok(a, b, e)
     {
         return None;
     }
     match plan(m, p.dir)? {
         Plan::Tunnel => {
+            if !tunnel::fast_fits(start, len, m) {
+                return None;
+            }
+            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
             let inner = Inner {
                 family: Family::V4,
-                ds: h[1],
-                ttl: h[8] - 1,
-                df: h[6] & 0x40 != 0,
+                ds: (a >> 8) as u8,
+                ttl: ttl - 1,
+                df: (a >> 48) as u8 & 0x40 != 0,
             };
-            return tunnel::fast_outer(buf, start, len, c, m, inner);
+            let done = tunnel::fast_write(buf, start, len, c, m, inner);
+            if done.is_none() {
+                // Not expected after `fast_fits`; the packet goes to the general path as it was.
+                buf.get_mut(start + 8..start + 12)?
+                    .copy_from_slice(&(b as u32).to_le_bytes());
+            }
+            return done;
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv4() {
                 return None;
             }
-            // As `Checked::decrement_ttl`.
-            h[8] -= 1;
-            let check = u16::from_be_bytes([h[10], h[11]]);
-            let check = !checksum::fold(u64::from(!check) + 0xfeff);
-            h[10..12].copy_from_slice(&check.to_be_bytes());
+            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V4(new) = new else {
@@ -169,20 +184,20 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             let l4 = l4_fields(seg, p.tcp)?;
             // As `nat::apply`, IPv4 arm.
             let at = if dst { 16 } else { 12 };
-            let old = w(at);
+            let old = if dst { e } else { (b >> 32) as u32 }.swap_bytes();
             let new = u32::from(new);
             let addr_acc = u64::from(!(old >> 16) & 0xffff)
                 + u64::from(!old & 0xffff)
                 + u64::from(new >> 16)
                 + u64::from(new & 0xffff);
-            let (ttl, p) = (h[8], h[9]);
-            let ttl_acc = u64::from(!u16::from_be_bytes([ttl, p]))
-                + u64::from(u16::from_be_bytes([ttl - 1, p]));
-            let check = u16::from_be_bytes([h[10], h[11]]);
+            // The TTL/protocol word's RFC 1624 terms, `!(ttl, p) + (ttl - 1, p)`: always
+            // 0xFEFF since TTL >= 2.
+            let ttl_acc = 0xfeff;
+            let check = ((b >> 16) as u16).swap_bytes();
             let check = !checksum::fold(u64::from(!check) + addr_acc + ttl_acc);
             h[at..at + 4].copy_from_slice(&new.to_be_bytes());
-            h[8] = ttl - 1;
-            h[10..12].copy_from_slice(&check.to_be_bytes());
+            let [c0, c1] = check.to_be_bytes();
+            h[8..12].copy_from_slice(&[ttl - 1, (b >> 8) as u8, c0, c1]);
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
@@ -194,28 +209,41 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
 fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
     let (h, seg) = split::<40>(buf, p, c)?;
     let (start, len) = (p.start, p.len);
-    if h[0] >> 4 != 6
-        || usize::from(u16::from_be_bytes([h[4], h[5]])) + 40 != len
-        || h[6] != c.protocol
-        || h[7] <= 1
+    // The first 8 bytes as one little-endian word (as for IPv4): version, traffic class,
+    // payload length, next header, hop limit.
+    let a = le64(h);
+    let hop = (a >> 56) as u8;
+    if ((a as u8) >> 4 != 6)
+        | (usize::from(((a >> 32) as u16).swap_bytes()) + 40 != len)
+        | ((a >> 48) as u8 != c.protocol)
+        | (hop <= 1)
     {
         return None;
     }
     match plan(m, p.dir)? {
         Plan::Tunnel => {
+            if !tunnel::fast_fits(start, len, m) {
+                return None;
+            }
+            h[7] = hop - 1;
             let inner = Inner {
                 family: Family::V6,
-                ds: (h[0] << 4) | (h[1] >> 4),
-                ttl: h[7] - 1,
+                ds: ((a as u8) << 4) | ((a >> 8) as u8 >> 4),
+                ttl: hop - 1,
                 df: false,
             };
-            return tunnel::fast_outer(buf, start, len, c, m, inner);
+            let done = tunnel::fast_write(buf, start, len, c, m, inner);
+            if done.is_none() {
+                // Not expected after `fast_fits`; the packet goes to the general path as it was.
+                *buf.get_mut(start + 7)? = hop;
+            }
+            return done;
         }
         Plan::Ttl => {
             if !m.daddr.is_ipv6() {
                 return None;
             }
-            h[7] -= 1;
+            h[7] = hop - 1;
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V6(new) = new else {
@@ -226,9 +254,9 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             let at = if dst { 24 } else { 8 };
             let old: &mut [u8; 16] = (&mut h[at..at + 16]).try_into().ok()?;
             let new = new.octets();
-            let addr_acc = u64::from(!checksum::fold(sum32(old))) + sum32(&new);
+            let addr_acc = u64::from(!folded_sum(old)) + sum32(&new);
             *old = new;
-            h[7] -= 1;
+            h[7] = hop - 1;
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
@@ -271,9 +299,127 @@ fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u
     ck.copy_from_slice(&check.to_be_bytes());
 }
 
+/// The IPv4 TTL word (bytes 8..12: TTL, protocol, header checksum) after the TTL decrement,
+/// from the header's second [`header_words`] word `b` (TTL above 1), as a little-endian
+/// word. As `Checked::decrement_ttl`, in the byte-swapped domain of the little-endian word
+/// (one's-complement arithmetic commutes with the swap, RFC 1071: the TTL/protocol word drops
+/// by 1 and the update constant 0xFEFF reads 0xFFFE).
+#[inline(always)]
+fn ttl_word(b: u64) -> u32 {
+    let check = !checksum::fold(u64::from(!((b >> 16) as u16)) + 0xfffe);
+    (u32::from(check) << 16) | (b as u32 & 0xff00) | u32::from((b as u8).wrapping_sub(1))
+}
+
+/// The first 8 bytes of `b` as a little-endian word, 0 if shorter (the callers pass fixed-size
+/// headers, so the length test folds away). A whole-array copy is one load; a word assembled
+/// from indexed bytes lets LLVM split the load and join the pieces again.
+#[inline(always)]
+fn le64(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// The IPv4 header (20 bytes, no options) as two 64-bit and one 32-bit little-endian words.
+#[inline(always)]
+fn header_words(h: &[u8; 20]) -> (u64, u64, u32) {
+    let e = h[16..]
+        .first_chunk::<4>()
+        .map_or(0, |w| u32::from_le_bytes(*w));
+    (le64(h), le64(&h[8..]), e)
+}
+
+/// `checksum::fold(sum32(a))`, the folded sum of an IPv6 address, from two little-endian
+/// words: one's-complement sums commute with the byte swap (RFC 1071), and the fold maps 0
+/// to 0 and any other sum into 1..=0xFFFF in either byte order, so the swapped result is the
+/// same value.
+#[inline(always)]
+fn folded_sum(a: &[u8; 16]) -> u16 {
+    let (s, carry) = le64(a).overflowing_add(le64(&a[8..]));
+    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
+    checksum::fold(s + u64::from(carry)).swap_bytes()
+}
+
+/// Whether the IPv4 header checksum verifies, as `Checked::new` checks it (the folded sum of
+/// the header is 0xFFFF), from the [`header_words`]: the one's-complement sum is independent
+/// of byte order (RFC 1071, 2.(B)), so the words are summed as they are, with end-around
+/// carries, and the folded result is compared with 0xFFFF, which reads the same in either
+/// byte order. (A sum of 0 would need an all-zero header, which the version check refused;
+/// any other sum folds into 1..=0xFFFF both ways, so the two tests agree on every header.)
+#[inline(always)]
+fn header_sum_ok(a: u64, b: u64, e: u32) -> bool {
+    let (s, carry) = a.overflowing_add(b);
+    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
+    let s = s + u64::from(carry);
+    let (s, carry) = s.overflowing_add(u64::from(e));
+    checksum::fold(s + u64::from(carry)) == 0xffff
+}
+
 /// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
 #[inline(always)]
 fn sum32(a: &[u8; 16]) -> u64 {
     let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
     w(0) + w(4) + w(8) + w(12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// `header_sum_ok` agrees with the plain big-endian verification on valid headers, on
+    /// headers with any one byte changed, and on random bytes.
+    #[test]
+    fn header_sum_ok_is_the_plain_verification() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let mut h = [0u8; 20];
+            rng.fill(&mut h[..]);
+            let plain = |h: &[u8; 20]| checksum::data(h) == 0xffff;
+            let (a, b, e) = header_words(&h);
+            assert_eq!(header_sum_ok(a, b, e), plain(&h), "{h:02x?}");
+            h[10..12].fill(0);
+            let check = !checksum::data(&h);
+            h[10..12].copy_from_slice(&check.to_be_bytes());
+            let (a, b, e) = header_words(&h);
+            assert!(header_sum_ok(a, b, e) && plain(&h), "{h:02x?}");
+            h[rng.random_range(0..20)] ^= rng.random_range(1..=255u8);
+            let (a, b, e) = header_words(&h);
+            assert_eq!(header_sum_ok(a, b, e), plain(&h), "{h:02x?}");
+        }
+    }
+
+    /// `folded_sum` is the folded big-endian sum of an address.
+    #[test]
+    fn folded_sum_is_the_plain_sum() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let mut cases: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
+        cases.extend((0..20_000).map(|_| rng.random::<[u8; 16]>()));
+        for a in cases {
+            assert_eq!(folded_sum(&a), checksum::fold(sum32(&a)), "{a:02x?}");
+        }
+    }
+
+    /// The DR update of the TTL word, done on the little-endian word, writes the bytes of the
+    /// general path's big-endian update for every checksum and a few TTLs.
+    #[test]
+    fn swapped_ttl_update_is_rfc1624() {
+        for check in 0..=u16::MAX {
+            for (ttl, p) in [(2u8, 6u8), (64, 17), (255, 6), (3, 0xff)] {
+                // `Checked::decrement_ttl`, which equals `checksum::update_u16` here.
+                let be = !checksum::fold(u64::from(!check) + 0xfeff);
+                assert_eq!(
+                    be,
+                    checksum::update_u16(
+                        check,
+                        u16::from_be_bytes([ttl, p]),
+                        u16::from_be_bytes([ttl - 1, p]),
+                    )
+                );
+                let [c0, c1] = check.to_be_bytes();
+                let b = u64::from_le_bytes([ttl, p, c0, c1, 0, 0, 0, 0]);
+                let [t, q, s0, s1] = ttl_word(b).to_le_bytes();
+                assert_eq!([t, q], [ttl - 1, p]);
+                assert_eq!([s0, s1], be.to_be_bytes(), "{check:#x} {ttl}");
+            }
+        }
+    }
 }

@@ -200,23 +200,14 @@ fn room_ok(outer: Family, start: usize, len: usize, ov: usize) -> bool {
         }
 }
 
-/// The tunnel step of `transmit`'s fast path (`xmit::fast`): the outer headers for the IP
-/// packet `buf[start..start + len]`, whose header was validated and whose TTL / hop limit is
-/// above 1 (`inner.ttl` is the value after the decrement), when no configuration, MTU or room
-/// question arises; `None` with nothing changed otherwise (the general path [`transmit`] then
-/// decides). Decrements the inner TTL first (a GRE or GUE checksum covers the inner packet),
-/// as the general path does; returns the new start and length.
+/// The tunnel step of `transmit`'s fast path (`xmit::fast`), first half: whether the outer
+/// headers for the IP packet `buf[start..start + len]` (header validated, TTL / hop limit
+/// above 1) can be written with no configuration, MTU or room question, before anything
+/// changes. `false` leaves the packet to the general path ([`transmit`]).
 #[inline(always)]
-pub(super) fn fast_outer(
-    buf: &mut [u8],
-    start: usize,
-    len: usize,
-    c: &Classified,
-    m: &Mapping,
-    inner: Inner,
-) -> Option<(usize, usize)> {
+pub(super) fn fast_fits(start: usize, len: usize, m: &Mapping) -> bool {
     if m.tunnel.kind == TunnelType::Gue && m.tunnel.port == 0 {
-        return None;
+        return false;
     }
     let outer = if m.daddr.is_ipv6() {
         Family::V6
@@ -224,43 +215,36 @@ pub(super) fn fast_outer(
         Family::V4
     };
     let ov = overhead(outer, &m.tunnel);
-    match tunnel_mtu(outer, ov, m.route_mtu) {
-        TunnelMtu::Unchecked => {}
-        TunnelMtu::Mtu(mtu) if len <= mtu as usize => {}
-        _ => return None,
-    }
-    if !room_ok(outer, start, len, ov) {
-        return None;
-    }
+    let mtu_ok = match tunnel_mtu(outer, ov, m.route_mtu) {
+        TunnelMtu::Unchecked => true,
+        TunnelMtu::Mtu(mtu) => len <= mtu as usize,
+        TunnelMtu::TooSmall => false,
+    };
+    mtu_ok && room_ok(outer, start, len, ov)
+}
+
+/// Second half, after [`fast_fits`] and after the caller decremented the inner TTL / hop
+/// limit (a GRE or GUE checksum covers the inner packet), as the general path does: writes
+/// the outer headers and returns the new start and length; `None` with no outer byte
+/// written if that fails (not expected after [`fast_fits`]), and the caller puts the TTL
+/// back.
+#[inline(always)]
+pub(super) fn fast_write(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    c: &Classified,
+    m: &Mapping,
+    inner: Inner,
+) -> Option<(usize, usize)> {
     let hash = if m.tunnel.kind == TunnelType::Gue {
         flow_hash(c)
     } else {
         0
     };
-    // The TTL word (IPv4: TTL, protocol, checksum; IPv6: the hop limit) as it was, to put
-    // back if the outer header cannot be written (not expected after the checks above).
-    let at = start + if c.family == Family::V4 { 8 } else { 4 };
-    let saved: [u8; 4] = *buf.get(at..)?.first_chunk::<4>()?;
-    match c.family {
-        Family::V4 => {
-            let h = buf.get_mut(at..)?.first_chunk_mut::<4>()?;
-            // As `Checked::decrement_ttl`.
-            h[0] = inner.ttl;
-            let check = u16::from_be_bytes([h[2], h[3]]);
-            let check = !checksum::fold(u64::from(!check) + 0xfeff);
-            h[2..4].copy_from_slice(&check.to_be_bytes());
-        }
-        Family::V6 => *buf.get_mut(at + 3)? = inner.ttl,
-    }
-    match write_outer(buf, start, len, m, hash, inner) {
-        Ok(new_start) => Some((new_start, len + ov)),
-        Err(_) => {
-            buf.get_mut(at..)?
-                .first_chunk_mut::<4>()?
-                .copy_from_slice(&saved);
-            None
-        }
-    }
+    let new_start = write_outer(buf, start, len, m, hash, inner).ok()?;
+    // In range: the headers were written in front of `start`.
+    Some((new_start, len + (start - new_start)))
 }
 
 /// What the outer header copies from the inner packet (after its TTL decrement).
