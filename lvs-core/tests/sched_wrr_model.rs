@@ -8,7 +8,7 @@
 use core::net::{IpAddr, Ipv4Addr};
 
 use lvs_core::protocol::Protocol;
-use lvs_core::sched::wrr::Wrr;
+use lvs_core::sched::wrr::{self, Wrr};
 use lvs_core::sched::{DestChange, DestFlags, DestId, DestInfo, FlowKey, SchedContext, Scheduler};
 use lvs_core::time::Instant;
 use proptest::prelude::*;
@@ -267,6 +267,7 @@ fn wrr_long_run_with_overload_toggles() {
     let (mut wrr, mut model) = (Wrr::new(), Model::default());
     wrr.update(&dests, DestChange::Init);
     model.init_svc(&dests);
+    assert!(wrr.cycle_len() > 0);
     for step in 0..2000usize {
         if step % 37 == 5 {
             let pos = (step * 7) % dests.len();
@@ -279,6 +280,39 @@ fn wrr_long_run_with_overload_toggles() {
                 dests[pos].flags.set(DestFlags::OVERLOAD, false);
                 wrr.counts_changed(&dests, pos);
             }
+        }
+        assert_eq!(
+            wrr.schedule(&dests, &flow, &mut ctx),
+            model.schedule(&dests),
+            "step {step}"
+        );
+        assert_eq!(wrr.mark(), model.mark(), "step {step}");
+    }
+}
+
+/// Weights whose cycle is longer than [`wrr::CYCLE_MAX`]: no cycle, every decision walks, and
+/// still the kernel's choices.
+#[test]
+fn wrr_without_a_cycle_walks() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
+    let mut rng = rand_pcg::Pcg32::new(1, 1);
+    let mut ctx = SchedContext {
+        now: Instant::ZERO,
+        rng: &mut rng,
+    };
+    let mut dests: Vec<DestInfo> = [40_000u32, 3, 0, 2, 65_535]
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| dest(i as u32, w, false))
+        .collect();
+    let (mut wrr, mut model) = (Wrr::new(), Model::default());
+    wrr.update(&dests, DestChange::Init);
+    model.init_svc(&dests);
+    assert_eq!(wrr.cycle_len(), 0, "105537 picks > {}", wrr::CYCLE_MAX);
+    for step in 0..3000usize {
+        if step == 1000 {
+            dests[1].flags.set(DestFlags::OVERLOAD, true);
         }
         assert_eq!(
             wrr.schedule(&dests, &flow, &mut ctx),
