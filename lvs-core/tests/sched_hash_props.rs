@@ -231,3 +231,84 @@ proptest! {
         }
     }
 }
+
+/// mh's decision as spec §1.11 states it, from the public table: the client side of the flow
+/// (destination side for inverse packets), its port only with mh-port and a protocol with
+/// ports, one lookup, and with mh-fallback the rehash over offsets until an empty slot.
+fn mh_reference(mh: &Mh, flags: SchedFlags, d: &[DestInfo], f: &FlowKey) -> Option<usize> {
+    use lvs_core::sched::mh::{mh_hashkey, MH_HASH1};
+    let (addr, port) = if f.inverse {
+        (f.daddr, f.dport)
+    } else {
+        (f.saddr, f.sport)
+    };
+    let port = if flags.port() && f.protocol != Protocol::Ip {
+        port
+    } else {
+        0
+    };
+    let m = mh.table_size();
+    let slots: Vec<Option<usize>> = mh.slots().collect();
+    let usable = |p: usize| d[p].weight > 0 && !d[p].is_overloaded();
+    let ihash = mh_hashkey(addr, port, &MH_HASH1, 0) % m;
+    let p = slots[ihash as usize]?;
+    if usable(p) {
+        return Some(p);
+    }
+    if !flags.fallback() {
+        return None;
+    }
+    for offset in 0..m {
+        let roffset = (offset + ihash) % m;
+        let p = slots[(mh_hashkey(addr, port, &MH_HASH1, roffset) % m) as usize]?;
+        if usable(p) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn any_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        3 => any::<u32>().prop_map(|a| IpAddr::from(a.to_be_bytes())),
+        1 => any::<u128>().prop_map(|a| IpAddr::from(a.to_be_bytes())),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Every mh decision equals the reference lookup, over both flow directions, both address
+    /// families, protocols with and without ports, all four flag combinations, and
+    /// destinations quiesced or OVERLOAD (so that the fallback runs).
+    #[test]
+    fn mh_decision_is_the_reference_lookup(
+        srv in servers(1..=20),
+        weights in prop::collection::vec(0u32..=3, 20),
+        overload in prop::collection::vec(prop::bool::weighted(0.3), 20),
+        flows in prop::collection::vec(
+            (any_addr(), any::<u16>(), any_addr(), any::<u16>(), any::<bool>(), 0u8..3),
+            40,
+        ),
+        flag_bits in 0u8..4,
+    ) {
+        let n = srv.len();
+        let mut d = dests_from(&srv, &vec![1; n]);
+        let flags = SchedFlags::from_bits_truncate(flag_bits << 3);
+        let mut mh = Mh::new(flags, 251);
+        mh.update(&d, DestChange::Init);
+        // Quiesce and overload after the build: the table keeps every destination's slots.
+        for (i, x) in d.iter_mut().enumerate() {
+            x.weight = weights[i];
+            x.flags.set(lvs_core::sched::DestFlags::OVERLOAD, overload[i]);
+        }
+        let mut rng = rand_pcg::Pcg32::new(3, 3);
+        let mut ctx = SchedContext { now: Instant::ZERO, rng: &mut rng };
+        for &(saddr, sport, daddr, dport, inverse, proto) in &flows {
+            let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Ip][proto as usize];
+            let mut f = FlowKey::new(protocol, saddr, sport, daddr, dport);
+            f.inverse = inverse;
+            prop_assert_eq!(mh.schedule(&d, &f, &mut ctx), mh_reference(&mh, flags, &d, &f));
+        }
+    }
+}
