@@ -47,7 +47,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Maglev: when one of N destinations leaves, keys of the others mostly stay: of the
-    /// slots (and of sampled client keys) not owned by the leaver, < 5 % change owner.
+    /// slots (and of sampled client keys) not owned by the leaver, < 10 % change owner
+    /// (a modular hash such as sh moves about (N-1)/N of them). Maglev's disruption is not
+    /// bounded exactly: it averages 1-3 % here, and random sets of 10 servers have shown
+    /// 5.8 %, so the bound leaves room for that tail.
     #[test]
     fn mh_removal_moves_about_one_nth(
         srv in servers(10..=50),
@@ -68,7 +71,7 @@ proptest! {
 
         let kept: Vec<usize> = (0..before.len()).filter(|&i| before[i] != gone.id).collect();
         let moved = kept.iter().filter(|&&i| before[i] != after[i]).count();
-        prop_assert!((moved as f64) < 0.05 * kept.len() as f64, "{moved} of {} slots moved", kept.len());
+        prop_assert!((moved as f64) < 0.10 * kept.len() as f64, "{moved} of {} slots moved", kept.len());
         // Every slot of the leaver went to someone else.
         prop_assert!(after.iter().all(|&id| id != gone.id));
 
@@ -81,7 +84,7 @@ proptest! {
                 moved_keys += (now != was) as usize;
             }
         }
-        prop_assert!((moved_keys as f64) < 0.05 * kept_keys as f64 + 1.0,
+        prop_assert!((moved_keys as f64) < 0.10 * kept_keys as f64 + 1.0,
             "{moved_keys} of {kept_keys} keys moved");
     }
 
