@@ -91,3 +91,48 @@ proptest! {
         both(&f.build(), corrupt, &m, dir)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A summary of another packet (other family, protocol, length, header offsets) given
+    /// with these bytes, as a caller of `Director::handle_classified` could get wrong: both
+    /// paths re-validate before they change anything, agree, and never panic.
+    #[test]
+    fn summary_of_another_packet(
+        a_v6 in any::<bool>(), a_tcp in any::<bool>(), a_len in 0usize..120, a_ttl in 0u8..=255,
+        b_v6 in any::<bool>(), b_tcp in any::<bool>(), b_len in 0usize..120, b_ttl in 0u8..=255,
+        seed in any::<u32>(), method in 0u8..4, out_dir in any::<bool>(),
+        cut in 0usize..200,
+    ) {
+        let forward = [Forward::Masq, Forward::DirectRoute, Forward::Tunnel, Forward::Local]
+            [usize::from(method)];
+        let mapping = |v6: bool| {
+            let mut m = Mapping::new(
+                (addr(v6, seed.wrapping_mul(3)), 1024 + (seed % 60000) as u16),
+                (addr(v6, seed.wrapping_mul(5) ^ 0x55), 80),
+                (addr(v6, seed.wrapping_mul(7) ^ 0xaa), 8080),
+            );
+            m.forward = forward;
+            m.route_mtu = 1500;
+            m.local_v4 = "198.51.100.254".parse().unwrap();
+            m.local_v6 = "2001:db8:ff::fe".parse().unwrap();
+            m
+        };
+        let (ma, mb) = (mapping(a_v6), mapping(b_v6));
+        let a = flow(&ma, a_tcp, vec![0xa5; a_len], a_ttl).build();
+        let mut b = flow(&mb, b_tcp, vec![0x5a; b_len], b_ttl).build();
+        // Also shorter than its header says.
+        b.truncate(b.len().min(cut.max(1)));
+        let c = classify(&a).expect("input classifies");
+        let dir = if out_dir { Direction::Out } else { Direction::In };
+        let mut buf = vec![0u8; HEADROOM + b.len()];
+        buf[HEADROOM..].copy_from_slice(&b);
+        let mut general = buf.clone();
+        let (mut out, mut general_out) = ([0u8; 1280], [0u8; 1280]);
+        let v = transmit(&mut buf, HEADROOM, &c, &mb, dir, &mut out);
+        let g = transmit_general(&mut general, HEADROOM, &c, &mb, dir, &mut general_out);
+        prop_assert_eq!(v, g);
+        prop_assert_eq!(&buf, &general);
+    }
+}

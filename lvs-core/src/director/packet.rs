@@ -230,8 +230,12 @@ impl Director {
     /// `c` must be what [`classify`] returns for `buf[headroom..]` (debug builds check it).
     /// For drivers that parse every packet before giving it to the director (to filter or
     /// dispatch it, as a capture replay does), so that it is not parsed twice; the verdict
-    /// is the one `handle_packet_marked` gives. A `c` that does not describe the packet
-    /// gives a wrong verdict or a panic (an offset out of the buffer), never more.
+    /// is the one `handle_packet_marked` gives. A `c` that does not describe the packet is a
+    /// caller bug, asserted in debug builds; in release builds the packet path re-validates
+    /// the bytes it rewrites against `c` (as [`transmit`] does for any summary: the
+    /// `summary_of_another_packet` property test) and accesses `buf` only through checked
+    /// ranges, so the verdict may be wrong (a drop, "not ours", or a flow of the wrong key)
+    /// but nothing outside the packet changes.
     pub fn handle_classified(
         &mut self,
         now: Instant,
