@@ -775,8 +775,17 @@ impl<W: Write, S: Write> Replay<W, S> {
     }
 
     /// Writes every datagram the sync master has queued, stamped with capture time `at`.
-    #[inline]
+    #[inline(always)]
     fn drain_sync(&mut self, at: Instant) -> io::Result<()> {
+        // Called twice per packet: without a sync capture, no call.
+        if self.sync.is_none() {
+            return Ok(());
+        }
+        self.drain_sync_queued(at)
+    }
+
+    #[inline(never)]
+    fn drain_sync_queued(&mut self, at: Instant) -> io::Result<()> {
         let Some(s) = self.sync.as_mut() else {
             return Ok(());
         };
