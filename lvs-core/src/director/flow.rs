@@ -234,7 +234,7 @@ impl Director {
     }
 
     /// [`Director::flow_out`], also naming the connection a reply belongs to.
-    #[inline]
+    #[inline(always)]
     pub(super) fn flow_out_conn(
         &mut self,
         now: Instant,
