@@ -701,6 +701,35 @@ impl<W: Write> CaptureWriter<W> {
         self.write_parts(ts_nanos, &[data])
     }
 
+    /// Writes one record: `head` (a link header, at most 32 bytes) and `buf[at..]`. The record
+    /// header and `head` are written into `buf[..at]` when they fit there (overwriting it),
+    /// so the record goes out in one write; the bytes written are those of
+    /// [`CaptureWriter::write_parts`] with `[head, &buf[at..]]`.
+    pub fn write_framed(
+        &mut self,
+        ts_nanos: u64,
+        head: &[u8],
+        buf: &mut [u8],
+        at: usize,
+    ) -> io::Result<()> {
+        let front = 16 + head.len();
+        let len = buf.len() - at + head.len();
+        match (at.checked_sub(front), u32::try_from(len)) {
+            (Some(from), Ok(len)) if head.len() <= 32 => {
+                let secs = u32::try_from(ts_nanos / 1_000_000_000).unwrap_or(u32::MAX);
+                let h = &mut buf[from..at];
+                h[0..4].copy_from_slice(&secs.to_le_bytes());
+                h[4..8].copy_from_slice(&((ts_nanos % 1_000_000_000) as u32).to_le_bytes());
+                h[8..12].copy_from_slice(&len.to_le_bytes());
+                h[12..16].copy_from_slice(&len.to_le_bytes());
+                h[16..].copy_from_slice(head);
+                self.out.write_all(&buf[from..])
+            }
+            _ if head.is_empty() => self.write_parts(ts_nanos, &[&buf[at..]]),
+            _ => self.write_parts(ts_nanos, &[head, &buf[at..]]),
+        }
+    }
+
     /// Writes one record made of several slices (a link header and the IP packet).
     pub fn write_parts(&mut self, ts_nanos: u64, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();

@@ -775,7 +775,17 @@ impl<W: Write, S: Write> Replay<W, S> {
     }
 
     /// Writes every datagram the sync master has queued, stamped with capture time `at`.
+    #[inline(always)]
     fn drain_sync(&mut self, at: Instant) -> io::Result<()> {
+        // Called twice per packet: without a sync capture, no call.
+        if self.sync.is_none() {
+            return Ok(());
+        }
+        self.drain_sync_queued(at)
+    }
+
+    #[inline(never)]
+    fn drain_sync_queued(&mut self, at: Instant) -> io::Result<()> {
         let Some(s) = self.sync.as_mut() else {
             return Ok(());
         };
@@ -1127,20 +1137,22 @@ impl<W: Write, S: Write> Replay<W, S> {
         let Some(w) = self.writer.as_mut() else {
             return Ok(());
         };
-        let data = if reply_buf {
-            &self.out[start..start + len]
+        // The record header and link header go in front of the packet, in the room the
+        // buffer has there (written over bytes already used).
+        let buf = if reply_buf {
+            &mut self.out[..start + len]
         } else {
-            &self.buf[start..start + len]
+            &mut self.buf[..start + len]
         };
         if self.ethernet_out {
             let h = link::ethernet_header(
                 dst_mac.unwrap_or([0; 6]),
                 self.director_mac.unwrap_or([0; 6]),
-                data,
+                &buf[start..],
             );
-            w.write_parts(ts, &[&h, data])
+            w.write_framed(ts, &h, buf, start)
         } else {
-            w.write_parts(ts, &[data])
+            w.write_framed(ts, &[], buf, start)
         }
     }
 

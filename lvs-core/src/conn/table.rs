@@ -1571,13 +1571,23 @@ impl ConnTable {
     /// The connection a reply packet belongs to (`ip_vs_conn_out_get`). If several entries
     /// match (possible only for client port 0) which one is returned is unspecified, as the
     /// kernel's answer depends on hash-chain order.
+    #[inline]
     pub fn lookup_out(&self, k: &OutKey) -> Option<ConnId> {
-        let (s, d) = (Ad::of(k.saddr), Ad::of(k.daddr));
+        let s = Ad::of(k.saddr);
         // No out-indexed entry has this source: a miss without touching the index.
         let b = out_filter_bucket(self.out_filter.len() - 1, k.protocol, s, k.sport);
         if self.out_filter[b] == 0 {
             return None;
         }
+        self.lookup_out_indexed(k, s)
+    }
+
+    /// [`ConnTable::lookup_out`] past its source filter (`s` is `k.saddr`): out of line, so
+    /// that the filter's miss, the common case for a client's packet, stays a few
+    /// instructions where it is inlined.
+    #[inline(never)]
+    fn lookup_out_indexed(&self, k: &OutKey, s: Ad) -> Option<ConnId> {
+        let d = Ad::of(k.daddr);
         let h = hash_tuple(
             &self.store.key,
             k.protocol,

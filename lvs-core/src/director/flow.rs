@@ -234,6 +234,7 @@ impl Director {
     }
 
     /// [`Director::flow_out`], also naming the connection a reply belongs to.
+    #[inline(always)]
     pub(super) fn flow_out_conn(
         &mut self,
         now: Instant,
@@ -260,6 +261,19 @@ impl Director {
             }
             return (FlowVerdict::NotOurs, None);
         };
+        self.flow_out_found(now, pkt, id)
+    }
+
+    /// [`Director::flow_out_conn`] for a packet of connection `id`: out of line, so that the
+    /// common miss (a client's packet: the table's source filter answers) stays short where
+    /// it is inlined.
+    #[inline(never)]
+    fn flow_out_found(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        id: ConnId,
+    ) -> (FlowVerdict, Option<ConnId>) {
         if let Some(d) = self.table.dest(id) {
             self.count_out(d, pkt.len);
         }
