@@ -332,6 +332,17 @@ pub(super) struct MasterSlot {
 
 const EMPTY_SLOT: MasterSlot = MasterSlot::fresh(Instant::ZERO);
 
+/// The key a record's connection is found by from the client side.
+fn record_in_key(protocol: Protocol, rec: &SyncConn) -> InKey {
+    InKey {
+        protocol,
+        caddr: rec.caddr,
+        cport: rec.cport,
+        vaddr: rec.vaddr,
+        vport: rec.vport,
+    }
+}
+
 /// Records of a datagram whose in-key buckets are read together by [`Director::apply_sync`]
 /// before they are applied (enough misses in flight to overlap, few enough to stay cached).
 const PREHASH: usize = 16;
@@ -560,13 +571,7 @@ impl Director {
                         } else {
                             (rec.vaddr, rec.vport)
                         };
-                        let key = InKey {
-                            protocol,
-                            caddr: rec.caddr,
-                            cport: rec.cport,
-                            vaddr: rec.vaddr,
-                            vport: rec.vport,
-                        };
+                        let key = record_in_key(protocol, rec);
                         let out = OutKey {
                             protocol,
                             saddr: s,
@@ -638,13 +643,7 @@ impl Director {
             self.table.timeouts(),
         );
         let threshold = self.sync_backup.threshold;
-        let key = InKey {
-            protocol,
-            caddr: rec.caddr,
-            cport: rec.cport,
-            vaddr: rec.vaddr,
-            vport: rec.vport,
-        };
+        let key = record_in_key(protocol, rec);
         // The in-key's hash of a connection, computed once for the lookup and the insert.
         let (existing, hashed) = if template {
             (self.table.lookup_template(&key), None)
