@@ -36,7 +36,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 use lvs_core::conn::HashKey;
 use lvs_core::director::{
     Director, DirectorConfig, PacketConfig, PacketDrop, PacketVerdict, SyncMasterConfig,
@@ -346,20 +346,16 @@ fn packed_v4(f: &FlowKey) -> Option<[u64; 2]> {
     }
 }
 
-/// IPv4 flows by packed key: open addressing with linear probing over 16-byte entries, the
-/// key's two words with the real server's number + 1 in the top 24 bits of the second (0 =
-/// empty). One entry per cache-line quarter and no separate control bytes: a lookup touches
-/// one line (hashbrown's map took 24-byte buckets plus a control byte array). The load stays
-/// at most 3/4.
+/// IPv4 flows by packed key: 16-byte entries, the key's two words with the real server's
+/// number + 1 in the top 24 bits of the second (hashbrown's map of key to number took 24-byte
+/// buckets).
 #[derive(Debug)]
-struct V4Flows {
-    slots: Vec<[u64; 2]>,
-    mask: usize,
-    len: usize,
-}
+struct V4Flows(HashTable<[u64; 2]>);
 
 /// The bits of the second word that hold the real server's number + 1.
 const V4_ID_SHIFT: u32 = 40;
+/// The key bits of an entry's second word.
+const V4_KEY_MASK: u64 = (1 << V4_ID_SHIFT) - 1;
 /// The number an entry holds for a real server numbered this or higher: the flow is then in
 /// `other` too, with its number (24 bits hold any number of real servers a rule set has in
 /// practice; the rest stays correct).
@@ -372,65 +368,37 @@ const V4_FAR: u32 = if cfg!(test) {
 
 impl V4Flows {
     fn with_capacity(n: usize) -> Self {
-        let buckets = (n * 4 / 3 + 1).next_power_of_two().max(16);
-        V4Flows {
-            slots: vec![[0; 2]; buckets],
-            mask: buckets - 1,
-            len: 0,
-        }
+        V4Flows(HashTable::with_capacity(n))
+    }
+
+    /// Multiply-shift over both key words: every bit of the hash depends on every key bit.
+    #[inline]
+    fn hash(a: u64, b: u64) -> u64 {
+        let h = (a ^ (b & V4_KEY_MASK).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
     }
 
     #[inline]
-    fn home(&self, k: &[u64; 2]) -> usize {
-        // Multiply-shift over both words: the top bits depend on every key bit.
-        let h = (k[0] ^ k[1].rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        (h >> 20) as usize & self.mask
-    }
-
     fn get(&self, k: &[u64; 2]) -> Option<u32> {
-        let mut i = self.home(k);
-        loop {
-            let [a, b] = self.slots[i];
-            if b == 0 {
-                return None;
-            }
-            if a == k[0] && b & ((1 << V4_ID_SHIFT) - 1) == k[1] {
-                return Some((b >> V4_ID_SHIFT) as u32 - 1);
-            }
-            i = (i + 1) & self.mask;
-        }
+        self.0
+            .find(Self::hash(k[0], k[1]), |e| {
+                e[0] == k[0] && e[1] & V4_KEY_MASK == k[1]
+            })
+            .map(|e| (e[1] >> V4_ID_SHIFT) as u32 - 1)
     }
 
     /// Sets the flow's real server number (`id` <= [`V4_FAR`]).
     fn insert(&mut self, k: &[u64; 2], id: u32) {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            let old = core::mem::take(&mut self.slots);
-            let n = old.len() * 2;
-            self.slots = vec![[0; 2]; n];
-            self.mask = n - 1;
-            self.len = 0;
-            for [a, b] in old {
-                if b != 0 {
-                    let key = [a, b & ((1 << V4_ID_SHIFT) - 1)];
-                    self.insert(&key, (b >> V4_ID_SHIFT) as u32 - 1);
-                }
-            }
-        }
         let word = k[1] | u64::from(id + 1) << V4_ID_SHIFT;
-        let mut i = self.home(k);
-        loop {
-            let [a, b] = self.slots[i];
-            if b == 0 {
-                self.slots[i] = [k[0], word];
-                self.len += 1;
-                return;
+        match self.0.entry(
+            Self::hash(k[0], k[1]),
+            |e| e[0] == k[0] && e[1] & V4_KEY_MASK == k[1],
+            |e| Self::hash(e[0], e[1]),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut()[1] = word,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert([k[0], word]);
             }
-            if a == k[0] && b & ((1 << V4_ID_SHIFT) - 1) == k[1] {
-                self.slots[i][1] = word;
-                return;
-            }
-            i = (i + 1) & self.mask;
         }
     }
 }

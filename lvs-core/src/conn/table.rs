@@ -290,6 +290,28 @@ pub struct OutKey {
     pub dport: u16,
 }
 
+impl OutKey {
+    /// The reply key of a connection of `protocol` between client `c` and virtual service
+    /// `v`, forwarded to real server `d`: replies come from the real server for NAT (`masq`)
+    /// and from the virtual service for every other method.
+    pub(crate) fn of_conn(
+        protocol: Protocol,
+        masq: bool,
+        c: (IpAddr, u16),
+        v: (IpAddr, u16),
+        d: (IpAddr, u16),
+    ) -> OutKey {
+        let (saddr, sport) = if masq { d } else { v };
+        OutKey {
+            protocol,
+            saddr,
+            sport,
+            daddr: c.0,
+            dport: c.1,
+        }
+    }
+}
+
 /// What the director passes to create an entry (`ip_vs_conn_new`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewConn {
@@ -399,18 +421,13 @@ impl Conn {
 
     /// The reply key this entry is found by with [`ConnTable::lookup_out`].
     pub fn out_key(&self) -> OutKey {
-        let (saddr, sport) = if self.fwd_method() == FwdMethod::Masq {
-            (self.daddr, self.dport)
-        } else {
-            (self.vaddr, self.vport)
-        };
-        OutKey {
-            protocol: self.protocol,
-            saddr,
-            sport,
-            daddr: self.caddr,
-            dport: self.cport,
-        }
+        OutKey::of_conn(
+            self.protocol,
+            self.fwd_method() == FwdMethod::Masq,
+            (self.caddr, self.cport),
+            (self.vaddr, self.vport),
+            (self.daddr, self.dport),
+        )
     }
 }
 
@@ -1182,18 +1199,13 @@ impl ConnTable {
         self.store.slab[slot as usize] = e;
         // The caller's reply-key hash, if it is this entry's reply key.
         let out_hash = known_out.and_then(|(k, h)| {
-            let (saddr, sport) = if flags.fwd_method() == FwdMethod::Masq {
-                (new.daddr, new.dport)
-            } else {
-                (new.vaddr, new.vport)
-            };
-            let own = OutKey {
-                protocol: new.protocol,
-                saddr,
-                sport,
-                daddr: new.caddr,
-                dport: new.cport,
-            };
+            let own = OutKey::of_conn(
+                new.protocol,
+                flags.fwd_method() == FwdMethod::Masq,
+                (new.caddr, new.cport),
+                (new.vaddr, new.vport),
+                (new.daddr, new.dport),
+            );
             (k == own).then_some(h)
         });
         self.index(slot, in_hash, out_hash);
@@ -1515,7 +1527,7 @@ impl ConnTable {
     }
 
     /// [`ConnTable::lookup_in_hashed`] with the exact-key hash already computed (`known`, from
-    /// [`ConnTable::in_hash_touch`] for the same key), or computed here when `None`.
+    /// [`ConnTable::in_hash`] for the same key), or computed here when `None`.
     #[inline]
     pub(crate) fn lookup_in_prehashed(
         &self,

@@ -112,25 +112,6 @@ impl Director {
             (None, Some(h)) => Some((key, h)),
             _ => None,
         };
-        self.miss_out = None;
-        if cp.is_none() && (pkt.protocol != Protocol::Tcp || pkt.tcp_flags & TcpInput::SYN != 0) {
-            // A packet that may open a connection: the out-index bucket and the slot its
-            // insert would use are read now, so that their cache misses overlap the
-            // scheduling instead of following it. The reply key assumed is that of every
-            // method but NAT (the virtual service answers the client); for a NAT real server
-            // the insert hashes its own.
-            let out = OutKey {
-                protocol: key.protocol,
-                saddr: key.vaddr,
-                sport: key.vport,
-                daddr: key.caddr,
-                dport: key.cport,
-            };
-            let h = self.table.out_hash(&out);
-            self.table.prefetch(None, Some(h));
-            self.table.prefetch_free_slot();
-            self.miss_out = Some((out, h));
-        }
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -411,6 +392,20 @@ impl Director {
         self.svc_index.get(&exact(0)).copied()
     }
 
+    /// For a packet about to be scheduled: reads the out-index bucket and the slot its
+    /// connection's insert will use, so that their cache misses overlap the scheduling
+    /// instead of following it, and keeps the reply key's hash for the insert. The reply key
+    /// assumed is that of every method but NAT (the virtual service answers the client); for
+    /// a NAT real server the insert finds the key is not its own and hashes its own.
+    fn read_ahead_insert(&mut self, pkt: &FlowPacket) {
+        let v = (pkt.dst.ip(), pkt.dst.port());
+        let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
+        let h = self.table.out_hash(&out);
+        self.table.prefetch(None, Some(h));
+        self.table.prefetch_free_slot();
+        self.miss_out = Some((out, h));
+    }
+
     /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`.
     fn schedule(&mut self, now: Instant, pkt: &FlowPacket) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
@@ -428,6 +423,7 @@ impl Director {
             // packet continues to the local stack), spec §6.2.
             return Err(FlowVerdict::NotOurs);
         }
+        self.read_ahead_insert(pkt);
         let s = self.services[svc as usize]
             .as_ref()
             .expect("indexed service");

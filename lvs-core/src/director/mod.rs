@@ -471,7 +471,8 @@ pub struct Director {
     /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
     /// that inserting the connection scheduled for it does not hash the key again.
     miss_hash: Option<(InKey, u64)>,
-    /// The reply key and hash read ahead for a missed packet's insert (see `flow_in`).
+    /// The reply key and hash read ahead for the insert of the connection being scheduled
+    /// (see `read_ahead_insert`; the table uses it only if it is the entry's own key).
     miss_out: Option<(OutKey, u64)>,
 }
 

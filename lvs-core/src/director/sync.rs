@@ -562,25 +562,18 @@ impl Director {
             for (h, rec) in hashes.iter_mut().zip(group) {
                 *h = match Protocol::from_number(rec.protocol) {
                     Some(protocol) => {
-                        // The reply source of a new entry: the real server for NAT, else
-                        // the virtual service (as the table keys it).
-                        let masq = backup::received_flags(msg.version, rec).fwd_method()
-                            == FwdMethod::Masq;
-                        let (s, sp) = if masq {
-                            (rec.daddr, rec.dport)
-                        } else {
-                            (rec.vaddr, rec.vport)
-                        };
-                        let key = record_in_key(protocol, rec);
-                        let out = OutKey {
+                        // The reply key of the entry the record would create, with the
+                        // method it names (the insert checks it against the entry's own).
+                        let out = OutKey::of_conn(
                             protocol,
-                            saddr: s,
-                            sport: sp,
-                            daddr: rec.caddr,
-                            dport: rec.cport,
-                        };
+                            backup::received_flags(msg.version, rec).fwd_method()
+                                == FwdMethod::Masq,
+                            (rec.caddr, rec.cport),
+                            (rec.vaddr, rec.vport),
+                            (rec.daddr, rec.dport),
+                        );
                         (
-                            self.table.in_hash(&key),
+                            self.table.in_hash(&record_in_key(protocol, rec)),
                             Some((out, self.table.out_hash(&out))),
                         )
                     }
@@ -718,7 +711,7 @@ impl Director {
                 timeout,
             },
             hashed,
-            out_hash.filter(|_| !template),
+            out_hash,
         );
         let ins = match &ins {
             Ok(ins) => ins,

@@ -33,6 +33,15 @@ pub const fn fold(sum: u64) -> u16 {
     t + carry as u16
 }
 
+/// The 64-bit one's-complement sum of `a` and `b` (the carry out added back). [`fold`] of
+/// the result is the folded sum of the two; the result is 0 only if both are.
+#[inline(always)]
+pub(crate) const fn add64(a: u64, b: u64) -> u64 {
+    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
+    let (s, carry) = a.overflowing_add(b);
+    s + carry as u64
+}
+
 /// Unfolded one's-complement accumulation of `data` as big-endian 16-bit words (a trailing odd
 /// byte is padded with a zero byte). Add several and [`fold`] once. The value is congruent
 /// to the sum of the words modulo 0xffff, and 0 only for all-zero data (what folding needs),
@@ -48,8 +57,7 @@ pub fn accumulate(data: &[u8]) -> u64 {
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        let (s, carry) = wide.overflowing_add(u64::from_ne_bytes(w));
-        wide = s + u64::from(carry);
+        wide = add64(wide, u64::from_ne_bytes(w));
     }
     let mut acc = u64::from(u16::from_be(fold(wide)));
     // The tail (fewer than 8 bytes, at an even offset): big-endian words.

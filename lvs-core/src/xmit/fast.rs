@@ -333,9 +333,7 @@ fn header_words(h: &[u8; 20]) -> (u64, u64, u32) {
 /// same value.
 #[inline(always)]
 fn folded_sum(a: &[u8; 16]) -> u16 {
-    let (s, carry) = le64(a).overflowing_add(le64(&a[8..]));
-    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
-    checksum::fold(s + u64::from(carry)).swap_bytes()
+    checksum::fold(checksum::add64(le64(a), le64(&a[8..]))).swap_bytes()
 }
 
 /// Whether the IPv4 header checksum verifies, as `Checked::new` checks it (the folded sum of
@@ -346,11 +344,7 @@ fn folded_sum(a: &[u8; 16]) -> u16 {
 /// any other sum folds into 1..=0xFFFF both ways, so the two tests agree on every header.)
 #[inline(always)]
 fn header_sum_ok(a: u64, b: u64, e: u32) -> bool {
-    let (s, carry) = a.overflowing_add(b);
-    // After an overflow the wrapped sum is at most 2^64 - 2: adding the carry cannot overflow.
-    let s = s + u64::from(carry);
-    let (s, carry) = s.overflowing_add(u64::from(e));
-    checksum::fold(s + u64::from(carry)) == 0xffff
+    checksum::fold(checksum::add64(checksum::add64(a, b), u64::from(e))) == 0xffff
 }
 
 /// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
