@@ -247,10 +247,14 @@ proptest! {
     }
 }
 
-/// A long run over one list: several full cycles, OVERLOAD toggled mid-cycle on a few
-/// destinations, then cleared; the decisions and marks stay the kernel's throughout.
-#[test]
-fn wrr_long_run_with_overload_toggles() {
+/// Runs wrr and the model side by side over `weights` for `steps` decisions, with `before`
+/// changing the destinations (and telling wrr, as the owner would) ahead of each decision;
+/// every decision and mark must agree. Returns the cycle length wrr precomputed.
+fn run_against_model(
+    weights: &[u32],
+    steps: usize,
+    mut before: impl FnMut(usize, &mut [DestInfo], &mut Wrr),
+) -> usize {
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
     let mut rng = rand_pcg::Pcg32::new(1, 1);
@@ -258,7 +262,6 @@ fn wrr_long_run_with_overload_toggles() {
         now: Instant::ZERO,
         rng: &mut rng,
     };
-    let weights = [5u32, 10, 0, 3, 7, 10, 1, 2, 9, 4, 6, 8];
     let mut dests: Vec<DestInfo> = weights
         .iter()
         .enumerate()
@@ -267,20 +270,9 @@ fn wrr_long_run_with_overload_toggles() {
     let (mut wrr, mut model) = (Wrr::new(), Model::default());
     wrr.update(&dests, DestChange::Init);
     model.init_svc(&dests);
-    assert!(wrr.cycle_len() > 0);
-    for step in 0..2000usize {
-        if step % 37 == 5 {
-            let pos = (step * 7) % dests.len();
-            let on = !dests[pos].is_overloaded();
-            dests[pos].flags.set(DestFlags::OVERLOAD, on);
-            wrr.counts_changed(&dests, pos);
-        }
-        if step == 1500 {
-            for pos in 0..dests.len() {
-                dests[pos].flags.set(DestFlags::OVERLOAD, false);
-                wrr.counts_changed(&dests, pos);
-            }
-        }
+    let cycle = wrr.cycle_len();
+    for step in 0..steps {
+        before(step, &mut dests, &mut wrr);
         assert_eq!(
             wrr.schedule(&dests, &flow, &mut ctx),
             model.schedule(&dests),
@@ -288,37 +280,39 @@ fn wrr_long_run_with_overload_toggles() {
         );
         assert_eq!(wrr.mark(), model.mark(), "step {step}");
     }
+    cycle
+}
+
+/// A long run over one list: several full cycles, OVERLOAD toggled mid-cycle on a few
+/// destinations, then cleared; the decisions and marks stay the kernel's throughout.
+#[test]
+fn wrr_long_run_with_overload_toggles() {
+    let weights = [5u32, 10, 0, 3, 7, 10, 1, 2, 9, 4, 6, 8];
+    let cycle = run_against_model(&weights, 2000, |step, dests, wrr| {
+        if step % 37 == 5 {
+            let pos = (step * 7) % dests.len();
+            let on = !dests[pos].is_overloaded();
+            dests[pos].flags.set(DestFlags::OVERLOAD, on);
+            wrr.counts_changed(dests, pos);
+        }
+        if step == 1500 {
+            for pos in 0..dests.len() {
+                dests[pos].flags.set(DestFlags::OVERLOAD, false);
+                wrr.counts_changed(dests, pos);
+            }
+        }
+    });
+    assert!(cycle > 0);
 }
 
 /// Weights whose cycle is longer than [`wrr::CYCLE_MAX`]: no cycle, every decision walks, and
 /// still the kernel's choices.
 #[test]
 fn wrr_without_a_cycle_walks() {
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let flow = FlowKey::new(Protocol::Tcp, ip, 1, ip, 80);
-    let mut rng = rand_pcg::Pcg32::new(1, 1);
-    let mut ctx = SchedContext {
-        now: Instant::ZERO,
-        rng: &mut rng,
-    };
-    let mut dests: Vec<DestInfo> = [40_000u32, 3, 0, 2, 65_535]
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| dest(i as u32, w, false))
-        .collect();
-    let (mut wrr, mut model) = (Wrr::new(), Model::default());
-    wrr.update(&dests, DestChange::Init);
-    model.init_svc(&dests);
-    assert_eq!(wrr.cycle_len(), 0, "105537 picks > {}", wrr::CYCLE_MAX);
-    for step in 0..3000usize {
+    let cycle = run_against_model(&[40_000, 3, 0, 2, 65_535], 3000, |step, dests, _| {
         if step == 1000 {
             dests[1].flags.set(DestFlags::OVERLOAD, true);
         }
-        assert_eq!(
-            wrr.schedule(&dests, &flow, &mut ctx),
-            model.schedule(&dests),
-            "step {step}"
-        );
-        assert_eq!(wrr.mark(), model.mark(), "step {step}");
-    }
+    });
+    assert_eq!(cycle, 0, "105537 picks > {}", wrr::CYCLE_MAX);
 }
