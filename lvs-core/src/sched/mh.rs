@@ -127,6 +127,8 @@ pub struct MhPermutation {
 #[derive(Clone, Debug)]
 pub struct Mh {
     flags: SchedFlags,
+    /// `0xFFFF` with `mh-port`, else 0: the mask of the client port in the hashed value.
+    port_mask: u32,
     /// M.
     size: u32,
     /// `x % M`.
@@ -182,6 +184,7 @@ impl Mh {
         let tab_bits = (index as u32 + 8) / 2;
         Mh {
             flags,
+            port_mask: if flags.port() { 0xffff } else { 0 },
             size: table_size,
             modm: FastMod::new(table_size),
             tab_bits,
@@ -334,8 +337,8 @@ impl Mh {
         } else {
             (&flow.saddr, flow.sport)
         };
-        let port = if self.flags.port() && flow.protocol.has_ports() {
-            port
+        let mask = if flow.protocol.has_ports() {
+            self.port_mask
         } else {
             0
         };
@@ -343,7 +346,7 @@ impl Mh {
             IpAddr::V4(a) => u32::from(*a),
             IpAddr::V6(_) => addr_fold(*addr),
         };
-        folded.wrapping_add(u32::from(port))
+        folded.wrapping_add(u32::from(port) & mask)
     }
 
     #[inline]
