@@ -301,6 +301,21 @@ pub fn transmit(
     if let Some(v) = fast::try_fast(buf, headroom, c, m, dir) {
         return v;
     }
+    general_out_of_line(buf, headroom, c, m, dir, out)
+}
+
+/// [`transmit_general`] as a call: kept out of [`transmit`] so that the fast path, inlined
+/// into its caller, does not carry the general path's stack frame and register saves on every
+/// packet.
+#[inline(never)]
+fn general_out_of_line(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+    out: &mut [u8],
+) -> Verdict {
     transmit_general(buf, headroom, c, m, dir, out)
 }
 
