@@ -191,7 +191,14 @@ fn measured_xmit<const N: usize>(
     use lvs_core::xmit::{transmit, Direction};
     for _ in 0..iters {
         buf[at..at + N].copy_from_slice(saved);
-        let v = transmit(black_box(&mut *buf), 64, black_box(c), m, Direction::In, out);
+        let v = transmit(
+            black_box(&mut *buf),
+            64,
+            black_box(c),
+            m,
+            Direction::In,
+            out,
+        );
         black_box(&v);
     }
 }
