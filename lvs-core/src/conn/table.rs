@@ -1382,9 +1382,13 @@ impl ConnTable {
         self.link(slot, due);
     }
 
-    /// Removes the entry from both indexes and leaves it to expire: how the kernel neutralises
-    /// a template whose destination became invalid (`ip_vs_check_template`). Returns whether it
-    /// was hashed.
+    /// Removes the entry from both indexes and leaves it to expire (its timer unchanged): how
+    /// the kernel neutralises a template whose destination became invalid
+    /// (`ip_vs_check_template`, spec §2.6). A template also gets the kernel's neutral ports,
+    /// client port 0 and virtual and real-server port 0xffff, which it keeps (and is listed
+    /// and synced with) until it expires; the kernel hashes it back with them, where no
+    /// lookup of a live template finds it, so here it simply stays out of the indexes.
+    /// Returns whether it was hashed.
     pub fn unhash(&mut self, id: ConnId) -> bool {
         if !self.contains(id) {
             return false;
@@ -1393,6 +1397,12 @@ impl ConnTable {
         if hashed {
             self.unindex(id.0);
             self.stats.unhashed += 1;
+            let e = &mut self.store.slab[id.0 as usize];
+            if e.is_template() {
+                e.cport = 0;
+                e.vport = 0xffff;
+                e.dport = 0xffff;
+            }
         }
         hashed
     }
