@@ -1244,3 +1244,52 @@ fn invalid_template_is_neutralised_with_port_0xffff() {
         "{text}"
     );
 }
+
+/// Runs every timer at its own deadline, up to `until` (a driver following `poll_timeout`).
+fn step_timers(d: &mut Director, until: Instant) {
+    let mut guard = 0;
+    while let Some(p) = d.poll_timeout().filter(|&p| p <= until) {
+        d.handle_timeout(p);
+        guard += 1;
+        assert!(guard < 100_000, "timers never settle");
+    }
+}
+
+/// Spec §2.3 / §2.6: a template whose timer fires while it still controls connections is
+/// re-armed 60 s after that expiry — whenever the driver gets round to running the timers,
+/// and without drifting from one deferral to the next.
+#[test]
+fn template_deferral_counts_from_its_expiry() {
+    let rules = "-A -t 10.0.0.1:80 -s rr -p 10\n-a -t 10.0.0.1:80 -r 10.1.0.1:80\n";
+    let (c, v) = ("192.0.2.7:1000", "10.0.0.1:80");
+    // Template due at 10 s, deferred at 10, 70, ..., 850 (the conn is ESTABLISHED until
+    // 900 s), freed when it fires at 910 s with nothing left to control.
+    let open = |d: &mut Director| {
+        d.handle_flow(t(0), &tcp(c, v, SYN));
+        d.handle_flow(t(0), &tcp(c, v, ACK));
+    };
+    let template = |d: &Director, now: Instant| {
+        d.connections(now)
+            .into_iter()
+            .find(|e| e.cport == 0)
+            .map(|e| e.expires_secs)
+    };
+
+    // A driver running each timer at its deadline.
+    let mut d = director(rules);
+    open(&mut d);
+    step_timers(&mut d, t(75));
+    assert_eq!(template(&d, t(75)), Some(55), "deferred at 70 s to 130 s");
+    step_timers(&mut d, t(855));
+    assert_eq!(template(&d, t(855)), Some(55), "deferred at 850 s to 910 s");
+    step_timers(&mut d, t(911));
+    assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
+
+    // A driver that runs the timers only now and then.
+    let mut d = director(rules);
+    open(&mut d);
+    run_timers(&mut d, t(100));
+    assert_eq!(template(&d, t(100)), Some(30), "deferred at 70 s to 130 s");
+    run_timers(&mut d, t(911));
+    assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
+}
