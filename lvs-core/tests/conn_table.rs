@@ -512,9 +512,15 @@ fn udp_reply_assures_template_and_unhash_neutralises() {
         "already assured"
     );
     let key = tab.get(ti.id).unwrap().in_key();
+    let armed = tab.expires(ti.id);
     assert!(tab.unhash(ti.id));
     assert_eq!(tab.lookup_template(&key), None);
     assert!(!tab.get(ti.id).unwrap().flags.contains(ConnFlags::HASHED));
+    // The kernel's neutral ports (spec §2.6), kept until it expires; the timer is unchanged.
+    let n = tab.get(ti.id).unwrap();
+    assert_eq!((n.cport, n.vport, n.dport), (0, 0xffff, 0xffff));
+    assert_eq!(Some(n.expires), armed);
+    assert!(!tab.unhash(ti.id), "already neutralised");
     // A new template with the same key can be created while the old one waits to expire.
     let mut tpl2 = conn(
         Protocol::Udp,

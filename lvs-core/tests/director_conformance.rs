@@ -1188,3 +1188,108 @@ fn source_port_20_is_never_scheduled() {
         d.handle_flow(t(1), &udp("192.0.2.7:21", "10.0.0.1:53"))
     ));
 }
+
+/// Spec §2.6: an invalid template is neutralised — re-hashed with vport = dport = 0xffff and
+/// cport 0 so that it never matches again — and left to expire on its old timer; `ipvsadm -Lnc`
+/// lists it with those ports until then.
+#[test]
+fn invalid_template_is_neutralised_with_port_0xffff() {
+    let mut s = Sysctls::default();
+    s.expire_quiescent_template = true;
+    let mut d = director_with(
+        "-A -t 10.0.0.1:443 -s rr -p 100\n\
+         -a -t 10.0.0.1:443 -r 10.1.0.1:8443 -m\n\
+         -a -t 10.0.0.1:443 -r 10.1.0.2:8443 -m\n",
+        s,
+    );
+    let v = "10.0.0.1:443";
+    let first = dest_of(d.handle_flow(t(1), &tcp("192.0.2.7:1000", v, SYN)));
+    assert_eq!(first, sa("10.1.0.2:8443"));
+    let mut e = DestConfig::new("10.1.0.2".parse().unwrap(), 8443);
+    e.weight = 0;
+    e.forward = Forward::Masq;
+    d.apply_command(t(2), &Command::EditDest(key("-t 10.0.0.1:443"), e))
+        .unwrap();
+    // The template of the quiesced server is invalid: a new one goes to the other server.
+    let second = dest_of(d.handle_flow(t(3), &tcp("192.0.2.7:1001", v, SYN)));
+    assert_eq!(second, sa("10.1.0.1:8443"));
+    let mut tpl: Vec<_> = d
+        .connections(t(3))
+        .into_iter()
+        .filter(|e| e.state == "NONE" || e.state == "ASSURED")
+        .collect();
+    tpl.sort_by_key(|e| e.vport);
+    assert_eq!(tpl.len(), 2, "{tpl:?}");
+    // The new template: the service port and the real server's port.
+    assert_eq!((tpl[0].cport, tpl[0].vport, tpl[0].dport), (0, 443, 8443));
+    assert_eq!(
+        tpl[0].daddr,
+        "10.1.0.1".parse::<core::net::IpAddr>().unwrap()
+    );
+    // The neutralised one: ports 0xffff, still on its old timer (armed at t = 1 for 100 s).
+    assert_eq!(
+        (tpl[1].cport, tpl[1].vport, tpl[1].dport),
+        (0, 0xffff, 0xffff)
+    );
+    assert_eq!(
+        tpl[1].daddr,
+        "10.1.0.2".parse::<core::net::IpAddr>().unwrap()
+    );
+    assert_eq!(tpl[1].expires_secs, 98);
+    let text = list_conns(&d.connections(t(3)), false);
+    assert!(
+        text.contains(
+            "TCP 01:38  NONE        192.0.2.7:0        10.0.0.1:65535     10.1.0.2:65535"
+        ),
+        "{text}"
+    );
+}
+
+/// Runs every timer at its own deadline, up to `until` (a driver following `poll_timeout`).
+fn step_timers(d: &mut Director, until: Instant) {
+    let mut guard = 0;
+    while let Some(p) = d.poll_timeout().filter(|&p| p <= until) {
+        d.handle_timeout(p);
+        guard += 1;
+        assert!(guard < 100_000, "timers never settle");
+    }
+}
+
+/// Spec §2.3 / §2.6: a template whose timer fires while it still controls connections is
+/// re-armed 60 s after that expiry — whenever the driver gets round to running the timers,
+/// and without drifting from one deferral to the next.
+#[test]
+fn template_deferral_counts_from_its_expiry() {
+    let rules = "-A -t 10.0.0.1:80 -s rr -p 10\n-a -t 10.0.0.1:80 -r 10.1.0.1:80\n";
+    let (c, v) = ("192.0.2.7:1000", "10.0.0.1:80");
+    // Template due at 10 s, deferred at 10, 70, ..., 850 (the conn is ESTABLISHED until
+    // 900 s), freed when it fires at 910 s with nothing left to control.
+    let open = |d: &mut Director| {
+        d.handle_flow(t(0), &tcp(c, v, SYN));
+        d.handle_flow(t(0), &tcp(c, v, ACK));
+    };
+    let template = |d: &Director, now: Instant| {
+        d.connections(now)
+            .into_iter()
+            .find(|e| e.cport == 0)
+            .map(|e| e.expires_secs)
+    };
+
+    // A driver running each timer at its deadline.
+    let mut d = director(rules);
+    open(&mut d);
+    step_timers(&mut d, t(75));
+    assert_eq!(template(&d, t(75)), Some(55), "deferred at 70 s to 130 s");
+    step_timers(&mut d, t(855));
+    assert_eq!(template(&d, t(855)), Some(55), "deferred at 850 s to 910 s");
+    step_timers(&mut d, t(911));
+    assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
+
+    // A driver that runs the timers only now and then.
+    let mut d = director(rules);
+    open(&mut d);
+    run_timers(&mut d, t(100));
+    assert_eq!(template(&d, t(100)), Some(30), "deferred at 70 s to 130 s");
+    run_timers(&mut d, t(911));
+    assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
+}

@@ -972,7 +972,7 @@ impl ConnTable {
     /// more work is already due (call again).
     ///
     /// A due template that still controls connections is not freed: its timeout becomes 60 s
-    /// and it is re-armed (spec §2.3, §2.6). A connection freed here leaves its template
+    /// and it is re-armed for 60 s after the expiry (not after `now`, spec §2.3, §2.6). A connection freed here leaves its template
     /// (`n_control` decremented).
     pub fn handle_timeout(
         &mut self,
@@ -1014,9 +1014,15 @@ impl ConnTable {
                     continue;
                 }
                 if e.is_template() && e.link > 0 {
-                    // Still controls connections: expire later (`expire_later`).
+                    // Still controls connections: expire later (`expire_later`), 60 s after
+                    // the timer fired, i.e. after the expiry itself (in the tick before `due`),
+                    // not after this call: a late call and the tick rounding must not push
+                    // the template's life on by a little more at each deferral. The new due
+                    // tick is after the one being processed, so a late call still meets it
+                    // (and the connections due before it) in time order.
                     self.store.slab[slot as usize].aux = duration_ms(DEFERRED_TIMEOUT);
-                    let due = self.due_tick(now, DEFERRED_TIMEOUT);
+                    let fired = self.instant_of_tick(due.saturating_sub(1));
+                    let due = self.due_tick(fired, DEFERRED_TIMEOUT);
                     self.store.slab[slot as usize].expires = due as u32;
                     self.link(slot, due);
                     self.stats.deferred += 1;
@@ -1382,9 +1388,13 @@ impl ConnTable {
         self.link(slot, due);
     }
 
-    /// Removes the entry from both indexes and leaves it to expire: how the kernel neutralises
-    /// a template whose destination became invalid (`ip_vs_check_template`). Returns whether it
-    /// was hashed.
+    /// Removes the entry from both indexes and leaves it to expire (its timer unchanged): how
+    /// the kernel neutralises a template whose destination became invalid
+    /// (`ip_vs_check_template`, spec §2.6). A template also gets the kernel's neutral ports,
+    /// client port 0 and virtual and real-server port 0xffff, which it keeps (and is listed
+    /// and synced with) until it expires; the kernel hashes it back with them, where no
+    /// lookup of a live template finds it, so here it simply stays out of the indexes.
+    /// Returns whether it was hashed.
     pub fn unhash(&mut self, id: ConnId) -> bool {
         if !self.contains(id) {
             return false;
@@ -1393,6 +1403,12 @@ impl ConnTable {
         if hashed {
             self.unindex(id.0);
             self.stats.unhashed += 1;
+            let e = &mut self.store.slab[id.0 as usize];
+            if e.is_template() {
+                e.cport = 0;
+                e.vport = 0xffff;
+                e.dport = 0xffff;
+            }
         }
         hashed
     }
