@@ -106,9 +106,8 @@ fn nat_tcp_lifecycle_and_reply_rewrite() {
     let info = d.conn(Protocol::Tcp, sa(c), sa(v)).unwrap();
     assert_eq!(info.state, "SYN_RECV");
     assert_eq!(info.method, Forward::Masq);
-    // Due strictly after now + timeout, less than one 125 ms tick later.
-    assert!(info.expires > t(1) + Duration::from_secs(60));
-    assert!(info.expires <= t(1) + Duration::from_millis(60_125));
+    // Due at the first 125 ms tick at or after now + timeout: exactly then for whole seconds.
+    assert_eq!(info.expires, t(1) + Duration::from_secs(60));
     // SYN+ACK from the real server: a reply with the VIP as source.
     assert_eq!(
         d.handle_flow(t(1), &reply("10.1.0.1:8080", c, SYNACK)),
@@ -132,7 +131,7 @@ fn nat_tcp_lifecycle_and_reply_rewrite() {
     d.handle_flow(t(3), &reply("10.1.0.1:8080", c, FINACK));
     let info = d.conn(Protocol::Tcp, sa(c), sa(v)).unwrap();
     assert_eq!(info.state, "TIME_WAIT");
-    assert!(info.expires > t(3) + Duration::from_secs(120));
+    assert_eq!(info.expires, t(3) + Duration::from_secs(120));
     let di = d
         .dest_info(&key("-t 10.0.0.1:80"), sa("10.1.0.1:8080"))
         .unwrap();
@@ -141,10 +140,10 @@ fn nat_tcp_lifecycle_and_reply_rewrite() {
     let st = d.stats();
     assert_eq!((st.conns, st.inpkts, st.outpkts), (1, 3, 2));
     assert_eq!((st.inbytes, st.outbytes), (180, 120));
-    // Expiry after 120 s (plus less than a tick).
-    run_timers(&mut d, t(3) + Duration::from_millis(119_000));
+    // Expiry 120 s after the last packet: alive just before, gone at the deadline.
+    run_timers(&mut d, t(3) + Duration::from_millis(119_999));
     assert!(d.conn(Protocol::Tcp, sa(c), sa(v)).is_some());
-    run_timers(&mut d, t(3) + Duration::from_millis(120_200));
+    run_timers(&mut d, t(3) + Duration::from_secs(120));
     assert!(d.conn(Protocol::Tcp, sa(c), sa(v)).is_none());
     let di = d
         .dest_info(&key("-t 10.0.0.1:80"), sa("10.1.0.1:8080"))
@@ -1156,7 +1155,7 @@ fn edit_service_in_a_rule_set_is_reported_and_keeps_connections() {
     let info = d
         .conn(Protocol::Tcp, sa("192.0.2.7:1000"), sa("10.0.0.1:80"))
         .unwrap();
-    assert!(info.expires > t(103) && info.expires <= t(103) + Duration::from_millis(125));
+    assert_eq!(info.expires, t(103));
     // Now persistent: a new connection creates a template.
     d.handle_flow(t(4), &tcp("192.0.2.7:1001", "10.0.0.1:80", SYN));
     assert_eq!(

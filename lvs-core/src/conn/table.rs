@@ -858,13 +858,15 @@ impl ConnTable {
         t.as_nanos() / self.tick_ns
     }
 
-    /// The tick at which an entry re-armed at `now` with `timeout` becomes due: strictly after
-    /// `now + timeout`, less than one tick later.
+    /// The tick at which an entry re-armed at `now` with `timeout` becomes due: the first tick
+    /// boundary at or after `now + timeout` (less than one tick later), so that a
+    /// `handle_timeout` at exactly the deadline expires the entry, as the kernel's timer is due
+    /// once `jiffies >= expires`.
     /// Timeouts are clamped to 2^30 ticks (about 4 years at the default tick) so that the
     /// 32-bit tick stored in an entry always reads back unambiguously.
     fn due_tick(&self, now: Instant, timeout: Duration) -> u64 {
         let max = Duration::from_nanos(self.tick_ns.saturating_mul(1 << 30));
-        self.tick_of(now + timeout.min(max)) + 1
+        (now + timeout.min(max)).as_nanos().div_ceil(self.tick_ns)
     }
 
     /// Full tick of a stored (truncated) tick, relative to the cursor.
@@ -1015,13 +1017,14 @@ impl ConnTable {
                 }
                 if e.is_template() && e.link > 0 {
                     // Still controls connections: expire later (`expire_later`), 60 s after
-                    // the timer fired, i.e. after the expiry itself (in the tick before `due`),
-                    // not after this call: a late call and the tick rounding must not push
-                    // the template's life on by a little more at each deferral. The new due
-                    // tick is after the one being processed, so a late call still meets it
-                    // (and the connections due before it) in time order.
+                    // the timer fired, i.e. after the expiry itself (at most one tick before
+                    // `due`, the first tick boundary at or after it), not after this call: a
+                    // late call and the tick rounding must not push the template's life on by
+                    // a little more at each deferral. The new due tick is after the one being
+                    // processed, so a late call still meets it (and the connections due
+                    // before it) in time order.
                     self.store.slab[slot as usize].aux = duration_ms(DEFERRED_TIMEOUT);
-                    let fired = self.instant_of_tick(due.saturating_sub(1));
+                    let fired = self.instant_of_tick(due);
                     let due = self.due_tick(fired, DEFERRED_TIMEOUT);
                     self.store.slab[slot as usize].expires = due as u32;
                     self.link(slot, due);
