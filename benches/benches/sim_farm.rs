@@ -11,7 +11,8 @@ use criterion::{Criterion, Throughput};
 use lvs_sim::engine::Engine;
 use lvs_sim::model::Model;
 
-fn scenario(method: &str, sched: &str) -> Model {
+/// The bench's scenario: `method` is `-m` (NAT) or `-g` (DR), `sched` the scheduler's name.
+pub fn scenario(method: &str, sched: &str) -> Model {
     let mut rules = format!("-A -t 192.0.2.10:80 -s {sched}\n");
     for i in 1..=8 {
         rules += &format!("-a -t 192.0.2.10:80 -r 10.0.0.{i}:80 {method}\n");

@@ -16,6 +16,10 @@
 //!   does (`restore::window`); `XMIT_RESTORE64=1` restores the first 64 bytes instead (the
 //!   bench's earlier shape).
 //!
+//! - `sim METHOD SCHED REPS`: REPS runs of the `sim_farm` bench's scenario (100 000
+//!   connections, 8 real servers; METHOD `nat` or `dr`, SCHED `wlc` or `rr`), whole runs of
+//!   `lvs_sim::engine::Engine` (scenario compiled outside the measured part).
+//!
 //! - `sync-create N REPS` / `sync-update N REPS`: a backup applying the v1 IPv4 datagrams of
 //!   N records (the `sync/apply` bench's), into a fresh director (built outside the measured
 //!   part) or again over the entries they created; REPS rounds. The records name the real
@@ -36,6 +40,9 @@ use rand_pcg::Pcg32;
 
 #[path = "../benches/restore.rs"]
 mod restore;
+#[path = "../benches/sim_farm.rs"]
+#[allow(dead_code)]
+mod sim_farm;
 #[path = "../benches/workload.rs"]
 mod workload;
 use workload::{client, pkt, vip};
@@ -345,6 +352,35 @@ fn sync_director(n: u32) -> Director {
 }
 
 #[inline(never)]
+fn measured_sim(m: &lvs_sim::model::Model) -> u64 {
+    let r = lvs_sim::engine::Engine::new(m, 0).run(None).unwrap();
+    r.counters.connections
+}
+
+fn sim(method: &str, sched: &str, reps: u64) {
+    let flag = match method {
+        "nat" => "-m",
+        "dr" => "-g",
+        _ => panic!("method nat|dr"),
+    };
+    let m = sim_farm::scenario(flag, sched);
+    let mut times = Vec::new();
+    let mut conns = 0;
+    for _ in 0..reps {
+        let t = Clock::now();
+        conns = black_box(measured_sim(&m));
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let med = times[times.len() / 2];
+    println!(
+        "sim {method} {sched}: {conns} connections, median of {reps} runs {:.1} ms ({:.2} M conn/s)",
+        med * 1e3,
+        conns as f64 / med / 1e6
+    );
+}
+
+#[inline(never)]
 fn measured_sync(d: &mut Director, now: Instant, dgs: &[Vec<u8>]) {
     for dg in dgs {
         black_box(d.apply_sync(now, black_box(dg)).unwrap());
@@ -404,6 +440,14 @@ fn sync(update: bool, n: u32, reps: u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("packet", String::as_str);
+    if mode == "sim" {
+        sim(
+            args.get(2).map_or("dr", String::as_str),
+            args.get(3).map_or("wlc", String::as_str),
+            args.get(4).map_or(1, |s| s.parse().unwrap()),
+        );
+        return;
+    }
     let n: u64 = args.get(2).map_or(100_000, |s| s.parse().unwrap_or(0));
     let iters: u64 = args.get(3).map_or(100_000, |s| s.parse().unwrap());
     let reps: usize = args.get(4).map_or(1, |s| s.parse().unwrap());

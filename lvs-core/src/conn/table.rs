@@ -1531,6 +1531,11 @@ impl ConnTable {
         core::hint::black_box(self.store.slab.get(next).map(|e| e.bits));
     }
 
+    /// The hash key of the table's hashes.
+    pub(crate) fn hash_key(&self) -> HashKey {
+        self.store.key
+    }
+
     /// Reads into the CPU caches the buckets that a lookup or insert with these in-index and
     /// out-index hashes starts from. A caller with a batch of keys computes every hash
     /// first and then touches them all in one short loop, so that the cache misses of the
@@ -1610,23 +1615,59 @@ impl ConnTable {
         if self.out_filter[b] == 0 {
             return None;
         }
-        self.lookup_out_indexed(k, s)
+        self.lookup_out_indexed(k, s, None)
     }
 
-    /// [`ConnTable::lookup_out`] past its source filter (`s` is `k.saddr`): out of line, so
-    /// that the filter's miss, the common case for a client's packet, stays a few
-    /// instructions where it is inlined.
+    /// [`ConnTable::lookup_out`], with the hash of `known`'s key (from
+    /// [`ConnTable::out_hash`]) used when it is `k`.
+    #[inline]
+    pub(crate) fn lookup_out_hinted(
+        &self,
+        k: &OutKey,
+        known: Option<(&OutKey, u64)>,
+    ) -> Option<ConnId> {
+        let s = Ad::of(k.saddr);
+        let b = out_filter_bucket(self.out_filter.len() - 1, k.protocol, s, k.sport);
+        if self.out_filter[b] == 0 {
+            return None;
+        }
+        self.lookup_out_indexed(k, s, known)
+    }
+
+    /// [`ConnTable::lookup_out`] past its source filter (`s` is `k.saddr`; `known` as for
+    /// [`ConnTable::lookup_out_hinted`]): out of line, so that the filter's miss, the common
+    /// case for a client's packet, stays a few instructions where it is inlined.
     #[inline(never)]
-    fn lookup_out_indexed(&self, k: &OutKey, s: Ad) -> Option<ConnId> {
+    fn lookup_out_indexed(
+        &self,
+        k: &OutKey,
+        s: Ad,
+        known: Option<(&OutKey, u64)>,
+    ) -> Option<ConnId> {
         let d = Ad::of(k.daddr);
-        let h = hash_tuple(
-            &self.store.key,
-            k.protocol,
-            KIND_OUT,
-            s,
-            k.sport,
-            d,
-            k.dport,
+        let h = match known {
+            Some((a, h)) if a == k => h,
+            _ => hash_tuple(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport,
+            ),
+        };
+        debug_assert_eq!(
+            h,
+            hash_tuple(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport
+            )
         );
         self.out_idx
             .find(h, |x| self.store.out_eq(x, k, s, d))

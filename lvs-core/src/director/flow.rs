@@ -2,7 +2,10 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{forward_of, DeltaKind, Director, DropReason, FlowPacket, FlowVerdict, PacketDir};
+use super::{
+    forward_of, DeltaKind, Director, DropReason, FlowHint, FlowPacket, FlowVerdict, HintKind,
+    PacketDir,
+};
 use crate::conn::state::TcpInput;
 use crate::conn::{
     ConnFlags, ConnId, DestDelta, Direction, InKey, InsertError, NewConn, OutKey, TcpState,
@@ -74,6 +77,100 @@ impl Director {
         v
     }
 
+    /// The hashes of `pkt`'s flow key in its direction (see [`FlowHint`]); changes nothing.
+    /// For a client packet that may open a connection (a TCP SYN; any UDP or SCTP packet) the
+    /// hint also holds the reply key's hash that the connection's insert would use.
+    pub fn flow_hint(&self, pkt: &FlowPacket) -> FlowHint {
+        let kind = if pkt.protocol == Protocol::Ip {
+            HintKind::None
+        } else {
+            match pkt.dir {
+                PacketDir::FromClient => {
+                    let key = InKey {
+                        protocol: pkt.protocol,
+                        caddr: pkt.src.ip(),
+                        cport: pkt.src.port(),
+                        vaddr: pkt.dst.ip(),
+                        vport: pkt.dst.port(),
+                    };
+                    // `schedule`'s test of the packets it considers.
+                    let f = pkt.tcp_flags;
+                    let opens = pkt.protocol != Protocol::Tcp
+                        || (f & TcpInput::RST == 0
+                            && (f & TcpInput::SYN != 0 || self.sysctls.sloppy_tcp));
+                    let out = opens.then(|| {
+                        let v = (pkt.dst.ip(), pkt.dst.port());
+                        let c = (pkt.src.ip(), pkt.src.port());
+                        let o = OutKey::of_conn(pkt.protocol, false, c, v, v);
+                        (o, self.table.out_hash(&o))
+                    });
+                    HintKind::In {
+                        key,
+                        hash: self.table.in_hash(&key),
+                        out,
+                    }
+                }
+                PacketDir::FromServer => {
+                    let key = OutKey {
+                        protocol: pkt.protocol,
+                        saddr: pkt.src.ip(),
+                        sport: pkt.src.port(),
+                        daddr: pkt.dst.ip(),
+                        dport: pkt.dst.port(),
+                    };
+                    HintKind::Out {
+                        key,
+                        hash: self.table.out_hash(&key),
+                    }
+                }
+            }
+        };
+        FlowHint {
+            table: self.table.hash_key(),
+            kind,
+        }
+    }
+
+    /// Reads into the CPU caches the connection-table buckets that a packet with this hint
+    /// looks up first (and, for a hint that may open a connection, the reply-key bucket and
+    /// the free slot its insert would use). Changes nothing. Prefetching the hints of several
+    /// upcoming packets in one go lets their cache misses overlap.
+    #[inline]
+    pub fn prefetch(&self, hint: &FlowHint) {
+        if hint.table != self.table.hash_key() {
+            return;
+        }
+        match hint.kind {
+            HintKind::None => {}
+            HintKind::In { hash, out, .. } => {
+                self.table.prefetch(hash, out.map(|(_, h)| h));
+                if out.is_some() {
+                    self.table.prefetch_free_slot();
+                }
+            }
+            HintKind::Out { hash, .. } => self.table.prefetch(None, Some(hash)),
+        }
+    }
+
+    /// [`Director::handle_flow`] with the packet's [`FlowHint`]: the same verdicts, counters
+    /// and state, without hashing the key again when the hint is for this packet's key and
+    /// this director's table (any other hint is ignored).
+    pub fn handle_flow_hinted(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        hint: &FlowHint,
+    ) -> FlowVerdict {
+        let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
+        let now = self.clamp(now);
+        let v = match pkt.dir {
+            PacketDir::FromClient => self.flow_in_dest(now, pkt, hint).0,
+            PacketDir::FromServer => self.flow_out_conn(now, pkt, hint).0,
+        };
+        self.count_verdict(&v);
+        v
+    }
+
     pub(super) fn count_verdict(&mut self, v: &FlowVerdict) {
         match *v {
             FlowVerdict::Forward { .. } => self.counters.forwarded += 1,
@@ -85,15 +182,17 @@ impl Director {
     }
 
     pub(super) fn flow_in(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
-        self.flow_in_dest(now, pkt).0
+        self.flow_in_dest(now, pkt, None).0
     }
 
     /// [`Director::flow_in`], also naming the real server the packet goes to (for the packet
-    /// path's tunnel configuration, one-packet scheduling included).
+    /// path's tunnel configuration, one-packet scheduling included); `hint` as for
+    /// [`Director::handle_flow_hinted`] (this table's).
     pub(super) fn flow_in_dest(
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
+        hint: Option<&HintKind>,
     ) -> (FlowVerdict, Option<DestId>) {
         if pkt.protocol == Protocol::Ip {
             // No IPVS protocol module: not ours.
@@ -106,7 +205,12 @@ impl Director {
             vaddr: pkt.dst.ip(),
             vport: pkt.dst.port(),
         };
-        let (mut cp, hash) = self.table.lookup_in_hashed(&key);
+        // The hint's hashes, when they are this key's.
+        let (known, known_out) = match hint {
+            Some(HintKind::In { key: k, hash, out }) if *k == key => (*hash, *out),
+            _ => (None, None),
+        };
+        let (mut cp, hash) = self.table.lookup_in_prehashed(&key, known);
         // A miss's hash serves the insert of the connection scheduled below (same key).
         self.miss_hash = match (cp, hash) {
             (None, Some(h)) => Some((key, h)),
@@ -161,7 +265,7 @@ impl Director {
         }
         let (id, new) = match cp {
             Some(id) => (id, false),
-            None => match self.schedule(now, pkt) {
+            None => match self.schedule(now, pkt, known_out) {
                 Ok(s) => match s.conn {
                     Some(id) => {
                         dest = self.table.dest(id);
@@ -211,7 +315,7 @@ impl Director {
     }
 
     pub(super) fn flow_out(&mut self, now: Instant, pkt: &FlowPacket) -> FlowVerdict {
-        self.flow_out_conn(now, pkt).0
+        self.flow_out_conn(now, pkt, None).0
     }
 
     /// [`Director::flow_out`], also naming the connection a reply belongs to.
@@ -220,6 +324,7 @@ impl Director {
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
+        hint: Option<&HintKind>,
     ) -> (FlowVerdict, Option<ConnId>) {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
@@ -231,7 +336,11 @@ impl Director {
             daddr: pkt.dst.ip(),
             dport: pkt.dst.port(),
         };
-        let Some(id) = self.table.lookup_out(&key) else {
+        let known = match hint {
+            Some(HintKind::Out { key, hash }) => Some((key, *hash)),
+            _ => None,
+        };
+        let Some(id) = self.table.lookup_out_hinted(&key, known) else {
             // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
             // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
             if self.sysctls.nat_icmp_send
@@ -397,7 +506,14 @@ impl Director {
     /// instead of following it, and keeps the reply key's hash for the insert. The reply key
     /// assumed is that of every method but NAT (the virtual service answers the client); for
     /// a NAT real server the insert finds the key is not its own and hashes its own.
-    fn read_ahead_insert(&mut self, pkt: &FlowPacket) {
+    ///
+    /// With the packet's hint (`known`: its reply key and hash) the buckets were read when the
+    /// caller prefetched the hint, and the hash is the hint's.
+    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<(OutKey, u64)>) {
+        if known.is_some() {
+            self.miss_out = known;
+            return;
+        }
         let v = (pkt.dst.ip(), pkt.dst.port());
         let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
         let h = self.table.out_hash(&out);
@@ -407,7 +523,12 @@ impl Director {
     }
 
     /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`.
-    fn schedule(&mut self, now: Instant, pkt: &FlowPacket) -> Result<Scheduled, FlowVerdict> {
+    fn schedule(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        known_out: Option<(OutKey, u64)>,
+    ) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
         if pkt.protocol == Protocol::Tcp {
             let f = pkt.tcp_flags;
@@ -423,7 +544,7 @@ impl Director {
             // packet continues to the local stack), spec §6.2.
             return Err(FlowVerdict::NotOurs);
         }
-        self.read_ahead_insert(pkt);
+        self.read_ahead_insert(pkt, known_out);
         let s = self.services[svc as usize]
             .as_ref()
             .expect("indexed service");

@@ -24,6 +24,12 @@
 //!   wants to run (connection expiry, the 2 s rate estimator tick, lblc/lblcr cache expiry, the
 //!   60 s trash timer). Each `handle_timeout` call does bounded work; call it again while
 //!   `poll_timeout() <= now`.
+//! - **Hints** (optional): a driver that knows a flow's packets before they happen (a
+//!   simulator) takes the flow's [`FlowHint`] once ([`Director::flow_hint`]), reads its
+//!   table buckets into the caches ahead of time ([`Director::prefetch`], several at once so
+//!   that the cache misses overlap), and hands each packet of the flow over with it
+//!   ([`Director::handle_flow_hinted`]), which then does not hash the key again. Verdicts,
+//!   counters and state are the same as with `handle_flow`.
 //! - **Time** never goes backwards: an earlier `now` than one already seen is a caller bug
 //!   (debug assertion) and is clamped to the latest time seen in release builds.
 //! - **Observation**: [`Director::snapshot`] (for [`crate::rules::listing::list`]),
@@ -474,6 +480,54 @@ pub struct Director {
     /// The reply key and hash read ahead for the insert of the connection being scheduled
     /// (see `read_ahead_insert`; the table uses it only if it is the entry's own key).
     miss_out: Option<(OutKey, u64)>,
+}
+
+/// The connection-table hashes of a flow's key in one direction, computed once by
+/// [`Director::flow_hint`] and handed back with each packet of the flow to
+/// [`Director::handle_flow_hinted`] (which then skips hashing), or to [`Director::prefetch`].
+///
+/// A hint carries the key it was computed for and the table's hash key: a packet with
+/// another key, or a director with another hash key, ignores it (and hashes as usual), so a
+/// stale or mismatched hint costs time, never a wrong answer.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowHint {
+    table: HashKey,
+    kind: HintKind,
+}
+
+impl FlowHint {
+    /// The hint without what only the packet that opens a connection uses (the reply key of
+    /// the entry it would create): for the flow's later packets, so that
+    /// [`Director::prefetch`] reads only the bucket their lookup uses.
+    pub fn without_insert(self) -> FlowHint {
+        match self.kind {
+            HintKind::In { key, hash, .. } => FlowHint {
+                table: self.table,
+                kind: HintKind::In {
+                    key,
+                    hash,
+                    out: None,
+                },
+            },
+            _ => self,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum HintKind {
+    /// No connection-table key (`Protocol::Ip`).
+    None,
+    /// A client → director packet: its in-key, the exact-key hash (`None` for client port 0)
+    /// and, for a packet that may open a connection, the reply key and hash of the entry it
+    /// would create for every method but NAT (see `read_ahead_insert`).
+    In {
+        key: InKey,
+        hash: Option<u64>,
+        out: Option<(OutKey, u64)>,
+    },
+    /// A server → client packet: its reply key and out-index hash.
+    Out { key: OutKey, hash: u64 },
 }
 
 fn fwd_method(f: Forward) -> FwdMethod {

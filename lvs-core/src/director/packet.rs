@@ -283,7 +283,7 @@ impl Director {
             return PacketVerdict::NotOurs;
         }
         let mut fp = flow_packet(&c, protocol, fwmark);
-        let (v, conn) = self.flow_out_conn(now, &fp);
+        let (v, conn) = self.flow_out_conn(now, &fp, None);
         if v != FlowVerdict::NotOurs {
             self.count_verdict(&v);
             return match (v, conn) {
@@ -308,7 +308,7 @@ impl Director {
             };
         }
         fp.dir = PacketDir::FromClient;
-        let (v, dest) = self.flow_in_dest(now, &fp);
+        let (v, dest) = self.flow_in_dest(now, &fp, None);
         self.count_verdict(&v);
         match v {
             FlowVerdict::Forward {
