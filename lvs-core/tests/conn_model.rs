@@ -171,9 +171,9 @@ impl World {
                 (c.daddr, c.dport, c.dest),
                 (m.new.daddr, m.new.dport, m.new.dest)
             );
-            // Due strictly after the deadline, less than a tick later.
-            assert!(c.expires > m.deadline, "{} <= {}", c.expires, m.deadline);
-            assert!(c.expires.as_nanos() <= m.deadline.as_nanos() + TICK_NS);
+            // Due at the first tick at or after the deadline: less than a tick later.
+            assert!(c.expires >= m.deadline, "{} < {}", c.expires, m.deadline);
+            assert!(c.expires.as_nanos() < m.deadline.as_nanos() + TICK_NS);
             let w = want.entry(m.new.dest.unwrap()).or_default();
             if m.inactive {
                 w.1 += 1;

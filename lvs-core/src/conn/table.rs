@@ -530,7 +530,9 @@ pub struct ConnTableConfig {
     pub capacity: u32,
     /// Secret key of the index hash (draw it from a CSPRNG in the driver).
     pub hash_key: HashKey,
-    /// Timer resolution: an entry outlives its timeout by less than one tick. Default 125 ms.
+    /// Timer resolution: an entry is due at the first tick boundary at or after its deadline
+    /// (last packet + timeout), so it outlives its timeout by less than one tick, and not at
+    /// all when the deadline falls on a tick (whole seconds, say). Default 125 ms.
     pub tick: Duration,
     /// log2 of the number of wheel buckets. Default 13 (8192 buckets: 1024 s at 125 ms ticks,
     /// longer than the default ESTABLISHED timeout).
