@@ -784,16 +784,12 @@ impl<W: Write, S: Write> Replay<W, S> {
     }
 
     fn skip(&mut self, why: &str) {
-        *self.report.skipped.entry(why.to_string()).or_insert(0) += 1;
+        count(&mut self.report.skipped, why);
     }
 
     fn fail(&mut self, packet: u64, output: Option<u64>, f: Failure) {
         self.report.failed += 1;
-        *self
-            .report
-            .failures_by_reason
-            .entry(f.reason.name().to_string())
-            .or_insert(0) += 1;
+        count(&mut self.report.failures_by_reason, f.reason.name());
         if self.report.failures.len() < self.options.max_listed_failures {
             self.report.failures.push(ListedFailure {
                 packet,
@@ -934,11 +930,7 @@ impl<W: Write, S: Write> Replay<W, S> {
                 // Malformed: the director drops it the same way; let it count there.
                 self.report.packets_processed += 1;
                 self.report.verdicts.dropped += 1;
-                *self
-                    .report
-                    .drop_reasons
-                    .entry("malformed".into())
-                    .or_insert(0) += 1;
+                self.drop_reason("malformed");
                 return Ok(());
             }
         };
@@ -990,11 +982,7 @@ impl<W: Write, S: Write> Replay<W, S> {
     }
 
     fn drop_reason(&mut self, name: &str) {
-        *self
-            .report
-            .drop_reasons
-            .entry(name.to_string())
-            .or_insert(0) += 1;
+        count(&mut self.report.drop_reasons, name);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1363,6 +1351,17 @@ impl<W: Write, S: Write> Replay<W, S> {
             .map(|(d, n)| (fmt_sock(*d), *n))
             .collect();
         Ok(r)
+    }
+}
+
+/// Counts one more `key` in a report's counters; the key's `String` is made only the first
+/// time (captures can skip or drop most of their packets for one reason).
+fn count(counters: &mut BTreeMap<String, u64>, key: &str) {
+    match counters.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counters.insert(key.to_string(), 1);
+        }
     }
 }
 
