@@ -590,6 +590,8 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     flows: FlowBooks,
     report: Report,
     linted: hashbrown::HashSet<(IpAddr, Mac)>,
+    /// `--side client`: the real server's reply rebuilt from a captured packet.
+    reply_ip: Vec<u8>,
 }
 
 /// The director's hash key: fixed, so replays are reproducible (a capture is replayed
@@ -759,6 +761,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             flows: FlowBooks::with_capacity(flows_hint),
             report,
             linted: hashbrown::HashSet::new(),
+            reply_ip: Vec::new(),
         })
     }
 
@@ -1233,7 +1236,11 @@ impl<W: Write, S: Write> Replay<W, S> {
         let b = &mut self.buf[HEADROOM..HEADROOM + ip.len()];
         b.copy_from_slice(ip);
         rewrite_source(b, ic, conn.dest.ip(), conn.dest.port());
-        let reply_ip = b.to_vec();
+        // A copy for the validation (the director rewrites `buf`), in a buffer kept between
+        // packets.
+        let mut reply_ip = core::mem::take(&mut self.reply_ip);
+        reply_ip.clear();
+        reply_ip.extend_from_slice(b);
         let now = self.now;
         let v = self.director.handle_packet(
             now,
@@ -1254,18 +1261,25 @@ impl<W: Write, S: Write> Replay<W, S> {
         {
             self.report.client_replies_compared += 1;
             let out = &self.buf[start..start + len];
-            let mut ignore = vec![if ic.family == Family::V4 { 8..9 } else { 7..8 }];
+            // TTL / hop limit, the IPv4 header checksum, and maybe the L4 checksum.
+            let mut ignore = [0..0, 0..0, 0..0];
+            let mut ignored = 1;
             if ic.family == Family::V4 {
-                ignore.push(10..12);
+                ignore[0] = 8..9;
+                ignore[1] = 10..12;
+                ignored = 2;
+            } else {
+                ignore[0] = 7..8;
             }
             // A captured checksum that does not verify (offload at the capture point) or an
             // IPv4 UDP datagram without one: the director's output checksum was verified on
             // its own (valid, or the input's error preserved); compare everything else.
             if crate::validate::l4_sum(ip, ic) != Some(0xffff) {
                 let at = ic.l4_offset + if ic.protocol == proto::TCP { 16 } else { 6 };
-                ignore.push(at..at + 2);
+                ignore[ignored] = at..at + 2;
+                ignored += 1;
             }
-            if let Some(off) = crate::validate::first_difference(ip, out, &ignore) {
+            if let Some(off) = crate::validate::first_difference(ip, out, &ignore[..ignored]) {
                 let out_no = self.report.packets_out + 1;
                 self.fail(
                     n,
@@ -1292,7 +1306,9 @@ impl<W: Write, S: Write> Replay<W, S> {
             );
         }
         let ic2 = rc.unwrap_or(*ic);
-        self.on_verdict(n, ts, &reply_ip, &ic2, v, None)
+        let r = self.on_verdict(n, ts, &reply_ip, &ic2, v, None);
+        self.reply_ip = reply_ip;
+        r
     }
 
     /// DR lint: an ARP / neighbour advertisement for a DR virtual address from a real
