@@ -194,6 +194,23 @@ impl Director {
         pkt: &FlowPacket,
         hint: Option<&HintKind>,
     ) -> (FlowVerdict, Option<DestId>) {
+        debug_assert!(!self.defer_refresh && self.pending_refresh.is_none());
+        let r = self.flow_in_dest_deferred(now, pkt, hint);
+        if self.defer_refresh {
+            self.end_deferral();
+        }
+        r
+    }
+
+    /// [`Director::flow_in_dest`], which may leave the counter changes that follow a scheduling
+    /// decision pending for `end_deferral`.
+    #[inline(always)]
+    fn flow_in_dest_deferred(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        hint: Option<&HintKind>,
+    ) -> (FlowVerdict, Option<DestId>) {
         if pkt.protocol == Protocol::Ip {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
@@ -563,6 +580,8 @@ impl Director {
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));
             };
+            // Decided: the counter changes of this packet reach the schedulers at its end.
+            self.defer_refresh = true;
             let (daddr, dport0) = self.dest_addr(dest);
             let dport = if dport0 != 0 { dport0 } else { vport };
             let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, None)?;
@@ -618,6 +637,7 @@ impl Director {
                 let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                     return Err(self.leave(svc_port, vport));
                 };
+                self.defer_refresh = true;
                 let (daddr, dport0) = self.dest_addr(dest);
                 let tdport = if vport == svc_port && svc_port != FTP_PORT {
                     dport0
@@ -657,6 +677,7 @@ impl Director {
         } else {
             vport
         };
+        self.defer_refresh = true;
         let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct))?;
         // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
         self.table.touch(ct, now);

@@ -458,6 +458,13 @@ pub struct Director {
     scratch: Vec<Expired>,
     /// A real server went to the trash since the last expire_nodest_conn flush.
     flush_pending: bool,
+    /// Set from a scheduling decision to the end of its packet: counter changes update the
+    /// real servers at once but reach their schedulers once, at the end
+    /// ([`Director::end_deferral`]). A new TCP connection is bound active and then turned
+    /// inactive by its SYN (spec 2.5): two changes, one index refresh.
+    defer_refresh: bool,
+    /// The real server whose scheduler has not yet seen its counters (with `defer_refresh`).
+    pending_refresh: Option<DestId>,
     /// Routing facts of the packet path.
     packet: PacketConfig,
     /// The next IPv4 identification for headers the director creates (tunnel outer headers,
@@ -599,6 +606,8 @@ impl Director {
             last_now: Instant::ZERO,
             scratch: Vec::new(),
             flush_pending: false,
+            defer_refresh: false,
+            pending_refresh: None,
             packet: config.packet,
             ip_id: config.packet.first_ip_id,
             sync_master: None,
@@ -1099,9 +1108,39 @@ impl Director {
             return;
         }
         let svc = d.svc;
-        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
-            s.pool.update_counts(id, f);
+        if !self.defer_refresh {
+            if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+                s.pool.update_counts(id, f);
+            }
+            return;
         }
+        if self.pending_refresh.is_some_and(|p| p != id) {
+            self.refresh_pending();
+        }
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.pool.update_counts_quietly(id, f);
+            self.pending_refresh = Some(id);
+        }
+    }
+
+    /// Shows the pending real server's counters to its scheduler.
+    fn refresh_pending(&mut self) {
+        let Some(id) = self.pending_refresh.take() else {
+            return;
+        };
+        let Some(Some(d)) = self.dests.get(id.0 as usize) else {
+            return;
+        };
+        if let Some(Some(s)) = self.services.get_mut(d.svc as usize) {
+            s.pool.counts_changed(id);
+        }
+    }
+
+    /// Ends the deferral a scheduling decision started (see `defer_refresh`).
+    #[inline]
+    pub(super) fn end_deferral(&mut self) {
+        self.defer_refresh = false;
+        self.refresh_pending();
     }
 
     // ----- timers --------------------------------------------------------------------------

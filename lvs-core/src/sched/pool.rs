@@ -178,6 +178,27 @@ impl Pool {
         Some(r)
     }
 
+    /// [`Pool::update_counts`] without telling the scheduler: the caller must call
+    /// [`Pool::counts_changed`] for `id` before the next scheduling decision.
+    #[inline]
+    pub fn update_counts_quietly<R>(
+        &mut self,
+        id: DestId,
+        f: impl FnOnce(&mut DestInfo) -> R,
+    ) -> Option<R> {
+        let pos = self.position(id)?;
+        Some(f(&mut self.dests[pos]))
+    }
+
+    /// Tells the scheduler that `id`'s live state changed (after
+    /// [`Pool::update_counts_quietly`]); nothing if it is not linked.
+    #[inline]
+    pub fn counts_changed(&mut self, id: DestId) {
+        if let Some(pos) = self.position(id) {
+            self.sched.counts_changed(&self.dests, pos);
+        }
+    }
+
     /// Replaces the scheduler (as `ipvsadm -E` with another `-s` or `-b` does) and binds it to
     /// the current list.
     pub fn set_scheduler(&mut self, kind: SchedKind, flags: SchedFlags) {
