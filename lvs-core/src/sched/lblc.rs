@@ -233,8 +233,8 @@ impl IdMap {
 /// non-OVERLOAD destination `d` replaces the best `b` when
 /// `overhead(b) * weight(d) > overhead(d) * weight(b)` (strict, so ties keep the earlier one).
 ///
-/// The products are computed exactly (128-bit): the kernel's 64-bit products of 32-bit values
-/// never overflow, and ours must not either for counters beyond `i32`.
+/// This is wlc's loop ([`wlc::scan`](super::wlc::scan)), with the kernel's `int` overhead and
+/// 64-bit products.
 ///
 /// ```
 /// use lvs_core::sched::{lblc::wlc_pick, DestId, DestInfo};
@@ -247,31 +247,13 @@ impl IdMap {
 /// assert_eq!(wlc_pick(&[a, b]), Some(1)); // 256 * 2 > 266 * 1 (spec vector L1)
 /// ```
 pub fn wlc_pick(dests: &[DestInfo]) -> Option<usize> {
-    let mut best: Option<(usize, u128, u128)> = None;
-    for (i, d) in dests.iter().enumerate() {
-        if d.is_overloaded() {
-            continue;
-        }
-        let (doh, dw) = (d.overhead() as u128, d.weight as u128);
-        match best {
-            None => {
-                if d.weight > 0 {
-                    best = Some((i, doh, dw));
-                }
-            }
-            Some((_, loh, lw)) => {
-                if loh * dw > doh * lw {
-                    best = Some((i, doh, dw));
-                }
-            }
-        }
-    }
-    best.map(|(i, _, _)| i)
+    super::wlc::scan(dests)
 }
 
 /// lblc's "overloaded" (`is_overloaded` of `ip_vs_lblc.c`, distinct from the OVERLOAD flag):
 /// `dests[pos]` has more active connections than its weight **and** some destination of the
-/// service (any flags or weight) has `activeconns * 2 < weight`.
+/// service (any flags or weight) has `activeconns * 2 < weight`. Both tests compare the
+/// kernel's `int`s (`activeconns * 2` wraps).
 ///
 /// ```
 /// use lvs_core::sched::{lblc::lblc_overloaded, DestId, DestInfo};
@@ -289,10 +271,10 @@ pub fn wlc_pick(dests: &[DestInfo]) -> Option<usize> {
 /// If `pos` is out of range (a programmer error).
 pub fn lblc_overloaded(dests: &[DestInfo], pos: usize) -> bool {
     let d = &dests[pos];
-    d.activeconns > d.weight
+    i64::from(d.activeconns as i32) > i64::from(d.weight)
         && dests
             .iter()
-            .any(|x| (x.activeconns as u64) * 2 < x.weight as u64)
+            .any(|x| i64::from((x.activeconns as i32).wrapping_mul(2)) < i64::from(x.weight))
 }
 
 /// One lblc cache entry: the destination and when the address was last looked up.

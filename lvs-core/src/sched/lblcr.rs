@@ -65,7 +65,7 @@ impl CacheEntry for LblcrEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Departed {
     weight: u32,
-    overhead: u64,
+    overhead: i32,
 }
 
 /// The locality-based least-connection scheduler with replication.
@@ -164,9 +164,10 @@ impl Lblcr {
     }
 }
 
-/// `ip_vs_dest_set_min`: index into `dests` of the weighted-least-connection member.
+/// `ip_vs_dest_set_min`: index into `dests` of the weighted-least-connection member (the
+/// kernel's `int` overhead, 64-bit products).
 fn set_min(set: &[DestId], dests: &[DestInfo], ids: &IdMap) -> Option<usize> {
-    let mut least: Option<(usize, u128, u128)> = None;
+    let mut least: Option<(usize, i64, i64)> = None;
     for &id in set {
         // A member that left the service is not AVAILABLE: never chosen.
         let Some(pos) = ids.get(id, dests) else {
@@ -176,7 +177,7 @@ fn set_min(set: &[DestId], dests: &[DestInfo], ids: &IdMap) -> Option<usize> {
         if d.is_overloaded() || !d.is_available() {
             continue;
         }
-        let (doh, dw) = (d.overhead() as u128, d.weight as u128);
+        let (doh, dw) = (i64::from(d.overhead()), i64::from(d.weight));
         match least {
             None => {
                 if d.weight > 0 {
@@ -201,7 +202,7 @@ fn set_max(
     ids: &IdMap,
     departed: &HashMap<DestId, Departed>,
 ) -> Option<usize> {
-    let mut most: Option<(usize, u128, u128)> = None;
+    let mut most: Option<(usize, i64, i64)> = None;
     for (i, &id) in set.iter().enumerate() {
         let (w, oh) = match ids.get(id, dests) {
             Some(pos) => (dests[pos].weight, dests[pos].overhead()),
@@ -214,7 +215,7 @@ fn set_max(
         if w == 0 {
             continue;
         }
-        let (doh, dw) = (oh as u128, w as u128);
+        let (doh, dw) = (i64::from(oh), i64::from(w));
         match most {
             None => most = Some((i, doh, dw)),
             Some((_, moh, mw)) => {

@@ -132,10 +132,25 @@ impl DestInfo {
         }
     }
 
-    /// `ip_vs_dest_conn_overhead`: `activeconns * 256 + inactconns`.
+    /// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`, in the kernel's `int`.
+    ///
+    /// The counters are the kernel's `int`s and the result wraps as the kernel's does (it is
+    /// built with `-fno-strict-overflow`): from 2^23 active connections the overhead is
+    /// negative, and the schedulers that read it (lc as `unsigned int`, wlc, lblc, lblcr and
+    /// twos as `int`) compare that value, not the true count.
+    ///
+    /// ```
+    /// use lvs_core::sched::{DestId, DestInfo};
+    /// let mut d = DestInfo::new(DestId(1), "10.0.0.1".parse().unwrap(), 80, 1);
+    /// d.activeconns = 2;
+    /// d.inactconns = 3;
+    /// assert_eq!(d.overhead(), 515);
+    /// d.activeconns = 1 << 23;
+    /// assert_eq!(d.overhead(), i32::MIN + 3);
+    /// ```
     #[inline]
-    pub fn overhead(&self) -> u64 {
-        ((self.activeconns as u64) << 8) + self.inactconns as u64
+    pub fn overhead(&self) -> i32 {
+        (self.activeconns << 8).wrapping_add(self.inactconns) as i32
     }
 
     /// Whether the OVERLOAD flag is set.
