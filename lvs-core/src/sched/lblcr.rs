@@ -326,6 +326,7 @@ impl Scheduler for Lblcr {
                 lastuse: now,
             };
             self.cache.map.insert(key, entry);
+            self.cache.count_hashed();
             self.members += 1;
         } else {
             self.cache.stats.refused += 1;
