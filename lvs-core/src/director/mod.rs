@@ -1134,10 +1134,18 @@ impl Director {
 
     /// `ip_vs_dest_trash_expire`: frees trashed real servers that no entry references and that
     /// have been idle for the trash period; runs every half period while the trash is not empty.
+    /// Entries are connections, templates and the lblc / lblcr caches of the server's service
+    /// ([`Pool::holds`]), which in the kernel hold a reference to it as well.
     fn reap_trash(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.trash.len() {
             let id = self.trash[i];
+            let held = self.dests[id.0 as usize].as_ref().is_some_and(|d| {
+                self.svc_index
+                    .get(&d.service)
+                    .and_then(|&s| self.services[s as usize].as_ref())
+                    .is_some_and(|s| s.pool.holds(id))
+            });
             let slot = &mut self.dests[id.0 as usize];
             let Some(d) = slot.as_mut() else {
                 self.trash.swap_remove(i);
@@ -1146,7 +1154,7 @@ impl Director {
             let t = d.trash.as_mut().expect("trashed dest");
             let refs =
                 t.info.activeconns as u64 + t.info.inactconns as u64 + t.info.persistconns as u64;
-            if refs > 0 {
+            if refs > 0 || held {
                 i += 1;
                 continue;
             }

@@ -438,6 +438,10 @@ impl Scheduler for Lblc {
         Some(pos)
     }
 
+    fn holds(&self, id: DestId) -> bool {
+        self.cache.map.values().any(|e| e.dest == id)
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         self.cache.poll_timeout()
     }

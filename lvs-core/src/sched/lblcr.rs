@@ -334,6 +334,10 @@ impl Scheduler for Lblcr {
         Some(pos)
     }
 
+    fn holds(&self, id: DestId) -> bool {
+        self.cache.map.values().any(|e| e.set.contains(&id))
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         self.cache.poll_timeout()
     }

@@ -359,6 +359,15 @@ pub trait Scheduler: fmt::Debug + Send {
         usize::MAX
     }
 
+    /// Whether the scheduler still refers to the destination `id` after it left the list (an
+    /// lblc entry or an lblcr set member naming it). In the kernel such a reference is a
+    /// reference count on the destination, which keeps it in the trash (revivable, its
+    /// identity not reused) until the cache lets go. None by default.
+    fn holds(&self, id: DestId) -> bool {
+        let _ = id;
+        false
+    }
+
     /// When [`Scheduler::handle_timeout`] wants to run next (lblc / lblcr garbage collection).
     fn poll_timeout(&self) -> Option<Instant> {
         None

@@ -197,6 +197,12 @@ impl Pool {
         self.dests.get(pos).map(|d| d.id)
     }
 
+    /// Whether the scheduler still refers to a destination that left the list
+    /// ([`Scheduler::holds`]): its owner must keep it (in the trash) meanwhile.
+    pub fn holds(&self, id: DestId) -> bool {
+        self.sched.holds(id)
+    }
+
     /// When the scheduler's own timers (lblc / lblcr cache expiry) want to run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sched.poll_timeout()

@@ -1,0 +1,120 @@
+//! How the director binds, re-binds and feeds its schedulers (spec §1.0, §1.7, §1.8, §2.7):
+//! the locality caches' references to deleted real servers, the timer armed when the scheduler
+//! is bound, and editing a service without changing its scheduler.
+
+use core::net::SocketAddr;
+
+use lvs_core::conn::HashKey;
+use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
+use lvs_core::{Instant, Protocol};
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn t(secs: u64) -> Instant {
+    Instant::from_secs(secs)
+}
+
+fn key(s: &str) -> ServiceKey {
+    s.parse().unwrap()
+}
+
+fn director(rules: &str) -> Director {
+    let mut d = Director::new(DirectorConfig::new(4096, HashKey::from_u128(0xfeed)));
+    d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap())
+        .unwrap();
+    d
+}
+
+/// A UDP datagram from `src` to `dst` carrying firewall mark `fwmark`.
+fn udp(src: &str, dst: &str, fwmark: u32) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Udp,
+        src: sa(src),
+        dst: sa(dst),
+        fwmark,
+        tcp_flags: 0,
+        len: 100,
+        dir: PacketDir::FromClient,
+    }
+}
+
+fn dest_of(v: FlowVerdict) -> SocketAddr {
+    match v {
+        FlowVerdict::Forward { dest, .. } => dest,
+        other => panic!("expected Forward, got {other:?}"),
+    }
+}
+
+fn run_timers(d: &mut Director, now: Instant) {
+    let mut guard = 0;
+    while d.poll_timeout().is_some_and(|t| t <= now) {
+        d.handle_timeout(now);
+        guard += 1;
+        assert!(guard < 100_000, "timers never settle");
+    }
+}
+
+/// Runs the timers minute by minute up to `to`, as a driver polling on time would.
+fn run_until(d: &mut Director, from: u64, to: u64) {
+    let mut s = from;
+    while s <= to {
+        run_timers(d, t(s));
+        s += 1;
+    }
+}
+
+/// An lblc entry (an lblcr set member) holds a reference to its real server
+/// (`ip_vs_dest_hold`), so a deleted server it names stays in the trash, revivable, until the
+/// entry goes; it is not freed after 120 idle seconds, and its identity is not handed to a new
+/// server that the stale entry would then send traffic to.
+#[test]
+fn locality_caches_keep_a_deleted_dest_in_the_trash() {
+    for sched in ["lblc", "lblcr"] {
+        cache_keeps_a_deleted_dest(sched);
+    }
+}
+
+fn cache_keeps_a_deleted_dest(sched: &str) {
+    let mut d = director(&format!(
+        "-A -f 1 -s {sched}\n-a -f 1 -r 10.1.0.1:0 -m\n-a -f 1 -r 10.1.0.2:0 -m\n"
+    ));
+    let svc = key("-f 1");
+    let x = "198.51.100.1:53";
+    // List [B = 10.1.0.2, A = 10.1.0.1]: no entry for x, wlc picks B.
+    assert_eq!(
+        dest_of(d.handle_flow(t(1), &udp("192.0.2.7:1000", x, 1))).ip(),
+        sa("10.1.0.2:0").ip()
+    );
+    d.apply_command(
+        t(2),
+        &Command::DeleteDest {
+            service: svc,
+            addr: "10.1.0.2".parse().unwrap(),
+            port: 0,
+        },
+    )
+    .unwrap();
+    // The datagram's connection expires at 301; the trash would free an unreferenced B two
+    // minutes after it became idle.
+    run_until(&mut d, 2, 700);
+    assert_eq!(d.trash_len(), 1, "{sched}: the cache still refers to B");
+    // A new server C; a datagram for another address makes C busier than A.
+    d.apply_command(
+        t(700),
+        &Command::AddDest(svc, DestConfig::new("10.1.0.3".parse().unwrap(), 0)),
+    )
+    .unwrap();
+    assert_eq!(
+        dest_of(d.handle_flow(t(701), &udp("192.0.2.8:1000", "198.51.100.2:53", 1))).ip(),
+        sa("10.1.0.3:0").ip()
+    );
+    // x's entry names B, which is not AVAILABLE: rescheduled with wlc over [C (1 conn), A].
+    assert_eq!(
+        dest_of(d.handle_flow(t(702), &udp("192.0.2.9:1000", x, 1))).ip(),
+        sa("10.1.0.1:0").ip(),
+        "{sched}"
+    );
+}
