@@ -7,7 +7,8 @@ use core::net::SocketAddr;
 use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
 use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
-use lvs_core::{Instant, Protocol};
+use lvs_core::sched::SchedKind;
+use lvs_core::{Duration, Instant, Protocol};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -117,4 +118,65 @@ fn cache_keeps_a_deleted_dest(sched: &str) {
         sa("10.1.0.1:0").ip(),
         "{sched}"
     );
+}
+
+/// The kernel arms the lblc / lblcr timer when the scheduler is bound to the service
+/// (`init_service`: now + 60 s), so its ticks, and the full expiration check every 30th of
+/// them, run on that grid whenever the first packet arrives.
+#[test]
+fn locality_timer_runs_from_when_the_scheduler_is_bound() {
+    let mut cfg = DirectorConfig::new(4096, HashKey::from_u128(0xfeed));
+    cfg.sched.lblc_expiration = Duration::from_secs(60);
+    let mut d = Director::new(cfg);
+    // Created at 0. List [B, A]; B is OVERLOAD while it has a connection (-x 1).
+    d.apply_rules(
+        Instant::ZERO,
+        &RuleSet::from_text(
+            "-A -f 1 -s lblc\n-a -f 1 -r 10.1.0.1:0 -m\n-a -f 1 -r 10.1.0.2:0 -m -x 1\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let x = "198.51.100.1:53";
+    // The first event at 30: x is cached to B, whose connection is kept alive below.
+    run_timers(&mut d, t(30));
+    assert_eq!(
+        dest_of(d.handle_flow(t(30), &udp("192.0.2.7:1000", x, 1))).ip(),
+        sa("10.1.0.2:0").ip()
+    );
+    for s in 31..=1801 {
+        run_timers(&mut d, t(s));
+        if s % 200 == 30 {
+            assert_eq!(
+                dest_of(d.handle_flow(t(s), &udp("192.0.2.7:1000", x, 1))).ip(),
+                sa("10.1.0.2:0").ip()
+            );
+        }
+    }
+    // The 30th tick (1800) was a full check: x, idle since 30, expired (lblc_expiration 60),
+    // so a new client is scheduled afresh and wlc skips the OVERLOAD B. With ticks counted from
+    // the first event (30) the full check would come at 1830 and the cached B (whose OVERLOAD
+    // flag a cache hit does not test) would still be used.
+    assert_eq!(
+        dest_of(d.handle_flow(t(1801), &udp("192.0.2.8:1000", x, 1))).ip(),
+        sa("10.1.0.1:0").ip()
+    );
+}
+
+/// Binding another scheduler with `-E` arms its timer at that moment too.
+#[test]
+fn locality_timer_of_a_scheduler_bound_by_edit() {
+    let mut cfg = DirectorConfig::new(4096, HashKey::from_u128(0xfeed));
+    cfg.sysctls.run_estimation = false;
+    let mut d = Director::new(cfg);
+    d.apply_rules(
+        Instant::ZERO,
+        &RuleSet::from_text("-A -f 1 -s rr\n-a -f 1 -r 10.1.0.1:0 -m\n").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(d.poll_timeout(), None);
+    let mut svc = d.rules().service(&key("-f 1")).unwrap().0.clone();
+    svc.scheduler = SchedKind::Lblcr;
+    d.apply_command(t(100), &Command::EditService(svc)).unwrap();
+    assert_eq!(d.poll_timeout(), Some(t(160)));
 }

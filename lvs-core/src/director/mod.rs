@@ -741,6 +741,8 @@ impl Director {
                     // take the -b flags at construction, so a flag change rebinds too.
                     if s.pool.kind() != cfg.scheduler || s.pool.flags() != cfg.flags {
                         s.pool.set_scheduler(cfg.scheduler, cfg.flags);
+                        // `init_service` arms the lblc / lblcr timer now.
+                        s.pool.handle_timeout(now);
                     }
                     s.config = cfg.clone();
                 }
@@ -810,11 +812,14 @@ impl Director {
     }
 
     fn add_service(&mut self, now: Instant, cfg: &ServiceConfig) {
-        let svc = Service {
+        let mut svc = Service {
             config: cfg.clone(),
             pool: Pool::new(cfg.scheduler, cfg.flags, &self.sched_config),
             stats: StatsCell::default(),
         };
+        // `init_service` arms the lblc / lblcr timer when the scheduler is bound (the first
+        // `handle_timeout` of a scheduler arms it), not at the first packet.
+        svc.pool.handle_timeout(now);
         let i = match self.svc_free.pop() {
             Some(i) => {
                 self.services[i as usize] = Some(svc);

@@ -27,7 +27,8 @@
 //!
 //! The timer is armed the first time the scheduler learns the time: at the first
 //! `handle_timeout` (before that, `poll_timeout` asks to be run at once) or the first decision,
-//! whichever comes first; the kernel arms it when the service is bound. Each due
+//! whichever comes first. The kernel arms it when the scheduler is bound to the service, so an
+//! owner should call `handle_timeout(now)` right after binding, as the director does. Each due
 //! `handle_timeout` runs one tick and re-arms 60 s after the `now` it was given (the kernel's
 //! `mod_timer(jiffies + 60 s)`), so a driver that calls late runs one tick, not the missed ones.
 //!
