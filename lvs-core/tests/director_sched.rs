@@ -7,7 +7,7 @@ use core::net::SocketAddr;
 use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
 use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
-use lvs_core::sched::SchedKind;
+use lvs_core::sched::{SchedFlags, SchedKind};
 use lvs_core::{Duration, Instant, Protocol};
 
 fn sa(s: &str) -> SocketAddr {
@@ -179,4 +179,44 @@ fn locality_timer_of_a_scheduler_bound_by_edit() {
     svc.scheduler = SchedKind::Lblcr;
     d.apply_command(t(100), &Command::EditService(svc)).unwrap();
     assert_eq!(d.poll_timeout(), Some(t(160)));
+}
+
+/// `ip_vs_edit_service` rebinds only when the scheduler changes; `-b` flags are read from the
+/// service at each decision. Editing only the flags keeps the scheduler's state (here rr's
+/// cursor).
+#[test]
+fn editing_only_the_flags_keeps_the_scheduler_state() {
+    let mut d = director(
+        "-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.1.0.1:53\n\
+         -a -u 10.0.0.1:53 -r 10.1.0.2:53\n-a -u 10.0.0.1:53 -r 10.1.0.3:53\n",
+    );
+    let vip = "10.0.0.1:53";
+    let pick = |d: &mut Director, s: u64, port: u16| {
+        dest_of(d.handle_flow(t(s), &udp(&format!("192.0.2.7:{port}"), vip, 0))).ip()
+    };
+    // List [C, B, A]: C, B, then ...
+    assert_eq!(pick(&mut d, 1, 1000), sa("10.1.0.3:0").ip());
+    assert_eq!(pick(&mut d, 1, 1001), sa("10.1.0.2:0").ip());
+    let mut svc = d.rules().service(&key("-u 10.0.0.1:53")).unwrap().0.clone();
+    svc.flags = SchedFlags::SCHED1; // -b flag-1
+    d.apply_command(t(2), &Command::EditService(svc)).unwrap();
+    // ... A: the cursor stayed on B.
+    assert_eq!(pick(&mut d, 3, 1002), sa("10.1.0.1:0").ip());
+}
+
+/// New `-b` flags take effect at once on a scheduler that reads them (sh-fallback here).
+#[test]
+fn sh_takes_new_flags_without_rebinding() {
+    // List [B, A(weight 0)]: buckets alternate B, A; client 10.0.0.1 hashes to bucket 39 (A).
+    let mut d = director(
+        "-A -u 10.0.0.1:53 -s sh\n-a -u 10.0.0.1:53 -r 10.1.0.1:53 -w 0\n\
+         -a -u 10.0.0.1:53 -r 10.1.0.2:53\n",
+    );
+    let p = udp("10.0.0.1:1000", "10.0.0.1:53", 0);
+    assert_eq!(d.handle_flow(t(1), &p), FlowVerdict::NoDestination);
+    let mut svc = d.rules().service(&key("-u 10.0.0.1:53")).unwrap().0.clone();
+    svc.flags = SchedFlags::SCHED1; // -b sh-fallback
+    d.apply_command(t(2), &Command::EditService(svc)).unwrap();
+    // The fallback probe starts at bucket 2 * 39 = 78, which is B's.
+    assert_eq!(dest_of(d.handle_flow(t(3), &p)).ip(), sa("10.1.0.2:0").ip());
 }

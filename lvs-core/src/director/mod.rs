@@ -737,12 +737,14 @@ impl Director {
             Command::AddService(cfg) => self.add_service(now, cfg),
             Command::EditService(cfg) => {
                 if let Some(s) = self.service_mut(&cfg.key) {
-                    // `ip_vs_edit_service` rebinds only on a scheduler change; our schedulers
-                    // take the -b flags at construction, so a flag change rebinds too.
-                    if s.pool.kind() != cfg.scheduler || s.pool.flags() != cfg.flags {
+                    // `ip_vs_edit_service` rebinds only on a scheduler change; new -b flags
+                    // alone keep the scheduler and its state.
+                    if s.pool.kind() != cfg.scheduler {
                         s.pool.set_scheduler(cfg.scheduler, cfg.flags);
                         // `init_service` arms the lblc / lblcr timer now.
                         s.pool.handle_timeout(now);
+                    } else if s.pool.flags() != cfg.flags {
+                        s.pool.set_flags(cfg.flags);
                     }
                     s.config = cfg.clone();
                 }

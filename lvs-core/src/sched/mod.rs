@@ -354,6 +354,15 @@ pub trait Scheduler: fmt::Debug + Send {
         ctx: &mut SchedContext<'_>,
     ) -> Option<usize>;
 
+    /// The service's scheduler flags (`-b`) changed without a change of scheduler. The kernel
+    /// reads them from the service at each decision and does not rebind the scheduler
+    /// (`ip_vs_edit_service` rebinds only when the scheduler itself changes), so the
+    /// scheduler's state is kept. Schedulers that read flags (sh, mh) take the new ones; the
+    /// default ignores them.
+    fn set_flags(&mut self, flags: SchedFlags) {
+        let _ = flags;
+    }
+
     /// The most destinations this scheduler accepts in one service (mh: its table size).
     fn max_dests(&self) -> usize {
         usize::MAX

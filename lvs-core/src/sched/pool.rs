@@ -178,12 +178,19 @@ impl Pool {
         Some(r)
     }
 
-    /// Replaces the scheduler (as `ipvsadm -E` with another `-s` or `-b` does) and binds it to
-    /// the current list.
+    /// Replaces the scheduler (as `ipvsadm -E` with another `-s` does) and binds it to the
+    /// current list.
     pub fn set_scheduler(&mut self, kind: SchedKind, flags: SchedFlags) {
         self.sched = kind.build(flags, &self.config);
         self.flags = flags;
         self.sched.update(&self.dests, DestChange::Init);
+    }
+
+    /// Changes the scheduler flags (`ipvsadm -E` with another `-b` but the same `-s`) without
+    /// rebinding: the scheduler keeps its state, as in the kernel ([`Scheduler::set_flags`]).
+    pub fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
+        self.sched.set_flags(flags);
     }
 
     /// Chooses a destination for a new connection.
