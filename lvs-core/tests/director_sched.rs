@@ -220,3 +220,57 @@ fn sh_takes_new_flags_without_rebinding() {
     // The fallback probe starts at bucket 2 * 39 = 78, which is B's.
     assert_eq!(dest_of(d.handle_flow(t(3), &p)).ip(), sa("10.1.0.2:0").ip());
 }
+
+fn syn(src: &str, dst: &str, fwmark: u32) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Tcp,
+        tcp_flags: 0x02,
+        len: 60,
+        ..udp(src, dst, fwmark)
+    }
+}
+
+/// lblcr's `set_max` reads the live counters of a member that was deleted: the destination in
+/// the trash keeps counting its connections down as they expire.
+#[test]
+fn lblcr_set_max_sees_a_deleted_members_live_counters() {
+    let mut cfg = DirectorConfig::new(4096, HashKey::from_u128(0xfeed));
+    cfg.sched.lblcr_expiration = Duration::from_secs(60);
+    let mut d = Director::new(cfg);
+    // List [B, C, A], weight 1 each.
+    d.apply_rules(
+        Instant::ZERO,
+        &RuleSet::from_text(
+            "-A -f 1 -s lblcr\n-a -f 1 -r 10.1.0.1:0 -m\n-a -f 1 -r 10.1.0.3:0 -m\n\
+             -a -f 1 -r 10.1.0.2:0 -m\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let x = "198.51.100.1:80";
+    let ip = |s: &str| sa(s).ip();
+    let go = |d: &mut Director, s: u64, client: &str| {
+        run_timers(d, t(s));
+        dest_of(d.handle_flow(t(s), &syn(client, x, 1))).ip()
+    };
+    // x → {B}; B gets two active connections, is then lblc-overloaded and C joins: {C, B}.
+    assert_eq!(go(&mut d, 1, "192.0.2.1:1000"), ip("10.1.0.2:0"));
+    assert_eq!(go(&mut d, 2, "192.0.2.2:1000"), ip("10.1.0.2:0"));
+    assert_eq!(go(&mut d, 3, "192.0.2.3:1000"), ip("10.1.0.3:0"));
+    // B is deleted with its two connections; they (and C's) time out in SYN_RECV at ~63.
+    d.apply_command(
+        t(4),
+        &Command::DeleteDest {
+            service: key("-f 1"),
+            addr: "10.1.0.2".parse().unwrap(),
+            port: 0,
+        },
+    )
+    .unwrap();
+    // At 100 the set is older than lblcr_expiration: set_min gives C, and set_max removes the
+    // most loaded member. B's live overhead is 0 like C's, so the first (C) goes: {B}.
+    assert_eq!(go(&mut d, 100, "192.0.2.4:1000"), ip("10.1.0.3:0"));
+    // {B}: B is not AVAILABLE, so wlc over [C (1 active), A] picks A. (Had B been judged by its
+    // counters at deletion, B would have gone, leaving {C}, and C would be returned.)
+    assert_eq!(go(&mut d, 101, "192.0.2.5:1000"), ip("10.1.0.1:0"));
+}

@@ -1049,6 +1049,15 @@ impl Director {
         };
         if let Some(t) = d.trash.as_mut() {
             f(&mut t.info);
+            // lblcr's set_max reads a deleted member's live counters.
+            let (service, info) = (d.service, t.info.clone());
+            if let Some(s) = self
+                .svc_index
+                .get(&service)
+                .and_then(|&i| self.services[i as usize].as_mut())
+            {
+                s.pool.removed_counts_changed(&info);
+            }
             return;
         }
         let svc = d.svc;

@@ -22,11 +22,12 @@
 //! # Removed destinations
 //! Sets remember [`DestId`]s. A member that left the service stays in its set, as the kernel's
 //! set keeps its reference to the destination in the trash: it counts towards the set size, is
-//! never chosen by `set_min` (not AVAILABLE), and `set_max` still sees it with the weight and
-//! overhead it had when it was removed (the kernel sees the trash copy's live values; ours are
-//! frozen at removal, the one place where we cannot follow the kernel without the removed
-//! destination's live counters). If the destination comes back with the same id, it is a live
-//! member again, as a destination restored from the trash is in the kernel.
+//! never chosen by `set_min` (not AVAILABLE), and `set_max` still sees it with its weight and
+//! its live overhead, as the kernel sees the destination in the trash: the snapshot taken at
+//! removal is kept current by [`Scheduler::removed_counts_changed`], which the owner calls as
+//! the removed destination's connections expire (an owner that does not keeps the values of
+//! the removal). If the destination comes back with the same id, it is a live member again,
+//! as a destination restored from the trash is in the kernel.
 //!
 //! # Bound
 //! Besides the entry cap of lblc, all sets together hold at most [`LBLCR_MEMBER_BUDGET`]
@@ -336,6 +337,12 @@ impl Scheduler for Lblcr {
 
     fn holds(&self, id: DestId) -> bool {
         self.cache.map.values().any(|e| e.set.contains(&id))
+    }
+
+    fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        if let Some(d) = self.departed.get_mut(&dest.id) {
+            *d = Self::snapshot(dest).1;
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

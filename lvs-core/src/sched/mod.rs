@@ -354,6 +354,13 @@ pub trait Scheduler: fmt::Debug + Send {
         ctx: &mut SchedContext<'_>,
     ) -> Option<usize>;
 
+    /// The counters of `dest`, which left the list (deleted, in the trash), changed. The
+    /// kernel's lblcr reads such a destination's live counters when it is still a set member
+    /// (`set_max`); the default ignores them.
+    fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        let _ = dest;
+    }
+
     /// The service's scheduler flags (`-b`) changed without a change of scheduler. The kernel
     /// reads them from the service at each decision and does not rebind the scheduler
     /// (`ip_vs_edit_service` rebinds only when the scheduler itself changes), so the

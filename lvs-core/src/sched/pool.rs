@@ -210,6 +210,12 @@ impl Pool {
         self.sched.holds(id)
     }
 
+    /// Tells the scheduler that the counters of a destination that left the list (one of this
+    /// pool's, now in its owner's trash) changed ([`Scheduler::removed_counts_changed`]).
+    pub fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        self.sched.removed_counts_changed(dest);
+    }
+
     /// When the scheduler's own timers (lblc / lblcr cache expiry) want to run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sched.poll_timeout()
