@@ -1,5 +1,6 @@
-//! lc, wlc, sed, nq, fo and ovf against direct transcriptions of `ip_vs_lc.c`, `ip_vs_wlc.c`,
-//! `ip_vs_sed.c`, `ip_vs_nq.c`, `ip_vs_fo.c` and `ip_vs_ovf.c`, in the kernel's integer types:
+//! lc, wlc, sed, nq, fo, ovf and twos against direct transcriptions of `ip_vs_lc.c`,
+//! `ip_vs_wlc.c`, `ip_vs_sed.c`, `ip_vs_nq.c`, `ip_vs_fo.c`, `ip_vs_ovf.c` and `ip_vs_twos.c`
+//! (with the same random draws), in the kernel's integer types:
 //! counters and weights are C `int`s (`atomic_read`), the connection overhead
 //! `(activeconns << 8) + inactconns` is an `int` that wraps (the kernel is built with
 //! `-fno-strict-overflow`), lc compares it as `unsigned int`, and the weighted schedulers
@@ -18,6 +19,7 @@ use lvs_core::sched::{
 };
 use lvs_core::time::Instant;
 use proptest::prelude::*;
+use rand_core::RngCore;
 use rand_pcg::Pcg32;
 
 // ----- the kernel, transcribed -----------------------------------------------------------------
@@ -135,6 +137,54 @@ fn k_ovf(dests: &[DestInfo]) -> Option<usize> {
         }
     }
     h
+}
+
+/// `ip_vs_twos_schedule` with the two `get_random_u32()` values given.
+fn k_twos(dests: &[DestInfo], raw1: u32, raw2: u32) -> Option<usize> {
+    let (mut choice1, mut choice2): (Option<usize>, Option<usize>) = (None, None);
+    let (mut weight1, mut weight2, mut overhead1, mut overhead2) = (-1i32, -1i32, 0i32, 0i32);
+    let mut total_weight = 0i32;
+    for (i, dest) in dests.iter().enumerate() {
+        if !overloaded(dest) {
+            let weight = int(dest.weight);
+            if weight > 0 {
+                total_weight += weight;
+                choice1 = Some(i);
+            }
+        }
+    }
+    choice1?;
+    total_weight += 1;
+    let mut rweight1 = (raw1 % total_weight as u32) as i32;
+    let mut rweight2 = (raw2 % total_weight as u32) as i32;
+    for (i, dest) in dests.iter().enumerate() {
+        if overloaded(dest) {
+            continue;
+        }
+        let weight = int(dest.weight);
+        if weight <= 0 {
+            continue;
+        }
+        rweight1 -= weight;
+        rweight2 -= weight;
+        if rweight1 <= 0 && weight1 == -1 {
+            choice1 = Some(i);
+            weight1 = weight;
+            overhead1 = conn_overhead(dest);
+        }
+        if rweight2 <= 0 && weight2 == -1 {
+            choice2 = Some(i);
+            weight2 = weight;
+            overhead2 = conn_overhead(dest);
+        }
+        if weight1 != -1 && weight2 != -1 {
+            break;
+        }
+    }
+    if choice2.is_some() && weight2.wrapping_mul(overhead1) > weight1.wrapping_mul(overhead2) {
+        choice1 = choice2;
+    }
+    choice1
 }
 
 type Scan = fn(&[DestInfo]) -> Option<usize>;
@@ -266,6 +316,7 @@ proptest! {
         let mut scheds: Vec<Box<dyn Scheduler>> = KINDS
             .iter()
             .map(|(k, _, _)| k.build(SchedFlags::empty(), &SchedConfig::default()))
+            .chain([SchedKind::Twos.build(SchedFlags::empty(), &SchedConfig::default())])
             .collect();
         for s in scheds.iter_mut() {
             s.update(&dests, DestChange::Init);
@@ -315,6 +366,30 @@ proptest! {
                         prop_assert_eq!(got, want, "{} on {:?}", kind, dests);
                         choices.push(got);
                     }
+                    // twos: the same two draws for the scheduler and the model (none without
+                    // an eligible dest).
+                    let mut draws = rng.clone();
+                    let mut ctx = SchedContext { now: Instant::ZERO, rng: &mut rng };
+                    let got = scheds[KINDS.len()].schedule(&dests, &flow, &mut ctx);
+                    let eligible = dests.iter().any(|d| !overloaded(d) && d.weight > 0);
+                    let total: i64 = dests
+                        .iter()
+                        .filter(|d| !overloaded(d))
+                        .map(|d| i64::from(d.weight))
+                        .sum();
+                    let want = if eligible {
+                        let (r1, r2) = (draws.next_u32(), draws.next_u32());
+                        // Past INT_MAX the kernel's int sum overflows (32768 weights of
+                        // 65535); not compared.
+                        (total < i64::from(i32::MAX)).then(|| k_twos(&dests, r1, r2))
+                    } else {
+                        Some(None)
+                    };
+                    if let Some(want) = want {
+                        prop_assert_eq!(got, want, "twos on {:?}", dests);
+                    }
+                    prop_assert_eq!(rng.clone().next_u32(), draws.next_u32(), "twos draws");
+                    choices.push(got);
                     if let Some(pos) = choices[which % choices.len()] {
                         dests[pos].activeconns = dests[pos].activeconns.wrapping_add(1);
                         scheds.iter_mut().for_each(|s| s.counts_changed(&dests, pos));
