@@ -126,26 +126,30 @@ pub struct Thresholds {
 }
 
 /// `activeconns + inactconns` (templates not included), as the kernel's
-/// `ip_vs_dest_totalconns`.
-pub const fn total_conns(active: u32, inactive: u32) -> u64 {
-    active as u64 + inactive as u64
+/// `ip_vs_dest_totalconns`: an `int` sum, here as the unsigned value the threshold tests
+/// compare (`int` against the `__u32` thresholds converts to `unsigned int`), wrapping.
+pub const fn total_conns(active: u32, inactive: u32) -> u32 {
+    active.wrapping_add(inactive)
 }
 
 /// OVERLOAD after a bind, given the total after the counters were incremented: set when
 /// `upper != 0 && total >= upper`, otherwise unchanged.
-pub const fn overload_after_bind(overloaded: bool, total: u64, th: &Thresholds) -> bool {
-    overloaded || (th.upper != 0 && total >= th.upper as u64)
+pub const fn overload_after_bind(overloaded: bool, total: u32, th: &Thresholds) -> bool {
+    overloaded || (th.upper != 0 && total >= th.upper)
 }
 
 /// OVERLOAD after an unbind, given the total after the counters were decremented: with a lower
 /// threshold, cleared when `total < lower`; else with an upper threshold, cleared when
 /// `total * 4 < upper * 3`; else cleared unconditionally.
-pub const fn overload_after_unbind(overloaded: bool, total: u64, th: &Thresholds) -> bool {
+///
+/// As in the kernel, `total * 4 < upper * 3` is computed in unsigned 32-bit arithmetic, so
+/// both products wrap (`upper * 3` does from `upper` = 1,431,655,766 on, a threshold ipvsadm
+/// accepts).
+pub const fn overload_after_unbind(overloaded: bool, total: u32, th: &Thresholds) -> bool {
     if th.lower != 0 {
-        overloaded && total >= th.lower as u64
+        overloaded && total >= th.lower
     } else if th.upper != 0 {
-        // The kernel multiplies ints; u64 here cannot overflow for u32 inputs.
-        overloaded && total * 4 >= th.upper as u64 * 3
+        overloaded && total.wrapping_mul(4) >= th.upper.wrapping_mul(3)
     } else {
         false
     }
@@ -305,6 +309,28 @@ mod tests {
         apply_state_change(&mut d, DestDelta::activity(true));
         assert_eq!((d.activeconns, d.inactconns), (1, 0));
         assert!(d.is_overloaded());
+    }
+
+    #[test]
+    fn thresholds_compare_in_the_kernels_unsigned_arithmetic() {
+        // `ip_vs_dest_totalconns(dest) * 4 < dest->u_threshold * 3` is unsigned 32-bit: with
+        // u_threshold 2e9 the right side wraps to 1_705_032_704, so 1e9 connections (4e9 on
+        // the left) keep OVERLOAD set.
+        let th = Thresholds {
+            upper: 2_000_000_000,
+            lower: 0,
+        };
+        let mut d = dest();
+        d.activeconns = 1_000_000_000;
+        d.inactconns = 1;
+        d.flags.set(DestFlags::OVERLOAD, true);
+        apply_unbind(&mut d, DestDelta::unbind(ConnFlags::INACTIVE), &th);
+        assert!(d.is_overloaded());
+        // 400M: 1.6e9 < 1_705_032_704 clears it.
+        d.activeconns = 400_000_000;
+        d.inactconns = 1;
+        apply_unbind(&mut d, DestDelta::unbind(ConnFlags::INACTIVE), &th);
+        assert!(!d.is_overloaded());
     }
 
     #[test]

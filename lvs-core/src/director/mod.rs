@@ -800,10 +800,14 @@ impl Director {
             Command::AddService(cfg) => self.add_service(now, cfg),
             Command::EditService(cfg) => {
                 if let Some(s) = self.service_mut(&cfg.key) {
-                    // `ip_vs_edit_service` rebinds only on a scheduler change; our schedulers
-                    // take the -b flags at construction, so a flag change rebinds too.
-                    if s.pool.kind() != cfg.scheduler || s.pool.flags() != cfg.flags {
+                    // `ip_vs_edit_service` rebinds only on a scheduler change; new -b flags
+                    // alone keep the scheduler and its state.
+                    if s.pool.kind() != cfg.scheduler {
                         s.pool.set_scheduler(cfg.scheduler, cfg.flags);
+                        // `init_service` arms the lblc / lblcr timer now.
+                        s.pool.handle_timeout(now);
+                    } else if s.pool.flags() != cfg.flags {
+                        s.pool.set_flags(cfg.flags);
                     }
                     s.config = cfg.clone();
                 }
@@ -873,11 +877,14 @@ impl Director {
     }
 
     fn add_service(&mut self, now: Instant, cfg: &ServiceConfig) {
-        let svc = Service {
+        let mut svc = Service {
             config: cfg.clone(),
             pool: Pool::new(cfg.scheduler, cfg.flags, &self.sched_config),
             stats: StatsCell::default(),
         };
+        // `init_service` arms the lblc / lblcr timer when the scheduler is bound (the first
+        // `handle_timeout` of a scheduler arms it), not at the first packet.
+        svc.pool.handle_timeout(now);
         let i = match self.svc_free.pop() {
             Some(i) => {
                 self.services[i as usize] = Some(svc);
@@ -1105,6 +1112,15 @@ impl Director {
         };
         if let Some(t) = d.trash.as_mut() {
             f(&mut t.info);
+            // lblcr's set_max reads a deleted member's live counters.
+            let (service, info) = (d.service, t.info.clone());
+            if let Some(s) = self
+                .svc_index
+                .get(&service)
+                .and_then(|&i| self.services[i as usize].as_mut())
+            {
+                s.pool.removed_counts_changed(&info);
+            }
             return;
         }
         let svc = d.svc;
@@ -1227,10 +1243,18 @@ impl Director {
 
     /// `ip_vs_dest_trash_expire`: frees trashed real servers that no entry references and that
     /// have been idle for the trash period; runs every half period while the trash is not empty.
+    /// Entries are connections, templates and the lblc / lblcr caches of the server's service
+    /// ([`Pool::holds`]), which in the kernel hold a reference to it as well.
     fn reap_trash(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.trash.len() {
             let id = self.trash[i];
+            let held = self.dests[id.0 as usize].as_ref().is_some_and(|d| {
+                self.svc_index
+                    .get(&d.service)
+                    .and_then(|&s| self.services[s as usize].as_ref())
+                    .is_some_and(|s| s.pool.holds(id))
+            });
             let slot = &mut self.dests[id.0 as usize];
             let Some(d) = slot.as_mut() else {
                 self.trash.swap_remove(i);
@@ -1239,7 +1263,7 @@ impl Director {
             let t = d.trash.as_mut().expect("trashed dest");
             let refs =
                 t.info.activeconns as u64 + t.info.inactconns as u64 + t.info.persistconns as u64;
-            if refs > 0 {
+            if refs > 0 || held {
                 i += 1;
                 continue;
             }

@@ -42,6 +42,21 @@ pub trait Rank {
     /// Whether `a` is strictly better than `b`, i.e. the kernel's scan would replace a current
     /// best with key `b` by a later destination with key `a`.
     fn better(a: &Self::Key, b: &Self::Key) -> bool;
+
+    /// Whether `key` marks a destination whose effect on the kernel's scan no key order can
+    /// express, because it depends on where the destination stands in the list (wlc: a
+    /// quiesced destination whose `int` overhead wrapped negative wins the comparison, but only
+    /// after the first eligible destination). Such a key must compare like [`Rank::SKIP`];
+    /// while any leaf holds one, [`Tournament::needs_scan`] is true and the owner answers with
+    /// the scan. None by default.
+    #[inline]
+    fn irregular(key: &Self::Key) -> bool {
+        let _ = key;
+        false
+    }
+
+    /// Whether [`Rank::irregular`] can ever be true (lets the tree skip the bookkeeping).
+    const MAY_BE_IRREGULAR: bool = false;
 }
 
 /// A tournament (winner) tree over list positions, ordered by the [`Rank`] `R`.
@@ -87,6 +102,8 @@ pub trait Rank {
 /// ```
 pub struct Tournament<R: Rank> {
     len: usize,
+    /// Leaves holding an [irregular](Rank::irregular) key.
+    irregular: usize,
     /// Leaves: `len` rounded up to a power of two (at least 1).
     size: usize,
     /// `2 * size` nodes; `nodes[0]` is unused.
@@ -125,6 +142,7 @@ impl<R: Rank> Tournament<R> {
         };
         Tournament {
             len: 0,
+            irregular: 0,
             size: 1,
             nodes: vec![skip; 2],
             _rank: PhantomData,
@@ -139,6 +157,13 @@ impl<R: Rank> Tournament<R> {
     /// Whether the tree was built for an empty list.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether some destination holds an [irregular](Rank::irregular) key, so that
+    /// [`Tournament::winner`] may differ from the kernel's scan.
+    #[inline]
+    pub fn needs_scan(&self) -> bool {
+        R::MAY_BE_IRREGULAR && self.irregular != 0
     }
 
     /// The better of two nodes, `left` covering lower list positions; on a tie `left` wins,
@@ -182,6 +207,14 @@ impl<R: Rank> Tournament<R> {
             key: R::SKIP,
             pos: pos as u32,
         }));
+        self.irregular = if R::MAY_BE_IRREGULAR {
+            self.nodes[size..]
+                .iter()
+                .filter(|n| R::irregular(&n.key))
+                .count()
+        } else {
+            0
+        };
         for node in (1..size).rev() {
             self.nodes[node] = Self::play(self.nodes[2 * node], self.nodes[2 * node + 1]);
         }
@@ -201,6 +234,14 @@ impl<R: Rank> Tournament<R> {
             key: R::key(&dests[pos]),
             pos: pos as u32,
         };
+        if R::MAY_BE_IRREGULAR {
+            if R::irregular(&self.nodes[node].key) {
+                self.irregular -= 1;
+            }
+            if R::irregular(&cur.key) {
+                self.irregular += 1;
+            }
+        }
         self.nodes[node] = cur;
         // Carry the winner of the subtree we come from up the path; only the sibling has to
         // be read at each level.
@@ -449,9 +490,10 @@ macro_rules! indexed_scheduler {
                 _flow: &$crate::sched::FlowKey,
                 _ctx: &mut $crate::sched::SchedContext<'_>,
             ) -> Option<usize> {
-                if dests.len() != self.tree.len() {
-                    // The owner changed the list without telling us: answer like the kernel
-                    // (a scan) rather than with a stale position.
+                if dests.len() != self.tree.len() || self.tree.needs_scan() {
+                    // The owner changed the list without telling us, or a destination's state
+                    // is one the order cannot place: answer like the kernel (a scan) rather
+                    // than with a stale or wrong position.
                     return $scan(dests);
                 }
                 let pos = self.tree.winner()?;

@@ -12,14 +12,23 @@
 //! `lastuse` is set from `ctx.now` on every lookup. A timer ticks every 60 s
 //! ([`Scheduler::poll_timeout`] / [`Scheduler::handle_timeout`]):
 //! every 30th tick is a full check that deletes entries idle for at least the expiration
-//! (`lblc_expiration`, default 24 h); otherwise, when the cache holds more than
-//! [`LOCALITY_MAX_SIZE`] (16384) entries, up to `(entries − 16384) * 4/3` (at most 8192) entries
+//! (`lblc_expiration`, default 24 h); otherwise, when the table's `entries` counter is above
+//! [`LOCALITY_MAX_SIZE`] (16384), up to `(entries − 16384) * 4/3` (at most 8192) entries
 //! idle for 6 minutes are reclaimed, bucket by bucket from a rotating rover over the kernel's 1024
-//! buckets, exactly as `ip_vs_lblc_check_expire` does.
+//! buckets, exactly as `ip_vs_lblc_check_expire` does. While over-full the tick does not count
+//! towards the full check.
+//!
+//! `entries` is kept as the kernel keeps it, which is not always the number of cached
+//! addresses: when lblc replaces an entry (its destination became unusable and another was
+//! chosen), the kernel deletes the old entry without decrementing `entries` and counts the new
+//! one, so every replacement leaves the counter one higher for the life of the service. After
+//! 16384 replacements the table counts as over-full for good: no more full checks, and entries
+//! idle for 6 minutes are reclaimed every minute. (lblcr never replaces entries.)
 //!
 //! The timer is armed the first time the scheduler learns the time: at the first
 //! `handle_timeout` (before that, `poll_timeout` asks to be run at once) or the first decision,
-//! whichever comes first; the kernel arms it when the service is bound. Each due
+//! whichever comes first. The kernel arms it when the scheduler is bound to the service, so an
+//! owner should call `handle_timeout(now)` right after binding, as the director does. Each due
 //! `handle_timeout` runs one tick and re-arms 60 s after the `now` it was given (the kernel's
 //! `mod_timer(jiffies + 60 s)`), so a driver that calls late runs one tick, not the missed ones.
 //!
@@ -82,6 +91,11 @@ pub(crate) trait CacheEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct LocalityCache<E> {
     pub(crate) map: HashMap<IpAddr, E>,
+    /// The kernel's `tbl->entries`: incremented for every entry hashed in, decremented for
+    /// every entry the timer deletes. lblc's replacement of an entry deletes the old one
+    /// without decrementing it (`ip_vs_lblc_new` → `ip_vs_lblc_del`), so it can exceed the
+    /// number of entries; the tick's over-full test reads this counter, as the kernel's does.
+    entries: u64,
     hash: HashVariant,
     pub(crate) expiration: Duration,
     counter: u32,
@@ -94,6 +108,7 @@ impl<E: CacheEntry> LocalityCache<E> {
     pub(crate) fn new(hash: HashVariant, expiration: Duration) -> Self {
         LocalityCache {
             map: HashMap::new(),
+            entries: 0,
             hash,
             expiration,
             counter: 1,
@@ -106,6 +121,7 @@ impl<E: CacheEntry> LocalityCache<E> {
     /// `init_service`: an empty table, counter 1, rover 0, timer not yet armed.
     pub(crate) fn reset(&mut self) {
         self.map.clear();
+        self.entries = 0;
         self.counter = 1;
         self.rover = 0;
         self.next_tick = None;
@@ -120,6 +136,12 @@ impl<E: CacheEntry> LocalityCache<E> {
     /// Whether a new address may be cached now.
     pub(crate) fn has_room(&self) -> bool {
         self.map.len() < LOCALITY_HARD_CAP
+    }
+
+    /// Counts an entry hashed into the table (`ip_vs_lblc_hash` / `ip_vs_lblcr_hash`):
+    /// a new one, or (lblc) the fresh entry that replaces an old one.
+    pub(crate) fn count_hashed(&mut self) {
+        self.entries += 1;
     }
 
     /// Arms the timer the first time the time is known.
@@ -158,17 +180,21 @@ impl<E: CacheEntry> LocalityCache<E> {
             let exp = self.expiration;
             let before = self.map.len();
             self.map.retain(|_, e| now < e.lastuse() + exp);
-            self.stats.expired += (before - self.map.len()) as u64;
+            let deleted = (before - self.map.len()) as u64;
+            self.entries = self.entries.saturating_sub(deleted);
+            self.stats.expired += deleted;
             self.counter = 1;
             return;
         }
-        let entries = self.map.len();
-        if entries <= LOCALITY_MAX_SIZE {
+        // The kernel's counter, not the number of entries (see `entries`).
+        let entries = self.entries;
+        if entries <= LOCALITY_MAX_SIZE as u64 {
             self.counter += 1;
             return;
         }
         // Over-full: goal = (entries − max_size) * 4/3, capped at max_size / 2.
-        let mut goal = (((entries - LOCALITY_MAX_SIZE) * 4 / 3).min(LOCALITY_MAX_SIZE / 2)) as i64;
+        let max = LOCALITY_MAX_SIZE as u64;
+        let mut goal = ((entries - max) * 4 / 3).min(max / 2) as i64;
         // The kernel deletes every entry idle >= ENTRY_TIMEOUT in each bucket it visits (from
         // rover + 1 on) and stops after the bucket that brings goal to <= 0. Which entries go
         // depends only on the set of visited buckets, so count per bucket first, then delete.
@@ -196,7 +222,9 @@ impl<E: CacheEntry> LocalityCache<E> {
             let b = bucket(hash, addr_fold(*addr), LOCALITY_TAB_BITS) as usize;
             !(visited[b] && idle(e))
         });
-        self.stats.reclaimed += (before - self.map.len()) as u64;
+        let deleted = (before - self.map.len()) as u64;
+        self.entries = self.entries.saturating_sub(deleted);
+        self.stats.reclaimed += deleted;
     }
 
     #[cfg(test)]
@@ -233,8 +261,8 @@ impl IdMap {
 /// non-OVERLOAD destination `d` replaces the best `b` when
 /// `overhead(b) * weight(d) > overhead(d) * weight(b)` (strict, so ties keep the earlier one).
 ///
-/// The products are computed exactly (128-bit): the kernel's 64-bit products of 32-bit values
-/// never overflow, and ours must not either for counters beyond `i32`.
+/// This is wlc's loop ([`wlc::scan`](super::wlc::scan)), with the kernel's `int` overhead and
+/// 64-bit products.
 ///
 /// ```
 /// use lvs_core::sched::{lblc::wlc_pick, DestId, DestInfo};
@@ -247,31 +275,13 @@ impl IdMap {
 /// assert_eq!(wlc_pick(&[a, b]), Some(1)); // 256 * 2 > 266 * 1 (spec vector L1)
 /// ```
 pub fn wlc_pick(dests: &[DestInfo]) -> Option<usize> {
-    let mut best: Option<(usize, u128, u128)> = None;
-    for (i, d) in dests.iter().enumerate() {
-        if d.is_overloaded() {
-            continue;
-        }
-        let (doh, dw) = (d.overhead() as u128, d.weight as u128);
-        match best {
-            None => {
-                if d.weight > 0 {
-                    best = Some((i, doh, dw));
-                }
-            }
-            Some((_, loh, lw)) => {
-                if loh * dw > doh * lw {
-                    best = Some((i, doh, dw));
-                }
-            }
-        }
-    }
-    best.map(|(i, _, _)| i)
+    super::wlc::scan(dests)
 }
 
 /// lblc's "overloaded" (`is_overloaded` of `ip_vs_lblc.c`, distinct from the OVERLOAD flag):
 /// `dests[pos]` has more active connections than its weight **and** some destination of the
-/// service (any flags or weight) has `activeconns * 2 < weight`.
+/// service (any flags or weight) has `activeconns * 2 < weight`. Both tests compare the
+/// kernel's `int`s (`activeconns * 2` wraps).
 ///
 /// ```
 /// use lvs_core::sched::{lblc::lblc_overloaded, DestId, DestInfo};
@@ -289,10 +299,10 @@ pub fn wlc_pick(dests: &[DestInfo]) -> Option<usize> {
 /// If `pos` is out of range (a programmer error).
 pub fn lblc_overloaded(dests: &[DestInfo], pos: usize) -> bool {
     let d = &dests[pos];
-    d.activeconns > d.weight
+    i64::from(d.activeconns as i32) > i64::from(d.weight)
         && dests
             .iter()
-            .any(|x| (x.activeconns as u64) * 2 < x.weight as u64)
+            .any(|x| i64::from((x.activeconns as i32).wrapping_mul(2)) < i64::from(x.weight))
 }
 
 /// One lblc cache entry: the destination and when the address was last looked up.
@@ -399,7 +409,8 @@ impl Scheduler for Lblc {
         let pos = wlc_pick(dests)?;
         let id = dests[pos].id;
         // ip_vs_lblc_new: keep an entry that already names this dest, else replace it (a fresh
-        // entry, lastuse = now), else create one.
+        // entry, lastuse = now; the kernel counts it in `entries` without uncounting the old
+        // one), else create one.
         match self.cache.map.get_mut(&key) {
             Some(en) => {
                 if en.dest != id {
@@ -407,6 +418,7 @@ impl Scheduler for Lblc {
                         dest: id,
                         lastuse: now,
                     };
+                    self.cache.count_hashed();
                 }
             }
             None => {
@@ -418,12 +430,17 @@ impl Scheduler for Lblc {
                             lastuse: now,
                         },
                     );
+                    self.cache.count_hashed();
                 } else {
                     self.cache.stats.refused += 1;
                 }
             }
         }
         Some(pos)
+    }
+
+    fn holds(&self, id: DestId) -> bool {
+        self.cache.map.values().any(|e| e.dest == id)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -22,11 +22,12 @@
 //! # Removed destinations
 //! Sets remember [`DestId`]s. A member that left the service stays in its set, as the kernel's
 //! set keeps its reference to the destination in the trash: it counts towards the set size, is
-//! never chosen by `set_min` (not AVAILABLE), and `set_max` still sees it with the weight and
-//! overhead it had when it was removed (the kernel sees the trash copy's live values; ours are
-//! frozen at removal, the one place where we cannot follow the kernel without the removed
-//! destination's live counters). If the destination comes back with the same id, it is a live
-//! member again, as a destination restored from the trash is in the kernel.
+//! never chosen by `set_min` (not AVAILABLE), and `set_max` still sees it with its weight and
+//! its live overhead, as the kernel sees the destination in the trash: the snapshot taken at
+//! removal is kept current by [`Scheduler::removed_counts_changed`], which the owner calls as
+//! the removed destination's connections expire (an owner that does not keeps the values of
+//! the removal). If the destination comes back with the same id, it is a live member again,
+//! as a destination restored from the trash is in the kernel.
 //!
 //! # Bound
 //! Besides the entry cap of lblc, all sets together hold at most [`LBLCR_MEMBER_BUDGET`]
@@ -65,7 +66,7 @@ impl CacheEntry for LblcrEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Departed {
     weight: u32,
-    overhead: u64,
+    overhead: i32,
 }
 
 /// The locality-based least-connection scheduler with replication.
@@ -164,9 +165,10 @@ impl Lblcr {
     }
 }
 
-/// `ip_vs_dest_set_min`: index into `dests` of the weighted-least-connection member.
+/// `ip_vs_dest_set_min`: index into `dests` of the weighted-least-connection member (the
+/// kernel's `int` overhead, 64-bit products).
 fn set_min(set: &[DestId], dests: &[DestInfo], ids: &IdMap) -> Option<usize> {
-    let mut least: Option<(usize, u128, u128)> = None;
+    let mut least: Option<(usize, i64, i64)> = None;
     for &id in set {
         // A member that left the service is not AVAILABLE: never chosen.
         let Some(pos) = ids.get(id, dests) else {
@@ -176,7 +178,7 @@ fn set_min(set: &[DestId], dests: &[DestInfo], ids: &IdMap) -> Option<usize> {
         if d.is_overloaded() || !d.is_available() {
             continue;
         }
-        let (doh, dw) = (d.overhead() as u128, d.weight as u128);
+        let (doh, dw) = (i64::from(d.overhead()), i64::from(d.weight));
         match least {
             None => {
                 if d.weight > 0 {
@@ -201,7 +203,7 @@ fn set_max(
     ids: &IdMap,
     departed: &HashMap<DestId, Departed>,
 ) -> Option<usize> {
-    let mut most: Option<(usize, u128, u128)> = None;
+    let mut most: Option<(usize, i64, i64)> = None;
     for (i, &id) in set.iter().enumerate() {
         let (w, oh) = match ids.get(id, dests) {
             Some(pos) => (dests[pos].weight, dests[pos].overhead()),
@@ -214,7 +216,7 @@ fn set_max(
         if w == 0 {
             continue;
         }
-        let (doh, dw) = (oh as u128, w as u128);
+        let (doh, dw) = (i64::from(oh), i64::from(w));
         match most {
             None => most = Some((i, doh, dw)),
             Some((_, moh, mw)) => {
@@ -325,11 +327,22 @@ impl Scheduler for Lblcr {
                 lastuse: now,
             };
             self.cache.map.insert(key, entry);
+            self.cache.count_hashed();
             self.members += 1;
         } else {
             self.cache.stats.refused += 1;
         }
         Some(pos)
+    }
+
+    fn holds(&self, id: DestId) -> bool {
+        self.cache.map.values().any(|e| e.set.contains(&id))
+    }
+
+    fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        if let Some(d) = self.departed.get_mut(&dest.id) {
+            *d = Self::snapshot(dest).1;
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

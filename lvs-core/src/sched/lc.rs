@@ -27,17 +27,17 @@ use super::{DestInfo, SchedKind};
 /// The kernel's lc loop, literally: the first eligible destination with the smallest
 /// overhead, or `None`.
 ///
-/// The kernel holds the overhead in a C `int` compared as `unsigned int`; we compute it exactly
-/// in 64 bits, which agrees whenever `activeconns * 256 + inactconns < 2^31` (fewer than about
-/// 8.4 million active connections on one destination).
+/// As in the kernel, the `int` overhead ([`DestInfo::overhead`]) is compared as an
+/// `unsigned int` (`unsigned int loh, doh`): an overhead that wrapped past 2^32 (2^24 active
+/// connections) looks small again.
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
     let mut least: Option<usize> = None;
-    let mut loh = 0u64;
+    let mut loh = 0u32;
     for (i, dest) in dests.iter().enumerate() {
         if dest.is_overloaded() || dest.weight == 0 {
             continue;
         }
-        let doh = dest.overhead();
+        let doh = dest.overhead() as u32;
         if least.is_none() || doh < loh {
             least = Some(i);
             loh = doh;
@@ -53,13 +53,13 @@ pub struct LcRank;
 impl Rank for LcRank {
     type Key = u64;
 
-    /// No overhead reaches it (`activeconns * 256 + inactconns < 2^41`).
+    /// No overhead reaches it (overheads are `unsigned int`s).
     const SKIP: u64 = u64::MAX;
 
     #[inline]
     fn key(dest: &DestInfo) -> u64 {
         if !dest.is_overloaded() && dest.weight != 0 {
-            dest.overhead()
+            u64::from(dest.overhead() as u32)
         } else {
             Self::SKIP
         }

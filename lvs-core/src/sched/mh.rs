@@ -433,6 +433,11 @@ impl Scheduler for Mh {
         SchedKind::Mh
     }
 
+    fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
+        self.port_mask = if flags.port() { 0xffff } else { 0 };
+    }
+
     fn update(&mut self, dests: &[DestInfo], _change: DestChange) {
         // mh rebuilds on init, add, delete and edit alike (an edit that only quiesces keeps
         // last_weight, so the table comes out the same).

@@ -132,10 +132,25 @@ impl DestInfo {
         }
     }
 
-    /// `ip_vs_dest_conn_overhead`: `activeconns * 256 + inactconns`.
+    /// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`, in the kernel's `int`.
+    ///
+    /// The counters are the kernel's `int`s and the result wraps as the kernel's does (it is
+    /// built with `-fno-strict-overflow`): from 2^23 active connections the overhead is
+    /// negative, and the schedulers that read it (lc as `unsigned int`, wlc, lblc, lblcr and
+    /// twos as `int`) compare that value, not the true count.
+    ///
+    /// ```
+    /// use lvs_core::sched::{DestId, DestInfo};
+    /// let mut d = DestInfo::new(DestId(1), "10.0.0.1".parse().unwrap(), 80, 1);
+    /// d.activeconns = 2;
+    /// d.inactconns = 3;
+    /// assert_eq!(d.overhead(), 515);
+    /// d.activeconns = 1 << 23;
+    /// assert_eq!(d.overhead(), i32::MIN + 3);
+    /// ```
     #[inline]
-    pub fn overhead(&self) -> u64 {
-        ((self.activeconns as u64) << 8) + self.inactconns as u64
+    pub fn overhead(&self) -> i32 {
+        (self.activeconns << 8).wrapping_add(self.inactconns) as i32
     }
 
     /// Whether the OVERLOAD flag is set.
@@ -339,9 +354,34 @@ pub trait Scheduler: fmt::Debug + Send {
         ctx: &mut SchedContext<'_>,
     ) -> Option<usize>;
 
+    /// The counters of `dest`, which left the list (deleted, in the trash), changed. The
+    /// kernel's lblcr reads such a destination's live counters when it is still a set member
+    /// (`set_max`); the default ignores them.
+    fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        let _ = dest;
+    }
+
+    /// The service's scheduler flags (`-b`) changed without a change of scheduler. The kernel
+    /// reads them from the service at each decision and does not rebind the scheduler
+    /// (`ip_vs_edit_service` rebinds only when the scheduler itself changes), so the
+    /// scheduler's state is kept. Schedulers that read flags (sh, mh) take the new ones; the
+    /// default ignores them.
+    fn set_flags(&mut self, flags: SchedFlags) {
+        let _ = flags;
+    }
+
     /// The most destinations this scheduler accepts in one service (mh: its table size).
     fn max_dests(&self) -> usize {
         usize::MAX
+    }
+
+    /// Whether the scheduler still refers to the destination `id` after it left the list (an
+    /// lblc entry or an lblcr set member naming it). In the kernel such a reference is a
+    /// reference count on the destination, which keeps it in the trash (revivable, its
+    /// identity not reused) until the cache lets go. None by default.
+    fn holds(&self, id: DestId) -> bool {
+        let _ = id;
+        false
     }
 
     /// When [`Scheduler::handle_timeout`] wants to run next (lblc / lblcr garbage collection).

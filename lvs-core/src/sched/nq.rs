@@ -23,10 +23,11 @@ use super::sed::sed_overhead;
 use super::wlc::Load;
 use super::{DestInfo, SchedKind};
 
-/// The kernel's nq loop, literally.
+/// The kernel's nq loop, literally (the overhead is [`sed_overhead`], the kernel's `int`; the
+/// products are 64-bit).
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
     let mut least: Option<usize> = None;
-    let mut loh = 0u64;
+    let mut loh = 0i32;
     for (i, dest) in dests.iter().enumerate() {
         if dest.is_overloaded() || dest.weight == 0 {
             continue;
@@ -39,8 +40,8 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
         let replace = match least {
             None => true,
             Some(l) => {
-                u128::from(loh) * u128::from(dest.weight)
-                    > u128::from(doh) * u128::from(dests[l].weight)
+                i64::from(loh) * i64::from(dest.weight)
+                    > i64::from(doh) * i64::from(dests[l].weight)
             }
         };
         if replace {
@@ -55,6 +56,10 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
 /// (`activeconns == 0`) counts as load `0 / weight`. A busy destination's load is at least
 /// `2 / weight`, so every idle destination beats every busy one and idle destinations tie among
 /// themselves (the earliest wins): exactly the kernel's early return of the first idle one.
+///
+/// A busy destination whose `int` overhead wrapped to 0 or below (2^31 − 1 active
+/// connections, beyond what the kernel's counters can reach) would not be beaten by an idle one
+/// under that order; its key is [irregular](Rank::irregular) and the scan decides.
 #[derive(Clone, Copy, Debug)]
 pub struct NqRank;
 
@@ -69,7 +74,12 @@ impl Rank for NqRank {
         } else if dest.activeconns == 0 {
             Load::new(0, dest.weight)
         } else {
-            Load::new(sed_overhead(dest), dest.weight)
+            let oh = sed_overhead(dest);
+            if oh > 0 {
+                Load::new(oh, dest.weight)
+            } else {
+                Load::IRREGULAR
+            }
         }
     }
 
@@ -77,6 +87,13 @@ impl Rank for NqRank {
     fn better(a: &Load, b: &Load) -> bool {
         a.lighter_than(b)
     }
+
+    #[inline]
+    fn irregular(key: &Load) -> bool {
+        *key == Load::IRREGULAR
+    }
+
+    const MAY_BE_IRREGULAR: bool = true;
 }
 
 /// The nq scheduler: O(1) decisions from an index kept current in O(log n) per counter change.

@@ -21,10 +21,12 @@
 use super::index::{indexed_scheduler, Rank, Tournament};
 use super::{DestInfo, SchedKind};
 
-/// Whether ovf may choose `dest`.
+/// Whether ovf may choose `dest`. `activeconns > weight` compares the kernel's `int`s.
 #[inline]
 fn usable(dest: &DestInfo) -> bool {
-    !(dest.is_overloaded() || dest.activeconns > dest.weight || dest.weight == 0)
+    !(dest.is_overloaded()
+        || i64::from(dest.activeconns as i32) > i64::from(dest.weight)
+        || dest.weight == 0)
 }
 
 /// The kernel's ovf loop, literally.

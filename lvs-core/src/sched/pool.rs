@@ -199,12 +199,19 @@ impl Pool {
         }
     }
 
-    /// Replaces the scheduler (as `ipvsadm -E` with another `-s` or `-b` does) and binds it to
-    /// the current list.
+    /// Replaces the scheduler (as `ipvsadm -E` with another `-s` does) and binds it to the
+    /// current list.
     pub fn set_scheduler(&mut self, kind: SchedKind, flags: SchedFlags) {
         self.sched = kind.build(flags, &self.config);
         self.flags = flags;
         self.sched.update(&self.dests, DestChange::Init);
+    }
+
+    /// Changes the scheduler flags (`ipvsadm -E` with another `-b` but the same `-s`) without
+    /// rebinding: the scheduler keeps its state, as in the kernel ([`Scheduler::set_flags`]).
+    pub fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
+        self.sched.set_flags(flags);
     }
 
     /// Chooses a destination for a new connection.
@@ -216,6 +223,18 @@ impl Pool {
             "scheduler returned an out-of-range position"
         );
         self.dests.get(pos).map(|d| d.id)
+    }
+
+    /// Whether the scheduler still refers to a destination that left the list
+    /// ([`Scheduler::holds`]): its owner must keep it (in the trash) meanwhile.
+    pub fn holds(&self, id: DestId) -> bool {
+        self.sched.holds(id)
+    }
+
+    /// Tells the scheduler that the counters of a destination that left the list (one of this
+    /// pool's, now in its owner's trash) changed ([`Scheduler::removed_counts_changed`]).
+    pub fn removed_counts_changed(&mut self, dest: &DestInfo) {
+        self.sched.removed_counts_changed(dest);
     }
 
     /// When the scheduler's own timers (lblc / lblcr cache expiry) want to run.

@@ -19,38 +19,19 @@
 //! ```
 
 use super::index::{indexed_scheduler, Rank, Tournament};
-use super::wlc::Load;
+use super::wlc::{weighted_key, weighted_scan, Load};
 use super::{DestInfo, SchedKind};
 
-/// `ip_vs_sed_dest_overhead`: `activeconns + 1` (computed without overflow).
+/// `ip_vs_sed_dest_overhead`: `activeconns + 1` in the kernel's `int` (wrapping).
 #[inline]
-pub fn sed_overhead(dest: &DestInfo) -> u64 {
-    u64::from(dest.activeconns) + 1
+pub fn sed_overhead(dest: &DestInfo) -> i32 {
+    (dest.activeconns as i32).wrapping_add(1)
 }
 
-/// The kernel's sed loop, literally (64-bit signed products in the kernel, exact 128-bit ones
-/// here: identical for every weight the kernel accepts).
+/// The kernel's sed loop, literally: wlc's loop with [`sed_overhead`] (64-bit products of the
+/// `int` overhead and the weight, as the kernel's `(__s64)` casts make them).
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
-    let mut iter = dests.iter().enumerate();
-    let (mut least, mut loh) = loop {
-        let (i, dest) = iter.next()?;
-        if !dest.is_overloaded() && dest.weight > 0 {
-            break (i, sed_overhead(dest));
-        }
-    };
-    for (i, dest) in iter {
-        if dest.is_overloaded() {
-            continue;
-        }
-        let doh = sed_overhead(dest);
-        if u128::from(loh) * u128::from(dest.weight)
-            > u128::from(doh) * u128::from(dests[least].weight)
-        {
-            least = i;
-            loh = doh;
-        }
-    }
-    Some(least)
+    weighted_scan(dests, sed_overhead)
 }
 
 /// sed's order: smaller `(activeconns + 1) / weight` is better.
@@ -63,17 +44,20 @@ impl Rank for SedRank {
 
     #[inline]
     fn key(dest: &DestInfo) -> Load {
-        if !dest.is_overloaded() && dest.weight > 0 {
-            Load::new(sed_overhead(dest), dest.weight)
-        } else {
-            Load::SKIP
-        }
+        weighted_key(dest, sed_overhead(dest))
     }
 
     #[inline]
     fn better(a: &Load, b: &Load) -> bool {
         a.lighter_than(b)
     }
+
+    #[inline]
+    fn irregular(key: &Load) -> bool {
+        *key == Load::IRREGULAR
+    }
+
+    const MAY_BE_IRREGULAR: bool = true;
 }
 
 /// The sed scheduler: O(1) decisions from an index kept current in O(log n) per counter change.

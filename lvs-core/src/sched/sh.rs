@@ -119,6 +119,10 @@ impl Scheduler for Sh {
         SchedKind::Sh
     }
 
+    fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
+    }
+
     fn update(&mut self, dests: &[DestInfo], _change: DestChange) {
         // sh re-lays its table on init, add, delete and edit alike.
         self.reassign(dests);

@@ -51,18 +51,12 @@ fn eligible_weight(dest: &DestInfo) -> u64 {
     }
 }
 
-/// `ip_vs_dest_conn_overhead` as the kernel's `int`: `(activeconns << 8) + inactconns`,
-/// wrapping.
-#[inline]
-fn int_overhead(dest: &DestInfo) -> i32 {
-    (dest.activeconns << 8).wrapping_add(dest.inactconns) as i32
-}
-
-/// The kernel's final test `weight2 * overhead1 > weight1 * overhead2`, in wrapping `int`.
+/// The kernel's final test `weight2 * overhead1 > weight1 * overhead2`, in wrapping `int`
+/// (the overheads are [`DestInfo::overhead`], the kernel's `int`).
 #[inline]
 fn prefer_second(first: &DestInfo, second: &DestInfo) -> bool {
     let (w1, w2) = (first.weight as i32, second.weight as i32);
-    w2.wrapping_mul(int_overhead(first)) > w1.wrapping_mul(int_overhead(second))
+    w2.wrapping_mul(first.overhead()) > w1.wrapping_mul(second.overhead())
 }
 
 /// The kernel's twos loop, literally, with the two raw 32-bit draws given (they are reduced

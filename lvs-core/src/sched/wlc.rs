@@ -2,9 +2,10 @@
 //!
 //! The first eligible destination (weight > 0, not OVERLOAD) is the initial best; each later
 //! non-OVERLOAD destination replaces it when `overhead(best) * weight(dest) > overhead(dest) *
-//! weight(best)`. A weight-0 destination can never win that comparison, and ties keep the
-//! earlier destination, so the answer is the first destination with the least
-//! `overhead / weight`.
+//! weight(best)`. Ties keep the earlier destination, so the answer is the first destination with
+//! the least `overhead / weight`. A weight-0 destination cannot win that comparison unless its
+//! `int` overhead wrapped negative (2^23 active connections), which the kernel lets happen; the
+//! index then defers to [`scan`].
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
@@ -25,24 +26,32 @@ use super::{DestInfo, SchedKind};
 
 /// The kernel's wlc loop, literally.
 ///
-/// The kernel multiplies in signed 64 bits (`(__s64)loh * weight`); we multiply in 128 bits so
-/// that no `u32` input can overflow. Results agree for every state the kernel can hold (its
-/// weights are at most `i32::MAX`, and its `int` overhead is exact below 2^31).
+/// The overhead is the kernel's `int` ([`DestInfo::overhead`], negative once it wrapped) and
+/// the products are the kernel's `(__s64)loh * weight`, which cannot overflow. So a
+/// destination with 2^23 or more active connections looks lightly loaded, and a later weight-0
+/// destination in that state even wins the comparison (`0 > negative * weight`), as in the
+/// kernel.
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
+    weighted_scan(dests, DestInfo::overhead)
+}
+
+/// The loop shared by wlc and sed (`ip_vs_wlc_schedule` / `ip_vs_sed_schedule`): the first
+/// non-OVERLOAD destination with weight > 0 is the initial best, then every later non-OVERLOAD
+/// destination replaces the best if `loh * weight(dest) > doh * weight(best)` in 64 bits.
+pub(crate) fn weighted_scan(dests: &[DestInfo], overhead: fn(&DestInfo) -> i32) -> Option<usize> {
     let mut iter = dests.iter().enumerate();
     let (mut least, mut loh) = loop {
         let (i, dest) = iter.next()?;
         if !dest.is_overloaded() && dest.weight > 0 {
-            break (i, dest.overhead());
+            break (i, overhead(dest));
         }
     };
     for (i, dest) in iter {
         if dest.is_overloaded() {
             continue;
         }
-        let doh = dest.overhead();
-        if u128::from(loh) * u128::from(dest.weight)
-            > u128::from(doh) * u128::from(dests[least].weight)
+        let doh = overhead(dest);
+        if i64::from(loh) * i64::from(dest.weight) > i64::from(doh) * i64::from(dests[least].weight)
         {
             least = i;
             loh = doh;
@@ -52,14 +61,12 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
 }
 
 /// A weighted load `overhead / weight` compared by cross multiplication, shared by wlc, sed and
-/// nq (which differ only in how the overhead is counted).
-///
-/// Stored as three 32-bit words (12 bytes, 4-byte aligned) so that a tournament node with its
-/// list position fits in 16 bytes.
+/// nq (which differ only in how the overhead is counted). The overhead is the kernel's `int`;
+/// the products are 64-bit, as the kernel's `(__s64)` casts make them, and cannot overflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Load {
-    /// The connection overhead, low and high 32 bits.
-    overhead: [u32; 2],
+    /// The connection overhead (the kernel's `int`).
+    overhead: i32,
     /// The weight, > 0 for an eligible destination.
     weight: u32,
 }
@@ -70,19 +77,21 @@ impl Load {
     /// and never lighter than anything (`o * 0 > 1 * w` is false).
     pub const SKIP: Load = Load::new(1, 0);
 
+    /// The key of a destination the kernel's scan treats in a way no order can express (see
+    /// [`Rank::irregular`]): it compares exactly like [`Load::SKIP`] (weight 0, positive
+    /// overhead) but is a different value.
+    pub const IRREGULAR: Load = Load::new(2, 0);
+
     /// The load `overhead / weight`.
     #[inline]
-    pub const fn new(overhead: u64, weight: u32) -> Self {
-        Load {
-            overhead: [overhead as u32, (overhead >> 32) as u32],
-            weight,
-        }
+    pub const fn new(overhead: i32, weight: u32) -> Self {
+        Load { overhead, weight }
     }
 
-    /// The connection overhead (wlc: `active * 256 + inactive`; sed, nq: `active + 1`).
+    /// The connection overhead (wlc: `(active << 8) + inactive`; sed, nq: `active + 1`).
     #[inline]
-    pub const fn overhead(&self) -> u64 {
-        (self.overhead[0] as u64) | ((self.overhead[1] as u64) << 32)
+    pub const fn overhead(&self) -> i32 {
+        self.overhead
     }
 
     /// The weight.
@@ -100,11 +109,29 @@ impl Load {
     /// assert!(!Load::new(4, 2).lighter_than(&Load::new(2, 1))); // equal loads
     /// assert!(Load::new(7, 1).lighter_than(&Load::SKIP));
     /// assert!(!Load::SKIP.lighter_than(&Load::SKIP));
+    /// assert!(Load::new(i32::MIN, 1).lighter_than(&Load::new(0, 1))); // a wrapped overhead
     /// ```
     #[inline]
     pub fn lighter_than(&self, other: &Load) -> bool {
-        u128::from(other.overhead()) * u128::from(self.weight)
-            > u128::from(self.overhead()) * u128::from(other.weight)
+        i64::from(other.overhead) * i64::from(self.weight)
+            > i64::from(self.overhead) * i64::from(other.weight)
+    }
+}
+
+/// The key of a destination under wlc's or sed's loop with the given overhead: its load if it
+/// can be the initial best (not OVERLOAD, weight > 0); [`Load::IRREGULAR`] for a weight-0
+/// destination with a negative overhead (it would win any later comparison, but only after
+/// the first eligible destination); otherwise [`Load::SKIP`].
+#[inline]
+pub(crate) fn weighted_key(dest: &DestInfo, overhead: i32) -> Load {
+    if dest.is_overloaded() {
+        Load::SKIP
+    } else if dest.weight > 0 {
+        Load::new(overhead, dest.weight)
+    } else if overhead < 0 {
+        Load::IRREGULAR
+    } else {
+        Load::SKIP
     }
 }
 
@@ -118,18 +145,20 @@ impl Rank for WlcRank {
 
     #[inline]
     fn key(dest: &DestInfo) -> Load {
-        // Weight 0 is skipped: it can never win the kernel's comparison either.
-        if !dest.is_overloaded() && dest.weight > 0 {
-            Load::new(dest.overhead(), dest.weight)
-        } else {
-            Load::SKIP
-        }
+        weighted_key(dest, dest.overhead())
     }
 
     #[inline]
     fn better(a: &Load, b: &Load) -> bool {
         a.lighter_than(b)
     }
+
+    #[inline]
+    fn irregular(key: &Load) -> bool {
+        *key == Load::IRREGULAR
+    }
+
+    const MAY_BE_IRREGULAR: bool = true;
 }
 
 /// The wlc scheduler: O(1) decisions from an index kept current in O(log n) per counter change.
