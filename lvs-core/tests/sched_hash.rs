@@ -475,9 +475,13 @@ fn mh_quiescing_keeps_the_table_and_fallback_rehashes() {
     let mut plain = Mh::new(SchedFlags::empty(), 4093);
     plain.update(&d, DestChange::Init);
     assert_eq!(pick(&mut plain, &d, &f, Instant::ZERO), None);
-    // All unusable: none, after at most M probes.
+    // All unusable: none, after at most M probes. (The scheduler is told of each OVERLOAD
+    // change, as the pool does.)
     for x in d.iter_mut() {
         x.flags.set(DestFlags::OVERLOAD, true);
+    }
+    for pos in 0..d.len() {
+        mh.counts_changed(&d, pos);
     }
     assert_eq!(pick(&mut mh, &d, &f, Instant::ZERO), None);
 }

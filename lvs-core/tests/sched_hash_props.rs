@@ -305,6 +305,12 @@ proptest! {
             x.weight = weights[i];
             x.flags.set(lvs_core::sched::DestFlags::OVERLOAD, overload[i]);
         }
+        // Told as the pool tells it: an edit for the weight (last_weight, hence the table, is
+        // unchanged), a counts change for OVERLOAD.
+        for i in 0..n {
+            mh.update(&d, DestChange::Edited { pos: i });
+            mh.counts_changed(&d, i);
+        }
         let mut rng = rand_pcg::Pcg32::new(3, 3);
         let mut ctx = SchedContext { now: Instant::ZERO, rng: &mut rng };
         for &(saddr, sport, daddr, dport, inverse, proto) in &flows {

@@ -137,6 +137,11 @@ pub struct Mh {
     tab_bits: u32,
     /// Slot → list position, [`EMPTY`] when unpopulated.
     lookup: Vec<u32>,
+    /// Whether each list position is usable (weight > 0, not OVERLOAD), kept current by
+    /// [`Scheduler::update`] and [`Scheduler::counts_changed`]: a decision reads one byte
+    /// instead of the destination's weight and flags (no multiply by the record size on the
+    /// path from the hash to the answer).
+    usable: Vec<bool>,
     /// Scratch for the rebuild (kept to avoid reallocating on every change): a bitmap of the
     /// slots already claimed (M/8 bytes, so it stays in L1 while the population probes it).
     taken: Vec<u64>,
@@ -189,6 +194,7 @@ impl Mh {
             modm: FastMod::new(table_size),
             tab_bits,
             lookup: vec![EMPTY; table_size as usize],
+            usable: Vec::new(),
             taken: Vec::new(),
             setup: Vec::new(),
             gcd: 0,
@@ -356,12 +362,13 @@ impl Mh {
     }
 
     /// `ip_vs_mh_get_fallback`: a genuine rehash with the offset folded into the hashed value,
-    /// `base` being `port + addr` and `ihash` the client's primary slot. Out of line and cold:
+    /// `base` being `port + addr`, `ihash` the client's primary slot and `len` the length of
+    /// the destination list. Out of line and cold:
     /// it runs only when the primary destination is unavailable, and keeping its loop out of
     /// [`Scheduler::schedule`] spares every decision the loop's register saves.
     #[cold]
     #[inline(never)]
-    fn fallback(&self, dests: &[DestInfo], base: u32, ihash: u32) -> Option<usize> {
+    fn fallback(&self, len: usize, base: u32, ihash: u32) -> Option<usize> {
         for offset in 0..self.size {
             // (offset + ihash) % M; both are below M, so one conditional subtraction.
             let mut roffset = offset + ihash;
@@ -371,8 +378,10 @@ impl Mh {
             let v = roffset.wrapping_add(base);
             let slot = self.modm.rem(hsiphash_u32(v, &MH_HASH1));
             let pos = *self.lookup.get(slot as usize)? as usize;
-            let d = dests.get(pos)?;
-            if Self::usable(d) {
+            if pos >= len {
+                return None;
+            }
+            if *self.usable.get(pos)? {
                 return Some(pos);
             }
         }
@@ -439,9 +448,17 @@ impl Scheduler for Mh {
     }
 
     fn update(&mut self, dests: &[DestInfo], _change: DestChange) {
+        self.usable.clear();
+        self.usable.extend(dests.iter().map(Self::usable));
         // mh rebuilds on init, add, delete and edit alike (an edit that only quiesces keeps
         // last_weight, so the table comes out the same).
         self.rebuild(dests);
+    }
+
+    fn counts_changed(&mut self, dests: &[DestInfo], pos: usize) {
+        if let (Some(u), Some(d)) = (self.usable.get_mut(pos), dests.get(pos)) {
+            *u = Self::usable(d);
+        }
     }
 
     fn schedule(
@@ -454,11 +471,13 @@ impl Scheduler for Mh {
         let base = self.client_base(flow);
         let ihash = self.modm.rem(hsiphash_u32(base, &MH_HASH1));
         let pos = *self.lookup.get(ihash as usize)? as usize;
-        let d = dests.get(pos)?;
-        if Self::usable(d) {
+        if pos >= dests.len() {
+            return None;
+        }
+        if *self.usable.get(pos)? {
             Some(pos)
         } else if self.flags.fallback() {
-            self.fallback(dests, base, ihash)
+            self.fallback(dests.len(), base, ihash)
         } else {
             None
         }

@@ -339,8 +339,10 @@ pub trait Scheduler: fmt::Debug + Send {
     /// `dests` is the whole list after the change, in kernel list order.
     fn update(&mut self, dests: &[DestInfo], change: DestChange);
 
-    /// The counters or the OVERLOAD flag of `dests[pos]` changed. Schedulers that keep an
-    /// ordered index refresh it here; the default does nothing.
+    /// The counters or the OVERLOAD flag of `dests[pos]` changed. The owner of the list calls
+    /// it after every such change, before the next decision ([`Pool`](pool::Pool) does):
+    /// schedulers that keep an ordered index refresh it here, mh its record of usable
+    /// destinations; the default does nothing.
     fn counts_changed(&mut self, dests: &[DestInfo], pos: usize) {
         let _ = (dests, pos);
     }
