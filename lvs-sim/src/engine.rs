@@ -37,6 +37,8 @@
 //! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
 
 use std::collections::{BinaryHeap, VecDeque};
+
+use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hdrhistogram::Histogram;
@@ -101,30 +103,6 @@ enum Ev {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Item {
-    t: u64,
-    seq: u64,
-    ev: Ev,
-}
-impl PartialEq for Item {
-    fn eq(&self, o: &Self) -> bool {
-        (self.t, self.seq) == (o.t, o.seq)
-    }
-}
-impl Eq for Item {}
-impl PartialOrd for Item {
-    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Item {
-    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
-        // Reversed: BinaryHeap is a max-heap, we want the earliest (time, seq) first.
-        (o.t, o.seq).cmp(&(self.t, self.seq))
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
 struct Conn {
     client: SocketAddr,
     dest: SocketAddr,
@@ -147,6 +125,69 @@ struct ConnHints {
     client: FlowHint,
     /// Server → client packets (NAT).
     reply: Option<FlowHint>,
+}
+
+/// The real servers' index hasher: a multiply-rotate over the address's few words, where the
+/// default hasher runs a keyed mix per write (the lookup is made at every connection, on a
+/// handful of keys the simulation chose itself, so keyed hashing buys nothing here).
+#[derive(Clone, Copy, Default)]
+struct AddrHash;
+
+impl core::hash::BuildHasher for AddrHash {
+    type Hasher = AddrHasher;
+    #[inline]
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
+}
+
+/// The hasher of [`AddrHash`].
+#[derive(Clone, Copy)]
+struct AddrHasher(u64);
+
+impl AddrHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl core::hash::Hasher for AddrHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
 }
 
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
@@ -213,10 +254,9 @@ pub struct Engine<'m> {
     m: &'m Model,
     rep: u32,
     now: u64,
-    seq: u64,
     end: u64,
     warm: u64,
-    heap: BinaryHeap<Item>,
+    queue: EventQueue<Ev>,
     director: Director,
     dcfg: DirectorConfig,
     /// With connection sync: the backup director, fed by the master's datagrams until the
@@ -234,7 +274,7 @@ pub struct Engine<'m> {
     hints: Vec<ConnHints>,
     free: Vec<u32>,
     srv: Vec<Srv>,
-    srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    srv_index: hashbrown::HashMap<SocketAddr, u16, AddrHash>,
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -307,7 +347,7 @@ impl<'m> Engine<'m> {
             .sample_interval
             .unwrap_or(*s.duration.get_ref() / 100.0))
         .max(1);
-        let mut srv_index = hashbrown::HashMap::new();
+        let mut srv_index = hashbrown::HashMap::with_hasher(AddrHash);
         for (i, sm) in m.servers.iter().enumerate() {
             srv_index.insert(sm.addr, i as u16);
         }
@@ -315,10 +355,9 @@ impl<'m> Engine<'m> {
             m,
             rep,
             now: 0,
-            seq: 0,
             end,
             warm,
-            heap: BinaryHeap::new(),
+            queue: EventQueue::new(),
             director,
             dcfg,
             backup,
@@ -385,12 +424,7 @@ impl<'m> Engine<'m> {
 
     #[inline]
     fn push(&mut self, t: u64, ev: Ev) {
-        self.seq += 1;
-        self.heap.push(Item {
-            t,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(t, ev);
     }
 
     fn t(&self) -> f64 {
@@ -537,19 +571,19 @@ impl<'m> Engine<'m> {
         let every = self.sample_every;
         self.push(every, Ev::Sample);
 
-        while let Some(item) = self.heap.pop() {
-            if item.t > self.end {
+        while let Some((t, ev)) = self.queue.pop() {
+            if t > self.end {
                 break;
             }
-            self.run_director_timers(item.t);
-            self.now = item.t;
+            self.run_director_timers(t);
+            self.now = t;
             self.events += 1;
             if self.events & 0xffff == 0 {
                 if let Some(p) = progress {
                     p(self.now as f64 / self.end as f64);
                 }
             }
-            match item.ev {
+            match ev {
                 Ev::Arrival(s) => self.arrival(s),
                 Ev::Think(c) => self.next_request(c),
                 Ev::FifoDone { srv, conn, inc } => self.fifo_done(srv, conn, inc),

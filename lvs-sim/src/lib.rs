@@ -29,6 +29,7 @@ pub mod builtin;
 pub mod engine;
 pub mod experiments;
 pub mod model;
+pub mod queue;
 pub mod report;
 pub mod results;
 pub mod rules_cmd;
