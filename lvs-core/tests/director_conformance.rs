@@ -9,31 +9,17 @@ use lvs_core::director::{
     Director, DirectorConfig, DropReason, FlowPacket, FlowVerdict, PacketDir, Sysctls,
 };
 use lvs_core::rules::listing::{list, list_conns, ListFormat, ListOptions};
-use lvs_core::rules::{Command, DestConfig, Forward, RuleSet, ServiceKey};
+use lvs_core::rules::{Command, DestConfig, Forward, RuleSet};
 use lvs_core::{Duration, Instant, Protocol};
+
+mod director_support;
+use director_support::*;
 
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const RST: u8 = 0x04;
 const SYNACK: u8 = 0x12;
 const FINACK: u8 = 0x11;
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn director_with(rules: &str, sysctls: Sysctls) -> Director {
-    let mut cfg = DirectorConfig::new(4096, HashKey::from_u128(0xfeed));
-    cfg.sysctls = sysctls;
-    let mut d = Director::new(cfg);
-    d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap())
-        .unwrap();
-    d
-}
-
-fn director(rules: &str) -> Director {
-    director_with(rules, Sysctls::default())
-}
 
 fn tcp(src: &str, dst: &str, flags: u8) -> FlowPacket {
     FlowPacket {
@@ -63,35 +49,11 @@ fn udp(src: &str, dst: &str) -> FlowPacket {
     }
 }
 
-fn dest_of(v: FlowVerdict) -> SocketAddr {
-    match v {
-        FlowVerdict::Forward { dest, .. } => dest,
-        other => panic!("expected Forward, got {other:?}"),
-    }
-}
-
 fn is_new(v: FlowVerdict) -> bool {
     match v {
         FlowVerdict::Forward { new, .. } => new,
         other => panic!("expected Forward, got {other:?}"),
     }
-}
-
-fn run_timers(d: &mut Director, now: Instant) {
-    let mut guard = 0;
-    while d.poll_timeout().is_some_and(|t| t <= now) {
-        d.handle_timeout(now);
-        guard += 1;
-        assert!(guard < 100_000, "timers never settle");
-    }
-}
-
-fn t(secs: u64) -> Instant {
-    Instant::from_secs(secs)
-}
-
-fn key(s: &str) -> ServiceKey {
-    s.parse().unwrap()
 }
 
 #[test]

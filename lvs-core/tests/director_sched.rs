@@ -2,32 +2,14 @@
 //! the locality caches' references to deleted real servers, the timer armed when the scheduler
 //! is bound, and editing a service without changing its scheduler.
 
-use core::net::SocketAddr;
-
 use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
-use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
+use lvs_core::rules::{Command, DestConfig, RuleSet};
 use lvs_core::sched::{SchedFlags, SchedKind};
 use lvs_core::{Duration, Instant, Protocol};
 
-fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn t(secs: u64) -> Instant {
-    Instant::from_secs(secs)
-}
-
-fn key(s: &str) -> ServiceKey {
-    s.parse().unwrap()
-}
-
-fn director(rules: &str) -> Director {
-    let mut d = Director::new(DirectorConfig::new(4096, HashKey::from_u128(0xfeed)));
-    d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap())
-        .unwrap();
-    d
-}
+mod director_support;
+use director_support::*;
 
 /// A UDP datagram from `src` to `dst` carrying firewall mark `fwmark`.
 fn udp(src: &str, dst: &str, fwmark: u32) -> FlowPacket {
@@ -39,22 +21,6 @@ fn udp(src: &str, dst: &str, fwmark: u32) -> FlowPacket {
         tcp_flags: 0,
         len: 100,
         dir: PacketDir::FromClient,
-    }
-}
-
-fn dest_of(v: FlowVerdict) -> SocketAddr {
-    match v {
-        FlowVerdict::Forward { dest, .. } => dest,
-        other => panic!("expected Forward, got {other:?}"),
-    }
-}
-
-fn run_timers(d: &mut Director, now: Instant) {
-    let mut guard = 0;
-    while d.poll_timeout().is_some_and(|t| t <= now) {
-        d.handle_timeout(now);
-        guard += 1;
-        assert!(guard < 100_000, "timers never settle");
     }
 }
 

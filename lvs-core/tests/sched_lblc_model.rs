@@ -491,6 +491,31 @@ fn decide(s: &mut dyn Scheduler, w: &World, daddr: IpAddr) -> Option<DestId> {
         .map(|p| w.dests[p].id)
 }
 
+/// An `Advance` or `AdvanceExp` step: the clock moves on, and at each of the model's timer
+/// deadlines on the way the scheduler must want to run then, and both run their timers.
+fn advance<E: Entry>(
+    w: &mut World,
+    s: &mut dyn Scheduler,
+    k: &mut Table<E>,
+    exp: u64,
+    op: &Op,
+) -> Result<(), TestCaseError> {
+    let secs = match *op {
+        Op::AdvanceExp(d) => (exp as i64 + i64::from(d)) as u64,
+        Op::Advance(secs) => secs,
+        _ => 0,
+    };
+    let to = w.now + Duration::from_secs(secs);
+    while k.timer <= to {
+        prop_assert_eq!(s.poll_timeout(), Some(k.timer));
+        let t = k.timer;
+        k.check_expire(t);
+        s.handle_timeout(t);
+    }
+    w.now = to;
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -513,21 +538,7 @@ proptest! {
                     let want = k_lblc(&mut k, &w.dests, &w.gone, daddr(a), w.now);
                     prop_assert_eq!(got, want);
                 }
-                Op::Advance(_) | Op::AdvanceExp(_) => {
-                    let secs = match *op {
-                        Op::AdvanceExp(d) => (exp as i64 + i64::from(d)) as u64,
-                        Op::Advance(secs) => secs,
-                        _ => unreachable!(),
-                    };
-                    let to = w.now + Duration::from_secs(secs);
-                    while k.timer <= to {
-                        prop_assert_eq!(s.poll_timeout(), Some(k.timer));
-                        let t = k.timer;
-                        k.check_expire(t);
-                        s.handle_timeout(t);
-                    }
-                    w.now = to;
-                }
+                Op::Advance(_) | Op::AdvanceExp(_) => advance(&mut w, &mut s, &mut k, exp, op)?,
                 _ => apply_list_op(&mut w, &mut s, op),
             }
             prop_assert_eq!(s.poll_timeout(), Some(k.timer));
@@ -557,21 +568,7 @@ proptest! {
                     let want = k_lblcr(&mut k, &w.dests, &w.gone, daddr(a), w.now);
                     prop_assert_eq!(got, want);
                 }
-                Op::Advance(_) | Op::AdvanceExp(_) => {
-                    let secs = match *op {
-                        Op::AdvanceExp(d) => (exp as i64 + i64::from(d)) as u64,
-                        Op::Advance(secs) => secs,
-                        _ => unreachable!(),
-                    };
-                    let to = w.now + Duration::from_secs(secs);
-                    while k.timer <= to {
-                        prop_assert_eq!(s.poll_timeout(), Some(k.timer));
-                        let t = k.timer;
-                        k.check_expire(t);
-                        s.handle_timeout(t);
-                    }
-                    w.now = to;
-                }
+                Op::Advance(_) | Op::AdvanceExp(_) => advance(&mut w, &mut s, &mut k, exp, op)?,
                 _ => apply_list_op(&mut w, &mut s, op),
             }
             prop_assert_eq!(s.poll_timeout(), Some(k.timer));

@@ -49,7 +49,7 @@
 //! [`ConnTableConfig::evict_scan`] entries — and otherwise refuses the new entry. Every outcome
 //! has a counter in [`ConnTableStats`]. IPVS itself has no limit; this bound is ours.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashMap;
 
@@ -271,6 +271,20 @@ pub struct InKey {
     pub vaddr: IpAddr,
     /// Virtual port (packet destination port).
     pub vport: u16,
+}
+
+impl InKey {
+    /// The key of a client → virtual service packet.
+    #[inline]
+    pub fn of_flow(protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> InKey {
+        InKey {
+            protocol,
+            caddr: client.ip(),
+            cport: client.port(),
+            vaddr: vip.ip(),
+            vport: vip.port(),
+        }
+    }
 }
 
 /// The key of a reply packet seen by the director (`ip_vs_conn_out_get`): its source is the

@@ -86,13 +86,7 @@ impl Director {
         } else {
             match pkt.dir {
                 PacketDir::FromClient => {
-                    let key = InKey {
-                        protocol: pkt.protocol,
-                        caddr: pkt.src.ip(),
-                        cport: pkt.src.port(),
-                        vaddr: pkt.dst.ip(),
-                        vport: pkt.dst.port(),
-                    };
+                    let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
                     // `schedule`'s test of the packets it considers.
                     let f = pkt.tcp_flags;
                     let opens = pkt.protocol != Protocol::Tcp
@@ -215,13 +209,7 @@ impl Director {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
         }
-        let key = InKey {
-            protocol: pkt.protocol,
-            caddr: pkt.src.ip(),
-            cport: pkt.src.port(),
-            vaddr: pkt.dst.ip(),
-            vport: pkt.dst.port(),
-        };
+        let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
         // The hint's hashes, when they are this key's.
         let (known, known_out) = match hint {
             Some(HintKind::In { key: k, hash, out }) if *k == key => (*hash, *out),

@@ -1409,13 +1409,7 @@ impl Director {
         client: SocketAddr,
         vip: SocketAddr,
     ) -> Option<ConnInfo> {
-        let key = crate::conn::InKey {
-            protocol,
-            caddr: client.ip(),
-            cport: client.port(),
-            vaddr: vip.ip(),
-            vport: vip.port(),
-        };
+        let key = crate::conn::InKey::of_flow(protocol, client, vip);
         let id = self.table.lookup_in(&key)?;
         let c = self.table.get(id)?;
         Some(ConnInfo {
