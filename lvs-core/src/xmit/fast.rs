@@ -182,22 +182,24 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
                 return None;
             };
             let l4 = l4_fields(seg, p.tcp)?;
-            // As `nat::apply`, IPv4 arm.
+            // As `nat::apply`, IPv4 arm, in the byte-swapped domain of the little-endian
+            // words (see the module docs): the addresses and the checksum as they lie in
+            // memory, no byte swaps.
             let at = if dst { 16 } else { 12 };
-            let old = if dst { e } else { (b >> 32) as u32 }.swap_bytes();
-            let new = u32::from(new);
+            let old = if dst { e } else { (b >> 32) as u32 };
+            let new = u32::from_le_bytes(new.octets());
             let addr_acc = u64::from(!(old >> 16) & 0xffff)
                 + u64::from(!old & 0xffff)
                 + u64::from(new >> 16)
                 + u64::from(new & 0xffff);
-            // The TTL/protocol word's RFC 1624 terms, `!(ttl, p) + (ttl - 1, p)`: always
-            // 0xFEFF since TTL >= 2.
-            let ttl_acc = 0xfeff;
-            let check = ((b >> 16) as u16).swap_bytes();
+            // The TTL/protocol word's RFC 1624 terms, `!(ttl, p) + (ttl - 1, p)`: 0xFEFF since
+            // TTL >= 2, which reads 0xFFFE swapped.
+            let ttl_acc = 0xfffe;
+            let check = (b >> 16) as u16;
             let check = !checksum::fold(u64::from(!check) + addr_acc + ttl_acc);
-            h[at..at + 4].copy_from_slice(&new.to_be_bytes());
-            let [c0, c1] = check.to_be_bytes();
-            h[8..12].copy_from_slice(&[ttl - 1, (b >> 8) as u8, c0, c1]);
+            h[at..at + 4].copy_from_slice(&new.to_le_bytes());
+            let word = (u32::from(check) << 16) | (b as u32 & 0xff00) | u32::from(ttl - 1);
+            h[8..12].copy_from_slice(&word.to_le_bytes());
             l4_rewrite(seg, l4, dst, addr_acc, port);
         }
     }
@@ -254,7 +256,8 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             let at = if dst { 24 } else { 8 };
             let old: &mut [u8; 16] = (&mut h[at..at + 16]).try_into().ok()?;
             let new = new.octets();
-            let addr_acc = u64::from(!folded_sum(old)) + sum32(&new);
+            let addr_acc =
+                u64::from(!folded_sum_swapped(old)) + u64::from(folded_sum_swapped(&new));
             *old = new;
             h[7] = hop - 1;
             l4_rewrite(seg, l4, dst, addr_acc, port);
@@ -275,28 +278,32 @@ fn l4_fields(seg: &[u8], tcp: bool) -> Option<usize> {
     }
 }
 
-/// The port and the L4 checksum (`check_at`, from [`l4_fields`]), as `nat::apply` does them.
+/// The port and the L4 checksum (`check_at`, from [`l4_fields`]), as `nat::apply` does them,
+/// in the byte-swapped domain (`addr_acc` too): the port and the checksum read and written
+/// as they lie in memory.
 #[inline(always)]
 fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u16) {
     let Some(h) = seg.first_chunk_mut::<8>() else {
         return;
     };
     let port_at = if dst { 2 } else { 0 };
-    let old_port = u16::from_be_bytes([h[port_at], h[port_at + 1]]);
-    h[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    let old_port = u16::from_le_bytes([h[port_at], h[port_at + 1]]);
+    let port = port.swap_bytes();
+    h[port_at..port_at + 2].copy_from_slice(&port.to_le_bytes());
     let Some(ck) = seg.get_mut(check_at..check_at + 2) else {
         return;
     };
-    let check = u16::from_be_bytes([ck[0], ck[1]]);
+    let check = u16::from_le_bytes([ck[0], ck[1]]);
     let check =
         !checksum::fold(u64::from(!check) + addr_acc + u64::from(!old_port) + u64::from(port));
-    // TCP uses the result as it is; UDP sends a computed 0 as 0xFFFF.
+    // TCP uses the result as it is; UDP sends a computed 0 as 0xFFFF (both read the same
+    // swapped).
     let check = if check_at == 6 {
         checksum::udp_nonzero(check)
     } else {
         check
     };
-    ck.copy_from_slice(&check.to_be_bytes());
+    ck.copy_from_slice(&check.to_le_bytes());
 }
 
 /// The IPv4 TTL word (bytes 8..12: TTL, protocol, header checksum) after the TTL decrement,
@@ -330,13 +337,13 @@ fn header_words(h: &[u8; 20]) -> (u64, u64, u32) {
     (le64(h), le64(&h[8..]), e)
 }
 
-/// `checksum::fold(sum32(a))`, the folded sum of an IPv6 address, from two little-endian
-/// words: one's-complement sums commute with the byte swap (RFC 1071), and the fold maps 0
-/// to 0 and any other sum into 1..=0xFFFF in either byte order, so the swapped result is the
-/// same value.
+/// The folded sum of an IPv6 address's 16-bit words in the byte-swapped domain (as they lie
+/// in memory, read little-endian), from two little-endian words: one's-complement sums
+/// commute with the byte swap (RFC 1071), and the fold maps 0 to 0 and any other sum into
+/// 1..=0xFFFF in either byte order, so swapping the result gives the folded big-endian sum.
 #[inline(always)]
-fn folded_sum(a: &[u8; 16]) -> u16 {
-    checksum::fold(checksum::add64(le64(a), le64(&a[8..]))).swap_bytes()
+fn folded_sum_swapped(a: &[u8; 16]) -> u16 {
+    checksum::fold(checksum::add64(le64(a), le64(&a[8..])))
 }
 
 /// Whether the IPv4 header checksum verifies, as `Checked::new` checks it (the folded sum of
@@ -348,13 +355,6 @@ fn folded_sum(a: &[u8; 16]) -> u16 {
 #[inline(always)]
 fn header_sum_ok(a: u64, b: u64, e: u32) -> bool {
     checksum::fold(checksum::add64(checksum::add64(a, b), u64::from(e))) == 0xffff
-}
-
-/// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
-#[inline(always)]
-fn sum32(a: &[u8; 16]) -> u64 {
-    let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
-    w(0) + w(4) + w(8) + w(12)
 }
 
 #[cfg(test)]
@@ -384,14 +384,24 @@ mod tests {
         }
     }
 
-    /// `folded_sum` is the folded big-endian sum of an address.
+    /// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
+    fn sum32(a: &[u8; 16]) -> u64 {
+        let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
+        w(0) + w(4) + w(8) + w(12)
+    }
+
+    /// `folded_sum_swapped`, swapped back, is the folded big-endian sum of an address.
     #[test]
     fn folded_sum_is_the_plain_sum() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
         let mut cases: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
         cases.extend((0..20_000).map(|_| rng.random::<[u8; 16]>()));
         for a in cases {
-            assert_eq!(folded_sum(&a), checksum::fold(sum32(&a)), "{a:02x?}");
+            assert_eq!(
+                folded_sum_swapped(&a).swap_bytes(),
+                checksum::fold(sum32(&a)),
+                "{a:02x?}"
+            );
         }
     }
 
