@@ -356,8 +356,10 @@ pub fn director_ops(data: &[u8]) {
         }
         check(&d);
     }
-    // Everything drains.
-    for _ in 0..12 {
+    // Everything drains: the connections within hours, and the lblc / lblcr caches, whose
+    // entries keep deleted real servers in the trash (as the kernel's references do), once
+    // they have been idle for the default 24 h expiration.
+    for _ in 0..30 {
         now += Duration::from_secs(3600);
         settle(&mut d, now);
     }
