@@ -305,6 +305,20 @@ pub struct OutKey {
 }
 
 impl OutKey {
+    /// The key of a packet from `src` to `dst` in the reply direction.
+    #[inline]
+    pub fn of_reply(protocol: Protocol, src: SocketAddr, dst: SocketAddr) -> OutKey {
+        OutKey {
+            protocol,
+            saddr: src.ip(),
+            sport: src.port(),
+            daddr: dst.ip(),
+            dport: dst.port(),
+        }
+    }
+}
+
+impl OutKey {
     /// The reply key of a connection of `protocol` between client `c` and virtual service
     /// `v`, forwarded to real server `d`: replies come from the real server for NAT (`masq`)
     /// and from the virtual service for every other method.

@@ -105,13 +105,7 @@ impl Director {
                     }
                 }
                 PacketDir::FromServer => {
-                    let key = OutKey {
-                        protocol: pkt.protocol,
-                        saddr: pkt.src.ip(),
-                        sport: pkt.src.port(),
-                        daddr: pkt.dst.ip(),
-                        dport: pkt.dst.port(),
-                    };
+                    let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
                     HintKind::Out {
                         key,
                         hash: self.table.out_hash(&key),
@@ -334,13 +328,7 @@ impl Director {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
         }
-        let key = OutKey {
-            protocol: pkt.protocol,
-            saddr: pkt.src.ip(),
-            sport: pkt.src.port(),
-            daddr: pkt.dst.ip(),
-            dport: pkt.dst.port(),
-        };
+        let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
         let known = match hint {
             Some(HintKind::Out { key, hash }) => Some((key, *hash)),
             _ => None,
