@@ -358,9 +358,11 @@ pub fn director_ops(data: &[u8]) {
     }
     // Everything drains: the connections within hours, and the lblc / lblcr caches, whose
     // entries keep deleted real servers in the trash (as the kernel's references do), once
-    // they have been idle for the default 24 h expiration.
-    for _ in 0..30 {
-        now += Duration::from_secs(3600);
+    // they have been idle for the default 24 h expiration. The caches are checked by a 60 s
+    // timer (a full pass every 30 ticks) that runs one tick per late call, as the kernel's
+    // does, so the timers are run every minute, as a driver following `poll_timeout` would.
+    for _ in 0..26 * 60 {
+        now += Duration::from_secs(60);
         settle(&mut d, now);
     }
     assert_eq!(d.table().len(), 0, "entries left after draining");
