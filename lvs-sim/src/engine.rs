@@ -127,69 +127,6 @@ struct ConnHints {
     reply: Option<FlowHint>,
 }
 
-/// The real servers' index hasher: a multiply-rotate over the address's few words, where the
-/// default hasher runs a keyed mix per write (the lookup is made at every connection, on a
-/// handful of keys the simulation chose itself, so keyed hashing buys nothing here).
-#[derive(Clone, Copy, Default)]
-struct AddrHash;
-
-impl core::hash::BuildHasher for AddrHash {
-    type Hasher = AddrHasher;
-    #[inline]
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
-/// The hasher of [`AddrHash`].
-#[derive(Clone, Copy)]
-struct AddrHasher(u64);
-
-impl AddrHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl core::hash::Hasher for AddrHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut last = [0u8; 8];
-        let rest = chunks.remainder();
-        last[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-}
-
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
 #[derive(Clone, Copy)]
 struct Drawn {
@@ -274,7 +211,7 @@ pub struct Engine<'m> {
     hints: Vec<ConnHints>,
     free: Vec<u32>,
     srv: Vec<Srv>,
-    srv_index: hashbrown::HashMap<SocketAddr, u16, AddrHash>,
+    srv_index: hashbrown::HashMap<SocketAddr, u16>,
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -347,7 +284,7 @@ impl<'m> Engine<'m> {
             .sample_interval
             .unwrap_or(*s.duration.get_ref() / 100.0))
         .max(1);
-        let mut srv_index = hashbrown::HashMap::with_hasher(AddrHash);
+        let mut srv_index = hashbrown::HashMap::new();
         for (i, sm) in m.servers.iter().enumerate() {
             srv_index.insert(sm.addr, i as u16);
         }

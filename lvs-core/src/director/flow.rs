@@ -556,8 +556,6 @@ impl Director {
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));
             };
-            // Decided: the counter changes of this packet reach the schedulers at its end.
-            self.defer_refresh = true;
             let (daddr, dport0) = self.dest_addr(dest);
             let dport = if dport0 != 0 { dport0 } else { vport };
             let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, None)?;
@@ -613,7 +611,6 @@ impl Director {
                 let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                     return Err(self.leave(svc_port, vport));
                 };
-                self.defer_refresh = true;
                 let (daddr, dport0) = self.dest_addr(dest);
                 let tdport = if vport == svc_port && svc_port != FTP_PORT {
                     dport0
@@ -653,7 +650,6 @@ impl Director {
         } else {
             vport
         };
-        self.defer_refresh = true;
         let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct))?;
         // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
         self.table.touch(ct, now);
@@ -727,6 +723,9 @@ impl Director {
         ops: bool,
         control: Option<ConnId>,
     ) -> Result<Option<ConnId>, FlowVerdict> {
+        // The decision is made: the counter changes of the rest of this packet (bind, state
+        // change, a one-packet unbind) reach the schedulers once, at its end (`end_deferral`).
+        self.defer_refresh = true;
         let flags = self.dest_flags(dest);
         if ops {
             self.apply_delta(dest, DeltaKind::Bind, DestDelta::bind(flags));

@@ -458,7 +458,7 @@ pub struct Director {
     scratch: Vec<Expired>,
     /// A real server went to the trash since the last expire_nodest_conn flush.
     flush_pending: bool,
-    /// Set from a scheduling decision to the end of its packet: counter changes update the
+    /// Set from a new connection's creation to the end of its packet: counter changes update the
     /// real servers at once but reach their schedulers once, at the end
     /// ([`Director::end_deferral`]). A new TCP connection is bound active and then turned
     /// inactive by its SYN (spec 2.5): two changes, one index refresh.
