@@ -84,32 +84,55 @@ fn expire_new_flows(d: &mut Director, now: &mut Instant, n: u64) {
     assert_eq!(d.table().len() as u64, n);
 }
 
+/// Up to this many new flows per measured batch; the rest of the capacity is headroom.
+const BATCH_MAX: u64 = 400_000;
+
+/// Times `syns(d, now, first, count)` handing the director `count` new flows (indexes from
+/// `first`), in batches of at most [`BATCH_MAX`] between which the new flows expire unmeasured.
+fn time_new_flows(
+    d: &mut Director,
+    now: &mut Instant,
+    next: &mut u64,
+    n: u64,
+    iters: u64,
+    mut syns: impl FnMut(&mut Director, Instant, u64, u64),
+) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(BATCH_MAX);
+        let start = Clock::now();
+        syns(d, *now, *next, batch);
+        total += start.elapsed();
+        *next += batch;
+        expire_new_flows(d, now, n);
+        left -= batch;
+    }
+    total
+}
+
 fn new_flow(c: &mut Criterion) {
     let mut g = c.benchmark_group("director/new_flow_syn_wlc100");
     g.throughput(Throughput::Elements(1));
     let n = 1_000_000u64;
-    // Up to this many new flows per measured batch; the rest of the capacity is headroom.
-    const BATCH_MAX: u64 = 400_000;
     let (mut d, mut now) = director(n, BATCH_MAX);
     let mut next = n;
     g.bench_function(BenchmarkId::from_parameter("1M"), |b| {
         b.iter_custom(|iters| {
-            let mut total = std::time::Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let batch = left.min(BATCH_MAX);
-                let start = Clock::now();
-                for k in 0..batch {
-                    let v = d.handle_flow(now, &pkt(next + k, 0x02));
-                    debug_assert!(matches!(v, FlowVerdict::Forward { new: true, .. }));
-                    black_box(v);
-                }
-                total += start.elapsed();
-                next += batch;
-                expire_new_flows(&mut d, &mut now, n);
-                left -= batch;
-            }
-            total
+            time_new_flows(
+                &mut d,
+                &mut now,
+                &mut next,
+                n,
+                iters,
+                |d, now, first, count| {
+                    for k in 0..count {
+                        let v = d.handle_flow(now, &pkt(first + k, 0x02));
+                        debug_assert!(matches!(v, FlowVerdict::Forward { new: true, .. }));
+                        black_box(v);
+                    }
+                },
+            )
         })
     });
     // The same SYNs as a driver with packet batches (recvmmsg, a tun/tap queue, a capture)
@@ -119,33 +142,31 @@ fn new_flow(c: &mut Criterion) {
     const GROUP: u64 = 16;
     g.bench_function(BenchmarkId::new("batched16", "1M"), |b| {
         b.iter_custom(|iters| {
-            let mut total = std::time::Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let batch = left.min(BATCH_MAX);
-                let start = Clock::now();
-                let mut k = 0;
-                while k < batch {
-                    let m = GROUP.min(batch - k);
-                    let pkts: [_; GROUP as usize] =
-                        core::array::from_fn(|j| pkt(next + k + (j as u64).min(m - 1), 0x02));
-                    let hints = pkts.map(|p| d.flow_hint(&p));
-                    for h in &hints[..m as usize] {
-                        d.prefetch(h);
+            time_new_flows(
+                &mut d,
+                &mut now,
+                &mut next,
+                n,
+                iters,
+                |d, now, first, count| {
+                    let mut k = 0;
+                    while k < count {
+                        let m = GROUP.min(count - k);
+                        let pkts: [_; GROUP as usize] =
+                            core::array::from_fn(|j| pkt(first + k + (j as u64).min(m - 1), 0x02));
+                        let hints = pkts.map(|p| d.flow_hint(&p));
+                        for h in &hints[..m as usize] {
+                            d.prefetch(h);
+                        }
+                        for (p, h) in pkts.iter().zip(&hints).take(m as usize) {
+                            let v = d.handle_flow_hinted(now, p, h);
+                            debug_assert!(matches!(v, FlowVerdict::Forward { new: true, .. }));
+                            black_box(v);
+                        }
+                        k += m;
                     }
-                    for (p, h) in pkts.iter().zip(&hints).take(m as usize) {
-                        let v = d.handle_flow_hinted(now, p, h);
-                        debug_assert!(matches!(v, FlowVerdict::Forward { new: true, .. }));
-                        black_box(v);
-                    }
-                    k += m;
-                }
-                total += start.elapsed();
-                next += batch;
-                expire_new_flows(&mut d, &mut now, n);
-                left -= batch;
-            }
-            total
+                },
+            )
         })
     });
     g.finish();
