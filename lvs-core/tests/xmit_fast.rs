@@ -136,3 +136,43 @@ proptest! {
         prop_assert_eq!(&buf, &general);
     }
 }
+
+/// An IPv4 header checksum broken after classification (`classify` verifies it, as `ip_rcv`
+/// does; the rewrite does not verify it again): both paths forward the packet, and their
+/// incremental updates leave the header's sum exactly as far from valid as it was.
+#[test]
+fn a_checksum_broken_after_classify_stays_as_broken() {
+    for (forward, dir) in [
+        (Forward::DirectRoute, Direction::In),
+        (Forward::Masq, Direction::In),
+        (Forward::Masq, Direction::Out),
+    ] {
+        let mut m = Mapping::new(
+            (addr(false, 3), 40000),
+            (addr(false, 5), 80),
+            (addr(false, 7), 8080),
+        );
+        m.forward = forward;
+        m.route_mtu = 1500;
+        let pkt = flow(&m, true, vec![7; 20], 64).build();
+        let header_sum = |b: &[u8]| lvs_core::wire::checksum::data(&b[..20]);
+        // Byte 10 is the checksum's high byte.
+        let v = both(&pkt, Some((10, 0x01)), &m, dir).unwrap();
+        let Verdict::Forward { start, len, .. } = v else {
+            panic!("{forward:?} {dir:?}: {v:?}");
+        };
+        let mut expect = pkt.clone();
+        expect[10] ^= 0x01;
+        let broken = header_sum(&expect);
+        assert_ne!(broken, 0xffff);
+        let mut buf = vec![0u8; HEADROOM + pkt.len()];
+        buf[HEADROOM..].copy_from_slice(&expect);
+        let c = classify(&pkt).unwrap();
+        let _ = transmit(&mut buf, HEADROOM, &c, &m, dir, &mut [0u8; 1280]);
+        assert_eq!(
+            header_sum(&buf[start..start + len]),
+            broken,
+            "{forward:?} {dir:?}"
+        );
+    }
+}

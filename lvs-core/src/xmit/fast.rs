@@ -8,18 +8,20 @@
 //! ([`transmit_general`](super::transmit_general)) takes the packet from the start. Everything
 //! that needs a decision beyond "rewrite and forward" (ICMP, fragments, options, extension
 //! headers, TTL expiry, MTU, loopback DNAT, family mismatch, a UDP checksum of 0, tunnel
-//! room and configuration, local delivery, a summary that does not describe the bytes) is left to the general path,
-//! so this module never builds an error and never drops.
+//! room and configuration, local delivery, a summary that does not describe the bytes) is left
+//! to the general path, so this module never builds an error and never drops.
 //!
 //! The checks are the general path's, in one pass over fixed-size header borrows: the IP
-//! header is re-validated against the summary (version, header length, total length,
-//! protocol, IPv4 header checksum) before the first byte changes. The arithmetic is the
-//! general path's too (the same folds of the same RFC 1624 terms), so the results are
-//! identical byte for byte; `tests/xmit_fast.rs` and the `xmit_rewrite` fuzz target compare
-//! the two paths on every input. The IPv4 header is read as three little-endian words, one
-//! load each, and its checksum verification and the DR TTL update work on them directly:
-//! one's-complement sums commute with the byte swap (RFC 1071), so the outcome and the bytes
-//! are the general path's (the unit tests below check both against it).
+//! header's structure is re-validated against the summary (version, header length, total
+//! length, protocol) before the first byte changes. The IPv4 header checksum is not verified
+//! again (by either path): [`classify`](crate::wire::classify) verified it, as the kernel's
+//! `ip_rcv` does before IPVS sees a packet, and the incremental updates keep a checksum
+//! exactly as valid as it was. The arithmetic is the general path's too (the same
+//! folds of the same RFC 1624 terms), so the results are identical byte for byte;
+//! `tests/xmit_fast.rs` and the `xmit_rewrite` fuzz target compare the two paths on every
+//! input. The IPv4 header is read as three little-endian words, one load each, and the
+//! checksum updates work on them directly: one's-complement sums commute with the byte swap
+//! (RFC 1071), so the bytes are the general path's (the unit tests below check it).
 
 use core::net::IpAddr;
 
@@ -50,13 +52,9 @@ pub(super) fn try_fast(
     {
         return None;
     }
-    let start = headroom.checked_add(c.l3_offset)?;
-    let end = start.checked_add(len)?;
-    if end > buf.len() {
-        return None;
-    }
     let p = Pkt {
-        start,
+        headroom,
+        l3_offset: c.l3_offset,
         len,
         tcp,
         dir,
@@ -77,29 +75,35 @@ pub(super) fn try_fast(
     })
 }
 
-/// Where the IP packet is in the buffer (in range: checked by [`try_fast`]), whether it is
-/// TCP (else UDP), and which way it goes.
+/// Where the IP packet is in the buffer (`buf[headroom + l3_offset..][..len]`, not yet
+/// checked), whether it is TCP (else UDP), and which way it goes.
 #[derive(Clone, Copy)]
 struct Pkt {
-    start: usize,
+    headroom: usize,
+    l3_offset: usize,
     len: usize,
     tcp: bool,
     dir: Direction,
 }
 
 /// The fixed IP header (`N` bytes, with the transport header right after it) and the rest
-/// of the packet.
+/// of the packet, and where the packet starts in `buf`; `None` if the summary puts the
+/// transport header elsewhere, or the packet is not within `buf` or shorter than `N`. Three bounds checks, none of which can overflow.
 #[inline(always)]
 fn split<'a, const N: usize>(
     buf: &'a mut [u8],
     p: Pkt,
     c: &Classified,
-) -> Option<(&'a mut [u8; N], &'a mut [u8])> {
+) -> Option<(&'a mut [u8; N], &'a mut [u8], usize)> {
     if c.l4_offset.wrapping_sub(c.l3_offset) != N {
         return None;
     }
-    buf.get_mut(p.start..p.start + p.len)?
-        .split_first_chunk_mut::<N>()
+    let (h, seg) = buf
+        .get_mut(p.headroom..)?
+        .get_mut(p.l3_offset..)?
+        .get_mut(..p.len)?
+        .split_first_chunk_mut::<N>()?;
+    Some((h, seg, p.headroom + p.l3_offset))
 }
 
 /// What the rewrite does: the method's choice for this direction.
@@ -136,8 +140,8 @@ fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
 /// IPv4 without options: the new start and length of the forwarded packet.
 #[inline(always)]
 fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
-    let (h, seg) = split::<20>(buf, p, c)?;
-    let (start, len) = (p.start, p.len);
+    let (h, seg, start) = split::<20>(buf, p, c)?;
+    let len = p.len;
     // The header as two 64-bit and one 32-bit little-endian words, each field taken from
     // them (one load per word, nothing read twice). Byte i of a word is bits 8i..8i+8.
     let (a, b, e) = header_words(h);
@@ -147,7 +151,6 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
         | (usize::from(((a >> 16) as u16).swap_bytes()) != len)
         | ((b >> 8) as u8 != c.protocol)
         | (ttl <= 1)
-        | !header_sum_ok(a, b, e)
     {
         return None;
     }
@@ -209,8 +212,8 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
 /// IPv6 without extension headers: the new start and length of the forwarded packet.
 #[inline(always)]
 fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
-    let (h, seg) = split::<40>(buf, p, c)?;
-    let (start, len) = (p.start, p.len);
+    let (h, seg, start) = split::<40>(buf, p, c)?;
+    let len = p.len;
     // The first 8 bytes as one little-endian word (as for IPv4): version, traffic class,
     // payload length, next header, hop limit.
     let a = le64(h);
@@ -315,9 +318,11 @@ fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u
 /// five instructions instead of a two-step fold.
 #[inline(always)]
 fn ttl_word(b: u64) -> u32 {
-    let check = u32::from((b >> 16) as u16) + 1;
-    let check = (check + u32::from(check >= 0xffff)) & 0xffff;
-    (check << 16) | (b as u32 & 0xff00) | u32::from((b as u8).wrapping_sub(1))
+    // On the word itself: the TTL (low byte, at least 2: no borrow) less one is `- 1`, the
+    // checksum (high half) plus one is `+ 0x10000`, and the carry `+ 0x10000` more when the
+    // checksum was 0xFFFE or 0xFFFF; what passes bit 31 is the 16-bit wrap.
+    let w = b as u32;
+    w.wrapping_add(0xffff + (u32::from(w >= 0xfffe_0000) << 16))
 }
 
 /// The first 8 bytes of `b` as a little-endian word, 0 if shorter (the callers pass fixed-size
@@ -346,43 +351,10 @@ fn folded_sum_swapped(a: &[u8; 16]) -> u16 {
     checksum::fold(checksum::add64(le64(a), le64(&a[8..])))
 }
 
-/// Whether the IPv4 header checksum verifies, as `Checked::new` checks it (the folded sum of
-/// the header is 0xFFFF), from the [`header_words`]: the one's-complement sum is independent
-/// of byte order (RFC 1071, 2.(B)), so the words are summed as they are, with end-around
-/// carries, and the folded result is compared with 0xFFFF, which reads the same in either
-/// byte order. (A sum of 0 would need an all-zero header, which the version check refused;
-/// any other sum folds into 1..=0xFFFF both ways, so the two tests agree on every header.)
-#[inline(always)]
-fn header_sum_ok(a: u64, b: u64, e: u32) -> bool {
-    checksum::fold(checksum::add64(checksum::add64(a, b), u64::from(e))) == 0xffff
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
-
-    /// `header_sum_ok` agrees with the plain big-endian verification on valid headers, on
-    /// headers with any one byte changed, and on random bytes.
-    #[test]
-    fn header_sum_ok_is_the_plain_verification() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        for _ in 0..20_000 {
-            let mut h = [0u8; 20];
-            rng.fill(&mut h[..]);
-            let plain = |h: &[u8; 20]| checksum::data(h) == 0xffff;
-            let (a, b, e) = header_words(&h);
-            assert_eq!(header_sum_ok(a, b, e), plain(&h), "{h:02x?}");
-            h[10..12].fill(0);
-            let check = !checksum::data(&h);
-            h[10..12].copy_from_slice(&check.to_be_bytes());
-            let (a, b, e) = header_words(&h);
-            assert!(header_sum_ok(a, b, e) && plain(&h), "{h:02x?}");
-            h[rng.random_range(0..20)] ^= rng.random_range(1..=255u8);
-            let (a, b, e) = header_words(&h);
-            assert_eq!(header_sum_ok(a, b, e), plain(&h), "{h:02x?}");
-        }
-    }
 
     /// The sum of the four big-endian 32-bit words of an IPv6 address (unfolded).
     fn sum32(a: &[u8; 16]) -> u64 {

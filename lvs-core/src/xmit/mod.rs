@@ -156,8 +156,8 @@ impl Mapping {
 /// Why a packet was dropped. `Copy`, with [`index`](DropReason::index) for counter arrays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The bytes do not parse (truncated, wrong version, bad header length, bad IPv4 header
-    /// checksum) or the summary does not describe them.
+    /// The bytes do not parse (truncated, wrong version, bad header length) or the summary
+    /// does not describe them.
     Malformed,
     /// A fragment where a whole packet is needed (NAT: IPVS sees reassembled packets).
     Fragment,
@@ -288,7 +288,11 @@ pub enum Verdict {
 ///
 /// The common case (a whole TCP or UDP packet with a plain IP header, NAT or DR, nothing to
 /// refuse) is finished by a straight-line fast path; every other packet takes
-/// [`transmit_general`]. Both give the same verdict and the same bytes for every input.
+/// [`transmit_general`]. Both give the same verdict and the same bytes for every input whose
+/// summary `c` is what [`classify`](crate::wire::classify) returned, for these bytes or for
+/// others (both re-validate the IP header's structure against it). A summary whose fields
+/// were changed after `classify` is a caller bug: the verdict may then differ between the two
+/// paths, but neither changes anything outside the packet's range.
 #[inline(always)]
 pub fn transmit(
     buf: &mut [u8],
@@ -483,9 +487,12 @@ pub(crate) struct Checked {
 }
 
 impl Checked {
-    /// Locates the IP packet and re-validates its header against the summary (version, header
-    /// length, total length, protocol, IPv4 header checksum), plus the fixed L4 header the
-    /// rewrite touches: 20 bytes for TCP, 8 for UDP and ICMP.
+    /// Locates the IP packet and re-validates its header's structure against the summary
+    /// (version, header length, total length, protocol), plus the fixed L4 header the rewrite
+    /// touches: 20 bytes for TCP, 8 for UDP and ICMP. The IPv4 header checksum is not verified
+    /// again: [`classify`](crate::wire::classify) verified it, as the kernel's `ip_rcv` does
+    /// before IPVS sees the packet, and the rewrite's incremental updates keep a checksum
+    /// exactly as valid (or not) as it was.
     #[inline]
     fn new(buf: &[u8], headroom: usize, c: &Classified) -> Option<Checked> {
         let start = headroom.checked_add(c.l3_offset)?;
@@ -506,18 +513,6 @@ impl Checked {
                     || h[9] != c.protocol
                     || l4 - start < hl
                 {
-                    return None;
-                }
-                let sum = if hl == 20 {
-                    let w = |i: usize| {
-                        u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]))
-                    };
-                    checksum::fold(w(0) + w(4) + w(8) + w(12) + w(16))
-                } else {
-                    // In range: hl <= l4 - start <= total_len == ip.len().
-                    checksum::data(&ip[..hl])
-                };
-                if sum != 0xffff {
                     return None;
                 }
                 (h[8], h[6] & 0x40 != 0)
