@@ -38,6 +38,7 @@
 
 use std::collections::{BinaryHeap, VecDeque};
 
+use crate::buckets::{self, Buckets};
 use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -64,14 +65,22 @@ use crate::scenario::{Discipline, Requests};
 const SIM_HASH_KEY: u128 = 0x6c76_732d_7369_6d20_6361_7061_6369_7479;
 const NONE: u16 = u16::MAX;
 
-/// Nanoseconds from seconds.
+/// Nanoseconds from seconds: `s * 1e9` rounded half away from zero, 0 for a negative time,
+/// at most 2^63 (an infinite or NaN time too).
 #[inline]
 pub fn ns(s: f64) -> u64 {
+    const CAP: u64 = 1 << 63;
     if s <= 0.0 {
-        0
-    } else {
-        (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
+        return 0;
     }
+    let x = s * 1e9;
+    if x >= CAP as f64 || x.is_nan() {
+        return CAP;
+    }
+    // `f64::round` without its library call: the truncation is exact below 2^63 (at and
+    // above 2^52 every double is an integer), so `x - whole` is the exact fraction.
+    let whole = x as i64 as u64;
+    whole + (x - whole as f64 >= 0.5) as u64
 }
 
 /// SplitMix64 finaliser: independent seeds for the random streams.
@@ -127,6 +136,69 @@ struct ConnHints {
     reply: Option<FlowHint>,
 }
 
+/// The real servers by address: an open-addressing table probed linearly, looked up at
+/// every scheduled connection. A general hash map costs several times more per lookup for
+/// the few keys a farm has.
+struct ServerIndex {
+    /// `(address, server index)`, `None` for an empty slot; a power of two, at most half full.
+    slots: Vec<Option<(SocketAddr, u16)>>,
+}
+
+impl ServerIndex {
+    /// The index of `addrs` (in order; a repeated address names its last server).
+    fn new(addrs: impl ExactSizeIterator<Item = SocketAddr>) -> Self {
+        let n = (addrs.len() * 2).next_power_of_two().max(8);
+        let mut idx = ServerIndex {
+            slots: vec![None; n],
+        };
+        for (i, a) in addrs.enumerate() {
+            let mut p = idx.home(a);
+            loop {
+                match &mut idx.slots[p] {
+                    Some((k, v)) if *k == a => {
+                        *v = i as u16;
+                        break;
+                    }
+                    Some(_) => p = (p + 1) & (n - 1),
+                    e @ None => {
+                        *e = Some((a, i as u16));
+                        break;
+                    }
+                }
+            }
+        }
+        idx
+    }
+
+    /// The first slot probed for `a`: a multiplicative hash of its address and port.
+    #[inline]
+    fn home(&self, a: SocketAddr) -> usize {
+        let ip = match a.ip() {
+            IpAddr::V4(v) => v.to_bits() as u64,
+            IpAddr::V6(v) => {
+                let b = v.to_bits();
+                (b as u64) ^ ((b >> 64) as u64)
+            }
+        };
+        let h = (ip ^ ((a.port() as u64) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The server at `a`.
+    #[inline]
+    fn get(&self, a: SocketAddr) -> Option<u16> {
+        let mask = self.slots.len() - 1;
+        let mut p = self.home(a);
+        loop {
+            match &self.slots[p] {
+                Some((k, v)) if *k == a => return Some(*v),
+                Some(_) => p = (p + 1) & mask,
+                None => return None,
+            }
+        }
+    }
+}
+
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
 #[derive(Clone, Copy)]
 struct Drawn {
@@ -140,9 +212,6 @@ struct Drawn {
 /// Arrivals drawn ahead at a time: their port slots and table buckets are read together, so
 /// that the cache misses of a large client population and connection table overlap.
 const DRAW_AHEAD: usize = 16;
-
-/// Response times recorded in the histograms at a time (see [`Engine::record`]).
-const RESPONSE_GROUP: usize = 256;
 
 struct Srv {
     up: bool,
@@ -172,6 +241,8 @@ struct ArrState {
     on_end: f64,
     seg: usize,
     trace_i: usize,
+    /// Each client's next ephemeral port, less 1024 (zero-filled at start: a large
+    /// population costs no work until it is used).
     next_port: Vec<u16>,
     /// Arrivals are drawn ahead ([`Engine::draw_ahead`]): only when nothing else draws from
     /// the service's arrival stream between two arrivals (a fixed number of requests per
@@ -201,6 +272,12 @@ pub struct Engine<'m> {
     backup: Option<Director>,
     health: Option<HealthMonitor>,
     health_wake: u64,
+    /// The director has no timer due before this time (ns): [`Engine::run_director_timers`]
+    /// asks it only from then on. 0 when unknown.
+    timer_floor: u64,
+    /// The shortest delay (ns) of a timer that a packet can arm (see
+    /// [`Engine::flow_timer_min`]); 0 when the floor is not kept (sync).
+    flow_timer_min: u64,
     scratch: Vec<u32>,
     health_addrs: Vec<Vec<SocketAddr>>,
     probes: Vec<ProbeId>,
@@ -211,7 +288,7 @@ pub struct Engine<'m> {
     hints: Vec<ConnHints>,
     free: Vec<u32>,
     srv: Vec<Srv>,
-    srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    srv_index: ServerIndex,
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -219,8 +296,10 @@ pub struct Engine<'m> {
     svc_acc: Vec<SvcAcc>,
     srv_acc: Vec<SrvAcc>,
     series: Series,
-    /// Response times not recorded in the histograms yet: (service, server, ns).
-    responses: Vec<(u16, u16, u64)>,
+    /// Response times not in the histograms yet, by service and by real server (see
+    /// [`crate::buckets`]).
+    rt_svc: Vec<Buckets>,
+    rt_srv: Vec<Buckets>,
     sample_every: u64,
     log: Vec<(f64, String)>,
     events: u64,
@@ -284,10 +363,7 @@ impl<'m> Engine<'m> {
             .sample_interval
             .unwrap_or(*s.duration.get_ref() / 100.0))
         .max(1);
-        let mut srv_index = hashbrown::HashMap::new();
-        for (i, sm) in m.servers.iter().enumerate() {
-            srv_index.insert(sm.addr, i as u16);
-        }
+        let srv_index = ServerIndex::new(m.servers.iter().map(|sm| sm.addr));
         Engine {
             m,
             rep,
@@ -300,6 +376,8 @@ impl<'m> Engine<'m> {
             backup,
             health: None,
             health_wake: u64::MAX,
+            timer_floor: 0,
+            flow_timer_min: 0,
             scratch: Vec::new(),
             health_addrs: Vec::new(),
             probes: Vec::new(),
@@ -330,7 +408,7 @@ impl<'m> Engine<'m> {
                     on_end: 0.0,
                     seg: 0,
                     trace_i: 0,
-                    next_port: vec![1024; w.clients.count as usize],
+                    next_port: vec![0; w.clients.count as usize],
                     batch: matches!(w.requests, Requests::Fixed { .. }),
                     ahead: VecDeque::with_capacity(DRAW_AHEAD),
                     ahead_from: None,
@@ -348,7 +426,8 @@ impl<'m> Engine<'m> {
             svc_acc: (0..nsvc).map(|_| SvcAcc::new()).collect(),
             srv_acc: (0..nsrv).map(|_| SrvAcc::new()).collect(),
             series: Series::new(nsvc, nsrv),
-            responses: Vec::with_capacity(RESPONSE_GROUP),
+            rt_svc: (0..nsvc).map(|_| Buckets::default()).collect(),
+            rt_srv: (0..nsrv).map(|_| Buckets::default()).collect(),
             sample_every,
             log: Vec::new(),
             events: 0,
@@ -447,6 +526,7 @@ impl<'m> Engine<'m> {
     /// Runs the replication to the end.
     pub fn run(mut self, progress: Option<Progress<'_>>) -> Result<RunResult, String> {
         self.apply_initial_rules()?;
+        self.director_changed();
         for i in 0..self.m.workloads.len() {
             let t = self.next_arrival(i, 0.0);
             self.arr[i].ahead_from = t;
@@ -545,20 +625,77 @@ impl<'m> Engine<'m> {
         Ok(self.finish())
     }
 
+    /// Runs the director's timers due up to `t` (the next event's time).
     fn run_director_timers(&mut self, t: u64) {
+        if t < self.timer_floor {
+            debug_assert!(
+                self.director
+                    .poll_timeout()
+                    .is_none_or(|d| d.as_nanos() > t),
+                "a director timer is due before the engine's floor"
+            );
+            return;
+        }
         let mut guard = 0u32;
-        while let Some(d) = self.director.poll_timeout() {
+        let next = loop {
+            let Some(d) = self.director.poll_timeout() else {
+                break u64::MAX;
+            };
             let d = d.as_nanos();
-            if d > t || guard > 1_000_000 {
-                break;
+            if d > t {
+                break d;
+            }
+            if guard > 1_000_000 {
+                break 0;
             }
             let at = d.max(self.now);
             self.director.handle_timeout(Instant::from_nanos(at));
             guard += 1;
             // A partly filled sync datagram leaves at its 2 s deadline.
             self.sync_drain(at);
-        }
+        };
+        self.timer_floor = if self.flow_timer_min > 0 { next } else { 0 };
         self.backup_timers(t);
+    }
+
+    /// The shortest delay (ns) of a timer that a packet handled by the director can arm, so
+    /// that after a packet at `now` nothing is due before `now +` it that was not due before:
+    /// a connection or template is re-armed at `now +` a protocol timeout (the connection
+    /// table's) or its persistence timeout (whole seconds, at least 1), and the fixed
+    /// timers a packet may start (3 s for a new connection, the 2 s estimator, 60 s for the
+    /// lblc/lblcr caches and deferred templates) are longer than 1 s. 0 (no floor kept) with
+    /// a sync backup, whose own timers and datagrams follow every packet, and without the
+    /// rate estimator, whose periodic `handle_timeout` keeps the timer wheel's cursor near the
+    /// current time (an entry beyond the wheel's horizon waits at its last bucket).
+    fn flow_timer_min(&self) -> u64 {
+        if self.backup.is_some() || !self.director.sysctls().run_estimation {
+            return 0;
+        }
+        let to = self.director.table().timeouts();
+        let mut min = Duration::from_secs(1).min(to.udp()).min(to.sctp());
+        for st in lvs_core::conn::TcpState::ALL {
+            min = min.min(to.tcp(st));
+        }
+        for (cfg, _) in self.director.rules().services() {
+            if let Some(p) = &cfg.persistence {
+                min = min.min(Duration::from_secs(p.timeout_secs as u64));
+            }
+        }
+        min.as_nanos()
+    }
+
+    /// After a change to the director other than a packet (rules, a new director): its
+    /// timers are asked again at the next event.
+    fn director_changed(&mut self) {
+        self.flow_timer_min = self.flow_timer_min();
+        self.timer_floor = 0;
+    }
+
+    /// After a packet at `now`: a timer it armed is due no earlier than `now +`
+    /// [`Engine::flow_timer_min`].
+    #[inline]
+    fn after_packet(&mut self) {
+        self.timer_floor = self.timer_floor.min(self.now + self.flow_timer_min);
     }
 
     /// The backup director's own expiries up to `t`.
@@ -697,8 +834,8 @@ impl<'m> Engine<'m> {
     /// The client's next ephemeral port (1024..=65535 in turn per client).
     fn take_port(&mut self, s: usize, slot: usize) -> u16 {
         let p = &mut self.arr[s].next_port[slot];
-        let port = *p;
-        *p = if *p == u16::MAX { 1024 } else { *p + 1 };
+        let port = *p + 1024;
+        *p = if port == u16::MAX { 0 } else { *p + 1 };
         port
     }
 
@@ -739,6 +876,7 @@ impl<'m> Engine<'m> {
         }
     }
 
+    #[inline(always)]
     fn alloc(&mut self, c: Conn, h: ConnHints) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
@@ -768,6 +906,7 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow(Instant::from_nanos(self.now), &pkt);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -781,6 +920,7 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -798,6 +938,7 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(now, &pkt, &self.hints[c as usize].client);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -862,9 +1003,8 @@ impl<'m> Engine<'m> {
         };
         let srv = self
             .srv_index
-            .get(&dest)
-            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
-            .copied()
+            .get(dest)
+            .or_else(|| self.srv_index.get(SocketAddr::new(dest.ip(), 0)))
             .unwrap_or(NONE);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
@@ -1281,6 +1421,7 @@ impl<'m> Engine<'m> {
                             ));
                         }
                     }
+                    self.director_changed();
                 }
                 Action::Notify(n) => {
                     let msg = match n {
@@ -1342,8 +1483,8 @@ impl<'m> Engine<'m> {
             let a = SocketAddr::new(p.addr, p.port);
             let up = self
                 .srv_index
-                .get(&a)
-                .is_some_and(|&i| self.srv[i as usize].up);
+                .get(a)
+                .is_some_and(|i| self.srv[i as usize].up);
             if up {
                 // A live server answers the connect; a dead one never does (the monitor
                 // fails the probe at its connect_timeout deadline).
@@ -1400,6 +1541,7 @@ impl<'m> Engine<'m> {
                 st.datagrams_applied
             );
             self.director = b;
+            self.director_changed();
             self.log.push((self.t(), msg));
             return;
         }
@@ -1414,36 +1556,25 @@ impl<'m> Engine<'m> {
                 .push((self.t(), format!("backup director refused the rules: {e}")));
         }
         self.director = d;
+        self.director_changed();
         self.log
             .push((self.t(), "director failover (no sync)".into()));
     }
 
     // ----- sampling ------------------------------------------------------------------------
 
-    /// A response time of service `svc` served by `srv`, for its histograms. Recorded in
-    /// groups ([`Engine::flush_responses`]): a histogram's counters are spread over tens of
-    /// kilobytes, and the cache misses of a group's independent increments overlap, where
-    /// one at a time each stalls its response. The counts do not depend on the order.
+    /// A response time of service `svc` served by `srv`, for its histograms.
     #[inline]
     fn record(&mut self, svc: u16, srv: u16, rt: u64) {
-        self.responses.push((svc, srv, rt));
-        if self.responses.len() == RESPONSE_GROUP {
-            self.flush_responses();
-        }
-    }
-
-    /// Records the pending response times (before anything reads the histograms).
-    fn flush_responses(&mut self) {
-        for &(svc, srv, rt) in &self.responses {
-            self.svc_acc[svc as usize].record(rt);
-            self.srv_acc[srv as usize].record(rt);
-            self.series.record(svc as usize, rt);
-        }
-        self.responses.clear();
+        let i = buckets::index(rt.max(1));
+        self.rt_svc[svc as usize].add(i);
+        self.svc_acc[svc as usize].sum += rt as u128;
+        self.rt_srv[srv as usize].add(i);
+        self.srv_acc[srv as usize].sum += rt as u128;
+        self.series.record_index(svc as usize, i);
     }
 
     fn sample(&mut self) {
-        self.flush_responses();
         for i in 0..self.srv.len() {
             self.accrue(i);
         }
@@ -1473,7 +1604,12 @@ impl<'m> Engine<'m> {
     }
 
     fn finish(mut self) -> RunResult {
-        self.flush_responses();
+        for (b, a) in self.rt_svc.iter_mut().zip(&mut self.svc_acc) {
+            b.drain_into(&mut a.hist);
+        }
+        for (b, a) in self.rt_srv.iter_mut().zip(&mut self.srv_acc) {
+            b.drain_into(&mut a.hist);
+        }
         let measured = (self.end - self.warm) as f64 / 1e9;
         crate::results::finish(
             self.m,
@@ -1500,4 +1636,58 @@ pub fn new_hist() -> Histogram<u64> {
     let mut h = Histogram::new(3).expect("3 significant digits");
     h.auto(true);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ns;
+
+    /// The original definition.
+    fn ns_round(s: f64) -> u64 {
+        if s <= 0.0 {
+            0
+        } else {
+            (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
+        }
+    }
+
+    #[test]
+    fn ns_rounds_like_f64_round() {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            -1.0,
+            1e-9,
+            0.5e-9,
+            f64::from_bits(0.5f64.to_bits() - 1) * 1e-9,
+            f64::from_bits(0.5f64.to_bits() - 1),
+            1.5e-9,
+            2.5e-9,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            1.0,
+            9.223372036854775e9,
+            9.223372036854776e9,
+            9.3e9,
+            1e300,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(f64::from_bits(x));
+            // Near halves of a nanosecond, over every magnitude.
+            let k = (x >> 11) as f64 / (1u64 << (x % 53)) as f64;
+            v.push((k + 0.5) / 1e9);
+            v.push((k.floor() + 0.5) / 1e9);
+        }
+        for s in v {
+            assert_eq!(ns(s), ns_round(s), "{s:e}");
+        }
+    }
 }
