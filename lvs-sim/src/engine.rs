@@ -32,6 +32,11 @@
 //!    client packet once ESTABLISHED, spec 4.3) breaks at its next packet as without sync,
 //!    and so does one the backup would send to another real server (the new server does not
 //!    know it).
+//! 7. A packet that cannot change the director's state is counted but not handed over: a NAT
+//!    server's SYN-ACK (SYN_RECV stays SYN_RECV) and a DR or TUN client's last ACK (FIN_WAIT
+//!    stays FIN_WAIT), each at the same instant as the connection's previous packet, as
+//!    lvs-core's transition function says at run time; never with connection sync (see
+//!    `Engine::changes_state`).
 //!
 //! Zero network delay: packets of one step share a timestamp; events at equal times run in
 //! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
@@ -43,7 +48,8 @@ use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hdrhistogram::Histogram;
-use lvs_core::conn::HashKey;
+use lvs_core::conn::state::tcp_transition;
+use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, TcpState};
 use lvs_core::director::{
     Director, DirectorConfig, FlowHint, FlowPacket, FlowVerdict, PacketDir, SyncBackupConfig,
     SyncMasterConfig,
@@ -673,7 +679,7 @@ impl<'m> Engine<'m> {
         }
         let to = self.director.table().timeouts();
         let mut min = Duration::from_secs(1).min(to.udp()).min(to.sctp());
-        for st in lvs_core::conn::TcpState::ALL {
+        for st in TcpState::ALL {
             min = min.min(to.tcp(st));
         }
         for (cfg, _) in self.director.rules().services() {
@@ -990,8 +996,10 @@ impl<'m> Engine<'m> {
             self.svc_acc[si].attempted += 1;
         }
         let v = self.flow_hinted(tcp(SYN, PacketDir::FromClient, client, vip), &hint);
-        let (dest, nat) = match v {
-            FlowVerdict::Forward { dest, method, .. } => (dest, method == Forward::Masq),
+        let (dest, nat, id) = match v {
+            FlowVerdict::Forward {
+                dest, method, conn, ..
+            } => (dest, method == Forward::Masq, conn),
             FlowVerdict::NoDestination | FlowVerdict::NotOurs | FlowVerdict::Reply { .. } => {
                 self.count_fail(si, NONE, FailReason::NoDestination, measured);
                 return;
@@ -1029,7 +1037,11 @@ impl<'m> Engine<'m> {
         let reply = nat.then(|| {
             let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
             let h = self.director.flow_hint(&synack);
-            self.flow_hinted(synack, &h);
+            if self.changes_state(id, Direction::Output, SYN | ACK) {
+                self.flow_hinted(synack, &h);
+            } else {
+                self.packets += 1;
+            }
             h
         });
         let left = match self.m.workloads[si].requests {
@@ -1360,16 +1372,61 @@ impl<'m> Engine<'m> {
             return;
         }
         // Close: client FIN, server FIN (NAT only), client ACK.
-        self.client_packet(c, FIN | ACK);
+        let fin = self.client_packet(c, FIN | ACK);
         if cn.nat {
             self.server_packet(c, FIN | ACK);
+            self.client_packet(c, ACK);
+        } else {
+            let id = match fin {
+                FlowVerdict::Forward { conn, .. } => conn,
+                _ => None,
+            };
+            if self.changes_state(id, Direction::Input, ACK) {
+                self.client_packet(c, ACK);
+            } else {
+                self.packets += 1;
+            }
         }
-        self.client_packet(c, ACK);
         if cn.arrival >= self.warm {
             self.svc_acc[cn.svc as usize].completed += 1;
             self.srv_acc[cn.srv as usize].completed += 1;
         }
         self.release(c);
+    }
+
+    /// Whether a packet of connection `id` seen in `dir` with TCP `flags`, at the same instant
+    /// as the connection's previous packet, can change anything the simulation reads. Such a
+    /// packet is not handed to the director when it cannot (it is still counted in
+    /// [`crate::results::Counters::packets`]): lvs-core's own transition function leaves the
+    /// connection's state and NOOUTPUT flag as they are (a NAT server's SYN-ACK in SYN_RECV; a
+    /// DR or TUN client's ACK after its FIN, in FIN_WAIT on the INPUT_ONLY table), and its
+    /// timer would be re-armed with the same state's timeout at the same instant, which
+    /// changes nothing. The packet would only count in the director's packet statistics and
+    /// verdict counters, which the simulator does not read: active and inactive counts,
+    /// timers and so every scheduling decision are the same. Always handed over with
+    /// connection sync, whose thresholds count packets.
+    fn changes_state(&self, id: Option<ConnId>, dir: Direction, flags: u8) -> bool {
+        let Some(id) = id else {
+            return true;
+        };
+        if self.backup.is_some() || self.director.sync_master().is_some() {
+            return true;
+        }
+        let table = self.director.table();
+        let (Some(state), Some(cflags)) = (table.state(id), table.flags(id)) else {
+            return true;
+        };
+        let Some(state) = TcpState::from_index(state) else {
+            return true;
+        };
+        let t = tcp_transition(
+            self.director.sysctls().tcp_table(),
+            state,
+            cflags.contains(ConnFlags::NOOUTPUT),
+            dir,
+            flags,
+        );
+        t.state != state || t.clear_nooutput
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {

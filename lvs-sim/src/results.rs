@@ -411,7 +411,8 @@ pub struct SrvResult {
 pub struct Counters {
     /// Events processed.
     pub events: u64,
-    /// Packets through `handle_flow`.
+    /// Packets of the connections' TCP exchanges through the director (including the few
+    /// that cannot change its state and are not handed over: see [`crate::engine`]).
     pub packets: u64,
     /// Connections simulated (warm-up included).
     pub connections: u64,
