@@ -132,16 +132,6 @@ struct Conn {
     live: bool,
 }
 
-/// The director's hints for a connection's packets (see [`FlowHint`]): computed once per
-/// connection instead of hashing its key at every packet, and read ahead of its next event.
-#[derive(Clone, Copy)]
-struct ConnHints {
-    /// Client → director packets.
-    client: FlowHint,
-    /// Server → client packets (NAT).
-    reply: Option<FlowHint>,
-}
-
 /// The real servers by address: an open-addressing table probed linearly, looked up at
 /// every scheduled connection. A general hash map costs several times more per lookup for
 /// the few keys a farm has.
@@ -214,6 +204,11 @@ struct Drawn {
     /// The time (ns) of the arrival after it; `None` when the arrival process ends.
     next: Option<u64>,
 }
+
+/// Up to this many services, each service's next arrival waits in a lane of the event queue
+/// rather than in its heap (see [`crate::queue`]): the lane with the earliest arrival is found
+/// by a scan of the lanes at each arrival.
+const ARRIVAL_LANES: usize = 8;
 
 /// Arrivals drawn ahead at a time: their port slots and table buckets are read together, so
 /// that the cache misses of a large client population and connection table overlap.
@@ -291,7 +286,10 @@ pub struct Engine<'m> {
     conns: Vec<Conn>,
     /// The director's hints of each connection slot's packets (apart from `conns`, which
     /// they would make three times larger to copy).
-    hints: Vec<ConnHints>,
+    hints: Vec<FlowHint>,
+    /// The hints of NAT connections' server packets, by slot (only a NAT connection's slot
+    /// is written).
+    reply_hints: Vec<FlowHint>,
     free: Vec<u32>,
     srv: Vec<Srv>,
     srv_index: ServerIndex,
@@ -376,7 +374,7 @@ impl<'m> Engine<'m> {
             now: 0,
             end,
             warm,
-            queue: EventQueue::new(),
+            queue: EventQueue::with_lanes(if nsvc <= ARRIVAL_LANES { nsvc } else { 0 }),
             director,
             dcfg,
             backup,
@@ -390,6 +388,7 @@ impl<'m> Engine<'m> {
             probe_free: Vec::new(),
             conns: Vec::new(),
             hints: Vec::new(),
+            reply_hints: Vec::new(),
             free: Vec::new(),
             srv: (0..nsrv)
                 .map(|_| Srv {
@@ -447,6 +446,16 @@ impl<'m> Engine<'m> {
     #[inline]
     fn push(&mut self, t: u64, ev: Ev) {
         self.queue.push(t, ev);
+    }
+
+    /// Queues service `s`'s next arrival at `t` (in its lane when the services have lanes).
+    #[inline]
+    fn push_arrival(&mut self, s: u16, t: u64) {
+        if (s as usize) < self.m.workloads.len() && self.m.workloads.len() <= ARRIVAL_LANES {
+            self.queue.push_lane(s as usize, t, Ev::Arrival(s));
+        } else {
+            self.queue.push(t, Ev::Arrival(s));
+        }
     }
 
     fn t(&self) -> f64 {
@@ -537,7 +546,7 @@ impl<'m> Engine<'m> {
             let t = self.next_arrival(i, 0.0);
             self.arr[i].ahead_from = t;
             if let Some(t) = t {
-                self.push(t, Ev::Arrival(i as u16));
+                self.push_arrival(i as u16, t);
             }
         }
         for i in 0..self.m.servers.len() {
@@ -882,22 +891,32 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// A slot for connection `c`, with the hints of its client's packets and (NAT) of its
+    /// server's.
     #[inline(always)]
-    fn alloc(&mut self, c: Conn, h: ConnHints) -> u32 {
+    fn alloc(&mut self, c: Conn, client: FlowHint, reply: Option<FlowHint>) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
-        match self.free.pop() {
+        let i = match self.free.pop() {
             Some(i) => {
                 self.conns[i as usize] = c;
-                self.hints[i as usize] = h;
+                self.hints[i as usize] = client;
                 i
             }
             None => {
                 self.conns.push(c);
-                self.hints.push(h);
+                self.hints.push(client);
                 (self.conns.len() - 1) as u32
             }
+        };
+        if let Some(h) = reply {
+            let n = i as usize + 1;
+            if self.reply_hints.len() < n {
+                self.reply_hints.resize(n, h);
+            }
+            self.reply_hints[i as usize] = h;
         }
+        i
     }
 
     fn release(&mut self, c: u32) {
@@ -943,7 +962,7 @@ impl<'m> Engine<'m> {
         let now = Instant::from_nanos(self.now);
         let v = self
             .director
-            .handle_flow_hinted(now, &pkt, &self.hints[c as usize].client);
+            .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
         self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
@@ -955,11 +974,10 @@ impl<'m> Engine<'m> {
     #[inline]
     fn server_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
         let cn = &self.conns[c as usize];
+        debug_assert!(cn.nat);
         let pkt = tcp(flags, PacketDir::FromServer, cn.dest, cn.client);
-        match self.hints[c as usize].reply {
-            Some(hint) => self.flow_hinted(pkt, &hint),
-            None => self.flow(pkt),
-        }
+        let hint = self.reply_hints[c as usize];
+        self.flow_hinted(pkt, &hint)
     }
 
     fn arrival(&mut self, s: u16) {
@@ -974,7 +992,7 @@ impl<'m> Engine<'m> {
                 .pop_front()
                 .expect("the pending arrival was drawn");
             if let Some(t) = d.next {
-                self.push(t, Ev::Arrival(s));
+                self.push_arrival(s, t);
             }
             (d.client, d.hint)
         } else {
@@ -986,7 +1004,7 @@ impl<'m> Engine<'m> {
             self.director.prefetch(&hint);
             let from = self.t();
             if let Some(t) = self.next_arrival(si, from) {
-                self.push(t, Ev::Arrival(s));
+                self.push_arrival(s, t);
             }
             (client, hint)
         };
@@ -1072,10 +1090,8 @@ impl<'m> Engine<'m> {
                 nat,
                 live: true,
             },
-            ConnHints {
-                client: hint.without_insert(),
-                reply,
-            },
+            hint.without_insert(),
+            reply,
         );
         // The handshake's ACK carries the first request.
         self.send_request(c);
