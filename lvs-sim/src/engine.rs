@@ -49,7 +49,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hdrhistogram::Histogram;
 use lvs_core::conn::state::tcp_transition;
-use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, TcpState};
+use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, OutKey, TcpState};
 use lvs_core::director::{
     Director, DirectorConfig, FlowHint, FlowPacket, FlowVerdict, PacketDir, SyncBackupConfig,
     SyncMasterConfig,
@@ -976,8 +976,16 @@ impl<'m> Engine<'m> {
         let cn = &self.conns[c as usize];
         debug_assert!(cn.nat);
         let pkt = tcp(flags, PacketDir::FromServer, cn.dest, cn.client);
-        let hint = self.reply_hints[c as usize];
-        self.flow_hinted(pkt, &hint)
+        self.packets += 1;
+        let now = Instant::from_nanos(self.now);
+        let v = self
+            .director
+            .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
+        self.after_packet();
+        if self.backup.is_some() {
+            self.sync_drain(self.now);
+        }
+        v
     }
 
     fn arrival(&mut self, s: u16) {
@@ -1055,7 +1063,15 @@ impl<'m> Engine<'m> {
         let reply = nat.then(|| {
             let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
             let h = self.director.flow_hint(&synack);
-            if self.changes_state(id, Direction::Output, SYN | ACK) {
+            // The server's packets find their entry by its reply key, which another
+            // connection may share (two services' clients with the same address and port on
+            // one real server): only skip a SYN-ACK that would reach this connection.
+            let own =
+                self.director
+                    .table()
+                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
+                    == id;
+            if !own || self.changes_state(id, Direction::Output, SYN | ACK) {
                 self.flow_hinted(synack, &h);
             } else {
                 self.packets += 1;
@@ -1411,7 +1427,8 @@ impl<'m> Engine<'m> {
     }
 
     /// Whether a packet of connection `id` seen in `dir` with TCP `flags`, at the same instant
-    /// as the connection's previous packet, can change anything the simulation reads. Such a
+    /// as the connection's previous packet (and which the director would find as `id`: the
+    /// caller checks), can change anything the simulation reads. Such a
     /// packet is not handed to the director when it cannot (it is still counted in
     /// [`crate::results::Counters::packets`]): lvs-core's own transition function leaves the
     /// connection's state and NOOUTPUT flag as they are (a NAT server's SYN-ACK in SYN_RECV; a
