@@ -32,17 +32,24 @@
 //!    client packet once ESTABLISHED, spec 4.3) breaks at its next packet as without sync,
 //!    and so does one the backup would send to another real server (the new server does not
 //!    know it).
+//! 7. A packet that cannot change the director's state is counted but not handed over: a NAT
+//!    server's SYN-ACK (SYN_RECV stays SYN_RECV) and a DR or TUN client's last ACK (FIN_WAIT
+//!    stays FIN_WAIT), each at the same instant as the connection's previous packet, as
+//!    lvs-core's transition function says at run time; never with connection sync (see
+//!    `Engine::changes_state`).
 //!
 //! Zero network delay: packets of one step share a timestamp; events at equal times run in
 //! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
 
 use std::collections::{BinaryHeap, VecDeque};
 
+use crate::buckets::{self, Buckets};
 use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hdrhistogram::Histogram;
-use lvs_core::conn::HashKey;
+use lvs_core::conn::state::tcp_transition;
+use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, OutKey, TcpState};
 use lvs_core::director::{
     Director, DirectorConfig, FlowHint, FlowPacket, FlowVerdict, PacketDir, SyncBackupConfig,
     SyncMasterConfig,
@@ -64,14 +71,22 @@ use crate::scenario::{Discipline, Requests};
 const SIM_HASH_KEY: u128 = 0x6c76_732d_7369_6d20_6361_7061_6369_7479;
 const NONE: u16 = u16::MAX;
 
-/// Nanoseconds from seconds.
+/// Nanoseconds from seconds: `s * 1e9` rounded half away from zero, 0 for a negative time,
+/// at most 2^63 (an infinite or NaN time too).
 #[inline]
 pub fn ns(s: f64) -> u64 {
+    const CAP: u64 = 1 << 63;
     if s <= 0.0 {
-        0
-    } else {
-        (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
+        return 0;
     }
+    let x = s * 1e9;
+    if x >= CAP as f64 || x.is_nan() {
+        return CAP;
+    }
+    // `f64::round` without its library call: the truncation is exact below 2^63 (at and
+    // above 2^52 every double is an integer), so `x - whole` is the exact fraction.
+    let whole = x as i64 as u64;
+    whole + (x - whole as f64 >= 0.5) as u64
 }
 
 /// SplitMix64 finaliser: independent seeds for the random streams.
@@ -117,14 +132,67 @@ struct Conn {
     live: bool,
 }
 
-/// The director's hints for a connection's packets (see [`FlowHint`]): computed once per
-/// connection instead of hashing its key at every packet, and read ahead of its next event.
-#[derive(Clone, Copy)]
-struct ConnHints {
-    /// Client → director packets.
-    client: FlowHint,
-    /// Server → client packets (NAT).
-    reply: Option<FlowHint>,
+/// The real servers by address: an open-addressing table probed linearly, looked up at
+/// every scheduled connection. A general hash map costs several times more per lookup for
+/// the few keys a farm has.
+struct ServerIndex {
+    /// `(address, server index)`, `None` for an empty slot; a power of two, at most half full.
+    slots: Vec<Option<(SocketAddr, u16)>>,
+}
+
+impl ServerIndex {
+    /// The index of `addrs` (in order; a repeated address names its last server).
+    fn new(addrs: impl ExactSizeIterator<Item = SocketAddr>) -> Self {
+        let n = (addrs.len() * 2).next_power_of_two().max(8);
+        let mut idx = ServerIndex {
+            slots: vec![None; n],
+        };
+        for (i, a) in addrs.enumerate() {
+            let mut p = idx.home(a);
+            loop {
+                match &mut idx.slots[p] {
+                    Some((k, v)) if *k == a => {
+                        *v = i as u16;
+                        break;
+                    }
+                    Some(_) => p = (p + 1) & (n - 1),
+                    e @ None => {
+                        *e = Some((a, i as u16));
+                        break;
+                    }
+                }
+            }
+        }
+        idx
+    }
+
+    /// The first slot probed for `a`: a multiplicative hash of its address and port.
+    #[inline]
+    fn home(&self, a: SocketAddr) -> usize {
+        let ip = match a.ip() {
+            IpAddr::V4(v) => v.to_bits() as u64,
+            IpAddr::V6(v) => {
+                let b = v.to_bits();
+                (b as u64) ^ ((b >> 64) as u64)
+            }
+        };
+        let h = (ip ^ ((a.port() as u64) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The server at `a`.
+    #[inline]
+    fn get(&self, a: SocketAddr) -> Option<u16> {
+        let mask = self.slots.len() - 1;
+        let mut p = self.home(a);
+        loop {
+            match &self.slots[p] {
+                Some((k, v)) if *k == a => return Some(*v),
+                Some(_) => p = (p + 1) & mask,
+                None => return None,
+            }
+        }
+    }
 }
 
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
@@ -137,12 +205,14 @@ struct Drawn {
     next: Option<u64>,
 }
 
+/// Up to this many services, each service's next arrival waits in a lane of the event queue
+/// rather than in its heap (see [`crate::queue`]): the lane with the earliest arrival is found
+/// by a scan of the lanes at each arrival.
+const ARRIVAL_LANES: usize = 8;
+
 /// Arrivals drawn ahead at a time: their port slots and table buckets are read together, so
 /// that the cache misses of a large client population and connection table overlap.
 const DRAW_AHEAD: usize = 16;
-
-/// Response times recorded in the histograms at a time (see [`Engine::record`]).
-const RESPONSE_GROUP: usize = 256;
 
 struct Srv {
     up: bool,
@@ -172,6 +242,8 @@ struct ArrState {
     on_end: f64,
     seg: usize,
     trace_i: usize,
+    /// Each client's next ephemeral port, less 1024 (zero-filled at start: a large
+    /// population costs no work until it is used).
     next_port: Vec<u16>,
     /// Arrivals are drawn ahead ([`Engine::draw_ahead`]): only when nothing else draws from
     /// the service's arrival stream between two arrivals (a fixed number of requests per
@@ -201,6 +273,12 @@ pub struct Engine<'m> {
     backup: Option<Director>,
     health: Option<HealthMonitor>,
     health_wake: u64,
+    /// The director has no timer due before this time (ns): [`Engine::run_director_timers`]
+    /// asks it only from then on. 0 when unknown.
+    timer_floor: u64,
+    /// The shortest delay (ns) of a timer that a packet can arm (see
+    /// [`Engine::flow_timer_min`]); 0 when the floor is not kept (sync).
+    flow_timer_min: u64,
     scratch: Vec<u32>,
     health_addrs: Vec<Vec<SocketAddr>>,
     probes: Vec<ProbeId>,
@@ -208,10 +286,13 @@ pub struct Engine<'m> {
     conns: Vec<Conn>,
     /// The director's hints of each connection slot's packets (apart from `conns`, which
     /// they would make three times larger to copy).
-    hints: Vec<ConnHints>,
+    hints: Vec<FlowHint>,
+    /// The hints of NAT connections' server packets, by slot (only a NAT connection's slot
+    /// is written).
+    reply_hints: Vec<FlowHint>,
     free: Vec<u32>,
     srv: Vec<Srv>,
-    srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    srv_index: ServerIndex,
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -219,8 +300,10 @@ pub struct Engine<'m> {
     svc_acc: Vec<SvcAcc>,
     srv_acc: Vec<SrvAcc>,
     series: Series,
-    /// Response times not recorded in the histograms yet: (service, server, ns).
-    responses: Vec<(u16, u16, u64)>,
+    /// Response times not in the histograms yet, by service and by real server (see
+    /// [`crate::buckets`]).
+    rt_svc: Vec<Buckets>,
+    rt_srv: Vec<Buckets>,
     sample_every: u64,
     log: Vec<(f64, String)>,
     events: u64,
@@ -284,28 +367,28 @@ impl<'m> Engine<'m> {
             .sample_interval
             .unwrap_or(*s.duration.get_ref() / 100.0))
         .max(1);
-        let mut srv_index = hashbrown::HashMap::new();
-        for (i, sm) in m.servers.iter().enumerate() {
-            srv_index.insert(sm.addr, i as u16);
-        }
+        let srv_index = ServerIndex::new(m.servers.iter().map(|sm| sm.addr));
         Engine {
             m,
             rep,
             now: 0,
             end,
             warm,
-            queue: EventQueue::new(),
+            queue: EventQueue::with_lanes(if nsvc <= ARRIVAL_LANES { nsvc } else { 0 }),
             director,
             dcfg,
             backup,
             health: None,
             health_wake: u64::MAX,
+            timer_floor: 0,
+            flow_timer_min: 0,
             scratch: Vec::new(),
             health_addrs: Vec::new(),
             probes: Vec::new(),
             probe_free: Vec::new(),
             conns: Vec::new(),
             hints: Vec::new(),
+            reply_hints: Vec::new(),
             free: Vec::new(),
             srv: (0..nsrv)
                 .map(|_| Srv {
@@ -330,7 +413,7 @@ impl<'m> Engine<'m> {
                     on_end: 0.0,
                     seg: 0,
                     trace_i: 0,
-                    next_port: vec![1024; w.clients.count as usize],
+                    next_port: vec![0; w.clients.count as usize],
                     batch: matches!(w.requests, Requests::Fixed { .. }),
                     ahead: VecDeque::with_capacity(DRAW_AHEAD),
                     ahead_from: None,
@@ -348,7 +431,8 @@ impl<'m> Engine<'m> {
             svc_acc: (0..nsvc).map(|_| SvcAcc::new()).collect(),
             srv_acc: (0..nsrv).map(|_| SrvAcc::new()).collect(),
             series: Series::new(nsvc, nsrv),
-            responses: Vec::with_capacity(RESPONSE_GROUP),
+            rt_svc: (0..nsvc).map(|_| Buckets::default()).collect(),
+            rt_srv: (0..nsrv).map(|_| Buckets::default()).collect(),
             sample_every,
             log: Vec::new(),
             events: 0,
@@ -362,6 +446,16 @@ impl<'m> Engine<'m> {
     #[inline]
     fn push(&mut self, t: u64, ev: Ev) {
         self.queue.push(t, ev);
+    }
+
+    /// Queues service `s`'s next arrival at `t` (in its lane when the services have lanes).
+    #[inline]
+    fn push_arrival(&mut self, s: u16, t: u64) {
+        if (s as usize) < self.m.workloads.len() && self.m.workloads.len() <= ARRIVAL_LANES {
+            self.queue.push_lane(s as usize, t, Ev::Arrival(s));
+        } else {
+            self.queue.push(t, Ev::Arrival(s));
+        }
     }
 
     fn t(&self) -> f64 {
@@ -447,11 +541,12 @@ impl<'m> Engine<'m> {
     /// Runs the replication to the end.
     pub fn run(mut self, progress: Option<Progress<'_>>) -> Result<RunResult, String> {
         self.apply_initial_rules()?;
+        self.director_changed();
         for i in 0..self.m.workloads.len() {
             let t = self.next_arrival(i, 0.0);
             self.arr[i].ahead_from = t;
             if let Some(t) = t {
-                self.push(t, Ev::Arrival(i as u16));
+                self.push_arrival(i as u16, t);
             }
         }
         for i in 0..self.m.servers.len() {
@@ -545,20 +640,77 @@ impl<'m> Engine<'m> {
         Ok(self.finish())
     }
 
+    /// Runs the director's timers due up to `t` (the next event's time).
     fn run_director_timers(&mut self, t: u64) {
+        if t < self.timer_floor {
+            debug_assert!(
+                self.director
+                    .poll_timeout()
+                    .is_none_or(|d| d.as_nanos() > t),
+                "a director timer is due before the engine's floor"
+            );
+            return;
+        }
         let mut guard = 0u32;
-        while let Some(d) = self.director.poll_timeout() {
+        let next = loop {
+            let Some(d) = self.director.poll_timeout() else {
+                break u64::MAX;
+            };
             let d = d.as_nanos();
-            if d > t || guard > 1_000_000 {
-                break;
+            if d > t {
+                break d;
+            }
+            if guard > 1_000_000 {
+                break 0;
             }
             let at = d.max(self.now);
             self.director.handle_timeout(Instant::from_nanos(at));
             guard += 1;
             // A partly filled sync datagram leaves at its 2 s deadline.
             self.sync_drain(at);
-        }
+        };
+        self.timer_floor = if self.flow_timer_min > 0 { next } else { 0 };
         self.backup_timers(t);
+    }
+
+    /// The shortest delay (ns) of a timer that a packet handled by the director can arm, so
+    /// that after a packet at `now` nothing is due before `now +` it that was not due before:
+    /// a connection or template is re-armed at `now +` a protocol timeout (the connection
+    /// table's) or its persistence timeout (whole seconds, at least 1), and the fixed
+    /// timers a packet may start (3 s for a new connection, the 2 s estimator, 60 s for the
+    /// lblc/lblcr caches and deferred templates) are longer than 1 s. 0 (no floor kept) with
+    /// a sync backup, whose own timers and datagrams follow every packet, and without the
+    /// rate estimator, whose periodic `handle_timeout` keeps the timer wheel's cursor near the
+    /// current time (an entry beyond the wheel's horizon waits at its last bucket).
+    fn flow_timer_min(&self) -> u64 {
+        if self.backup.is_some() || !self.director.sysctls().run_estimation {
+            return 0;
+        }
+        let to = self.director.table().timeouts();
+        let mut min = Duration::from_secs(1).min(to.udp()).min(to.sctp());
+        for st in TcpState::ALL {
+            min = min.min(to.tcp(st));
+        }
+        for (cfg, _) in self.director.rules().services() {
+            if let Some(p) = &cfg.persistence {
+                min = min.min(Duration::from_secs(p.timeout_secs as u64));
+            }
+        }
+        min.as_nanos()
+    }
+
+    /// After a change to the director other than a packet (rules, a new director): its
+    /// timers are asked again at the next event.
+    fn director_changed(&mut self) {
+        self.flow_timer_min = self.flow_timer_min();
+        self.timer_floor = 0;
+    }
+
+    /// After a packet at `now`: a timer it armed is due no earlier than `now +`
+    /// [`Engine::flow_timer_min`].
+    #[inline]
+    fn after_packet(&mut self) {
+        self.timer_floor = self.timer_floor.min(self.now + self.flow_timer_min);
     }
 
     /// The backup director's own expiries up to `t`.
@@ -697,8 +849,8 @@ impl<'m> Engine<'m> {
     /// The client's next ephemeral port (1024..=65535 in turn per client).
     fn take_port(&mut self, s: usize, slot: usize) -> u16 {
         let p = &mut self.arr[s].next_port[slot];
-        let port = *p;
-        *p = if *p == u16::MAX { 1024 } else { *p + 1 };
+        let port = *p + 1024;
+        *p = if port == u16::MAX { 0 } else { *p + 1 };
         port
     }
 
@@ -739,21 +891,32 @@ impl<'m> Engine<'m> {
         }
     }
 
-    fn alloc(&mut self, c: Conn, h: ConnHints) -> u32 {
+    /// A slot for connection `c`, with the hints of its client's packets and (NAT) of its
+    /// server's.
+    #[inline(always)]
+    fn alloc(&mut self, c: Conn, client: FlowHint, reply: Option<FlowHint>) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
-        match self.free.pop() {
+        let i = match self.free.pop() {
             Some(i) => {
                 self.conns[i as usize] = c;
-                self.hints[i as usize] = h;
+                self.hints[i as usize] = client;
                 i
             }
             None => {
                 self.conns.push(c);
-                self.hints.push(h);
+                self.hints.push(client);
                 (self.conns.len() - 1) as u32
             }
+        };
+        if let Some(h) = reply {
+            let n = i as usize + 1;
+            if self.reply_hints.len() < n {
+                self.reply_hints.resize(n, h);
+            }
+            self.reply_hints[i as usize] = h;
         }
+        i
     }
 
     fn release(&mut self, c: u32) {
@@ -768,6 +931,7 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow(Instant::from_nanos(self.now), &pkt);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -781,6 +945,7 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -797,7 +962,8 @@ impl<'m> Engine<'m> {
         let now = Instant::from_nanos(self.now);
         let v = self
             .director
-            .handle_flow_hinted(now, &pkt, &self.hints[c as usize].client);
+            .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
+        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -808,11 +974,18 @@ impl<'m> Engine<'m> {
     #[inline]
     fn server_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
         let cn = &self.conns[c as usize];
+        debug_assert!(cn.nat);
         let pkt = tcp(flags, PacketDir::FromServer, cn.dest, cn.client);
-        match self.hints[c as usize].reply {
-            Some(hint) => self.flow_hinted(pkt, &hint),
-            None => self.flow(pkt),
+        self.packets += 1;
+        let now = Instant::from_nanos(self.now);
+        let v = self
+            .director
+            .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
+        self.after_packet();
+        if self.backup.is_some() {
+            self.sync_drain(self.now);
         }
+        v
     }
 
     fn arrival(&mut self, s: u16) {
@@ -827,7 +1000,7 @@ impl<'m> Engine<'m> {
                 .pop_front()
                 .expect("the pending arrival was drawn");
             if let Some(t) = d.next {
-                self.push(t, Ev::Arrival(s));
+                self.push_arrival(s, t);
             }
             (d.client, d.hint)
         } else {
@@ -839,7 +1012,7 @@ impl<'m> Engine<'m> {
             self.director.prefetch(&hint);
             let from = self.t();
             if let Some(t) = self.next_arrival(si, from) {
-                self.push(t, Ev::Arrival(s));
+                self.push_arrival(s, t);
             }
             (client, hint)
         };
@@ -849,8 +1022,10 @@ impl<'m> Engine<'m> {
             self.svc_acc[si].attempted += 1;
         }
         let v = self.flow_hinted(tcp(SYN, PacketDir::FromClient, client, vip), &hint);
-        let (dest, nat) = match v {
-            FlowVerdict::Forward { dest, method, .. } => (dest, method == Forward::Masq),
+        let (dest, nat, id) = match v {
+            FlowVerdict::Forward {
+                dest, method, conn, ..
+            } => (dest, method == Forward::Masq, conn),
             FlowVerdict::NoDestination | FlowVerdict::NotOurs | FlowVerdict::Reply { .. } => {
                 self.count_fail(si, NONE, FailReason::NoDestination, measured);
                 return;
@@ -862,9 +1037,8 @@ impl<'m> Engine<'m> {
         };
         let srv = self
             .srv_index
-            .get(&dest)
-            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
-            .copied()
+            .get(dest)
+            .or_else(|| self.srv_index.get(SocketAddr::new(dest.ip(), 0)))
             .unwrap_or(NONE);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
@@ -889,7 +1063,19 @@ impl<'m> Engine<'m> {
         let reply = nat.then(|| {
             let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
             let h = self.director.flow_hint(&synack);
-            self.flow_hinted(synack, &h);
+            // The server's packets find their entry by its reply key, which another
+            // connection may share (two services' clients with the same address and port on
+            // one real server): only skip a SYN-ACK that would reach this connection.
+            let own =
+                self.director
+                    .table()
+                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
+                    == id;
+            if !own || self.changes_state(id, Direction::Output, SYN | ACK) {
+                self.flow_hinted(synack, &h);
+            } else {
+                self.packets += 1;
+            }
             h
         });
         let left = match self.m.workloads[si].requests {
@@ -920,10 +1106,8 @@ impl<'m> Engine<'m> {
                 nat,
                 live: true,
             },
-            ConnHints {
-                client: hint.without_insert(),
-                reply,
-            },
+            hint.without_insert(),
+            reply,
         );
         // The handshake's ACK carries the first request.
         self.send_request(c);
@@ -1220,16 +1404,62 @@ impl<'m> Engine<'m> {
             return;
         }
         // Close: client FIN, server FIN (NAT only), client ACK.
-        self.client_packet(c, FIN | ACK);
+        let fin = self.client_packet(c, FIN | ACK);
         if cn.nat {
             self.server_packet(c, FIN | ACK);
+            self.client_packet(c, ACK);
+        } else {
+            let id = match fin {
+                FlowVerdict::Forward { conn, .. } => conn,
+                _ => None,
+            };
+            if self.changes_state(id, Direction::Input, ACK) {
+                self.client_packet(c, ACK);
+            } else {
+                self.packets += 1;
+            }
         }
-        self.client_packet(c, ACK);
         if cn.arrival >= self.warm {
             self.svc_acc[cn.svc as usize].completed += 1;
             self.srv_acc[cn.srv as usize].completed += 1;
         }
         self.release(c);
+    }
+
+    /// Whether a packet of connection `id` seen in `dir` with TCP `flags`, at the same instant
+    /// as the connection's previous packet (and which the director would find as `id`: the
+    /// caller checks), can change anything the simulation reads. Such a
+    /// packet is not handed to the director when it cannot (it is still counted in
+    /// [`crate::results::Counters::packets`]): lvs-core's own transition function leaves the
+    /// connection's state and NOOUTPUT flag as they are (a NAT server's SYN-ACK in SYN_RECV; a
+    /// DR or TUN client's ACK after its FIN, in FIN_WAIT on the INPUT_ONLY table), and its
+    /// timer would be re-armed with the same state's timeout at the same instant, which
+    /// changes nothing. The packet would only count in the director's packet statistics and
+    /// verdict counters, which the simulator does not read: active and inactive counts,
+    /// timers and so every scheduling decision are the same. Always handed over with
+    /// connection sync, whose thresholds count packets.
+    fn changes_state(&self, id: Option<ConnId>, dir: Direction, flags: u8) -> bool {
+        let Some(id) = id else {
+            return true;
+        };
+        if self.backup.is_some() || self.director.sync_master().is_some() {
+            return true;
+        }
+        let table = self.director.table();
+        let (Some(state), Some(cflags)) = (table.state(id), table.flags(id)) else {
+            return true;
+        };
+        let Some(state) = TcpState::from_index(state) else {
+            return true;
+        };
+        let t = tcp_transition(
+            self.director.sysctls().tcp_table(),
+            state,
+            cflags.contains(ConnFlags::NOOUTPUT),
+            dir,
+            flags,
+        );
+        t.state != state || t.clear_nooutput
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {
@@ -1281,6 +1511,7 @@ impl<'m> Engine<'m> {
                             ));
                         }
                     }
+                    self.director_changed();
                 }
                 Action::Notify(n) => {
                     let msg = match n {
@@ -1342,8 +1573,8 @@ impl<'m> Engine<'m> {
             let a = SocketAddr::new(p.addr, p.port);
             let up = self
                 .srv_index
-                .get(&a)
-                .is_some_and(|&i| self.srv[i as usize].up);
+                .get(a)
+                .is_some_and(|i| self.srv[i as usize].up);
             if up {
                 // A live server answers the connect; a dead one never does (the monitor
                 // fails the probe at its connect_timeout deadline).
@@ -1400,6 +1631,7 @@ impl<'m> Engine<'m> {
                 st.datagrams_applied
             );
             self.director = b;
+            self.director_changed();
             self.log.push((self.t(), msg));
             return;
         }
@@ -1414,36 +1646,25 @@ impl<'m> Engine<'m> {
                 .push((self.t(), format!("backup director refused the rules: {e}")));
         }
         self.director = d;
+        self.director_changed();
         self.log
             .push((self.t(), "director failover (no sync)".into()));
     }
 
     // ----- sampling ------------------------------------------------------------------------
 
-    /// A response time of service `svc` served by `srv`, for its histograms. Recorded in
-    /// groups ([`Engine::flush_responses`]): a histogram's counters are spread over tens of
-    /// kilobytes, and the cache misses of a group's independent increments overlap, where
-    /// one at a time each stalls its response. The counts do not depend on the order.
+    /// A response time of service `svc` served by `srv`, for its histograms.
     #[inline]
     fn record(&mut self, svc: u16, srv: u16, rt: u64) {
-        self.responses.push((svc, srv, rt));
-        if self.responses.len() == RESPONSE_GROUP {
-            self.flush_responses();
-        }
-    }
-
-    /// Records the pending response times (before anything reads the histograms).
-    fn flush_responses(&mut self) {
-        for &(svc, srv, rt) in &self.responses {
-            self.svc_acc[svc as usize].record(rt);
-            self.srv_acc[srv as usize].record(rt);
-            self.series.record(svc as usize, rt);
-        }
-        self.responses.clear();
+        let i = buckets::index(rt.max(1));
+        self.rt_svc[svc as usize].add(i);
+        self.svc_acc[svc as usize].sum += rt as u128;
+        self.rt_srv[srv as usize].add(i);
+        self.srv_acc[srv as usize].sum += rt as u128;
+        self.series.record_index(svc as usize, i);
     }
 
     fn sample(&mut self) {
-        self.flush_responses();
         for i in 0..self.srv.len() {
             self.accrue(i);
         }
@@ -1473,7 +1694,12 @@ impl<'m> Engine<'m> {
     }
 
     fn finish(mut self) -> RunResult {
-        self.flush_responses();
+        for (b, a) in self.rt_svc.iter_mut().zip(&mut self.svc_acc) {
+            b.drain_into(&mut a.hist);
+        }
+        for (b, a) in self.rt_srv.iter_mut().zip(&mut self.srv_acc) {
+            b.drain_into(&mut a.hist);
+        }
         let measured = (self.end - self.warm) as f64 / 1e9;
         crate::results::finish(
             self.m,
@@ -1500,4 +1726,58 @@ pub fn new_hist() -> Histogram<u64> {
     let mut h = Histogram::new(3).expect("3 significant digits");
     h.auto(true);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ns;
+
+    /// The original definition.
+    fn ns_round(s: f64) -> u64 {
+        if s <= 0.0 {
+            0
+        } else {
+            (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
+        }
+    }
+
+    #[test]
+    fn ns_rounds_like_f64_round() {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            -1.0,
+            1e-9,
+            0.5e-9,
+            f64::from_bits(0.5f64.to_bits() - 1) * 1e-9,
+            f64::from_bits(0.5f64.to_bits() - 1),
+            1.5e-9,
+            2.5e-9,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            1.0,
+            9.223372036854775e9,
+            9.223372036854776e9,
+            9.3e9,
+            1e300,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(f64::from_bits(x));
+            // Near halves of a nanosecond, over every magnitude.
+            let k = (x >> 11) as f64 / (1u64 << (x % 53)) as f64;
+            v.push((k + 0.5) / 1e9);
+            v.push((k.floor() + 0.5) / 1e9);
+        }
+        for s in v {
+            assert_eq!(ns(s), ns_round(s), "{s:e}");
+        }
+    }
 }

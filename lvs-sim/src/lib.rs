@@ -25,6 +25,7 @@
 //!   per event.
 #![forbid(unsafe_code)]
 
+mod buckets;
 pub mod builtin;
 pub mod engine;
 pub mod experiments;

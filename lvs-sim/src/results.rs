@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::buckets::{self, Buckets};
 use crate::engine::new_hist;
 use crate::model::Model;
 
@@ -204,7 +205,8 @@ pub struct Sample {
 /// Time series of a run.
 #[derive(Debug)]
 pub struct Series {
-    iv: Vec<Histogram<u64>>,
+    /// Response times of the current interval, by service.
+    iv: Vec<Buckets>,
     fails: Vec<u64>,
     /// Rows.
     pub rows: Vec<Sample>,
@@ -214,7 +216,7 @@ impl Series {
     /// Empty series for `nsvc` services.
     pub fn new(nsvc: usize, _nsrv: usize) -> Self {
         Series {
-            iv: (0..nsvc).map(|_| new_hist()).collect(),
+            iv: (0..nsvc).map(|_| Buckets::default()).collect(),
             fails: vec![0; nsvc],
             rows: Vec::new(),
         }
@@ -222,7 +224,12 @@ impl Series {
     /// A response of service `s`.
     #[inline]
     pub fn record(&mut self, s: usize, ns: u64) {
-        let _ = self.iv[s].record(ns.max(1));
+        self.record_index(s, buckets::index(ns.max(1)));
+    }
+    /// A response of service `s` in bucket `i` ([`buckets::index`]).
+    #[inline]
+    pub(crate) fn record_index(&mut self, s: usize, i: usize) {
+        self.iv[s].add(i);
     }
     /// A failure of service `s`.
     pub fn fail(&mut self, s: usize) {
@@ -235,21 +242,22 @@ impl Series {
             .iter_mut()
             .zip(self.fails.iter_mut())
             .map(|(h, f)| {
+                let n = h.len();
                 let q = |x: f64| {
-                    if h.is_empty() {
+                    if n == 0 {
                         0.0
                     } else {
-                        h.value_at_quantile(x) as f64 / 1e6
+                        h.value_at_quantile(x, n) as f64 / 1e6
                     }
                 };
                 let s = SvcSample {
-                    rate: h.len() as f64 / dt,
+                    rate: n as f64 / dt,
                     p50: q(0.5),
                     p95: q(0.95),
                     p99: q(0.99),
                     failures: *f,
                 };
-                h.reset();
+                h.clear();
                 *f = 0;
                 s
             })
@@ -403,7 +411,8 @@ pub struct SrvResult {
 pub struct Counters {
     /// Events processed.
     pub events: u64,
-    /// Packets through `handle_flow`.
+    /// Packets of the connections' TCP exchanges through the director (including the few
+    /// that cannot change its state and are not handed over: see [`crate::engine`]).
     pub packets: u64,
     /// Connections simulated (warm-up included).
     pub connections: u64,
