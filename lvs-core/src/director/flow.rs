@@ -210,11 +210,6 @@ impl Director {
             _ => (None, None),
         };
         let (mut cp, hash) = self.table.lookup_in_prehashed(&key, known);
-        // A miss's hash serves the insert of the connection scheduled below (same key).
-        self.miss_hash = match (cp, hash) {
-            (None, Some(h)) => Some((key, h)),
-            _ => None,
-        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -264,32 +259,37 @@ impl Director {
         }
         let (id, new) = match cp {
             Some(id) => (id, false),
-            None => match self.schedule(now, pkt, known_out) {
-                Ok(s) => match s.conn {
-                    Some(id) => {
-                        dest = self.table.dest(id);
-                        (id, true)
-                    }
-                    None => {
-                        // One-packet scheduling: count, forward, unbind (spec §6.3).
-                        self.count_in(s.dest, pkt.len);
-                        let flags = self.dest_flags(s.dest);
-                        self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
-                        let v = FlowVerdict::Forward {
-                            conn: None,
-                            dest: SocketAddr::new(s.daddr, s.dport),
-                            method: forward_of(flags.fwd_method()),
-                            new: true,
-                        };
-                        if self.sync_master.is_some() {
-                            // v1 syncs the template of a one-packet connection (spec §4.3).
-                            self.sync_ops_template(now, s.template);
+            None => {
+                // The lookup's hash serves the insert of the connection scheduled here (same
+                // key); set only on this path, so that a hit stores nothing.
+                self.miss_hash = hash.map(|h| (key, h));
+                match self.schedule(now, pkt, known_out) {
+                    Ok(s) => match s.conn {
+                        Some(id) => {
+                            dest = self.table.dest(id);
+                            (id, true)
                         }
-                        return (v, Some(s.dest));
-                    }
-                },
-                Err(v) => return (v, None),
-            },
+                        None => {
+                            // One-packet scheduling: count, forward, unbind (spec §6.3).
+                            self.count_in(s.dest, pkt.len);
+                            let flags = self.dest_flags(s.dest);
+                            self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
+                            let v = FlowVerdict::Forward {
+                                conn: None,
+                                dest: SocketAddr::new(s.daddr, s.dport),
+                                method: forward_of(flags.fwd_method()),
+                                new: true,
+                            };
+                            if self.sync_master.is_some() {
+                                // v1 syncs the template of a one-packet connection (spec §4.3).
+                                self.sync_ops_template(now, s.template);
+                            }
+                            return (v, Some(s.dest));
+                        }
+                    },
+                    Err(v) => return (v, None),
+                }
+            }
         };
         if let Some(d) = dest {
             self.count_in(d, pkt.len);
