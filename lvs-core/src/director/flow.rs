@@ -328,12 +328,19 @@ impl Director {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
         }
-        let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
-        let known = match hint {
-            Some(HintKind::Out { key, hash }) => Some((key, *hash)),
-            _ => None,
+        // The table's source filter first: for a client's packet (almost every packet
+        // tried here) the answer, without building the key.
+        let found = if self.table.may_be_reply_source(pkt.protocol, pkt.src) {
+            let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
+            let known = match hint {
+                Some(HintKind::Out { key, hash }) => Some((key, *hash)),
+                _ => None,
+            };
+            self.table.lookup_out_hinted(&key, known)
+        } else {
+            None
         };
-        let Some(id) = self.table.lookup_out_hinted(&key, known) else {
+        let Some(id) = found else {
             // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
             // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
             if self.sysctls.nat_icmp_send
