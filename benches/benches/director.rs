@@ -187,6 +187,41 @@ fn existing_flow(c: &mut Criterion) {
             })
         });
     }
+    // The same ACKs as a batching driver hands them over, in groups of 16: every hint first,
+    // then the buckets of the group read together (`prefetch`), and with `_conn` the entries
+    // they name read together too (`prefetch_conn`), then each packet with its hint. Per
+    // packet (the group's time / 16).
+    const GROUP: u64 = 16;
+    let n = 1_000_000u64;
+    let (mut d, now) = director(n, 0);
+    let a = multiplier(n);
+    for (name, entries) in [("batched16", false), ("batched16_conn", true)] {
+        let mut i = 0u64;
+        g.bench_function(BenchmarkId::new(name, "1M"), |b| {
+            b.iter_custom(|iters| {
+                let groups = iters.div_ceil(GROUP);
+                let t = std::time::Instant::now();
+                for _ in 0..groups {
+                    let pkts: [_; GROUP as usize] =
+                        core::array::from_fn(|j| pkt((i + j as u64) % n * a % n, 0x10));
+                    i = (i + GROUP) % n;
+                    let hints = pkts.map(|p| d.flow_hint(&p).without_insert());
+                    for h in &hints {
+                        d.prefetch(h);
+                    }
+                    if entries {
+                        for h in &hints {
+                            d.prefetch_conn(h);
+                        }
+                    }
+                    for (p, h) in pkts.iter().zip(&hints) {
+                        black_box(d.handle_flow_hinted(now, p, h));
+                    }
+                }
+                t.elapsed().mul_f64(iters as f64 / (groups * GROUP) as f64)
+            })
+        });
+    }
     g.finish();
 }
 

@@ -1618,6 +1618,24 @@ impl ConnTable {
         }
     }
 
+    /// Reads into the CPU caches the slab entries that a lookup with these hashes would
+    /// compare first: the first entries of the home buckets whose hash tag matches (the
+    /// entry itself, almost always). The second stage of a batched read-ahead: when the
+    /// buckets were read by [`ConnTable::prefetch`] a little earlier, this costs no wait on
+    /// the index, and the entries' cache misses overlap in turn. Changes nothing.
+    #[inline]
+    pub(crate) fn prefetch_entries(&self, in_hash: Option<u64>, out_hash: Option<u64>) {
+        let first = |idx: &SlotIndex, h: u64| idx.find(h, |_| true);
+        let slots = [
+            in_hash.and_then(|h| first(&self.in_idx, h)),
+            out_hash.and_then(|h| first(&self.out_idx, h)),
+        ];
+        for s in slots.into_iter().flatten() {
+            // `black_box` keeps the otherwise unused load.
+            core::hint::black_box(self.store.slab.get(s as usize).map(|e| e.bits));
+        }
+    }
+
     /// [`ConnTable::lookup_in_hashed`] with the exact-key hash already computed (`known`, from
     /// [`ConnTable::in_hash`] for the same key), or computed here when `None`.
     #[inline]

@@ -140,6 +140,49 @@ impl Director {
         }
     }
 
+    /// The second stage of [`Director::prefetch`]: reads into the CPU caches the connection
+    /// entry that the bucket read by `prefetch` names (for a flow with an entry: the one its
+    /// packet will use). Changes nothing. Call it for a batch of hints after `prefetch` for
+    /// the same batch: the buckets have arrived by then, and the entries' cache misses
+    /// overlap in turn, where a lone lookup takes one miss after the other (bucket, then
+    /// entry).
+    ///
+    /// ```
+    /// # use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+    /// # use lvs_core::conn::HashKey;
+    /// # use lvs_core::{Instant, Protocol};
+    /// let mut d = Director::new(DirectorConfig::new(64, HashKey::from_u128(7)));
+    /// d.apply_rules(Instant::ZERO, &lvs_core::rules::RuleSet::from_text(
+    ///     "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n").unwrap()).unwrap();
+    /// let pkt = |flags| FlowPacket {
+    ///     protocol: Protocol::Tcp,
+    ///     src: "192.0.2.7:40000".parse().unwrap(),
+    ///     dst: "10.0.0.1:80".parse().unwrap(),
+    ///     fwmark: 0,
+    ///     tcp_flags: flags,
+    ///     len: 60,
+    ///     dir: PacketDir::FromClient,
+    /// };
+    /// d.handle_flow(Instant::ZERO, &pkt(0x02));
+    /// let ack = pkt(0x10);
+    /// let hint = d.flow_hint(&ack).without_insert();
+    /// d.prefetch(&hint);
+    /// d.prefetch_conn(&hint);
+    /// let v = d.handle_flow_hinted(Instant::ZERO, &ack, &hint);
+    /// assert!(matches!(v, FlowVerdict::Forward { new: false, .. }));
+    /// ```
+    #[inline]
+    pub fn prefetch_conn(&self, hint: &FlowHint) {
+        if hint.table != self.table.hash_key() {
+            return;
+        }
+        match hint.kind {
+            HintKind::None => {}
+            HintKind::In { hash, .. } => self.table.prefetch_entries(hash, None),
+            HintKind::Out { hash, .. } => self.table.prefetch_entries(None, Some(hash)),
+        }
+    }
+
     /// [`Director::handle_flow`] with the packet's [`FlowHint`]: the same verdicts, counters
     /// and state, without hashing the key again when the hint is for this packet's key and
     /// this director's table (any other hint is ignored).
