@@ -187,6 +187,41 @@ fn existing_flow(c: &mut Criterion) {
             })
         });
     }
+    // The same ACKs as a batching driver hands them over, in groups of 16: every hint first,
+    // then the buckets of the group read together (`prefetch`), and with `_conn` the entries
+    // they name read together too (`prefetch_conn`), then each packet with its hint. Per
+    // packet (the group's time / 16).
+    const GROUP: u64 = 16;
+    let n = 1_000_000u64;
+    let (mut d, now) = director(n, 0);
+    let a = multiplier(n);
+    for (name, entries) in [("batched16", false), ("batched16_conn", true)] {
+        let mut i = 0u64;
+        g.bench_function(BenchmarkId::new(name, "1M"), |b| {
+            b.iter_custom(|iters| {
+                let groups = iters.div_ceil(GROUP);
+                let t = std::time::Instant::now();
+                for _ in 0..groups {
+                    let pkts: [_; GROUP as usize] =
+                        core::array::from_fn(|j| pkt((i + j as u64) % n * a % n, 0x10));
+                    i = (i + GROUP) % n;
+                    let hints = pkts.map(|p| d.flow_hint(&p).without_insert());
+                    for h in &hints {
+                        d.prefetch(h);
+                    }
+                    if entries {
+                        for h in &hints {
+                            d.prefetch_conn(h);
+                        }
+                    }
+                    for (p, h) in pkts.iter().zip(&hints) {
+                        black_box(d.handle_flow_hinted(now, p, h));
+                    }
+                }
+                t.elapsed().mul_f64(iters as f64 / (groups * GROUP) as f64)
+            })
+        });
+    }
     g.finish();
 }
 
@@ -273,6 +308,59 @@ fn existing_flow_packet(c: &mut Criterion) {
             assert_eq!(p[16], 10, "destination rewritten to 10.200.x.y");
             assert_eq!(p[8], 63, "TTL decremented");
         }
+    }
+    // The same packets as a batching driver hands them over, in groups of 16: each packet
+    // classified and its hint taken, the group's table buckets then the entries they name
+    // read together (`prefetch`, `prefetch_conn`), then each packet with its summary and
+    // hint (`handle_classified_hinted`). Classification is in the timed part.
+    const GROUP: usize = 16;
+    let n = 1_000_000u64;
+    let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
+    let a = multiplier(n);
+    let mut i = 0u64;
+    let mut bufs = vec![0u8; BATCH as usize * 40];
+    let mut out = [0u8; 576];
+    let mut ran = false;
+    g.bench_function(BenchmarkId::new("batched16_conn", "1M"), |b| {
+        b.iter_custom(|iters| {
+            ran = true;
+            let mut total = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                // Whole groups: the last one may add up to 15 packets to the count.
+                let batch = left.min(BATCH).next_multiple_of(GROUP as u64);
+                for (k, p) in bufs.chunks_exact_mut(40).take(batch as usize).enumerate() {
+                    ack_bytes((i + k as u64) % n * a % n, p);
+                }
+                let start = Clock::now();
+                for group in bufs[..batch as usize * 40].chunks_exact_mut(40 * GROUP) {
+                    let cs: [_; GROUP] = core::array::from_fn(|j| {
+                        lvs_core::wire::classify(&group[j * 40..j * 40 + 40]).unwrap()
+                    });
+                    let hints = cs.map(|c| d.packet_hint(&c, 0));
+                    for h in &hints {
+                        d.prefetch(h);
+                    }
+                    for h in &hints {
+                        d.prefetch_conn(h);
+                    }
+                    for ((p, c), h) in group.chunks_exact_mut(40).zip(&cs).zip(&hints) {
+                        let v = d.handle_classified_hinted(now, p, 0, c, &mut out, 0, h);
+                        debug_assert!(matches!(v, PacketVerdict::Forward { new: false, .. }));
+                        black_box(v);
+                    }
+                }
+                total += start
+                    .elapsed()
+                    .mul_f64(left.min(batch) as f64 / batch as f64);
+                i = (i + batch) % n;
+                left -= left.min(batch);
+            }
+            total
+        })
+    });
+    if ran {
+        assert_eq!(bufs[16], 10, "destination rewritten to 10.200.x.y");
     }
     g.finish();
 }

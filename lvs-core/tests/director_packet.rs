@@ -941,8 +941,8 @@ fn tunnel_errors_need_a_known_tunnel_and_a_connection() {
     );
 }
 
-/// `handle_classified` with the packet's own classification gives what `handle_packet`
-/// gives: verdicts, output bytes, and the state later packets see (a NAT flow, its reply, a
+/// `handle_classified` with the packet's own classification (and `handle_classified_hinted`
+/// with any hint) gives what `handle_packet` gives: verdicts, output bytes, and the state later packets see (a NAT flow, its reply, a
 /// packet with no real server, DR and TUN, IPv4 and IPv6).
 #[test]
 fn handle_classified_matches_handle_packet() {
@@ -952,6 +952,7 @@ fn handle_classified_matches_handle_packet() {
                  -A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r fd01::1:80 -i\n";
     let mut a = director(rules);
     let mut b = director(rules);
+    let mut h = director(rules);
     let packets = [
         tcp_syn("192.0.2.7", 40000, "10.0.0.1", 80, 64),
         tcp_syn("10.1.0.1", 8080, "192.0.2.7", 40000, 64),
@@ -977,5 +978,27 @@ fn handle_classified_matches_handle_packet() {
         };
         assert_eq!(va, vb, "packet {i}");
         assert_eq!(bytes_a, bytes_b, "packet {i}");
+        // And with hints (`packet_hint`, read-ahead, `handle_classified_hinted`): its own
+        // hint for even packets, the previous packet's (ignored) for odd ones.
+        let own = h.packet_hint(&c, 0);
+        let hint = if i % 2 == 0 {
+            own
+        } else {
+            h.packet_hint(&lvs_core::wire::classify(&packets[i - 1]).unwrap(), 0)
+        };
+        h.prefetch(&hint);
+        h.prefetch_conn(&hint);
+        let mut buf = vec![0u8; HEADROOM];
+        buf.extend_from_slice(pkt);
+        let vh = h.handle_classified_hinted(now, &mut buf, HEADROOM, &c, &mut out, 0, &hint);
+        let bytes_h = match vh {
+            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+                buf[start..start + len].to_vec()
+            }
+            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+            _ => Vec::new(),
+        };
+        assert_eq!(va, vh, "packet {i}, hinted");
+        assert_eq!(bytes_a, bytes_h, "packet {i}, hinted");
     }
 }

@@ -202,6 +202,24 @@ impl TcpInput {
     /// assert_eq!(TcpInput::classify(0x08), None); // PSH only
     /// ```
     pub const fn classify(flags: u8) -> Option<TcpInput> {
+        // One load instead of four tests: the four bits packed into an index of `CLASSES`.
+        Self::CLASSES[((flags & 0x07) | (flags & Self::ACK) >> 1) as usize]
+    }
+
+    /// [`TcpInput::classify`] of every combination of FIN, SYN, RST (index bits 0-2) and ACK
+    /// (bit 3).
+    const CLASSES: [Option<TcpInput>; 16] = {
+        let mut t = [None; 16];
+        let mut i = 0;
+        while i < 16 {
+            t[i] = Self::classify_bits(((i & 0x07) | (i & 0x08) << 1) as u8);
+            i += 1;
+        }
+        t
+    };
+
+    /// The priority rule itself, RST > SYN > FIN > ACK.
+    const fn classify_bits(flags: u8) -> Option<TcpInput> {
         if flags & Self::RST != 0 {
             Some(TcpInput::Rst)
         } else if flags & Self::SYN != 0 {
@@ -564,5 +582,22 @@ impl Timeouts {
             self.tcp(TcpState::FinWait).as_secs(),
             self.udp.as_secs(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpInput;
+
+    /// The lookup table agrees with the priority rule on every flags byte.
+    #[test]
+    fn classify_table_is_the_priority_rule() {
+        for f in 0..=255u8 {
+            assert_eq!(
+                TcpInput::classify(f),
+                TcpInput::classify_bits(f),
+                "{f:#04x}"
+            );
+        }
     }
 }

@@ -145,15 +145,19 @@ struct Entry {
     bits: u16,
     /// Wheel tick at which the entry is due.
     expires: u32,
+    /// `DestId`, or `NIL`.
+    dest: u32,
+    /// Connection: `in_pkts`. Template: its timeout in milliseconds.
+    aux: u32,
+    // The fields above are what a packet of an existing connection reads and writes (34
+    // bytes); those below only change when the entry moves in the wheel or its template
+    // is assured, so that half of the entries, those whose first 34 bytes fit in one cache
+    // line, cost that packet one line.
     /// Wheel links (`HEAD | bucket` for the first entry); `next` also links free slots.
     prev: u32,
     next: u32,
-    /// `DestId`, or `NIL`.
-    dest: u32,
     /// Connection: the controlling template's slot (or `NIL`). Template: `n_control`.
     link: u32,
-    /// Connection: `in_pkts`. Template: its timeout in milliseconds.
-    aux: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Entry>() == 46);
@@ -228,8 +232,27 @@ impl Ad {
     }
 }
 
-#[inline]
+/// The index hash of a key: (protocol, kind, address and port of each side).
+#[inline(always)]
 fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
+    if let (Ad::V4(x), Ad::V4(y)) = (a, b) {
+        // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte
+        // message, one compression fewer than two whole words. Its length (and the family
+        // bits of the other encoding) keep it apart from the longer encoding of any key
+        // with IPv6. Inlined: a handful of register operations, no call.
+        let mut s = Sip13::new(key);
+        s.word((x as u64) << 32 | y as u64);
+        return s.finish_with_tail(
+            proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
+            6,
+        );
+    }
+    hash_wide(key, proto, kind, a, pa, b, pb)
+}
+
+/// [`hash_tuple`] of a key with an IPv6 address: whole words, family bits in the first.
+#[inline(never)]
+fn hash_wide(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
     let mut s = Sip13::new(key);
     let fam = |x: Ad| matches!(x, Ad::V6(_)) as u64;
     s.word(
@@ -240,18 +263,13 @@ fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, 
             | fam(a) << 48
             | fam(b) << 49,
     );
-    match (a, b) {
-        (Ad::V4(x), Ad::V4(y)) => s.word((x as u64) << 32 | y as u64),
-        _ => {
-            for x in [a, b] {
-                let v = match x {
-                    Ad::V4(v) => v as u128,
-                    Ad::V6(v) => v,
-                };
-                s.word(v as u64);
-                s.word((v >> 64) as u64);
-            }
-        }
+    for x in [a, b] {
+        let v = match x {
+            Ad::V4(v) => v as u128,
+            Ad::V6(v) => v,
+        };
+        s.word(v as u64);
+        s.word((v >> 64) as u64);
     }
     s.finish()
 }
@@ -754,6 +772,12 @@ pub struct ConnTable {
     wheel_size: u64,
     cursor: u64,
     tick_ns: u64,
+    /// The longest timeout a due tick is computed with: 2^30 ticks (see `due_tick`).
+    max_timeout: Duration,
+    /// The last `due_tick` computed: (deadline in ns, its tick). Packets handled at one
+    /// `now` (a driver's batch) mostly re-arm with one timeout, and the division it saves
+    /// is the slowest instruction of an existing flow's packet.
+    due_memo: (u64, u64),
     // Policy.
     timeouts: Timeouts,
     active: ActiveStates,
@@ -819,6 +843,8 @@ impl ConnTable {
             wheel_size,
             cursor: 0,
             tick_ns: config.tick.as_nanos(),
+            max_timeout: Duration::from_nanos(config.tick.as_nanos().saturating_mul(1 << 30)),
+            due_memo: (0, 0),
             timeouts: config.timeouts,
             active: config.active,
             evict_scan: config.evict_scan,
@@ -895,8 +921,19 @@ impl ConnTable {
     /// Timeouts are clamped to 2^30 ticks (about 4 years at the default tick) so that the
     /// 32-bit tick stored in an entry always reads back unambiguously.
     fn due_tick(&self, now: Instant, timeout: Duration) -> u64 {
-        let max = Duration::from_nanos(self.tick_ns.saturating_mul(1 << 30));
-        (now + timeout.min(max)).as_nanos().div_ceil(self.tick_ns)
+        (now + timeout.min(self.max_timeout))
+            .as_nanos()
+            .div_ceil(self.tick_ns)
+    }
+
+    /// [`ConnTable::due_tick`] through the one-entry memo (`due_memo`).
+    #[inline]
+    fn due_tick_memo(&mut self, now: Instant, timeout: Duration) -> u64 {
+        let at = (now + timeout.min(self.max_timeout)).as_nanos();
+        if at != self.due_memo.0 {
+            self.due_memo = (at, at.div_ceil(self.tick_ns));
+        }
+        self.due_memo.1
     }
 
     /// Full tick of a stored (truncated) tick, relative to the cursor.
@@ -979,8 +1016,9 @@ impl ConnTable {
     }
 
     /// Re-arms `slot` to be due at `now + timeout`: later → store only (lazy), earlier → move.
+    #[inline]
     fn rearm(&mut self, slot: u32, now: Instant, timeout: Duration) {
-        let due = self.due_tick(now, timeout);
+        let due = self.due_tick_memo(now, timeout);
         let old = self.full_tick(self.store.e(slot).expires);
         self.store.slab[slot as usize].expires = due as u32;
         if due < old {
@@ -1580,6 +1618,24 @@ impl ConnTable {
         }
     }
 
+    /// Reads into the CPU caches the slab entries that a lookup with these hashes would
+    /// compare first: the first entries of the home buckets whose hash tag matches (the
+    /// entry itself, almost always). The second stage of a batched read-ahead: when the
+    /// buckets were read by [`ConnTable::prefetch`] a little earlier, this costs no wait on
+    /// the index, and the entries' cache misses overlap in turn. Changes nothing.
+    #[inline]
+    pub(crate) fn prefetch_entries(&self, in_hash: Option<u64>, out_hash: Option<u64>) {
+        let first = |idx: &SlotIndex, h: u64| idx.find(h, |_| true);
+        let slots = [
+            in_hash.and_then(|h| first(&self.in_idx, h)),
+            out_hash.and_then(|h| first(&self.out_idx, h)),
+        ];
+        for s in slots.into_iter().flatten() {
+            // `black_box` keeps the otherwise unused load.
+            core::hint::black_box(self.store.slab.get(s as usize).map(|e| e.bits));
+        }
+    }
+
     /// [`ConnTable::lookup_in_hashed`] with the exact-key hash already computed (`known`, from
     /// [`ConnTable::in_hash`] for the same key), or computed here when `None`.
     #[inline]
@@ -1646,6 +1702,20 @@ impl ConnTable {
             return None;
         }
         self.lookup_out_indexed(k, s, None)
+    }
+
+    /// Whether a reply packet of `protocol` from `src` may belong to an entry: `false` is
+    /// certain ([`ConnTable::lookup_out`] would miss), `true` means "look it up". The
+    /// reply-source filter alone (see the module docs): cheaper than building the key.
+    #[inline]
+    pub(crate) fn may_be_reply_source(&self, protocol: Protocol, src: SocketAddr) -> bool {
+        let b = out_filter_bucket(
+            self.out_filter.len() - 1,
+            protocol,
+            Ad::of(src.ip()),
+            src.port(),
+        );
+        self.out_filter[b] != 0
     }
 
     /// [`ConnTable::lookup_out`], with the hash of `known`'s key (from
@@ -1882,6 +1952,7 @@ impl ConnTable {
     /// byte; `table` says whether secure_tcp is engaged. Updates NOOUTPUT, the state and the
     /// INACTIVE flag, marks the template ASSURED on a change to ESTABLISHED, and re-arms the
     /// expiry with the new state's timeout. `None` for a dead id or a non-TCP entry.
+    #[inline]
     pub fn tcp_packet(
         &mut self,
         id: ConnId,
@@ -1890,15 +1961,18 @@ impl ConnTable {
         tcp_flags: u8,
         table: TcpTable,
     ) -> Option<TcpUpdate> {
-        if !self.contains(id) {
-            return None;
-        }
-        let e = *self.store.e(id.0);
-        if e.protocol() != Protocol::Tcp || e.is_template() {
+        // Only the fields the segment needs: a whole-entry copy reads the wheel links too,
+        // which may sit on the entry's second cache line.
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let mut flags = e.cflags();
+        if e.protocol() != Protocol::Tcp || flags.contains(ConnFlags::TEMPLATE) {
             return None;
         }
         let old = TcpState::from_index(e.state()).unwrap_or(TcpState::Close);
-        let mut flags = e.cflags();
         let tr = tcp_transition(
             table,
             old,
@@ -1912,7 +1986,7 @@ impl ConnTable {
         let mut delta = None;
         let mut assured = None;
         if tr.state != old {
-            if let Some(d) = e.dest() {
+            if let Some(d) = self.store.e(id.0).dest() {
                 let inactive = flags.contains(ConnFlags::INACTIVE);
                 let active_now = self.active.is_active(tr.state);
                 if !inactive && !active_now {

@@ -140,6 +140,49 @@ impl Director {
         }
     }
 
+    /// The second stage of [`Director::prefetch`]: reads into the CPU caches the connection
+    /// entry that the bucket read by `prefetch` names (for a flow with an entry: the one its
+    /// packet will use). Changes nothing. Call it for a batch of hints after `prefetch` for
+    /// the same batch: the buckets have arrived by then, and the entries' cache misses
+    /// overlap in turn, where a lone lookup takes one miss after the other (bucket, then
+    /// entry).
+    ///
+    /// ```
+    /// # use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+    /// # use lvs_core::conn::HashKey;
+    /// # use lvs_core::{Instant, Protocol};
+    /// let mut d = Director::new(DirectorConfig::new(64, HashKey::from_u128(7)));
+    /// d.apply_rules(Instant::ZERO, &lvs_core::rules::RuleSet::from_text(
+    ///     "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n").unwrap()).unwrap();
+    /// let pkt = |flags| FlowPacket {
+    ///     protocol: Protocol::Tcp,
+    ///     src: "192.0.2.7:40000".parse().unwrap(),
+    ///     dst: "10.0.0.1:80".parse().unwrap(),
+    ///     fwmark: 0,
+    ///     tcp_flags: flags,
+    ///     len: 60,
+    ///     dir: PacketDir::FromClient,
+    /// };
+    /// d.handle_flow(Instant::ZERO, &pkt(0x02));
+    /// let ack = pkt(0x10);
+    /// let hint = d.flow_hint(&ack).without_insert();
+    /// d.prefetch(&hint);
+    /// d.prefetch_conn(&hint);
+    /// let v = d.handle_flow_hinted(Instant::ZERO, &ack, &hint);
+    /// assert!(matches!(v, FlowVerdict::Forward { new: false, .. }));
+    /// ```
+    #[inline]
+    pub fn prefetch_conn(&self, hint: &FlowHint) {
+        if hint.table != self.table.hash_key() {
+            return;
+        }
+        match hint.kind {
+            HintKind::None => {}
+            HintKind::In { hash, .. } => self.table.prefetch_entries(hash, None),
+            HintKind::Out { hash, .. } => self.table.prefetch_entries(None, Some(hash)),
+        }
+    }
+
     /// [`Director::handle_flow`] with the packet's [`FlowHint`]: the same verdicts, counters
     /// and state, without hashing the key again when the hint is for this packet's key and
     /// this director's table (any other hint is ignored).
@@ -210,11 +253,6 @@ impl Director {
             _ => (None, None),
         };
         let (mut cp, hash) = self.table.lookup_in_prehashed(&key, known);
-        // A miss's hash serves the insert of the connection scheduled below (same key).
-        self.miss_hash = match (cp, hash) {
-            (None, Some(h)) => Some((key, h)),
-            _ => None,
-        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -264,32 +302,37 @@ impl Director {
         }
         let (id, new) = match cp {
             Some(id) => (id, false),
-            None => match self.schedule(now, pkt, known_out) {
-                Ok(s) => match s.conn {
-                    Some(id) => {
-                        dest = self.table.dest(id);
-                        (id, true)
-                    }
-                    None => {
-                        // One-packet scheduling: count, forward, unbind (spec §6.3).
-                        self.count_in(s.dest, pkt.len);
-                        let flags = self.dest_flags(s.dest);
-                        self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
-                        let v = FlowVerdict::Forward {
-                            conn: None,
-                            dest: SocketAddr::new(s.daddr, s.dport),
-                            method: forward_of(flags.fwd_method()),
-                            new: true,
-                        };
-                        if self.sync_master.is_some() {
-                            // v1 syncs the template of a one-packet connection (spec §4.3).
-                            self.sync_ops_template(now, s.template);
+            None => {
+                // The lookup's hash serves the insert of the connection scheduled here (same
+                // key); set only on this path, so that a hit stores nothing.
+                self.miss_hash = hash.map(|h| (key, h));
+                match self.schedule(now, pkt, known_out) {
+                    Ok(s) => match s.conn {
+                        Some(id) => {
+                            dest = self.table.dest(id);
+                            (id, true)
                         }
-                        return (v, Some(s.dest));
-                    }
-                },
-                Err(v) => return (v, None),
-            },
+                        None => {
+                            // One-packet scheduling: count, forward, unbind (spec §6.3).
+                            self.count_in(s.dest, pkt.len);
+                            let flags = self.dest_flags(s.dest);
+                            self.apply_delta(s.dest, DeltaKind::Unbind, DestDelta::unbind(flags));
+                            let v = FlowVerdict::Forward {
+                                conn: None,
+                                dest: SocketAddr::new(s.daddr, s.dport),
+                                method: forward_of(flags.fwd_method()),
+                                new: true,
+                            };
+                            if self.sync_master.is_some() {
+                                // v1 syncs the template of a one-packet connection (spec §4.3).
+                                self.sync_ops_template(now, s.template);
+                            }
+                            return (v, Some(s.dest));
+                        }
+                    },
+                    Err(v) => return (v, None),
+                }
+            }
         };
         if let Some(d) = dest {
             self.count_in(d, pkt.len);
@@ -328,12 +371,19 @@ impl Director {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
         }
-        let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
-        let known = match hint {
-            Some(HintKind::Out { key, hash }) => Some((key, *hash)),
-            _ => None,
+        // The table's source filter first: for a client's packet (almost every packet
+        // tried here) the answer, without building the key.
+        let found = if self.table.may_be_reply_source(pkt.protocol, pkt.src) {
+            let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
+            let known = match hint {
+                Some(HintKind::Out { key, hash }) => Some((key, *hash)),
+                _ => None,
+            };
+            self.table.lookup_out_hinted(&key, known)
+        } else {
+            None
         };
-        let Some(id) = self.table.lookup_out_hinted(&key, known) else {
+        let Some(id) = found else {
             // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
             // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
             if self.sysctls.nat_icmp_send

@@ -3,7 +3,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Director, DropReason, FlowPacket, FlowVerdict, PacketDir};
+use super::{Director, DropReason, FlowHint, FlowPacket, FlowVerdict, HintKind, PacketDir};
 use crate::conn::{ConnId, InKey, OutKey};
 use crate::protocol::Protocol;
 use crate::rules::{Forward, TunnelConfig, TunnelType};
@@ -223,7 +223,7 @@ impl Director {
             Ok(c) => c,
             Err(e) => return PacketVerdict::Drop(PacketDrop::Malformed(e)),
         };
-        self.handle_parsed(now, buf, headroom, &c, out, fwmark)
+        self.handle_parsed(now, buf, headroom, &c, out, fwmark, None)
     }
 
     /// [`Director::handle_packet_marked`] for a packet the caller has classified already:
@@ -252,11 +252,90 @@ impl Director {
             Some(c),
             "the classification does not describe the packet"
         );
-        self.handle_parsed(now, buf, headroom, c, out, fwmark)
+        self.handle_parsed(now, buf, headroom, c, out, fwmark, None)
     }
 
-    /// The packet path after classification (`now` already clamped).
+    /// The [`FlowHint`] of a packet classified as `c` carrying mark `fwmark`, for
+    /// [`Director::handle_classified_hinted`]: the hint of its flow as a client's packet
+    /// (the direction the packet path looks up after the reply direction's source filter),
+    /// without what only a connection's first packet uses ([`FlowHint::without_insert`]).
+    /// A packet the flow layer never sees (ICMP, a later fragment, another protocol) gets a
+    /// hint that names no key. Changes nothing.
+    ///
+    /// A driver with a batch of packets classifies them, takes their hints, calls
+    /// [`Director::prefetch`] then [`Director::prefetch_conn`] for the whole batch, and then
+    /// hands each packet over with its hint, so that the batch's cache misses overlap.
+    ///
+    /// ```
+    /// use lvs_core::director::{Director, DirectorConfig};
+    /// use lvs_core::conn::HashKey;
+    /// use lvs_core::wire::classify;
+    /// use lvs_core::Instant;
+    /// # let pkt = {
+    /// #     let b = etherparse::PacketBuilder::ipv4([192, 0, 2, 7], [10, 0, 0, 1], 64).udp(5353, 53);
+    /// #     let mut v = Vec::new();
+    /// #     b.write(&mut v, b"query").unwrap();
+    /// #     v
+    /// # };
+    /// let rules = lvs_core::rules::RuleSet::from_text(
+    ///     "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.1:5300 -m\n").unwrap();
+    /// let [mut d, mut twin] = [0, 1].map(|_| {
+    ///     let mut d = Director::new(DirectorConfig::new(64, HashKey::from_u128(1)));
+    ///     d.apply_rules(Instant::ZERO, &rules).unwrap();
+    ///     d
+    /// });
+    /// let mut out = [0u8; 576];
+    /// for _ in 0..2 {
+    ///     let (mut a, mut b) = (pkt.clone(), pkt.clone());
+    ///     let c = classify(&a).unwrap();
+    ///     let hint = d.packet_hint(&c, 0);
+    ///     d.prefetch(&hint);
+    ///     d.prefetch_conn(&hint);
+    ///     let v = d.handle_classified_hinted(Instant::from_secs(1), &mut a, 0, &c, &mut out, 0, &hint);
+    ///     // The verdict and bytes of the plain path.
+    ///     assert_eq!(v, twin.handle_packet(Instant::from_secs(1), &mut b, 0, &mut out));
+    ///     assert_eq!(a, b);
+    /// }
+    /// ```
+    pub fn packet_hint(&self, c: &Classified, fwmark: u32) -> FlowHint {
+        let protocol = match balanced_protocol(c.protocol) {
+            Some(p) if c.l4_present && !c.is_later_fragment() => p,
+            // `Protocol::Ip`: no key (`flow_hint`'s `HintKind::None`).
+            _ => Protocol::Ip,
+        };
+        let mut fp = flow_packet(c, protocol, fwmark);
+        fp.dir = PacketDir::FromClient;
+        self.flow_hint(&fp).without_insert()
+    }
+
+    /// [`Director::handle_classified`] with the packet's hint (from
+    /// [`Director::packet_hint`]): the same verdict, counters and state, without hashing the
+    /// flow's key again when the hint is this packet's and this director's (any other hint
+    /// is ignored).
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_classified_hinted(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+        fwmark: u32,
+        hint: &FlowHint,
+    ) -> PacketVerdict {
+        let now = self.clamp(now);
+        debug_assert_eq!(
+            buf.get(headroom..).and_then(|p| classify(p).ok()).as_ref(),
+            Some(c),
+            "the classification does not describe the packet"
+        );
+        let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
+        self.handle_parsed(now, buf, headroom, c, out, fwmark, hint)
+    }
+
+    /// The packet path after classification (`now` already clamped; `hint` this table's).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn handle_parsed(
         &mut self,
         now: Instant,
@@ -265,6 +344,7 @@ impl Director {
         c: &Classified,
         out: &mut [u8],
         fwmark: u32,
+        hint: Option<&HintKind>,
     ) -> PacketVerdict {
         let c = *c;
         if matches!(
@@ -284,7 +364,7 @@ impl Director {
             return PacketVerdict::NotOurs;
         }
         let mut fp = flow_packet(&c, protocol, fwmark);
-        let (v, conn) = self.flow_out_conn(now, &fp, None);
+        let (v, conn) = self.flow_out_conn(now, &fp, hint);
         if v != FlowVerdict::NotOurs {
             self.count_verdict(&v);
             return match (v, conn) {
@@ -309,7 +389,7 @@ impl Director {
             };
         }
         fp.dir = PacketDir::FromClient;
-        let (v, dest) = self.flow_in_dest(now, &fp, None);
+        let (v, dest) = self.flow_in_dest(now, &fp, hint);
         self.count_verdict(&v);
         match v {
             FlowVerdict::Forward {
