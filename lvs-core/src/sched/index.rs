@@ -226,38 +226,53 @@ impl<R: Rank> Tournament<R> {
     /// A `pos` outside the list the tree was built for is ignored (the owner must rebuild
     /// after the list changes).
     pub fn refresh(&mut self, dests: &[DestInfo], pos: usize) {
-        if pos >= self.len || pos >= dests.len() {
+        if pos >= self.len {
             return;
         }
-        let mut node = self.size + pos;
-        let mut cur = Node {
-            key: R::key(&dests[pos]),
-            pos: pos as u32,
+        let Some(dest) = dests.get(pos) else {
+            return;
         };
+        let key = R::key(dest);
+        let nodes = self.nodes.as_mut_slice();
+        let mut node = self.size + pos;
+        let Some(leaf) = nodes.get_mut(node) else {
+            return;
+        };
+        if leaf.key == key {
+            // The key the tree holds (a counter the order does not read changed): every copy
+            // of it up the path is current already.
+            return;
+        }
         if R::MAY_BE_IRREGULAR {
-            if R::irregular(&self.nodes[node].key) {
+            if R::irregular(&leaf.key) {
                 self.irregular -= 1;
             }
-            if R::irregular(&cur.key) {
+            if R::irregular(&key) {
                 self.irregular += 1;
             }
         }
-        self.nodes[node] = cur;
+        let mut cur = Node {
+            key,
+            pos: pos as u32,
+        };
+        *leaf = cur;
         // Carry the winner of the subtree we come from up the path; only the sibling has to
         // be read at each level.
         while node > 1 {
-            let sib = self.nodes[node ^ 1];
+            let sib = nodes[node ^ 1];
             let winner = if node & 1 == 0 {
                 Self::play(cur, sib)
             } else {
                 Self::play(sib, cur)
             };
             node /= 2;
-            if self.nodes[node].pos == winner.pos && winner.pos as usize != pos {
-                // Same winner, whose key did not change: nothing above can change either.
+            let parent = &mut nodes[node];
+            if *parent == winner {
+                // Same winner with the same key (the refreshed leaf's key changed, so not
+                // it): nothing above can change either.
                 break;
             }
-            self.nodes[node] = winner;
+            *parent = winner;
             cur = winner;
         }
     }

@@ -16,6 +16,9 @@ use super::{
 };
 use crate::time::Instant;
 
+/// A [`Pool`]'s dense position table entry for an identity that is not linked.
+const NO_POS: u32 = u32::MAX;
+
 /// Why a destination could not be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
@@ -49,6 +52,10 @@ pub enum PoolError {
 pub struct Pool {
     dests: Vec<DestInfo>,
     positions: HashMap<DestId, usize>,
+    /// `positions` as a table indexed by `DestId`, when the linked identities are dense enough
+    /// for it (the director's are: it reuses freed identities); `NO_POS` marks an identity
+    /// that is not linked. Empty otherwise, and `position` falls back to the map.
+    dense: Vec<u32>,
     sched: Box<dyn Scheduler>,
     flags: SchedFlags,
     config: SchedConfig,
@@ -63,6 +70,7 @@ impl Pool {
         Pool {
             dests: Vec::new(),
             positions: HashMap::new(),
+            dense: Vec::new(),
             sched,
             flags,
             config: *config,
@@ -88,6 +96,12 @@ impl Pool {
     /// The list position of a destination, if it is linked.
     #[inline]
     pub fn position(&self, id: DestId) -> Option<usize> {
+        if !self.dense.is_empty() {
+            return match self.dense.get(id.0 as usize) {
+                Some(&p) if p != NO_POS => Some(p as usize),
+                _ => None,
+            };
+        }
         self.positions.get(&id).copied()
     }
 
@@ -251,6 +265,18 @@ impl Pool {
         self.positions.clear();
         for (pos, d) in self.dests.iter().enumerate() {
             self.positions.insert(d.id, pos);
+        }
+        // A table indexed by identity when it stays small (a few entries per destination);
+        // an empty list keeps it empty, which `position` reads as "use the map".
+        self.dense.clear();
+        let max_id = self.dests.iter().map(|d| d.id.0 as usize).max();
+        if let Some(max_id) = max_id {
+            if max_id < 4 * self.dests.len() + 64 && self.dests.len() < NO_POS as usize {
+                self.dense.resize(max_id + 1, NO_POS);
+                for (pos, d) in self.dests.iter().enumerate() {
+                    self.dense[d.id.0 as usize] = pos as u32;
+                }
+            }
         }
     }
 }
