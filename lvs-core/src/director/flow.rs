@@ -515,7 +515,7 @@ impl Director {
     pub(super) fn find_service(&self, pkt: &FlowPacket) -> Option<u32> {
         let family = Family::of(&pkt.dst.ip());
         if pkt.fwmark != 0 {
-            if let Some(&i) = self.svc_index.get(&ServiceKey::Fwmark {
+            if let Some(i) = self.service_index(&ServiceKey::Fwmark {
                 mark: pkt.fwmark,
                 family,
             }) {
@@ -527,7 +527,7 @@ impl Director {
             addr: pkt.dst.ip(),
             port,
         };
-        if let Some(&i) = self.svc_index.get(&exact(pkt.dst.port())) {
+        if let Some(i) = self.service_index(&exact(pkt.dst.port())) {
             return Some(i);
         }
         // Without a helper module the kernel still sends TCP port 20 and unprivileged ports
@@ -537,11 +537,11 @@ impl Director {
             && pkt.protocol == Protocol::Tcp
             && (vport == FTP_DATA_PORT || vport >= UNPRIVILEGED_PORT_START)
         {
-            if let Some(&i) = self.svc_index.get(&exact(FTP_PORT)) {
+            if let Some(i) = self.service_index(&exact(FTP_PORT)) {
                 return Some(i);
             }
         }
-        self.svc_index.get(&exact(0)).copied()
+        self.service_index(&exact(0))
     }
 
     /// For a packet about to be scheduled: reads the out-index bucket and the slot its

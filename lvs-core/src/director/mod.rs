@@ -442,6 +442,9 @@ pub struct Director {
     services: Vec<Option<Service>>,
     svc_free: Vec<u32>,
     svc_index: HashMap<ServiceKey, u32>,
+    /// The entries of `svc_index`, in no particular order: `find_service` scans them while
+    /// there are few (cheaper than hashing the key).
+    svc_list: Vec<(ServiceKey, u32)>,
     /// Number of TCP services on port 21 (`ftpsvc_counter`).
     ftp_services: u32,
     dests: Vec<Option<Dest>>,
@@ -592,6 +595,7 @@ impl Director {
             services: Vec::new(),
             svc_free: Vec::new(),
             svc_index: HashMap::new(),
+            svc_list: Vec::new(),
             ftp_services: 0,
             dests: Vec::new(),
             dest_free: Vec::new(),
@@ -895,7 +899,10 @@ impl Director {
                 (self.services.len() - 1) as u32
             }
         };
-        self.svc_index.insert(cfg.key, i);
+        if self.svc_index.insert(cfg.key, i).is_some() {
+            self.svc_list.retain(|(k, _)| *k != cfg.key);
+        }
+        self.svc_list.push((cfg.key, i));
         if is_ftp(&cfg.key) {
             self.ftp_services += 1;
         }
@@ -909,6 +916,7 @@ impl Director {
         let Some(i) = self.svc_index.remove(key) else {
             return;
         };
+        self.svc_list.retain(|(k, _)| k != key);
         let ids: Vec<DestId> = self.services[i as usize]
             .as_ref()
             .map(|s| s.pool.dests().iter().map(|d| d.id).collect())
@@ -1090,6 +1098,23 @@ impl Director {
     fn on_expired(&mut self, e: &Expired) {
         if let Some((d, delta)) = e.unbind {
             self.apply_delta(d, DeltaKind::Unbind, delta);
+        }
+    }
+
+    /// The index of the service with that key: `svc_index`, or a scan of `svc_list` while it
+    /// is short.
+    #[inline]
+    pub(super) fn service_index(&self, key: &ServiceKey) -> Option<u32> {
+        /// Up to this many services a scan beats hashing the key.
+        const FEW_SERVICES: usize = 8;
+        debug_assert_eq!(self.svc_list.len(), self.svc_index.len());
+        if self.svc_list.len() <= FEW_SERVICES {
+            self.svc_list
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|&(_, i)| i)
+        } else {
+            self.svc_index.get(key).copied()
         }
     }
 
