@@ -233,10 +233,9 @@ impl Director {
     /// is the one `handle_packet_marked` gives. A `c` that does not describe the packet is a
     /// caller bug, asserted in debug builds; in release builds the packet path re-validates
     /// the structure of the header it rewrites against `c` (as [`transmit`] does for any
-    /// summary: the
-    /// `summary_of_another_packet` property test) and accesses `buf` only through checked
-    /// ranges, so the verdict may be wrong (a drop, "not ours", or a flow of the wrong key)
-    /// but nothing outside the packet changes.
+    /// summary: the `summary_of_another_packet` property test) and accesses `buf` only
+    /// through checked ranges, so the verdict may be wrong (a drop, "not ours", or a flow of
+    /// the wrong key) but nothing outside the packet changes.
     pub fn handle_classified(
         &mut self,
         now: Instant,
