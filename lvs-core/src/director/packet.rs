@@ -246,11 +246,7 @@ impl Director {
         fwmark: u32,
     ) -> PacketVerdict {
         let now = self.clamp(now);
-        debug_assert_eq!(
-            buf.get(headroom..).and_then(|p| classify(p).ok()).as_ref(),
-            Some(c),
-            "the classification does not describe the packet"
-        );
+        debug_assert_describes(buf, headroom, c);
         self.handle_parsed(now, buf, headroom, c, out, fwmark, None)
     }
 
@@ -323,11 +319,7 @@ impl Director {
         hint: &FlowHint,
     ) -> PacketVerdict {
         let now = self.clamp(now);
-        debug_assert_eq!(
-            buf.get(headroom..).and_then(|p| classify(p).ok()).as_ref(),
-            Some(c),
-            "the classification does not describe the packet"
-        );
+        debug_assert_describes(buf, headroom, c);
         let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
         self.handle_parsed(now, buf, headroom, c, out, fwmark, hint)
     }
@@ -738,4 +730,15 @@ fn icmp_checksum_ok(buf: &[u8], headroom: usize, c: &Classified) -> bool {
         Family::V6 => crate::wire::Icmpv6Packet::new_checked(msg)
             .is_ok_and(|p| p.verify_checksum(&c.src, &c.dst)),
     }
+}
+
+/// Debug builds: asserts that `c` is what [`classify`] returns for `buf[headroom..]` (the
+/// contract of the entry points that take a caller's classification).
+#[inline(always)]
+fn debug_assert_describes(buf: &[u8], headroom: usize, c: &Classified) {
+    debug_assert_eq!(
+        buf.get(headroom..).and_then(|p| classify(p).ok()).as_ref(),
+        Some(c),
+        "the classification does not describe the packet"
+    );
 }
