@@ -87,17 +87,7 @@ impl Director {
             match pkt.dir {
                 PacketDir::FromClient => {
                     let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    // `schedule`'s test of the packets it considers.
-                    let f = pkt.tcp_flags;
-                    let opens = pkt.protocol != Protocol::Tcp
-                        || (f & TcpInput::RST == 0
-                            && (f & TcpInput::SYN != 0 || self.sysctls.sloppy_tcp));
-                    let out = opens.then(|| {
-                        let v = (pkt.dst.ip(), pkt.dst.port());
-                        let c = (pkt.src.ip(), pkt.src.port());
-                        let o = OutKey::of_conn(pkt.protocol, false, c, v, v);
-                        (o, self.table.out_hash(&o))
-                    });
+                    let out = self.may_schedule(pkt).then(|| self.insert_out_key(pkt));
                     HintKind::In {
                         key,
                         hash: self.table.in_hash(&key),
@@ -557,12 +547,29 @@ impl Director {
             self.miss_out = known;
             return;
         }
-        let v = (pkt.dst.ip(), pkt.dst.port());
-        let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
-        let h = self.table.out_hash(&out);
+        let (out, h) = self.insert_out_key(pkt);
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();
         self.miss_out = Some((out, h));
+    }
+
+    /// The reply key (and its out-index hash) of the entry a connection scheduled for the
+    /// client packet `pkt` would get, for every method but NAT (whose real server is not
+    /// known yet): the key `read_ahead_insert` reads ahead and `flow_hint` carries.
+    #[inline]
+    fn insert_out_key(&self, pkt: &FlowPacket) -> (OutKey, u64) {
+        let v = (pkt.dst.ip(), pkt.dst.port());
+        let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
+        (out, self.table.out_hash(&out))
+    }
+
+    /// When to schedule (spec §6.2), as far as the packet's own flags tell: not a TCP RST,
+    /// and a TCP SYN unless `sloppy_tcp`; any other protocol.
+    #[inline]
+    fn may_schedule(&self, pkt: &FlowPacket) -> bool {
+        let f = pkt.tcp_flags;
+        pkt.protocol != Protocol::Tcp
+            || (f & TcpInput::RST == 0 && (f & TcpInput::SYN != 0 || self.sysctls.sloppy_tcp))
     }
 
     /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`.
@@ -573,11 +580,8 @@ impl Director {
         known_out: Option<(OutKey, u64)>,
     ) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
-        if pkt.protocol == Protocol::Tcp {
-            let f = pkt.tcp_flags;
-            if f & TcpInput::RST != 0 || (f & TcpInput::SYN == 0 && !self.sysctls.sloppy_tcp) {
-                return Err(FlowVerdict::NotOurs);
-            }
+        if !self.may_schedule(pkt) {
+            return Err(FlowVerdict::NotOurs);
         }
         let Some(svc) = self.find_service(pkt) else {
             return Err(FlowVerdict::NotOurs);

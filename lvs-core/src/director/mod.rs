@@ -860,7 +860,7 @@ impl Director {
                 }
             }
             Command::Zero(Some(key)) => {
-                if let Some(&i) = self.svc_index.get(key) {
+                if let Some(i) = self.service_index(key) {
                     if let Some(s) = self.services[i as usize].as_mut() {
                         s.stats.zero();
                         let ids: Vec<DestId> = s.pool.dests().iter().map(|d| d.id).collect();
@@ -876,7 +876,7 @@ impl Director {
     }
 
     fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
-        let i = *self.svc_index.get(key)?;
+        let i = self.service_index(key)?;
         self.services[i as usize].as_mut()
     }
 
@@ -932,12 +932,12 @@ impl Director {
     }
 
     fn find_dest(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> Option<DestId> {
-        let i = *self.svc_index.get(key)?;
+        let i = self.service_index(key)?;
         self.services[i as usize].as_ref()?.pool.find(addr, port)
     }
 
     fn add_dest(&mut self, now: Instant, key: &ServiceKey, cfg: &DestConfig) {
-        let Some(&svc) = self.svc_index.get(key) else {
+        let Some(svc) = self.service_index(key) else {
             return;
         };
         // `ip_vs_trash_get_dest`: the same address and port of the same service revives the
@@ -1140,9 +1140,8 @@ impl Director {
             // lblcr's set_max reads a deleted member's live counters.
             let (service, info) = (d.service, t.info.clone());
             if let Some(s) = self
-                .svc_index
-                .get(&service)
-                .and_then(|&i| self.services[i as usize].as_mut())
+                .service_index(&service)
+                .and_then(|i| self.services[i as usize].as_mut())
             {
                 s.pool.removed_counts_changed(&info);
             }
@@ -1274,24 +1273,29 @@ impl Director {
         let mut i = 0;
         while i < self.trash.len() {
             let id = self.trash[i];
-            let held = self.dests[id.0 as usize].as_ref().is_some_and(|d| {
-                self.svc_index
-                    .get(&d.service)
-                    .and_then(|&s| self.services[s as usize].as_ref())
-                    .is_some_and(|s| s.pool.holds(id))
-            });
-            let slot = &mut self.dests[id.0 as usize];
-            let Some(d) = slot.as_mut() else {
+            let Some(d) = self.dests[id.0 as usize].as_ref() else {
                 self.trash.swap_remove(i);
                 continue;
             };
-            let t = d.trash.as_mut().expect("trashed dest");
+            let t = d.trash.as_ref().expect("trashed dest");
             let refs =
                 t.info.activeconns as u64 + t.info.inactconns as u64 + t.info.persistconns as u64;
-            if refs > 0 || held {
+            // The cache scan (`Pool::holds`, linear in the lblc / lblcr cache) only for a
+            // server no connection references.
+            let held = refs > 0
+                || self
+                    .service_index(&d.service)
+                    .and_then(|s| self.services[s as usize].as_ref())
+                    .is_some_and(|s| s.pool.holds(id));
+            if held {
                 i += 1;
                 continue;
             }
+            let slot = &mut self.dests[id.0 as usize];
+            let t = slot
+                .as_mut()
+                .and_then(|d| d.trash.as_mut())
+                .expect("trashed dest");
             match t.idle_start {
                 Some(s) if now >= s + TRASH_PERIOD => {
                     *slot = None;
@@ -1320,7 +1324,7 @@ impl Director {
     pub fn snapshot(&self, _now: Instant) -> Snapshot {
         let mut snap = Snapshot::default();
         for (cfg, dcfgs) in self.rules.services() {
-            let Some(&i) = self.svc_index.get(&cfg.key) else {
+            let Some(i) = self.service_index(&cfg.key) else {
                 continue;
             };
             let Some(s) = self.services[i as usize].as_ref() else {
@@ -1354,7 +1358,7 @@ impl Director {
 
     /// The live state of one real server: counters and flags, if it is linked.
     pub fn dest_info(&self, key: &ServiceKey, addr: SocketAddr) -> Option<DestInfo> {
-        let i = *self.svc_index.get(key)?;
+        let i = self.service_index(key)?;
         let s = self.services[i as usize].as_ref()?;
         let id = s.pool.find(addr.ip(), addr.port())?;
         s.pool.get(id).cloned()
@@ -1394,7 +1398,7 @@ impl Director {
 
     /// The traffic counters of one linked real server since its last zeroing.
     pub fn dest_stats(&self, key: &ServiceKey, addr: SocketAddr) -> Option<&StatsCell> {
-        let i = *self.svc_index.get(key)?;
+        let i = self.service_index(key)?;
         let s = self.services[i as usize].as_ref()?;
         let id = s.pool.find(addr.ip(), addr.port())?;
         self.dests[id.0 as usize].as_ref().map(|d| &d.stats)
@@ -1402,7 +1406,7 @@ impl Director {
 
     /// The traffic counters of one service.
     pub fn service_stats(&self, key: &ServiceKey) -> Option<&StatsCell> {
-        let i = *self.svc_index.get(key)?;
+        let i = self.service_index(key)?;
         self.services[i as usize].as_ref().map(|s| &s.stats)
     }
 
