@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main};
 mod conn;
 mod director;
 mod keepalived;
+mod machine;
 mod pcap;
 mod restore;
 mod rules;
@@ -31,6 +32,7 @@ criterion_group!(
     xmit::benches,
     sync::benches,
     keepalived::benches,
-    pcap::benches
+    pcap::benches,
+    machine::benches
 );
 criterion_main!(benches);
