@@ -43,7 +43,7 @@
 
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::buckets::{self, Buckets};
+use crate::buckets;
 use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -300,10 +300,6 @@ pub struct Engine<'m> {
     svc_acc: Vec<SvcAcc>,
     srv_acc: Vec<SrvAcc>,
     series: Series,
-    /// Response times not in the histograms yet, by service and by real server (see
-    /// [`crate::buckets`]).
-    rt_svc: Vec<Buckets>,
-    rt_srv: Vec<Buckets>,
     sample_every: u64,
     log: Vec<(f64, String)>,
     events: u64,
@@ -431,8 +427,6 @@ impl<'m> Engine<'m> {
             svc_acc: (0..nsvc).map(|_| SvcAcc::new()).collect(),
             srv_acc: (0..nsrv).map(|_| SrvAcc::new()).collect(),
             series: Series::new(nsvc, nsrv),
-            rt_svc: (0..nsvc).map(|_| Buckets::default()).collect(),
-            rt_srv: (0..nsrv).map(|_| Buckets::default()).collect(),
             sample_every,
             log: Vec::new(),
             events: 0,
@@ -1657,10 +1651,12 @@ impl<'m> Engine<'m> {
     #[inline]
     fn record(&mut self, svc: u16, srv: u16, rt: u64) {
         let i = buckets::index(rt.max(1));
-        self.rt_svc[svc as usize].add(i);
-        self.svc_acc[svc as usize].sum += rt as u128;
-        self.rt_srv[srv as usize].add(i);
-        self.srv_acc[srv as usize].sum += rt as u128;
+        let a = &mut self.svc_acc[svc as usize];
+        a.rt.add(i);
+        a.sum += rt as u128;
+        let a = &mut self.srv_acc[srv as usize];
+        a.rt.add(i);
+        a.sum += rt as u128;
         self.series.record_index(svc as usize, i);
     }
 
@@ -1693,13 +1689,7 @@ impl<'m> Engine<'m> {
         self.series.sample(self.t(), dt, counts);
     }
 
-    fn finish(mut self) -> RunResult {
-        for (b, a) in self.rt_svc.iter_mut().zip(&mut self.svc_acc) {
-            b.drain_into(&mut a.hist);
-        }
-        for (b, a) in self.rt_srv.iter_mut().zip(&mut self.srv_acc) {
-            b.drain_into(&mut a.hist);
-        }
+    fn finish(self) -> RunResult {
         let measured = (self.end - self.warm) as f64 / 1e9;
         crate::results::finish(
             self.m,
