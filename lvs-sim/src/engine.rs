@@ -307,6 +307,8 @@ pub struct Engine<'m> {
     conns_total: u64,
     in_flight: u64,
     peak_in_flight: u64,
+    /// A client port was used a second time (see [`Engine::clients_unique`]).
+    ports_reused: bool,
 }
 
 fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacket {
@@ -434,6 +436,7 @@ impl<'m> Engine<'m> {
             conns_total: 0,
             in_flight: 0,
             peak_in_flight: 0,
+            ports_reused: false,
         }
     }
 
@@ -844,8 +847,22 @@ impl<'m> Engine<'m> {
     fn take_port(&mut self, s: usize, slot: usize) -> u16 {
         let p = &mut self.arr[s].next_port[slot];
         let port = *p + 1024;
-        *p = if port == u16::MAX { 0 } else { *p + 1 };
+        if port == u16::MAX {
+            *p = 0;
+            self.ports_reused = true;
+        } else {
+            *p += 1;
+        }
         port
+    }
+
+    /// Whether no two connections so far have had the same client address and port: one
+    /// service's clients, each of its ports used once (a client address has one port slot,
+    /// see [`Engine::trace_index`] for a trace's). Then no two entries of the director share
+    /// a reply key (the templates of persistence have client port 0).
+    #[inline]
+    fn clients_unique(&self) -> bool {
+        self.arr.len() == 1 && !self.ports_reused
     }
 
     /// Draws the next [`DRAW_AHEAD`] arrivals of service `s` (fewer if its process ends),
@@ -1059,12 +1076,26 @@ impl<'m> Engine<'m> {
             let h = self.director.flow_hint(&synack);
             // The server's packets find their entry by its reply key, which another
             // connection may share (two services' clients with the same address and port on
-            // one real server): only skip a SYN-ACK that would reach this connection.
-            let own =
+            // one real server, or a client's port used again): only skip a SYN-ACK that would
+            // reach this connection. The entry's reply key is `dest`, `client` (the verdict
+            // names the entry's real server), so it is this connection's when no other
+            // connection had this client address and port.
+            let own = if id.is_some() && self.clients_unique() {
+                debug_assert_eq!(
+                    self.director.table().lookup_out(&OutKey::of_reply(
+                        Protocol::Tcp,
+                        dest,
+                        client
+                    )),
+                    id
+                );
+                true
+            } else {
                 self.director
                     .table()
                     .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
-                    == id;
+                    == id
+            };
             if !own || self.changes_state(id, Direction::Output, SYN | ACK) {
                 self.flow_hinted(synack, &h);
             } else {
