@@ -249,8 +249,11 @@ struct ArrState {
     /// the service's arrival stream between two arrivals (a fixed number of requests per
     /// connection; the geometric count draws from it at each arrival).
     batch: bool,
-    /// Drawn ahead, for the pending arrival and those after it.
-    ahead: VecDeque<Drawn>,
+    /// Drawn ahead: the pending arrival at `ahead_at`, those after it next. The arrival
+    /// reads its entry in place (a hint is large to copy).
+    ahead: Vec<Drawn>,
+    /// The index in `ahead` of the pending arrival (`ahead.len()` when none is drawn).
+    ahead_at: usize,
     /// The time (ns) of the first arrival not drawn ahead yet; `None` once the process ended.
     ahead_from: Option<u64>,
 }
@@ -413,7 +416,8 @@ impl<'m> Engine<'m> {
                     trace_i: 0,
                     next_port: vec![0; w.clients.count as usize],
                     batch: matches!(w.requests, Requests::Fixed { .. }),
-                    ahead: VecDeque::with_capacity(DRAW_AHEAD),
+                    ahead: Vec::with_capacity(DRAW_AHEAD),
+                    ahead_at: 0,
                     ahead_from: None,
                 })
                 .collect(),
@@ -890,12 +894,14 @@ impl<'m> Engine<'m> {
             core::hint::black_box(ports.get(slot).copied());
         }
         let vip = self.m.workloads[s].vip;
+        self.arr[s].ahead.clear();
+        self.arr[s].ahead_at = 0;
         for &(ip, slot, next) in &slots[..n] {
             let client = SocketAddr::new(ip, self.take_port(s, slot));
             let hint = self
                 .director
                 .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
-            self.arr[s].ahead.push_back(Drawn { client, hint, next });
+            self.arr[s].ahead.push(Drawn { client, hint, next });
         }
         for d in &self.arr[s].ahead {
             self.director.prefetch(&d.hint);
@@ -1002,18 +1008,15 @@ impl<'m> Engine<'m> {
     fn arrival(&mut self, s: u16) {
         let si = s as usize;
         let vip = self.m.workloads[si].vip;
-        let (client, hint) = if self.arr[si].batch {
-            if self.arr[si].ahead.is_empty() {
+        if self.arr[si].batch {
+            let st = &self.arr[si];
+            if st.ahead_at == st.ahead.len() {
                 self.draw_ahead(si);
             }
-            let d = self.arr[si]
-                .ahead
-                .pop_front()
-                .expect("the pending arrival was drawn");
-            if let Some(t) = d.next {
+            let st = &self.arr[si];
+            if let Some(t) = st.ahead[st.ahead_at].next {
                 self.push_arrival(s, t);
             }
-            (d.client, d.hint)
         } else {
             let (ip, slot) = self.draw_client(si);
             let client = SocketAddr::new(ip, self.take_port(si, slot));
@@ -1021,18 +1024,38 @@ impl<'m> Engine<'m> {
                 .director
                 .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
             self.director.prefetch(&hint);
+            let st = &mut self.arr[si];
+            st.ahead.clear();
+            st.ahead.push(Drawn {
+                client,
+                hint,
+                next: None,
+            });
+            st.ahead_at = 0;
             let from = self.t();
             if let Some(t) = self.next_arrival(si, from) {
                 self.push_arrival(s, t);
             }
-            (client, hint)
-        };
+        }
+        // The arrival's client and hint, read in place.
+        let at = self.arr[si].ahead_at;
+        self.arr[si].ahead_at = at + 1;
+        let client = self.arr[si].ahead[at].client;
         self.conns_total += 1;
         let measured = self.now >= self.warm;
         if measured {
             self.svc_acc[si].attempted += 1;
         }
-        let v = self.flow_hinted(tcp(SYN, PacketDir::FromClient, client, vip), &hint);
+        self.packets += 1;
+        let v = self.director.handle_flow_hinted(
+            Instant::from_nanos(self.now),
+            &tcp(SYN, PacketDir::FromClient, client, vip),
+            &self.arr[si].ahead[at].hint,
+        );
+        self.after_packet();
+        if self.backup.is_some() {
+            self.sync_drain(self.now);
+        }
         let (dest, nat, id) = match v {
             FlowVerdict::Forward {
                 dest, method, conn, ..
@@ -1131,7 +1154,7 @@ impl<'m> Engine<'m> {
                 nat,
                 live: true,
             },
-            hint.without_insert(),
+            self.arr[si].ahead[at].hint.without_insert(),
             reply,
         );
         // The handshake's ACK carries the first request.
@@ -1180,21 +1203,33 @@ impl<'m> Engine<'m> {
         if now <= st.last {
             return;
         }
-        let n = st.in_system(sm.discipline) as f64;
-        let busy = match sm.discipline {
-            Discipline::Fifo => st.busy as f64,
-            Discipline::Ps => n.min(sm.workers as f64),
-        };
+        let n = st.in_system(sm.discipline);
         let up = st.up;
         let dt_all = (now - st.last) as f64 / 1e9;
-        let from = st.last.max(self.warm);
-        let dt_meas = if now > from {
-            (now - from) as f64 / 1e9
+        // The same as below for `st.last >= warm`, without a second division.
+        let dt_meas = if st.last >= self.warm {
+            dt_all
+        } else if now > self.warm {
+            (now - self.warm) as f64 / 1e9
         } else {
             0.0
         };
         st.last = now;
         let a = &mut self.srv_acc[i];
+        if n == 0 {
+            // Nothing in the server, nobody busy: every area but up time would add +0.0,
+            // which leaves it as it is (the areas are never -0.0: they start at +0.0 and only
+            // non-negative amounts are added).
+            if up {
+                a.up_time += dt_meas;
+            }
+            return;
+        }
+        let busy = match sm.discipline {
+            Discipline::Fifo => st.busy as f64,
+            Discipline::Ps => (n as f64).min(sm.workers as f64),
+        };
+        let n = n as f64;
         a.busy_area += busy * dt_meas;
         a.n_area += n * dt_meas;
         if up {
