@@ -80,7 +80,7 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Queues `ev` at time `t`, after every event already queued at `t`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, t: u64, ev: E) {
         let e = self.entry(t, ev);
         let mut i = self.heap.len();
