@@ -84,9 +84,11 @@ pub fn ns(s: f64) -> u64 {
         return CAP;
     }
     // `f64::round` without its library call: the truncation is exact below 2^63 (at and
-    // above 2^52 every double is an integer), so `x - whole` is the exact fraction.
-    let whole = x as i64 as u64;
-    whole + (x - whole as f64 >= 0.5) as u64
+    // above 2^52 every double is an integer), so `x - whole` is the exact fraction. In
+    // `i64` (`x` is in (0, 2^63)) the conversions are single instructions, where `u64`'s
+    // take several.
+    let whole = x as i64;
+    (whole + (x - whole as f64 >= 0.5) as i64) as u64
 }
 
 /// SplitMix64 finaliser: independent seeds for the random streams.
