@@ -137,12 +137,14 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         if let Some(f) = self.first_lane {
-            if let Some(l) = self.lanes[f] {
-                if self.heap.first().is_none_or(|h| l.before(h)) {
-                    self.lanes[f] = None;
-                    self.first_lane = self.find_first_lane();
-                    return Some((l.t, l.ev));
-                }
+            let lane = &mut self.lanes[f];
+            if lane
+                .as_ref()
+                .is_some_and(|l| self.heap.first().is_none_or(|h| l.before(h)))
+            {
+                let l = lane.take()?;
+                self.first_lane = self.find_first_lane();
+                return Some((l.t, l.ev));
             }
         }
         self.pop_heap()
