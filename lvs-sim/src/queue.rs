@@ -143,7 +143,12 @@ impl<E: Copy> EventQueue<E> {
                 .is_some_and(|l| self.heap.first().is_none_or(|h| l.before(h)))
             {
                 let l = lane.take()?;
-                self.first_lane = self.find_first_lane();
+                // One lane (one service): it was the only one with an event.
+                self.first_lane = if self.lanes.len() == 1 {
+                    None
+                } else {
+                    self.find_first_lane()
+                };
                 return Some((l.t, l.ev));
             }
         }
