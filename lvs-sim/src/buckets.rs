@@ -1,15 +1,16 @@
 //! Response-time counts in the buckets of the engine's HdrHistograms ([`crate::engine::new_hist`]:
-//! lowest value 1, 3 significant digits), kept as a plain array during a run and added to the
-//! histograms at its end, or read directly (a time-series interval's percentiles).
+//! lowest value 1, 3 significant digits), kept as a plain array and read directly: a run's
+//! percentiles and maximum per service and real server, and a time-series interval's.
 //!
-//! One response goes to three histograms (its service, its real server and the service's
+//! One response goes to three counts (its service, its real server and the service's
 //! time-series interval). `Histogram::record` finds the bucket, checks the range and updates
 //! the total, minimum and maximum each time; here the bucket is found once and each record is
-//! one increment. Adding the counts later with `record_n` of each bucket's lowest value gives
-//! the histogram the same counts, total and maximum bucket (`max` reports the highest value
-//! equivalent to the largest one recorded), so every percentile and maximum read from it is
-//! the same as with one `record` per response.
+//! one increment. The percentiles and maximum read from the counts are the histogram's: the
+//! highest value equivalent to the bucket where the running count reaches the quantile's
+//! rank, and to the largest bucket counted (the tests compare them with a histogram that
+//! records every value, and with one that gets the counts by `record_n`).
 
+#[cfg(test)]
 use hdrhistogram::Histogram;
 
 /// log2 of half the sub-buckets per bucket: 3 significant digits need 2 000 sub-buckets,
@@ -46,10 +47,17 @@ fn highest(i: usize) -> u64 {
     value(i) + ((1u64 << bucket) - 1)
 }
 
-/// Counts by bucket index, added to a histogram by [`Buckets::drain_into`].
+/// log2 of the indices per block of [`Buckets::blocks`].
+const BLOCK_SHIFT: u32 = 6;
+
+/// Counts by bucket index.
 #[derive(Debug, Default)]
 pub(crate) struct Buckets {
     counts: Vec<u64>,
+    /// The sums of `counts` by blocks of `1 << BLOCK_SHIFT` indices: a percentile is found by
+    /// a scan of the blocks, then of one block's counts, rather than of every count up to it
+    /// (a few thousand buckets hold a run's response times).
+    blocks: Vec<u64>,
 }
 
 impl Buckets {
@@ -57,45 +65,83 @@ impl Buckets {
     #[inline]
     pub(crate) fn add(&mut self, i: usize) {
         match self.counts.get_mut(i) {
-            Some(c) => *c += 1,
+            Some(c) => {
+                *c += 1;
+                self.blocks[i >> BLOCK_SHIFT] += 1;
+            }
             None => self.grow(i),
         }
     }
 
     #[cold]
     fn grow(&mut self, i: usize) {
-        // Up to the end of `i`'s bucket, as the histogram itself grows.
+        // Up to the end of `i`'s bucket, as the histogram itself grows (a whole number of
+        // blocks: a bucket holds 2^HALF_MAG indices).
         let end = (i | ((1 << HALF_MAG) - 1)) + 1;
         self.counts.resize(end, 0);
+        self.blocks.resize(end >> BLOCK_SHIFT, 0);
         self.counts[i] += 1;
+        self.blocks[i >> BLOCK_SHIFT] += 1;
     }
 
     /// How many were counted.
     pub(crate) fn len(&self) -> u64 {
-        self.counts.iter().sum()
+        self.blocks.iter().sum()
     }
 
-    /// `Histogram::value_at_quantile` of the histogram these counts would make, for `len`
-    /// counts (at least one) and `q` in (0, 1]: the highest value equivalent to the bucket
-    /// where the running count reaches `ceil(q * len)`.
-    pub(crate) fn value_at_quantile(&self, q: f64, len: u64) -> u64 {
-        let target = ((q.min(1.0) * len as f64).ceil() as u64).max(1);
-        let mut run = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            run += c;
-            if run >= target {
-                return highest(i);
+    /// `Histogram::value_at_quantile` of each of `qs` (ascending, each in (0, 1]) for the
+    /// histogram these counts would make, for `len` counts (at least one): the highest value
+    /// equivalent to the first bucket where the running count reaches `ceil(q * len)`.
+    pub(crate) fn values_at_quantiles<const N: usize>(&self, qs: [f64; N], len: u64) -> [u64; N] {
+        debug_assert!(
+            qs.windows(2).all(|w| w[0] <= w[1]),
+            "quantiles in ascending order"
+        );
+        let mut out = [0; N];
+        // Counted before block `b`.
+        let (mut b, mut before) = (0, 0u64);
+        for (k, q) in qs.into_iter().enumerate() {
+            let target = ((q.min(1.0) * len as f64).ceil() as u64).max(1);
+            while b < self.blocks.len() && before + self.blocks[b] < target {
+                before += self.blocks[b];
+                b += 1;
+            }
+            let Some(block) = self.counts.chunks(1 << BLOCK_SHIFT).nth(b) else {
+                break; // more than were counted
+            };
+            let mut run = before;
+            for (j, &c) in block.iter().enumerate() {
+                run += c;
+                if run >= target {
+                    out[k] = highest((b << BLOCK_SHIFT) + j);
+                    break;
+                }
             }
         }
-        0
+        out
+    }
+
+    /// `Histogram::max` of the histogram these counts would make: the highest value
+    /// equivalent to the largest one counted (0 without counts).
+    pub(crate) fn max(&self) -> u64 {
+        let Some(b) = self.blocks.iter().rposition(|&c| c != 0) else {
+            return 0;
+        };
+        let block = &self.counts[b << BLOCK_SHIFT..(b + 1) << BLOCK_SHIFT];
+        block
+            .iter()
+            .rposition(|&c| c != 0)
+            .map_or(0, |j| highest((b << BLOCK_SHIFT) + j))
     }
 
     /// Empties the counts.
     pub(crate) fn clear(&mut self) {
         self.counts.fill(0);
+        self.blocks.fill(0);
     }
 
     /// Adds the counts to `h` (one `record_n` per non-empty bucket) and empties them.
+    #[cfg(test)]
     pub(crate) fn drain_into(&mut self, h: &mut Histogram<u64>) {
         for (i, c) in self.counts.iter_mut().enumerate() {
             if *c != 0 {
@@ -103,6 +149,7 @@ impl Buckets {
                 *c = 0;
             }
         }
+        self.blocks.fill(0);
     }
 }
 
@@ -153,6 +200,7 @@ mod tests {
             let mut got = new_hist();
             let mut copy = Buckets {
                 counts: b.counts.clone(),
+                blocks: b.blocks.clone(),
             };
             copy.drain_into(&mut got);
             assert_eq!(got.len(), want.len());
@@ -163,8 +211,17 @@ mod tests {
             assert!(got.iter_recorded().eq(want.iter_recorded()));
             assert_eq!(b.len(), want.len());
             for q in [1e-9, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
-                assert_eq!(b.value_at_quantile(q, b.len()), want.value_at_quantile(q));
+                assert_eq!(
+                    b.values_at_quantiles([q], b.len()),
+                    [want.value_at_quantile(q)]
+                );
             }
+            let qs = [1e-9, 0.1, 0.5, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0];
+            assert_eq!(
+                b.values_at_quantiles(qs, b.len()),
+                qs.map(|q| want.value_at_quantile(q))
+            );
+            assert_eq!(b.max(), want.max());
             // Emptied.
             let mut again = new_hist();
             copy.drain_into(&mut again);

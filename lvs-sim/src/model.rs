@@ -119,7 +119,7 @@ impl Sampler {
     }
 
     /// Draws one value.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, rng: &mut impl rand_core::RngCore) -> f64 {
         match self {
             Sampler::Const(v) => *v,

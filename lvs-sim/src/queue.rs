@@ -80,7 +80,7 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Queues `ev` at time `t`, after every event already queued at `t`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, t: u64, ev: E) {
         let e = self.entry(t, ev);
         let mut i = self.heap.len();
@@ -137,12 +137,19 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         if let Some(f) = self.first_lane {
-            if let Some(l) = self.lanes[f] {
-                if self.heap.first().is_none_or(|h| l.before(h)) {
-                    self.lanes[f] = None;
-                    self.first_lane = self.find_first_lane();
-                    return Some((l.t, l.ev));
-                }
+            let lane = &mut self.lanes[f];
+            if lane
+                .as_ref()
+                .is_some_and(|l| self.heap.first().is_none_or(|h| l.before(h)))
+            {
+                let l = lane.take()?;
+                // One lane (one service): it was the only one with an event.
+                self.first_lane = if self.lanes.len() == 1 {
+                    None
+                } else {
+                    self.find_first_lane()
+                };
+                return Some((l.t, l.ev));
             }
         }
         self.pop_heap()

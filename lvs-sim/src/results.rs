@@ -3,11 +3,9 @@
 
 use std::fmt::Write as _;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::buckets::{self, Buckets};
-use crate::engine::new_hist;
 use crate::model::Model;
 
 /// Why a connection failed.
@@ -75,8 +73,8 @@ pub struct SvcAcc {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: [u64; REASONS],
-    /// Response times (ns).
-    pub hist: Histogram<u64>,
+    /// Response times (ns), in the buckets of an HdrHistogram (see [`crate::engine::new_hist`]).
+    pub(crate) rt: Buckets,
     /// Sum of response times (ns).
     pub sum: u128,
 }
@@ -88,14 +86,14 @@ impl SvcAcc {
             attempted: 0,
             completed: 0,
             failed: [0; REASONS],
-            hist: new_hist(),
+            rt: Buckets::default(),
             sum: 0,
         }
     }
     /// Records one response time.
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        let _ = self.hist.record(ns.max(1));
+        self.rt.add(buckets::index(ns.max(1)));
         self.sum += ns as u128;
     }
 }
@@ -115,8 +113,8 @@ pub struct SrvAcc {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: [u64; REASONS],
-    /// Response times (ns).
-    pub hist: Histogram<u64>,
+    /// Response times (ns), in the buckets of an HdrHistogram (see [`crate::engine::new_hist`]).
+    pub(crate) rt: Buckets,
     /// Sum of response times.
     pub sum: u128,
     /// ∫ busy workers dt (measured period).
@@ -138,7 +136,7 @@ impl SrvAcc {
             connections: 0,
             completed: 0,
             failed: [0; REASONS],
-            hist: new_hist(),
+            rt: Buckets::default(),
             sum: 0,
             busy_area: 0.0,
             n_area: 0.0,
@@ -150,7 +148,7 @@ impl SrvAcc {
     /// Records one response time.
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        let _ = self.hist.record(ns.max(1));
+        self.rt.add(buckets::index(ns.max(1)));
         self.sum += ns as u128;
     }
 }
@@ -243,18 +241,17 @@ impl Series {
             .zip(self.fails.iter_mut())
             .map(|(h, f)| {
                 let n = h.len();
-                let q = |x: f64| {
-                    if n == 0 {
-                        0.0
-                    } else {
-                        h.value_at_quantile(x, n) as f64 / 1e6
-                    }
+                let [p50, p95, p99] = if n == 0 {
+                    [0.0; 3]
+                } else {
+                    h.values_at_quantiles([0.5, 0.95, 0.99], n)
+                        .map(|v| v as f64 / 1e6)
                 };
                 let s = SvcSample {
                     rate: n as f64 / dt,
-                    p50: q(0.5),
-                    p95: q(0.95),
-                    p99: q(0.99),
+                    p50,
+                    p95,
+                    p99,
                     failures: *f,
                 };
                 h.clear();
@@ -300,19 +297,24 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>, sum: u128) -> Latency {
-        if h.is_empty() {
+    /// The statistics of the response times counted in `b` (the histogram's percentiles and
+    /// maximum, read from its buckets), whose sum is `sum`.
+    fn of(b: &Buckets, sum: u128) -> Latency {
+        let n = b.len();
+        if n == 0 {
             return Latency::default();
         }
-        let q = |x| h.value_at_quantile(x) as f64 / 1e6;
+        let [p50, p95, p99, p999] = b
+            .values_at_quantiles([0.5, 0.95, 0.99, 0.999], n)
+            .map(|v| v as f64 / 1e6);
         Latency {
-            count: h.len(),
-            mean: sum as f64 / h.len() as f64 / 1e6,
-            p50: q(0.5),
-            p95: q(0.95),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: h.max() as f64 / 1e6,
+            count: n,
+            mean: sum as f64 / n as f64 / 1e6,
+            p50,
+            p95,
+            p99,
+            p999,
+            max: b.max() as f64 / 1e6,
         }
     }
 }
@@ -479,8 +481,8 @@ pub(crate) fn finish(
                 connections: a.attempted,
                 completed: a.completed,
                 failed: Failures::of(&a.failed),
-                throughput: a.hist.len() as f64 / measured,
-                latency: Latency::of(&a.hist, a.sum),
+                throughput: a.rt.len() as f64 / measured,
+                latency: Latency::of(&a.rt, a.sum),
                 availability: if a.completed + nf == 0 {
                     1.0
                 } else {
@@ -497,8 +499,8 @@ pub(crate) fn finish(
             connections: a.connections,
             completed: a.completed,
             failed: Failures::of(&a.failed),
-            throughput: a.hist.len() as f64 / measured,
-            latency: Latency::of(&a.hist, a.sum),
+            throughput: a.rt.len() as f64 / measured,
+            latency: Latency::of(&a.rt, a.sum),
             utilisation: a.busy_area / (measured * s.workers as f64),
             mean_queue: a.n_area / measured,
             availability: a.up_time / measured,
