@@ -1129,6 +1129,22 @@ impl ConnTable {
         known: Option<(InKey, u64)>,
         known_out: Option<(OutKey, u64)>,
     ) -> Result<Inserted, InsertError> {
+        let mut evicted = None;
+        let (id, bind) = self.insert_lean(now, &new, known, known_out, &mut evicted)?;
+        Ok(Inserted { id, bind, evicted })
+    }
+
+    /// [`ConnTable::insert_hashed`] returning the new entry and its bind delta, with an
+    /// evicted entry (rare) written to `evicted`: an [`Inserted`] carries a whole decoded
+    /// [`Expired`] that a new flow's packet would otherwise copy on every insert.
+    pub(crate) fn insert_lean(
+        &mut self,
+        now: Instant,
+        new: &NewConn,
+        known: Option<(InKey, u64)>,
+        known_out: Option<(OutKey, u64)>,
+        evicted: &mut Option<Expired>,
+    ) -> Result<(ConnId, Option<(DestId, DestDelta)>), InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
             return Err(InsertError::OnePacket);
@@ -1201,11 +1217,10 @@ impl ConnTable {
             // An empty wheel can start at the present: no hopping from the clock's origin.
             self.cursor = self.cursor.max(self.tick_of(now));
         }
-        let mut evicted = None;
         if self.len >= self.capacity {
             match self.find_evictable(new.control) {
                 Some(victim) => {
-                    evicted = Some(self.free(victim, ExpireReason::Evicted));
+                    *evicted = Some(self.free(victim, ExpireReason::Evicted));
                     self.stats.evicted += 1;
                 }
                 None => {
@@ -1296,11 +1311,7 @@ impl ConnTable {
         }
         self.len += 1;
         self.stats.inserted += 1;
-        Ok(Inserted {
-            id: ConnId(slot),
-            bind: new.dest.map(|d| (d, DestDelta::bind(flags))),
-            evicted,
-        })
+        Ok((ConnId(slot), new.dest.map(|d| (d, DestDelta::bind(flags)))))
     }
 
     fn is_live_template(&self, slot: u32) -> bool {

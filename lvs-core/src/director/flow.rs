@@ -752,14 +752,26 @@ impl Director {
 
     /// Applies the bind delta of an insert and treats an evicted entry as expired.
     pub(super) fn after_insert(&mut self, now: Instant, ins: &crate::conn::Inserted) {
+        self.after_insert_parts(now, ins.id, ins.bind, ins.evicted.as_ref());
+    }
+
+    /// [`Director::after_insert`] for the parts of an insert (see `ConnTable::insert_lean`).
+    #[inline]
+    fn after_insert_parts(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        bind: Option<(DestId, DestDelta)>,
+        evicted: Option<&crate::conn::Expired>,
+    ) {
         // `ip_vs_conn_new`: `old_state` 0, `sync_endtime` now (only kept once sync is used).
-        if self.sync_master.is_some() || (ins.id.index() as usize) < self.sync_slots.len() {
-            *super::sync::slot(&mut self.sync_slots, ins.id) = super::sync::MasterSlot::fresh(now);
+        if self.sync_master.is_some() || (id.index() as usize) < self.sync_slots.len() {
+            *super::sync::slot(&mut self.sync_slots, id) = super::sync::MasterSlot::fresh(now);
         }
-        if let Some(e) = &ins.evicted {
+        if let Some(e) = evicted {
             self.on_expired(e);
         }
-        if let Some((d, delta)) = ins.bind {
+        if let Some((d, delta)) = bind {
             self.apply_delta(d, DeltaKind::Bind, delta);
         }
     }
@@ -786,9 +798,10 @@ impl Director {
             self.counters.scheduled += 1;
             return Ok(None);
         }
-        let ins = self.table.insert_hashed(
+        let mut evicted = None;
+        let ins = self.table.insert_lean(
             now,
-            NewConn {
+            &NewConn {
                 protocol: pkt.protocol,
                 caddr: pkt.src.ip(),
                 cport: pkt.src.port(),
@@ -805,12 +818,13 @@ impl Director {
             // Used only if it is this connection's key (the table checks).
             self.miss_hash.take(),
             self.miss_out.take(),
+            &mut evicted,
         );
         match ins {
-            Ok(ins) => {
-                self.after_insert(now, &ins);
+            Ok((id, bind)) => {
+                self.after_insert_parts(now, id, bind, evicted.as_ref());
                 self.counters.scheduled += 1;
-                Ok(Some(ins.id))
+                Ok(Some(id))
             }
             Err(InsertError::Full) => Err(FlowVerdict::Drop(DropReason::TableFull)),
             // A conn with this key exists but could not be reused (it controls others): the
