@@ -215,7 +215,9 @@ impl Director {
         pkt: &FlowPacket,
         hint: Option<&HintKind>,
     ) -> (FlowVerdict, Option<DestId>) {
-        debug_assert!(!self.defer_refresh && self.pending_refresh.is_none());
+        debug_assert!(
+            !self.defer_refresh && self.pending_refresh.is_none() && self.pending_bind.is_none()
+        );
         let r = self.flow_in_dest_deferred(now, pkt, hint);
         if self.defer_refresh {
             self.end_deferral();
@@ -822,7 +824,9 @@ impl Director {
         );
         match ins {
             Ok((id, bind)) => {
-                self.after_insert_parts(now, id, bind, evicted.as_ref());
+                // The bind waits for this packet's state change (see `pending_bind`).
+                self.after_insert_parts(now, id, None, evicted.as_ref());
+                self.pending_bind = bind;
                 self.counters.scheduled += 1;
                 Ok(Some(id))
             }
