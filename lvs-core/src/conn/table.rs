@@ -236,18 +236,24 @@ impl Ad {
 #[inline(always)]
 fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
     if let (Ad::V4(x), Ad::V4(y)) = (a, b) {
-        // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte
-        // message, one compression fewer than two whole words. Its length (and the family
-        // bits of the other encoding) keep it apart from the longer encoding of any key
-        // with IPv6. Inlined: a handful of register operations, no call.
-        let mut s = Sip13::new(key);
-        s.word((x as u64) << 32 | y as u64);
-        return s.finish_with_tail(
-            proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
-            6,
-        );
+        return hash_v4(key, proto, kind, x, pa, y, pb);
     }
     hash_wide(key, proto, kind, a, pa, b, pb)
+}
+
+/// [`hash_tuple`] of a key with two IPv4 addresses.
+#[inline(always)]
+fn hash_v4(key: &HashKey, proto: Protocol, kind: u64, x: u32, pa: u16, y: u32, pb: u16) -> u64 {
+    // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte message,
+    // one compression fewer than two whole words. Its length (and the family bits of the
+    // other encoding) keep it apart from the longer encoding of any key with IPv6. Inlined:
+    // a handful of register operations, no call.
+    let mut s = Sip13::new(key);
+    s.word((x as u64) << 32 | y as u64);
+    s.finish_with_tail(
+        proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
+        6,
+    )
 }
 
 /// [`hash_tuple`] of a key with an IPv6 address: whole words, family bits in the first.
@@ -1693,6 +1699,65 @@ impl ConnTable {
             return (self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..*k }), hash);
         }
         (None, hash)
+    }
+
+    /// [`ConnTable::lookup_in_prehashed`] for a key whose two addresses are IPv4 (client
+    /// `c`, virtual address `v`, as integers): the same answer and hash, without converting
+    /// addresses back and forth between their general and hash forms on the per-packet path.
+    #[inline]
+    pub(crate) fn lookup_in_v4(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+        known: Option<u64>,
+    ) -> (Option<ConnId>, Option<u64>) {
+        let key = || InKey {
+            protocol,
+            caddr: IpAddr::V4(c.into()),
+            cport,
+            vaddr: IpAddr::V4(v.into()),
+            vport,
+        };
+        if cport == 0 {
+            return self.lookup_in_prehashed(&key(), known);
+        }
+        let h = known
+            .unwrap_or_else(|| hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport));
+        debug_assert_eq!(
+            h,
+            hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
+        );
+        let found = self.in_idx.find(h, |s| {
+            let e = self.store.e(s);
+            if e.cport != cport
+                || e.vport != vport
+                || e.protocol() != protocol
+                || e.in_kind() != Some(KIND_CONN)
+            {
+                return false;
+            }
+            if e.bits & B_WIDE == 0 {
+                e.caddr == c && e.vaddr == v
+            } else {
+                // A mixed-family entry (IPv6 real server) keeps IPv4 client and virtual
+                // addresses in the side slab.
+                let (ec, ev, _) = self.store.addrs(s);
+                ec == Ad::V4(c) && ev == Ad::V4(v)
+            }
+        });
+        if let Some(s) = found {
+            return (Some(ConnId(s)), Some(h));
+        }
+        if self.no_cport > 0 {
+            return (
+                self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..key() }),
+                Some(h),
+            );
+        }
+        (None, Some(h))
     }
 
     /// The persistence template with this key (`ip_vs_ct_in_get`). Neutralised templates

@@ -244,7 +244,17 @@ impl Director {
             Some(HintKind::In { key: k, hash, out }) if *k == key => (*hash, *out),
             _ => (None, None),
         };
-        let (mut cp, hash) = self.table.lookup_in_prehashed(&key, known);
+        let (mut cp, hash) = match (pkt.src, pkt.dst) {
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.lookup_in_v4(
+                pkt.protocol,
+                c.ip().to_bits(),
+                c.port(),
+                v.ip().to_bits(),
+                v.port(),
+                known,
+            ),
+            _ => self.table.lookup_in_prehashed(&key, known),
+        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
