@@ -309,6 +309,25 @@ impl InKey {
             vport: vip.port(),
         }
     }
+
+    /// Whether this is [`InKey::of_flow`] of the same packet (compared field by field,
+    /// without building that key).
+    ///
+    /// ```
+    /// use lvs_core::conn::InKey;
+    /// use lvs_core::Protocol;
+    /// let (c, v) = ("192.0.2.7:40000".parse().unwrap(), "10.0.0.1:80".parse().unwrap());
+    /// assert!(InKey::of_flow(Protocol::Tcp, c, v).is_of_flow(Protocol::Tcp, c, v));
+    /// assert!(!InKey::of_flow(Protocol::Tcp, c, v).is_of_flow(Protocol::Udp, c, v));
+    /// ```
+    #[inline]
+    pub fn is_of_flow(&self, protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> bool {
+        self.protocol == protocol
+            && self.cport == client.port()
+            && self.vport == vip.port()
+            && self.caddr == client.ip()
+            && self.vaddr == vip.ip()
+    }
 }
 
 /// The key of a reply packet seen by the director (`ip_vs_conn_out_get`): its source is the

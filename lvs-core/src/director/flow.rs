@@ -238,10 +238,15 @@ impl Director {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
         }
-        let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-        // The hint's hashes, when they are this key's.
+        // The hint's hashes, when they are this packet's key's. The key itself is built
+        // only where it is needed (an IPv6 lookup, a miss): an existing IPv4 flow's packet
+        // never copies its addresses into one.
         let (known, known_out) = match hint {
-            Some(HintKind::In { key: k, hash, out }) if *k == key => (*hash, *out),
+            Some(HintKind::In { key: k, hash, out })
+                if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
+            {
+                (*hash, *out)
+            }
             _ => (None, None),
         };
         let (mut cp, hash) = match (pkt.src, pkt.dst) {
@@ -253,7 +258,9 @@ impl Director {
                 v.port(),
                 known,
             ),
-            _ => self.table.lookup_in_prehashed(&key, known),
+            _ => self
+                .table
+                .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known),
         };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
@@ -307,7 +314,7 @@ impl Director {
             None => {
                 // The lookup's hash serves the insert of the connection scheduled here (same
                 // key); set only on this path, so that a hit stores nothing.
-                self.miss_hash = hash.map(|h| (key, h));
+                self.miss_hash = hash.map(|h| (InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), h));
                 match self.schedule(now, pkt, known_out) {
                     Ok(s) => match s.conn {
                         Some(id) => {
