@@ -712,8 +712,24 @@ impl Store {
 
     #[inline]
     fn in_eq(&self, slot: u32, kind: u64, k: &InKey, c: Ad, v: Ad) -> bool {
+        self.in_eq_fields(slot, kind, k.protocol, k.cport, k.vport, c, v)
+    }
+
+    /// [`Store::in_eq`] with the key's fields.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn in_eq_fields(
+        &self,
+        slot: u32,
+        kind: u64,
+        protocol: Protocol,
+        cport: u16,
+        vport: u16,
+        c: Ad,
+        v: Ad,
+    ) -> bool {
         let e = self.e(slot);
-        if e.cport != k.cport || e.vport != k.vport || e.protocol() != k.protocol {
+        if e.cport != cport || e.vport != vport || e.protocol() != protocol {
             return false;
         }
         if e.in_kind() != Some(kind) {
@@ -1183,13 +1199,6 @@ impl ConnTable {
                 return Err(InsertError::BadControl(c.0));
             }
         }
-        let key = InKey {
-            protocol: new.protocol,
-            caddr: new.caddr,
-            cport: new.cport,
-            vaddr: new.vaddr,
-            vport: new.vport,
-        };
         let kind = if is_tpl {
             Some(KIND_TEMPLATE)
         } else if flags.contains(ConnFlags::NO_CPORT) {
@@ -1200,40 +1209,49 @@ impl ConnTable {
             Some(KIND_CONN)
         };
         // The in-key's hash, computed once for the existence check and the index insert.
+        // The new entry's key is compared and probed field by field from `new` (building an
+        // InKey of it would copy both addresses for nothing).
         let mut in_hash = None;
         if let Some(kind) = kind {
-            let (c, v) = (Ad::of(key.caddr), Ad::of(key.vaddr));
+            let (c, v) = (Ad::of(new.caddr), Ad::of(new.vaddr));
             let h = match known {
-                Some((k, h)) if kind == KIND_CONN && k == key => {
+                Some((k, h))
+                    if kind == KIND_CONN
+                        && k.protocol == new.protocol
+                        && k.cport == new.cport
+                        && k.vport == new.vport
+                        && k.caddr == new.caddr
+                        && k.vaddr == new.vaddr =>
+                {
                     debug_assert_eq!(
                         h,
                         hash_tuple(
                             &self.store.key,
-                            key.protocol,
+                            new.protocol,
                             kind,
                             c,
-                            key.cport,
+                            new.cport,
                             v,
-                            key.vport
+                            new.vport
                         )
                     );
                     h
                 }
                 _ => hash_tuple(
                     &self.store.key,
-                    key.protocol,
+                    new.protocol,
                     kind,
                     c,
-                    key.cport,
+                    new.cport,
                     v,
-                    key.vport,
+                    new.vport,
                 ),
             };
             in_hash = Some(h);
-            if let Some(id) = self
-                .in_idx
-                .find(h, |s| self.store.in_eq(s, kind, &key, c, v))
-            {
+            if let Some(id) = self.in_idx.find(h, |s| {
+                self.store
+                    .in_eq_fields(s, kind, new.protocol, new.cport, new.vport, c, v)
+            }) {
                 self.stats.exists += 1;
                 return Err(InsertError::Exists(ConnId(id)));
             }
@@ -1316,14 +1334,18 @@ impl ConnTable {
         self.store.slab[slot as usize] = e;
         // The caller's reply-key hash, if it is this entry's reply key.
         let out_hash = known_out.and_then(|(k, h)| {
-            let own = OutKey::of_conn(
-                new.protocol,
-                flags.fwd_method() == FwdMethod::Masq,
-                (new.caddr, new.cport),
-                (new.vaddr, new.vport),
-                (new.daddr, new.dport),
-            );
-            (k == own).then_some(h)
+            // `k == OutKey::of_conn(..)` of the new entry, field by field.
+            let (saddr, sport) = if flags.fwd_method() == FwdMethod::Masq {
+                (new.daddr, new.dport)
+            } else {
+                (new.vaddr, new.vport)
+            };
+            let own = k.protocol == new.protocol
+                && k.sport == sport
+                && k.dport == new.cport
+                && k.saddr == saddr
+                && k.daddr == new.caddr;
+            own.then_some(h)
         });
         self.index(slot, in_hash, out_hash);
         self.link(slot, due);

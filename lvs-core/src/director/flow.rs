@@ -249,7 +249,7 @@ impl Director {
             }
             _ => (None, None),
         };
-        let (mut cp, hash) = match (pkt.src, pkt.dst) {
+        let (mut cp, hash) = match (&pkt.src, &pkt.dst) {
             (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.lookup_in_v4(
                 pkt.protocol,
                 c.ip().to_bits(),
