@@ -34,6 +34,15 @@ struct Scheduled {
     dport: u16,
 }
 
+/// The reply key of the entry a connection scheduled for the client packet `pkt` would get,
+/// for every method but NAT (whose real server is not known yet): the key whose hash
+/// `read_ahead_insert` reads ahead and `flow_hint` carries.
+#[inline]
+fn insert_out_key(pkt: &FlowPacket) -> OutKey {
+    let v = (pkt.dst.ip(), pkt.dst.port());
+    OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v)
+}
+
 /// The client network of a persistence template: `caddr` masked (`-M`).
 fn mask_addr(addr: IpAddr, mask: &PersistMask) -> IpAddr {
     match (addr, mask) {
@@ -87,7 +96,9 @@ impl Director {
             match pkt.dir {
                 PacketDir::FromClient => {
                     let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    let out = self.may_schedule(pkt).then(|| self.insert_out_key(pkt));
+                    let out = self
+                        .may_schedule(pkt)
+                        .then(|| self.table.out_hash(&insert_out_key(pkt)));
                     HintKind::In {
                         key,
                         hash: self.table.in_hash(&key),
@@ -121,7 +132,7 @@ impl Director {
         match hint.kind {
             HintKind::None => {}
             HintKind::In { hash, out, .. } => {
-                self.table.prefetch(hash, out.map(|(_, h)| h));
+                self.table.prefetch(hash, out);
                 if out.is_some() {
                     self.table.prefetch_free_slot();
                 }
@@ -559,27 +570,18 @@ impl Director {
     /// assumed is that of every method but NAT (the virtual service answers the client); for
     /// a NAT real server the insert finds the key is not its own and hashes its own.
     ///
-    /// With the packet's hint (`known`: its reply key and hash) the buckets were read when the
-    /// caller prefetched the hint, and the hash is the hint's.
-    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<(OutKey, u64)>) {
-        if known.is_some() {
-            self.miss_out = known;
+    /// With the packet's hint (`known`: the hash of that reply key) the buckets were read
+    /// when the caller prefetched the hint, and the hash is the hint's.
+    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<u64>) {
+        let out = insert_out_key(pkt);
+        if let Some(h) = known {
+            self.miss_out = Some((out, h));
             return;
         }
-        let (out, h) = self.insert_out_key(pkt);
+        let h = self.table.out_hash(&out);
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();
         self.miss_out = Some((out, h));
-    }
-
-    /// The reply key (and its out-index hash) of the entry a connection scheduled for the
-    /// client packet `pkt` would get, for every method but NAT (whose real server is not
-    /// known yet): the key `read_ahead_insert` reads ahead and `flow_hint` carries.
-    #[inline]
-    fn insert_out_key(&self, pkt: &FlowPacket) -> (OutKey, u64) {
-        let v = (pkt.dst.ip(), pkt.dst.port());
-        let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
-        (out, self.table.out_hash(&out))
     }
 
     /// When to schedule (spec §6.2), as far as the packet's own flags tell: not a TCP RST,
@@ -596,7 +598,7 @@ impl Director {
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
-        known_out: Option<(OutKey, u64)>,
+        known_out: Option<u64>,
     ) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
         if !self.may_schedule(pkt) {

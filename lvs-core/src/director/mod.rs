@@ -534,12 +534,13 @@ enum HintKind {
     /// No connection-table key (`Protocol::Ip`).
     None,
     /// A client → director packet: its in-key, the exact-key hash (`None` for client port 0)
-    /// and, for a packet that may open a connection, the reply key and hash of the entry it
-    /// would create for every method but NAT (see `read_ahead_insert`).
+    /// and, for a packet that may open a connection, the out-index hash of the reply key of
+    /// the entry it would create for every method but NAT (see `read_ahead_insert`; that key
+    /// follows from the in-key, so the hint does not carry it).
     In {
         key: InKey,
         hash: Option<u64>,
-        out: Option<(OutKey, u64)>,
+        out: Option<u64>,
     },
     /// A server → client packet: its reply key and out-index hash.
     Out { key: OutKey, hash: u64 },
