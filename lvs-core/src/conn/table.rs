@@ -686,6 +686,17 @@ impl Store {
     fn in_hash(&self, slot: u32) -> u64 {
         let e = self.e(slot);
         let kind = e.in_kind().unwrap_or(KIND_CONN);
+        if e.bits & B_WIDE == 0 {
+            return hash_v4(
+                &self.key,
+                e.protocol(),
+                kind,
+                e.caddr,
+                e.cport,
+                e.vaddr,
+                e.vport,
+            );
+        }
         let (c, v, _) = self.addrs(slot);
         hash_tuple(&self.key, e.protocol(), kind, c, e.cport, v, e.vport)
     }
@@ -705,6 +716,15 @@ impl Store {
     #[inline]
     fn out_hash(&self, slot: u32) -> u64 {
         let e = self.e(slot);
+        if e.bits & B_WIDE == 0 {
+            // An IPv4 entry's reply key straight from the entry.
+            let (s, sp) = if e.cflags().fwd_method() == FwdMethod::Masq {
+                (e.daddr, e.dport)
+            } else {
+                (e.vaddr, e.vport)
+            };
+            return hash_v4(&self.key, e.protocol(), KIND_OUT, s, sp, e.caddr, e.cport);
+        }
         let (c, _, _) = self.addrs(slot);
         let (s, sp) = self.out_src(slot);
         hash_tuple(&self.key, e.protocol(), KIND_OUT, s, sp, c, e.cport)
@@ -1861,6 +1881,9 @@ impl ConnTable {
         s: Ad,
         known: Option<(&OutKey, u64)>,
     ) -> Option<ConnId> {
+        if let (Ad::V4(sa), IpAddr::V4(da)) = (s, k.daddr) {
+            return self.lookup_out_v4(k, sa, da.to_bits(), known);
+        }
         let d = Ad::of(k.daddr);
         let h = match known {
             Some((a, h)) if a == k => h,
@@ -1888,6 +1911,60 @@ impl ConnTable {
         );
         self.out_idx
             .find(h, |x| self.store.out_eq(x, k, s, d))
+            .map(ConnId)
+    }
+
+    /// [`ConnTable::lookup_out_indexed`] for a key whose two addresses are IPv4 (source `s`,
+    /// destination `d`, as integers): the same hash and match, an IPv4 entry's reply source
+    /// read straight from the entry.
+    #[inline]
+    fn lookup_out_v4(
+        &self,
+        k: &OutKey,
+        s: u32,
+        d: u32,
+        known: Option<(&OutKey, u64)>,
+    ) -> Option<ConnId> {
+        let h = match known {
+            Some((a, h)) if a == k => h,
+            _ => hash_v4(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport,
+            ),
+        };
+        debug_assert_eq!(
+            h,
+            hash_v4(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport
+            )
+        );
+        self.out_idx
+            .find(h, |x| {
+                let e = self.store.e(x);
+                if e.cport != k.dport || e.protocol() != k.protocol {
+                    return false;
+                }
+                if e.bits & B_WIDE != 0 {
+                    return self.store.out_eq(x, k, Ad::V4(s), Ad::V4(d));
+                }
+                let (es, esp) = if e.cflags().fwd_method() == FwdMethod::Masq {
+                    (e.daddr, e.dport)
+                } else {
+                    (e.vaddr, e.vport)
+                };
+                esp == k.sport && es == s && e.caddr == d
+            })
             .map(ConnId)
     }
 
