@@ -1648,6 +1648,34 @@ impl ConnTable {
         })
     }
 
+    /// [`ConnTable::in_hash`] of a key with two IPv4 addresses (as integers) and a client
+    /// port that is not 0.
+    #[inline]
+    pub(crate) fn in_hash_v4(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+    ) -> u64 {
+        debug_assert!(cport != 0);
+        hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
+    }
+
+    /// [`ConnTable::out_hash`] of a reply tuple with two IPv4 addresses (as integers).
+    #[inline]
+    pub(crate) fn out_hash_v4(
+        &self,
+        protocol: Protocol,
+        s: u32,
+        sport: u16,
+        d: u32,
+        dport: u16,
+    ) -> u64 {
+        hash_v4(&self.store.key, protocol, KIND_OUT, s, sport, d, dport)
+    }
+
     /// The out-index hash of a connection whose reply tuple is `k`, for
     /// [`ConnTable::prefetch`] and the insert.
     #[inline]

@@ -96,21 +96,42 @@ impl Director {
             match pkt.dir {
                 PacketDir::FromClient => {
                     let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    let out = self
-                        .may_schedule(pkt)
-                        .then(|| self.table.out_hash(&insert_out_key(pkt)));
-                    HintKind::In {
-                        key,
-                        hash: self.table.in_hash(&key),
-                        out,
-                    }
+                    let may_schedule = self.may_schedule(pkt);
+                    let (hash, out) = match (&pkt.src, &pkt.dst) {
+                        // IPv4: both hashes straight from the addresses (the reply key of
+                        // `insert_out_key` is (vip, client)).
+                        (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+                            let (c, cport, v, vport) =
+                                (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
+                            (
+                                (cport != 0).then(|| {
+                                    self.table.in_hash_v4(pkt.protocol, c, cport, v, vport)
+                                }),
+                                may_schedule.then(|| {
+                                    self.table.out_hash_v4(pkt.protocol, v, vport, c, cport)
+                                }),
+                            )
+                        }
+                        _ => (
+                            self.table.in_hash(&key),
+                            may_schedule.then(|| self.table.out_hash(&insert_out_key(pkt))),
+                        ),
+                    };
+                    HintKind::In { key, hash, out }
                 }
                 PacketDir::FromServer => {
                     let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
-                    HintKind::Out {
-                        key,
-                        hash: self.table.out_hash(&key),
-                    }
+                    let hash = match (&pkt.src, &pkt.dst) {
+                        (SocketAddr::V4(s), SocketAddr::V4(d)) => self.table.out_hash_v4(
+                            pkt.protocol,
+                            s.ip().to_bits(),
+                            s.port(),
+                            d.ip().to_bits(),
+                            d.port(),
+                        ),
+                        _ => self.table.out_hash(&key),
+                    };
+                    HintKind::Out { key, hash }
                 }
             }
         };
