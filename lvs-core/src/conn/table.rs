@@ -236,18 +236,24 @@ impl Ad {
 #[inline(always)]
 fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
     if let (Ad::V4(x), Ad::V4(y)) = (a, b) {
-        // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte
-        // message, one compression fewer than two whole words. Its length (and the family
-        // bits of the other encoding) keep it apart from the longer encoding of any key
-        // with IPv6. Inlined: a handful of register operations, no call.
-        let mut s = Sip13::new(key);
-        s.word((x as u64) << 32 | y as u64);
-        return s.finish_with_tail(
-            proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
-            6,
-        );
+        return hash_v4(key, proto, kind, x, pa, y, pb);
     }
     hash_wide(key, proto, kind, a, pa, b, pb)
+}
+
+/// [`hash_tuple`] of a key with two IPv4 addresses.
+#[inline(always)]
+fn hash_v4(key: &HashKey, proto: Protocol, kind: u64, x: u32, pa: u16, y: u32, pb: u16) -> u64 {
+    // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte message,
+    // one compression fewer than two whole words. Its length (and the family bits of the
+    // other encoding) keep it apart from the longer encoding of any key with IPv6. Inlined:
+    // a handful of register operations, no call.
+    let mut s = Sip13::new(key);
+    s.word((x as u64) << 32 | y as u64);
+    s.finish_with_tail(
+        proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
+        6,
+    )
 }
 
 /// [`hash_tuple`] of a key with an IPv6 address: whole words, family bits in the first.
@@ -302,6 +308,25 @@ impl InKey {
             vaddr: vip.ip(),
             vport: vip.port(),
         }
+    }
+
+    /// Whether this is [`InKey::of_flow`] of the same packet (compared field by field,
+    /// without building that key).
+    ///
+    /// ```
+    /// use lvs_core::conn::InKey;
+    /// use lvs_core::Protocol;
+    /// let (c, v) = ("192.0.2.7:40000".parse().unwrap(), "10.0.0.1:80".parse().unwrap());
+    /// assert!(InKey::of_flow(Protocol::Tcp, c, v).is_of_flow(Protocol::Tcp, c, v));
+    /// assert!(!InKey::of_flow(Protocol::Tcp, c, v).is_of_flow(Protocol::Udp, c, v));
+    /// ```
+    #[inline]
+    pub fn is_of_flow(&self, protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> bool {
+        self.protocol == protocol
+            && self.cport == client.port()
+            && self.vport == vip.port()
+            && self.caddr == client.ip()
+            && self.vaddr == vip.ip()
     }
 }
 
@@ -661,6 +686,17 @@ impl Store {
     fn in_hash(&self, slot: u32) -> u64 {
         let e = self.e(slot);
         let kind = e.in_kind().unwrap_or(KIND_CONN);
+        if e.bits & B_WIDE == 0 {
+            return hash_v4(
+                &self.key,
+                e.protocol(),
+                kind,
+                e.caddr,
+                e.cport,
+                e.vaddr,
+                e.vport,
+            );
+        }
         let (c, v, _) = self.addrs(slot);
         hash_tuple(&self.key, e.protocol(), kind, c, e.cport, v, e.vport)
     }
@@ -680,6 +716,15 @@ impl Store {
     #[inline]
     fn out_hash(&self, slot: u32) -> u64 {
         let e = self.e(slot);
+        if e.bits & B_WIDE == 0 {
+            // An IPv4 entry's reply key straight from the entry.
+            let (s, sp) = if e.cflags().fwd_method() == FwdMethod::Masq {
+                (e.daddr, e.dport)
+            } else {
+                (e.vaddr, e.vport)
+            };
+            return hash_v4(&self.key, e.protocol(), KIND_OUT, s, sp, e.caddr, e.cport);
+        }
         let (c, _, _) = self.addrs(slot);
         let (s, sp) = self.out_src(slot);
         hash_tuple(&self.key, e.protocol(), KIND_OUT, s, sp, c, e.cport)
@@ -687,8 +732,24 @@ impl Store {
 
     #[inline]
     fn in_eq(&self, slot: u32, kind: u64, k: &InKey, c: Ad, v: Ad) -> bool {
+        self.in_eq_fields(slot, kind, k.protocol, k.cport, k.vport, c, v)
+    }
+
+    /// [`Store::in_eq`] with the key's fields.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn in_eq_fields(
+        &self,
+        slot: u32,
+        kind: u64,
+        protocol: Protocol,
+        cport: u16,
+        vport: u16,
+        c: Ad,
+        v: Ad,
+    ) -> bool {
         let e = self.e(slot);
-        if e.cport != k.cport || e.vport != k.vport || e.protocol() != k.protocol {
+        if e.cport != cport || e.vport != vport || e.protocol() != protocol {
             return false;
         }
         if e.in_kind() != Some(kind) {
@@ -1129,6 +1190,22 @@ impl ConnTable {
         known: Option<(InKey, u64)>,
         known_out: Option<(OutKey, u64)>,
     ) -> Result<Inserted, InsertError> {
+        let mut evicted = None;
+        let (id, bind) = self.insert_lean(now, &new, known, known_out, &mut evicted)?;
+        Ok(Inserted { id, bind, evicted })
+    }
+
+    /// [`ConnTable::insert_hashed`] returning the new entry and its bind delta, with an
+    /// evicted entry (rare) written to `evicted`: an [`Inserted`] carries a whole decoded
+    /// [`Expired`] that a new flow's packet would otherwise copy on every insert.
+    pub(crate) fn insert_lean(
+        &mut self,
+        now: Instant,
+        new: &NewConn,
+        known: Option<(InKey, u64)>,
+        known_out: Option<(OutKey, u64)>,
+        evicted: &mut Option<Expired>,
+    ) -> Result<(ConnId, Option<(DestId, DestDelta)>), InsertError> {
         let flags = new.flags.without(ConnFlags::HASHED);
         if flags.contains(ConnFlags::ONE_PACKET) {
             return Err(InsertError::OnePacket);
@@ -1142,13 +1219,6 @@ impl ConnTable {
                 return Err(InsertError::BadControl(c.0));
             }
         }
-        let key = InKey {
-            protocol: new.protocol,
-            caddr: new.caddr,
-            cport: new.cport,
-            vaddr: new.vaddr,
-            vport: new.vport,
-        };
         let kind = if is_tpl {
             Some(KIND_TEMPLATE)
         } else if flags.contains(ConnFlags::NO_CPORT) {
@@ -1159,40 +1229,49 @@ impl ConnTable {
             Some(KIND_CONN)
         };
         // The in-key's hash, computed once for the existence check and the index insert.
+        // The new entry's key is compared and probed field by field from `new` (building an
+        // InKey of it would copy both addresses for nothing).
         let mut in_hash = None;
         if let Some(kind) = kind {
-            let (c, v) = (Ad::of(key.caddr), Ad::of(key.vaddr));
+            let (c, v) = (Ad::of(new.caddr), Ad::of(new.vaddr));
             let h = match known {
-                Some((k, h)) if kind == KIND_CONN && k == key => {
+                Some((k, h))
+                    if kind == KIND_CONN
+                        && k.protocol == new.protocol
+                        && k.cport == new.cport
+                        && k.vport == new.vport
+                        && k.caddr == new.caddr
+                        && k.vaddr == new.vaddr =>
+                {
                     debug_assert_eq!(
                         h,
                         hash_tuple(
                             &self.store.key,
-                            key.protocol,
+                            new.protocol,
                             kind,
                             c,
-                            key.cport,
+                            new.cport,
                             v,
-                            key.vport
+                            new.vport
                         )
                     );
                     h
                 }
                 _ => hash_tuple(
                     &self.store.key,
-                    key.protocol,
+                    new.protocol,
                     kind,
                     c,
-                    key.cport,
+                    new.cport,
                     v,
-                    key.vport,
+                    new.vport,
                 ),
             };
             in_hash = Some(h);
-            if let Some(id) = self
-                .in_idx
-                .find(h, |s| self.store.in_eq(s, kind, &key, c, v))
-            {
+            if let Some(id) = self.in_idx.find(h, |s| {
+                self.store
+                    .in_eq_fields(s, kind, new.protocol, new.cport, new.vport, c, v)
+            }) {
                 self.stats.exists += 1;
                 return Err(InsertError::Exists(ConnId(id)));
             }
@@ -1201,11 +1280,10 @@ impl ConnTable {
             // An empty wheel can start at the present: no hopping from the clock's origin.
             self.cursor = self.cursor.max(self.tick_of(now));
         }
-        let mut evicted = None;
         if self.len >= self.capacity {
             match self.find_evictable(new.control) {
                 Some(victim) => {
-                    evicted = Some(self.free(victim, ExpireReason::Evicted));
+                    *evicted = Some(self.free(victim, ExpireReason::Evicted));
                     self.stats.evicted += 1;
                 }
                 None => {
@@ -1276,14 +1354,18 @@ impl ConnTable {
         self.store.slab[slot as usize] = e;
         // The caller's reply-key hash, if it is this entry's reply key.
         let out_hash = known_out.and_then(|(k, h)| {
-            let own = OutKey::of_conn(
-                new.protocol,
-                flags.fwd_method() == FwdMethod::Masq,
-                (new.caddr, new.cport),
-                (new.vaddr, new.vport),
-                (new.daddr, new.dport),
-            );
-            (k == own).then_some(h)
+            // `k == OutKey::of_conn(..)` of the new entry, field by field.
+            let (saddr, sport) = if flags.fwd_method() == FwdMethod::Masq {
+                (new.daddr, new.dport)
+            } else {
+                (new.vaddr, new.vport)
+            };
+            let own = k.protocol == new.protocol
+                && k.sport == sport
+                && k.dport == new.cport
+                && k.saddr == saddr
+                && k.daddr == new.caddr;
+            own.then_some(h)
         });
         self.index(slot, in_hash, out_hash);
         self.link(slot, due);
@@ -1296,11 +1378,7 @@ impl ConnTable {
         }
         self.len += 1;
         self.stats.inserted += 1;
-        Ok(Inserted {
-            id: ConnId(slot),
-            bind: new.dest.map(|d| (d, DestDelta::bind(flags))),
-            evicted,
-        })
+        Ok((ConnId(slot), new.dest.map(|d| (d, DestDelta::bind(flags)))))
     }
 
     fn is_live_template(&self, slot: u32) -> bool {
@@ -1570,6 +1648,34 @@ impl ConnTable {
         })
     }
 
+    /// [`ConnTable::in_hash`] of a key with two IPv4 addresses (as integers) and a client
+    /// port that is not 0.
+    #[inline]
+    pub(crate) fn in_hash_v4(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+    ) -> u64 {
+        debug_assert!(cport != 0);
+        hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
+    }
+
+    /// [`ConnTable::out_hash`] of a reply tuple with two IPv4 addresses (as integers).
+    #[inline]
+    pub(crate) fn out_hash_v4(
+        &self,
+        protocol: Protocol,
+        s: u32,
+        sport: u16,
+        d: u32,
+        dport: u16,
+    ) -> u64 {
+        hash_v4(&self.store.key, protocol, KIND_OUT, s, sport, d, dport)
+    }
+
     /// The out-index hash of a connection whose reply tuple is `k`, for
     /// [`ConnTable::prefetch`] and the insert.
     #[inline]
@@ -1684,6 +1790,65 @@ impl ConnTable {
         (None, hash)
     }
 
+    /// [`ConnTable::lookup_in_prehashed`] for a key whose two addresses are IPv4 (client
+    /// `c`, virtual address `v`, as integers): the same answer and hash, without converting
+    /// addresses back and forth between their general and hash forms on the per-packet path.
+    #[inline]
+    pub(crate) fn lookup_in_v4(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+        known: Option<u64>,
+    ) -> (Option<ConnId>, Option<u64>) {
+        let key = || InKey {
+            protocol,
+            caddr: IpAddr::V4(c.into()),
+            cport,
+            vaddr: IpAddr::V4(v.into()),
+            vport,
+        };
+        if cport == 0 {
+            return self.lookup_in_prehashed(&key(), known);
+        }
+        let h = known
+            .unwrap_or_else(|| hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport));
+        debug_assert_eq!(
+            h,
+            hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
+        );
+        let found = self.in_idx.find(h, |s| {
+            let e = self.store.e(s);
+            if e.cport != cport
+                || e.vport != vport
+                || e.protocol() != protocol
+                || e.in_kind() != Some(KIND_CONN)
+            {
+                return false;
+            }
+            if e.bits & B_WIDE == 0 {
+                e.caddr == c && e.vaddr == v
+            } else {
+                // A mixed-family entry (IPv6 real server) keeps IPv4 client and virtual
+                // addresses in the side slab.
+                let (ec, ev, _) = self.store.addrs(s);
+                ec == Ad::V4(c) && ev == Ad::V4(v)
+            }
+        });
+        if let Some(s) = found {
+            return (Some(ConnId(s)), Some(h));
+        }
+        if self.no_cport > 0 {
+            return (
+                self.find_in(KIND_NO_CPORT, &InKey { cport: 0, ..key() }),
+                Some(h),
+            );
+        }
+        (None, Some(h))
+    }
+
     /// The persistence template with this key (`ip_vs_ct_in_get`). Neutralised templates
     /// ([`ConnTable::unhash`]) never match.
     pub fn lookup_template(&self, k: &InKey) -> Option<ConnId> {
@@ -1744,6 +1909,9 @@ impl ConnTable {
         s: Ad,
         known: Option<(&OutKey, u64)>,
     ) -> Option<ConnId> {
+        if let (Ad::V4(sa), IpAddr::V4(da)) = (s, k.daddr) {
+            return self.lookup_out_v4(k, sa, da.to_bits(), known);
+        }
         let d = Ad::of(k.daddr);
         let h = match known {
             Some((a, h)) if a == k => h,
@@ -1771,6 +1939,60 @@ impl ConnTable {
         );
         self.out_idx
             .find(h, |x| self.store.out_eq(x, k, s, d))
+            .map(ConnId)
+    }
+
+    /// [`ConnTable::lookup_out_indexed`] for a key whose two addresses are IPv4 (source `s`,
+    /// destination `d`, as integers): the same hash and match, an IPv4 entry's reply source
+    /// read straight from the entry.
+    #[inline]
+    fn lookup_out_v4(
+        &self,
+        k: &OutKey,
+        s: u32,
+        d: u32,
+        known: Option<(&OutKey, u64)>,
+    ) -> Option<ConnId> {
+        let h = match known {
+            Some((a, h)) if a == k => h,
+            _ => hash_v4(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport,
+            ),
+        };
+        debug_assert_eq!(
+            h,
+            hash_v4(
+                &self.store.key,
+                k.protocol,
+                KIND_OUT,
+                s,
+                k.sport,
+                d,
+                k.dport
+            )
+        );
+        self.out_idx
+            .find(h, |x| {
+                let e = self.store.e(x);
+                if e.cport != k.dport || e.protocol() != k.protocol {
+                    return false;
+                }
+                if e.bits & B_WIDE != 0 {
+                    return self.store.out_eq(x, k, Ad::V4(s), Ad::V4(d));
+                }
+                let (es, esp) = if e.cflags().fwd_method() == FwdMethod::Masq {
+                    (e.daddr, e.dport)
+                } else {
+                    (e.vaddr, e.vport)
+                };
+                esp == k.sport && es == s && e.caddr == d
+            })
             .map(ConnId)
     }
 

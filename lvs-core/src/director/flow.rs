@@ -34,6 +34,15 @@ struct Scheduled {
     dport: u16,
 }
 
+/// The reply key of the entry a connection scheduled for the client packet `pkt` would get,
+/// for every method but NAT (whose real server is not known yet): the key whose hash
+/// `read_ahead_insert` reads ahead and `flow_hint` carries.
+#[inline]
+fn insert_out_key(pkt: &FlowPacket) -> OutKey {
+    let v = (pkt.dst.ip(), pkt.dst.port());
+    OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v)
+}
+
 /// The client network of a persistence template: `caddr` masked (`-M`).
 fn mask_addr(addr: IpAddr, mask: &PersistMask) -> IpAddr {
     match (addr, mask) {
@@ -87,19 +96,42 @@ impl Director {
             match pkt.dir {
                 PacketDir::FromClient => {
                     let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    let out = self.may_schedule(pkt).then(|| self.insert_out_key(pkt));
-                    HintKind::In {
-                        key,
-                        hash: self.table.in_hash(&key),
-                        out,
-                    }
+                    let may_schedule = self.may_schedule(pkt);
+                    let (hash, out) = match (&pkt.src, &pkt.dst) {
+                        // IPv4: both hashes straight from the addresses (the reply key of
+                        // `insert_out_key` is (vip, client)).
+                        (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+                            let (c, cport, v, vport) =
+                                (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
+                            (
+                                (cport != 0).then(|| {
+                                    self.table.in_hash_v4(pkt.protocol, c, cport, v, vport)
+                                }),
+                                may_schedule.then(|| {
+                                    self.table.out_hash_v4(pkt.protocol, v, vport, c, cport)
+                                }),
+                            )
+                        }
+                        _ => (
+                            self.table.in_hash(&key),
+                            may_schedule.then(|| self.table.out_hash(&insert_out_key(pkt))),
+                        ),
+                    };
+                    HintKind::In { key, hash, out }
                 }
                 PacketDir::FromServer => {
                     let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
-                    HintKind::Out {
-                        key,
-                        hash: self.table.out_hash(&key),
-                    }
+                    let hash = match (&pkt.src, &pkt.dst) {
+                        (SocketAddr::V4(s), SocketAddr::V4(d)) => self.table.out_hash_v4(
+                            pkt.protocol,
+                            s.ip().to_bits(),
+                            s.port(),
+                            d.ip().to_bits(),
+                            d.port(),
+                        ),
+                        _ => self.table.out_hash(&key),
+                    };
+                    HintKind::Out { key, hash }
                 }
             }
         };
@@ -121,7 +153,7 @@ impl Director {
         match hint.kind {
             HintKind::None => {}
             HintKind::In { hash, out, .. } => {
-                self.table.prefetch(hash, out.map(|(_, h)| h));
+                self.table.prefetch(hash, out);
                 if out.is_some() {
                     self.table.prefetch_free_slot();
                 }
@@ -215,7 +247,9 @@ impl Director {
         pkt: &FlowPacket,
         hint: Option<&HintKind>,
     ) -> (FlowVerdict, Option<DestId>) {
-        debug_assert!(!self.defer_refresh && self.pending_refresh.is_none());
+        debug_assert!(
+            !self.defer_refresh && self.pending_refresh.is_none() && self.pending_bind.is_none()
+        );
         let r = self.flow_in_dest_deferred(now, pkt, hint);
         if self.defer_refresh {
             self.end_deferral();
@@ -236,13 +270,30 @@ impl Director {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
         }
-        let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-        // The hint's hashes, when they are this key's.
+        // The hint's hashes, when they are this packet's key's. The key itself is built
+        // only where it is needed (an IPv6 lookup, a miss): an existing IPv4 flow's packet
+        // never copies its addresses into one.
         let (known, known_out) = match hint {
-            Some(HintKind::In { key: k, hash, out }) if *k == key => (*hash, *out),
+            Some(HintKind::In { key: k, hash, out })
+                if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
+            {
+                (*hash, *out)
+            }
             _ => (None, None),
         };
-        let (mut cp, hash) = self.table.lookup_in_prehashed(&key, known);
+        let (mut cp, hash) = match (&pkt.src, &pkt.dst) {
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.lookup_in_v4(
+                pkt.protocol,
+                c.ip().to_bits(),
+                c.port(),
+                v.ip().to_bits(),
+                v.port(),
+                known,
+            ),
+            _ => self
+                .table
+                .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known),
+        };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
@@ -295,7 +346,7 @@ impl Director {
             None => {
                 // The lookup's hash serves the insert of the connection scheduled here (same
                 // key); set only on this path, so that a hit stores nothing.
-                self.miss_hash = hash.map(|h| (key, h));
+                self.miss_hash = hash.map(|h| (InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), h));
                 match self.schedule(now, pkt, known_out) {
                     Ok(s) => match s.conn {
                         Some(id) => {
@@ -540,27 +591,18 @@ impl Director {
     /// assumed is that of every method but NAT (the virtual service answers the client); for
     /// a NAT real server the insert finds the key is not its own and hashes its own.
     ///
-    /// With the packet's hint (`known`: its reply key and hash) the buckets were read when the
-    /// caller prefetched the hint, and the hash is the hint's.
-    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<(OutKey, u64)>) {
-        if known.is_some() {
-            self.miss_out = known;
+    /// With the packet's hint (`known`: the hash of that reply key) the buckets were read
+    /// when the caller prefetched the hint, and the hash is the hint's.
+    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<u64>) {
+        let out = insert_out_key(pkt);
+        if let Some(h) = known {
+            self.miss_out = Some((out, h));
             return;
         }
-        let (out, h) = self.insert_out_key(pkt);
+        let h = self.table.out_hash(&out);
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();
         self.miss_out = Some((out, h));
-    }
-
-    /// The reply key (and its out-index hash) of the entry a connection scheduled for the
-    /// client packet `pkt` would get, for every method but NAT (whose real server is not
-    /// known yet): the key `read_ahead_insert` reads ahead and `flow_hint` carries.
-    #[inline]
-    fn insert_out_key(&self, pkt: &FlowPacket) -> (OutKey, u64) {
-        let v = (pkt.dst.ip(), pkt.dst.port());
-        let out = OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v);
-        (out, self.table.out_hash(&out))
     }
 
     /// When to schedule (spec §6.2), as far as the packet's own flags tell: not a TCP RST,
@@ -577,7 +619,7 @@ impl Director {
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
-        known_out: Option<(OutKey, u64)>,
+        known_out: Option<u64>,
     ) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
         if !self.may_schedule(pkt) {
@@ -752,14 +794,26 @@ impl Director {
 
     /// Applies the bind delta of an insert and treats an evicted entry as expired.
     pub(super) fn after_insert(&mut self, now: Instant, ins: &crate::conn::Inserted) {
+        self.after_insert_parts(now, ins.id, ins.bind, ins.evicted.as_ref());
+    }
+
+    /// [`Director::after_insert`] for the parts of an insert (see `ConnTable::insert_lean`).
+    #[inline]
+    fn after_insert_parts(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        bind: Option<(DestId, DestDelta)>,
+        evicted: Option<&crate::conn::Expired>,
+    ) {
         // `ip_vs_conn_new`: `old_state` 0, `sync_endtime` now (only kept once sync is used).
-        if self.sync_master.is_some() || (ins.id.index() as usize) < self.sync_slots.len() {
-            *super::sync::slot(&mut self.sync_slots, ins.id) = super::sync::MasterSlot::fresh(now);
+        if self.sync_master.is_some() || (id.index() as usize) < self.sync_slots.len() {
+            *super::sync::slot(&mut self.sync_slots, id) = super::sync::MasterSlot::fresh(now);
         }
-        if let Some(e) = &ins.evicted {
+        if let Some(e) = evicted {
             self.on_expired(e);
         }
-        if let Some((d, delta)) = ins.bind {
+        if let Some((d, delta)) = bind {
             self.apply_delta(d, DeltaKind::Bind, delta);
         }
     }
@@ -786,9 +840,10 @@ impl Director {
             self.counters.scheduled += 1;
             return Ok(None);
         }
-        let ins = self.table.insert_hashed(
+        let mut evicted = None;
+        let ins = self.table.insert_lean(
             now,
-            NewConn {
+            &NewConn {
                 protocol: pkt.protocol,
                 caddr: pkt.src.ip(),
                 cport: pkt.src.port(),
@@ -805,12 +860,15 @@ impl Director {
             // Used only if it is this connection's key (the table checks).
             self.miss_hash.take(),
             self.miss_out.take(),
+            &mut evicted,
         );
         match ins {
-            Ok(ins) => {
-                self.after_insert(now, &ins);
+            Ok((id, bind)) => {
+                // The bind waits for this packet's state change (see `pending_bind`).
+                self.after_insert_parts(now, id, None, evicted.as_ref());
+                self.pending_bind = bind;
                 self.counters.scheduled += 1;
-                Ok(Some(ins.id))
+                Ok(Some(id))
             }
             Err(InsertError::Full) => Err(FlowVerdict::Drop(DropReason::TableFull)),
             // A conn with this key exists but could not be reused (it controls others): the

@@ -468,6 +468,11 @@ pub struct Director {
     defer_refresh: bool,
     /// The real server whose scheduler has not yet seen its counters (with `defer_refresh`).
     pending_refresh: Option<DestId>,
+    /// A new connection's bind delta (with `defer_refresh`), held back until its packet's
+    /// state change, so that the real server's counters take both in one update (nothing
+    /// reads them in between); applied alone by the next other change or the end of the
+    /// deferral.
+    pending_bind: Option<(DestId, DestDelta)>,
     /// Routing facts of the packet path.
     packet: PacketConfig,
     /// The next IPv4 identification for headers the director creates (tunnel outer headers,
@@ -529,12 +534,13 @@ enum HintKind {
     /// No connection-table key (`Protocol::Ip`).
     None,
     /// A client → director packet: its in-key, the exact-key hash (`None` for client port 0)
-    /// and, for a packet that may open a connection, the reply key and hash of the entry it
-    /// would create for every method but NAT (see `read_ahead_insert`).
+    /// and, for a packet that may open a connection, the out-index hash of the reply key of
+    /// the entry it would create for every method but NAT (see `read_ahead_insert`; that key
+    /// follows from the in-key, so the hint does not carry it).
     In {
         key: InKey,
         hash: Option<u64>,
-        out: Option<(OutKey, u64)>,
+        out: Option<u64>,
     },
     /// A server → client packet: its reply key and out-index hash.
     Out { key: OutKey, hash: u64 },
@@ -573,6 +579,9 @@ enum DeltaKind {
     Bind,
     State,
     Unbind,
+    /// A new connection's bind (the delta carried here), then its first packet's state change
+    /// (the delta passed with it): one update of the real server, as the two in a row.
+    BindThenState(DestDelta),
 }
 
 impl Director {
@@ -612,6 +621,7 @@ impl Director {
             flush_pending: false,
             defer_refresh: false,
             pending_refresh: None,
+            pending_bind: None,
             packet: config.packet,
             ip_id: config.packet.first_ip_id,
             sync_master: None,
@@ -1125,7 +1135,14 @@ impl Director {
 
     /// Applies a counter change to a real server, linked (through its pool, so that indexed
     /// schedulers stay current) or in the trash.
-    fn apply_delta(&mut self, id: DestId, kind: DeltaKind, delta: DestDelta) {
+    fn apply_delta(&mut self, id: DestId, mut kind: DeltaKind, delta: DestDelta) {
+        if let Some((b, bind)) = self.pending_bind.take() {
+            if b == id && matches!(kind, DeltaKind::State) {
+                kind = DeltaKind::BindThenState(bind);
+            } else {
+                self.apply_delta(b, DeltaKind::Bind, bind);
+            }
+        }
         let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
             return;
         };
@@ -1134,6 +1151,10 @@ impl Director {
             DeltaKind::Bind => apply_bind(info, delta, &th),
             DeltaKind::State => apply_state_change(info, delta),
             DeltaKind::Unbind => apply_unbind(info, delta, &th),
+            DeltaKind::BindThenState(bind) => {
+                apply_bind(info, bind, &th);
+                apply_state_change(info, delta)
+            }
         };
         if let Some(t) = d.trash.as_mut() {
             f(&mut t.info);
@@ -1179,6 +1200,9 @@ impl Director {
     /// Ends the deferral a scheduling decision started (see `defer_refresh`).
     #[inline]
     pub(super) fn end_deferral(&mut self) {
+        if let Some((b, bind)) = self.pending_bind.take() {
+            self.apply_delta(b, DeltaKind::Bind, bind);
+        }
         self.defer_refresh = false;
         self.refresh_pending();
     }
