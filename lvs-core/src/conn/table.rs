@@ -771,6 +771,18 @@ impl Store {
     }
 }
 
+/// An IPv4 reply key and its out-index hash (see `ConnTable::last_out`).
+#[derive(Clone, Copy)]
+struct LastOut {
+    /// The protocol, as [`proto_bits`].
+    bits: u16,
+    s: u32,
+    sport: u16,
+    d: u32,
+    dport: u16,
+    hash: u64,
+}
+
 /// The connection table. See the module docs for the layout and [`crate::conn`] for the
 /// calling contract.
 ///
@@ -847,6 +859,11 @@ pub struct ConnTable {
     /// Templates whose expiry was deferred, while a sync master wants them
     /// ([`ConnTable::set_deferred_log`]).
     deferred_log: Option<Vec<ConnId>>,
+    /// The reply key and out-index hash of the last IPv4 NAT entry put in the out index: a
+    /// NAT connection's reply key is known only once it is inserted, and the hint for its
+    /// real server's packets ([`ConnTable::reply_hash_v4`]) then takes the hash from here
+    /// instead of computing it again.
+    last_out: Option<LastOut>,
 }
 
 impl core::fmt::Debug for ConnTable {
@@ -911,6 +928,7 @@ impl ConnTable {
             evict_scan: config.evict_scan,
             stats: ConnTableStats::default(),
             deferred_log: None,
+            last_out: None,
         }
     }
 
@@ -1367,6 +1385,20 @@ impl ConnTable {
                 && k.daddr == new.caddr;
             own.then_some(h)
         });
+        let out_hash = if e.bits & B_WIDE == 0 && flags.fwd_method() == FwdMethod::Masq {
+            let h = out_hash.unwrap_or_else(|| self.store.out_hash(slot));
+            self.last_out = Some(LastOut {
+                bits: e.bits & B_PROTO,
+                s: e.daddr,
+                sport: e.dport,
+                d: e.caddr,
+                dport: e.cport,
+                hash: h,
+            });
+            Some(h)
+        } else {
+            out_hash
+        };
         self.index(slot, in_hash, out_hash);
         self.link(slot, due);
         if let Some(c) = new.control {
@@ -1674,6 +1706,33 @@ impl ConnTable {
         dport: u16,
     ) -> u64 {
         hash_v4(&self.store.key, protocol, KIND_OUT, s, sport, d, dport)
+    }
+
+    /// [`ConnTable::out_hash_v4`] for a real server's packet: the reply key of the IPv4 NAT
+    /// entry last put in the out index (a new connection's, whose server answers next) takes
+    /// the hash its insert computed.
+    #[inline]
+    pub(crate) fn reply_hash_v4(
+        &self,
+        protocol: Protocol,
+        s: u32,
+        sport: u16,
+        d: u32,
+        dport: u16,
+    ) -> u64 {
+        if let Some(l) = &self.last_out {
+            // The hash is a function of the key alone (the table's hash key never changes).
+            if l.d == d
+                && l.s == s
+                && l.dport == dport
+                && l.sport == sport
+                && l.bits == proto_bits(protocol)
+            {
+                debug_assert_eq!(l.hash, self.out_hash_v4(protocol, s, sport, d, dport));
+                return l.hash;
+            }
+        }
+        self.out_hash_v4(protocol, s, sport, d, dport)
     }
 
     /// The out-index hash of a connection whose reply tuple is `k`, for

@@ -88,7 +88,8 @@ impl Director {
 
     /// The hashes of `pkt`'s flow key in its direction (see [`FlowHint`]); changes nothing.
     /// For a client packet that may open a connection (a TCP SYN; any UDP or SCTP packet) the
-    /// hint also holds the reply key's hash that the connection's insert would use.
+    /// hint also holds the reply key's hash that the connection's insert would use (unless
+    /// every real server uses NAT: that key is then never an entry's).
     pub fn flow_hint(&self, pkt: &FlowPacket) -> FlowHint {
         let kind = if pkt.protocol == Protocol::Ip {
             HintKind::None
@@ -96,7 +97,8 @@ impl Director {
             match pkt.dir {
                 PacketDir::FromClient => {
                     let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    let may_schedule = self.may_schedule(pkt);
+                    // The reply key read ahead is never a NAT entry's.
+                    let may_schedule = self.reply_from_vip && self.may_schedule(pkt);
                     let (hash, out) = match (&pkt.src, &pkt.dst) {
                         // IPv4: both hashes straight from the addresses (the reply key of
                         // `insert_out_key` is (vip, client)).
@@ -122,7 +124,7 @@ impl Director {
                 PacketDir::FromServer => {
                     let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
                     let hash = match (&pkt.src, &pkt.dst) {
-                        (SocketAddr::V4(s), SocketAddr::V4(d)) => self.table.out_hash_v4(
+                        (SocketAddr::V4(s), SocketAddr::V4(d)) => self.table.reply_hash_v4(
                             pkt.protocol,
                             s.ip().to_bits(),
                             s.port(),
@@ -594,11 +596,17 @@ impl Director {
     /// With the packet's hint (`known`: the hash of that reply key) the buckets were read
     /// when the caller prefetched the hint, and the hash is the hint's.
     fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<u64>) {
-        let out = insert_out_key(pkt);
         if let Some(h) = known {
-            self.miss_out = Some((out, h));
+            self.miss_out = Some((insert_out_key(pkt), h));
             return;
         }
+        if !self.reply_from_vip {
+            // Every real server uses NAT: the insert hashes the entry's own reply key. The
+            // slot it will use is read ahead all the same.
+            self.table.prefetch_free_slot();
+            return;
+        }
+        let out = insert_out_key(pkt);
         let h = self.table.out_hash(&out);
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();

@@ -495,6 +495,11 @@ pub struct Director {
     /// The reply key and hash read ahead for the insert of the connection being scheduled
     /// (see `read_ahead_insert`; the table uses it only if it is the entry's own key).
     miss_out: Option<(OutKey, u64)>,
+    /// A real server with another forwarding method than NAT was configured (it stays set):
+    /// a new connection's reply key may then be the one `read_ahead_insert` reads ahead.
+    /// While every real server uses NAT that key is never an entry's, and its hash is not
+    /// computed.
+    reply_from_vip: bool,
 }
 
 /// The connection-table hashes of a flow's key in one direction, computed once by
@@ -534,9 +539,10 @@ enum HintKind {
     /// No connection-table key (`Protocol::Ip`).
     None,
     /// A client → director packet: its in-key, the exact-key hash (`None` for client port 0)
-    /// and, for a packet that may open a connection, the out-index hash of the reply key of
-    /// the entry it would create for every method but NAT (see `read_ahead_insert`; that key
-    /// follows from the in-key, so the hint does not carry it).
+    /// and, for a packet that may open a connection while some real server does not use NAT,
+    /// the out-index hash of the reply key of the entry it would create for every method but
+    /// NAT (see `read_ahead_insert`; that key follows from the in-key, so the hint does not
+    /// carry it).
     In {
         key: InKey,
         hash: Option<u64>,
@@ -631,6 +637,7 @@ impl Director {
             sync_dests: None,
             miss_hash: None,
             miss_out: None,
+            reply_from_vip: false,
         }
     }
 
@@ -950,6 +957,7 @@ impl Director {
         let Some(svc) = self.service_index(key) else {
             return;
         };
+        self.reply_from_vip |= cfg.forward != Forward::Masq;
         // `ip_vs_trash_get_dest`: the same address and port of the same service revives the
         // old object with its counters and statistics.
         let revived = self.trash.iter().position(|id| {
@@ -1014,6 +1022,7 @@ impl Director {
         let Some(id) = self.find_dest(key, cfg.addr, cfg.port) else {
             return;
         };
+        self.reply_from_vip |= cfg.forward != Forward::Masq;
         let d = self.dests[id.0 as usize].as_mut().expect("linked dest");
         let old_th = d.thresholds;
         d.config = *cfg;
