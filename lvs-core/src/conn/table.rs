@@ -1812,7 +1812,7 @@ impl ConnTable {
         let mut hash = None;
         if k.cport != 0 {
             let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
-            let h = known.unwrap_or_else(|| {
+            let hash_key = || {
                 hash_tuple(
                     &self.store.key,
                     k.protocol,
@@ -1822,19 +1822,9 @@ impl ConnTable {
                     v,
                     k.vport,
                 )
-            });
-            debug_assert_eq!(
-                h,
-                hash_tuple(
-                    &self.store.key,
-                    k.protocol,
-                    KIND_CONN,
-                    c,
-                    k.cport,
-                    v,
-                    k.vport
-                )
-            );
+            };
+            let h = known.unwrap_or_else(hash_key);
+            debug_assert_eq!(h, hash_key());
             hash = Some(h);
             if let Some(s) = self
                 .in_idx
@@ -1872,12 +1862,9 @@ impl ConnTable {
         if cport == 0 {
             return self.lookup_in_prehashed(&key(), known);
         }
-        let h = known
-            .unwrap_or_else(|| hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport));
-        debug_assert_eq!(
-            h,
-            hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
-        );
+        let hash_key = || hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport);
+        let h = known.unwrap_or_else(hash_key);
+        debug_assert_eq!(h, hash_key());
         let found = self.in_idx.find(h, |s| {
             let e = self.store.e(s);
             if e.cport != cport
@@ -1972,20 +1959,7 @@ impl ConnTable {
             return self.lookup_out_v4(k, sa, da.to_bits(), known);
         }
         let d = Ad::of(k.daddr);
-        let h = match known {
-            Some((a, h)) if a == k => h,
-            _ => hash_tuple(
-                &self.store.key,
-                k.protocol,
-                KIND_OUT,
-                s,
-                k.sport,
-                d,
-                k.dport,
-            ),
-        };
-        debug_assert_eq!(
-            h,
+        let hash_key = || {
             hash_tuple(
                 &self.store.key,
                 k.protocol,
@@ -1993,9 +1967,14 @@ impl ConnTable {
                 s,
                 k.sport,
                 d,
-                k.dport
+                k.dport,
             )
-        );
+        };
+        let h = match known {
+            Some((a, h)) if a == k => h,
+            _ => hash_key(),
+        };
+        debug_assert_eq!(h, hash_key());
         self.out_idx
             .find(h, |x| self.store.out_eq(x, k, s, d))
             .map(ConnId)
@@ -2012,20 +1991,7 @@ impl ConnTable {
         d: u32,
         known: Option<(&OutKey, u64)>,
     ) -> Option<ConnId> {
-        let h = match known {
-            Some((a, h)) if a == k => h,
-            _ => hash_v4(
-                &self.store.key,
-                k.protocol,
-                KIND_OUT,
-                s,
-                k.sport,
-                d,
-                k.dport,
-            ),
-        };
-        debug_assert_eq!(
-            h,
+        let hash_key = || {
             hash_v4(
                 &self.store.key,
                 k.protocol,
@@ -2033,9 +1999,14 @@ impl ConnTable {
                 s,
                 k.sport,
                 d,
-                k.dport
+                k.dport,
             )
-        );
+        };
+        let h = match known {
+            Some((a, h)) if a == k => h,
+            _ => hash_key(),
+        };
+        debug_assert_eq!(h, hash_key());
         self.out_idx
             .find(h, |x| {
                 let e = self.store.e(x);
