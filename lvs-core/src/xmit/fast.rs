@@ -40,29 +40,7 @@ pub(super) fn try_fast(
     m: &Mapping,
     dir: Direction,
 ) -> Option<Verdict> {
-    let tcp = c.protocol == proto::TCP;
-    let len = c.total_len;
-    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
-    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
-    // of 0 or beyond 2^32, which the header checks below refuse anyway.
-    if !(tcp | (c.protocol == proto::UDP))
-        | c.is_fragment
-        | !c.l4_present
-        | ((len as u64).wrapping_sub(1) > u64::from(m.route_mtu.wrapping_sub(1)))
-    {
-        return None;
-    }
-    let p = Pkt {
-        headroom,
-        l3_offset: c.l3_offset,
-        len,
-        tcp,
-        dir,
-    };
-    let (start, len) = match c.family {
-        Family::V4 => v4(buf, p, c, m)?,
-        Family::V6 => v6(buf, p, c, m)?,
-    };
+    let (start, len) = rewrite(buf, headroom, c, (m, dir), m.route_mtu)?;
     Some(Verdict::Forward {
         method: m.forward,
         // The real server (TUN and DR are inbound only), or the client for NAT replies.
@@ -75,15 +53,67 @@ pub(super) fn try_fast(
     })
 }
 
+/// [`try_fast`] for a client's packet forwarded by NAT or DR to `real` (the real server's
+/// address and the connection's destination port), without a [`Mapping`]: what the fast
+/// path reads of one is the method, the real server and the route MTU. The new start and
+/// length of the packet, whose next hop is `real`'s address; `None` with `buf` unchanged
+/// when [`transmit`](super::transmit) must decide (any other method, or not the common case).
+/// The bytes are those `transmit` writes with a mapping of these fields.
+#[inline(always)]
+pub(crate) fn try_fast_in(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    forward: Forward,
+    real: (IpAddr, u16),
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
+}
+
+/// The rewrite of [`try_fast`] by the plan `plan` gives (asked for once the headers passed
+/// their checks; `None`: none): the new start and length, or `None` with `buf`
+/// unchanged.
+#[inline(always)]
+fn rewrite<'m>(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    plan: impl PlanOf<'m>,
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    let tcp = c.protocol == proto::TCP;
+    let len = c.total_len;
+    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
+    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
+    // of 0 or beyond 2^32, which the header checks below refuse anyway.
+    if !(tcp | (c.protocol == proto::UDP))
+        | c.is_fragment
+        | !c.l4_present
+        | ((len as u64).wrapping_sub(1) > u64::from(route_mtu.wrapping_sub(1)))
+    {
+        return None;
+    }
+    let p = Pkt {
+        headroom,
+        l3_offset: c.l3_offset,
+        len,
+        tcp,
+    };
+    match c.family {
+        Family::V4 => v4(buf, p, c, plan),
+        Family::V6 => v6(buf, p, c, plan),
+    }
+}
+
 /// Where the IP packet is in the buffer (`buf[headroom + l3_offset..][..len]`, not yet
-/// checked), whether it is TCP (else UDP), and which way it goes.
+/// checked), and whether it is TCP (else UDP).
 #[derive(Clone, Copy)]
 struct Pkt {
     headroom: usize,
     l3_offset: usize,
     len: usize,
     tcp: bool,
-    dir: Direction,
 }
 
 /// The fixed IP header (`N` bytes, with the transport header right after it) and the rest
@@ -107,22 +137,63 @@ fn split<'a, const N: usize>(
 }
 
 /// What the rewrite does: the method's choice for this direction.
-enum Plan {
-    /// DR inbound: TTL only.
-    Ttl,
+enum Plan<'m> {
+    /// DR inbound: TTL only (when the real server's family is the packet's); `v6`: the
+    /// real server's address is IPv6.
+    Ttl { v6: bool },
     /// NAT: the new address (destination inbound, source for replies) and port.
     Nat { new: IpAddr, port: u16, dst: bool },
-    /// TUN inbound: outer headers in front.
-    Tunnel,
+    /// TUN inbound: outer headers in front, as the mapping says.
+    Tunnel(&'m Mapping),
+}
+
+/// Where a [`Plan`] comes from: asked for once the headers passed their checks (the rewrite
+/// reads it only then), `None` when the general path must decide.
+trait PlanOf<'m> {
+    /// The plan.
+    fn plan(self) -> Option<Plan<'m>>;
+}
+
+impl<'m> PlanOf<'m> for (&'m Mapping, Direction) {
+    #[inline(always)]
+    fn plan(self) -> Option<Plan<'m>> {
+        plan(self.0, self.1)
+    }
+}
+
+/// A client's packet forwarded by `forward` to `real` ([`try_fast_in`]).
+struct InTo {
+    forward: Forward,
+    real: (IpAddr, u16),
+}
+
+impl PlanOf<'static> for InTo {
+    /// As [`plan`] for an inbound mapping of this method and real server.
+    #[inline(always)]
+    fn plan(self) -> Option<Plan<'static>> {
+        match self.forward {
+            Forward::DirectRoute => Some(Plan::Ttl {
+                v6: self.real.0.is_ipv6(),
+            }),
+            Forward::Masq if !self.real.0.is_loopback() => Some(Plan::Nat {
+                new: self.real.0,
+                port: self.real.1,
+                dst: true,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The plan for `m` and `dir`, or `None` when the general path must decide (local delivery,
 /// DR and TUN replies, loopback DNAT).
 #[inline(always)]
-fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
+fn plan(m: &Mapping, dir: Direction) -> Option<Plan<'_>> {
     match (m.forward, dir) {
-        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl),
-        (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel),
+        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl {
+            v6: m.daddr.is_ipv6(),
+        }),
+        (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel(m)),
         (Forward::Masq, Direction::In) if !m.daddr.is_loopback() => Some(Plan::Nat {
             new: m.daddr,
             port: m.dport,
@@ -139,7 +210,7 @@ fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
 
 /// IPv4 without options: the new start and length of the forwarded packet.
 #[inline(always)]
-fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Option<(usize, usize)> {
     let (h, seg, start) = split::<20>(buf, p, c)?;
     let len = p.len;
     // The header as two 64-bit and one 32-bit little-endian words, each field taken from
@@ -154,8 +225,8 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     {
         return None;
     }
-    match plan(m, p.dir)? {
-        Plan::Tunnel => {
+    match plan.plan()? {
+        Plan::Tunnel(m) => {
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -174,8 +245,8 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             }
             return done;
         }
-        Plan::Ttl => {
-            if !m.daddr.is_ipv4() {
+        Plan::Ttl { v6 } => {
+            if v6 {
                 return None;
             }
             h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
@@ -211,7 +282,7 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
 
 /// IPv6 without extension headers: the new start and length of the forwarded packet.
 #[inline(always)]
-fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Option<(usize, usize)> {
     let (h, seg, start) = split::<40>(buf, p, c)?;
     let len = p.len;
     // The first 8 bytes as one little-endian word (as for IPv4): version, traffic class,
@@ -225,8 +296,8 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     {
         return None;
     }
-    match plan(m, p.dir)? {
-        Plan::Tunnel => {
+    match plan.plan()? {
+        Plan::Tunnel(m) => {
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -244,8 +315,8 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             }
             return done;
         }
-        Plan::Ttl => {
-            if !m.daddr.is_ipv6() {
+        Plan::Ttl { v6 } => {
+            if !v6 {
                 return None;
             }
             h[7] = hop - 1;
