@@ -207,6 +207,7 @@ impl Director {
     /// TTL expiry and MTU give their errors as [`PacketVerdict::Reply`] after the connection
     /// state was updated (the kernel's transmitters check them). Non-first fragments are not
     /// ours (IPVS sees reassembled packets, spec 3.0).
+    #[inline]
     pub fn handle_packet_marked(
         &mut self,
         now: Instant,
