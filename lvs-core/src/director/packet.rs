@@ -364,6 +364,23 @@ impl Director {
                         .table
                         .target(id)
                         .map_or(Forward::Masq, |(_, _, m)| super::forward_of(m));
+                    // NAT in the common case: as the client direction's fast path.
+                    let virt = (src.ip(), src.port());
+                    let route_mtu = self.packet.route_mtu;
+                    if let Some((start, len)) =
+                        xmit::try_fast_out(buf, headroom, c, forward, virt, route_mtu)
+                    {
+                        self.ip_id = self.ip_id.wrapping_add(1);
+                        return PacketVerdict::Forward {
+                            conn: Some(id),
+                            method: forward,
+                            next_hop: c.dst,
+                            start,
+                            len,
+                            new: false,
+                            reply: true,
+                        };
+                    }
                     let m = self.mapping(
                         (c.dst, c.dst_port),
                         (src.ip(), src.port()),

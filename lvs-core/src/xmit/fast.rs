@@ -71,6 +71,21 @@ pub(crate) fn try_fast_in(
     rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
 }
 
+/// [`try_fast`] for a NAT reply (from the real server, to the client: the packet's
+/// destination), its source rewritten to `virt` (the virtual address and port), without a
+/// [`Mapping`]; as [`try_fast_in`], `None` for any other method.
+#[inline(always)]
+pub(crate) fn try_fast_out(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    forward: Forward,
+    virt: (IpAddr, u16),
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    rewrite(buf, headroom, c, OutTo { forward, virt }, route_mtu)
+}
+
 /// The rewrite of [`try_fast`] by the plan `plan` gives (asked for once the headers passed
 /// their checks; `None`: none): the new start and length, or `None` with `buf`
 /// unchanged.
@@ -182,6 +197,24 @@ impl PlanOf<'static> for InTo {
             }),
             _ => None,
         }
+    }
+}
+
+/// A reply of a connection forwarded by `forward`, from `virt` ([`try_fast_out`]).
+struct OutTo {
+    forward: Forward,
+    virt: (IpAddr, u16),
+}
+
+impl PlanOf<'static> for OutTo {
+    /// As [`plan`] for an outbound mapping of this method and virtual service.
+    #[inline(always)]
+    fn plan(self) -> Option<Plan<'static>> {
+        (self.forward == Forward::Masq).then_some(Plan::Nat {
+            new: self.virt.0,
+            port: self.virt.1,
+            dst: false,
+        })
     }
 }
 
