@@ -365,10 +365,9 @@ impl Director {
                         .target(id)
                         .map_or(Forward::Masq, |(_, _, m)| super::forward_of(m));
                     // NAT in the common case: as the client direction's fast path.
-                    let virt = (src.ip(), src.port());
                     let route_mtu = self.packet.route_mtu;
                     if let Some((start, len)) =
-                        xmit::try_fast_out(buf, headroom, c, forward, virt, route_mtu)
+                        xmit::try_fast_out(buf, headroom, c, forward, src, route_mtu)
                     {
                         self.ip_id = self.ip_id.wrapping_add(1);
                         return PacketVerdict::Forward {
@@ -410,15 +409,14 @@ impl Director {
                 // the verdict `transmit` would give (and the IPv4 identification a mapping
                 // would have taken).
                 let route_mtu = self.packet.route_mtu;
-                let target = (real.ip(), real.port());
                 if let Some((start, len)) =
-                    xmit::try_fast_in(buf, headroom, c, method, target, route_mtu)
+                    xmit::try_fast_in(buf, headroom, c, method, real, route_mtu)
                 {
                     self.ip_id = self.ip_id.wrapping_add(1);
                     return PacketVerdict::Forward {
                         conn,
                         method,
-                        next_hop: target.0,
+                        next_hop: real.ip(),
                         start,
                         len,
                         new,

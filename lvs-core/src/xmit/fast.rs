@@ -23,7 +23,7 @@
 //! checksum updates work on them directly: one's-complement sums commute with the byte swap
 //! (RFC 1071), so the bytes are the general path's (the unit tests below check it).
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use super::tunnel::{self, Inner};
 use super::{Direction, Mapping, Verdict};
@@ -65,7 +65,7 @@ pub(crate) fn try_fast_in(
     headroom: usize,
     c: &Classified,
     forward: Forward,
-    real: (IpAddr, u16),
+    real: SocketAddr,
     route_mtu: u32,
 ) -> Option<(usize, usize)> {
     rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
@@ -80,7 +80,7 @@ pub(crate) fn try_fast_out(
     headroom: usize,
     c: &Classified,
     forward: Forward,
-    virt: (IpAddr, u16),
+    virt: SocketAddr,
     route_mtu: u32,
 ) -> Option<(usize, usize)> {
     rewrite(buf, headroom, c, OutTo { forward, virt }, route_mtu)
@@ -179,7 +179,7 @@ impl<'m> PlanOf<'m> for (&'m Mapping, Direction) {
 /// A client's packet forwarded by `forward` to `real` ([`try_fast_in`]).
 struct InTo {
     forward: Forward,
-    real: (IpAddr, u16),
+    real: SocketAddr,
 }
 
 impl PlanOf<'static> for InTo {
@@ -188,11 +188,11 @@ impl PlanOf<'static> for InTo {
     fn plan(self) -> Option<Plan<'static>> {
         match self.forward {
             Forward::DirectRoute => Some(Plan::Ttl {
-                v6: self.real.0.is_ipv6(),
+                v6: self.real.is_ipv6(),
             }),
-            Forward::Masq if !self.real.0.is_loopback() => Some(Plan::Nat {
-                new: self.real.0,
-                port: self.real.1,
+            Forward::Masq if !self.real.ip().is_loopback() => Some(Plan::Nat {
+                new: self.real.ip(),
+                port: self.real.port(),
                 dst: true,
             }),
             _ => None,
@@ -203,7 +203,7 @@ impl PlanOf<'static> for InTo {
 /// A reply of a connection forwarded by `forward`, from `virt` ([`try_fast_out`]).
 struct OutTo {
     forward: Forward,
-    virt: (IpAddr, u16),
+    virt: SocketAddr,
 }
 
 impl PlanOf<'static> for OutTo {
@@ -211,8 +211,8 @@ impl PlanOf<'static> for OutTo {
     #[inline(always)]
     fn plan(self) -> Option<Plan<'static>> {
         (self.forward == Forward::Masq).then_some(Plan::Nat {
-            new: self.virt.0,
-            port: self.virt.1,
+            new: self.virt.ip(),
+            port: self.virt.port(),
             dst: false,
         })
     }
