@@ -152,27 +152,40 @@ fn split<'a, const N: usize>(
 }
 
 /// What the rewrite does: the method's choice for this direction.
-enum Plan<'m> {
-    /// DR inbound: TTL only (when the real server's family is the packet's); `v6`: the
-    /// real server's address is IPv6.
-    Ttl { v6: bool },
+enum Plan {
+    /// DR inbound: TTL only (when the real server's family is the packet's).
+    Ttl,
     /// NAT: the new address (destination inbound, source for replies) and port.
     Nat { new: IpAddr, port: u16, dst: bool },
     /// TUN inbound: outer headers in front, as the mapping says.
-    Tunnel(&'m Mapping),
+    Tunnel,
 }
 
 /// Where a [`Plan`] comes from: asked for once the headers passed their checks (the rewrite
 /// reads it only then), `None` when the general path must decide.
 trait PlanOf<'m> {
     /// The plan.
-    fn plan(self) -> Option<Plan<'m>>;
+    fn plan(&self) -> Option<Plan>;
+    /// Whether the real server's address is IPv6 (read for [`Plan::Ttl`]).
+    fn real_is_v6(&self) -> bool;
+    /// The mapping whose tunnel [`Plan::Tunnel`] writes.
+    fn tunnel(&self) -> Option<&'m Mapping>;
 }
 
 impl<'m> PlanOf<'m> for (&'m Mapping, Direction) {
     #[inline(always)]
-    fn plan(self) -> Option<Plan<'m>> {
+    fn plan(&self) -> Option<Plan> {
         plan(self.0, self.1)
+    }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        self.0.daddr.is_ipv6()
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'m Mapping> {
+        Some(self.0)
     }
 }
 
@@ -185,11 +198,9 @@ struct InTo {
 impl PlanOf<'static> for InTo {
     /// As [`plan`] for an inbound mapping of this method and real server.
     #[inline(always)]
-    fn plan(self) -> Option<Plan<'static>> {
+    fn plan(&self) -> Option<Plan> {
         match self.forward {
-            Forward::DirectRoute => Some(Plan::Ttl {
-                v6: self.real.is_ipv6(),
-            }),
+            Forward::DirectRoute => Some(Plan::Ttl),
             Forward::Masq if !self.real.ip().is_loopback() => Some(Plan::Nat {
                 new: self.real.ip(),
                 port: self.real.port(),
@@ -197,6 +208,16 @@ impl PlanOf<'static> for InTo {
             }),
             _ => None,
         }
+    }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        self.real.is_ipv6()
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'static Mapping> {
+        None
     }
 }
 
@@ -209,24 +230,33 @@ struct OutTo {
 impl PlanOf<'static> for OutTo {
     /// As [`plan`] for an outbound mapping of this method and virtual service.
     #[inline(always)]
-    fn plan(self) -> Option<Plan<'static>> {
+    fn plan(&self) -> Option<Plan> {
         (self.forward == Forward::Masq).then_some(Plan::Nat {
             new: self.virt.ip(),
             port: self.virt.port(),
             dst: false,
         })
     }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        // Not asked: replies have no `Plan::Ttl`.
+        false
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'static Mapping> {
+        None
+    }
 }
 
 /// The plan for `m` and `dir`, or `None` when the general path must decide (local delivery,
 /// DR and TUN replies, loopback DNAT).
 #[inline(always)]
-fn plan(m: &Mapping, dir: Direction) -> Option<Plan<'_>> {
+fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
     match (m.forward, dir) {
-        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl {
-            v6: m.daddr.is_ipv6(),
-        }),
-        (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel(m)),
+        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl),
+        (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel),
         (Forward::Masq, Direction::In) if !m.daddr.is_loopback() => Some(Plan::Nat {
             new: m.daddr,
             port: m.dport,
@@ -259,7 +289,8 @@ fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
         return None;
     }
     match plan.plan()? {
-        Plan::Tunnel(m) => {
+        Plan::Tunnel => {
+            let m = plan.tunnel()?;
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -278,8 +309,8 @@ fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
             }
             return done;
         }
-        Plan::Ttl { v6 } => {
-            if v6 {
+        Plan::Ttl => {
+            if plan.real_is_v6() {
                 return None;
             }
             h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
@@ -330,7 +361,8 @@ fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
         return None;
     }
     match plan.plan()? {
-        Plan::Tunnel(m) => {
+        Plan::Tunnel => {
+            let m = plan.tunnel()?;
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -348,8 +380,8 @@ fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
             }
             return done;
         }
-        Plan::Ttl { v6 } => {
-            if !v6 {
+        Plan::Ttl => {
+            if !plan.real_is_v6() {
                 return None;
             }
             h[7] = hop - 1;
