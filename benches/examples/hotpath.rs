@@ -8,6 +8,7 @@
 //! ```
 //! Divide the instructions collected (`Ir` in the summary) by the iteration count. Modes:
 //! - `packet N ITERS`: an existing NAT flow's ACK through `Director::handle_packet`, N flows.
+//! - `reply N ITERS`: the real server's reply of such a flow (NAT, source rewritten).
 //! - `ack N ITERS`: the same packet through the flow layer only (`handle_flow`).
 //! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
 //! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
@@ -471,6 +472,38 @@ fn main() {
             times.sort_by(f64::total_cmp);
             println!(
                 "packet n={n}: median of {reps} reps {:.1} ns/iter",
+                times[reps / 2]
+            );
+            start = Clock::now();
+        }
+        "reply" => {
+            let (mut d, now) = director(n, 0, " -m");
+            let a = multiplier(n);
+            let mut bufs = vec![0u8; iters as usize * 40];
+            let mut out = [0u8; 576];
+            let IpAddr::V4(v) = vip().ip() else {
+                unreachable!()
+            };
+            let mut times = Vec::new();
+            for r in 0..reps as u64 {
+                for (k, p) in bufs.chunks_exact_mut(40).enumerate() {
+                    // The client's ACK as the real server received it, turned round: the
+                    // addresses and ports swapped (the checksums stay valid).
+                    ack_bytes((r * iters + k as u64) % n * a % n, p);
+                    d.handle_packet(now, p, 0, &mut out);
+                    let (s, t) = p.split_at_mut(16);
+                    s[12..16].swap_with_slice(&mut t[..4]);
+                    let (s, t) = p.split_at_mut(22);
+                    s[20..22].swap_with_slice(&mut t[..2]);
+                }
+                let t = Clock::now();
+                measured_packet(&mut d, now, &mut bufs, &mut out);
+                times.push(t.elapsed().as_nanos() as f64 / iters as f64);
+                assert_eq!(bufs[12..16], v.octets(), "rewritten");
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "reply n={n}: median of {reps} reps {:.1} ns/iter",
                 times[reps / 2]
             );
             start = Clock::now();

@@ -1002,3 +1002,37 @@ fn handle_classified_matches_handle_packet() {
         assert_eq!(bytes_a, bytes_h, "packet {i}, hinted");
     }
 }
+
+/// NAT packets in both directions and DR packets, rewritten without a mapping in the common
+/// case, still take an IPv4 identification each, as every transmitted packet does.
+#[test]
+fn ip_id_advances_for_nat_and_dr_packets_too() {
+    let mut d = director(concat!(
+        "-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.1.0.9:53 -i\n",
+        "-A -u 10.0.0.2:53\n-a -u 10.0.0.2:53 -r 10.1.0.2:5300 -m\n",
+        "-A -u 10.0.0.3:53\n-a -u 10.0.0.3:53 -r 10.1.0.3:53 -g\n",
+    ));
+    let id = |p: &[u8]| u16::from_be_bytes([p[4], p[5]]);
+    let tun = Flow::udp("192.0.2.7", 1234, "10.0.0.1", 53).build();
+    let (_, a) = run(&mut d, t(1), &tun);
+    let nat_in = Flow::udp("192.0.2.7", 1234, "10.0.0.2", 53).build();
+    let (v, _) = run(&mut d, t(1), &nat_in);
+    assert!(
+        matches!(v, PacketVerdict::Forward { reply: false, .. }),
+        "{v:?}"
+    );
+    let nat_out = Flow::udp("10.1.0.2", 5300, "192.0.2.7", 1234).build();
+    let (v, _) = run(&mut d, t(1), &nat_out);
+    assert!(
+        matches!(v, PacketVerdict::Forward { reply: true, .. }),
+        "{v:?}"
+    );
+    let dr = Flow::udp("192.0.2.7", 1234, "10.0.0.3", 53).build();
+    let (v, _) = run(&mut d, t(1), &dr);
+    assert!(
+        matches!(v, PacketVerdict::Forward { reply: false, .. }),
+        "{v:?}"
+    );
+    let (_, b) = run(&mut d, t(1), &tun);
+    assert_eq!(id(&b), id(&a).wrapping_add(4));
+}

@@ -207,6 +207,7 @@ impl Director {
     /// TTL expiry and MTU give their errors as [`PacketVerdict::Reply`] after the connection
     /// state was updated (the kernel's transmitters check them). Non-first fragments are not
     /// ours (IPVS sees reassembled packets, spec 3.0).
+    #[inline]
     pub fn handle_packet_marked(
         &mut self,
         now: Instant,
@@ -337,7 +338,6 @@ impl Director {
         fwmark: u32,
         hint: Option<&HintKind>,
     ) -> PacketVerdict {
-        let c = *c;
         if matches!(
             (c.family, c.protocol),
             (Family::V4, proto::ICMP) | (Family::V6, proto::ICMPV6)
@@ -346,7 +346,7 @@ impl Director {
                 // Echo and the rest: the director's own business (spec 3.7).
                 return PacketVerdict::NotOurs;
             }
-            return self.related_icmp(buf, headroom, &c, out);
+            return self.related_icmp(buf, headroom, c, out);
         }
         let Some(protocol) = balanced_protocol(c.protocol) else {
             return PacketVerdict::NotOurs;
@@ -354,7 +354,7 @@ impl Director {
         if !c.l4_present || c.is_later_fragment() {
             return PacketVerdict::NotOurs;
         }
-        let mut fp = flow_packet(&c, protocol, fwmark);
+        let mut fp = flow_packet(c, protocol, fwmark);
         let (v, conn) = self.flow_out_conn(now, &fp, hint);
         if v != FlowVerdict::NotOurs {
             self.count_verdict(&v);
@@ -364,6 +364,22 @@ impl Director {
                         .table
                         .target(id)
                         .map_or(Forward::Masq, |(_, _, m)| super::forward_of(m));
+                    // NAT in the common case: as the client direction's fast path.
+                    let route_mtu = self.packet.route_mtu;
+                    if let Some((start, len)) =
+                        xmit::try_fast_out(buf, headroom, c, forward, src, route_mtu)
+                    {
+                        self.ip_id = self.ip_id.wrapping_add(1);
+                        return PacketVerdict::Forward {
+                            conn: Some(id),
+                            method: forward,
+                            next_hop: c.dst,
+                            start,
+                            len,
+                            new: false,
+                            reply: true,
+                        };
+                    }
                     let m = self.mapping(
                         (c.dst, c.dst_port),
                         (src.ip(), src.port()),
@@ -371,10 +387,10 @@ impl Director {
                         forward,
                         TunnelConfig::default(),
                     );
-                    let v = transmit(buf, headroom, &c, &m, Direction::Out, out);
+                    let v = transmit(buf, headroom, c, &m, Direction::Out, out);
                     self.verdict(v, Some(id), false, true)
                 }
-                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, &c, out),
+                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, c, out),
                 (FlowVerdict::Drop(r), _) => PacketVerdict::Drop(PacketDrop::Flow(r)),
                 _ => PacketVerdict::NotOurs,
             };
@@ -389,6 +405,24 @@ impl Director {
                 method,
                 new,
             } => {
+                // NAT and DR in the common case: rewritten from the real server alone, with
+                // the verdict `transmit` would give (and the IPv4 identification a mapping
+                // would have taken).
+                let route_mtu = self.packet.route_mtu;
+                if let Some((start, len)) =
+                    xmit::try_fast_in(buf, headroom, c, method, real, route_mtu)
+                {
+                    self.ip_id = self.ip_id.wrapping_add(1);
+                    return PacketVerdict::Forward {
+                        conn,
+                        method,
+                        next_hop: real.ip(),
+                        start,
+                        len,
+                        new,
+                        reply: false,
+                    };
+                }
                 let tunnel = self.dest_tunnel(dest);
                 let m = self.mapping(
                     (c.src, c.src_port),
@@ -397,10 +431,10 @@ impl Director {
                     method,
                     tunnel,
                 );
-                let v = transmit(buf, headroom, &c, &m, Direction::In, out);
+                let v = transmit(buf, headroom, c, &m, Direction::In, out);
                 self.verdict(v, conn, new, false)
             }
-            FlowVerdict::NoDestination => self.unreachable(buf, headroom, &c, out),
+            FlowVerdict::NoDestination => self.unreachable(buf, headroom, c, out),
             FlowVerdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Flow(r)),
             FlowVerdict::Reply { .. } | FlowVerdict::NotOurs => PacketVerdict::NotOurs,
         }
@@ -694,6 +728,7 @@ impl Director {
     }
 
     /// The packet verdict of a transmit verdict.
+    #[inline(always)]
     fn verdict(&self, v: Verdict, conn: Option<ConnId>, new: bool, reply: bool) -> PacketVerdict {
         match v {
             Verdict::Forward {

@@ -23,7 +23,7 @@
 //! checksum updates work on them directly: one's-complement sums commute with the byte swap
 //! (RFC 1071), so the bytes are the general path's (the unit tests below check it).
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use super::tunnel::{self, Inner};
 use super::{Direction, Mapping, Verdict};
@@ -40,29 +40,7 @@ pub(super) fn try_fast(
     m: &Mapping,
     dir: Direction,
 ) -> Option<Verdict> {
-    let tcp = c.protocol == proto::TCP;
-    let len = c.total_len;
-    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
-    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
-    // of 0 or beyond 2^32, which the header checks below refuse anyway.
-    if !(tcp | (c.protocol == proto::UDP))
-        | c.is_fragment
-        | !c.l4_present
-        | ((len as u64).wrapping_sub(1) > u64::from(m.route_mtu.wrapping_sub(1)))
-    {
-        return None;
-    }
-    let p = Pkt {
-        headroom,
-        l3_offset: c.l3_offset,
-        len,
-        tcp,
-        dir,
-    };
-    let (start, len) = match c.family {
-        Family::V4 => v4(buf, p, c, m)?,
-        Family::V6 => v6(buf, p, c, m)?,
-    };
+    let (start, len) = rewrite(buf, headroom, c, (m, dir), m.route_mtu)?;
     Some(Verdict::Forward {
         method: m.forward,
         // The real server (TUN and DR are inbound only), or the client for NAT replies.
@@ -75,15 +53,82 @@ pub(super) fn try_fast(
     })
 }
 
+/// [`try_fast`] for a client's packet forwarded by NAT or DR to `real` (the real server's
+/// address and the connection's destination port), without a [`Mapping`]: what the fast
+/// path reads of one is the method, the real server and the route MTU. The new start and
+/// length of the packet, whose next hop is `real`'s address; `None` with `buf` unchanged
+/// when [`transmit`](super::transmit) must decide (any other method, or not the common case).
+/// The bytes are those `transmit` writes with a mapping of these fields.
+#[inline(always)]
+pub(crate) fn try_fast_in(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    forward: Forward,
+    real: SocketAddr,
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
+}
+
+/// [`try_fast`] for a NAT reply (from the real server, to the client: the packet's
+/// destination), its source rewritten to `virt` (the virtual address and port), without a
+/// [`Mapping`]; as [`try_fast_in`], `None` for any other method.
+#[inline(always)]
+pub(crate) fn try_fast_out(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    forward: Forward,
+    virt: SocketAddr,
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    rewrite(buf, headroom, c, OutTo { forward, virt }, route_mtu)
+}
+
+/// The rewrite of [`try_fast`] by the plan `plan` gives (asked for once the headers passed
+/// their checks; `None`: none): the new start and length, or `None` with `buf`
+/// unchanged.
+#[inline(always)]
+fn rewrite<'m>(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    plan: impl PlanOf<'m>,
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    let tcp = c.protocol == proto::TCP;
+    let len = c.total_len;
+    // Every test evaluated (`|`, not `||`). The MTU test is `route_mtu != 0 && len > route_mtu`
+    // with both sides less one (route MTU 0 becomes the largest u32); it also refuses a length
+    // of 0 or beyond 2^32, which the header checks below refuse anyway.
+    if !(tcp | (c.protocol == proto::UDP))
+        | c.is_fragment
+        | !c.l4_present
+        | ((len as u64).wrapping_sub(1) > u64::from(route_mtu.wrapping_sub(1)))
+    {
+        return None;
+    }
+    let p = Pkt {
+        headroom,
+        l3_offset: c.l3_offset,
+        len,
+        tcp,
+    };
+    match c.family {
+        Family::V4 => v4(buf, p, c, plan),
+        Family::V6 => v6(buf, p, c, plan),
+    }
+}
+
 /// Where the IP packet is in the buffer (`buf[headroom + l3_offset..][..len]`, not yet
-/// checked), whether it is TCP (else UDP), and which way it goes.
+/// checked), and whether it is TCP (else UDP).
 #[derive(Clone, Copy)]
 struct Pkt {
     headroom: usize,
     l3_offset: usize,
     len: usize,
     tcp: bool,
-    dir: Direction,
 }
 
 /// The fixed IP header (`N` bytes, with the transport header right after it) and the rest
@@ -108,12 +153,101 @@ fn split<'a, const N: usize>(
 
 /// What the rewrite does: the method's choice for this direction.
 enum Plan {
-    /// DR inbound: TTL only.
+    /// DR inbound: TTL only (when the real server's family is the packet's).
     Ttl,
     /// NAT: the new address (destination inbound, source for replies) and port.
     Nat { new: IpAddr, port: u16, dst: bool },
-    /// TUN inbound: outer headers in front.
+    /// TUN inbound: outer headers in front, as the mapping says.
     Tunnel,
+}
+
+/// Where a [`Plan`] comes from: asked for once the headers passed their checks (the rewrite
+/// reads it only then), `None` when the general path must decide.
+trait PlanOf<'m> {
+    /// The plan.
+    fn plan(&self) -> Option<Plan>;
+    /// Whether the real server's address is IPv6 (read for [`Plan::Ttl`]).
+    fn real_is_v6(&self) -> bool;
+    /// The mapping whose tunnel [`Plan::Tunnel`] writes.
+    fn tunnel(&self) -> Option<&'m Mapping>;
+}
+
+impl<'m> PlanOf<'m> for (&'m Mapping, Direction) {
+    #[inline(always)]
+    fn plan(&self) -> Option<Plan> {
+        plan(self.0, self.1)
+    }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        self.0.daddr.is_ipv6()
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'m Mapping> {
+        Some(self.0)
+    }
+}
+
+/// A client's packet forwarded by `forward` to `real` ([`try_fast_in`]).
+struct InTo {
+    forward: Forward,
+    real: SocketAddr,
+}
+
+impl PlanOf<'static> for InTo {
+    /// As [`plan`] for an inbound mapping of this method and real server.
+    #[inline(always)]
+    fn plan(&self) -> Option<Plan> {
+        match self.forward {
+            Forward::DirectRoute => Some(Plan::Ttl),
+            Forward::Masq if !self.real.ip().is_loopback() => Some(Plan::Nat {
+                new: self.real.ip(),
+                port: self.real.port(),
+                dst: true,
+            }),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        self.real.is_ipv6()
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'static Mapping> {
+        None
+    }
+}
+
+/// A reply of a connection forwarded by `forward`, from `virt` ([`try_fast_out`]).
+struct OutTo {
+    forward: Forward,
+    virt: SocketAddr,
+}
+
+impl PlanOf<'static> for OutTo {
+    /// As [`plan`] for an outbound mapping of this method and virtual service.
+    #[inline(always)]
+    fn plan(&self) -> Option<Plan> {
+        (self.forward == Forward::Masq).then_some(Plan::Nat {
+            new: self.virt.ip(),
+            port: self.virt.port(),
+            dst: false,
+        })
+    }
+
+    #[inline(always)]
+    fn real_is_v6(&self) -> bool {
+        // Not asked: replies have no `Plan::Ttl`.
+        false
+    }
+
+    #[inline(always)]
+    fn tunnel(&self) -> Option<&'static Mapping> {
+        None
+    }
 }
 
 /// The plan for `m` and `dir`, or `None` when the general path must decide (local delivery,
@@ -139,7 +273,7 @@ fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
 
 /// IPv4 without options: the new start and length of the forwarded packet.
 #[inline(always)]
-fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Option<(usize, usize)> {
     let (h, seg, start) = split::<20>(buf, p, c)?;
     let len = p.len;
     // The header as two 64-bit and one 32-bit little-endian words, each field taken from
@@ -154,8 +288,9 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     {
         return None;
     }
-    match plan(m, p.dir)? {
+    match plan.plan()? {
         Plan::Tunnel => {
+            let m = plan.tunnel()?;
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -175,7 +310,7 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             return done;
         }
         Plan::Ttl => {
-            if !m.daddr.is_ipv4() {
+            if plan.real_is_v6() {
                 return None;
             }
             h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
@@ -211,7 +346,7 @@ fn v4(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
 
 /// IPv6 without extension headers: the new start and length of the forwarded packet.
 #[inline(always)]
-fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usize)> {
+fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Option<(usize, usize)> {
     let (h, seg, start) = split::<40>(buf, p, c)?;
     let len = p.len;
     // The first 8 bytes as one little-endian word (as for IPv4): version, traffic class,
@@ -225,8 +360,9 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
     {
         return None;
     }
-    match plan(m, p.dir)? {
+    match plan.plan()? {
         Plan::Tunnel => {
+            let m = plan.tunnel()?;
             if !tunnel::fast_fits(start, len, m) {
                 return None;
             }
@@ -245,7 +381,7 @@ fn v6(buf: &mut [u8], p: Pkt, c: &Classified, m: &Mapping) -> Option<(usize, usi
             return done;
         }
         Plan::Ttl => {
-            if !m.daddr.is_ipv6() {
+            if !plan.real_is_v6() {
                 return None;
             }
             h[7] = hop - 1;

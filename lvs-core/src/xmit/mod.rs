@@ -74,6 +74,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::rules::{Forward, TunnelConfig};
 use crate::wire::{checksum, icmpv4, icmpv6, proto, Classified, Family};
 
+pub(crate) use fast::{try_fast_in, try_fast_out};
 pub use icmp::{build_error, port_unreachable, ErrorKind, IcmpError};
 pub use nat::{decrement_ttl, nat_in, nat_out, NatError, Verdict as NatVerdict};
 pub use tunnel::{decapsulate, encapsulate, overhead, DecapError, Decapsulated};
