@@ -537,4 +537,122 @@ mod tests {
             }
         }
     }
+
+    /// `try_fast_in` and `try_fast_out`, which the director calls without a [`Mapping`], do
+    /// exactly what [`transmit`](super::super::transmit) does with a mapping of the same
+    /// fields: on success the same bytes and the verdict's start and length, and on `None`
+    /// the buffer untouched, for random methods, families, protocols, TTLs, MTUs, UDP
+    /// checksums of 0, loopback real servers and bytes changed after classification.
+    #[test]
+    fn entry_points_without_a_mapping_equal_transmit() {
+        use crate::wire::classify;
+        use crate::xmit::transmit;
+        use core::net::{Ipv4Addr, Ipv6Addr};
+        use etherparse::PacketBuilder;
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut fast_hits = 0u32;
+        for _ in 0..20_000 {
+            let v6 = rng.random_bool(0.5);
+            let tcp = rng.random_bool(0.5);
+            let ttl = rng.random_range(0..=3u8) * rng.random_range(1..=80u8);
+            let ip = |n: u32, lo: bool| -> IpAddr {
+                match (v6, lo) {
+                    (false, false) => Ipv4Addr::from(0x0a00_0000 | n >> 8).into(),
+                    (false, true) => Ipv4Addr::LOCALHOST.into(),
+                    (true, false) => Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n as u16).into(),
+                    (true, true) => Ipv6Addr::LOCALHOST.into(),
+                }
+            };
+            let (c, v) = (ip(rng.random(), false), ip(rng.random(), false));
+            let lo = rng.random_bool(0.1);
+            let r = ip(rng.random(), lo);
+            let (cport, vport, dport): (u16, u16, u16) = (rng.random(), rng.random(), rng.random());
+            let forward = [
+                Forward::Masq,
+                Forward::DirectRoute,
+                Forward::Tunnel,
+                Forward::Local,
+            ][rng.random_range(0..4)];
+            let out = forward == Forward::Masq && rng.random_bool(0.5);
+            // The packet as it arrives: client -> virtual, or real server -> client.
+            let (src, sport, dst, dport_pkt) = if out {
+                (r, dport, c, cport)
+            } else {
+                (c, cport, v, vport)
+            };
+            let b = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), ttl),
+                (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), ttl),
+                _ => unreachable!(),
+            };
+            let payload: Vec<u8> = (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
+            let mut pkt = Vec::new();
+            if tcp {
+                b.tcp(sport, dport_pkt, rng.random(), 1000)
+                    .ack(rng.random())
+                    .write(&mut pkt, &payload)
+                    .unwrap();
+            } else {
+                b.udp(sport, dport_pkt).write(&mut pkt, &payload).unwrap();
+                if !v6 && rng.random_bool(0.1) {
+                    // No UDP checksum: the general path's case.
+                    pkt[26] = 0;
+                    pkt[27] = 0;
+                }
+            }
+            let mut buf = vec![0u8; 40 + pkt.len()];
+            buf[40..].copy_from_slice(&pkt);
+            let Ok(cl) = classify(&buf[40..]) else {
+                continue;
+            };
+            if rng.random_bool(0.2) {
+                let at = 40 + rng.random_range(0..pkt.len());
+                buf[at] ^= rng.random_range(1..=255u8);
+            }
+            let route_mtu = [0, 1500, 60, 100][rng.random_range(0..4)];
+            let mut m = Mapping::new((c, cport), (v, vport), (r, dport));
+            m.forward = forward;
+            m.route_mtu = route_mtu;
+            let dir = if out { Direction::Out } else { Direction::In };
+            let (mut fast, mut general) = (buf.clone(), buf.clone());
+            let got = if out {
+                try_fast_out(
+                    &mut fast,
+                    40,
+                    &cl,
+                    forward,
+                    SocketAddr::new(v, vport),
+                    route_mtu,
+                )
+            } else {
+                try_fast_in(
+                    &mut fast,
+                    40,
+                    &cl,
+                    forward,
+                    SocketAddr::new(r, dport),
+                    route_mtu,
+                )
+            };
+            let mut icmp = [0u8; 1280];
+            let want = transmit(&mut general, 40, &cl, &m, dir, &mut icmp);
+            match got {
+                Some((start, len)) => {
+                    fast_hits += 1;
+                    let Verdict::Forward {
+                        start: s, len: l, ..
+                    } = want
+                    else {
+                        panic!("fast {got:?}, transmit {want:?}");
+                    };
+                    assert_eq!((start, len), (s, l));
+                    assert_eq!(fast, general);
+                }
+                None => assert_eq!(fast, buf, "None must leave the packet alone"),
+            }
+        }
+        // The fast entry points took a fair share of the cases, not only refusals.
+        assert!(fast_hits > 2_000, "{fast_hits}");
+    }
 }
