@@ -163,6 +163,17 @@ struct Entry {
 const _: () = assert!(core::mem::size_of::<Entry>() == 46);
 
 impl Entry {
+    /// The source of this entry's replies (its reply key's source address and port), for an
+    /// entry whose addresses are all IPv4 (not `B_WIDE`): the real server for NAT, else the
+    /// virtual service.
+    #[inline]
+    fn reply_source_v4(&self) -> (u32, u16) {
+        if self.cflags().fwd_method() == FwdMethod::Masq {
+            (self.daddr, self.dport)
+        } else {
+            (self.vaddr, self.vport)
+        }
+    }
     fn occupied(&self) -> bool {
         self.bits & B_OCCUPIED != 0
     }
@@ -718,11 +729,7 @@ impl Store {
         let e = self.e(slot);
         if e.bits & B_WIDE == 0 {
             // An IPv4 entry's reply key straight from the entry.
-            let (s, sp) = if e.cflags().fwd_method() == FwdMethod::Masq {
-                (e.daddr, e.dport)
-            } else {
-                (e.vaddr, e.vport)
-            };
+            let (s, sp) = e.reply_source_v4();
             return hash_v4(&self.key, e.protocol(), KIND_OUT, s, sp, e.caddr, e.cport);
         }
         let (c, _, _) = self.addrs(slot);
@@ -1252,6 +1259,17 @@ impl ConnTable {
         let mut in_hash = None;
         if let Some(kind) = kind {
             let (c, v) = (Ad::of(new.caddr), Ad::of(new.vaddr));
+            let hash_key = || {
+                hash_tuple(
+                    &self.store.key,
+                    new.protocol,
+                    kind,
+                    c,
+                    new.cport,
+                    v,
+                    new.vport,
+                )
+            };
             let h = match known {
                 Some((k, h))
                     if kind == KIND_CONN
@@ -1261,30 +1279,11 @@ impl ConnTable {
                         && k.caddr == new.caddr
                         && k.vaddr == new.vaddr =>
                 {
-                    debug_assert_eq!(
-                        h,
-                        hash_tuple(
-                            &self.store.key,
-                            new.protocol,
-                            kind,
-                            c,
-                            new.cport,
-                            v,
-                            new.vport
-                        )
-                    );
                     h
                 }
-                _ => hash_tuple(
-                    &self.store.key,
-                    new.protocol,
-                    kind,
-                    c,
-                    new.cport,
-                    v,
-                    new.vport,
-                ),
+                _ => hash_key(),
             };
+            debug_assert_eq!(h, hash_key());
             in_hash = Some(h);
             if let Some(id) = self.in_idx.find(h, |s| {
                 self.store
@@ -2016,11 +2015,7 @@ impl ConnTable {
                 if e.bits & B_WIDE != 0 {
                     return self.store.out_eq(x, k, Ad::V4(s), Ad::V4(d));
                 }
-                let (es, esp) = if e.cflags().fwd_method() == FwdMethod::Masq {
-                    (e.daddr, e.dport)
-                } else {
-                    (e.vaddr, e.vport)
-                };
+                let (es, esp) = e.reply_source_v4();
                 esp == k.sport && es == s && e.caddr == d
             })
             .map(ConnId)
