@@ -51,10 +51,11 @@ pub enum PoolError {
 #[derive(Debug)]
 pub struct Pool {
     dests: Vec<DestInfo>,
+    /// The list position of each linked identity, when `dense` is empty.
     positions: HashMap<DestId, usize>,
-    /// `positions` as a table indexed by `DestId`, when the linked identities are dense enough
-    /// for it (the director's are: it reuses freed identities); `NO_POS` marks an identity
-    /// that is not linked. Empty otherwise, and `position` falls back to the map.
+    /// The positions as a table indexed by `DestId`, when the linked identities are dense
+    /// enough for it (the director's are: it reuses freed identities); `NO_POS` marks an
+    /// identity that is not linked. Empty otherwise, and `positions` holds them instead.
     dense: Vec<u32>,
     sched: Box<dyn Scheduler>,
     flags: SchedFlags,
@@ -130,7 +131,7 @@ impl Pool {
     /// Inserts a destination built by the caller (for example one revived from the trash with
     /// its counters and its old identity) at the head of the list.
     pub fn insert(&mut self, mut dest: DestInfo) -> Result<(), PoolError> {
-        if self.find(dest.addr, dest.port).is_some() || self.positions.contains_key(&dest.id) {
+        if self.find(dest.addr, dest.port).is_some() || self.position(dest.id).is_some() {
             return Err(PoolError::Exists);
         }
         if self.dests.len() >= self.sched.max_dests() {
@@ -262,19 +263,23 @@ impl Pool {
     }
 
     fn reindex(&mut self) {
+        // A table indexed by identity when it stays small (a few entries per destination),
+        // else the map; only one of the two is kept, and an empty table means "use the map".
         self.positions.clear();
-        for (pos, d) in self.dests.iter().enumerate() {
-            self.positions.insert(d.id, pos);
-        }
-        // A table indexed by identity when it stays small (a few entries per destination);
-        // an empty list keeps it empty, which `position` reads as "use the map".
         self.dense.clear();
         let max_id = self.dests.iter().map(|d| d.id.0 as usize).max();
-        if let Some(max_id) = max_id {
-            if max_id < 4 * self.dests.len() + 64 && self.dests.len() < NO_POS as usize {
+        match max_id {
+            Some(max_id)
+                if max_id < 4 * self.dests.len() + 64 && self.dests.len() < NO_POS as usize =>
+            {
                 self.dense.resize(max_id + 1, NO_POS);
                 for (pos, d) in self.dests.iter().enumerate() {
                     self.dense[d.id.0 as usize] = pos as u32;
+                }
+            }
+            _ => {
+                for (pos, d) in self.dests.iter().enumerate() {
+                    self.positions.insert(d.id, pos);
                 }
             }
         }
