@@ -134,69 +134,6 @@ struct Conn {
     live: bool,
 }
 
-/// The real servers by address: an open-addressing table probed linearly, looked up at
-/// every scheduled connection. A general hash map costs several times more per lookup for
-/// the few keys a farm has.
-struct ServerIndex {
-    /// `(address, server index)`, `None` for an empty slot; a power of two, at most half full.
-    slots: Vec<Option<(SocketAddr, u16)>>,
-}
-
-impl ServerIndex {
-    /// The index of `addrs` (in order; a repeated address names its last server).
-    fn new(addrs: impl ExactSizeIterator<Item = SocketAddr>) -> Self {
-        let n = (addrs.len() * 2).next_power_of_two().max(8);
-        let mut idx = ServerIndex {
-            slots: vec![None; n],
-        };
-        for (i, a) in addrs.enumerate() {
-            let mut p = idx.home(a);
-            loop {
-                match &mut idx.slots[p] {
-                    Some((k, v)) if *k == a => {
-                        *v = i as u16;
-                        break;
-                    }
-                    Some(_) => p = (p + 1) & (n - 1),
-                    e @ None => {
-                        *e = Some((a, i as u16));
-                        break;
-                    }
-                }
-            }
-        }
-        idx
-    }
-
-    /// The first slot probed for `a`: a multiplicative hash of its address and port.
-    #[inline]
-    fn home(&self, a: SocketAddr) -> usize {
-        let ip = match a.ip() {
-            IpAddr::V4(v) => v.to_bits() as u64,
-            IpAddr::V6(v) => {
-                let b = v.to_bits();
-                (b as u64) ^ ((b >> 64) as u64)
-            }
-        };
-        let h = (ip ^ ((a.port() as u64) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 32) as usize & (self.slots.len() - 1)
-    }
-
-    /// The server at `a`.
-    #[inline]
-    fn get(&self, a: SocketAddr) -> Option<u16> {
-        let mask = self.slots.len() - 1;
-        let mut p = self.home(a);
-        loop {
-            match &self.slots[p] {
-                Some((k, v)) if *k == a => return Some(*v),
-                Some(_) => p = (p + 1) & mask,
-                None => return None,
-            }
-        }
-    }
-}
-
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
 #[derive(Clone, Copy)]
 struct Drawn {
@@ -297,7 +234,7 @@ pub struct Engine<'m> {
     reply_hints: Vec<FlowHint>,
     free: Vec<u32>,
     srv: Vec<Srv>,
-    srv_index: ServerIndex,
+    srv_index: hashbrown::HashMap<SocketAddr, u16>,
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -370,7 +307,12 @@ impl<'m> Engine<'m> {
             .sample_interval
             .unwrap_or(*s.duration.get_ref() / 100.0))
         .max(1);
-        let srv_index = ServerIndex::new(m.servers.iter().map(|sm| sm.addr));
+        let srv_index = m
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, sm)| (sm.addr, i as u16))
+            .collect();
         Engine {
             m,
             rep,
@@ -1078,8 +1020,9 @@ impl<'m> Engine<'m> {
         };
         let srv = self
             .srv_index
-            .get(dest)
-            .or_else(|| self.srv_index.get(SocketAddr::new(dest.ip(), 0)))
+            .get(&dest)
+            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
+            .copied()
             .unwrap_or(NONE);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
@@ -1642,8 +1585,8 @@ impl<'m> Engine<'m> {
             let a = SocketAddr::new(p.addr, p.port);
             let up = self
                 .srv_index
-                .get(a)
-                .is_some_and(|i| self.srv[i as usize].up);
+                .get(&a)
+                .is_some_and(|&i| self.srv[i as usize].up);
             if up {
                 // A live server answers the connect; a dead one never does (the monitor
                 // fails the probe at its connect_timeout deadline).
