@@ -1,5 +1,5 @@
-//! Response-time counts in the buckets of the engine's HdrHistograms ([`crate::engine::new_hist`]:
-//! lowest value 1, 3 significant digits), kept as a plain array and read directly: a run's
+//! Response-time counts in the buckets of an HdrHistogram of response times in ns (lowest value
+//! 1, 3 significant digits: `new_hist` in the tests), kept as a plain array and read directly: a run's
 //! percentiles and maximum per service and real server, and a time-series interval's.
 //!
 //! One response goes to three counts (its service, its real server and the service's
@@ -156,7 +156,15 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::{index, value, Buckets};
-    use crate::engine::new_hist;
+    use hdrhistogram::Histogram;
+
+    /// The histogram whose buckets these are: response times in ns, lowest value 1, 3
+    /// significant digits, growing as needed.
+    pub(super) fn new_hist() -> Histogram<u64> {
+        let mut h = Histogram::new(3).expect("3 significant digits");
+        h.auto(true);
+        h
+    }
 
     fn values() -> Vec<u64> {
         let mut v: Vec<u64> = (1..5000).collect();

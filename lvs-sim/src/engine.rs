@@ -47,7 +47,6 @@ use crate::buckets;
 use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use hdrhistogram::Histogram;
 use lvs_core::conn::state::tcp_transition;
 use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, OutKey, TcpState};
 use lvs_core::director::{
@@ -1727,13 +1726,6 @@ impl<'m> Engine<'m> {
             },
         )
     }
-}
-
-/// Histogram of response times (ns, 3 significant digits).
-pub fn new_hist() -> Histogram<u64> {
-    let mut h = Histogram::new(3).expect("3 significant digits");
-    h.auto(true);
-    h
 }
 
 #[cfg(test)]

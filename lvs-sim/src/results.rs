@@ -73,7 +73,7 @@ pub struct SvcAcc {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: [u64; REASONS],
-    /// Response times (ns), in the buckets of an HdrHistogram (see [`crate::engine::new_hist`]).
+    /// Response times (ns), in the buckets of an HdrHistogram (lowest value 1, 3 significant digits).
     pub(crate) rt: Buckets,
     /// Sum of response times (ns).
     pub sum: u128,
@@ -113,7 +113,7 @@ pub struct SrvAcc {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: [u64; REASONS],
-    /// Response times (ns), in the buckets of an HdrHistogram (see [`crate::engine::new_hist`]).
+    /// Response times (ns), in the buckets of an HdrHistogram (lowest value 1, 3 significant digits).
     pub(crate) rt: Buckets,
     /// Sum of response times.
     pub sum: u128,
