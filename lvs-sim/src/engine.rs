@@ -1414,21 +1414,22 @@ impl<'m> Engine<'m> {
             }
             return;
         }
-        // Close: client FIN, server FIN (NAT only), client ACK.
+        // Close: client FIN, server FIN (NAT only), client ACK. The last ACK, at the same
+        // instant and found by the same client key as the FIN, is handed over only if it can
+        // change the state (it cannot in TIME_WAIT, where NAT's server FIN leaves the
+        // connection, nor in FIN_WAIT on DR's INPUT_ONLY table).
         let fin = self.client_packet(c, FIN | ACK);
         if cn.nat {
             self.server_packet(c, FIN | ACK);
+        }
+        let id = match fin {
+            FlowVerdict::Forward { conn, .. } => conn,
+            _ => None,
+        };
+        if self.changes_state(id, Direction::Input, ACK) {
             self.client_packet(c, ACK);
         } else {
-            let id = match fin {
-                FlowVerdict::Forward { conn, .. } => conn,
-                _ => None,
-            };
-            if self.changes_state(id, Direction::Input, ACK) {
-                self.client_packet(c, ACK);
-            } else {
-                self.packets += 1;
-            }
+            self.packets += 1;
         }
         if cn.arrival >= self.warm {
             self.svc_acc[cn.svc as usize].completed += 1;
