@@ -176,3 +176,102 @@ fn a_checksum_broken_after_classify_stays_as_broken() {
         );
     }
 }
+
+/// An IPv4 or IPv6 packet of any protocol number from `src` to `dst`, its payload raw bytes
+/// (not parsed as a transport header by the builder): a fragment when `frag` is given
+/// (offset in 8-byte units, more fragments), with 4 bytes of IPv4 options when `options`.
+#[allow(clippy::too_many_arguments)]
+fn raw_ip(
+    src: core::net::IpAddr,
+    dst: core::net::IpAddr,
+    protocol: u8,
+    ttl: u8,
+    df: bool,
+    frag: Option<(u16, bool)>,
+    options: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    use core::net::IpAddr;
+    use etherparse::{IpNumber, Ipv4Header, Ipv4Options, Ipv6FragmentHeader, Ipv6Header};
+    let mut out = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut h = Ipv4Header::new(
+                payload.len() as u16,
+                ttl,
+                IpNumber(protocol),
+                s.octets(),
+                d.octets(),
+            )
+            .unwrap();
+            h.dont_fragment = df;
+            if let Some((offset, more)) = frag {
+                h.fragment_offset = offset.try_into().unwrap();
+                h.more_fragments = more;
+            }
+            if options {
+                h.options = Ipv4Options::from([1, 1, 1, 0]);
+            }
+            h.total_len = (h.header_len() + payload.len()) as u16;
+            h.header_checksum = h.calc_header_checksum();
+            h.write(&mut out).unwrap();
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let frag_len = if frag.is_some() { 8 } else { 0 };
+            let h = Ipv6Header {
+                next_header: if frag.is_some() {
+                    IpNumber::IPV6_FRAGMENTATION_HEADER
+                } else {
+                    IpNumber(protocol)
+                },
+                payload_length: (frag_len + payload.len()) as u16,
+                hop_limit: ttl,
+                source: s.octets(),
+                destination: d.octets(),
+                ..Default::default()
+            };
+            h.write(&mut out).unwrap();
+            if let Some((offset, more)) = frag {
+                Ipv6FragmentHeader::new(IpNumber(protocol), offset.try_into().unwrap(), more, 7)
+                    .write(&mut out)
+                    .unwrap();
+            }
+        }
+        _ => unreachable!(),
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// DR changes nothing above the IP header, so both paths forward any protocol (ICMP
+    /// included: errors about a connection and queries are the general path's decision),
+    /// fragments, IPv4 options and IPv6 fragment headers, short transport headers: the fast
+    /// path takes the plain ones and agrees with the general path on all of them.
+    #[test]
+    fn dr_of_any_protocol_fragment_or_option(
+        v6 in any::<bool>(), mixed in any::<bool>(), seed in any::<u32>(),
+        protocol in prop_oneof![Just(1u8), Just(6), Just(17), Just(47), Just(58), Just(132), any::<u8>()],
+        payload in proptest::collection::vec(any::<u8>(), 0..80),
+        ttl in 0u8..=255, df in any::<bool>(),
+        frag in proptest::option::of((0u16..4, any::<bool>())), options in any::<bool>(),
+        mtu in prop_oneof![Just(0u32), Just(1500), 40u32..140],
+        corrupt in proptest::option::of((any::<usize>(), 1u8..)),
+    ) {
+        let mut m = Mapping::new(
+            (addr(v6, seed.wrapping_mul(3)), 1024 + (seed % 60000) as u16),
+            (addr(v6, seed.wrapping_mul(5) ^ 0x55), 80),
+            (addr(v6 != mixed, seed.wrapping_mul(7) ^ 0xaa), 80),
+        );
+        m.forward = Forward::DirectRoute;
+        m.route_mtu = mtu;
+        let pkt = raw_ip(m.caddr, m.vaddr, protocol, ttl, df, frag, options, &payload);
+        if classify(&pkt).is_err() {
+            // Not a packet the director would hand to the rewrite.
+            return Ok(());
+        }
+        both(&pkt, corrupt, &m, Direction::In)?;
+    }
+}

@@ -1,7 +1,8 @@
 //! The common case of [`transmit`](super::transmit) in a few straight-line steps: a whole TCP
 //! or UDP packet with a plain IP header (IPv4 without options, IPv6 without extension headers),
 //! TTL / hop limit above 1, within the route MTU, forwarded by NAT (either direction), DR or
-//! TUN (the outer headers written by [`tunnel`](super::tunnel)).
+//! TUN (the outer headers written by [`tunnel`](super::tunnel)). DR, which changes nothing
+//! above the IP header, takes any protocol but ICMP, fragments included ([`dr`]).
 //!
 //! [`try_fast`] either finishes such a packet, with exactly the bytes and the verdict the
 //! general path gives, or returns `None` having changed nothing, and the general path
@@ -40,7 +41,11 @@ pub(super) fn try_fast(
     m: &Mapping,
     dir: Direction,
 ) -> Option<Verdict> {
-    let (start, len) = rewrite(buf, headroom, c, (m, dir), m.route_mtu)?;
+    let (start, len) = if (m.forward == Forward::DirectRoute) & (dir == Direction::In) {
+        dr(buf, headroom, c, m.daddr.is_ipv6(), m.route_mtu)?
+    } else {
+        rewrite(buf, headroom, c, (m, dir), m.route_mtu)?
+    };
     Some(Verdict::Forward {
         method: m.forward,
         // The real server (TUN and DR are inbound only), or the client for NAT replies.
@@ -68,7 +73,71 @@ pub(crate) fn try_fast_in(
     real: SocketAddr,
     route_mtu: u32,
 ) -> Option<(usize, usize)> {
+    if forward == Forward::DirectRoute {
+        return dr(buf, headroom, c, real.is_ipv6(), route_mtu);
+    }
     rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
+}
+
+/// DR inbound on its own: the TTL (hop limit) less one, and for IPv4 the header checksum,
+/// of a packet to a real server of family `real_v6`; the new start and length, or `None`
+/// with `buf` unchanged. DR rewrites nothing above the IP header, so this takes what the
+/// general path forwards unchanged without looking further (any protocol but ICMP, whose
+/// errors are related to connections; fragments too), with fewer checks than [`rewrite`]:
+/// the general path's [`Checked`](super::Checked) holds for a plain IP header (20 or 40
+/// bytes, the transport header right after it) once 20 bytes follow that header, more than
+/// any fixed transport header it asks for, whether or not the summary says one is present.
+#[inline(always)]
+fn dr(
+    buf: &mut [u8],
+    headroom: usize,
+    c: &Classified,
+    real_v6: bool,
+    route_mtu: u32,
+) -> Option<(usize, usize)> {
+    let len = c.total_len;
+    let p = Pkt {
+        headroom,
+        l3_offset: c.l3_offset,
+        len,
+        tcp: false,
+    };
+    // As in `rewrite`: every test evaluated, the MTU test with both sides less one.
+    let mtu_ok = (len as u64).wrapping_sub(1) <= u64::from(route_mtu.wrapping_sub(1));
+    match c.family {
+        Family::V4 => {
+            if real_v6 | (c.protocol == proto::ICMP) | (len < 40) | !mtu_ok {
+                return None;
+            }
+            let (h, _, start) = split::<20>(buf, p, c)?;
+            let (a, b, _) = header_words(h);
+            if (a as u8 != 0x45)
+                | (usize::from(((a >> 16) as u16).swap_bytes()) != len)
+                | ((b >> 8) as u8 != c.protocol)
+                | (b as u8 <= 1)
+            {
+                return None;
+            }
+            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
+            Some((start, len))
+        }
+        Family::V6 => {
+            if !real_v6 | (c.protocol == proto::ICMPV6) | (len < 60) | !mtu_ok {
+                return None;
+            }
+            let (h, _, start) = split::<40>(buf, p, c)?;
+            let a = le64(h);
+            let hop = (a >> 56) as u8;
+            if ((a as u8) >> 4 != 6)
+                | (usize::from(((a >> 32) as u16).swap_bytes()) + 40 != len)
+                | (hop <= 1)
+            {
+                return None;
+            }
+            h[7] = hop - 1;
+            Some((start, len))
+        }
+    }
 }
 
 /// [`try_fast`] for a NAT reply (from the real server, to the client: the packet's
