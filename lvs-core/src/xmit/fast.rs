@@ -73,9 +73,6 @@ pub(crate) fn try_fast_in(
     real: SocketAddr,
     route_mtu: u32,
 ) -> Option<(usize, usize)> {
-    if forward == Forward::DirectRoute {
-        return dr(buf, headroom, c, real.is_ipv6(), route_mtu);
-    }
     rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
 }
 
