@@ -404,7 +404,7 @@ fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
             h[at..at + 4].copy_from_slice(&new.to_le_bytes());
             let word = (u32::from(check) << 16) | (b as u32 & 0xff00) | u32::from(ttl - 1);
             h[8..12].copy_from_slice(&word.to_le_bytes());
-            l4_rewrite(seg, l4, dst, addr_acc, port);
+            l4_rewrite(l4, dst, addr_acc, port);
         }
     }
     Some((start, len))
@@ -465,50 +465,67 @@ fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
                 u64::from(!folded_sum_swapped(old)) + u64::from(folded_sum_swapped(&new));
             *old = new;
             h[7] = hop - 1;
-            l4_rewrite(seg, l4, dst, addr_acc, port);
+            l4_rewrite(l4, dst, addr_acc, port);
         }
     }
     Some((start, len))
 }
 
-/// Where the L4 checksum is (16 for TCP, 6 for UDP), after checking that the fixed L4 header
-/// is there; `None` for a UDP checksum of 0 (the general path computes a full one).
+/// The fixed transport header the NAT rewrite changes: TCP's 20 bytes or UDP's 8.
+enum L4<'a> {
+    /// TCP: ports at 0 and 2, checksum at 16.
+    Tcp(&'a mut [u8; 20]),
+    /// UDP with a checksum (not 0): ports at 0 and 2, checksum at 6.
+    Udp(&'a mut [u8; 8]),
+}
+
+/// The fixed L4 header of `seg`, after checking that it is there; `None` for a UDP checksum
+/// of 0 (the general path computes a full one).
 #[inline(always)]
-fn l4_fields(seg: &[u8], tcp: bool) -> Option<usize> {
+fn l4_fields(seg: &mut [u8], tcp: bool) -> Option<L4<'_>> {
     if tcp {
-        (seg.len() >= 20).then_some(16)
+        seg.first_chunk_mut::<20>().map(L4::Tcp)
     } else {
-        let h = seg.first_chunk::<8>()?;
-        (h[6] != 0 || h[7] != 0).then_some(6)
+        let h = seg.first_chunk_mut::<8>()?;
+        (h[6] != 0 || h[7] != 0).then_some(L4::Udp(h))
     }
 }
 
-/// The port and the L4 checksum (`check_at`, from [`l4_fields`]), as `nat::apply` does them,
-/// in the byte-swapped domain (`addr_acc` too): the port and the checksum read and written
-/// as they lie in memory.
+/// The port and the L4 checksum, as `nat::apply` does them, in the byte-swapped domain
+/// (`addr_acc` too): the port and the checksum read and written as they lie in memory. One
+/// copy per protocol, so that each knows its checksum's place and rule.
 #[inline(always)]
-fn l4_rewrite(seg: &mut [u8], check_at: usize, dst: bool, addr_acc: u64, port: u16) {
-    let Some(h) = seg.first_chunk_mut::<8>() else {
-        return;
-    };
+fn l4_rewrite(l4: L4<'_>, dst: bool, addr_acc: u64, port: u16) {
+    match l4 {
+        L4::Tcp(h) => port_and_check::<20, 16, false>(h, dst, addr_acc, port),
+        L4::Udp(h) => port_and_check::<8, 6, true>(h, dst, addr_acc, port),
+    }
+}
+
+/// [`l4_rewrite`] on an `N`-byte header whose checksum is at `CHECK`; `UDP`: a computed 0 is
+/// sent as 0xFFFF.
+#[inline(always)]
+fn port_and_check<const N: usize, const CHECK: usize, const UDP: bool>(
+    h: &mut [u8; N],
+    dst: bool,
+    addr_acc: u64,
+    port: u16,
+) {
     let port_at = if dst { 2 } else { 0 };
     let old_port = u16::from_le_bytes([h[port_at], h[port_at + 1]]);
     let port = port.swap_bytes();
     h[port_at..port_at + 2].copy_from_slice(&port.to_le_bytes());
-    let Some(ck) = seg.get_mut(check_at..check_at + 2) else {
-        return;
-    };
-    let check = u16::from_le_bytes([ck[0], ck[1]]);
+    let check = u16::from_le_bytes([h[CHECK], h[CHECK + 1]]);
     let check =
         !checksum::fold(u64::from(!check) + addr_acc + u64::from(!old_port) + u64::from(port));
     // TCP uses the result as it is; UDP sends a computed 0 as 0xFFFF (both read the same
     // swapped).
-    let check = if check_at == 6 {
+    let check = if UDP {
         checksum::udp_nonzero(check)
     } else {
         check
     };
-    ck.copy_from_slice(&check.to_le_bytes());
+    h[CHECK..CHECK + 2].copy_from_slice(&check.to_le_bytes());
 }
 
 /// The IPv4 TTL word (bytes 8..12: TTL, protocol, header checksum) after the TTL decrement,
