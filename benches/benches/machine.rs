@@ -8,6 +8,10 @@
 //! buffer is the size of a 100k-flow table. The chain is one random cycle through every
 //! 64-byte line (Sattolo's algorithm), so the hardware prefetchers cannot guess the next
 //! address and no line is visited twice before all have been.
+//!
+//! `machine/eight_chains/64MB` follows eight such chains at once (one iteration = one load
+//! on each, eight independent misses in flight): what a batch of packets whose lookups
+//! overlap can at best pay per miss, divided by eight.
 
 use std::hint::black_box;
 
@@ -51,4 +55,26 @@ pub fn benches(c: &mut Criterion) {
         assert_eq!(p, 0, "{name}: not one cycle");
     }
     g.finish();
+
+    let bytes = 64usize << 20;
+    let words = cycle(bytes);
+    let lines = bytes / 64;
+    // Eight starting points evenly spaced along the one cycle: the chains never meet.
+    let mut starts = [0usize; 8];
+    let mut p = 0usize;
+    for k in 0..lines {
+        if k % (lines / 8) == 0 && k / (lines / 8) < 8 {
+            starts[k / (lines / 8)] = p;
+        }
+        p = words[p] as usize;
+    }
+    let mut at = starts;
+    c.bench_function("machine/eight_chains/64MB", |b| {
+        b.iter(|| {
+            for a in &mut at {
+                *a = words[*a] as usize;
+            }
+            black_box(&at);
+        })
+    });
 }
