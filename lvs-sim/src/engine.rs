@@ -36,19 +36,23 @@
 //!    server's SYN-ACK (SYN_RECV stays SYN_RECV) and a DR or TUN client's last ACK (FIN_WAIT
 //!    stays FIN_WAIT), each at the same instant as the connection's previous packet, as
 //!    lvs-core's transition function says at run time; never with connection sync (see
-//!    `Engine::changes_state`).
+//!    `Engine::changes_state`). Nor is a NAT server's last response (an ACK that leaves
+//!    ESTABLISHED as it is), when the client's FIN that follows it at the same instant
+//!    re-arms the entry's timer to an earlier tick anyway (see
+//!    `Engine::last_response_subsumed`).
 //!
 //! Zero network delay: packets of one step share a timestamp; events at equal times run in
 //! the order they were scheduled (`(time, seq)` ordering), so runs are deterministic.
 
+use std::cell::Cell;
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::buckets;
 use crate::queue::EventQueue;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use lvs_core::conn::state::tcp_transition;
-use lvs_core::conn::{ConnFlags, ConnId, Direction, HashKey, OutKey, TcpState};
+use lvs_core::conn::state::{tcp_transition, TcpTable, TcpTransition};
+use lvs_core::conn::{ConnFlags, ConnId, Direction, FwdMethod, HashKey, OutKey, TcpState};
 use lvs_core::director::{
     Director, DirectorConfig, FlowHint, FlowPacket, FlowVerdict, PacketDir, SyncBackupConfig,
     SyncMasterConfig,
@@ -131,6 +135,8 @@ struct Conn {
     work: f64,
     nat: bool,
     live: bool,
+    /// The director's entry for the connection, as its SYN's verdict named it.
+    id: Option<ConnId>,
 }
 
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
@@ -250,6 +256,70 @@ pub struct Engine<'m> {
     peak_in_flight: u64,
     /// A client port was used a second time (see [`Engine::clients_unique`]).
     ports_reused: bool,
+    /// lvs-core's TCP transitions of the packets the engine may leave out, one memo per
+    /// kind of packet (see [`Engine::changes_state`], [`Engine::last_response_subsumed`]).
+    memo: Memos,
+    /// Whether packets that change nothing the simulation reads are left out (always, but
+    /// in the test that checks they change nothing).
+    skip_noops: bool,
+}
+
+/// The last TCP transition of one kind of segment (direction and flags) computed for one
+/// (table, state, NOOUTPUT): a connection's packets of one kind mostly meet the same state.
+struct TransitionMemo {
+    /// The key, packed (see [`TransitionMemo::get`]); `u32::MAX` while empty.
+    key: Cell<u32>,
+    t: Cell<TcpTransition>,
+}
+
+impl Default for TransitionMemo {
+    fn default() -> Self {
+        TransitionMemo {
+            key: Cell::new(u32::MAX),
+            t: Cell::new(TcpTransition {
+                state: TcpState::None,
+                used: Direction::Input,
+                clear_nooutput: false,
+            }),
+        }
+    }
+}
+
+impl TransitionMemo {
+    /// `tcp_transition(table, state, nooutput, dir, flags)`, from the memo when it holds that
+    /// key (the transition is a function of its arguments alone); `dir` and `flags` are
+    /// the same at every call on one memo.
+    #[inline(always)]
+    fn get(
+        &self,
+        table: TcpTable,
+        state: TcpState,
+        nooutput: bool,
+        dir: Direction,
+        flags: u8,
+    ) -> TcpTransition {
+        let key = (table == TcpTable::Secure) as u32 | (nooutput as u32) << 1 | (state as u32) << 2;
+        if self.key.get() == key {
+            return self.t.get();
+        }
+        let t = tcp_transition(table, state, nooutput, dir, flags);
+        self.key.set(key);
+        self.t.set(t);
+        t
+    }
+}
+
+/// The engine's [`TransitionMemo`]s, one per call site's kind of segment.
+#[derive(Default)]
+struct Memos {
+    /// A NAT server's SYN-ACK.
+    synack: TransitionMemo,
+    /// A client's last ACK.
+    last_ack: TransitionMemo,
+    /// A NAT server's response (ACK).
+    response: TransitionMemo,
+    /// A client's FIN.
+    fin: TransitionMemo,
 }
 
 fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacket {
@@ -384,6 +454,8 @@ impl<'m> Engine<'m> {
             in_flight: 0,
             peak_in_flight: 0,
             ports_reused: false,
+            memo: Memos::default(),
+            skip_noops: true,
         }
     }
 
@@ -484,6 +556,12 @@ impl<'m> Engine<'m> {
 
     /// Runs the replication to the end.
     pub fn run(mut self, progress: Option<Progress<'_>>) -> Result<RunResult, String> {
+        self.run_events(progress)?;
+        Ok(self.finish())
+    }
+
+    /// [`Engine::run`] up to its results.
+    fn run_events(&mut self, progress: Option<Progress<'_>>) -> Result<(), String> {
         self.apply_initial_rules()?;
         self.director_changed();
         for i in 0..self.m.workloads.len() {
@@ -581,7 +659,7 @@ impl<'m> Engine<'m> {
         for i in 0..self.srv.len() {
             self.accrue(i);
         }
-        Ok(self.finish())
+        Ok(())
     }
 
     /// Runs the director's timers due up to `t` (the next event's time).
@@ -1068,7 +1146,7 @@ impl<'m> Engine<'m> {
                     .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
                     == id
             };
-            if !own || self.changes_state(id, Direction::Output, SYN | ACK) {
+            if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
                 self.flow_hinted(synack, &h);
             } else {
                 self.packets += 1;
@@ -1102,6 +1180,7 @@ impl<'m> Engine<'m> {
                 work: 0.0,
                 nat,
                 live: true,
+                id,
             },
             self.arr[si].ahead[at].hint.without_insert(),
             reply,
@@ -1386,11 +1465,15 @@ impl<'m> Engine<'m> {
             return;
         }
         if cn.nat {
-            let v = self.server_packet(c, ACK);
-            if !matches!(v, FlowVerdict::Reply { .. }) {
-                // The director does not know the connection any more (failover).
-                self.break_conn(c, FailReason::Failover);
-                return;
+            if cn.left == 1 && self.last_response_subsumed(&cn) {
+                self.packets += 1;
+            } else {
+                let v = self.server_packet(c, ACK);
+                if !matches!(v, FlowVerdict::Reply { .. }) {
+                    // The director does not know the connection any more (failover).
+                    self.break_conn(c, FailReason::Failover);
+                    return;
+                }
             }
         }
         if cn.req_start >= self.warm {
@@ -1426,7 +1509,7 @@ impl<'m> Engine<'m> {
             FlowVerdict::Forward { conn, .. } => conn,
             _ => None,
         };
-        if self.changes_state(id, Direction::Input, ACK) {
+        if self.changes_state(&self.memo.last_ack, id, Direction::Input, ACK) {
             self.client_packet(c, ACK);
         } else {
             self.packets += 1;
@@ -1450,11 +1533,17 @@ impl<'m> Engine<'m> {
     /// verdict counters, which the simulator does not read: active and inactive counts,
     /// timers and so every scheduling decision are the same. Always handed over with
     /// connection sync, whose thresholds count packets.
-    fn changes_state(&self, id: Option<ConnId>, dir: Direction, flags: u8) -> bool {
+    fn changes_state(
+        &self,
+        memo: &TransitionMemo,
+        id: Option<ConnId>,
+        dir: Direction,
+        flags: u8,
+    ) -> bool {
         let Some(id) = id else {
             return true;
         };
-        if self.backup.is_some() || self.director.sync_master().is_some() {
+        if !self.skip_noops || self.backup.is_some() || self.director.sync_master().is_some() {
             return true;
         }
         let table = self.director.table();
@@ -1464,7 +1553,7 @@ impl<'m> Engine<'m> {
         let Some(state) = TcpState::from_index(state) else {
             return true;
         };
-        let t = tcp_transition(
+        let t = memo.get(
             self.director.sysctls().tcp_table(),
             state,
             cflags.contains(ConnFlags::NOOUTPUT),
@@ -1472,6 +1561,85 @@ impl<'m> Engine<'m> {
             flags,
         );
         t.state != state || t.clear_nooutput
+    }
+
+    /// Whether the server's last response on NAT connection `cn` (an ACK, at the instant of
+    /// the client's FIN that follows it with nothing in between) changes nothing that the
+    /// client's FIN does not decide anyway, so that it need not be handed to the director
+    /// (it is still counted in [`crate::results::Counters::packets`]).
+    ///
+    /// Handed over, the response would find the connection's entry (its own: the entry is
+    /// live, has this connection's reply key, and no other connection has this client
+    /// address and port), leave its state and NOOUTPUT flag as they are (lvs-core's
+    /// transition function says so at run time: ESTABLISHED stays ESTABLISHED) and re-arm
+    /// its timer with that state's timeout. The client's FIN then reaches the same entry
+    /// (its real server is available, so the FIN is neither dropped nor rescheduled) and
+    /// re-arms it again. When the FIN's due tick is earlier than both the response's and the
+    /// entry's current one, the FIN moves the entry to its own bucket of the timer wheel
+    /// either way, so the entry's deadline and place in the wheel are the same with or
+    /// without the response. What is left of the response is the director's packet
+    /// statistics and verdict counters, which the simulator does not read. Never with
+    /// connection sync, whose thresholds count packets.
+    fn last_response_subsumed(&self, cn: &Conn) -> bool {
+        let Some(id) = cn.id else {
+            return false;
+        };
+        if !self.skip_noops
+            || !self.clients_unique()
+            || self.backup.is_some()
+            || self.director.sync_master().is_some()
+        {
+            return false;
+        }
+        let table = self.director.table();
+        let Some(e) = table.get(id) else {
+            return false;
+        };
+        if e.protocol != Protocol::Tcp
+            || e.is_template()
+            || e.fwd_method() != FwdMethod::Masq
+            || e.cport != cn.client.port()
+            || e.caddr != cn.client.ip()
+            || e.dport != cn.dest.port()
+            || e.daddr != cn.dest.ip()
+        {
+            return false;
+        }
+        debug_assert_eq!(
+            table.lookup_out(&OutKey::of_reply(Protocol::Tcp, cn.dest, cn.client)),
+            Some(id)
+        );
+        if !e.dest.is_some_and(|d| self.director.dest_available(d)) {
+            return false;
+        }
+        let Some(state) = TcpState::from_index(e.state) else {
+            return false;
+        };
+        let nooutput = e.flags.contains(ConnFlags::NOOUTPUT);
+        let tcp = self.director.sysctls().tcp_table();
+        let ack = self
+            .memo
+            .response
+            .get(tcp, state, nooutput, Direction::Output, ACK);
+        if ack.state != state || ack.clear_nooutput {
+            return false;
+        }
+        let fin_state = self
+            .memo
+            .fin
+            .get(tcp, state, nooutput, Direction::Input, FIN | ACK)
+            .state;
+        // Due ticks as the table computes them: the first tick at or after the deadline.
+        let tick = self.director.conn_tick().as_nanos();
+        let max = Duration::from_nanos(tick.saturating_mul(1 << 30));
+        let now = Instant::from_nanos(self.now);
+        let due = |s: TcpState| {
+            (now + table.timeouts().tcp(s).min(max))
+                .as_nanos()
+                .div_ceil(tick)
+        };
+        let fin_due = due(fin_state);
+        fin_due < due(state) && fin_due < e.expires.as_nanos() / tick
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {
@@ -1731,7 +1899,90 @@ impl<'m> Engine<'m> {
 
 #[cfg(test)]
 mod tests {
-    use super::ns;
+    use super::{ns, Engine};
+    use crate::model::Model;
+
+    /// A replication's results and its director's entries at the end, with or without the
+    /// packets the engine leaves out.
+    fn run_both(m: &Model) -> [String; 2] {
+        [true, false].map(|skip| {
+            let mut e = Engine::new(m, 0);
+            e.skip_noops = skip;
+            e.run_events(None).unwrap();
+            // Every entry as it is, but for its count of client packets, which only sync
+            // thresholds read (never skipped with sync).
+            let conns: Vec<_> = e
+                .director
+                .table()
+                .iter()
+                .map(|c| lvs_core::conn::Conn { in_pkts: 0, ..c })
+                .collect();
+            let next = e.director.poll_timeout();
+            let counts = e.director.all_dests();
+            format!("{:?}\n{conns:?}\n{next:?}\n{counts:?}", e.finish())
+        })
+    }
+
+    /// NAT farms whose connections cross every case of `last_response_subsumed` and
+    /// `changes_state`: timeouts shorter and longer than the work (entries that expire in
+    /// service, a FIN timeout above the ESTABLISHED one), keep-alive connections with think
+    /// times, client ports used again, two services; and DR.
+    #[test]
+    fn packets_left_out_change_nothing() {
+        let farm = |set: &str, method: &str, rate: f64, work: f64, extra: &str| {
+            let mut rules =
+                format!("{set}\n-A -t 192.0.2.10:80 -s wlc\n-A -t 192.0.2.11:80 -s rr\n");
+            for i in 1..=4 {
+                rules += &format!("-a -t 192.0.2.10:80 -r 10.0.0.{i}:80 {method}\n");
+                rules += &format!("-a -t 192.0.2.11:80 -r 10.0.0.{i}:80 {method}\n");
+            }
+            let text = format!(
+                r#"
+duration = 30.0
+rules = """
+{rules}"""
+[[workload]]
+service = "192.0.2.10:80"
+arrival = {{ kind = "poisson", rate = {rate} }}
+work = {{ kind = "exp", mean = {work} }}
+{extra}
+[server_defaults]
+workers = 2
+backlog = 50
+"#
+            );
+            Model::from_toml(&text, None).unwrap()
+        };
+        let many = "clients = { count = 100000 }";
+        let keep_alive = "clients = { count = 100000 }
+requests = { kind = \"geometric\", mean = 3.0 }
+think = { kind = \"exp\", mean = 0.5 }";
+        let two = r#"clients = { count = 100000 }
+[[workload]]
+service = "192.0.2.11:80"
+arrival = { kind = "poisson", rate = 50.0 }
+clients = { count = 3 }
+work = { kind = "exp", mean = 0.01 }"#;
+        for m in [
+            farm("", "-m", 400.0, 0.004, many),
+            farm("--set 2 1 1", "-m", 10.0, 1.0, many),
+            farm("--set 1 3 1", "-m", 10.0, 1.0, many),
+            // The FIN's state (CLOSE_WAIT, 60 s) is due before the response's (61 s) but,
+            // for a response a second or more after its request, not before the entry.
+            farm("--set 61 1 1", "-m", 10.0, 1.0, many),
+            farm("--set 3 1 1", "-m", 40.0, 0.2, keep_alive),
+            farm("", "-m", 400.0, 0.004, "clients = { count = 5 }"),
+            farm("", "-g", 400.0, 0.004, many),
+            farm("--set 2 1 1", "-m", 10.0, 1.0, two),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let [a, b] = run_both(m.1);
+            let at = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+            assert!(a == b, "farm {}: outputs differ at line {at:?}", m.0);
+        }
+    }
 
     /// The original definition.
     fn ns_round(s: f64) -> u64 {

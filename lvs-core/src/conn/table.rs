@@ -1928,32 +1928,19 @@ impl ConnTable {
         self.out_filter[b] != 0
     }
 
-    /// [`ConnTable::lookup_out`], with the hash of `known`'s key (from
-    /// [`ConnTable::out_hash`]) used when it is `k`.
+    /// [`ConnTable::lookup_out`] for a packet whose source passed
+    /// [`ConnTable::may_be_reply_source`] (the filter is not asked again), with `known` the
+    /// out-index hash of `k` when the caller has it ([`ConnTable::out_hash`]).
     #[inline]
-    pub(crate) fn lookup_out_hinted(
-        &self,
-        k: &OutKey,
-        known: Option<(&OutKey, u64)>,
-    ) -> Option<ConnId> {
-        let s = Ad::of(k.saddr);
-        let b = out_filter_bucket(self.out_filter.len() - 1, k.protocol, s, k.sport);
-        if self.out_filter[b] == 0 {
-            return None;
-        }
-        self.lookup_out_indexed(k, s, known)
+    pub(crate) fn lookup_out_past_filter(&self, k: &OutKey, known: Option<u64>) -> Option<ConnId> {
+        self.lookup_out_indexed(k, Ad::of(k.saddr), known)
     }
 
     /// [`ConnTable::lookup_out`] past its source filter (`s` is `k.saddr`; `known` as for
-    /// [`ConnTable::lookup_out_hinted`]): out of line, so that the filter's miss, the common
-    /// case for a client's packet, stays a few instructions where it is inlined.
+    /// [`ConnTable::lookup_out_past_filter`]): out of line, so that the filter's miss, the
+    /// common case for a client's packet, stays a few instructions where it is inlined.
     #[inline(never)]
-    fn lookup_out_indexed(
-        &self,
-        k: &OutKey,
-        s: Ad,
-        known: Option<(&OutKey, u64)>,
-    ) -> Option<ConnId> {
+    fn lookup_out_indexed(&self, k: &OutKey, s: Ad, known: Option<u64>) -> Option<ConnId> {
         if let (Ad::V4(sa), IpAddr::V4(da)) = (s, k.daddr) {
             return self.lookup_out_v4(k, sa, da.to_bits(), known);
         }
@@ -1969,10 +1956,7 @@ impl ConnTable {
                 k.dport,
             )
         };
-        let h = match known {
-            Some((a, h)) if a == k => h,
-            _ => hash_key(),
-        };
+        let h = known.unwrap_or_else(hash_key);
         debug_assert_eq!(h, hash_key());
         self.out_idx
             .find(h, |x| self.store.out_eq(x, k, s, d))
@@ -1983,13 +1967,7 @@ impl ConnTable {
     /// destination `d`, as integers): the same hash and match, an IPv4 entry's reply source
     /// read straight from the entry.
     #[inline]
-    fn lookup_out_v4(
-        &self,
-        k: &OutKey,
-        s: u32,
-        d: u32,
-        known: Option<(&OutKey, u64)>,
-    ) -> Option<ConnId> {
+    fn lookup_out_v4(&self, k: &OutKey, s: u32, d: u32, known: Option<u64>) -> Option<ConnId> {
         let hash_key = || {
             hash_v4(
                 &self.store.key,
@@ -2001,10 +1979,7 @@ impl ConnTable {
                 k.dport,
             )
         };
-        let h = match known {
-            Some((a, h)) if a == k => h,
-            _ => hash_key(),
-        };
+        let h = known.unwrap_or_else(hash_key);
         debug_assert_eq!(h, hash_key());
         self.out_idx
             .find(h, |x| {

@@ -43,6 +43,17 @@ fn insert_out_key(pkt: &FlowPacket) -> OutKey {
     OutKey::of_conn(pkt.protocol, false, (pkt.src.ip(), pkt.src.port()), v, v)
 }
 
+/// Whether `key` is `OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst)`, compared field by
+/// field (the packet's key is not built for it).
+#[inline]
+fn is_reply_key_of(key: &OutKey, pkt: &FlowPacket) -> bool {
+    key.sport == pkt.src.port()
+        && key.dport == pkt.dst.port()
+        && key.protocol == pkt.protocol
+        && key.saddr == pkt.src.ip()
+        && key.daddr == pkt.dst.ip()
+}
+
 /// The client network of a persistence template: `caddr` masked (`-M`).
 fn mask_addr(addr: IpAddr, mask: &PersistMask) -> IpAddr {
     match (addr, mask) {
@@ -417,12 +428,17 @@ impl Director {
         // The table's source filter first: for a client's packet (almost every packet
         // tried here) the answer, without building the key.
         let found = if self.table.may_be_reply_source(pkt.protocol, pkt.src) {
-            let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
-            let known = match hint {
-                Some(HintKind::Out { key, hash }) => Some((key, *hash)),
-                _ => None,
-            };
-            self.table.lookup_out_hinted(&key, known)
+            match hint {
+                // The hint's key is this packet's: its hash serves, and the packet's key is
+                // not built.
+                Some(HintKind::Out { key, hash }) if is_reply_key_of(key, pkt) => {
+                    self.table.lookup_out_past_filter(key, Some(*hash))
+                }
+                _ => self.table.lookup_out_past_filter(
+                    &OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst),
+                    None,
+                ),
+            }
         } else {
             None
         };

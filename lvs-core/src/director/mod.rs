@@ -500,6 +500,8 @@ pub struct Director {
     /// While every real server uses NAT that key is never an entry's, and its hash is not
     /// computed.
     reply_from_vip: bool,
+    /// The connection table's timer tick (its [`ConnTableConfig::tick`]).
+    conn_tick: Duration,
 }
 
 /// The connection-table hashes of a flow's key in one direction, computed once by
@@ -603,6 +605,7 @@ impl Director {
         } else {
             ActiveStates::Current
         };
+        let conn_tick = tc.tick;
         Director {
             rules: RuleSet::new(),
             sysctls: config.sysctls,
@@ -638,6 +641,7 @@ impl Director {
             miss_hash: None,
             miss_out: None,
             reply_from_vip: false,
+            conn_tick,
         }
     }
 
@@ -655,6 +659,27 @@ impl Director {
     /// at construction).
     pub fn set_sysctls(&mut self, s: Sysctls) {
         self.sysctls = s;
+    }
+
+    /// The granularity of the connection table's timers: an entry re-armed at `now` with
+    /// `timeout` becomes due at the first multiple of this tick at or after `now + timeout`
+    /// (see [`ConnTableConfig::tick`]), and [`ConnTable::expires`] is such a multiple.
+    ///
+    /// ```
+    /// # use lvs_core::director::{Director, DirectorConfig};
+    /// # use lvs_core::conn::{ConnTableConfig, HashKey};
+    /// let d = Director::new(DirectorConfig::new(64, HashKey::from_u128(7)));
+    /// assert_eq!(d.conn_tick(), ConnTableConfig::new(64, HashKey::from_u128(7)).tick);
+    /// ```
+    pub fn conn_tick(&self) -> Duration {
+        self.conn_tick
+    }
+
+    /// Whether real server `id` is linked in its service (AVAILABLE, not in the trash): a
+    /// client's packet on a connection bound to a real server that is not is dropped, or
+    /// with `expire_nodest_conn` its connection expired, before any state change.
+    pub fn dest_available(&self, id: DestId) -> bool {
+        matches!(self.dests.get(id.0 as usize), Some(Some(d)) if d.trash.is_none())
     }
 
     /// The connection table (read-only: lookups, listing, outcome counters).
@@ -1135,11 +1160,6 @@ impl Director {
         } else {
             self.svc_index.get(key).copied()
         }
-    }
-
-    /// Whether a real server is linked (AVAILABLE).
-    fn dest_available(&self, id: DestId) -> bool {
-        matches!(self.dests.get(id.0 as usize), Some(Some(d)) if d.trash.is_none())
     }
 
     /// Applies a counter change to a real server, linked (through its pool, so that indexed
