@@ -1917,7 +1917,7 @@ impl ConnTable {
     /// Whether a reply packet of `protocol` from `src` may belong to an entry: `false` is
     /// certain ([`ConnTable::lookup_out`] would miss), `true` means "look it up". The
     /// reply-source filter alone (see the module docs): cheaper than building the key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn may_be_reply_source(&self, protocol: Protocol, src: SocketAddr) -> bool {
         let b = out_filter_bucket(
             self.out_filter.len() - 1,

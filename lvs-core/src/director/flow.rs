@@ -226,6 +226,7 @@ impl Director {
         v
     }
 
+    #[inline(always)]
     pub(super) fn count_verdict(&mut self, v: &FlowVerdict) {
         match *v {
             FlowVerdict::Forward { .. } => self.counters.forwarded += 1,
