@@ -2151,6 +2151,30 @@ impl ConnTable {
         e.aux
     }
 
+    /// [`ConnTable::inc_in_pkts`] then [`ConnTable::target`], in one look at the entry: the
+    /// new `in_pkts` (0 for a template, which counts nothing) and where the packet goes.
+    /// `None` for a dead id.
+    #[inline(always)]
+    pub(crate) fn in_packet(&mut self, id: ConnId) -> Option<(u32, IpAddr, u16, FwdMethod)> {
+        let e = self
+            .store
+            .slab
+            .get_mut(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let pkts = if e.is_template() {
+            0
+        } else {
+            e.aux = e.aux.wrapping_add(1);
+            e.aux
+        };
+        let daddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.daddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][2]
+        };
+        Some((pkts, daddr, e.dport, e.cflags().fwd_method()))
+    }
+
     /// Re-arms the entry's expiry to `now + timeout` for its current state (templates: their
     /// own timeout): what `ip_vs_conn_put` does after every packet, and what
     /// `ip_vs_sched_persist` does to the template a new connection links to.
