@@ -146,10 +146,14 @@ impl SlotIndex {
     #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = self.tag(hash);
-        let mut i = self.home(hash);
+        // Positions masked with the slice's own length (a power of two, not 0 inside the
+        // loop): provably in bounds, so a probe costs no bounds check.
+        let buckets = &self.buckets[..];
+        let mask = buckets.len().wrapping_sub(1);
+        let mut i = self.home(hash) & mask;
         // At most every bucket once; the load bound guarantees an empty one well before.
-        for _ in 0..self.buckets.len() {
-            let w = self.buckets[i];
+        for _ in 0..buckets.len() {
+            let w = buckets[i];
             if w == EMPTY {
                 return None;
             }
@@ -159,7 +163,7 @@ impl SlotIndex {
                     return Some(slot);
                 }
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
         }
         None
     }
