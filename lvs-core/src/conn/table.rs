@@ -332,11 +332,18 @@ impl InKey {
     /// ```
     #[inline]
     pub fn is_of_flow(&self, protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> bool {
+        // Addresses compared in place, family by family, rather than through the
+        // `IpAddr`s the socket addresses would be converted to.
+        let same = |a: &IpAddr, s: &SocketAddr| match (a, s) {
+            (IpAddr::V4(a), SocketAddr::V4(s)) => a == s.ip(),
+            (IpAddr::V6(a), SocketAddr::V6(s)) => a == s.ip(),
+            _ => false,
+        };
         self.protocol == protocol
             && self.cport == client.port()
             && self.vport == vip.port()
-            && self.caddr == client.ip()
-            && self.vaddr == vip.ip()
+            && same(&self.caddr, &client)
+            && same(&self.vaddr, &vip)
     }
 }
 
