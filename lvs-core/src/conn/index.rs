@@ -146,10 +146,14 @@ impl SlotIndex {
     #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = self.tag(hash);
-        let mut i = self.home(hash);
+        // Positions masked with the slice's own length (a power of two, not 0 inside the
+        // loop): provably in bounds, so a probe costs no bounds check.
+        let buckets = &self.buckets[..];
+        let mask = buckets.len().wrapping_sub(1);
+        let mut i = self.home(hash) & mask;
         // At most every bucket once; the load bound guarantees an empty one well before.
-        for _ in 0..self.buckets.len() {
-            let w = self.buckets[i];
+        for _ in 0..buckets.len() {
+            let w = buckets[i];
             if w == EMPTY {
                 return None;
             }
@@ -159,7 +163,7 @@ impl SlotIndex {
                     return Some(slot);
                 }
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
         }
         None
     }
@@ -200,15 +204,19 @@ impl SlotIndex {
         debug_assert!(slot < self.slot_mask, "slot beyond the capacity");
         let tag = self.tag(hash);
         let home = self.home(hash);
-        let mut i = home;
-        for _ in 0..self.buckets.len() {
-            if self.buckets[i] == EMPTY {
-                let dist = i.wrapping_sub(home) & self.mask;
-                self.buckets[i] = self.word(slot, dist, tag);
+        // The first empty bucket from home on, probed as `find` does (no bounds checks).
+        let buckets = &self.buckets[..];
+        let mask = buckets.len().wrapping_sub(1);
+        let mut i = home & mask;
+        for _ in 0..buckets.len() {
+            if buckets[i] == EMPTY {
+                let dist = i.wrapping_sub(home) & mask;
+                let w = self.word(slot, dist, tag);
+                self.buckets[i] = w;
                 self.len += 1;
                 return;
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
         }
         debug_assert!(false, "index full");
     }
@@ -216,10 +224,13 @@ impl SlotIndex {
     /// Removes `slot`, stored with `hash`; `hash_of` gives the hash of any stored slot (used
     /// only for entries whose distance saturated). Returns whether it was there.
     pub(crate) fn remove(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) -> bool {
-        let mut hole = self.home(hash);
+        // Found as `find` probes (no bounds checks).
+        let buckets = &self.buckets[..];
+        let mask = buckets.len().wrapping_sub(1);
+        let mut hole = self.home(hash) & mask;
         let mut found = false;
-        for _ in 0..self.buckets.len() {
-            let w = self.buckets[hole];
+        for _ in 0..buckets.len() {
+            let w = buckets[hole];
             if w == EMPTY {
                 break;
             }
@@ -227,7 +238,7 @@ impl SlotIndex {
                 found = true;
                 break;
             }
-            hole = (hole + 1) & self.mask;
+            hole = (hole + 1) & mask;
         }
         if !found {
             return false;

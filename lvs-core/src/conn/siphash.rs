@@ -36,6 +36,38 @@ impl HashKey {
     }
 }
 
+/// A key's SipHash starting point, computed once per key: the four state words after the
+/// key is mixed in, with the part of the first compression round that does not depend on
+/// the message already run (that round's first half only reads `v0` and `v1`). Every hash
+/// the connection table computes starts from it ([`Sip::start_word`]), which saves the key
+/// mixing and those four operations on each.
+#[derive(Clone, Copy)]
+pub(crate) struct SipStart {
+    /// `rotl(v0 + v1, 32)`.
+    v0: u64,
+    /// `rotl(v1, 13) ^ (v0 + v1)`.
+    v1: u64,
+    v2: u64,
+    v3: u64,
+}
+
+impl HashKey {
+    /// The starting point of this key's hashes.
+    pub(crate) const fn sip_start(&self) -> SipStart {
+        let (v0, v1) = (
+            self.k0 ^ 0x736f_6d65_7073_6575,
+            self.k1 ^ 0x646f_7261_6e64_6f6d,
+        );
+        let s = v0.wrapping_add(v1);
+        SipStart {
+            v0: s.rotate_left(32),
+            v1: v1.rotate_left(13) ^ s,
+            v2: self.k0 ^ 0x6c79_6765_6e65_7261,
+            v3: self.k1 ^ 0x7465_6462_7974_6573,
+        }
+    }
+}
+
 /// SipHash state with `C` compression and `D` finalisation rounds.
 #[derive(Clone, Copy)]
 pub(crate) struct Sip<const C: usize, const D: usize> {
@@ -50,8 +82,9 @@ pub(crate) struct Sip<const C: usize, const D: usize> {
 pub(crate) type Sip13 = Sip<1, 3>;
 
 impl<const C: usize, const D: usize> Sip<C, D> {
-    #[inline(always)]
-    pub(crate) fn new(key: &HashKey) -> Self {
+    /// The state after the key is mixed in: the reference that [`Sip::start_word`] follows.
+    #[cfg(test)]
+    fn new(key: &HashKey) -> Self {
         Sip {
             v0: key.k0 ^ 0x736f_6d65_7073_6575,
             v1: key.k1 ^ 0x646f_7261_6e64_6f6d,
@@ -59,6 +92,35 @@ impl<const C: usize, const D: usize> Sip<C, D> {
             v3: key.k1 ^ 0x7465_6462_7974_6573,
             len: 0,
         }
+    }
+
+    /// [`Sip::new`] then [`Sip::word`]`(m)`, from the key's [`SipStart`] (`C` >= 1).
+    #[inline(always)]
+    pub(crate) fn start_word(start: &SipStart, m: u64) -> Self {
+        const { assert!(C >= 1) };
+        let mut s = Sip {
+            v0: start.v0,
+            v1: start.v1,
+            v2: start.v2,
+            v3: start.v3 ^ m,
+            len: 8,
+        };
+        // The rest of the first round (`round` from its fifth operation on).
+        s.v2 = s.v2.wrapping_add(s.v3);
+        s.v3 = s.v3.rotate_left(16);
+        s.v3 ^= s.v2;
+        s.v0 = s.v0.wrapping_add(s.v3);
+        s.v3 = s.v3.rotate_left(21);
+        s.v3 ^= s.v0;
+        s.v2 = s.v2.wrapping_add(s.v1);
+        s.v1 = s.v1.rotate_left(17);
+        s.v1 ^= s.v2;
+        s.v2 = s.v2.rotate_left(32);
+        for _ in 1..C {
+            s.round();
+        }
+        s.v0 ^= m;
+        s
     }
 
     #[inline(always)]
@@ -154,6 +216,28 @@ mod tests {
             hash_bytes::<2, 4>(&ref_key(), &[]).to_le_bytes(),
             [0x31, 0x0e, 0x0e, 0xdd, 0x47, 0xdb, 0x6f, 0x72]
         );
+    }
+
+    #[test]
+    fn start_word_is_new_then_word() {
+        for k in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            let key = HashKey::from_u128(k);
+            for m in [0u64, 1, u64::MAX, 0x8000_0000_0000_0001] {
+                let mut a = Sip13::new(&key);
+                a.word(m);
+                let b = Sip13::start_word(&key.sip_start(), m);
+                assert_eq!(a.finish_with_tail(7, 3), b.finish_with_tail(7, 3));
+                let mut a = Sip::<2, 4>::new(&key);
+                a.word(m);
+                let b = Sip::<2, 4>::start_word(&key.sip_start(), m);
+                assert_eq!(a.finish(), b.finish());
+            }
+        }
     }
 
     #[test]

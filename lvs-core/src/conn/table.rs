@@ -55,7 +55,7 @@ use hashbrown::HashMap;
 
 use crate::conn::accounting::DestDelta;
 use crate::conn::index::SlotIndex;
-use crate::conn::siphash::{HashKey, Sip13};
+use crate::conn::siphash::{HashKey, Sip13, SipStart};
 use crate::conn::state::{
     tcp_transition, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
 };
@@ -245,7 +245,7 @@ impl Ad {
 
 /// The index hash of a key: (protocol, kind, address and port of each side).
 #[inline(always)]
-fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
+fn hash_tuple(key: &SipStart, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
     if let (Ad::V4(x), Ad::V4(y)) = (a, b) {
         return hash_v4(key, proto, kind, x, pa, y, pb);
     }
@@ -254,13 +254,12 @@ fn hash_tuple(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, 
 
 /// [`hash_tuple`] of a key with two IPv4 addresses.
 #[inline(always)]
-fn hash_v4(key: &HashKey, proto: Protocol, kind: u64, x: u32, pa: u16, y: u32, pb: u16) -> u64 {
+fn hash_v4(key: &SipStart, proto: Protocol, kind: u64, x: u32, pa: u16, y: u32, pb: u16) -> u64 {
     // Two IPv4 addresses, then 6 bytes of tail (protocol, kind, ports): a 14-byte message,
     // one compression fewer than two whole words. Its length (and the family bits of the
     // other encoding) keep it apart from the longer encoding of any key with IPv6. Inlined:
     // a handful of register operations, no call.
-    let mut s = Sip13::new(key);
-    s.word((x as u64) << 32 | y as u64);
+    let s = Sip13::start_word(key, (x as u64) << 32 | y as u64);
     s.finish_with_tail(
         proto.number() as u64 | kind << 8 | (pa as u64) << 16 | (pb as u64) << 32,
         6,
@@ -269,10 +268,10 @@ fn hash_v4(key: &HashKey, proto: Protocol, kind: u64, x: u32, pa: u16, y: u32, p
 
 /// [`hash_tuple`] of a key with an IPv6 address: whole words, family bits in the first.
 #[inline(never)]
-fn hash_wide(key: &HashKey, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
-    let mut s = Sip13::new(key);
+fn hash_wide(key: &SipStart, proto: Protocol, kind: u64, a: Ad, pa: u16, b: Ad, pb: u16) -> u64 {
     let fam = |x: Ad| matches!(x, Ad::V6(_)) as u64;
-    s.word(
+    let mut s = Sip13::start_word(
+        key,
         proto.number() as u64
             | kind << 8
             | (pa as u64) << 16
@@ -333,11 +332,18 @@ impl InKey {
     /// ```
     #[inline]
     pub fn is_of_flow(&self, protocol: Protocol, client: SocketAddr, vip: SocketAddr) -> bool {
+        // Addresses compared in place, family by family, rather than through the
+        // `IpAddr`s the socket addresses would be converted to.
+        let same = |a: &IpAddr, s: &SocketAddr| match (a, s) {
+            (IpAddr::V4(a), SocketAddr::V4(s)) => a == s.ip(),
+            (IpAddr::V6(a), SocketAddr::V6(s)) => a == s.ip(),
+            _ => false,
+        };
         self.protocol == protocol
             && self.cport == client.port()
             && self.vport == vip.port()
-            && self.caddr == client.ip()
-            && self.vaddr == vip.ip()
+            && same(&self.caddr, &client)
+            && same(&self.vaddr, &vip)
     }
 }
 
@@ -661,6 +667,8 @@ struct Store {
     /// fwmark of marked entries, by slot.
     fwmarks: HashMap<u32, u32>,
     key: HashKey,
+    /// `key`'s hashing starting point, for every index hash.
+    sip: SipStart,
 }
 
 impl Store {
@@ -699,7 +707,7 @@ impl Store {
         let kind = e.in_kind().unwrap_or(KIND_CONN);
         if e.bits & B_WIDE == 0 {
             return hash_v4(
-                &self.key,
+                &self.sip,
                 e.protocol(),
                 kind,
                 e.caddr,
@@ -709,7 +717,7 @@ impl Store {
             );
         }
         let (c, v, _) = self.addrs(slot);
-        hash_tuple(&self.key, e.protocol(), kind, c, e.cport, v, e.vport)
+        hash_tuple(&self.sip, e.protocol(), kind, c, e.cport, v, e.vport)
     }
 
     /// The reply-side source of an entry: real server for NAT, virtual address otherwise.
@@ -730,11 +738,11 @@ impl Store {
         if e.bits & B_WIDE == 0 {
             // An IPv4 entry's reply key straight from the entry.
             let (s, sp) = e.reply_source_v4();
-            return hash_v4(&self.key, e.protocol(), KIND_OUT, s, sp, e.caddr, e.cport);
+            return hash_v4(&self.sip, e.protocol(), KIND_OUT, s, sp, e.caddr, e.cport);
         }
         let (c, _, _) = self.addrs(slot);
         let (s, sp) = self.out_src(slot);
-        hash_tuple(&self.key, e.protocol(), KIND_OUT, s, sp, c, e.cport)
+        hash_tuple(&self.sip, e.protocol(), KIND_OUT, s, sp, c, e.cport)
     }
 
     #[inline]
@@ -914,6 +922,7 @@ impl ConnTable {
                 wide_free: Vec::new(),
                 fwmarks: HashMap::new(),
                 key: config.hash_key,
+                sip: config.hash_key.sip_start(),
             },
             in_idx: new_index(config.capacity),
             out_idx: new_index(config.capacity),
@@ -1261,7 +1270,7 @@ impl ConnTable {
             let (c, v) = (Ad::of(new.caddr), Ad::of(new.vaddr));
             let hash_key = || {
                 hash_tuple(
-                    &self.store.key,
+                    &self.store.sip,
                     new.protocol,
                     kind,
                     c,
@@ -1641,7 +1650,7 @@ impl ConnTable {
 
     fn find_in(&self, kind: u64, k: &InKey) -> Option<ConnId> {
         let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
-        let h = hash_tuple(&self.store.key, k.protocol, kind, c, k.cport, v, k.vport);
+        let h = hash_tuple(&self.store.sip, k.protocol, kind, c, k.cport, v, k.vport);
         self.in_idx
             .find(h, |s| self.store.in_eq(s, kind, k, c, v))
             .map(ConnId)
@@ -1668,7 +1677,7 @@ impl ConnTable {
     pub(crate) fn in_hash(&self, k: &InKey) -> Option<u64> {
         (k.cport != 0).then(|| {
             hash_tuple(
-                &self.store.key,
+                &self.store.sip,
                 k.protocol,
                 KIND_CONN,
                 Ad::of(k.caddr),
@@ -1691,7 +1700,7 @@ impl ConnTable {
         vport: u16,
     ) -> u64 {
         debug_assert!(cport != 0);
-        hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport)
+        hash_v4(&self.store.sip, protocol, KIND_CONN, c, cport, v, vport)
     }
 
     /// [`ConnTable::out_hash`] of a reply tuple with two IPv4 addresses (as integers).
@@ -1704,7 +1713,7 @@ impl ConnTable {
         d: u32,
         dport: u16,
     ) -> u64 {
-        hash_v4(&self.store.key, protocol, KIND_OUT, s, sport, d, dport)
+        hash_v4(&self.store.sip, protocol, KIND_OUT, s, sport, d, dport)
     }
 
     /// [`ConnTable::out_hash_v4`] for a real server's packet: the reply key of the IPv4 NAT
@@ -1739,7 +1748,7 @@ impl ConnTable {
     #[inline]
     pub(crate) fn out_hash(&self, k: &OutKey) -> u64 {
         hash_tuple(
-            &self.store.key,
+            &self.store.sip,
             k.protocol,
             KIND_OUT,
             Ad::of(k.saddr),
@@ -1813,7 +1822,7 @@ impl ConnTable {
             let (c, v) = (Ad::of(k.caddr), Ad::of(k.vaddr));
             let hash_key = || {
                 hash_tuple(
-                    &self.store.key,
+                    &self.store.sip,
                     k.protocol,
                     KIND_CONN,
                     c,
@@ -1861,7 +1870,7 @@ impl ConnTable {
         if cport == 0 {
             return self.lookup_in_prehashed(&key(), known);
         }
-        let hash_key = || hash_v4(&self.store.key, protocol, KIND_CONN, c, cport, v, vport);
+        let hash_key = || hash_v4(&self.store.sip, protocol, KIND_CONN, c, cport, v, vport);
         let h = known.unwrap_or_else(hash_key);
         debug_assert_eq!(h, hash_key());
         let found = self.in_idx.find(h, |s| {
@@ -1917,7 +1926,7 @@ impl ConnTable {
     /// Whether a reply packet of `protocol` from `src` may belong to an entry: `false` is
     /// certain ([`ConnTable::lookup_out`] would miss), `true` means "look it up". The
     /// reply-source filter alone (see the module docs): cheaper than building the key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn may_be_reply_source(&self, protocol: Protocol, src: SocketAddr) -> bool {
         let b = out_filter_bucket(
             self.out_filter.len() - 1,
@@ -1947,7 +1956,7 @@ impl ConnTable {
         let d = Ad::of(k.daddr);
         let hash_key = || {
             hash_tuple(
-                &self.store.key,
+                &self.store.sip,
                 k.protocol,
                 KIND_OUT,
                 s,
@@ -1970,7 +1979,7 @@ impl ConnTable {
     fn lookup_out_v4(&self, k: &OutKey, s: u32, d: u32, known: Option<u64>) -> Option<ConnId> {
         let hash_key = || {
             hash_v4(
-                &self.store.key,
+                &self.store.sip,
                 k.protocol,
                 KIND_OUT,
                 s,
@@ -2124,6 +2133,30 @@ impl ConnTable {
         }
         e.aux = e.aux.wrapping_add(1);
         e.aux
+    }
+
+    /// [`ConnTable::inc_in_pkts`] then [`ConnTable::target`], in one look at the entry: the
+    /// new `in_pkts` (0 for a template, which counts nothing) and where the packet goes.
+    /// `None` for a dead id.
+    #[inline(always)]
+    pub(crate) fn in_packet(&mut self, id: ConnId) -> Option<(u32, IpAddr, u16, FwdMethod)> {
+        let e = self
+            .store
+            .slab
+            .get_mut(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let pkts = if e.is_template() {
+            0
+        } else {
+            e.aux = e.aux.wrapping_add(1);
+            e.aux
+        };
+        let daddr = if e.bits & B_WIDE == 0 {
+            IpAddr::V4(e.daddr.into())
+        } else {
+            self.store.wide[e.caddr as usize][2]
+        };
+        Some((pkts, daddr, e.dport, e.cflags().fwd_method()))
     }
 
     /// Re-arms the entry's expiry to `now + timeout` for its current state (templates: their

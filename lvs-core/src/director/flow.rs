@@ -237,6 +237,7 @@ impl Director {
         v
     }
 
+    #[inline(always)]
     pub(super) fn count_verdict(&mut self, v: &FlowVerdict) {
         match *v {
             FlowVerdict::Forward { .. } => self.counters.forwarded += 1,
@@ -392,15 +393,16 @@ impl Director {
             self.count_in(d, pkt.len);
         }
         self.set_state(now, id, pkt, Direction::Input);
-        let pkts = self.table.inc_in_pkts(id);
+        // `in_pkts` and the target in one look at the entry (the sync master's look that
+        // comes between them changes neither).
+        let Some((pkts, daddr, dport, method)) = self.table.in_packet(id) else {
+            return (FlowVerdict::NotOurs, None);
+        };
         if self.sync_master.is_some() {
             if let Some(c) = self.table.get(id) {
                 self.sync_after_packet(now, &c, pkts);
             }
         }
-        let Some((daddr, dport, method)) = self.table.target(id) else {
-            return (FlowVerdict::NotOurs, None);
-        };
         let v = FlowVerdict::Forward {
             conn: Some(id),
             dest: SocketAddr::new(daddr, dport),

@@ -220,11 +220,14 @@ impl Director {
         let Some(pkt) = buf.get(headroom..) else {
             return PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::Malformed));
         };
-        let c = match classify(pkt) {
+        // Borrowed where `classify` left it: moving the summary out of the `Result` costs
+        // a copy of every field on each packet.
+        let c = classify(pkt);
+        let c = match &c {
             Ok(c) => c,
-            Err(e) => return PacketVerdict::Drop(PacketDrop::Malformed(e)),
+            Err(e) => return PacketVerdict::Drop(PacketDrop::Malformed(*e)),
         };
-        self.handle_parsed(now, buf, headroom, &c, out, fwmark, None)
+        self.handle_parsed(now, buf, headroom, c, out, fwmark, None)
     }
 
     /// [`Director::handle_packet_marked`] for a packet the caller has classified already:
