@@ -839,7 +839,9 @@ impl<'m> Engine<'m> {
     fn client_index(w: &WorkloadModel, u: f64) -> usize {
         let n = w.clients.count as usize;
         if w.client_cdf.is_empty() {
-            ((u * n as f64) as usize).min(n - 1)
+            // `u * n` is in [0, n): its conversion to `i64` is the same number, in one
+            // instruction where `usize`'s takes several.
+            ((u * n as f64) as i64 as usize).min(n - 1)
         } else {
             w.client_cdf.partition_point(|&c| c < u).min(n - 1)
         }
@@ -1633,13 +1635,12 @@ impl<'m> Engine<'m> {
         let tick = self.director.conn_tick().as_nanos();
         let max = Duration::from_nanos(tick.saturating_mul(1 << 30));
         let now = Instant::from_nanos(self.now);
-        let due = |s: TcpState| {
-            (now + table.timeouts().tcp(s).min(max))
-                .as_nanos()
-                .div_ceil(tick)
-        };
-        let fin_due = due(fin_state);
-        fin_due < due(state) && fin_due < e.expires.as_nanos() / tick
+        let to = table.timeouts();
+        let fin_due = (now + to.tcp(fin_state).min(max)).as_nanos().div_ceil(tick);
+        // The response's due tick is `ceil(at / tick)`, which exceeds `fin_due` exactly when
+        // `fin_due * tick < at` (in u128, which does not overflow): one division fewer.
+        let at = (now + to.tcp(state).min(max)).as_nanos();
+        (fin_due as u128 * tick as u128) < at as u128 && fin_due < e.expires.as_nanos() / tick
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {
