@@ -137,6 +137,9 @@ struct Conn {
     live: bool,
     /// The director's entry for the connection, as its SYN's verdict named it.
     id: Option<ConnId>,
+    /// [`Engine::epoch`] when the current request's ACK (at `req_start`) found `id`, or 0
+    /// (see [`Engine::last_response_subsumed`]).
+    acked: u64,
 }
 
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
@@ -262,6 +265,9 @@ pub struct Engine<'m> {
     /// Whether packets that change nothing the simulation reads are left out (always, but
     /// in the test that checks they change nothing).
     skip_noops: bool,
+    /// Counts the changes to the director other than packets and timers (see
+    /// [`Engine::director_changed`]); starts at 1.
+    epoch: u64,
 }
 
 /// The last TCP transition of one kind of segment (direction and flags) computed for one
@@ -456,6 +462,7 @@ impl<'m> Engine<'m> {
             ports_reused: false,
             memo: Memos::default(),
             skip_noops: true,
+            epoch: 1,
         }
     }
 
@@ -724,6 +731,7 @@ impl<'m> Engine<'m> {
     /// After a change to the director other than a packet (rules, a new director): its
     /// timers are asked again at the next event.
     fn director_changed(&mut self) {
+        self.epoch += 1;
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
     }
@@ -1183,6 +1191,7 @@ impl<'m> Engine<'m> {
                 nat,
                 live: true,
                 id,
+                acked: 0,
             },
             self.arr[si].ahead[at].hint.without_insert(),
             reply,
@@ -1207,7 +1216,13 @@ impl<'m> Engine<'m> {
             // After a failover with sync, the backup's entry may name another real server
             // (a connection replaced meanwhile): that server answers RST, the connection breaks
             // as one the backup does not know.
-            FlowVerdict::Forward { dest, .. } if dest == cn.dest => {}
+            FlowVerdict::Forward { dest, conn, .. } if dest == cn.dest => {
+                self.conns[c as usize].acked = if conn == cn.id && conn.is_some() {
+                    self.epoch
+                } else {
+                    0
+                };
+            }
             _ => {
                 self.break_conn(c, FailReason::Failover);
                 return;
@@ -1594,30 +1609,56 @@ impl<'m> Engine<'m> {
             return false;
         }
         let table = self.director.table();
-        let Some(e) = table.get(id) else {
-            return false;
+        // The entry's state, flags, real server and due time. Slot `id` still holds this
+        // connection's entry when the request's ACK found it there, nothing but packets and
+        // timers changed the director since (`epoch`: rules and failovers remove entries),
+        // no other connection's packet has this client address and port (only a packet's own
+        // entry is expired or replaced on the packet path), and no timer can have expired it
+        // (a packet arms its entry for at least `flow_timer_min`, 0 when not kept): then its
+        // fields are read one by one; otherwise the whole entry, whose addresses tell.
+        let fast = cn.acked == self.epoch && self.now - cn.req_start < self.flow_timer_min;
+        let (state, flags, dest, expires) = if fast {
+            let (Some(state), Some(flags), Some(expires)) =
+                (table.state(id), table.flags(id), table.expires(id))
+            else {
+                return false;
+            };
+            if flags.contains(ConnFlags::TEMPLATE) || flags.fwd_method() != FwdMethod::Masq {
+                return false;
+            }
+            (state, flags, table.dest(id), expires)
+        } else {
+            let Some(e) = table.get(id) else {
+                return false;
+            };
+            if e.protocol != Protocol::Tcp
+                || e.is_template()
+                || e.fwd_method() != FwdMethod::Masq
+                || e.cport != cn.client.port()
+                || e.caddr != cn.client.ip()
+                || e.dport != cn.dest.port()
+                || e.daddr != cn.dest.ip()
+            {
+                return false;
+            }
+            (e.state, e.flags, e.dest, e.expires)
         };
-        if e.protocol != Protocol::Tcp
-            || e.is_template()
-            || e.fwd_method() != FwdMethod::Masq
-            || e.cport != cn.client.port()
-            || e.caddr != cn.client.ip()
-            || e.dport != cn.dest.port()
-            || e.daddr != cn.dest.ip()
-        {
-            return false;
-        }
+        debug_assert!(table.get(id).is_some_and(|e| e.protocol == Protocol::Tcp
+            && e.cport == cn.client.port()
+            && e.caddr == cn.client.ip()
+            && e.dport == cn.dest.port()
+            && e.daddr == cn.dest.ip()));
         debug_assert_eq!(
             table.lookup_out(&OutKey::of_reply(Protocol::Tcp, cn.dest, cn.client)),
             Some(id)
         );
-        if !e.dest.is_some_and(|d| self.director.dest_available(d)) {
+        if !dest.is_some_and(|d| self.director.dest_available(d)) {
             return false;
         }
-        let Some(state) = TcpState::from_index(e.state) else {
+        let Some(state) = TcpState::from_index(state) else {
             return false;
         };
-        let nooutput = e.flags.contains(ConnFlags::NOOUTPUT);
+        let nooutput = flags.contains(ConnFlags::NOOUTPUT);
         let tcp = self.director.sysctls().tcp_table();
         let ack = self
             .memo
@@ -1640,7 +1681,7 @@ impl<'m> Engine<'m> {
         // The response's due tick is `ceil(at / tick)`, which exceeds `fin_due` exactly when
         // `fin_due * tick < at` (in u128, which does not overflow): one division fewer.
         let at = (now + to.tcp(state).min(max)).as_nanos();
-        (fin_due as u128 * tick as u128) < at as u128 && fin_due < e.expires.as_nanos() / tick
+        (fin_due as u128 * tick as u128) < at as u128 && fin_due < expires.as_nanos() / tick
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {
