@@ -135,6 +135,8 @@ struct Conn {
     work: f64,
     nat: bool,
     live: bool,
+    /// A FIFO server's worker is serving its request.
+    serving: bool,
     /// The director's entry for the connection, as its SYN's verdict named it.
     id: Option<ConnId>,
     /// [`Engine::epoch`] when the current request's ACK (at `req_start`) found `id`, or 0
@@ -167,7 +169,6 @@ struct Srv {
     factor: f64,
     busy: u32,
     queue: VecDeque<u32>,
-    in_service: Vec<u32>,
     ps: BinaryHeap<core::cmp::Reverse<(u64, u32)>>,
     ps_v: f64,
     ps_last: u64,
@@ -417,7 +418,6 @@ impl<'m> Engine<'m> {
                     factor: 1.0,
                     busy: 0,
                     queue: VecDeque::new(),
-                    in_service: Vec::new(),
                     ps: BinaryHeap::new(),
                     ps_v: 0.0,
                     ps_last: 0,
@@ -1190,6 +1190,7 @@ impl<'m> Engine<'m> {
                 work: 0.0,
                 nat,
                 live: true,
+                serving: false,
                 id,
                 acked: 0,
             },
@@ -1316,9 +1317,8 @@ impl<'m> Engine<'m> {
     fn start_fifo(&mut self, srv: u16, c: u32, work: f64) {
         let i = srv as usize;
         let speed = self.m.servers[i].speed * self.srv[i].factor;
-        let st = &mut self.srv[i];
-        st.in_service.push(c);
-        let inc = st.inc;
+        self.conns[c as usize].serving = true;
+        let inc = self.srv[i].inc;
         let t = self.now + ns(work / speed);
         self.push(t, Ev::FifoDone { srv, conn: c, inc });
     }
@@ -1329,10 +1329,8 @@ impl<'m> Engine<'m> {
             return; // the server died meanwhile; the connection was broken then
         }
         self.accrue(i);
+        self.conns[c as usize].serving = false;
         let st = &mut self.srv[i];
-        if let Some(p) = st.in_service.iter().position(|&x| x == c) {
-            st.in_service.swap_remove(p);
-        }
         match st.queue.pop_front() {
             Some(next) => {
                 let w = self.conns[next as usize].work;
@@ -1436,8 +1434,16 @@ impl<'m> Engine<'m> {
         st.inc = st.inc.wrapping_add(1);
         st.busy = 0;
         st.ps_epoch = st.ps_epoch.wrapping_add(1);
-        let mut broken: Vec<u32> = st.in_service.drain(..).collect();
-        broken.extend(st.queue.drain(..));
+        let mut broken: Vec<u32> = st.queue.drain(..).collect();
+        // The requests in service: found by a scan of the connections (a failure is rare; a
+        // list per server would cost every request an insertion and a removal).
+        for (c, cn) in self.conns.iter_mut().enumerate() {
+            if cn.serving && cn.live && cn.srv == srv {
+                cn.serving = false;
+                broken.push(c as u32);
+            }
+        }
+        let st = &mut self.srv[i];
         broken.extend(st.ps.drain().map(|core::cmp::Reverse((_, c))| c));
         // Deterministic order whatever the heap's layout.
         broken.sort_unstable();
