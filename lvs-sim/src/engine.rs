@@ -266,6 +266,10 @@ pub struct Engine<'m> {
     /// Whether packets that change nothing the simulation reads are left out (always, but
     /// in the test that checks they change nothing).
     skip_noops: bool,
+    /// `skip_noops`, without a sync master or backup (see [`Engine::director_changed`]).
+    leave_out: bool,
+    /// The director's TCP transition table (its sysctls do not change during a run).
+    tcp_table: TcpTable,
     /// Counts the changes to the director other than packets and timers (see
     /// [`Engine::director_changed`]); starts at 1.
     epoch: u64,
@@ -462,6 +466,8 @@ impl<'m> Engine<'m> {
             ports_reused: false,
             memo: Memos::default(),
             skip_noops: true,
+            leave_out: false,
+            tcp_table: TcpTable::Normal,
             epoch: 1,
         }
     }
@@ -732,6 +738,9 @@ impl<'m> Engine<'m> {
     /// timers are asked again at the next event.
     fn director_changed(&mut self) {
         self.epoch += 1;
+        self.leave_out =
+            self.skip_noops && self.backup.is_none() && self.director.sync_master().is_none();
+        self.tcp_table = self.director.sysctls().tcp_table();
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
     }
@@ -1566,7 +1575,7 @@ impl<'m> Engine<'m> {
         let Some(id) = id else {
             return true;
         };
-        if !self.skip_noops || self.backup.is_some() || self.director.sync_master().is_some() {
+        if !self.leave_out {
             return true;
         }
         let table = self.director.table();
@@ -1577,7 +1586,7 @@ impl<'m> Engine<'m> {
             return true;
         };
         let t = memo.get(
-            self.director.sysctls().tcp_table(),
+            self.tcp_table,
             state,
             cflags.contains(ConnFlags::NOOUTPUT),
             dir,
@@ -1607,11 +1616,7 @@ impl<'m> Engine<'m> {
         let Some(id) = cn.id else {
             return false;
         };
-        if !self.skip_noops
-            || !self.clients_unique()
-            || self.backup.is_some()
-            || self.director.sync_master().is_some()
-        {
+        if !self.leave_out || !self.clients_unique() {
             return false;
         }
         let table = self.director.table();
@@ -1665,7 +1670,7 @@ impl<'m> Engine<'m> {
             return false;
         };
         let nooutput = flags.contains(ConnFlags::NOOUTPUT);
-        let tcp = self.director.sysctls().tcp_table();
+        let tcp = self.tcp_table;
         let ack = self
             .memo
             .response
