@@ -258,8 +258,9 @@ pub struct Engine<'m> {
     conns_total: u64,
     in_flight: u64,
     peak_in_flight: u64,
-    /// A client port was used a second time (see [`Engine::clients_unique`]).
-    ports_reused: bool,
+    /// One service's clients, none of whose ports was used a second time (see
+    /// [`Engine::clients_unique`]).
+    unique: bool,
     /// lvs-core's TCP transitions of the packets the engine may leave out, one memo per
     /// kind of packet (see [`Engine::changes_state`], [`Engine::last_response_subsumed`]).
     memo: Memos,
@@ -463,7 +464,7 @@ impl<'m> Engine<'m> {
             conns_total: 0,
             in_flight: 0,
             peak_in_flight: 0,
-            ports_reused: false,
+            unique: m.workloads.len() == 1,
             memo: Memos::default(),
             skip_noops: true,
             leave_out: false,
@@ -644,6 +645,10 @@ impl<'m> Engine<'m> {
             }
             self.run_director_timers(t);
             self.now = t;
+            // A timer that a packet of this event arms is due no earlier than `t +`
+            // [`Engine::flow_timer_min`]: lowered once here rather than after each packet
+            // (an event without packets only makes the next event ask the director).
+            self.timer_floor = self.timer_floor.min(t + self.flow_timer_min);
             self.events += 1;
             if self.events & 0xffff == 0 {
                 if let Some(p) = progress {
@@ -743,13 +748,6 @@ impl<'m> Engine<'m> {
         self.tcp_table = self.director.sysctls().tcp_table();
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
-    }
-
-    /// After a packet at `now`: a timer it armed is due no earlier than `now +`
-    /// [`Engine::flow_timer_min`].
-    #[inline]
-    fn after_packet(&mut self) {
-        self.timer_floor = self.timer_floor.min(self.now + self.flow_timer_min);
     }
 
     /// The backup director's own expiries up to `t`.
@@ -898,7 +896,7 @@ impl<'m> Engine<'m> {
         let port = *p + 1024;
         if port == u16::MAX {
             *p = 0;
-            self.ports_reused = true;
+            self.unique = false;
         } else {
             *p += 1;
         }
@@ -911,7 +909,7 @@ impl<'m> Engine<'m> {
     /// a reply key (the templates of persistence have client port 0).
     #[inline]
     fn clients_unique(&self) -> bool {
-        self.arr.len() == 1 && !self.ports_reused
+        self.unique
     }
 
     /// Draws the next [`DRAW_AHEAD`] arrivals of service `s` (fewer if its process ends),
@@ -993,7 +991,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow(Instant::from_nanos(self.now), &pkt);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1007,7 +1004,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1025,7 +1021,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1043,7 +1038,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1097,7 +1091,6 @@ impl<'m> Engine<'m> {
             &tcp(SYN, PacketDir::FromClient, client, vip),
             &self.arr[si].ahead[at].hint,
         );
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
