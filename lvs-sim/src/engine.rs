@@ -2009,8 +2009,38 @@ service = "192.0.2.11:80"
 arrival = { kind = "poisson", rate = 50.0 }
 clients = { count = 3 }
 work = { kind = "exp", mean = 0.01 }"#;
+        // Rule changes (health checks remove and add a failing server, with and without
+        // expire_nodest_conn) and a failover while connections are in service: the engine's
+        // epoch changes under them.
+        let changes = |nodest: bool| {
+            format!(
+                r#"clients = {{ count = 100000 }}
+[director]
+expire_nodest_conn = {nodest}
+[[server]]
+addr = "10.0.0.2:80"
+failures = [{{ at = 6.0, repair = 12.0 }}, {{ at = 18.0 }}]
+[[server]]
+addr = "10.0.0.3:80"
+failures = [{{ at = 9.5, repair = 9.9 }}]
+[failover]
+at = 15.0
+sync = false
+[health]
+delay_loop = 1.0
+connect_timeout = 0.5
+retry = 0
+delay_before_retry = 0.2
+inhibit_on_failure = false
+quorum = 1
+hysteresis = 0
+probe_time = 0.001"#
+            )
+        };
         for m in [
             farm("", "-m", 400.0, 0.004, many),
+            farm("", "-m", 300.0, 0.05, &changes(false)),
+            farm("--set 2 1 1", "-m", 40.0, 0.5, &changes(true)),
             farm("--set 2 1 1", "-m", 10.0, 1.0, many),
             farm("--set 1 3 1", "-m", 10.0, 1.0, many),
             // The FIN's state (CLOSE_WAIT, 60 s) is due before the response's (61 s) but,
