@@ -1214,14 +1214,17 @@ impl<'m> Engine<'m> {
 
     fn send_request(&mut self, c: u32) {
         let v = self.client_packet(c, ACK);
-        let cn = self.conns[c as usize];
+        let epoch = self.epoch;
+        // The fields read, not a copy of the whole connection.
+        let cn = &mut self.conns[c as usize];
+        let (srv, inc, svc) = (cn.srv, cn.inc, cn.svc);
         match v {
             // After a failover with sync, the backup's entry may name another real server
             // (a connection replaced meanwhile): that server answers RST, the connection breaks
             // as one the backup does not know.
             FlowVerdict::Forward { dest, conn, .. } if dest == cn.dest => {
-                self.conns[c as usize].acked = if conn == cn.id && conn.is_some() {
-                    self.epoch
+                cn.acked = if conn == cn.id && conn.is_some() {
+                    epoch
                 } else {
                     0
                 };
@@ -1231,14 +1234,14 @@ impl<'m> Engine<'m> {
                 return;
             }
         }
-        let st = &self.srv[cn.srv as usize];
-        if !st.up || st.inc != cn.inc {
+        let st = &self.srv[srv as usize];
+        if !st.up || st.inc != inc {
             self.break_conn(c, FailReason::ServerFailure);
             return;
         }
-        let si = cn.svc as usize;
+        let si = svc as usize;
         let work = self.m.workloads[si].work.sample(&mut self.rng_work[si]);
-        self.enqueue(cn.srv, c, work);
+        self.enqueue(srv, c, work);
     }
 
     // ----- servers -------------------------------------------------------------------------
