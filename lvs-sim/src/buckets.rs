@@ -136,8 +136,14 @@ impl Buckets {
 
     /// Empties the counts.
     pub(crate) fn clear(&mut self) {
-        self.counts.fill(0);
-        self.blocks.fill(0);
+        // Only the blocks that counted something: a time-series interval's responses lie in
+        // a few of the thousands of counts the run's range spans.
+        for (b, sum) in self.blocks.iter_mut().enumerate() {
+            if *sum != 0 {
+                *sum = 0;
+                self.counts[b << BLOCK_SHIFT..(b + 1) << BLOCK_SHIFT].fill(0);
+            }
+        }
     }
 
     /// Adds the counts to `h` (one `record_n` per non-empty bucket) and empties them.

@@ -135,8 +135,13 @@ struct Conn {
     work: f64,
     nat: bool,
     live: bool,
+    /// A FIFO server's worker is serving its request.
+    serving: bool,
     /// The director's entry for the connection, as its SYN's verdict named it.
     id: Option<ConnId>,
+    /// [`Engine::epoch`] when the current request's ACK (at `req_start`) found `id`, or 0
+    /// (see [`Engine::last_response_subsumed`]).
+    acked: u64,
 }
 
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
@@ -164,7 +169,6 @@ struct Srv {
     factor: f64,
     busy: u32,
     queue: VecDeque<u32>,
-    in_service: Vec<u32>,
     ps: BinaryHeap<core::cmp::Reverse<(u64, u32)>>,
     ps_v: f64,
     ps_last: u64,
@@ -254,14 +258,22 @@ pub struct Engine<'m> {
     conns_total: u64,
     in_flight: u64,
     peak_in_flight: u64,
-    /// A client port was used a second time (see [`Engine::clients_unique`]).
-    ports_reused: bool,
+    /// One service's clients, none of whose ports was used a second time (see
+    /// [`Engine::clients_unique`]).
+    unique: bool,
     /// lvs-core's TCP transitions of the packets the engine may leave out, one memo per
     /// kind of packet (see [`Engine::changes_state`], [`Engine::last_response_subsumed`]).
     memo: Memos,
     /// Whether packets that change nothing the simulation reads are left out (always, but
     /// in the test that checks they change nothing).
     skip_noops: bool,
+    /// `skip_noops`, without a sync master or backup (see [`Engine::director_changed`]).
+    leave_out: bool,
+    /// The director's TCP transition table (its sysctls do not change during a run).
+    tcp_table: TcpTable,
+    /// Counts the changes to the director other than packets and timers (see
+    /// [`Engine::director_changed`]); starts at 1.
+    epoch: u64,
 }
 
 /// The last TCP transition of one kind of segment (direction and flags) computed for one
@@ -411,7 +423,6 @@ impl<'m> Engine<'m> {
                     factor: 1.0,
                     busy: 0,
                     queue: VecDeque::new(),
-                    in_service: Vec::new(),
                     ps: BinaryHeap::new(),
                     ps_v: 0.0,
                     ps_last: 0,
@@ -453,9 +464,12 @@ impl<'m> Engine<'m> {
             conns_total: 0,
             in_flight: 0,
             peak_in_flight: 0,
-            ports_reused: false,
+            unique: m.workloads.len() == 1,
             memo: Memos::default(),
             skip_noops: true,
+            leave_out: false,
+            tcp_table: TcpTable::Normal,
+            epoch: 1,
         }
     }
 
@@ -631,6 +645,10 @@ impl<'m> Engine<'m> {
             }
             self.run_director_timers(t);
             self.now = t;
+            // A timer that a packet of this event arms is due no earlier than `t +`
+            // [`Engine::flow_timer_min`]: lowered once here rather than after each packet
+            // (an event without packets only makes the next event ask the director).
+            self.timer_floor = self.timer_floor.min(t + self.flow_timer_min);
             self.events += 1;
             if self.events & 0xffff == 0 {
                 if let Some(p) = progress {
@@ -724,15 +742,12 @@ impl<'m> Engine<'m> {
     /// After a change to the director other than a packet (rules, a new director): its
     /// timers are asked again at the next event.
     fn director_changed(&mut self) {
+        self.epoch += 1;
+        self.leave_out =
+            self.skip_noops && self.backup.is_none() && self.director.sync_master().is_none();
+        self.tcp_table = self.director.sysctls().tcp_table();
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
-    }
-
-    /// After a packet at `now`: a timer it armed is due no earlier than `now +`
-    /// [`Engine::flow_timer_min`].
-    #[inline]
-    fn after_packet(&mut self) {
-        self.timer_floor = self.timer_floor.min(self.now + self.flow_timer_min);
     }
 
     /// The backup director's own expiries up to `t`.
@@ -839,7 +854,9 @@ impl<'m> Engine<'m> {
     fn client_index(w: &WorkloadModel, u: f64) -> usize {
         let n = w.clients.count as usize;
         if w.client_cdf.is_empty() {
-            ((u * n as f64) as usize).min(n - 1)
+            // `u * n` is in [0, n): its conversion to `i64` is the same number, in one
+            // instruction where `usize`'s takes several.
+            ((u * n as f64) as i64 as usize).min(n - 1)
         } else {
             w.client_cdf.partition_point(|&c| c < u).min(n - 1)
         }
@@ -879,7 +896,7 @@ impl<'m> Engine<'m> {
         let port = *p + 1024;
         if port == u16::MAX {
             *p = 0;
-            self.ports_reused = true;
+            self.unique = false;
         } else {
             *p += 1;
         }
@@ -892,7 +909,7 @@ impl<'m> Engine<'m> {
     /// a reply key (the templates of persistence have client port 0).
     #[inline]
     fn clients_unique(&self) -> bool {
-        self.arr.len() == 1 && !self.ports_reused
+        self.unique
     }
 
     /// Draws the next [`DRAW_AHEAD`] arrivals of service `s` (fewer if its process ends),
@@ -974,7 +991,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow(Instant::from_nanos(self.now), &pkt);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -988,7 +1004,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1006,7 +1021,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1024,7 +1038,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1078,7 +1091,6 @@ impl<'m> Engine<'m> {
             &tcp(SYN, PacketDir::FromClient, client, vip),
             &self.arr[si].ahead[at].hint,
         );
-        self.after_packet();
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1180,7 +1192,9 @@ impl<'m> Engine<'m> {
                 work: 0.0,
                 nat,
                 live: true,
+                serving: false,
                 id,
+                acked: 0,
             },
             self.arr[si].ahead[at].hint.without_insert(),
             reply,
@@ -1200,25 +1214,34 @@ impl<'m> Engine<'m> {
 
     fn send_request(&mut self, c: u32) {
         let v = self.client_packet(c, ACK);
-        let cn = self.conns[c as usize];
+        let epoch = self.epoch;
+        // The fields read, not a copy of the whole connection.
+        let cn = &mut self.conns[c as usize];
+        let (srv, inc, svc) = (cn.srv, cn.inc, cn.svc);
         match v {
             // After a failover with sync, the backup's entry may name another real server
             // (a connection replaced meanwhile): that server answers RST, the connection breaks
             // as one the backup does not know.
-            FlowVerdict::Forward { dest, .. } if dest == cn.dest => {}
+            FlowVerdict::Forward { dest, conn, .. } if dest == cn.dest => {
+                cn.acked = if conn == cn.id && conn.is_some() {
+                    epoch
+                } else {
+                    0
+                };
+            }
             _ => {
                 self.break_conn(c, FailReason::Failover);
                 return;
             }
         }
-        let st = &self.srv[cn.srv as usize];
-        if !st.up || st.inc != cn.inc {
+        let st = &self.srv[srv as usize];
+        if !st.up || st.inc != inc {
             self.break_conn(c, FailReason::ServerFailure);
             return;
         }
-        let si = cn.svc as usize;
+        let si = svc as usize;
         let work = self.m.workloads[si].work.sample(&mut self.rng_work[si]);
-        self.enqueue(cn.srv, c, work);
+        self.enqueue(srv, c, work);
     }
 
     // ----- servers -------------------------------------------------------------------------
@@ -1299,9 +1322,8 @@ impl<'m> Engine<'m> {
     fn start_fifo(&mut self, srv: u16, c: u32, work: f64) {
         let i = srv as usize;
         let speed = self.m.servers[i].speed * self.srv[i].factor;
-        let st = &mut self.srv[i];
-        st.in_service.push(c);
-        let inc = st.inc;
+        self.conns[c as usize].serving = true;
+        let inc = self.srv[i].inc;
         let t = self.now + ns(work / speed);
         self.push(t, Ev::FifoDone { srv, conn: c, inc });
     }
@@ -1312,10 +1334,8 @@ impl<'m> Engine<'m> {
             return; // the server died meanwhile; the connection was broken then
         }
         self.accrue(i);
+        self.conns[c as usize].serving = false;
         let st = &mut self.srv[i];
-        if let Some(p) = st.in_service.iter().position(|&x| x == c) {
-            st.in_service.swap_remove(p);
-        }
         match st.queue.pop_front() {
             Some(next) => {
                 let w = self.conns[next as usize].work;
@@ -1419,8 +1439,16 @@ impl<'m> Engine<'m> {
         st.inc = st.inc.wrapping_add(1);
         st.busy = 0;
         st.ps_epoch = st.ps_epoch.wrapping_add(1);
-        let mut broken: Vec<u32> = st.in_service.drain(..).collect();
-        broken.extend(st.queue.drain(..));
+        let mut broken: Vec<u32> = st.queue.drain(..).collect();
+        // The requests in service: found by a scan of the connections (a failure is rare; a
+        // list per server would cost every request an insertion and a removal).
+        for (c, cn) in self.conns.iter_mut().enumerate() {
+            if cn.serving && cn.live && cn.srv == srv {
+                cn.serving = false;
+                broken.push(c as u32);
+            }
+        }
+        let st = &mut self.srv[i];
         broken.extend(st.ps.drain().map(|core::cmp::Reverse((_, c))| c));
         // Deterministic order whatever the heap's layout.
         broken.sort_unstable();
@@ -1543,7 +1571,7 @@ impl<'m> Engine<'m> {
         let Some(id) = id else {
             return true;
         };
-        if !self.skip_noops || self.backup.is_some() || self.director.sync_master().is_some() {
+        if !self.leave_out {
             return true;
         }
         let table = self.director.table();
@@ -1554,7 +1582,7 @@ impl<'m> Engine<'m> {
             return true;
         };
         let t = memo.get(
-            self.director.sysctls().tcp_table(),
+            self.tcp_table,
             state,
             cflags.contains(ConnFlags::NOOUTPUT),
             dir,
@@ -1584,39 +1612,61 @@ impl<'m> Engine<'m> {
         let Some(id) = cn.id else {
             return false;
         };
-        if !self.skip_noops
-            || !self.clients_unique()
-            || self.backup.is_some()
-            || self.director.sync_master().is_some()
-        {
+        if !self.leave_out || !self.clients_unique() {
             return false;
         }
         let table = self.director.table();
-        let Some(e) = table.get(id) else {
-            return false;
+        // The entry's state, flags, real server and due time. Slot `id` still holds this
+        // connection's entry when the request's ACK found it there, nothing but packets and
+        // timers changed the director since (`epoch`: rules and failovers remove entries),
+        // no other connection's packet has this client address and port (only a packet's own
+        // entry is expired or replaced on the packet path), and no timer can have expired it
+        // (a packet arms its entry for at least `flow_timer_min`, 0 when not kept): then its
+        // fields are read one by one; otherwise the whole entry, whose addresses tell.
+        let fast = cn.acked == self.epoch && self.now - cn.req_start < self.flow_timer_min;
+        let (state, flags, dest, expires) = if fast {
+            let (Some(state), Some(flags), Some(expires)) =
+                (table.state(id), table.flags(id), table.expires(id))
+            else {
+                return false;
+            };
+            if flags.contains(ConnFlags::TEMPLATE) || flags.fwd_method() != FwdMethod::Masq {
+                return false;
+            }
+            (state, flags, table.dest(id), expires)
+        } else {
+            let Some(e) = table.get(id) else {
+                return false;
+            };
+            if e.protocol != Protocol::Tcp
+                || e.is_template()
+                || e.fwd_method() != FwdMethod::Masq
+                || e.cport != cn.client.port()
+                || e.caddr != cn.client.ip()
+                || e.dport != cn.dest.port()
+                || e.daddr != cn.dest.ip()
+            {
+                return false;
+            }
+            (e.state, e.flags, e.dest, e.expires)
         };
-        if e.protocol != Protocol::Tcp
-            || e.is_template()
-            || e.fwd_method() != FwdMethod::Masq
-            || e.cport != cn.client.port()
-            || e.caddr != cn.client.ip()
-            || e.dport != cn.dest.port()
-            || e.daddr != cn.dest.ip()
-        {
-            return false;
-        }
+        debug_assert!(table.get(id).is_some_and(|e| e.protocol == Protocol::Tcp
+            && e.cport == cn.client.port()
+            && e.caddr == cn.client.ip()
+            && e.dport == cn.dest.port()
+            && e.daddr == cn.dest.ip()));
         debug_assert_eq!(
             table.lookup_out(&OutKey::of_reply(Protocol::Tcp, cn.dest, cn.client)),
             Some(id)
         );
-        if !e.dest.is_some_and(|d| self.director.dest_available(d)) {
+        if !dest.is_some_and(|d| self.director.dest_available(d)) {
             return false;
         }
-        let Some(state) = TcpState::from_index(e.state) else {
+        let Some(state) = TcpState::from_index(state) else {
             return false;
         };
-        let nooutput = e.flags.contains(ConnFlags::NOOUTPUT);
-        let tcp = self.director.sysctls().tcp_table();
+        let nooutput = flags.contains(ConnFlags::NOOUTPUT);
+        let tcp = self.tcp_table;
         let ack = self
             .memo
             .response
@@ -1633,13 +1683,12 @@ impl<'m> Engine<'m> {
         let tick = self.director.conn_tick().as_nanos();
         let max = Duration::from_nanos(tick.saturating_mul(1 << 30));
         let now = Instant::from_nanos(self.now);
-        let due = |s: TcpState| {
-            (now + table.timeouts().tcp(s).min(max))
-                .as_nanos()
-                .div_ceil(tick)
-        };
-        let fin_due = due(fin_state);
-        fin_due < due(state) && fin_due < e.expires.as_nanos() / tick
+        let to = table.timeouts();
+        let fin_due = (now + to.tcp(fin_state).min(max)).as_nanos().div_ceil(tick);
+        // The response's due tick is `ceil(at / tick)`, which exceeds `fin_due` exactly when
+        // `fin_due * tick < at` (in u128, which does not overflow): one division fewer.
+        let at = (now + to.tcp(state).min(max)).as_nanos();
+        (fin_due as u128 * tick as u128) < at as u128 && fin_due < expires.as_nanos() / tick
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {
@@ -1963,8 +2012,38 @@ service = "192.0.2.11:80"
 arrival = { kind = "poisson", rate = 50.0 }
 clients = { count = 3 }
 work = { kind = "exp", mean = 0.01 }"#;
+        // Rule changes (health checks remove and add a failing server, with and without
+        // expire_nodest_conn) and a failover while connections are in service: the engine's
+        // epoch changes under them.
+        let changes = |nodest: bool| {
+            format!(
+                r#"clients = {{ count = 100000 }}
+[director]
+expire_nodest_conn = {nodest}
+[[server]]
+addr = "10.0.0.2:80"
+failures = [{{ at = 6.0, repair = 12.0 }}, {{ at = 18.0 }}]
+[[server]]
+addr = "10.0.0.3:80"
+failures = [{{ at = 9.5, repair = 9.9 }}]
+[failover]
+at = 15.0
+sync = false
+[health]
+delay_loop = 1.0
+connect_timeout = 0.5
+retry = 0
+delay_before_retry = 0.2
+inhibit_on_failure = false
+quorum = 1
+hysteresis = 0
+probe_time = 0.001"#
+            )
+        };
         for m in [
             farm("", "-m", 400.0, 0.004, many),
+            farm("", "-m", 300.0, 0.05, &changes(false)),
+            farm("--set 2 1 1", "-m", 40.0, 0.5, &changes(true)),
             farm("--set 2 1 1", "-m", 10.0, 1.0, many),
             farm("--set 1 3 1", "-m", 10.0, 1.0, many),
             // The FIN's state (CLOSE_WAIT, 60 s) is due before the response's (61 s) but,
