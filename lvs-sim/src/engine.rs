@@ -1679,16 +1679,11 @@ impl<'m> Engine<'m> {
             .fin
             .get(tcp, state, nooutput, Direction::Input, FIN | ACK)
             .state;
-        // Due ticks as the table computes them: the first tick at or after the deadline.
-        let tick = self.director.conn_tick().as_nanos();
-        let max = Duration::from_nanos(tick.saturating_mul(1 << 30));
+        // The deadlines as the table arms them (on its tick).
         let now = Instant::from_nanos(self.now);
         let to = table.timeouts();
-        let fin_due = (now + to.tcp(fin_state).min(max)).as_nanos().div_ceil(tick);
-        // The response's due tick is `ceil(at / tick)`, which exceeds `fin_due` exactly when
-        // `fin_due * tick < at` (in u128, which does not overflow): one division fewer.
-        let at = (now + to.tcp(state).min(max)).as_nanos();
-        (fin_due as u128 * tick as u128) < at as u128 && fin_due < expires.as_nanos() / tick
+        let fin_due = table.due(now, to.tcp(fin_state));
+        fin_due < table.due(now, to.tcp(state)) && fin_due < expires
     }
 
     fn break_conn(&mut self, c: u32, reason: FailReason) {

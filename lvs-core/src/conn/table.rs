@@ -2112,6 +2112,14 @@ impl ConnTable {
             .then(|| self.instant_of_tick(self.full_tick(self.store.e(id.0).expires)))
     }
 
+    /// When an entry re-armed at `now` with `timeout` becomes due, as this table arms it: the
+    /// first tick boundary at or after `now + timeout`, the timeout clamped to 2^30 ticks.
+    /// [`ConnTable::expires`] reads such an instant back, so comparing the two tells whether
+    /// a re-arm would move an entry earlier.
+    pub fn due(&self, now: Instant, timeout: Duration) -> Instant {
+        self.instant_of_tick(self.due_tick(now, timeout))
+    }
+
     /// Every live entry, in slot order (O(capacity); for listings and tests).
     pub fn iter(&self) -> impl Iterator<Item = Conn> + '_ {
         (0..self.store.slab.len() as u32)

@@ -500,8 +500,6 @@ pub struct Director {
     /// While every real server uses NAT that key is never an entry's, and its hash is not
     /// computed.
     reply_from_vip: bool,
-    /// The connection table's timer tick (its [`ConnTableConfig::tick`]).
-    conn_tick: Duration,
 }
 
 /// The connection-table hashes of a flow's key in one direction, computed once by
@@ -605,7 +603,6 @@ impl Director {
         } else {
             ActiveStates::Current
         };
-        let conn_tick = tc.tick;
         Director {
             rules: RuleSet::new(),
             sysctls: config.sysctls,
@@ -641,7 +638,6 @@ impl Director {
             miss_hash: None,
             miss_out: None,
             reply_from_vip: false,
-            conn_tick,
         }
     }
 
@@ -659,20 +655,6 @@ impl Director {
     /// at construction).
     pub fn set_sysctls(&mut self, s: Sysctls) {
         self.sysctls = s;
-    }
-
-    /// The granularity of the connection table's timers: an entry re-armed at `now` with
-    /// `timeout` becomes due at the first multiple of this tick at or after `now + timeout`
-    /// (see [`ConnTableConfig::tick`]), and [`ConnTable::expires`] is such a multiple.
-    ///
-    /// ```
-    /// # use lvs_core::director::{Director, DirectorConfig};
-    /// # use lvs_core::conn::{ConnTableConfig, HashKey};
-    /// let d = Director::new(DirectorConfig::new(64, HashKey::from_u128(7)));
-    /// assert_eq!(d.conn_tick(), ConnTableConfig::new(64, HashKey::from_u128(7)).tick);
-    /// ```
-    pub fn conn_tick(&self) -> Duration {
-        self.conn_tick
     }
 
     /// Whether real server `id` is linked in its service (AVAILABLE, not in the trash): a
