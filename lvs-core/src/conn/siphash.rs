@@ -105,17 +105,8 @@ impl<const C: usize, const D: usize> Sip<C, D> {
             v3: start.v3 ^ m,
             len: 8,
         };
-        // The rest of the first round (`round` from its fifth operation on).
-        s.v2 = s.v2.wrapping_add(s.v3);
-        s.v3 = s.v3.rotate_left(16);
-        s.v3 ^= s.v2;
-        s.v0 = s.v0.wrapping_add(s.v3);
-        s.v3 = s.v3.rotate_left(21);
-        s.v3 ^= s.v0;
-        s.v2 = s.v2.wrapping_add(s.v1);
-        s.v1 = s.v1.rotate_left(17);
-        s.v1 ^= s.v2;
-        s.v2 = s.v2.rotate_left(32);
+        // The rest of the first round.
+        s.round_rest();
         for _ in 1..C {
             s.round();
         }
@@ -129,6 +120,13 @@ impl<const C: usize, const D: usize> Sip<C, D> {
         self.v1 = self.v1.rotate_left(13);
         self.v1 ^= self.v0;
         self.v0 = self.v0.rotate_left(32);
+        self.round_rest();
+    }
+
+    /// A SipRound from its fifth operation on: what follows the first half that
+    /// [`SipStart`] runs ahead for the first round.
+    #[inline(always)]
+    fn round_rest(&mut self) {
         self.v2 = self.v2.wrapping_add(self.v3);
         self.v3 = self.v3.rotate_left(16);
         self.v3 ^= self.v2;
