@@ -1860,6 +1860,23 @@ impl ConnTable {
         vport: u16,
         known: Option<u64>,
     ) -> (Option<ConnId>, Option<u64>) {
+        self.lookup_in_v4_at::<0>(protocol, c, cport, v, vport, known)
+    }
+
+    /// [`ConnTable::lookup_in_v4`], one copy per `SITE`: a caller on another hot path
+    /// than the flow layer's takes its own copy, so that each copy has a single caller and
+    /// is inlined there (the compiler keeps a function with two callers of this size out
+    /// of line).
+    #[inline]
+    pub(crate) fn lookup_in_v4_at<const SITE: u8>(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+        known: Option<u64>,
+    ) -> (Option<ConnId>, Option<u64>) {
         let key = || InKey {
             protocol,
             caddr: IpAddr::V4(c.into()),
@@ -2052,23 +2069,6 @@ impl ConnTable {
     /// A copy of the entry.
     pub fn get(&self, id: ConnId) -> Option<Conn> {
         self.contains(id).then(|| self.decode(id.0))
-    }
-
-    /// Where a live entry's packets go: real server address, port and forwarding method
-    /// (what the packet path reads of [`ConnTable::get`], without decoding the whole entry).
-    #[inline]
-    pub(crate) fn target(&self, id: ConnId) -> Option<(IpAddr, u16, FwdMethod)> {
-        let e = self
-            .store
-            .slab
-            .get(id.0 as usize)
-            .filter(|e| e.occupied())?;
-        let daddr = if e.bits & B_WIDE == 0 {
-            IpAddr::V4(e.daddr.into())
-        } else {
-            self.store.wide[e.caddr as usize][2]
-        };
-        Some((daddr, e.dport, e.cflags().fwd_method()))
     }
 
     /// A live entry's virtual address and port (the source of a NAT reply after the rewrite).

@@ -484,11 +484,26 @@ impl Director {
     }
 
     /// `ip_vs_set_state` + `ip_vs_conn_put`: the protocol's transition and the re-arm.
+    #[inline(always)]
     fn set_state(&mut self, now: Instant, id: ConnId, pkt: &FlowPacket, dir: Direction) {
-        match pkt.protocol {
+        self.set_state_of(now, id, pkt.protocol, pkt.tcp_flags, dir);
+    }
+
+    /// [`Director::set_state`] for a packet of `protocol` with TCP flags `tcp_flags` (the
+    /// packet path's existing flows, which build no [`FlowPacket`]).
+    #[inline(never)]
+    pub(super) fn set_state_of(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        protocol: Protocol,
+        tcp_flags: u8,
+        dir: Direction,
+    ) {
+        match protocol {
             Protocol::Tcp => {
                 let table = self.sysctls.tcp_table();
-                if let Some(u) = self.table.tcp_packet(id, now, dir, pkt.tcp_flags, table) {
+                if let Some(u) = self.table.tcp_packet(id, now, dir, tcp_flags, table) {
                     if let Some((d, delta)) = u.delta {
                         self.apply_delta(d, DeltaKind::State, delta);
                     }

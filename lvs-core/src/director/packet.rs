@@ -1,7 +1,7 @@
 //! [`Director::handle_packet`]: the flow layer over real bytes, rewritten by
 //! [`crate::xmit::transmit`] (NAT, DR, TUN, related ICMP errors, the errors we send).
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::{Director, DropReason, FlowHint, FlowPacket, FlowVerdict, HintKind, PacketDir};
 use crate::conn::{ConnId, InKey, OutKey};
@@ -207,7 +207,7 @@ impl Director {
     /// TTL expiry and MTU give their errors as [`PacketVerdict::Reply`] after the connection
     /// state was updated (the kernel's transmitters check them). Non-first fragments are not
     /// ours (IPVS sees reassembled packets, spec 3.0).
-    #[inline]
+    #[inline(always)]
     pub fn handle_packet_marked(
         &mut self,
         now: Instant,
@@ -357,16 +357,45 @@ impl Director {
         if !c.l4_present || c.is_later_fragment() {
             return PacketVerdict::NotOurs;
         }
+        // An IPv4 packet of an existing connection, in the common case: looked up and
+        // forwarded from the classified fields, without the flow layer's `FlowPacket`.
+        let in_hint;
+        let hint = match (&c.src, &c.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) if hint.is_none() => {
+                match self.existing_v4(now, buf, headroom, c, out, protocol, *src, *dst) {
+                    Ok(v) => return v,
+                    // Not the common case, nothing changed: the general path decides, with
+                    // the lookup's hash.
+                    Err(Some(hash)) => {
+                        in_hint = HintKind::In {
+                            key: InKey {
+                                protocol,
+                                caddr: c.src,
+                                cport: c.src_port,
+                                vaddr: c.dst,
+                                vport: c.dst_port,
+                            },
+                            hash: Some(hash),
+                            out: None,
+                        };
+                        Some(&in_hint)
+                    }
+                    Err(None) => None,
+                }
+            }
+            _ => hint,
+        };
         let mut fp = flow_packet(c, protocol, fwmark);
         let (v, conn) = self.flow_out_conn(now, &fp, hint);
         if v != FlowVerdict::NotOurs {
             self.count_verdict(&v);
             return match (v, conn) {
                 (FlowVerdict::Reply { src }, Some(id)) => {
+                    // Only the method: the entry's flags, not its whole target.
                     let forward = self
                         .table
-                        .target(id)
-                        .map_or(Forward::Masq, |(_, _, m)| super::forward_of(m));
+                        .flags(id)
+                        .map_or(Forward::Masq, |f| super::forward_of(f.fwd_method()));
                     // NAT in the common case: as the client direction's fast path.
                     let route_mtu = self.packet.route_mtu;
                     if let Some((start, len)) =
@@ -407,40 +436,124 @@ impl Director {
                 dest: real,
                 method,
                 new,
-            } => {
-                // NAT and DR in the common case: rewritten from the real server alone, with
-                // the verdict `transmit` would give (and the IPv4 identification a mapping
-                // would have taken).
-                let route_mtu = self.packet.route_mtu;
-                if let Some((start, len)) =
-                    xmit::try_fast_in(buf, headroom, c, method, real, route_mtu)
-                {
-                    self.ip_id = self.ip_id.wrapping_add(1);
-                    return PacketVerdict::Forward {
-                        conn,
-                        method,
-                        next_hop: real.ip(),
-                        start,
-                        len,
-                        new,
-                        reply: false,
-                    };
-                }
-                let tunnel = self.dest_tunnel(dest);
-                let m = self.mapping(
-                    (c.src, c.src_port),
-                    (c.dst, c.dst_port),
-                    (real.ip(), real.port()),
-                    method,
-                    tunnel,
-                );
-                let v = transmit(buf, headroom, c, &m, Direction::In, out);
-                self.verdict(v, conn, new, false)
-            }
+            } => self.forward_in(buf, headroom, c, out, conn, dest, real, method, new),
             FlowVerdict::NoDestination => self.unreachable(buf, headroom, c, out),
             FlowVerdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Flow(r)),
             FlowVerdict::Reply { .. } | FlowVerdict::NotOurs => PacketVerdict::NotOurs,
         }
+    }
+
+    /// The client direction of [`Director::handle_parsed`] for an IPv4 packet (`src` and
+    /// `dst` its addresses, `protocol` balanced, not a later fragment) of an existing
+    /// connection, when no hint was given: what the flow layer and the rewrite do for it,
+    /// when nothing but the connection's own state update is involved (no reply-direction
+    /// candidate, no `nat_icmp_send`, no sync master, no SYN, an available real server).
+    /// `Err`: not that case, nothing changed, with the in-index hash of the packet's key
+    /// when the lookup computed it.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn existing_v4(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+        protocol: Protocol,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<PacketVerdict, Option<u64>> {
+        // The reply direction first, as `flow_out_conn`: with the table's source filter
+        // saying no and `nat_icmp_send` off, it is not ours there and changes nothing.
+        if self
+            .table
+            .may_be_reply_source(protocol, SocketAddrV4::new(src, c.src_port).into())
+            || self.sysctls.nat_icmp_send
+            || self.sync_master.is_some()
+        {
+            return Err(None);
+        }
+        let (found, hash) = self.table.lookup_in_v4_at::<1>(
+            protocol,
+            src.to_bits(),
+            c.src_port,
+            dst.to_bits(),
+            c.dst_port,
+            None,
+        );
+        let Some(id) = found else {
+            return Err(hash);
+        };
+        // `ip_vs_in`'s new-connection packet on an existing entry: the flow layer decides.
+        if protocol == Protocol::Tcp && c.tcp_flags & crate::conn::state::TcpInput::SYN != 0 {
+            return Err(hash);
+        }
+        let dest = self.table.dest(id);
+        if let Some(d) = dest {
+            if !self.dest_available(d) {
+                return Err(hash);
+            }
+            self.count_in(d, c.total_len.min(u32::MAX as usize) as u32);
+        }
+        self.set_state_of(
+            now,
+            id,
+            protocol,
+            c.tcp_flags,
+            crate::conn::Direction::Input,
+        );
+        let Some((_, daddr, dport, method)) = self.table.in_packet(id) else {
+            self.count_verdict(&FlowVerdict::NotOurs);
+            return Ok(PacketVerdict::NotOurs);
+        };
+        self.counters.forwarded += 1;
+        let real = SocketAddr::new(daddr, dport);
+        let method = super::forward_of(method);
+        Ok(self.forward_in(buf, headroom, c, out, Some(id), dest, real, method, false))
+    }
+
+    /// A client's packet the flow layer forwards to `real` (of destination `dest`) by
+    /// `method`: rewritten and its verdict.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_in(
+        &mut self,
+        buf: &mut [u8],
+        headroom: usize,
+        c: &Classified,
+        out: &mut [u8],
+        conn: Option<ConnId>,
+        dest: Option<DestId>,
+        real: SocketAddr,
+        method: Forward,
+        new: bool,
+    ) -> PacketVerdict {
+        // NAT and DR in the common case: rewritten from the real server alone, with the
+        // verdict `transmit` would give (and the IPv4 identification a mapping would have
+        // taken).
+        let route_mtu = self.packet.route_mtu;
+        if let Some((start, len)) = xmit::try_fast_in(buf, headroom, c, method, real, route_mtu) {
+            self.ip_id = self.ip_id.wrapping_add(1);
+            return PacketVerdict::Forward {
+                conn,
+                method,
+                next_hop: real.ip(),
+                start,
+                len,
+                new,
+                reply: false,
+            };
+        }
+        let tunnel = self.dest_tunnel(dest);
+        let m = self.mapping(
+            (c.src, c.src_port),
+            (c.dst, c.dst_port),
+            (real.ip(), real.port()),
+            method,
+            tunnel,
+        );
+        let v = transmit(buf, headroom, c, &m, Direction::In, out);
+        self.verdict(v, conn, new, false)
     }
 
     /// Spec 3.7: an ICMP error quoting a packet of a connection. Tried as an error from the
