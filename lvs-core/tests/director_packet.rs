@@ -1036,3 +1036,132 @@ fn ip_id_advances_for_nat_and_dr_packets_too() {
     let (_, b) = run(&mut d, t(1), &tun);
     assert_eq!(id(&b), id(&a).wrapping_add(4));
 }
+
+/// One step of [`existing_flow_path_matches_the_flow_layer`]: a TCP or UDP packet from a client
+/// to a virtual service or from a real server to a client, a rule change, or time passing.
+#[derive(Clone, Debug)]
+enum Step {
+    Packet {
+        client: u8,
+        service: u8,
+        udp: bool,
+        flags: u8,
+        reply: bool,
+        ttl: u8,
+    },
+    Rule(u8),
+    Wait(u16),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (0u8..6, 0u8..2, proptest::bool::weighted(0.2), 0u8..6, proptest::bool::weighted(0.3), prop_oneof![Just(64u8), Just(1)])
+            .prop_map(|(client, service, udp, flags, reply, ttl)| Step::Packet { client, service, udp, flags, reply, ttl }),
+        1 => (0u8..6).prop_map(Step::Rule),
+        1 => (0u16..400).prop_map(Step::Wait),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// `handle_packet` takes a shorter way for an IPv4 packet of an existing connection; a
+    /// director given the same packets through `handle_classified_hinted` (which always goes
+    /// through the flow layer) must see the same verdicts, bytes, counters, statistics and
+    /// connections, whatever the packets (SYN on an existing entry, FIN, RST, TTL 1, replies),
+    /// rule changes (weight 0, a deleted real server, `expire_nodest_conn`) and expiries.
+    #[test]
+    fn existing_flow_path_matches_the_flow_layer(steps in proptest::collection::vec(step(), 1..60)) {
+        let rules = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                     -a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m\n\
+                     -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
+                     -A -u 10.0.0.1:80 -s rr\n-a -u 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                     -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n";
+        let mut a = director(rules);
+        let mut h = director(rules);
+        let mut now = 1u64 << 20;
+        for (i, s) in steps.iter().enumerate() {
+            let at = Instant::from_millis(now);
+            match *s {
+                Step::Wait(ms) => {
+                    now += u64::from(ms) * 50;
+                    let at = Instant::from_millis(now);
+                    a.handle_timeout(at);
+                    h.handle_timeout(at);
+                }
+                Step::Rule(r) => {
+                    let cmd = [
+                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 0",
+                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1",
+                        "-d -t 10.0.0.1:80 -r 10.1.0.2:8080",
+                        "-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m",
+                        "-d -t 10.0.0.2:80 -r 10.1.0.3:80",
+                        "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
+                    ][usize::from(r)];
+                    let cmd = lvs_core::rules::parse_line(cmd).unwrap().unwrap();
+                    proptest::prop_assert_eq!(a.apply_command(at, &cmd), h.apply_command(at, &cmd));
+                    if r == 2 {
+                        let mut sys = *a.sysctls();
+                        sys.expire_nodest_conn = !sys.expire_nodest_conn;
+                        a.set_sysctls(sys);
+                        h.set_sysctls(sys);
+                    }
+                }
+                Step::Packet { client, service, udp, flags, reply, ttl } => {
+                    let c = format!("192.0.2.{}", 10 + client);
+                    let cport = 40000 + u16::from(client);
+                    let (vip, rips) = if service == 0 {
+                        ("10.0.0.1", ["10.1.0.1", "10.1.0.2"])
+                    } else {
+                        ("10.0.0.2", ["10.1.0.3", "10.1.0.3"])
+                    };
+                    let (src, sport, dst, dport) = if reply {
+                        let (rip, rport) = if service == 0 { (rips[usize::from(client & 1)], 8080) } else { (rips[0], 80) };
+                        (rip.to_string(), rport, c.clone(), cport)
+                    } else {
+                        (c.clone(), cport, vip.to_string(), 80)
+                    };
+                    let (IpAddr::V4(s4), IpAddr::V4(d4)) = (ip(&src), ip(&dst)) else { unreachable!() };
+                    let b = etherparse::PacketBuilder::ipv4(s4.octets(), d4.octets(), ttl);
+                    let mut pkt = Vec::new();
+                    if udp {
+                        b.udp(sport, dport).write(&mut pkt, &[0x61; 20]).unwrap();
+                    } else {
+                        let b = b.tcp(sport, dport, 1000, 64240);
+                        let b = match flags {
+                            0 => b.syn(),
+                            1 => b.ack(1),
+                            2 => b.ack(1).psh(),
+                            3 => b.ack(1).fin(),
+                            4 => b.rst(),
+                            _ => b.syn().ack(1),
+                        };
+                        b.write(&mut pkt, &[0x61; 20]).unwrap();
+                    }
+                    let (va, bytes_a) = run(&mut a, at, &pkt);
+                    let cl = lvs_core::wire::classify(&pkt).unwrap();
+                    let hint = h.packet_hint(&cl, 0);
+                    let mut buf = vec![0u8; HEADROOM];
+                    buf.extend_from_slice(&pkt);
+                    let mut out = [0u8; 1280];
+                    let vh = h.handle_classified_hinted(at, &mut buf, HEADROOM, &cl, &mut out, 0, &hint);
+                    let bytes_h = match vh {
+                        PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+                            buf[start..start + len].to_vec()
+                        }
+                        PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+                        _ => Vec::new(),
+                    };
+                    proptest::prop_assert_eq!(va, vh, "step {}", i);
+                    proptest::prop_assert_eq!(bytes_a, bytes_h, "step {}", i);
+                }
+            }
+            let at = Instant::from_millis(now);
+            proptest::prop_assert_eq!(format!("{:?}", a.flow_counters()), format!("{:?}", h.flow_counters()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.stats()), format!("{:?}", h.stats()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
+        }
+    }
+}
