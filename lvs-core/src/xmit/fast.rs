@@ -73,6 +73,9 @@ pub(crate) fn try_fast_in(
     real: SocketAddr,
     route_mtu: u32,
 ) -> Option<(usize, usize)> {
+    if forward == Forward::DirectRoute {
+        return dr(buf, headroom, c, real.is_ipv6(), route_mtu);
+    }
     rewrite(buf, headroom, c, InTo { forward, real }, route_mtu)
 }
 
@@ -219,8 +222,6 @@ fn split<'a, const N: usize>(
 
 /// What the rewrite does: the method's choice for this direction.
 enum Plan {
-    /// DR inbound: TTL only (when the real server's family is the packet's).
-    Ttl,
     /// NAT: the new address (destination inbound, source for replies) and port.
     Nat { new: IpAddr, port: u16, dst: bool },
     /// TUN inbound: outer headers in front, as the mapping says.
@@ -232,8 +233,6 @@ enum Plan {
 trait PlanOf<'m> {
     /// The plan.
     fn plan(&self) -> Option<Plan>;
-    /// Whether the real server's address is IPv6 (read for [`Plan::Ttl`]).
-    fn real_is_v6(&self) -> bool;
     /// The mapping whose tunnel [`Plan::Tunnel`] writes.
     fn tunnel(&self) -> Option<&'m Mapping>;
 }
@@ -242,11 +241,6 @@ impl<'m> PlanOf<'m> for (&'m Mapping, Direction) {
     #[inline(always)]
     fn plan(&self) -> Option<Plan> {
         plan(self.0, self.1)
-    }
-
-    #[inline(always)]
-    fn real_is_v6(&self) -> bool {
-        self.0.daddr.is_ipv6()
     }
 
     #[inline(always)]
@@ -266,7 +260,6 @@ impl PlanOf<'static> for InTo {
     #[inline(always)]
     fn plan(&self) -> Option<Plan> {
         match self.forward {
-            Forward::DirectRoute => Some(Plan::Ttl),
             Forward::Masq if !self.real.ip().is_loopback() => Some(Plan::Nat {
                 new: self.real.ip(),
                 port: self.real.port(),
@@ -274,11 +267,6 @@ impl PlanOf<'static> for InTo {
             }),
             _ => None,
         }
-    }
-
-    #[inline(always)]
-    fn real_is_v6(&self) -> bool {
-        self.real.is_ipv6()
     }
 
     #[inline(always)]
@@ -305,12 +293,6 @@ impl PlanOf<'static> for OutTo {
     }
 
     #[inline(always)]
-    fn real_is_v6(&self) -> bool {
-        // Not asked: replies have no `Plan::Ttl`.
-        false
-    }
-
-    #[inline(always)]
     fn tunnel(&self) -> Option<&'static Mapping> {
         None
     }
@@ -321,7 +303,6 @@ impl PlanOf<'static> for OutTo {
 #[inline(always)]
 fn plan(m: &Mapping, dir: Direction) -> Option<Plan> {
     match (m.forward, dir) {
-        (Forward::DirectRoute, Direction::In) => Some(Plan::Ttl),
         (Forward::Tunnel, Direction::In) => Some(Plan::Tunnel),
         (Forward::Masq, Direction::In) if !m.daddr.is_loopback() => Some(Plan::Nat {
             new: m.daddr,
@@ -374,12 +355,6 @@ fn v4<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
                     .copy_from_slice(&(b as u32).to_le_bytes());
             }
             return done;
-        }
-        Plan::Ttl => {
-            if plan.real_is_v6() {
-                return None;
-            }
-            h[8..12].copy_from_slice(&ttl_word(b).to_le_bytes());
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V4(new) = new else {
@@ -445,12 +420,6 @@ fn v6<'m>(buf: &mut [u8], p: Pkt, c: &Classified, plan: impl PlanOf<'m>) -> Opti
                 *buf.get_mut(start + 7)? = hop;
             }
             return done;
-        }
-        Plan::Ttl => {
-            if !plan.real_is_v6() {
-                return None;
-            }
-            h[7] = hop - 1;
         }
         Plan::Nat { new, port, dst } => {
             let IpAddr::V6(new) = new else {
