@@ -429,7 +429,22 @@ impl Director {
         }
         // The table's source filter first: for a client's packet (almost every packet
         // tried here) the answer, without building the key.
-        let found = if self.table.may_be_reply_source(pkt.protocol, pkt.src) {
+        let reply_source = self.table.may_be_reply_source(pkt.protocol, pkt.src);
+        self.flow_out_conn_filtered(now, pkt, hint, reply_source)
+    }
+
+    /// [`Director::flow_out_conn`] for a packet of a balanced protocol whose source the
+    /// table's reply-source filter was asked about already (`reply_source`, its answer).
+    #[inline(always)]
+    pub(super) fn flow_out_conn_filtered(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        hint: Option<&HintKind>,
+        reply_source: bool,
+    ) -> (FlowVerdict, Option<ConnId>) {
+        debug_assert_ne!(pkt.protocol, Protocol::Ip);
+        let found = if reply_source {
             match hint {
                 // The hint's key is this packet's: its hash serves, and the packet's key is
                 // not built.

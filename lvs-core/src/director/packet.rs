@@ -1,7 +1,7 @@
 //! [`Director::handle_packet`]: the flow layer over real bytes, rewritten by
 //! [`crate::xmit::transmit`] (NAT, DR, TUN, related ICMP errors, the errors we send).
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{Director, DropReason, FlowHint, FlowPacket, FlowVerdict, HintKind, PacketDir};
 use crate::conn::{ConnId, InKey, OutKey};
@@ -359,22 +359,24 @@ impl Director {
         }
         // An IPv4 packet of an existing connection, in the common case: looked up and
         // forwarded from the classified fields, without the flow layer's `FlowPacket`.
+        // The table's reply-source filter, asked once for both directions below.
+        let reply_source = self
+            .table
+            .may_be_reply_source(protocol, SocketAddr::new(c.src, c.src_port));
         let in_hint;
         let hint = match (&c.src, &c.dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) if hint.is_none() => {
+            (IpAddr::V4(src), IpAddr::V4(dst)) if hint.is_none() && !reply_source => {
                 match self.existing_v4(now, buf, headroom, c, out, protocol, *src, *dst) {
                     Ok(v) => return v,
                     // Not the common case, nothing changed: the general path decides, with
                     // the lookup's hash.
                     Err(Some(hash)) => {
                         in_hint = HintKind::In {
-                            key: InKey {
+                            key: InKey::of_flow(
                                 protocol,
-                                caddr: c.src,
-                                cport: c.src_port,
-                                vaddr: c.dst,
-                                vport: c.dst_port,
-                            },
+                                SocketAddr::new(c.src, c.src_port),
+                                SocketAddr::new(c.dst, c.dst_port),
+                            ),
                             hash: Some(hash),
                             out: None,
                         };
@@ -386,7 +388,7 @@ impl Director {
             _ => hint,
         };
         let mut fp = flow_packet(c, protocol, fwmark);
-        let (v, conn) = self.flow_out_conn(now, &fp, hint);
+        let (v, conn) = self.flow_out_conn_filtered(now, &fp, hint, reply_source);
         if v != FlowVerdict::NotOurs {
             self.count_verdict(&v);
             return match (v, conn) {
@@ -447,7 +449,8 @@ impl Director {
     /// `dst` its addresses, `protocol` balanced, not a later fragment) of an existing
     /// connection, when no hint was given: what the flow layer and the rewrite do for it,
     /// when nothing but the connection's own state update is involved (no reply-direction
-    /// candidate, no `nat_icmp_send`, no sync master, no SYN, an available real server).
+    /// candidate: the caller asked the table's filter; no `nat_icmp_send`, no sync master,
+    /// no SYN, an available real server).
     /// `Err`: not that case, nothing changed, with the in-index hash of the packet's key
     /// when the lookup computed it.
     #[inline(always)]
@@ -464,13 +467,9 @@ impl Director {
         dst: Ipv4Addr,
     ) -> Result<PacketVerdict, Option<u64>> {
         // The reply direction first, as `flow_out_conn`: with the table's source filter
-        // saying no and `nat_icmp_send` off, it is not ours there and changes nothing.
-        if self
-            .table
-            .may_be_reply_source(protocol, SocketAddrV4::new(src, c.src_port).into())
-            || self.sysctls.nat_icmp_send
-            || self.sync_master.is_some()
-        {
+        // saying no (the caller checked) and `nat_icmp_send` off, it is not ours there and
+        // changes nothing.
+        if self.sysctls.nat_icmp_send || self.sync_master.is_some() {
             return Err(None);
         }
         let (found, hash) = self.table.lookup_in_v4_at::<1>(
