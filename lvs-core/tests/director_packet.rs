@@ -1066,11 +1066,13 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-    /// `handle_packet` takes a shorter way for an IPv4 packet of an existing connection; a
-    /// director given the same packets through `handle_classified_hinted` (which always goes
-    /// through the flow layer) must see the same verdicts, bytes, counters, statistics and
-    /// connections, whatever the packets (SYN on an existing entry, FIN, RST, TTL 1, replies),
-    /// rule changes (weight 0, a deleted real server, `expire_nodest_conn`) and expiries.
+    /// `handle_packet` takes a shorter way for an IPv4 packet of an existing connection, and
+    /// so does `handle_classified_hinted` given the packet's own hint (with the hint's hash);
+    /// a director given the same packets through `handle_classified_hinted` with another
+    /// flow's hint (ignored: the flow layer, hashing as usual) must see the same verdicts,
+    /// bytes, counters, statistics and connections as both, whatever the packets (SYN on an
+    /// existing entry, FIN, RST, TTL 1, replies), rule changes (weight 0, a deleted real
+    /// server, `expire_nodest_conn`) and expiries.
     #[test]
     fn existing_flow_path_matches_the_flow_layer(steps in proptest::collection::vec(step(), 1..60)) {
         let rules = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
@@ -1080,6 +1082,17 @@ proptest::proptest! {
                      -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n";
         let mut a = director(rules);
         let mut h = director(rules);
+        let mut k = director(rules);
+        // A flow none of the packets belongs to: its hint sends `h`'s packets to the flow layer.
+        let foreign = {
+            let mut p = Vec::new();
+            etherparse::PacketBuilder::ipv4([198, 51, 100, 1], [10, 0, 0, 1], 64)
+                .tcp(1, 80, 1, 1)
+                .ack(1)
+                .write(&mut p, &[])
+                .unwrap();
+            h.packet_hint(&lvs_core::wire::classify(&p).unwrap(), 0)
+        };
         let mut now = 1u64 << 20;
         for (i, s) in steps.iter().enumerate() {
             let at = Instant::from_millis(now);
@@ -1089,6 +1102,7 @@ proptest::proptest! {
                     let at = Instant::from_millis(now);
                     a.handle_timeout(at);
                     h.handle_timeout(at);
+                    k.handle_timeout(at);
                 }
                 Step::Rule(r) => {
                     let cmd = [
@@ -1100,12 +1114,15 @@ proptest::proptest! {
                         "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
                     ][usize::from(r)];
                     let cmd = lvs_core::rules::parse_line(cmd).unwrap().unwrap();
-                    proptest::prop_assert_eq!(a.apply_command(at, &cmd), h.apply_command(at, &cmd));
+                    let ra = a.apply_command(at, &cmd);
+                    proptest::prop_assert_eq!(&ra, &h.apply_command(at, &cmd));
+                    proptest::prop_assert_eq!(&ra, &k.apply_command(at, &cmd));
                     if r == 2 {
                         let mut sys = *a.sysctls();
                         sys.expire_nodest_conn = !sys.expire_nodest_conn;
                         a.set_sysctls(sys);
                         h.set_sysctls(sys);
+                        k.set_sysctls(sys);
                     }
                 }
                 Step::Packet { client, service, udp, flags, reply, ttl } => {
@@ -1141,20 +1158,27 @@ proptest::proptest! {
                     }
                     let (va, bytes_a) = run(&mut a, at, &pkt);
                     let cl = lvs_core::wire::classify(&pkt).unwrap();
-                    let hint = h.packet_hint(&cl, 0);
-                    let mut buf = vec![0u8; HEADROOM];
-                    buf.extend_from_slice(&pkt);
-                    let mut out = [0u8; 1280];
-                    let vh = h.handle_classified_hinted(at, &mut buf, HEADROOM, &cl, &mut out, 0, &hint);
-                    let bytes_h = match vh {
-                        PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-                            buf[start..start + len].to_vec()
-                        }
-                        PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-                        _ => Vec::new(),
+                    let hinted = |d: &mut lvs_core::director::Director, hint: &lvs_core::director::FlowHint| {
+                        let mut buf = vec![0u8; HEADROOM];
+                        buf.extend_from_slice(&pkt);
+                        let mut out = [0u8; 1280];
+                        let v = d.handle_classified_hinted(at, &mut buf, HEADROOM, &cl, &mut out, 0, hint);
+                        let bytes = match v {
+                            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+                                buf[start..start + len].to_vec()
+                            }
+                            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+                            _ => Vec::new(),
+                        };
+                        (v, bytes)
                     };
+                    let (vh, bytes_h) = hinted(&mut h, &foreign);
+                    let own = k.packet_hint(&cl, 0);
+                    let (vk, bytes_k) = hinted(&mut k, &own);
                     proptest::prop_assert_eq!(va, vh, "step {}", i);
-                    proptest::prop_assert_eq!(bytes_a, bytes_h, "step {}", i);
+                    proptest::prop_assert_eq!(&bytes_a, &bytes_h, "step {}", i);
+                    proptest::prop_assert_eq!(vk, vh, "step {}", i);
+                    proptest::prop_assert_eq!(bytes_k, bytes_h, "step {}", i);
                 }
             }
             let at = Instant::from_millis(now);
@@ -1162,6 +1186,10 @@ proptest::proptest! {
             proptest::prop_assert_eq!(format!("{:?}", a.stats()), format!("{:?}", h.stats()), "step {}", i);
             proptest::prop_assert_eq!(format!("{:?}", a.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
             proptest::prop_assert_eq!(format!("{:?}", a.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", k.flow_counters()), format!("{:?}", h.flow_counters()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", k.stats()), format!("{:?}", h.stats()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", k.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", k.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
         }
     }
 }

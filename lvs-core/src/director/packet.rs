@@ -302,9 +302,33 @@ impl Director {
             // `Protocol::Ip`: no key (`flow_hint`'s `HintKind::None`).
             _ => Protocol::Ip,
         };
-        let mut fp = flow_packet(c, protocol, fwmark);
-        fp.dir = PacketDir::FromClient;
-        self.flow_hint(&fp).without_insert()
+        if protocol == Protocol::Ip {
+            let mut fp = flow_packet(c, protocol, fwmark);
+            fp.dir = PacketDir::FromClient;
+            return self.flow_hint(&fp).without_insert();
+        }
+        // `flow_hint(..).without_insert()`: the client direction's key and its hash only
+        // (the hash of the reply key an insert would use is not computed to be dropped).
+        let (src, dst) = (
+            SocketAddr::new(c.src, c.src_port),
+            SocketAddr::new(c.dst, c.dst_port),
+        );
+        let key = InKey::of_flow(protocol, src, dst);
+        let hash = match (c.src, c.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (c.src_port != 0).then(|| {
+                self.table
+                    .in_hash_v4(protocol, s.to_bits(), c.src_port, d.to_bits(), c.dst_port)
+            }),
+            _ => self.table.in_hash(&key),
+        };
+        FlowHint {
+            table: self.table.hash_key(),
+            kind: HintKind::In {
+                key,
+                hash,
+                out: None,
+            },
+        }
     }
 
     /// [`Director::handle_classified`] with the packet's hint (from
@@ -325,6 +349,37 @@ impl Director {
         let now = self.clamp(now);
         debug_assert_describes(buf, headroom, c);
         let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
+        // An IPv4 packet of an existing connection with its key's hash in the hint: the
+        // plain path's shortcut (`handle_parsed`, under the same conditions), with that hash.
+        if let (
+            Some(HintKind::In {
+                key, hash: Some(h), ..
+            }),
+            IpAddr::V4(src),
+            IpAddr::V4(dst),
+        ) = (hint, c.src, c.dst)
+        {
+            if let Some(protocol) = balanced_protocol(c.protocol) {
+                if c.l4_present
+                    && !c.is_later_fragment()
+                    && key.protocol == protocol
+                    && key.cport == c.src_port
+                    && key.vport == c.dst_port
+                    && key.caddr == c.src
+                    && key.vaddr == c.dst
+                    && !self
+                        .table
+                        .may_be_reply_source(protocol, SocketAddr::new(c.src, c.src_port))
+                {
+                    let known = Some(*h);
+                    if let Ok(v) =
+                        self.existing_v4::<2>(now, buf, headroom, c, out, protocol, src, dst, known)
+                    {
+                        return v;
+                    }
+                }
+            }
+        }
         self.handle_parsed(now, buf, headroom, c, out, fwmark, hint)
     }
 
@@ -366,7 +421,8 @@ impl Director {
         let in_hint;
         let hint = match (&c.src, &c.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) if hint.is_none() && !reply_source => {
-                match self.existing_v4(now, buf, headroom, c, out, protocol, *src, *dst) {
+                match self.existing_v4::<1>(now, buf, headroom, c, out, protocol, *src, *dst, None)
+                {
                     Ok(v) => return v,
                     // Not the common case, nothing changed: the general path decides, with
                     // the lookup's hash.
@@ -447,15 +503,15 @@ impl Director {
 
     /// The client direction of [`Director::handle_parsed`] for an IPv4 packet (`src` and
     /// `dst` its addresses, `protocol` balanced, not a later fragment) of an existing
-    /// connection, when no hint was given: what the flow layer and the rewrite do for it,
-    /// when nothing but the connection's own state update is involved (no reply-direction
+    /// connection, with the hash of its key when a hint gave it (`known`; `SITE` separates
+    /// the lookup's copies): what the flow layer and the rewrite do for it, when nothing but the connection's own state update is involved (no reply-direction
     /// candidate: the caller asked the table's filter; no `nat_icmp_send`, no sync master,
     /// no SYN, an available real server).
     /// `Err`: not that case, nothing changed, with the in-index hash of the packet's key
     /// when the lookup computed it.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn existing_v4(
+    fn existing_v4<const SITE: u8>(
         &mut self,
         now: Instant,
         buf: &mut [u8],
@@ -465,6 +521,7 @@ impl Director {
         protocol: Protocol,
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        known: Option<u64>,
     ) -> Result<PacketVerdict, Option<u64>> {
         // The reply direction first, as `flow_out_conn`: with the table's source filter
         // saying no (the caller checked) and `nat_icmp_send` off, it is not ours there and
@@ -472,13 +529,13 @@ impl Director {
         if self.sysctls.nat_icmp_send || self.sync_master.is_some() {
             return Err(None);
         }
-        let (found, hash) = self.table.lookup_in_v4_at::<1>(
+        let (found, hash) = self.table.lookup_in_v4_at::<SITE>(
             protocol,
             src.to_bits(),
             c.src_port,
             dst.to_bits(),
             c.dst_port,
-            None,
+            known,
         );
         let Some(id) = found else {
             return Err(hash);
