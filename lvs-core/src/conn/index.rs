@@ -133,13 +133,14 @@ impl SlotIndex {
         w.checked_shr(self.tag_shift).unwrap_or(0)
     }
 
-    /// Reads the home bucket of `hash`, so that a lookup or insert soon after finds it in
-    /// the CPU caches: callers with a batch of keys touch them all first, and the cache
+    /// Prefetches the home bucket of `hash`, so that a lookup or insert soon after finds it
+    /// in the CPU caches: callers with a batch of keys touch them all first, and the cache
     /// misses of the batch overlap instead of following one another.
     #[inline]
     pub(crate) fn touch(&self, hash: u64) {
-        // `black_box` keeps the otherwise unused load.
-        core::hint::black_box(self.buckets.get(self.home(hash)).copied());
+        if let Some(b) = self.buckets.get(self.home(hash)) {
+            super::prefetch::prefetch(b);
+        }
     }
 
     /// The first slot with this hash for which `eq` holds.

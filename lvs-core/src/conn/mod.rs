@@ -50,6 +50,7 @@
 
 pub mod accounting;
 mod index;
+mod prefetch;
 mod siphash;
 pub mod state;
 pub mod table;

@@ -1804,8 +1804,18 @@ impl ConnTable {
             out_hash.and_then(|h| first(&self.out_idx, h)),
         ];
         for s in slots.into_iter().flatten() {
-            // `black_box` keeps the otherwise unused load.
-            core::hint::black_box(self.store.slab.get(s as usize).map(|e| e.bits));
+            // The entry's first byte and, through the next entry's, its 46th: the lines
+            // that hold what a packet reads (the first 34 bytes), wherever they fall.
+            for e in self
+                .store
+                .slab
+                .get(s as usize..)
+                .unwrap_or_default()
+                .iter()
+                .take(2)
+            {
+                super::prefetch::prefetch(e);
+            }
         }
     }
 
