@@ -3,9 +3,9 @@
 //! director, checking after every step that each real server's counters equal a recount of
 //! the live entries bound to it, that the table stays within its capacity, that no entry
 //! outlives its timeout by a tick, that forwarded packets go to a configured real server, and
-//! that everything drains in the end. Op 15 runs packet bytes through `handle_packet` (client
-//! packets, replies, ICMP errors quoting either direction, TTL 1) and checks the verdict's
-//! ranges and next hops.
+//! that everything drains in the end. Op 15 runs packet bytes through `handle_packet`, or
+//! through `handle_classified_hinted` with the packet's own hint (client packets, replies,
+//! ICMP errors quoting either direction, TTL 1) and checks the verdict's ranges and next hops.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -138,7 +138,8 @@ fn icmp_error(quoted: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Op 15: one packet as bytes through `handle_packet`.
+/// Op 15: one packet as bytes through `handle_packet`, or classified and through
+/// `handle_classified_hinted` with its own hint.
 fn packet_op(
     d: &mut Director,
     now: Instant,
@@ -184,7 +185,17 @@ fn packet_op(
     let mut buf = vec![0u8; HEADROOM];
     buf.extend_from_slice(&pkt);
     let mut out = [0u8; 576];
-    match d.handle_packet(now, &mut buf, HEADROOM, &mut out) {
+    // Half through the read-ahead entry points (the packet's own hint, prefetched).
+    let v = match lvs_core::wire::classify(&buf[HEADROOM..]) {
+        Ok(cl) if c & 4 != 0 => {
+            let hint = d.packet_hint(&cl, 0);
+            d.prefetch(&hint);
+            d.prefetch_conn(&hint);
+            d.handle_classified_hinted(now, &mut buf, HEADROOM, &cl, &mut out, 0, &hint)
+        }
+        _ => d.handle_packet(now, &mut buf, HEADROOM, &mut out),
+    };
+    match v {
         PacketVerdict::Forward {
             next_hop,
             start,
