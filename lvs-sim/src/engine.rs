@@ -576,6 +576,19 @@ impl<'m> Engine<'m> {
 
     /// [`Engine::run`] up to its results.
     fn run_events(&mut self, progress: Option<Progress<'_>>) -> Result<(), String> {
+        self.start()?;
+        self.event_loop(progress);
+        self.now = self.end;
+        for i in 0..self.srv.len() {
+            self.accrue(i);
+        }
+        Ok(())
+    }
+
+    /// The rules, the first arrivals and the scheduled events: run once, out of the event
+    /// loop's code.
+    #[inline(never)]
+    fn start(&mut self) -> Result<(), String> {
         self.apply_initial_rules()?;
         self.director_changed();
         for i in 0..self.m.workloads.len() {
@@ -638,7 +651,16 @@ impl<'m> Engine<'m> {
         }
         let every = self.sample_every;
         self.push(every, Ev::Sample);
+        Ok(())
+    }
 
+    /// Runs the events up to the end of the run.
+    ///
+    /// Only what happens to every connection is inlined here (arrivals, FIFO completions,
+    /// think times); the rest is called, so that the loop's code stays small: the hot code of
+    /// the simulator and the director together is about the size of the level-1 instruction
+    /// cache.
+    fn event_loop(&mut self, progress: Option<Progress<'_>>) {
         while let Some((t, ev)) = self.queue.pop() {
             if t > self.end {
                 break;
@@ -651,36 +673,51 @@ impl<'m> Engine<'m> {
             self.timer_floor = self.timer_floor.min(t + self.flow_timer_min);
             self.events += 1;
             if self.events & 0xffff == 0 {
-                if let Some(p) = progress {
-                    p(self.now as f64 / self.end as f64);
-                }
+                self.report_progress(progress);
             }
             match ev {
                 Ev::Arrival(s) => self.arrival(s),
                 Ev::Think(c) => self.next_request(c),
                 Ev::FifoDone { srv, conn, inc } => self.fifo_done(srv, conn, inc),
                 Ev::PsDone { srv, epoch } => self.ps_done(srv, epoch),
-                Ev::Fail { srv, random } => self.fail(srv, random),
-                Ev::Repair { srv, random } => self.repair(srv, random),
-                Ev::Speed { srv, factor } => self.set_speed(srv, factor as f64),
-                Ev::Health => self.health_tick(),
-                Ev::Probe(i) => self.probe_done(i),
-                Ev::Failover => self.failover(),
-                Ev::Sample => {
-                    self.sample();
-                    let t = self.now + every;
-                    self.push(t, Ev::Sample);
-                }
+                _ => self.rare_event(ev),
             }
         }
-        self.now = self.end;
-        for i in 0..self.srv.len() {
-            self.accrue(i);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_progress(&self, progress: Option<Progress<'_>>) {
+        if let Some(p) = progress {
+            p(self.now as f64 / self.end as f64);
         }
-        Ok(())
+    }
+
+    /// The events that are not a step of a connection: faults, health checks, the failover
+    /// and the time series' samples.
+    #[cold]
+    #[inline(never)]
+    fn rare_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Fail { srv, random } => self.fail(srv, random),
+            Ev::Repair { srv, random } => self.repair(srv, random),
+            Ev::Speed { srv, factor } => self.set_speed(srv, factor as f64),
+            Ev::Health => self.health_tick(),
+            Ev::Probe(i) => self.probe_done(i),
+            Ev::Failover => self.failover(),
+            Ev::Sample => {
+                self.sample();
+                let t = self.now + self.sample_every;
+                self.push(t, Ev::Sample);
+            }
+            Ev::Arrival(_) | Ev::Think(_) | Ev::FifoDone { .. } | Ev::PsDone { .. } => {
+                unreachable!("a connection's event is handled in the loop")
+            }
+        }
     }
 
     /// Runs the director's timers due up to `t` (the next event's time).
+    #[inline(always)]
     fn run_director_timers(&mut self, t: u64) {
         if t < self.timer_floor {
             debug_assert!(
@@ -691,6 +728,12 @@ impl<'m> Engine<'m> {
             );
             return;
         }
+        self.run_director_timers_due(t);
+    }
+
+    /// [`Engine::run_director_timers`] once the floor is reached: asks the director.
+    #[inline(never)]
+    fn run_director_timers_due(&mut self, t: u64) {
         let mut guard = 0u32;
         let next = loop {
             let Some(d) = self.director.poll_timeout() else {
@@ -768,6 +811,7 @@ impl<'m> Engine<'m> {
 
     /// Delivers every datagram the sync master has queued to the backup at `at` (zero
     /// network delay, no loss).
+    #[inline(never)]
     fn sync_drain(&mut self, at: u64) {
         if self.backup.is_none() || self.director.sync_queue_len() == 0 {
             return;
@@ -792,6 +836,19 @@ impl<'m> Engine<'m> {
     // instructions per connection than with the calls (the `sim_farm` scenario).
     #[inline(always)]
     fn next_arrival(&mut self, si: usize, from: f64) -> Option<u64> {
+        match &self.m.workloads[si].arrival {
+            ArrivalModel::Poisson(r) => {
+                let t = from + exp(&mut self.rng_arr[si], 1.0 / r);
+                t.is_finite().then(|| ns(t))
+            }
+            _ => self.next_arrival_other(si, from),
+        }
+    }
+
+    /// [`Engine::next_arrival`] of the processes other than Poisson (out of line: the
+    /// Poisson case, inlined, is the one a connection's arrival mostly takes).
+    #[inline(never)]
+    fn next_arrival_other(&mut self, si: usize, from: f64) -> Option<u64> {
         let w = &self.m.workloads[si];
         let rng = &mut self.rng_arr[si];
         let st = &mut self.arr[si];
@@ -874,20 +931,25 @@ impl<'m> Engine<'m> {
     /// Draws the next client of service `s`: its address and port slot.
     #[inline(always)]
     fn draw_client(&mut self, s: usize) -> (IpAddr, usize) {
-        let w = &self.m.workloads[s];
-        let st = &mut self.arr[s];
+        let m = self.m;
+        let w = &m.workloads[s];
         match &w.arrival {
-            ArrivalModel::Trace(v) => {
-                let ip = v[st.trace_i].1;
-                st.trace_i += 1;
-                (ip, Self::trace_index(ip, st.next_port.len()))
-            }
+            ArrivalModel::Trace(v) => self.trace_client(s, v),
             _ => {
                 let i = Self::client_index(w, unit(&mut self.rng_arr[s]));
                 let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
                 (IpAddr::V4(ip), i)
             }
         }
+    }
+
+    /// [`Engine::draw_client`] of a trace: its next client.
+    #[inline(never)]
+    fn trace_client(&mut self, s: usize, v: &[(f64, IpAddr)]) -> (IpAddr, usize) {
+        let st = &mut self.arr[s];
+        let ip = v[st.trace_i].1;
+        st.trace_i += 1;
+        (ip, Self::trace_index(ip, st.next_port.len()))
     }
 
     /// The client's next ephemeral port (1024..=65535 in turn per client).
@@ -917,6 +979,7 @@ impl<'m> Engine<'m> {
     /// the time of the arrival after it, from the time of its own. Then their clients' port
     /// slots are read in one go, and then their SYNs' table buckets, so that the cache misses
     /// of each group overlap instead of costing one arrival each.
+    #[inline(never)]
     fn draw_ahead(&mut self, s: usize) {
         let mut slots = [(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0usize, None); DRAW_AHEAD];
         let mut n = 0;
@@ -1044,6 +1107,32 @@ impl<'m> Engine<'m> {
         v
     }
 
+    /// Draws service `s`'s arrival now, when arrivals are not drawn ahead, and queues the
+    /// next one.
+    #[inline(never)]
+    fn draw_one(&mut self, s: u16) {
+        let si = s as usize;
+        let vip = self.m.workloads[si].vip;
+        let (ip, slot) = self.draw_client(si);
+        let client = SocketAddr::new(ip, self.take_port(si, slot));
+        let hint = self
+            .director
+            .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+        self.director.prefetch(&hint);
+        let st = &mut self.arr[si];
+        st.ahead.clear();
+        st.ahead.push(Drawn {
+            client,
+            hint,
+            next: None,
+        });
+        st.ahead_at = 0;
+        let from = self.t();
+        if let Some(t) = self.next_arrival(si, from) {
+            self.push_arrival(s, t);
+        }
+    }
+
     fn arrival(&mut self, s: u16) {
         let si = s as usize;
         let vip = self.m.workloads[si].vip;
@@ -1057,24 +1146,7 @@ impl<'m> Engine<'m> {
                 self.push_arrival(s, t);
             }
         } else {
-            let (ip, slot) = self.draw_client(si);
-            let client = SocketAddr::new(ip, self.take_port(si, slot));
-            let hint = self
-                .director
-                .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
-            self.director.prefetch(&hint);
-            let st = &mut self.arr[si];
-            st.ahead.clear();
-            st.ahead.push(Drawn {
-                client,
-                hint,
-                next: None,
-            });
-            st.ahead_at = 0;
-            let from = self.t();
-            if let Some(t) = self.next_arrival(si, from) {
-                self.push_arrival(s, t);
-            }
+            self.draw_one(s);
         }
         // The arrival's client and hint, read in place.
         let at = self.arr[si].ahead_at;
@@ -1127,10 +1199,7 @@ impl<'m> Engine<'m> {
             .in_system(sm.discipline)
             .saturating_sub(sm.workers as usize);
         if waiting >= sm.backlog as usize {
-            if nat {
-                self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
-            }
-            self.count_fail(si, srv, FailReason::Refused, measured);
+            self.refuse(si, srv, nat, dest, client, measured);
             return;
         }
         let reply = nat.then(|| {
@@ -1201,6 +1270,25 @@ impl<'m> Engine<'m> {
         );
         // The handshake's ACK carries the first request.
         self.send_request(c);
+    }
+
+    /// A connection refused by its server's full backlog: the server's RST (through the
+    /// director with NAT).
+    #[cold]
+    #[inline(never)]
+    fn refuse(
+        &mut self,
+        si: usize,
+        srv: u16,
+        nat: bool,
+        dest: SocketAddr,
+        client: SocketAddr,
+        measured: bool,
+    ) {
+        if nat {
+            self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
+        }
+        self.count_fail(si, srv, FailReason::Refused, measured);
     }
 
     /// The client sends the connection's next request (after think time).
@@ -1380,6 +1468,7 @@ impl<'m> Engine<'m> {
         }
     }
 
+    #[inline(never)]
     fn ps_done(&mut self, srv: u16, epoch: u32) {
         let i = srv as usize;
         if self.srv[i].ps_epoch != epoch {
@@ -1686,6 +1775,8 @@ impl<'m> Engine<'m> {
         fin_due < table.due(now, to.tcp(state)) && fin_due < expires
     }
 
+    #[cold]
+    #[inline(never)]
     fn break_conn(&mut self, c: u32, reason: FailReason) {
         let cn = self.conns[c as usize];
         if !cn.live {
@@ -1697,6 +1788,8 @@ impl<'m> Engine<'m> {
         self.release(c);
     }
 
+    #[cold]
+    #[inline(never)]
     fn count_fail(&mut self, svc: usize, srv: u16, r: FailReason, measured: bool) {
         self.series.fail(svc);
         if !measured {
