@@ -159,6 +159,9 @@ struct Drawn {
 /// by a scan of the lanes at each arrival.
 const ARRIVAL_LANES: usize = 8;
 
+/// Slots of [`Engine::server_of`]'s memo.
+const SRV_MEMO: usize = 64;
+
 /// Arrivals drawn ahead at a time: their port slots and table buckets are read together, so
 /// that the cache misses of a large client population and connection table overlap.
 const DRAW_AHEAD: usize = 16;
@@ -244,6 +247,10 @@ pub struct Engine<'m> {
     free: Vec<u32>,
     srv: Vec<Srv>,
     srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    /// Addresses and what [`Engine::server_by_addr`] answered for them, by a hash of the
+    /// address (see [`Engine::server_of`]): a SYN's real server without the hash map's
+    /// lookup.
+    srv_memo: [(SocketAddr, u16); SRV_MEMO],
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -394,6 +401,8 @@ impl<'m> Engine<'m> {
             .enumerate()
             .map(|(i, sm)| (sm.addr, i as u16))
             .collect();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let memo_none = Self::server_in(&srv_index, unspecified);
         Engine {
             m,
             rep,
@@ -431,6 +440,7 @@ impl<'m> Engine<'m> {
                 })
                 .collect(),
             srv_index,
+            srv_memo: [(unspecified, memo_none); SRV_MEMO],
             arr: m
                 .workloads
                 .iter()
@@ -1179,12 +1189,7 @@ impl<'m> Engine<'m> {
                 return;
             }
         };
-        let srv = self
-            .srv_index
-            .get(&dest)
-            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
-            .copied()
-            .unwrap_or(NONE);
+        let srv = self.server_of(dest);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
             self.count_fail(si, srv, FailReason::DeadServer, measured);
@@ -1270,6 +1275,44 @@ impl<'m> Engine<'m> {
         );
         // The handshake's ACK carries the first request.
         self.send_request(c);
+    }
+
+    /// [`Engine::server_by_addr`], remembered: from `srv_memo` when it holds `dest`.
+    #[inline(always)]
+    fn server_of(&mut self, dest: SocketAddr) -> u16 {
+        let k = match dest {
+            SocketAddr::V4(a) => a.ip().to_bits() ^ a.port() as u32,
+            SocketAddr::V6(a) => a.ip().to_bits() as u32 ^ a.port() as u32,
+        };
+        let (at, srv) = self.srv_memo[k as usize % SRV_MEMO];
+        if at == dest {
+            return srv;
+        }
+        self.server_memo_miss(k as usize % SRV_MEMO, dest)
+    }
+
+    /// [`Engine::server_of`] when the memo does not hold `dest`: the lookup, remembered in
+    /// slot `i`.
+    #[inline(never)]
+    fn server_memo_miss(&mut self, i: usize, dest: SocketAddr) -> u16 {
+        let srv = self.server_by_addr(dest);
+        self.srv_memo[i] = (dest, srv);
+        srv
+    }
+
+    /// The model's index of the real server at `dest`, or at its address with port 0 (a real
+    /// server without a port); `NONE` if none.
+    fn server_by_addr(&self, dest: SocketAddr) -> u16 {
+        Self::server_in(&self.srv_index, dest)
+    }
+
+    /// [`Engine::server_by_addr`] in `index`.
+    fn server_in(index: &hashbrown::HashMap<SocketAddr, u16>, dest: SocketAddr) -> u16 {
+        index
+            .get(&dest)
+            .or_else(|| index.get(&SocketAddr::new(dest.ip(), 0)))
+            .copied()
+            .unwrap_or(NONE)
     }
 
     /// A connection refused by its server's full backlog: the server's RST (through the
