@@ -1439,14 +1439,18 @@ impl<'m> Engine<'m> {
                     self.conns[c as usize].work = work;
                 }
             }
-            Discipline::Ps => {
-                self.ps_advance(i);
-                let st = &mut self.srv[i];
-                let tag = st.ps_v + work;
-                st.ps.push(core::cmp::Reverse((tag.to_bits(), c)));
-                self.ps_reschedule(i);
-            }
+            Discipline::Ps => self.enqueue_ps(i, c, work),
         }
+    }
+
+    /// [`Engine::enqueue`] on a processor-sharing server.
+    #[inline(never)]
+    fn enqueue_ps(&mut self, i: usize, c: u32, work: f64) {
+        self.ps_advance(i);
+        let st = &mut self.srv[i];
+        let tag = st.ps_v + work;
+        st.ps.push(core::cmp::Reverse((tag.to_bits(), c)));
+        self.ps_reschedule(i);
     }
 
     #[inline(always)]
@@ -1643,18 +1647,7 @@ impl<'m> Engine<'m> {
         let left = cn.left - 1;
         self.conns[c as usize].left = left;
         if left > 0 {
-            let si = cn.svc as usize;
-            match &self.m.workloads[si].think {
-                Some(th) => {
-                    let d = th.sample(&mut self.rng_work[si]);
-                    let t = self.now + ns(d);
-                    self.push(t, Ev::Think(c));
-                }
-                None => {
-                    self.conns[c as usize].req_start = self.now;
-                    self.send_request(c);
-                }
-            }
+            self.after_response(c, cn.svc as usize);
             return;
         }
         // Close: client FIN, server FIN (NAT only), client ACK. The last ACK, at the same
@@ -1679,6 +1672,22 @@ impl<'m> Engine<'m> {
             self.srv_acc[cn.srv as usize].completed += 1;
         }
         self.release(c);
+    }
+
+    /// A keep-alive connection's next request, after a response: now, or after a think time.
+    #[inline(never)]
+    fn after_response(&mut self, c: u32, si: usize) {
+        match &self.m.workloads[si].think {
+            Some(th) => {
+                let d = th.sample(&mut self.rng_work[si]);
+                let t = self.now + ns(d);
+                self.push(t, Ev::Think(c));
+            }
+            None => {
+                self.conns[c as usize].req_start = self.now;
+                self.send_request(c);
+            }
+        }
     }
 
     /// Whether a packet of connection `id` seen in `dir` with TCP `flags`, at the same instant
