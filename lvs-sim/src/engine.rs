@@ -341,6 +341,36 @@ struct Memos {
     fin: TransitionMemo,
 }
 
+/// The time (ns) of a Poisson arrival after one at `from` (seconds), with mean gap `mean`
+/// (seconds); `None` when not finite.
+#[inline(always)]
+fn poisson_next(rng: &mut Pcg64Mcg, mean: f64, from: f64) -> Option<u64> {
+    let t = from + exp(rng, mean);
+    t.is_finite().then(|| ns(t))
+}
+
+/// A client drawn from a service's population: its address and port slot.
+#[inline(always)]
+fn population_client(w: &WorkloadModel, rng: &mut Pcg64Mcg) -> (IpAddr, usize) {
+    let i = Engine::client_index(w, unit(rng));
+    let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
+    (IpAddr::V4(ip), i)
+}
+
+/// The next ephemeral port of a client whose port slot is `p` (1024..=65535 in turn);
+/// `unique` becomes false when a port is used again.
+#[inline(always)]
+fn take_port_of(p: &mut u16, unique: &mut bool) -> u16 {
+    let port = *p + 1024;
+    if port == u16::MAX {
+        *p = 0;
+        *unique = false;
+    } else {
+        *p += 1;
+    }
+    port
+}
+
 fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacket {
     FlowPacket {
         protocol: Protocol::Tcp,
@@ -847,10 +877,7 @@ impl<'m> Engine<'m> {
     #[inline(always)]
     fn next_arrival(&mut self, si: usize, from: f64) -> Option<u64> {
         match &self.m.workloads[si].arrival {
-            ArrivalModel::Poisson(r) => {
-                let t = from + exp(&mut self.rng_arr[si], 1.0 / r);
-                t.is_finite().then(|| ns(t))
-            }
+            ArrivalModel::Poisson(r) => poisson_next(&mut self.rng_arr[si], 1.0 / r, from),
             _ => self.next_arrival_other(si, from),
         }
     }
@@ -945,11 +972,7 @@ impl<'m> Engine<'m> {
         let w = &m.workloads[s];
         match &w.arrival {
             ArrivalModel::Trace(v) => self.trace_client(s, v),
-            _ => {
-                let i = Self::client_index(w, unit(&mut self.rng_arr[s]));
-                let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
-                (IpAddr::V4(ip), i)
-            }
+            _ => population_client(w, &mut self.rng_arr[s]),
         }
     }
 
@@ -964,15 +987,7 @@ impl<'m> Engine<'m> {
 
     /// The client's next ephemeral port (1024..=65535 in turn per client).
     fn take_port(&mut self, s: usize, slot: usize) -> u16 {
-        let p = &mut self.arr[s].next_port[slot];
-        let port = *p + 1024;
-        if port == u16::MAX {
-            *p = 0;
-            self.unique = false;
-        } else {
-            *p += 1;
-        }
-        port
+        take_port_of(&mut self.arr[s].next_port[slot], &mut self.unique)
     }
 
     /// Whether no two connections so far have had the same client address and port: one
@@ -994,33 +1009,58 @@ impl<'m> Engine<'m> {
         let mut slots = [(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0usize, None); DRAW_AHEAD];
         let mut n = 0;
         let mut from = self.arr[s].ahead_from;
-        while n < DRAW_AHEAD {
-            let Some(t) = from else {
-                break;
-            };
-            let (ip, slot) = self.draw_client(s);
-            from = self.next_arrival(s, t as f64 / 1e9);
-            slots[n] = (ip, slot, from);
-            n += 1;
+        let m = self.m;
+        let w = &m.workloads[s];
+        match &w.arrival {
+            // The loop below for the usual case, with its borrows and the rate's inverse
+            // taken once: the same draws (`draw_client`, then `next_arrival`).
+            ArrivalModel::Poisson(r) => {
+                let mean = 1.0 / r;
+                let rng = &mut self.rng_arr[s];
+                while n < DRAW_AHEAD {
+                    let Some(t) = from else {
+                        break;
+                    };
+                    let (ip, slot) = population_client(w, rng);
+                    from = poisson_next(rng, mean, t as f64 / 1e9);
+                    slots[n] = (ip, slot, from);
+                    n += 1;
+                }
+            }
+            _ => {
+                while n < DRAW_AHEAD {
+                    let Some(t) = from else {
+                        break;
+                    };
+                    let (ip, slot) = self.draw_client(s);
+                    from = self.next_arrival(s, t as f64 / 1e9);
+                    slots[n] = (ip, slot, from);
+                    n += 1;
+                }
+            }
         }
-        self.arr[s].ahead_from = from;
+        let Engine {
+            arr,
+            director,
+            unique,
+            ..
+        } = self;
+        let st = &mut arr[s];
+        st.ahead_from = from;
         // A short loop of loads, so that all of them are in flight at once.
-        let ports = &self.arr[s].next_port;
         for &(_, slot, _) in &slots[..n] {
-            core::hint::black_box(ports.get(slot).copied());
+            core::hint::black_box(st.next_port.get(slot).copied());
         }
-        let vip = self.m.workloads[s].vip;
-        self.arr[s].ahead.clear();
-        self.arr[s].ahead_at = 0;
+        let vip = w.vip;
+        st.ahead.clear();
+        st.ahead_at = 0;
         for &(ip, slot, next) in &slots[..n] {
-            let client = SocketAddr::new(ip, self.take_port(s, slot));
-            let hint = self
-                .director
-                .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
-            self.arr[s].ahead.push(Drawn { client, hint, next });
+            let client = SocketAddr::new(ip, take_port_of(&mut st.next_port[slot], unique));
+            let hint = director.flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+            st.ahead.push(Drawn { client, hint, next });
         }
-        for d in &self.arr[s].ahead {
-            self.director.prefetch(&d.hint);
+        for d in &st.ahead {
+            director.prefetch(&d.hint);
         }
     }
 
@@ -1624,12 +1664,15 @@ impl<'m> Engine<'m> {
     // ----- completions and failures --------------------------------------------------------
 
     fn response(&mut self, c: u32) {
-        let cn = self.conns[c as usize];
+        // The fields read, not a copy of the whole connection.
+        let cn = &self.conns[c as usize];
         if !cn.live {
             return;
         }
-        if cn.nat {
-            if cn.left == 1 && self.last_response_subsumed(&cn) {
+        let (nat, left, req_start, svc, srv, arrival) =
+            (cn.nat, cn.left, cn.req_start, cn.svc, cn.srv, cn.arrival);
+        if nat {
+            if left == 1 && self.last_response_subsumed(&self.conns[c as usize]) {
                 self.packets += 1;
             } else {
                 let v = self.server_packet(c, ACK);
@@ -1640,14 +1683,14 @@ impl<'m> Engine<'m> {
                 }
             }
         }
-        if cn.req_start >= self.warm {
-            let rt = self.now - cn.req_start;
-            self.record(cn.svc, cn.srv, rt);
+        if req_start >= self.warm {
+            let rt = self.now - req_start;
+            self.record(svc, srv, rt);
         }
-        let left = cn.left - 1;
+        let left = left - 1;
         self.conns[c as usize].left = left;
         if left > 0 {
-            self.after_response(c, cn.svc as usize);
+            self.after_response(c, svc as usize);
             return;
         }
         // Close: client FIN, server FIN (NAT only), client ACK. The last ACK, at the same
@@ -1655,7 +1698,7 @@ impl<'m> Engine<'m> {
         // change the state (it cannot in TIME_WAIT, where NAT's server FIN leaves the
         // connection, nor in FIN_WAIT on DR's INPUT_ONLY table).
         let fin = self.client_packet(c, FIN | ACK);
-        if cn.nat {
+        if nat {
             self.server_packet(c, FIN | ACK);
         }
         let id = match fin {
@@ -1667,9 +1710,9 @@ impl<'m> Engine<'m> {
         } else {
             self.packets += 1;
         }
-        if cn.arrival >= self.warm {
-            self.svc_acc[cn.svc as usize].completed += 1;
-            self.srv_acc[cn.srv as usize].completed += 1;
+        if arrival >= self.warm {
+            self.svc_acc[svc as usize].completed += 1;
+            self.srv_acc[srv as usize].completed += 1;
         }
         self.release(c);
     }
