@@ -1064,32 +1064,70 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// A slot for connection `c`, with the hints of its client's packets and (NAT) of its
-    /// server's.
+    /// A slot for connection `c`, with the hint of its client's packets: service `si`'s
+    /// arrival drawn at `at`, without what only its SYN uses.
     #[inline(always)]
-    fn alloc(&mut self, c: Conn, client: FlowHint, reply: Option<FlowHint>) -> u32 {
+    fn alloc(&mut self, c: Conn, si: usize, at: usize) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
-        let i = match self.free.pop() {
+        let hint = &self.arr[si].ahead[at].hint;
+        match self.free.pop() {
             Some(i) => {
                 self.conns[i as usize] = c;
-                self.hints[i as usize] = client;
+                self.hints[i as usize] = hint.without_insert();
                 i
             }
             None => {
                 self.conns.push(c);
-                self.hints.push(client);
+                self.hints.push(hint.without_insert());
                 (self.conns.len() - 1) as u32
             }
-        };
-        if let Some(h) = reply {
-            let n = i as usize + 1;
-            if self.reply_hints.len() < n {
-                self.reply_hints.resize(n, h);
-            }
-            self.reply_hints[i as usize] = h;
         }
-        i
+    }
+
+    /// The server's SYN-ACK on NAT connection `c` (entry `id`, real server `dest`), whose hint
+    /// is kept for the server's later packets.
+    #[inline(always)]
+    fn syn_ack(&mut self, c: u32, id: Option<ConnId>, dest: SocketAddr, client: SocketAddr) {
+        let i = c as usize;
+        let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
+        if self.reply_hints.len() <= i {
+            let h = self.director.flow_hint(&synack);
+            self.reply_hints.resize(i + 1, h);
+        } else {
+            self.reply_hints[i] = self.director.flow_hint(&synack);
+        }
+        // The server's packets find their entry by its reply key, which another
+        // connection may share (two services' clients with the same address and port on
+        // one real server, or a client's port used again): only skip a SYN-ACK that would
+        // reach this connection. The entry's reply key is `dest`, `client` (the verdict
+        // names the entry's real server), so it is this connection's when no other
+        // connection had this client address and port.
+        let own = if id.is_some() && self.clients_unique() {
+            debug_assert_eq!(
+                self.director
+                    .table()
+                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client)),
+                id
+            );
+            true
+        } else {
+            self.director
+                .table()
+                .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
+                == id
+        };
+        if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
+            self.packets += 1;
+            let now = Instant::from_nanos(self.now);
+            self.director
+                .handle_flow_hinted(now, &synack, &self.reply_hints[i]);
+            if self.backup.is_some() {
+                self.sync_drain(self.now);
+            }
+        } else {
+            self.packets += 1;
+        }
     }
 
     fn release(&mut self, c: u32) {
@@ -1104,19 +1142,6 @@ impl<'m> Engine<'m> {
         let v = self
             .director
             .handle_flow(Instant::from_nanos(self.now), &pkt);
-        if self.backup.is_some() {
-            self.sync_drain(self.now);
-        }
-        v
-    }
-
-    /// [`Engine::flow`] with the packet's hint.
-    #[inline]
-    fn flow_hinted(&mut self, pkt: FlowPacket, hint: &FlowHint) -> FlowVerdict {
-        self.packets += 1;
-        let v = self
-            .director
-            .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1247,38 +1272,6 @@ impl<'m> Engine<'m> {
             self.refuse(si, srv, nat, dest, client, measured);
             return;
         }
-        let reply = nat.then(|| {
-            let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
-            let h = self.director.flow_hint(&synack);
-            // The server's packets find their entry by its reply key, which another
-            // connection may share (two services' clients with the same address and port on
-            // one real server, or a client's port used again): only skip a SYN-ACK that would
-            // reach this connection. The entry's reply key is `dest`, `client` (the verdict
-            // names the entry's real server), so it is this connection's when no other
-            // connection had this client address and port.
-            let own = if id.is_some() && self.clients_unique() {
-                debug_assert_eq!(
-                    self.director.table().lookup_out(&OutKey::of_reply(
-                        Protocol::Tcp,
-                        dest,
-                        client
-                    )),
-                    id
-                );
-                true
-            } else {
-                self.director
-                    .table()
-                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
-                    == id
-            };
-            if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
-                self.flow_hinted(synack, &h);
-            } else {
-                self.packets += 1;
-            }
-            h
-        });
         let left = match self.m.workloads[si].requests {
             Requests::Fixed { n } => n,
             Requests::Geometric { mean } => {
@@ -1310,9 +1303,12 @@ impl<'m> Engine<'m> {
                 id,
                 acked: 0,
             },
-            self.arr[si].ahead[at].hint.without_insert(),
-            reply,
+            si,
+            at,
         );
+        if nat {
+            self.syn_ack(c, id, dest, client);
+        }
         // The handshake's ACK carries the first request.
         self.send_request(c);
     }
