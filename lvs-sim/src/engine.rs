@@ -144,6 +144,14 @@ struct Conn {
     acked: u64,
 }
 
+/// A packet of a connection in one direction, kept with its hint: the connection's later
+/// packets that way differ from it only by their TCP flags.
+#[derive(Clone, Copy)]
+struct Wire {
+    pkt: FlowPacket,
+    hint: FlowHint,
+}
+
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
 #[derive(Clone, Copy)]
 struct Drawn {
@@ -238,12 +246,12 @@ pub struct Engine<'m> {
     probes: Vec<ProbeId>,
     probe_free: Vec<u32>,
     conns: Vec<Conn>,
-    /// The director's hints of each connection slot's packets (apart from `conns`, which
-    /// they would make three times larger to copy).
-    hints: Vec<FlowHint>,
-    /// The hints of NAT connections' server packets, by slot (only a NAT connection's slot
-    /// is written).
-    reply_hints: Vec<FlowHint>,
+    /// Each connection slot's client packet and its hint (apart from `conns`, which they
+    /// would make several times larger to copy).
+    client_wire: Vec<Wire>,
+    /// NAT connections' server packets and their hints, by slot (only a NAT connection's
+    /// slot is written).
+    server_wire: Vec<Wire>,
     free: Vec<u32>,
     srv: Vec<Srv>,
     srv_index: hashbrown::HashMap<SocketAddr, u16>,
@@ -452,8 +460,8 @@ impl<'m> Engine<'m> {
             probes: Vec::new(),
             probe_free: Vec::new(),
             conns: Vec::new(),
-            hints: Vec::new(),
-            reply_hints: Vec::new(),
+            client_wire: Vec::new(),
+            server_wire: Vec::new(),
             free: Vec::new(),
             srv: (0..nsrv)
                 .map(|_| Srv {
@@ -1070,19 +1078,40 @@ impl<'m> Engine<'m> {
     fn alloc(&mut self, c: Conn, si: usize, at: usize) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
-        let hint = &self.arr[si].ahead[at].hint;
-        match self.free.pop() {
-            Some(i) => {
-                self.conns[i as usize] = c;
-                self.hints[i as usize] = hint.without_insert();
-                i
-            }
-            None => {
-                self.conns.push(c);
-                self.hints.push(hint.without_insert());
-                (self.conns.len() - 1) as u32
-            }
-        }
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => self.new_slot(&c),
+        };
+        let client = c.client;
+        self.conns[i as usize] = c;
+        // The packet's other fields are the same for every connection (see `new_slot`).
+        let w = &mut self.client_wire[i as usize];
+        w.pkt.src = client;
+        w.pkt.dst = self.m.workloads[si].vip;
+        w.hint = self.arr[si].ahead[at].hint.without_insert();
+        i
+    }
+
+    /// A new connection slot (its fields are written by [`Engine::alloc`]), with the TCP
+    /// packets of its two directions.
+    #[cold]
+    #[inline(never)]
+    fn new_slot(&mut self, c: &Conn) -> u32 {
+        let i = self.conns.len() as u32;
+        // Any hint: it is written with the packet's addresses.
+        let hint = self
+            .director
+            .flow_hint(&tcp(ACK, PacketDir::FromClient, c.client, c.client));
+        self.conns.push(*c);
+        self.client_wire.push(Wire {
+            pkt: tcp(ACK, PacketDir::FromClient, c.client, c.client),
+            hint,
+        });
+        self.server_wire.push(Wire {
+            pkt: tcp(ACK, PacketDir::FromServer, c.dest, c.client),
+            hint,
+        });
+        i
     }
 
     /// The server's SYN-ACK on NAT connection `c` (entry `id`, real server `dest`), whose hint
@@ -1090,13 +1119,12 @@ impl<'m> Engine<'m> {
     #[inline(always)]
     fn syn_ack(&mut self, c: u32, id: Option<ConnId>, dest: SocketAddr, client: SocketAddr) {
         let i = c as usize;
-        let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
-        if self.reply_hints.len() <= i {
-            let h = self.director.flow_hint(&synack);
-            self.reply_hints.resize(i + 1, h);
-        } else {
-            self.reply_hints[i] = self.director.flow_hint(&synack);
-        }
+        // The packet's other fields are the same for every connection (see `new_slot`).
+        let w = &mut self.server_wire[i];
+        w.pkt.src = dest;
+        w.pkt.dst = client;
+        w.pkt.tcp_flags = SYN | ACK;
+        w.hint = self.director.flow_hint(&w.pkt);
         // The server's packets find their entry by its reply key, which another
         // connection may share (two services' clients with the same address and port on
         // one real server, or a client's port used again): only skip a SYN-ACK that would
@@ -1120,8 +1148,8 @@ impl<'m> Engine<'m> {
         if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
             self.packets += 1;
             let now = Instant::from_nanos(self.now);
-            self.director
-                .handle_flow_hinted(now, &synack, &self.reply_hints[i]);
+            let w = &self.server_wire[i];
+            self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
             if self.backup.is_some() {
                 self.sync_drain(self.now);
             }
@@ -1151,14 +1179,11 @@ impl<'m> Engine<'m> {
     /// A packet of connection `c` from its client.
     #[inline(always)]
     fn client_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
-        let cn = &self.conns[c as usize];
-        let vip = self.m.workloads[cn.svc as usize].vip;
-        let pkt = tcp(flags, PacketDir::FromClient, cn.client, vip);
+        let w = &mut self.client_wire[c as usize];
+        w.pkt.tcp_flags = flags;
         self.packets += 1;
         let now = Instant::from_nanos(self.now);
-        let v = self
-            .director
-            .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
+        let v = self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1168,14 +1193,12 @@ impl<'m> Engine<'m> {
     /// A packet of NAT connection `c` from its real server.
     #[inline]
     fn server_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
-        let cn = &self.conns[c as usize];
-        debug_assert!(cn.nat);
-        let pkt = tcp(flags, PacketDir::FromServer, cn.dest, cn.client);
+        debug_assert!(self.conns[c as usize].nat);
+        let w = &mut self.server_wire[c as usize];
+        w.pkt.tcp_flags = flags;
         self.packets += 1;
         let now = Instant::from_nanos(self.now);
-        let v = self
-            .director
-            .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
+        let v = self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
