@@ -1447,12 +1447,15 @@ impl<'m> Engine<'m> {
         }
         let n = st.in_system(sm.discipline);
         let up = st.up;
-        let dt_all = (now - st.last) as f64 / 1e9;
+        // Spans of the run (at most 1e9 s, so below 2^63 ns) and counts convert to `f64`
+        // through `i64`, one instruction where `u64`'s conversion takes several; the values
+        // are the same.
+        let dt_all = (now - st.last) as i64 as f64 / 1e9;
         // The same as below for `st.last >= warm`, without a second division.
         let dt_meas = if st.last >= self.warm {
             dt_all
         } else if now > self.warm {
-            (now - self.warm) as f64 / 1e9
+            (now - self.warm) as i64 as f64 / 1e9
         } else {
             0.0
         };
@@ -1469,9 +1472,9 @@ impl<'m> Engine<'m> {
         }
         let busy = match sm.discipline {
             Discipline::Fifo => st.busy as f64,
-            Discipline::Ps => (n as f64).min(sm.workers as f64),
+            Discipline::Ps => (n as i64 as f64).min(sm.workers as f64),
         };
-        let n = n as f64;
+        let n = n as i64 as f64;
         a.busy_area += busy * dt_meas;
         a.n_area += n * dt_meas;
         if up {
