@@ -144,6 +144,14 @@ struct Conn {
     acked: u64,
 }
 
+/// A packet of a connection in one direction, kept with its hint: the connection's later
+/// packets that way differ from it only by their TCP flags.
+#[derive(Clone, Copy)]
+struct Wire {
+    pkt: FlowPacket,
+    hint: FlowHint,
+}
+
 /// An arrival drawn ahead of its time (see [`Engine::draw_ahead`]).
 #[derive(Clone, Copy)]
 struct Drawn {
@@ -158,6 +166,9 @@ struct Drawn {
 /// rather than in its heap (see [`crate::queue`]): the lane with the earliest arrival is found
 /// by a scan of the lanes at each arrival.
 const ARRIVAL_LANES: usize = 8;
+
+/// Slots of [`Engine::server_of`]'s memo.
+const SRV_MEMO: usize = 64;
 
 /// Arrivals drawn ahead at a time: their port slots and table buckets are read together, so
 /// that the cache misses of a large client population and connection table overlap.
@@ -235,15 +246,19 @@ pub struct Engine<'m> {
     probes: Vec<ProbeId>,
     probe_free: Vec<u32>,
     conns: Vec<Conn>,
-    /// The director's hints of each connection slot's packets (apart from `conns`, which
-    /// they would make three times larger to copy).
-    hints: Vec<FlowHint>,
-    /// The hints of NAT connections' server packets, by slot (only a NAT connection's slot
-    /// is written).
-    reply_hints: Vec<FlowHint>,
+    /// Each connection slot's client packet and its hint (apart from `conns`, which they
+    /// would make several times larger to copy).
+    client_wire: Vec<Wire>,
+    /// NAT connections' server packets and their hints, by slot (only a NAT connection's
+    /// slot is written).
+    server_wire: Vec<Wire>,
     free: Vec<u32>,
     srv: Vec<Srv>,
     srv_index: hashbrown::HashMap<SocketAddr, u16>,
+    /// Addresses and what [`Engine::server_by_addr`] answered for them, by a hash of the
+    /// address (see [`Engine::server_of`]): a SYN's real server without the hash map's
+    /// lookup.
+    srv_memo: [(SocketAddr, u16); SRV_MEMO],
     arr: Vec<ArrState>,
     rng_arr: Vec<Pcg64Mcg>,
     rng_work: Vec<Pcg64Mcg>,
@@ -334,6 +349,36 @@ struct Memos {
     fin: TransitionMemo,
 }
 
+/// The time (ns) of a Poisson arrival after one at `from` (seconds), with mean gap `mean`
+/// (seconds); `None` when not finite.
+#[inline(always)]
+fn poisson_next(rng: &mut Pcg64Mcg, mean: f64, from: f64) -> Option<u64> {
+    let t = from + exp(rng, mean);
+    t.is_finite().then(|| ns(t))
+}
+
+/// A client drawn from a service's population: its address and port slot.
+#[inline(always)]
+fn population_client(w: &WorkloadModel, rng: &mut Pcg64Mcg) -> (IpAddr, usize) {
+    let i = Engine::client_index(w, unit(rng));
+    let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
+    (IpAddr::V4(ip), i)
+}
+
+/// The next ephemeral port of a client whose port slot is `p` (1024..=65535 in turn);
+/// `unique` becomes false when a port is used again.
+#[inline(always)]
+fn take_port_of(p: &mut u16, unique: &mut bool) -> u16 {
+    let port = *p + 1024;
+    if port == u16::MAX {
+        *p = 0;
+        *unique = false;
+    } else {
+        *p += 1;
+    }
+    port
+}
+
 fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacket {
     FlowPacket {
         protocol: Protocol::Tcp,
@@ -394,6 +439,8 @@ impl<'m> Engine<'m> {
             .enumerate()
             .map(|(i, sm)| (sm.addr, i as u16))
             .collect();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let memo_none = Self::server_in(&srv_index, unspecified);
         Engine {
             m,
             rep,
@@ -413,8 +460,8 @@ impl<'m> Engine<'m> {
             probes: Vec::new(),
             probe_free: Vec::new(),
             conns: Vec::new(),
-            hints: Vec::new(),
-            reply_hints: Vec::new(),
+            client_wire: Vec::new(),
+            server_wire: Vec::new(),
             free: Vec::new(),
             srv: (0..nsrv)
                 .map(|_| Srv {
@@ -431,6 +478,7 @@ impl<'m> Engine<'m> {
                 })
                 .collect(),
             srv_index,
+            srv_memo: [(unspecified, memo_none); SRV_MEMO],
             arr: m
                 .workloads
                 .iter()
@@ -576,6 +624,19 @@ impl<'m> Engine<'m> {
 
     /// [`Engine::run`] up to its results.
     fn run_events(&mut self, progress: Option<Progress<'_>>) -> Result<(), String> {
+        self.start()?;
+        self.event_loop(progress);
+        self.now = self.end;
+        for i in 0..self.srv.len() {
+            self.accrue(i);
+        }
+        Ok(())
+    }
+
+    /// The rules, the first arrivals and the scheduled events: run once, out of the event
+    /// loop's code.
+    #[inline(never)]
+    fn start(&mut self) -> Result<(), String> {
         self.apply_initial_rules()?;
         self.director_changed();
         for i in 0..self.m.workloads.len() {
@@ -638,7 +699,16 @@ impl<'m> Engine<'m> {
         }
         let every = self.sample_every;
         self.push(every, Ev::Sample);
+        Ok(())
+    }
 
+    /// Runs the events up to the end of the run.
+    ///
+    /// Only what happens to every connection is inlined here (arrivals, FIFO completions,
+    /// think times); the rest is called, so that the loop's code stays small: the hot code of
+    /// the simulator and the director together is about the size of the level-1 instruction
+    /// cache.
+    fn event_loop(&mut self, progress: Option<Progress<'_>>) {
         while let Some((t, ev)) = self.queue.pop() {
             if t > self.end {
                 break;
@@ -651,36 +721,51 @@ impl<'m> Engine<'m> {
             self.timer_floor = self.timer_floor.min(t + self.flow_timer_min);
             self.events += 1;
             if self.events & 0xffff == 0 {
-                if let Some(p) = progress {
-                    p(self.now as f64 / self.end as f64);
-                }
+                self.report_progress(progress);
             }
             match ev {
                 Ev::Arrival(s) => self.arrival(s),
                 Ev::Think(c) => self.next_request(c),
                 Ev::FifoDone { srv, conn, inc } => self.fifo_done(srv, conn, inc),
                 Ev::PsDone { srv, epoch } => self.ps_done(srv, epoch),
-                Ev::Fail { srv, random } => self.fail(srv, random),
-                Ev::Repair { srv, random } => self.repair(srv, random),
-                Ev::Speed { srv, factor } => self.set_speed(srv, factor as f64),
-                Ev::Health => self.health_tick(),
-                Ev::Probe(i) => self.probe_done(i),
-                Ev::Failover => self.failover(),
-                Ev::Sample => {
-                    self.sample();
-                    let t = self.now + every;
-                    self.push(t, Ev::Sample);
-                }
+                _ => self.rare_event(ev),
             }
         }
-        self.now = self.end;
-        for i in 0..self.srv.len() {
-            self.accrue(i);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_progress(&self, progress: Option<Progress<'_>>) {
+        if let Some(p) = progress {
+            p(self.now as f64 / self.end as f64);
         }
-        Ok(())
+    }
+
+    /// The events that are not a step of a connection: faults, health checks, the failover
+    /// and the time series' samples.
+    #[cold]
+    #[inline(never)]
+    fn rare_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Fail { srv, random } => self.fail(srv, random),
+            Ev::Repair { srv, random } => self.repair(srv, random),
+            Ev::Speed { srv, factor } => self.set_speed(srv, factor as f64),
+            Ev::Health => self.health_tick(),
+            Ev::Probe(i) => self.probe_done(i),
+            Ev::Failover => self.failover(),
+            Ev::Sample => {
+                self.sample();
+                let t = self.now + self.sample_every;
+                self.push(t, Ev::Sample);
+            }
+            Ev::Arrival(_) | Ev::Think(_) | Ev::FifoDone { .. } | Ev::PsDone { .. } => {
+                unreachable!("a connection's event is handled in the loop")
+            }
+        }
     }
 
     /// Runs the director's timers due up to `t` (the next event's time).
+    #[inline(always)]
     fn run_director_timers(&mut self, t: u64) {
         if t < self.timer_floor {
             debug_assert!(
@@ -691,6 +776,12 @@ impl<'m> Engine<'m> {
             );
             return;
         }
+        self.run_director_timers_due(t);
+    }
+
+    /// [`Engine::run_director_timers`] once the floor is reached: asks the director.
+    #[inline(never)]
+    fn run_director_timers_due(&mut self, t: u64) {
         let mut guard = 0u32;
         let next = loop {
             let Some(d) = self.director.poll_timeout() else {
@@ -768,6 +859,7 @@ impl<'m> Engine<'m> {
 
     /// Delivers every datagram the sync master has queued to the backup at `at` (zero
     /// network delay, no loss).
+    #[inline(never)]
     fn sync_drain(&mut self, at: u64) {
         if self.backup.is_none() || self.director.sync_queue_len() == 0 {
             return;
@@ -792,6 +884,16 @@ impl<'m> Engine<'m> {
     // instructions per connection than with the calls (the `sim_farm` scenario).
     #[inline(always)]
     fn next_arrival(&mut self, si: usize, from: f64) -> Option<u64> {
+        match &self.m.workloads[si].arrival {
+            ArrivalModel::Poisson(r) => poisson_next(&mut self.rng_arr[si], 1.0 / r, from),
+            _ => self.next_arrival_other(si, from),
+        }
+    }
+
+    /// [`Engine::next_arrival`] of the processes other than Poisson (out of line: the
+    /// Poisson case, inlined, is the one a connection's arrival mostly takes).
+    #[inline(never)]
+    fn next_arrival_other(&mut self, si: usize, from: f64) -> Option<u64> {
         let w = &self.m.workloads[si];
         let rng = &mut self.rng_arr[si];
         let st = &mut self.arr[si];
@@ -874,33 +976,26 @@ impl<'m> Engine<'m> {
     /// Draws the next client of service `s`: its address and port slot.
     #[inline(always)]
     fn draw_client(&mut self, s: usize) -> (IpAddr, usize) {
-        let w = &self.m.workloads[s];
-        let st = &mut self.arr[s];
+        let m = self.m;
+        let w = &m.workloads[s];
         match &w.arrival {
-            ArrivalModel::Trace(v) => {
-                let ip = v[st.trace_i].1;
-                st.trace_i += 1;
-                (ip, Self::trace_index(ip, st.next_port.len()))
-            }
-            _ => {
-                let i = Self::client_index(w, unit(&mut self.rng_arr[s]));
-                let ip = Ipv4Addr::from(w.clients.base.to_bits().wrapping_add(i as u32));
-                (IpAddr::V4(ip), i)
-            }
+            ArrivalModel::Trace(v) => self.trace_client(s, v),
+            _ => population_client(w, &mut self.rng_arr[s]),
         }
+    }
+
+    /// [`Engine::draw_client`] of a trace: its next client.
+    #[inline(never)]
+    fn trace_client(&mut self, s: usize, v: &[(f64, IpAddr)]) -> (IpAddr, usize) {
+        let st = &mut self.arr[s];
+        let ip = v[st.trace_i].1;
+        st.trace_i += 1;
+        (ip, Self::trace_index(ip, st.next_port.len()))
     }
 
     /// The client's next ephemeral port (1024..=65535 in turn per client).
     fn take_port(&mut self, s: usize, slot: usize) -> u16 {
-        let p = &mut self.arr[s].next_port[slot];
-        let port = *p + 1024;
-        if port == u16::MAX {
-            *p = 0;
-            self.unique = false;
-        } else {
-            *p += 1;
-        }
-        port
+        take_port_of(&mut self.arr[s].next_port[slot], &mut self.unique)
     }
 
     /// Whether no two connections so far have had the same client address and port: one
@@ -917,66 +1012,150 @@ impl<'m> Engine<'m> {
     /// the time of the arrival after it, from the time of its own. Then their clients' port
     /// slots are read in one go, and then their SYNs' table buckets, so that the cache misses
     /// of each group overlap instead of costing one arrival each.
+    #[inline(never)]
     fn draw_ahead(&mut self, s: usize) {
         let mut slots = [(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0usize, None); DRAW_AHEAD];
         let mut n = 0;
         let mut from = self.arr[s].ahead_from;
-        while n < DRAW_AHEAD {
-            let Some(t) = from else {
-                break;
-            };
-            let (ip, slot) = self.draw_client(s);
-            from = self.next_arrival(s, t as f64 / 1e9);
-            slots[n] = (ip, slot, from);
-            n += 1;
+        let m = self.m;
+        let w = &m.workloads[s];
+        match &w.arrival {
+            // The loop below for the usual case, with its borrows and the rate's inverse
+            // taken once: the same draws (`draw_client`, then `next_arrival`).
+            ArrivalModel::Poisson(r) => {
+                let mean = 1.0 / r;
+                let rng = &mut self.rng_arr[s];
+                while n < DRAW_AHEAD {
+                    let Some(t) = from else {
+                        break;
+                    };
+                    let (ip, slot) = population_client(w, rng);
+                    from = poisson_next(rng, mean, t as f64 / 1e9);
+                    slots[n] = (ip, slot, from);
+                    n += 1;
+                }
+            }
+            _ => {
+                while n < DRAW_AHEAD {
+                    let Some(t) = from else {
+                        break;
+                    };
+                    let (ip, slot) = self.draw_client(s);
+                    from = self.next_arrival(s, t as f64 / 1e9);
+                    slots[n] = (ip, slot, from);
+                    n += 1;
+                }
+            }
         }
-        self.arr[s].ahead_from = from;
+        let Engine {
+            arr,
+            director,
+            unique,
+            ..
+        } = self;
+        let st = &mut arr[s];
+        st.ahead_from = from;
         // A short loop of loads, so that all of them are in flight at once.
-        let ports = &self.arr[s].next_port;
         for &(_, slot, _) in &slots[..n] {
-            core::hint::black_box(ports.get(slot).copied());
+            core::hint::black_box(st.next_port.get(slot).copied());
         }
-        let vip = self.m.workloads[s].vip;
-        self.arr[s].ahead.clear();
-        self.arr[s].ahead_at = 0;
+        let vip = w.vip;
+        st.ahead.clear();
+        st.ahead_at = 0;
         for &(ip, slot, next) in &slots[..n] {
-            let client = SocketAddr::new(ip, self.take_port(s, slot));
-            let hint = self
-                .director
-                .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
-            self.arr[s].ahead.push(Drawn { client, hint, next });
+            let client = SocketAddr::new(ip, take_port_of(&mut st.next_port[slot], unique));
+            let hint = director.flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+            st.ahead.push(Drawn { client, hint, next });
         }
-        for d in &self.arr[s].ahead {
-            self.director.prefetch(&d.hint);
+        for d in &st.ahead {
+            director.prefetch(&d.hint);
         }
     }
 
-    /// A slot for connection `c`, with the hints of its client's packets and (NAT) of its
-    /// server's.
+    /// A slot for connection `c`, with the hint of its client's packets: service `si`'s
+    /// arrival drawn at `at`, without what only its SYN uses.
     #[inline(always)]
-    fn alloc(&mut self, c: Conn, client: FlowHint, reply: Option<FlowHint>) -> u32 {
+    fn alloc(&mut self, c: Conn, si: usize, at: usize) -> u32 {
         self.in_flight += 1;
         self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
         let i = match self.free.pop() {
-            Some(i) => {
-                self.conns[i as usize] = c;
-                self.hints[i as usize] = client;
-                i
-            }
-            None => {
-                self.conns.push(c);
-                self.hints.push(client);
-                (self.conns.len() - 1) as u32
-            }
+            Some(i) => i,
+            None => self.new_slot(&c),
         };
-        if let Some(h) = reply {
-            let n = i as usize + 1;
-            if self.reply_hints.len() < n {
-                self.reply_hints.resize(n, h);
-            }
-            self.reply_hints[i as usize] = h;
-        }
+        let client = c.client;
+        self.conns[i as usize] = c;
+        // The packet's other fields are the same for every connection (see `new_slot`).
+        let w = &mut self.client_wire[i as usize];
+        w.pkt.src = client;
+        w.pkt.dst = self.m.workloads[si].vip;
+        w.hint = self.arr[si].ahead[at].hint.without_insert();
         i
+    }
+
+    /// A new connection slot (its fields are written by [`Engine::alloc`]), with the TCP
+    /// packets of its two directions.
+    #[cold]
+    #[inline(never)]
+    fn new_slot(&mut self, c: &Conn) -> u32 {
+        let i = self.conns.len() as u32;
+        // Any hint: it is written with the packet's addresses.
+        let hint = self
+            .director
+            .flow_hint(&tcp(ACK, PacketDir::FromClient, c.client, c.client));
+        self.conns.push(*c);
+        self.client_wire.push(Wire {
+            pkt: tcp(ACK, PacketDir::FromClient, c.client, c.client),
+            hint,
+        });
+        self.server_wire.push(Wire {
+            pkt: tcp(ACK, PacketDir::FromServer, c.dest, c.client),
+            hint,
+        });
+        i
+    }
+
+    /// The server's SYN-ACK on NAT connection `c` (entry `id`, real server `dest`), whose hint
+    /// is kept for the server's later packets.
+    #[inline(always)]
+    fn syn_ack(&mut self, c: u32, id: Option<ConnId>, dest: SocketAddr, client: SocketAddr) {
+        let i = c as usize;
+        // The packet's other fields are the same for every connection (see `new_slot`).
+        let w = &mut self.server_wire[i];
+        w.pkt.src = dest;
+        w.pkt.dst = client;
+        w.pkt.tcp_flags = SYN | ACK;
+        w.hint = self.director.flow_hint(&w.pkt);
+        // The server's packets find their entry by its reply key, which another
+        // connection may share (two services' clients with the same address and port on
+        // one real server, or a client's port used again): only skip a SYN-ACK that would
+        // reach this connection. The entry's reply key is `dest`, `client` (the verdict
+        // names the entry's real server), so it is this connection's when no other
+        // connection had this client address and port.
+        let own = if id.is_some() && self.clients_unique() {
+            debug_assert_eq!(
+                self.director
+                    .table()
+                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client)),
+                id
+            );
+            true
+        } else {
+            self.director
+                .table()
+                .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
+                == id
+        };
+        if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
+            self.packets += 1;
+            let now = Instant::from_nanos(self.now);
+            let w = &self.server_wire[i];
+            self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
+            if self.backup.is_some() {
+                self.sync_drain(self.now);
+            }
+        } else {
+            self.packets += 1;
+        }
     }
 
     fn release(&mut self, c: u32) {
@@ -997,30 +1176,14 @@ impl<'m> Engine<'m> {
         v
     }
 
-    /// [`Engine::flow`] with the packet's hint.
-    #[inline]
-    fn flow_hinted(&mut self, pkt: FlowPacket, hint: &FlowHint) -> FlowVerdict {
-        self.packets += 1;
-        let v = self
-            .director
-            .handle_flow_hinted(Instant::from_nanos(self.now), &pkt, hint);
-        if self.backup.is_some() {
-            self.sync_drain(self.now);
-        }
-        v
-    }
-
     /// A packet of connection `c` from its client.
     #[inline(always)]
     fn client_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
-        let cn = &self.conns[c as usize];
-        let vip = self.m.workloads[cn.svc as usize].vip;
-        let pkt = tcp(flags, PacketDir::FromClient, cn.client, vip);
+        let w = &mut self.client_wire[c as usize];
+        w.pkt.tcp_flags = flags;
         self.packets += 1;
         let now = Instant::from_nanos(self.now);
-        let v = self
-            .director
-            .handle_flow_hinted(now, &pkt, &self.hints[c as usize]);
+        let v = self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1030,18 +1193,42 @@ impl<'m> Engine<'m> {
     /// A packet of NAT connection `c` from its real server.
     #[inline]
     fn server_packet(&mut self, c: u32, flags: u8) -> FlowVerdict {
-        let cn = &self.conns[c as usize];
-        debug_assert!(cn.nat);
-        let pkt = tcp(flags, PacketDir::FromServer, cn.dest, cn.client);
+        debug_assert!(self.conns[c as usize].nat);
+        let w = &mut self.server_wire[c as usize];
+        w.pkt.tcp_flags = flags;
         self.packets += 1;
         let now = Instant::from_nanos(self.now);
-        let v = self
-            .director
-            .handle_flow_hinted(now, &pkt, &self.reply_hints[c as usize]);
+        let v = self.director.handle_flow_hinted(now, &w.pkt, &w.hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
         v
+    }
+
+    /// Draws service `s`'s arrival now, when arrivals are not drawn ahead, and queues the
+    /// next one.
+    #[inline(never)]
+    fn draw_one(&mut self, s: u16) {
+        let si = s as usize;
+        let vip = self.m.workloads[si].vip;
+        let (ip, slot) = self.draw_client(si);
+        let client = SocketAddr::new(ip, self.take_port(si, slot));
+        let hint = self
+            .director
+            .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+        self.director.prefetch(&hint);
+        let st = &mut self.arr[si];
+        st.ahead.clear();
+        st.ahead.push(Drawn {
+            client,
+            hint,
+            next: None,
+        });
+        st.ahead_at = 0;
+        let from = self.t();
+        if let Some(t) = self.next_arrival(si, from) {
+            self.push_arrival(s, t);
+        }
     }
 
     fn arrival(&mut self, s: u16) {
@@ -1057,24 +1244,7 @@ impl<'m> Engine<'m> {
                 self.push_arrival(s, t);
             }
         } else {
-            let (ip, slot) = self.draw_client(si);
-            let client = SocketAddr::new(ip, self.take_port(si, slot));
-            let hint = self
-                .director
-                .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
-            self.director.prefetch(&hint);
-            let st = &mut self.arr[si];
-            st.ahead.clear();
-            st.ahead.push(Drawn {
-                client,
-                hint,
-                next: None,
-            });
-            st.ahead_at = 0;
-            let from = self.t();
-            if let Some(t) = self.next_arrival(si, from) {
-                self.push_arrival(s, t);
-            }
+            self.draw_one(s);
         }
         // The arrival's client and hint, read in place.
         let at = self.arr[si].ahead_at;
@@ -1107,12 +1277,7 @@ impl<'m> Engine<'m> {
                 return;
             }
         };
-        let srv = self
-            .srv_index
-            .get(&dest)
-            .or_else(|| self.srv_index.get(&SocketAddr::new(dest.ip(), 0)))
-            .copied()
-            .unwrap_or(NONE);
+        let srv = self.server_of(dest);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
             self.count_fail(si, srv, FailReason::DeadServer, measured);
@@ -1127,44 +1292,9 @@ impl<'m> Engine<'m> {
             .in_system(sm.discipline)
             .saturating_sub(sm.workers as usize);
         if waiting >= sm.backlog as usize {
-            if nat {
-                self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
-            }
-            self.count_fail(si, srv, FailReason::Refused, measured);
+            self.refuse(si, srv, nat, dest, client, measured);
             return;
         }
-        let reply = nat.then(|| {
-            let synack = tcp(SYN | ACK, PacketDir::FromServer, dest, client);
-            let h = self.director.flow_hint(&synack);
-            // The server's packets find their entry by its reply key, which another
-            // connection may share (two services' clients with the same address and port on
-            // one real server, or a client's port used again): only skip a SYN-ACK that would
-            // reach this connection. The entry's reply key is `dest`, `client` (the verdict
-            // names the entry's real server), so it is this connection's when no other
-            // connection had this client address and port.
-            let own = if id.is_some() && self.clients_unique() {
-                debug_assert_eq!(
-                    self.director.table().lookup_out(&OutKey::of_reply(
-                        Protocol::Tcp,
-                        dest,
-                        client
-                    )),
-                    id
-                );
-                true
-            } else {
-                self.director
-                    .table()
-                    .lookup_out(&OutKey::of_reply(Protocol::Tcp, dest, client))
-                    == id
-            };
-            if !own || self.changes_state(&self.memo.synack, id, Direction::Output, SYN | ACK) {
-                self.flow_hinted(synack, &h);
-            } else {
-                self.packets += 1;
-            }
-            h
-        });
         let left = match self.m.workloads[si].requests {
             Requests::Fixed { n } => n,
             Requests::Geometric { mean } => {
@@ -1196,11 +1326,71 @@ impl<'m> Engine<'m> {
                 id,
                 acked: 0,
             },
-            self.arr[si].ahead[at].hint.without_insert(),
-            reply,
+            si,
+            at,
         );
+        if nat {
+            self.syn_ack(c, id, dest, client);
+        }
         // The handshake's ACK carries the first request.
         self.send_request(c);
+    }
+
+    /// [`Engine::server_by_addr`], remembered: from `srv_memo` when it holds `dest`.
+    #[inline(always)]
+    fn server_of(&mut self, dest: SocketAddr) -> u16 {
+        let k = match dest {
+            SocketAddr::V4(a) => a.ip().to_bits() ^ a.port() as u32,
+            SocketAddr::V6(a) => a.ip().to_bits() as u32 ^ a.port() as u32,
+        };
+        let (at, srv) = self.srv_memo[k as usize % SRV_MEMO];
+        if at == dest {
+            return srv;
+        }
+        self.server_memo_miss(k as usize % SRV_MEMO, dest)
+    }
+
+    /// [`Engine::server_of`] when the memo does not hold `dest`: the lookup, remembered in
+    /// slot `i`.
+    #[inline(never)]
+    fn server_memo_miss(&mut self, i: usize, dest: SocketAddr) -> u16 {
+        let srv = self.server_by_addr(dest);
+        self.srv_memo[i] = (dest, srv);
+        srv
+    }
+
+    /// The model's index of the real server at `dest`, or at its address with port 0 (a real
+    /// server without a port); `NONE` if none.
+    fn server_by_addr(&self, dest: SocketAddr) -> u16 {
+        Self::server_in(&self.srv_index, dest)
+    }
+
+    /// [`Engine::server_by_addr`] in `index`.
+    fn server_in(index: &hashbrown::HashMap<SocketAddr, u16>, dest: SocketAddr) -> u16 {
+        index
+            .get(&dest)
+            .or_else(|| index.get(&SocketAddr::new(dest.ip(), 0)))
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// A connection refused by its server's full backlog: the server's RST (through the
+    /// director with NAT).
+    #[cold]
+    #[inline(never)]
+    fn refuse(
+        &mut self,
+        si: usize,
+        srv: u16,
+        nat: bool,
+        dest: SocketAddr,
+        client: SocketAddr,
+        measured: bool,
+    ) {
+        if nat {
+            self.flow(tcp(RST | ACK, PacketDir::FromServer, dest, client));
+        }
+        self.count_fail(si, srv, FailReason::Refused, measured);
     }
 
     /// The client sends the connection's next request (after think time).
@@ -1257,12 +1447,15 @@ impl<'m> Engine<'m> {
         }
         let n = st.in_system(sm.discipline);
         let up = st.up;
-        let dt_all = (now - st.last) as f64 / 1e9;
+        // Spans of the run (at most 1e9 s, so below 2^63 ns) and counts convert to `f64`
+        // through `i64`, one instruction where `u64`'s conversion takes several; the values
+        // are the same.
+        let dt_all = (now - st.last) as i64 as f64 / 1e9;
         // The same as below for `st.last >= warm`, without a second division.
         let dt_meas = if st.last >= self.warm {
             dt_all
         } else if now > self.warm {
-            (now - self.warm) as f64 / 1e9
+            (now - self.warm) as i64 as f64 / 1e9
         } else {
             0.0
         };
@@ -1279,9 +1472,9 @@ impl<'m> Engine<'m> {
         }
         let busy = match sm.discipline {
             Discipline::Fifo => st.busy as f64,
-            Discipline::Ps => (n as f64).min(sm.workers as f64),
+            Discipline::Ps => (n as i64 as f64).min(sm.workers as f64),
         };
-        let n = n as f64;
+        let n = n as i64 as f64;
         a.busy_area += busy * dt_meas;
         a.n_area += n * dt_meas;
         if up {
@@ -1308,14 +1501,18 @@ impl<'m> Engine<'m> {
                     self.conns[c as usize].work = work;
                 }
             }
-            Discipline::Ps => {
-                self.ps_advance(i);
-                let st = &mut self.srv[i];
-                let tag = st.ps_v + work;
-                st.ps.push(core::cmp::Reverse((tag.to_bits(), c)));
-                self.ps_reschedule(i);
-            }
+            Discipline::Ps => self.enqueue_ps(i, c, work),
         }
+    }
+
+    /// [`Engine::enqueue`] on a processor-sharing server.
+    #[inline(never)]
+    fn enqueue_ps(&mut self, i: usize, c: u32, work: f64) {
+        self.ps_advance(i);
+        let st = &mut self.srv[i];
+        let tag = st.ps_v + work;
+        st.ps.push(core::cmp::Reverse((tag.to_bits(), c)));
+        self.ps_reschedule(i);
     }
 
     #[inline(always)]
@@ -1380,6 +1577,7 @@ impl<'m> Engine<'m> {
         }
     }
 
+    #[inline(never)]
     fn ps_done(&mut self, srv: u16, epoch: u32) {
         let i = srv as usize;
         if self.srv[i].ps_epoch != epoch {
@@ -1488,12 +1686,15 @@ impl<'m> Engine<'m> {
     // ----- completions and failures --------------------------------------------------------
 
     fn response(&mut self, c: u32) {
-        let cn = self.conns[c as usize];
+        // The fields read, not a copy of the whole connection.
+        let cn = &self.conns[c as usize];
         if !cn.live {
             return;
         }
-        if cn.nat {
-            if cn.left == 1 && self.last_response_subsumed(&cn) {
+        let (nat, left, req_start, svc, srv, arrival) =
+            (cn.nat, cn.left, cn.req_start, cn.svc, cn.srv, cn.arrival);
+        if nat {
+            if left == 1 && self.last_response_subsumed(&self.conns[c as usize]) {
                 self.packets += 1;
             } else {
                 let v = self.server_packet(c, ACK);
@@ -1504,25 +1705,14 @@ impl<'m> Engine<'m> {
                 }
             }
         }
-        if cn.req_start >= self.warm {
-            let rt = self.now - cn.req_start;
-            self.record(cn.svc, cn.srv, rt);
+        if req_start >= self.warm {
+            let rt = self.now - req_start;
+            self.record(svc, srv, rt);
         }
-        let left = cn.left - 1;
+        let left = left - 1;
         self.conns[c as usize].left = left;
         if left > 0 {
-            let si = cn.svc as usize;
-            match &self.m.workloads[si].think {
-                Some(th) => {
-                    let d = th.sample(&mut self.rng_work[si]);
-                    let t = self.now + ns(d);
-                    self.push(t, Ev::Think(c));
-                }
-                None => {
-                    self.conns[c as usize].req_start = self.now;
-                    self.send_request(c);
-                }
-            }
+            self.after_response(c, svc as usize);
             return;
         }
         // Close: client FIN, server FIN (NAT only), client ACK. The last ACK, at the same
@@ -1530,7 +1720,7 @@ impl<'m> Engine<'m> {
         // change the state (it cannot in TIME_WAIT, where NAT's server FIN leaves the
         // connection, nor in FIN_WAIT on DR's INPUT_ONLY table).
         let fin = self.client_packet(c, FIN | ACK);
-        if cn.nat {
+        if nat {
             self.server_packet(c, FIN | ACK);
         }
         let id = match fin {
@@ -1542,11 +1732,27 @@ impl<'m> Engine<'m> {
         } else {
             self.packets += 1;
         }
-        if cn.arrival >= self.warm {
-            self.svc_acc[cn.svc as usize].completed += 1;
-            self.srv_acc[cn.srv as usize].completed += 1;
+        if arrival >= self.warm {
+            self.svc_acc[svc as usize].completed += 1;
+            self.srv_acc[srv as usize].completed += 1;
         }
         self.release(c);
+    }
+
+    /// A keep-alive connection's next request, after a response: now, or after a think time.
+    #[inline(never)]
+    fn after_response(&mut self, c: u32, si: usize) {
+        match &self.m.workloads[si].think {
+            Some(th) => {
+                let d = th.sample(&mut self.rng_work[si]);
+                let t = self.now + ns(d);
+                self.push(t, Ev::Think(c));
+            }
+            None => {
+                self.conns[c as usize].req_start = self.now;
+                self.send_request(c);
+            }
+        }
     }
 
     /// Whether a packet of connection `id` seen in `dir` with TCP `flags`, at the same instant
@@ -1686,6 +1892,8 @@ impl<'m> Engine<'m> {
         fin_due < table.due(now, to.tcp(state)) && fin_due < expires
     }
 
+    #[cold]
+    #[inline(never)]
     fn break_conn(&mut self, c: u32, reason: FailReason) {
         let cn = self.conns[c as usize];
         if !cn.live {
@@ -1697,6 +1905,8 @@ impl<'m> Engine<'m> {
         self.release(c);
     }
 
+    #[cold]
+    #[inline(never)]
     fn count_fail(&mut self, svc: usize, srv: u16, r: FailReason, measured: bool) {
         self.series.fail(svc);
         if !measured {

@@ -124,6 +124,17 @@ impl Sampler {
         match self {
             Sampler::Const(v) => *v,
             Sampler::Exp(m) => exp(rng, *m),
+            _ => self.sample_other(rng),
+        }
+    }
+
+    /// [`Sampler::sample`] of the distributions other than constants and exponentials, out
+    /// of line (the simulator's per-request steps inline the two it mostly meets).
+    #[inline(never)]
+    fn sample_other(&self, rng: &mut impl rand_core::RngCore) -> f64 {
+        match self {
+            Sampler::Const(v) => *v,
+            Sampler::Exp(m) => exp(rng, *m),
             Sampler::LogNormal { mu, sigma } => {
                 // Box-Muller, one normal per call.
                 let u1 = unit_open0(rng);

@@ -5,6 +5,12 @@
 //! which are unique, not on the heap's layout. A 4-ary heap is half as deep as a binary one,
 //! and its four children share a cache line or two, so a pop compares more but moves less.
 //!
+//! While it holds few events (at most 32), the heap's array is kept sorted instead, least
+//! key last: a pop is the array's last entry and a push an insertion near the end, cheaper
+//! than the heap's sifts at that size. Past 32 entries the array, reversed, is a heap (an
+//! ascending array is one); below 16 the heap is sorted again. The order of the events is the
+//! keys' either way.
+//!
 //! A source that never has more than one event queued (a service's next arrival) can queue
 //! it in a lane of its own instead of the heap: it gets its key from the same sequence, and
 //! [`EventQueue::pop`] takes the least key of the heap's top and the lanes', so the order is
@@ -27,10 +33,15 @@ impl<E> Entry<E> {
     }
 }
 
+/// Up to this many events in the heap's array, it is kept sorted (see the module docs).
+const SMALL: usize = 32;
+
 /// A min-queue of events by `(time, push order)`.
 #[derive(Clone, Debug)]
 pub struct EventQueue<E> {
+    /// Sorted by descending key when `sorted`, else a 4-ary min-heap.
     heap: Vec<Entry<E>>,
+    sorted: bool,
     /// One event at most per lane.
     lanes: Vec<Option<Entry<E>>>,
     /// The lane with the least key, if any lane holds an event.
@@ -54,6 +65,7 @@ impl<E: Copy> EventQueue<E> {
     pub fn with_lanes(n: usize) -> Self {
         EventQueue {
             heap: Vec::new(),
+            sorted: true,
             lanes: vec![None; n],
             first_lane: None,
             seq: 0,
@@ -83,6 +95,23 @@ impl<E: Copy> EventQueue<E> {
     #[inline(always)]
     pub fn push(&mut self, t: u64, ev: E) {
         let e = self.entry(t, ev);
+        if self.sorted {
+            if self.heap.len() < SMALL {
+                // After every entry of a later time, before those of this time or earlier
+                // (`e` has the largest sequence number yet).
+                // An insertion with a hole, from the end: the few entries moved are copied
+                // in place rather than by a call to `memmove`.
+                let mut i = self.heap.len();
+                self.heap.push(e);
+                while i > 0 && self.heap[i - 1].t <= t {
+                    self.heap[i] = self.heap[i - 1];
+                    i -= 1;
+                }
+                self.heap[i] = e;
+                return;
+            }
+            self.make_heap();
+        }
         let mut i = self.heap.len();
         self.heap.push(e);
         // Sift up with a hole. `e` has the largest sequence number yet, so it comes before
@@ -122,10 +151,37 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
+    /// The sorted array, ascending, as a heap.
+    #[cold]
+    #[inline(never)]
+    fn make_heap(&mut self) {
+        self.heap.reverse();
+        self.sorted = false;
+    }
+
+    /// The heap, sorted (descending).
+    #[cold]
+    #[inline(never)]
+    fn make_sorted(&mut self) {
+        self.heap
+            .sort_unstable_by_key(|e| core::cmp::Reverse((e.t, e.seq)));
+        self.sorted = true;
+    }
+
+    /// The least entry of the heap's array.
+    #[inline(always)]
+    fn least(&self) -> Option<&Entry<E>> {
+        if self.sorted {
+            self.heap.last()
+        } else {
+            self.heap.first()
+        }
+    }
+
     /// The time of the earliest event.
     #[inline]
     pub fn peek_time(&self) -> Option<u64> {
-        let heap = self.heap.first().map(|e| e.t);
+        let heap = self.least().map(|e| e.t);
         let lane = self.first_lane.and_then(|f| self.lanes[f]).map(|e| e.t);
         match (heap, lane) {
             (Some(h), Some(l)) => Some(h.min(l)),
@@ -137,10 +193,15 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         if let Some(f) = self.first_lane {
+            let least = if self.sorted {
+                self.heap.last()
+            } else {
+                self.heap.first()
+            };
             let lane = &mut self.lanes[f];
             if lane
                 .as_ref()
-                .is_some_and(|l| self.heap.first().is_none_or(|h| l.before(h)))
+                .is_some_and(|l| least.is_none_or(|h| l.before(h)))
             {
                 let l = lane.take()?;
                 // One lane (one service): it was the only one with an event.
@@ -171,8 +232,12 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     fn pop_heap(&mut self) -> Option<(u64, E)> {
         let last = self.heap.pop()?;
+        if self.sorted {
+            return Some((last.t, last.ev));
+        }
         let n = self.heap.len();
         if n == 0 {
+            self.sorted = true;
             return Some((last.t, last.ev));
         }
         let top = self.heap[0];
@@ -198,6 +263,9 @@ impl<E: Copy> EventQueue<E> {
             }
         }
         self.heap[i] = last;
+        if n < SMALL / 2 {
+            self.make_sorted();
+        }
         Some((top.t, top.ev))
     }
 }
@@ -238,6 +306,42 @@ mod tests {
         }
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
+    }
+
+    /// Sizes that cross the sorted array's bound both ways, many times, with many equal
+    /// times: the same order as sorting by (time, push order).
+    #[test]
+    fn order_across_the_sorted_bound() {
+        let mut x = 0x5851_f42d_4c95_7f2du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut q = EventQueue::new();
+        let mut model: Vec<(u64, u64)> = Vec::new();
+        let mut id = 0u64;
+        let mut now = 0u64;
+        for _ in 0..400 {
+            let target = (rnd() % (3 * super::SMALL as u64)) as usize;
+            while model.len() != target {
+                if model.len() < target {
+                    // Never before the last time popped, as the engine pushes.
+                    let t = now + rnd() % 20;
+                    id += 1;
+                    q.push(t, id);
+                    model.push((t, id));
+                } else {
+                    model.sort();
+                    let want = model.remove(0);
+                    assert_eq!(q.peek_time(), Some(want.0));
+                    assert_eq!(q.pop(), Some(want));
+                    now = want.0;
+                }
+                assert_eq!(q.len(), model.len());
+            }
+        }
     }
 
     /// With lanes: the same order as with every event in the heap.
