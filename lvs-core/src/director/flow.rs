@@ -721,7 +721,27 @@ impl Director {
             });
         };
 
-        // `ip_vs_sched_persist`.
+        self.schedule_persist(now, pkt, svc, persist, ops)
+    }
+
+    /// `ip_vs_sched_persist` (the part of [`Director::schedule`] for a persistent service):
+    /// out of line, so that the flow layer's common path stays short.
+    #[inline(never)]
+    fn schedule_persist(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        svc: u32,
+        persist: crate::rules::Persistence,
+        ops: bool,
+    ) -> Result<Scheduled, FlowVerdict> {
+        let key = self.services[svc as usize]
+            .as_ref()
+            .expect("indexed service")
+            .config
+            .key;
+        let svc_port = key.port();
+        let vport = pkt.dst.port();
         let snet = mask_addr(pkt.src.ip(), &persist.mask);
         let (tproto, tvaddr, tvport) = if vport == svc_port {
             // FTP: vport 0 so that data connections share the template.
