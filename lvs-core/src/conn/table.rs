@@ -345,6 +345,24 @@ impl InKey {
             && same(&self.caddr, &client)
             && same(&self.vaddr, &vip)
     }
+
+    /// [`InKey::is_of_flow`] for a packet whose two addresses are IPv4 (client `c`, virtual
+    /// address `v`, as integers).
+    #[inline]
+    pub(crate) fn is_of_v4_flow(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+    ) -> bool {
+        self.protocol == protocol
+            && self.cport == cport
+            && self.vport == vport
+            && matches!(self.caddr, IpAddr::V4(a) if a.to_bits() == c)
+            && matches!(self.vaddr, IpAddr::V4(a) if a.to_bits() == v)
+    }
 }
 
 /// The key of a reply packet seen by the director (`ip_vs_conn_out_get`): its source is the

@@ -284,29 +284,41 @@ impl Director {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
         }
-        // The hint's hashes, when they are this packet's key's. The key itself is built
-        // only where it is needed (an IPv6 lookup, a miss): an existing IPv4 flow's packet
-        // never copies its addresses into one.
-        let (known, known_out) = match hint {
-            Some(HintKind::In { key: k, hash, out })
-                if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
-            {
-                (*hash, *out)
+        // The hint's hashes (`known`, `known_out`), when they are this packet's key's. The
+        // key itself is built only where it is needed (an IPv6 lookup, a miss): an existing
+        // IPv4 flow's packet never copies its addresses into one, and compares the hint's
+        // key with its addresses as integers.
+        let (mut cp, hash, known_out) = match (&pkt.src, &pkt.dst) {
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+                let (ca, cport, va, vport) =
+                    (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
+                let (known, known_out) = match hint {
+                    Some(HintKind::In { key: k, hash, out })
+                        if k.is_of_v4_flow(pkt.protocol, ca, cport, va, vport) =>
+                    {
+                        (*hash, *out)
+                    }
+                    _ => (None, None),
+                };
+                let (cp, hash) = self
+                    .table
+                    .lookup_in_v4(pkt.protocol, ca, cport, va, vport, known);
+                (cp, hash, known_out)
             }
-            _ => (None, None),
-        };
-        let (mut cp, hash) = match (&pkt.src, &pkt.dst) {
-            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.lookup_in_v4(
-                pkt.protocol,
-                c.ip().to_bits(),
-                c.port(),
-                v.ip().to_bits(),
-                v.port(),
-                known,
-            ),
-            _ => self
-                .table
-                .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known),
+            _ => {
+                let (known, known_out) = match hint {
+                    Some(HintKind::In { key: k, hash, out })
+                        if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
+                    {
+                        (*hash, *out)
+                    }
+                    _ => (None, None),
+                };
+                let (cp, hash) = self
+                    .table
+                    .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known);
+                (cp, hash, known_out)
+            }
         };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
