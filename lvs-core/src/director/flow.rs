@@ -47,11 +47,18 @@ fn insert_out_key(pkt: &FlowPacket) -> OutKey {
 /// field (the packet's key is not built for it).
 #[inline]
 fn is_reply_key_of(key: &OutKey, pkt: &FlowPacket) -> bool {
+    // Addresses compared in place, family by family, rather than through the `IpAddr`s the
+    // socket addresses would be converted to.
+    let same = |a: &IpAddr, s: &SocketAddr| match (a, s) {
+        (IpAddr::V4(a), SocketAddr::V4(s)) => a == s.ip(),
+        (IpAddr::V6(a), SocketAddr::V6(s)) => a == s.ip(),
+        _ => false,
+    };
     key.sport == pkt.src.port()
         && key.dport == pkt.dst.port()
         && key.protocol == pkt.protocol
-        && key.saddr == pkt.src.ip()
-        && key.daddr == pkt.dst.ip()
+        && same(&key.saddr, &pkt.src)
+        && same(&key.daddr, &pkt.dst)
 }
 
 /// The client network of a persistence template: `caddr` masked (`-M`).
