@@ -695,6 +695,28 @@ impl Store {
         &self.slab[slot as usize]
     }
 
+    /// Stores the addresses of an entry with any IPv6 address in the side slab; returns
+    /// their index there (out of line: the IPv4 entry is the one inlined in the insert).
+    #[inline(never)]
+    fn add_wide(&mut self, w: [IpAddr; 3]) -> u32 {
+        match self.wide_free.pop() {
+            Some(i) => {
+                self.wide[i as usize] = w;
+                i
+            }
+            None => {
+                self.wide.push(w);
+                (self.wide.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Records the fwmark of a marked entry (out of line, as [`Store::add_wide`]).
+    #[inline(never)]
+    fn add_fwmark(&mut self, slot: u32, mark: u32) {
+        self.fwmarks.insert(slot, mark);
+    }
+
     #[inline]
     fn addrs(&self, slot: u32) -> (Ad, Ad, Ad) {
         let e = self.e(slot);
@@ -1325,16 +1347,7 @@ impl ConnTable {
             self.cursor = self.cursor.max(self.tick_of(now));
         }
         if self.len >= self.capacity {
-            match self.find_evictable(new.control) {
-                Some(victim) => {
-                    *evicted = Some(self.free(victim, ExpireReason::Evicted));
-                    self.stats.evicted += 1;
-                }
-                None => {
-                    self.stats.refused_full += 1;
-                    return Err(InsertError::Full);
-                }
-            }
+            self.make_room(new.control, evicted)?;
         }
 
         // Allocate the slot.
@@ -1372,22 +1385,12 @@ impl ConnTable {
             }
             (c, v, d) => {
                 e.bits |= B_WIDE;
-                let w = [c, v, d];
-                e.caddr = match self.store.wide_free.pop() {
-                    Some(i) => {
-                        self.store.wide[i as usize] = w;
-                        i
-                    }
-                    None => {
-                        self.store.wide.push(w);
-                        (self.store.wide.len() - 1) as u32
-                    }
-                };
+                e.caddr = self.store.add_wide([c, v, d]);
             }
         }
         if new.fwmark != 0 {
             e.bits |= B_FWMARK;
-            self.store.fwmarks.insert(slot, new.fwmark);
+            self.store.add_fwmark(slot, new.fwmark);
         }
         if kind.is_some() {
             e.bits |= B_IN_IDX;
@@ -1437,6 +1440,28 @@ impl ConnTable {
         self.len += 1;
         self.stats.inserted += 1;
         Ok((ConnId(slot), new.dest.map(|d| (d, DestDelta::bind(flags)))))
+    }
+
+    /// For an insert into a full table: evicts an embryonic connection into `evicted`, or
+    /// refuses the insert (out of line: a full table is the exception).
+    #[cold]
+    #[inline(never)]
+    fn make_room(
+        &mut self,
+        keep: Option<ConnId>,
+        evicted: &mut Option<Expired>,
+    ) -> Result<(), InsertError> {
+        match self.find_evictable(keep) {
+            Some(victim) => {
+                *evicted = Some(self.free(victim, ExpireReason::Evicted));
+                self.stats.evicted += 1;
+                Ok(())
+            }
+            None => {
+                self.stats.refused_full += 1;
+                Err(InsertError::Full)
+            }
+        }
     }
 
     fn is_live_template(&self, slot: u32) -> bool {
