@@ -10,10 +10,14 @@
 //!
 //! - **Sizing**: the bucket count is the power of two above `capacity * 8 / 7` (hashbrown's
 //!   own bound), so the load never exceeds 7/8 and a probe always ends at an empty word.
-//! - **Word**: `slot | dist << slot_bits | tag << (slot_bits + dist_bits)`, with `slot_bits`
-//!   the bits of `capacity` (so the all-ones slot field, and with it [`EMPTY`], never names
-//!   a slot). `dist` (up to 6 bits) saturates: a saturated distance is recomputed from the
-//!   entry's hash when needed.
+//! - **Word**: `slot | (dist + 1) << slot_bits | tag << (slot_bits + dist_bits)`, with
+//!   `slot_bits` the bits of `capacity`. `dist + 1` (up to 6 bits, at least 1: the capacity
+//!   leaves at least one bit) saturates: a saturated distance is recomputed from the entry's
+//!   hash when needed. The distance field of an entry is never 0, so no word of an entry is
+//!   [`EMPTY`] (0), and an empty index is all zeros, which the allocator hands out without
+//!   writing it (`calloc`, fresh pages): a table built for millions of flows does not fill
+//!   tens of megabytes before its first packet, and its pages are committed as entries
+//!   reach them.
 //! - **Lookup**: from the home bucket (the hash's top bits) to the first empty word; only
 //!   words whose tag equals the hash's low bits are compared with the slab entry.
 //! - **Removal**: backward shift (Knuth's algorithm R), so there are no tombstones and the
@@ -25,8 +29,8 @@
 //!   whose capacity is only a loose upper bound then keeps an index as small as its live
 //!   entries, and lookups stay in the CPU caches.
 
-/// An unused bucket.
-const EMPTY: u32 = u32::MAX;
+/// An unused bucket (see the module docs: no entry's word is 0).
+const EMPTY: u32 = 0;
 /// Most bits spent on the distance from the home bucket.
 const MAX_DIST_BITS: u32 = 6;
 /// Buckets of a growing index at first (64 KiB): small next to the CPU's L2 cache, so an
@@ -122,10 +126,20 @@ impl SlotIndex {
         (hash as u32) & self.tag_mask
     }
 
+    /// The word of `slot` at `dist1 - 1` buckets from its home: the distance field holds
+    /// `dist1` (saturating at `dist_max`), never 0 (`dist1 >= 1`), so the word is never
+    /// [`EMPTY`].
     #[inline(always)]
-    fn word(&self, slot: u32, dist: usize, tag: u32) -> u32 {
-        let dist = (dist as u32).min(self.dist_max);
+    fn word(&self, slot: u32, dist1: usize, tag: u32) -> u32 {
+        debug_assert!(dist1 >= 1);
+        let dist = (dist1 as u32).min(self.dist_max);
         slot | dist << self.slot_bits | tag.checked_shl(self.tag_shift).unwrap_or(0)
+    }
+
+    /// The slot a word names.
+    #[inline(always)]
+    fn slot_of_word(&self, w: u32) -> u32 {
+        w & self.slot_mask
     }
 
     #[inline(always)]
@@ -159,7 +173,7 @@ impl SlotIndex {
                 return None;
             }
             if self.tag_of_word(w) == tag {
-                let slot = w & self.slot_mask;
+                let slot = self.slot_of_word(w);
                 if eq(slot) {
                     return Some(slot);
                 }
@@ -195,7 +209,7 @@ impl SlotIndex {
         for k in 0..m {
             let w = old[(start + k) % m];
             if w != EMPTY {
-                let s = w & self.slot_mask;
+                let s = self.slot_of_word(w);
                 self.insert_word(hash_of(s), s);
             }
         }
@@ -211,8 +225,10 @@ impl SlotIndex {
         let mut i = home & mask;
         for _ in 0..buckets.len() {
             if buckets[i] == EMPTY {
-                let dist = i.wrapping_sub(home) & mask;
-                let w = self.word(slot, dist, tag);
+                // The distance plus one (a distance is below the bucket count - 1: no
+                // cluster fills the index).
+                let dist1 = (i + 1).wrapping_sub(home) & mask;
+                let w = self.word(slot, dist1, tag);
                 self.buckets[i] = w;
                 self.len += 1;
                 return;
@@ -235,7 +251,7 @@ impl SlotIndex {
             if w == EMPTY {
                 break;
             }
-            if w & self.slot_mask == slot {
+            if self.slot_of_word(w) == slot {
                 found = true;
                 break;
             }
@@ -253,17 +269,18 @@ impl SlotIndex {
             if w == EMPTY {
                 break;
             }
-            let s = w & self.slot_mask;
+            let s = self.slot_of_word(w);
             let stored = (w >> self.slot_bits) & self.dist_max;
             let dist = if stored < self.dist_max {
-                stored as usize
+                // The field holds the distance plus one.
+                stored as usize - 1
             } else {
                 j.wrapping_sub(self.home(hash_of(s))) & self.mask
             };
             let gap = j.wrapping_sub(hole) & self.mask;
             if gap <= dist {
                 let tag = self.tag_of_word(w);
-                self.buckets[hole] = self.word(s, dist - gap, tag);
+                self.buckets[hole] = self.word(s, dist - gap + 1, tag);
                 hole = j;
             }
         }
@@ -367,12 +384,15 @@ mod tests {
     fn words_never_look_empty() {
         for cap in [1u32, 2, 3, 255, 256, 257, 1 << 16, (1 << 16) + 1] {
             let idx = SlotIndex::new(cap);
-            // The largest slot with the largest distance and tag is still not EMPTY.
-            assert_ne!(
-                idx.word(cap - 1, usize::MAX, idx.tag_mask),
-                EMPTY,
-                "cap {cap}"
-            );
+            // No slot, at the smallest distance and tag or the largest, makes an EMPTY word,
+            // and every word names its slot.
+            for slot in [0, cap / 2, cap - 1] {
+                for (dist1, tag) in [(1, 0), (usize::MAX, idx.tag_mask)] {
+                    let w = idx.word(slot, dist1, tag);
+                    assert_ne!(w, EMPTY, "cap {cap} slot {slot}");
+                    assert_eq!(idx.slot_of_word(w), slot, "cap {cap} slot {slot}");
+                }
+            }
             assert!(idx.buckets.len() * 7 > cap as usize * 8, "load above 7/8");
         }
     }

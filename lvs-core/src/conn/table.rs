@@ -345,6 +345,24 @@ impl InKey {
             && same(&self.caddr, &client)
             && same(&self.vaddr, &vip)
     }
+
+    /// [`InKey::is_of_flow`] for a packet whose two addresses are IPv4 (client `c`, virtual
+    /// address `v`, as integers).
+    #[inline]
+    pub(crate) fn is_of_v4_flow(
+        &self,
+        protocol: Protocol,
+        c: u32,
+        cport: u16,
+        v: u32,
+        vport: u16,
+    ) -> bool {
+        self.protocol == protocol
+            && self.cport == cport
+            && self.vport == vport
+            && matches!(self.caddr, IpAddr::V4(a) if a.to_bits() == c)
+            && matches!(self.vaddr, IpAddr::V4(a) if a.to_bits() == v)
+    }
 }
 
 /// The key of a reply packet seen by the director (`ip_vs_conn_out_get`): its source is the
@@ -675,6 +693,28 @@ impl Store {
     #[inline]
     fn e(&self, slot: u32) -> &Entry {
         &self.slab[slot as usize]
+    }
+
+    /// Stores the addresses of an entry with any IPv6 address in the side slab; returns
+    /// their index there (out of line: the IPv4 entry is the one inlined in the insert).
+    #[inline(never)]
+    fn add_wide(&mut self, w: [IpAddr; 3]) -> u32 {
+        match self.wide_free.pop() {
+            Some(i) => {
+                self.wide[i as usize] = w;
+                i
+            }
+            None => {
+                self.wide.push(w);
+                (self.wide.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Records the fwmark of a marked entry (out of line, as [`Store::add_wide`]).
+    #[inline(never)]
+    fn add_fwmark(&mut self, slot: u32, mark: u32) {
+        self.fwmarks.insert(slot, mark);
     }
 
     #[inline]
@@ -1307,16 +1347,7 @@ impl ConnTable {
             self.cursor = self.cursor.max(self.tick_of(now));
         }
         if self.len >= self.capacity {
-            match self.find_evictable(new.control) {
-                Some(victim) => {
-                    *evicted = Some(self.free(victim, ExpireReason::Evicted));
-                    self.stats.evicted += 1;
-                }
-                None => {
-                    self.stats.refused_full += 1;
-                    return Err(InsertError::Full);
-                }
-            }
+            self.make_room(new.control, evicted)?;
         }
 
         // Allocate the slot.
@@ -1354,22 +1385,12 @@ impl ConnTable {
             }
             (c, v, d) => {
                 e.bits |= B_WIDE;
-                let w = [c, v, d];
-                e.caddr = match self.store.wide_free.pop() {
-                    Some(i) => {
-                        self.store.wide[i as usize] = w;
-                        i
-                    }
-                    None => {
-                        self.store.wide.push(w);
-                        (self.store.wide.len() - 1) as u32
-                    }
-                };
+                e.caddr = self.store.add_wide([c, v, d]);
             }
         }
         if new.fwmark != 0 {
             e.bits |= B_FWMARK;
-            self.store.fwmarks.insert(slot, new.fwmark);
+            self.store.add_fwmark(slot, new.fwmark);
         }
         if kind.is_some() {
             e.bits |= B_IN_IDX;
@@ -1419,6 +1440,28 @@ impl ConnTable {
         self.len += 1;
         self.stats.inserted += 1;
         Ok((ConnId(slot), new.dest.map(|d| (d, DestDelta::bind(flags)))))
+    }
+
+    /// For an insert into a full table: evicts an embryonic connection into `evicted`, or
+    /// refuses the insert (out of line: a full table is the exception).
+    #[cold]
+    #[inline(never)]
+    fn make_room(
+        &mut self,
+        keep: Option<ConnId>,
+        evicted: &mut Option<Expired>,
+    ) -> Result<(), InsertError> {
+        match self.find_evictable(keep) {
+            Some(victim) => {
+                *evicted = Some(self.free(victim, ExpireReason::Evicted));
+                self.stats.evicted += 1;
+                Ok(())
+            }
+            None => {
+                self.stats.refused_full += 1;
+                Err(InsertError::Full)
+            }
+        }
     }
 
     fn is_live_template(&self, slot: u32) -> bool {

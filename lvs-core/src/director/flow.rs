@@ -47,11 +47,18 @@ fn insert_out_key(pkt: &FlowPacket) -> OutKey {
 /// field (the packet's key is not built for it).
 #[inline]
 fn is_reply_key_of(key: &OutKey, pkt: &FlowPacket) -> bool {
+    // Addresses compared in place, family by family, rather than through the `IpAddr`s the
+    // socket addresses would be converted to.
+    let same = |a: &IpAddr, s: &SocketAddr| match (a, s) {
+        (IpAddr::V4(a), SocketAddr::V4(s)) => a == s.ip(),
+        (IpAddr::V6(a), SocketAddr::V6(s)) => a == s.ip(),
+        _ => false,
+    };
     key.sport == pkt.src.port()
         && key.dport == pkt.dst.port()
         && key.protocol == pkt.protocol
-        && key.saddr == pkt.src.ip()
-        && key.daddr == pkt.dst.ip()
+        && same(&key.saddr, &pkt.src)
+        && same(&key.daddr, &pkt.dst)
 }
 
 /// The client network of a persistence template: `caddr` masked (`-M`).
@@ -284,29 +291,41 @@ impl Director {
             // No IPVS protocol module: not ours.
             return (FlowVerdict::NotOurs, None);
         }
-        // The hint's hashes, when they are this packet's key's. The key itself is built
-        // only where it is needed (an IPv6 lookup, a miss): an existing IPv4 flow's packet
-        // never copies its addresses into one.
-        let (known, known_out) = match hint {
-            Some(HintKind::In { key: k, hash, out })
-                if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
-            {
-                (*hash, *out)
+        // The hint's hashes (`known`, `known_out`), when they are this packet's key's. The
+        // key itself is built only where it is needed (an IPv6 lookup, a miss): an existing
+        // IPv4 flow's packet never copies its addresses into one, and compares the hint's
+        // key with its addresses as integers.
+        let (mut cp, hash, known_out) = match (&pkt.src, &pkt.dst) {
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+                let (ca, cport, va, vport) =
+                    (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
+                let (known, known_out) = match hint {
+                    Some(HintKind::In { key: k, hash, out })
+                        if k.is_of_v4_flow(pkt.protocol, ca, cport, va, vport) =>
+                    {
+                        (*hash, *out)
+                    }
+                    _ => (None, None),
+                };
+                let (cp, hash) = self
+                    .table
+                    .lookup_in_v4(pkt.protocol, ca, cport, va, vport, known);
+                (cp, hash, known_out)
             }
-            _ => (None, None),
-        };
-        let (mut cp, hash) = match (&pkt.src, &pkt.dst) {
-            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.lookup_in_v4(
-                pkt.protocol,
-                c.ip().to_bits(),
-                c.port(),
-                v.ip().to_bits(),
-                v.port(),
-                known,
-            ),
-            _ => self
-                .table
-                .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known),
+            _ => {
+                let (known, known_out) = match hint {
+                    Some(HintKind::In { key: k, hash, out })
+                        if k.is_of_flow(pkt.protocol, pkt.src, pkt.dst) =>
+                    {
+                        (*hash, *out)
+                    }
+                    _ => (None, None),
+                };
+                let (cp, hash) = self
+                    .table
+                    .lookup_in_prehashed(&InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), known);
+                (cp, hash, known_out)
+            }
         };
         // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
         if let Some(id) = cp {
@@ -721,7 +740,27 @@ impl Director {
             });
         };
 
-        // `ip_vs_sched_persist`.
+        self.schedule_persist(now, pkt, svc, persist, ops)
+    }
+
+    /// `ip_vs_sched_persist` (the part of [`Director::schedule`] for a persistent service):
+    /// out of line, so that the flow layer's common path stays short.
+    #[inline(never)]
+    fn schedule_persist(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        svc: u32,
+        persist: crate::rules::Persistence,
+        ops: bool,
+    ) -> Result<Scheduled, FlowVerdict> {
+        let key = self.services[svc as usize]
+            .as_ref()
+            .expect("indexed service")
+            .config
+            .key;
+        let svc_port = key.port();
+        let vport = pkt.dst.port();
         let snet = mask_addr(pkt.src.ip(), &persist.mask);
         let (tproto, tvaddr, tvport) = if vport == svc_port {
             // FTP: vport 0 so that data connections share the template.
