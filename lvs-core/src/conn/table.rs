@@ -52,6 +52,7 @@
 use core::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashMap;
+use strength_reduce::StrengthReducedU64;
 
 use crate::conn::accounting::DestDelta;
 use crate::conn::index::SlotIndex;
@@ -900,6 +901,9 @@ pub struct ConnTable {
     wheel_size: u64,
     cursor: u64,
     tick_ns: u64,
+    /// `tick_ns` as a divisor by multiplication: the due tick of every packet's re-arm
+    /// divides by it, and a 64-bit `div` is the slowest instruction of that path.
+    tick_div: StrengthReducedU64,
     /// The longest timeout a due tick is computed with: 2^30 ticks (see `due_tick`).
     max_timeout: Duration,
     /// The last `due_tick` computed: (deadline in ns, its tick). Packets handled at one
@@ -977,6 +981,7 @@ impl ConnTable {
             wheel_size,
             cursor: 0,
             tick_ns: config.tick.as_nanos(),
+            tick_div: StrengthReducedU64::new(config.tick.as_nanos()),
             max_timeout: Duration::from_nanos(config.tick.as_nanos().saturating_mul(1 << 30)),
             due_memo: (0, 0),
             timeouts: config.timeouts,
@@ -1046,7 +1051,14 @@ impl ConnTable {
     // ---- time ----------------------------------------------------------------------------
 
     fn tick_of(&self, t: Instant) -> u64 {
-        t.as_nanos() / self.tick_ns
+        t.as_nanos() / self.tick_div
+    }
+
+    /// `ns.div_ceil(tick_ns)`, by multiplication.
+    #[inline(always)]
+    fn ticks_ceil(&self, ns: u64) -> u64 {
+        let (q, r) = StrengthReducedU64::div_rem(ns, self.tick_div);
+        q + u64::from(r != 0)
     }
 
     /// The tick at which an entry re-armed at `now` with `timeout` becomes due: the first tick
@@ -1056,9 +1068,7 @@ impl ConnTable {
     /// Timeouts are clamped to 2^30 ticks (about 4 years at the default tick) so that the
     /// 32-bit tick stored in an entry always reads back unambiguously.
     fn due_tick(&self, now: Instant, timeout: Duration) -> u64 {
-        (now + timeout.min(self.max_timeout))
-            .as_nanos()
-            .div_ceil(self.tick_ns)
+        self.ticks_ceil((now + timeout.min(self.max_timeout)).as_nanos())
     }
 
     /// [`ConnTable::due_tick`] through the one-entry memo (`due_memo`).
@@ -1066,7 +1076,7 @@ impl ConnTable {
     fn due_tick_memo(&mut self, now: Instant, timeout: Duration) -> u64 {
         let at = (now + timeout.min(self.max_timeout)).as_nanos();
         if at != self.due_memo.0 {
-            self.due_memo = (at, at.div_ceil(self.tick_ns));
+            self.due_memo = (at, self.ticks_ceil(at));
         }
         self.due_memo.1
     }
@@ -2460,6 +2470,56 @@ fn duration_ms(d: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tick arithmetic by multiplication gives what division gives, for ticks of every
+    /// kind (1 ns, powers of two, the default 125 ms, odd and huge ones) and times up to the
+    /// largest.
+    #[test]
+    fn ticks_by_multiplication_match_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let ticks = [
+            1,
+            2,
+            3,
+            7,
+            1 << 20,
+            125_000_000,
+            999_999_937,
+            u64::MAX / 3,
+            u64::MAX,
+        ];
+        for tick in ticks {
+            let mut c = ConnTableConfig::new(8, HashKey::from_u128(7));
+            c.tick = Duration::from_nanos(tick);
+            let t = ConnTable::new(c);
+            let edges = [
+                0,
+                1,
+                tick - 1,
+                tick,
+                tick.wrapping_add(1),
+                u64::MAX - 1,
+                u64::MAX,
+            ];
+            for ns in edges
+                .into_iter()
+                .chain((0..2000).map(|_| rnd() >> (rnd() % 64)))
+            {
+                assert_eq!(t.ticks_ceil(ns), ns.div_ceil(tick), "{ns} / {tick}");
+                assert_eq!(
+                    t.tick_of(Instant::from_nanos(ns)),
+                    ns / tick,
+                    "{ns} / {tick}"
+                );
+            }
+        }
+    }
 
     /// The reply-source filter never hides an entry and returns to all zeros when the table
     /// empties, through inserts, `fill_cport` rehashes, unhashing and expiry.
