@@ -1191,7 +1191,10 @@ impl Director {
         }
         if let Some(Some(s)) = self.services.get_mut(svc as usize) {
             s.pool.update_counts_quietly(id, f);
-            self.pending_refresh = Some(id);
+            // A scheduler that does not watch counters has nothing to be shown.
+            if s.pool.counts_watched() {
+                self.pending_refresh = Some(id);
+            }
         }
     }
 
