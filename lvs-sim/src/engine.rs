@@ -1831,15 +1831,14 @@ impl<'m> Engine<'m> {
         // fields are read one by one; otherwise the whole entry, whose addresses tell.
         let fast = cn.acked == self.epoch && self.now - cn.req_start < self.flow_timer_min;
         let (state, flags, dest, expires) = if fast {
-            let (Some(state), Some(flags), Some(expires)) =
-                (table.state(id), table.flags(id), table.expires(id))
-            else {
+            let Some(st) = table.status(id) else {
                 return false;
             };
+            let flags = st.flags;
             if flags.contains(ConnFlags::TEMPLATE) || flags.fwd_method() != FwdMethod::Masq {
                 return false;
             }
-            (state, flags, table.dest(id), expires)
+            (st.state, flags, st.dest, st.expires)
         } else {
             let Some(e) = table.get(id) else {
                 return false;

@@ -606,6 +606,20 @@ pub struct TcpUpdate {
     pub assured: Option<ConnId>,
 }
 
+/// The fields of a live entry that its packets change, read together
+/// ([`ConnTable::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnStatus {
+    /// The raw state ([`ConnTable::state`]).
+    pub state: u8,
+    /// The flags ([`ConnTable::flags`]).
+    pub flags: ConnFlags,
+    /// The bound destination ([`ConnTable::dest`]).
+    pub dest: Option<DestId>,
+    /// When the entry becomes due ([`ConnTable::expires`]).
+    pub expires: Instant,
+}
+
 /// Counters, one per outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnTableStats {
@@ -2157,6 +2171,53 @@ impl ConnTable {
         } else {
             None
         }
+    }
+
+    /// A live entry's state, flags, destination and due time in one read: what
+    /// [`ConnTable::state`], [`ConnTable::flags`], [`ConnTable::dest`] and
+    /// [`ConnTable::expires`] return, with one check of the slot.
+    ///
+    /// ```
+    /// use lvs_core::conn::{ConnFlags, ConnTable, ConnTableConfig, HashKey, NewConn};
+    /// use lvs_core::{Duration, Instant, Protocol};
+    ///
+    /// let mut t = ConnTable::new(ConnTableConfig::new(16, HashKey::from_u128(1)));
+    /// let id = t
+    ///     .insert(Instant::ZERO, NewConn {
+    ///         protocol: Protocol::Tcp,
+    ///         caddr: "192.0.2.1".parse().unwrap(),
+    ///         cport: 40000,
+    ///         vaddr: "192.0.2.100".parse().unwrap(),
+    ///         vport: 80,
+    ///         daddr: "10.0.0.1".parse().unwrap(),
+    ///         dport: 80,
+    ///         flags: ConnFlags::empty(),
+    ///         fwmark: 0,
+    ///         dest: None,
+    ///         control: None,
+    ///         timeout: Duration::from_secs(60),
+    ///     })
+    ///     .unwrap()
+    ///     .id;
+    /// let s = t.status(id).unwrap();
+    /// assert_eq!(Some(s.state), t.state(id));
+    /// assert_eq!(Some(s.flags), t.flags(id));
+    /// assert_eq!(s.dest, t.dest(id));
+    /// assert_eq!(Some(s.expires), t.expires(id));
+    /// ```
+    #[inline]
+    pub fn status(&self, id: ConnId) -> Option<ConnStatus> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        Some(ConnStatus {
+            state: e.state(),
+            flags: e.cflags(),
+            dest: e.dest(),
+            expires: self.instant_of_tick(self.full_tick(e.expires)),
+        })
     }
 
     /// When the entry becomes due.
