@@ -1800,6 +1800,35 @@ impl ConnTable {
         self.out_hash_v4(protocol, s, sport, d, dport)
     }
 
+    /// A live entry's reply key and its out-index hash: what [`ConnTable::out_hash`] of
+    /// the key gives (for an IPv4 entry through [`ConnTable::reply_hash_v4`], so the entry
+    /// last put in the out index takes the hash its insert computed).
+    #[inline]
+    pub(crate) fn reply_key(&self, id: ConnId) -> Option<(OutKey, u64)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let protocol = e.protocol();
+        if e.bits & B_WIDE == 0 {
+            let (s, sport) = e.reply_source_v4();
+            let hash = self.reply_hash_v4(protocol, s, sport, e.caddr, e.cport);
+            let key = OutKey {
+                protocol,
+                saddr: IpAddr::V4(s.into()),
+                sport,
+                daddr: IpAddr::V4(e.caddr.into()),
+                dport: e.cport,
+            };
+            return Some((key, hash));
+        }
+        let [c, v, d] = self.store.ip_addrs(id.0);
+        let masq = e.cflags().fwd_method() == FwdMethod::Masq;
+        let key = OutKey::of_conn(protocol, masq, (c, e.cport), (v, e.vport), (d, e.dport));
+        Some((key, self.store.out_hash(id.0)))
+    }
+
     /// The out-index hash of a connection whose reply tuple is `k`, for
     /// [`ConnTable::prefetch`] and the insert.
     #[inline]
