@@ -1508,13 +1508,15 @@ impl ConnTable {
     /// The reply-source filter counter of an entry's out-key.
     #[inline]
     fn out_filter_slot(&self, slot: u32) -> usize {
-        let (s, sp) = self.store.out_src(slot);
-        out_filter_bucket(
-            self.out_filter.len() - 1,
-            self.store.e(slot).protocol(),
-            s,
-            sp,
-        )
+        let e = self.store.e(slot);
+        // An IPv4 entry's reply source straight from the entry (no side-slab addresses).
+        let (s, sp) = if e.bits & B_WIDE == 0 {
+            let (s, sp) = e.reply_source_v4();
+            (Ad::V4(s), sp)
+        } else {
+            self.store.out_src(slot)
+        };
+        out_filter_bucket(self.out_filter.len() - 1, e.protocol(), s, sp)
     }
 
     fn unindex(&mut self, slot: u32) {
