@@ -188,7 +188,7 @@ impl Pool {
 
     /// Changes a destination's live state (connection counters, OVERLOAD) and tells the
     /// scheduler. Returns the value `f` returned, or `None` if the destination is not linked.
-    #[inline]
+    #[inline(always)]
     pub fn update_counts<R>(
         &mut self,
         id: DestId,
@@ -204,7 +204,7 @@ impl Pool {
 
     /// [`Pool::update_counts`] without telling the scheduler: the caller must call
     /// [`Pool::counts_changed`] for `id` before the next scheduling decision.
-    #[inline]
+    #[inline(always)]
     pub fn update_counts_quietly<R>(
         &mut self,
         id: DestId,
