@@ -31,6 +31,7 @@ use super::{DestInfo, SchedKind};
 /// destination with 2^23 or more active connections looks lightly loaded, and a later weight-0
 /// destination in that state even wins the comparison (`0 > negative * weight`), as in the
 /// kernel.
+#[inline(never)]
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
     weighted_scan(dests, DestInfo::overhead)
 }
