@@ -1124,7 +1124,12 @@ impl<'m> Engine<'m> {
         w.pkt.src = dest;
         w.pkt.dst = client;
         w.pkt.tcp_flags = SYN | ACK;
-        w.hint = self.director.flow_hint(&w.pkt);
+        // The entry's reply key is the packet's (`dest`, `client`): its hint comes from the
+        // entry, with the hash its insert computed.
+        w.hint = match id.and_then(|id| self.director.reply_hint(id)) {
+            Some(h) => h,
+            None => self.director.flow_hint(&w.pkt),
+        };
         // The server's packets find their entry by its reply key, which another
         // connection may share (two services' clients with the same address and port on
         // one real server, or a client's port used again): only skip a SYN-ACK that would
@@ -1831,15 +1836,14 @@ impl<'m> Engine<'m> {
         // fields are read one by one; otherwise the whole entry, whose addresses tell.
         let fast = cn.acked == self.epoch && self.now - cn.req_start < self.flow_timer_min;
         let (state, flags, dest, expires) = if fast {
-            let (Some(state), Some(flags), Some(expires)) =
-                (table.state(id), table.flags(id), table.expires(id))
-            else {
+            let Some(st) = table.status(id) else {
                 return false;
             };
+            let flags = st.flags;
             if flags.contains(ConnFlags::TEMPLATE) || flags.fwd_method() != FwdMethod::Masq {
                 return false;
             }
-            (state, flags, table.dest(id), expires)
+            (st.state, flags, st.dest, st.expires)
         } else {
             let Some(e) = table.get(id) else {
                 return false;

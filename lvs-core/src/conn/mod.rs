@@ -59,8 +59,8 @@ pub use accounting::{DestDelta, Thresholds};
 pub use siphash::HashKey;
 pub use state::{ActiveStates, Direction, TcpInput, TcpState, TcpTable, TemplateState, Timeouts};
 pub use table::{
-    Conn, ConnId, ConnTable, ConnTableConfig, ConnTableStats, ExpireReason, Expired, InKey,
-    InsertError, Inserted, NewConn, OutKey, TcpUpdate,
+    Conn, ConnId, ConnStatus, ConnTable, ConnTableConfig, ConnTableStats, ExpireReason, Expired,
+    InKey, InsertError, Inserted, NewConn, OutKey, TcpUpdate,
 };
 
 use core::fmt;

@@ -607,6 +607,20 @@ pub struct TcpUpdate {
     pub assured: Option<ConnId>,
 }
 
+/// The fields of a live entry that its packets change, read together
+/// ([`ConnTable::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnStatus {
+    /// The raw state ([`ConnTable::state`]).
+    pub state: u8,
+    /// The flags ([`ConnTable::flags`]).
+    pub flags: ConnFlags,
+    /// The bound destination ([`ConnTable::dest`]).
+    pub dest: Option<DestId>,
+    /// When the entry becomes due ([`ConnTable::expires`]).
+    pub expires: Instant,
+}
+
 /// Counters, one per outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnTableStats {
@@ -1504,13 +1518,15 @@ impl ConnTable {
     /// The reply-source filter counter of an entry's out-key.
     #[inline]
     fn out_filter_slot(&self, slot: u32) -> usize {
-        let (s, sp) = self.store.out_src(slot);
-        out_filter_bucket(
-            self.out_filter.len() - 1,
-            self.store.e(slot).protocol(),
-            s,
-            sp,
-        )
+        let e = self.store.e(slot);
+        // An IPv4 entry's reply source straight from the entry (no side-slab addresses).
+        let (s, sp) = if e.bits & B_WIDE == 0 {
+            let (s, sp) = e.reply_source_v4();
+            (Ad::V4(s), sp)
+        } else {
+            self.store.out_src(slot)
+        };
+        out_filter_bucket(self.out_filter.len() - 1, e.protocol(), s, sp)
     }
 
     fn unindex(&mut self, slot: u32) {
@@ -1794,6 +1810,35 @@ impl ConnTable {
             }
         }
         self.out_hash_v4(protocol, s, sport, d, dport)
+    }
+
+    /// A live entry's reply key and its out-index hash: what [`ConnTable::out_hash`] of
+    /// the key gives (for an IPv4 entry through [`ConnTable::reply_hash_v4`], so the entry
+    /// last put in the out index takes the hash its insert computed).
+    #[inline]
+    pub(crate) fn reply_key(&self, id: ConnId) -> Option<(OutKey, u64)> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        let protocol = e.protocol();
+        if e.bits & B_WIDE == 0 {
+            let (s, sport) = e.reply_source_v4();
+            let hash = self.reply_hash_v4(protocol, s, sport, e.caddr, e.cport);
+            let key = OutKey {
+                protocol,
+                saddr: IpAddr::V4(s.into()),
+                sport,
+                daddr: IpAddr::V4(e.caddr.into()),
+                dport: e.cport,
+            };
+            return Some((key, hash));
+        }
+        let [c, v, d] = self.store.ip_addrs(id.0);
+        let masq = e.cflags().fwd_method() == FwdMethod::Masq;
+        let key = OutKey::of_conn(protocol, masq, (c, e.cport), (v, e.vport), (d, e.dport));
+        Some((key, self.store.out_hash(id.0)))
     }
 
     /// The out-index hash of a connection whose reply tuple is `k`, for
@@ -2167,6 +2212,53 @@ impl ConnTable {
         } else {
             None
         }
+    }
+
+    /// A live entry's state, flags, destination and due time in one read: what
+    /// [`ConnTable::state`], [`ConnTable::flags`], [`ConnTable::dest`] and
+    /// [`ConnTable::expires`] return, with one check of the slot.
+    ///
+    /// ```
+    /// use lvs_core::conn::{ConnFlags, ConnTable, ConnTableConfig, HashKey, NewConn};
+    /// use lvs_core::{Duration, Instant, Protocol};
+    ///
+    /// let mut t = ConnTable::new(ConnTableConfig::new(16, HashKey::from_u128(1)));
+    /// let id = t
+    ///     .insert(Instant::ZERO, NewConn {
+    ///         protocol: Protocol::Tcp,
+    ///         caddr: "192.0.2.1".parse().unwrap(),
+    ///         cport: 40000,
+    ///         vaddr: "192.0.2.100".parse().unwrap(),
+    ///         vport: 80,
+    ///         daddr: "10.0.0.1".parse().unwrap(),
+    ///         dport: 80,
+    ///         flags: ConnFlags::empty(),
+    ///         fwmark: 0,
+    ///         dest: None,
+    ///         control: None,
+    ///         timeout: Duration::from_secs(60),
+    ///     })
+    ///     .unwrap()
+    ///     .id;
+    /// let s = t.status(id).unwrap();
+    /// assert_eq!(Some(s.state), t.state(id));
+    /// assert_eq!(Some(s.flags), t.flags(id));
+    /// assert_eq!(s.dest, t.dest(id));
+    /// assert_eq!(Some(s.expires), t.expires(id));
+    /// ```
+    #[inline]
+    pub fn status(&self, id: ConnId) -> Option<ConnStatus> {
+        let e = self
+            .store
+            .slab
+            .get(id.0 as usize)
+            .filter(|e| e.occupied())?;
+        Some(ConnStatus {
+            state: e.state(),
+            flags: e.cflags(),
+            dest: e.dest(),
+            expires: self.instant_of_tick(self.full_tick(e.expires)),
+        })
     }
 
     /// When the entry becomes due.

@@ -161,6 +161,52 @@ impl Director {
         }
     }
 
+    /// The hint of the packets that connection `id`'s real server (NAT) or virtual service
+    /// (the other methods) sends to its client: the [`FlowHint`] that [`Director::flow_hint`]
+    /// returns for a [`PacketDir::FromServer`] packet with the entry's reply key, read from
+    /// the entry, whose key's hash the insert just computed for a new IPv4 NAT connection.
+    /// `None` if `id` is not a live entry. Changes nothing.
+    ///
+    /// ```
+    /// use lvs_core::conn::HashKey;
+    /// use lvs_core::director::{Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir};
+    /// use lvs_core::rules::RuleSet;
+    /// use lvs_core::{Instant, Protocol};
+    ///
+    /// let mut d = Director::new(DirectorConfig::new(1024, HashKey::from_u128(7)));
+    /// let rules = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n";
+    /// d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap()).unwrap();
+    /// let (client, vip) = ("192.0.2.7:40000".parse().unwrap(), "10.0.0.1:80".parse().unwrap());
+    /// let packet = |dir, src, dst, tcp_flags| FlowPacket {
+    ///     protocol: Protocol::Tcp,
+    ///     src,
+    ///     dst,
+    ///     fwmark: 0,
+    ///     tcp_flags,
+    ///     len: 60,
+    ///     dir,
+    /// };
+    /// let syn = packet(PacketDir::FromClient, client, vip, 0x02);
+    /// let FlowVerdict::Forward { dest, conn: Some(id), .. } = d.handle_flow(Instant::ZERO, &syn)
+    /// else {
+    ///     panic!("not forwarded");
+    /// };
+    /// let syn_ack = packet(PacketDir::FromServer, dest, client, 0x12);
+    /// let hint = d.reply_hint(id).unwrap();
+    /// assert_eq!(
+    ///     d.handle_flow_hinted(Instant::ZERO, &syn_ack, &hint),
+    ///     FlowVerdict::Reply { src: vip },
+    /// );
+    /// ```
+    #[inline]
+    pub fn reply_hint(&self, id: ConnId) -> Option<FlowHint> {
+        let (key, hash) = self.table.reply_key(id)?;
+        Some(FlowHint {
+            table: self.table.hash_key(),
+            kind: HintKind::Out { key, hash },
+        })
+    }
+
     /// Reads into the CPU caches the connection-table buckets that a packet with this hint
     /// looks up first (and, for a hint that may open a connection, the reply-key bucket and
     /// the free slot its insert would use). Changes nothing. Prefetching the hints of several

@@ -579,6 +579,20 @@ fn thresholds(cfg: &DestConfig) -> Thresholds {
     }
 }
 
+/// Applies a counter change of `kind` to a real server's live state.
+#[inline(always)]
+fn apply_kind(info: &mut DestInfo, kind: DeltaKind, delta: DestDelta, th: &Thresholds) -> bool {
+    match kind {
+        DeltaKind::Bind => apply_bind(info, delta, th),
+        DeltaKind::State => apply_state_change(info, delta),
+        DeltaKind::Unbind => apply_unbind(info, delta, th),
+        DeltaKind::BindThenState(bind) => {
+            apply_bind(info, bind, th);
+            apply_state_change(info, delta)
+        }
+    }
+}
+
 /// Which kind of counter change a delta is.
 #[derive(Clone, Copy)]
 enum DeltaKind {
@@ -1157,28 +1171,12 @@ impl Director {
         let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
             return;
         };
-        let th = d.thresholds;
-        let f = |info: &mut DestInfo| match kind {
-            DeltaKind::Bind => apply_bind(info, delta, &th),
-            DeltaKind::State => apply_state_change(info, delta),
-            DeltaKind::Unbind => apply_unbind(info, delta, &th),
-            DeltaKind::BindThenState(bind) => {
-                apply_bind(info, bind, &th);
-                apply_state_change(info, delta)
-            }
-        };
-        if let Some(t) = d.trash.as_mut() {
-            f(&mut t.info);
-            // lblcr's set_max reads a deleted member's live counters.
-            let (service, info) = (d.service, t.info.clone());
-            if let Some(s) = self
-                .service_index(&service)
-                .and_then(|i| self.services[i as usize].as_mut())
-            {
-                s.pool.removed_counts_changed(&info);
-            }
+        if d.trash.is_some() {
+            self.apply_delta_trashed(id, kind, delta);
             return;
         }
+        let th = d.thresholds;
+        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         let svc = d.svc;
         if !self.defer_refresh {
             if let Some(Some(s)) = self.services.get_mut(svc as usize) {
@@ -1191,7 +1189,32 @@ impl Director {
         }
         if let Some(Some(s)) = self.services.get_mut(svc as usize) {
             s.pool.update_counts_quietly(id, f);
-            self.pending_refresh = Some(id);
+            // A scheduler that does not watch counters has nothing to be shown.
+            if s.pool.counts_watched() {
+                self.pending_refresh = Some(id);
+            }
+        }
+    }
+
+    /// [`Director::apply_delta`] for a real server in the trash (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn apply_delta_trashed(&mut self, id: DestId, kind: DeltaKind, delta: DestDelta) {
+        let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
+            return;
+        };
+        let th = d.thresholds;
+        let Some(t) = d.trash.as_mut() else {
+            return;
+        };
+        apply_kind(&mut t.info, kind, delta, &th);
+        // lblcr's set_max reads a deleted member's live counters.
+        let (service, info) = (d.service, t.info.clone());
+        if let Some(s) = self
+            .service_index(&service)
+            .and_then(|i| self.services[i as usize].as_mut())
+        {
+            s.pool.removed_counts_changed(&info);
         }
     }
 

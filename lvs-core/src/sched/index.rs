@@ -511,6 +511,11 @@ macro_rules! indexed_scheduler {
                 }
             }
 
+            fn watches_counts(&self, len: usize) -> bool {
+                // See `counts_changed`.
+                len > $crate::sched::index::SCAN_MAX
+            }
+
             fn schedule(
                 &mut self,
                 dests: &[$crate::sched::DestInfo],

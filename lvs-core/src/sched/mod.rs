@@ -347,6 +347,16 @@ pub trait Scheduler: fmt::Debug + Send {
         let _ = (dests, pos);
     }
 
+    /// Whether [`Scheduler::counts_changed`] can do anything while the scheduler is bound to a
+    /// list of `len` destinations (as its last [`Scheduler::update`] gave it). An owner may
+    /// skip the calls when it cannot: [`Pool`](pool::Pool) asks once per change of the list
+    /// or of the scheduler, not per counter change. `true` by default; the least-connection
+    /// family scans short lists and keeps no index for them.
+    fn watches_counts(&self, len: usize) -> bool {
+        let _ = len;
+        true
+    }
+
     /// Chooses a destination for a new connection: an index into `dests`, or `None` when IPVS
     /// would find no destination.
     fn schedule(

@@ -58,6 +58,9 @@ pub struct Pool {
     /// identity that is not linked. Empty otherwise, and `positions` holds them instead.
     dense: Vec<u32>,
     sched: Box<dyn Scheduler>,
+    /// [`Scheduler::watches_counts`] for the current list, asked again whenever the list or
+    /// the scheduler changes: counter changes skip the scheduler's call when it is `false`.
+    watched: bool,
     flags: SchedFlags,
     config: SchedConfig,
     next_id: u32,
@@ -72,6 +75,7 @@ impl Pool {
             dests: Vec::new(),
             positions: HashMap::new(),
             dense: Vec::new(),
+            watched: sched.watches_counts(0),
             sched,
             flags,
             config: *config,
@@ -142,6 +146,7 @@ impl Pool {
         self.dests.insert(0, dest);
         self.reindex();
         self.sched.update(&self.dests, DestChange::Added { pos: 0 });
+        self.watched = self.sched.watches_counts(self.dests.len());
         Ok(())
     }
 
@@ -153,6 +158,7 @@ impl Pool {
         self.reindex();
         self.sched
             .update(&self.dests, DestChange::Removed { pos, id });
+        self.watched = self.sched.watches_counts(self.dests.len());
         Some(dest)
     }
 
@@ -176,12 +182,13 @@ impl Pool {
         f(&mut self.dests[pos]);
         self.dests[pos].flags.set(DestFlags::AVAILABLE, true);
         self.sched.update(&self.dests, DestChange::Edited { pos });
+        self.watched = self.sched.watches_counts(self.dests.len());
         true
     }
 
     /// Changes a destination's live state (connection counters, OVERLOAD) and tells the
     /// scheduler. Returns the value `f` returned, or `None` if the destination is not linked.
-    #[inline]
+    #[inline(always)]
     pub fn update_counts<R>(
         &mut self,
         id: DestId,
@@ -189,13 +196,15 @@ impl Pool {
     ) -> Option<R> {
         let pos = self.position(id)?;
         let r = f(&mut self.dests[pos]);
-        self.sched.counts_changed(&self.dests, pos);
+        if self.watched {
+            self.sched.counts_changed(&self.dests, pos);
+        }
         Some(r)
     }
 
     /// [`Pool::update_counts`] without telling the scheduler: the caller must call
     /// [`Pool::counts_changed`] for `id` before the next scheduling decision.
-    #[inline]
+    #[inline(always)]
     pub fn update_counts_quietly<R>(
         &mut self,
         id: DestId,
@@ -209,9 +218,20 @@ impl Pool {
     /// [`Pool::update_counts_quietly`]); nothing if it is not linked.
     #[inline]
     pub fn counts_changed(&mut self, id: DestId) {
+        if !self.watched {
+            return;
+        }
         if let Some(pos) = self.position(id) {
             self.sched.counts_changed(&self.dests, pos);
         }
+    }
+
+    /// Whether the scheduler wants to hear of counter changes ([`Scheduler::watches_counts`]
+    /// for the current list): when it does not, [`Pool::update_counts_quietly`] needs no
+    /// [`Pool::counts_changed`] after it.
+    #[inline]
+    pub fn counts_watched(&self) -> bool {
+        self.watched
     }
 
     /// Replaces the scheduler (as `ipvsadm -E` with another `-s` does) and binds it to the
@@ -220,6 +240,7 @@ impl Pool {
         self.sched = kind.build(flags, &self.config);
         self.flags = flags;
         self.sched.update(&self.dests, DestChange::Init);
+        self.watched = self.sched.watches_counts(self.dests.len());
     }
 
     /// Changes the scheduler flags (`ipvsadm -E` with another `-b` but the same `-s`) without
@@ -227,6 +248,7 @@ impl Pool {
     pub fn set_flags(&mut self, flags: SchedFlags) {
         self.flags = flags;
         self.sched.set_flags(flags);
+        self.watched = self.sched.watches_counts(self.dests.len());
     }
 
     /// Chooses a destination for a new connection.

@@ -31,6 +31,7 @@ use super::{DestInfo, SchedKind};
 /// destination with 2^23 or more active connections looks lightly loaded, and a later weight-0
 /// destination in that state even wins the comparison (`0 > negative * weight`), as in the
 /// kernel.
+#[inline(never)]
 pub fn scan(dests: &[DestInfo]) -> Option<usize> {
     weighted_scan(dests, DestInfo::overhead)
 }
@@ -40,21 +41,23 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
 /// destination replaces the best if `loh * weight(dest) > doh * weight(best)` in 64 bits.
 pub(crate) fn weighted_scan(dests: &[DestInfo], overhead: fn(&DestInfo) -> i32) -> Option<usize> {
     let mut iter = dests.iter().enumerate();
-    let (mut least, mut loh) = loop {
+    // The best's overhead and weight are carried along, widened once, rather than read back
+    // through its index.
+    let (mut least, mut loh, mut lw) = loop {
         let (i, dest) = iter.next()?;
         if !dest.is_overloaded() && dest.weight > 0 {
-            break (i, overhead(dest));
+            break (i, i64::from(overhead(dest)), i64::from(dest.weight));
         }
     };
     for (i, dest) in iter {
         if dest.is_overloaded() {
             continue;
         }
-        let doh = overhead(dest);
-        if i64::from(loh) * i64::from(dest.weight) > i64::from(doh) * i64::from(dests[least].weight)
-        {
+        let (doh, dw) = (i64::from(overhead(dest)), i64::from(dest.weight));
+        if loh * dw > doh * lw {
             least = i;
             loh = doh;
+            lw = dw;
         }
     }
     Some(least)
