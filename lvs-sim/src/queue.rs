@@ -274,16 +274,20 @@ impl<E: Copy> EventQueue<E> {
 mod tests {
     use super::EventQueue;
 
-    /// Same order as sorting by (time, push order), on many random interleavings.
-    #[test]
-    fn order_is_time_then_push_order() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
+    /// A xorshift64 generator from a non-zero seed.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// Same order as sorting by (time, push order), on many random interleavings.
+    #[test]
+    fn order_is_time_then_push_order() {
+        let mut rnd = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut q = EventQueue::new();
         let mut model: Vec<(u64, u64)> = Vec::new();
         let mut id = 0u64;
@@ -312,13 +316,7 @@ mod tests {
     /// times: the same order as sorting by (time, push order).
     #[test]
     fn order_across_the_sorted_bound() {
-        let mut x = 0x5851_f42d_4c95_7f2du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x5851_f42d_4c95_7f2d);
         let mut q = EventQueue::new();
         let mut model: Vec<(u64, u64)> = Vec::new();
         let mut id = 0u64;
@@ -347,13 +345,7 @@ mod tests {
     /// With lanes: the same order as with every event in the heap.
     #[test]
     fn lanes_keep_the_order() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x2545_f491_4f6c_dd1d);
         const LANES: usize = 3;
         let mut q = EventQueue::with_lanes(LANES);
         // (time, id, lane): lane LANES for the heap.

@@ -1812,16 +1812,18 @@ impl ConnTable {
         self.out_hash_v4(protocol, s, sport, d, dport)
     }
 
+    /// The entry in slot `id`, if live.
+    #[inline(always)]
+    fn live(&self, id: ConnId) -> Option<&Entry> {
+        self.store.slab.get(id.0 as usize).filter(|e| e.occupied())
+    }
+
     /// A live entry's reply key and its out-index hash: what [`ConnTable::out_hash`] of
     /// the key gives (for an IPv4 entry through [`ConnTable::reply_hash_v4`], so the entry
     /// last put in the out index takes the hash its insert computed).
     #[inline]
     pub(crate) fn reply_key(&self, id: ConnId) -> Option<(OutKey, u64)> {
-        let e = self
-            .store
-            .slab
-            .get(id.0 as usize)
-            .filter(|e| e.occupied())?;
+        let e = self.live(id)?;
         let protocol = e.protocol();
         if e.bits & B_WIDE == 0 {
             let (s, sport) = e.reply_source_v4();
@@ -2182,11 +2184,7 @@ impl ConnTable {
     /// A live entry's virtual address and port (the source of a NAT reply after the rewrite).
     #[inline]
     pub(crate) fn virtual_addr(&self, id: ConnId) -> Option<(IpAddr, u16)> {
-        let e = self
-            .store
-            .slab
-            .get(id.0 as usize)
-            .filter(|e| e.occupied())?;
+        let e = self.live(id)?;
         let vaddr = if e.bits & B_WIDE == 0 {
             IpAddr::V4(e.vaddr.into())
         } else {
@@ -2248,11 +2246,7 @@ impl ConnTable {
     /// ```
     #[inline]
     pub fn status(&self, id: ConnId) -> Option<ConnStatus> {
-        let e = self
-            .store
-            .slab
-            .get(id.0 as usize)
-            .filter(|e| e.occupied())?;
+        let e = self.live(id)?;
         Some(ConnStatus {
             state: e.state(),
             flags: e.cflags(),
@@ -2381,11 +2375,7 @@ impl ConnTable {
     ) -> Option<TcpUpdate> {
         // Only the fields the segment needs: a whole-entry copy reads the wheel links too,
         // which may sit on the entry's second cache line.
-        let e = self
-            .store
-            .slab
-            .get(id.0 as usize)
-            .filter(|e| e.occupied())?;
+        let e = self.live(id)?;
         let mut flags = e.cflags();
         if e.protocol() != Protocol::Tcp || flags.contains(ConnFlags::TEMPLATE) {
             return None;
