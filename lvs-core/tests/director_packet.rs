@@ -51,14 +51,18 @@ fn run(d: &mut Director, now: Instant, pkt: &[u8]) -> (PacketVerdict, Vec<u8>) {
     buf.extend_from_slice(pkt);
     let mut out = [0u8; 1280];
     let v = d.handle_packet(now, &mut buf, HEADROOM, &mut out);
-    let bytes = match v {
+    (v, named_bytes(v, &buf, &out))
+}
+
+/// The bytes a verdict names: the forwarded packet in `buf`, or the ICMP error built in `out`.
+fn named_bytes(v: PacketVerdict, buf: &[u8], out: &[u8]) -> Vec<u8> {
+    match v {
         PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
             buf[start..start + len].to_vec()
         }
         PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
         _ => Vec::new(),
-    };
-    (v, bytes)
+    }
 }
 
 fn tcp_syn(src: &str, sport: u16, dst: &str, dport: u16, ttl: u8) -> Vec<u8> {
@@ -969,13 +973,7 @@ fn handle_classified_matches_handle_packet() {
         let mut out = [0u8; 1280];
         let c = lvs_core::wire::classify(pkt).unwrap();
         let vb = b.handle_classified(now, &mut buf, HEADROOM, &c, &mut out, 0);
-        let bytes_b = match vb {
-            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-                buf[start..start + len].to_vec()
-            }
-            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-            _ => Vec::new(),
-        };
+        let bytes_b = named_bytes(vb, &buf, &out);
         assert_eq!(va, vb, "packet {i}");
         assert_eq!(bytes_a, bytes_b, "packet {i}");
         // And with hints (`packet_hint`, read-ahead, `handle_classified_hinted`): its own
@@ -991,13 +989,7 @@ fn handle_classified_matches_handle_packet() {
         let mut buf = vec![0u8; HEADROOM];
         buf.extend_from_slice(pkt);
         let vh = h.handle_classified_hinted(now, &mut buf, HEADROOM, &c, &mut out, 0, &hint);
-        let bytes_h = match vh {
-            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-                buf[start..start + len].to_vec()
-            }
-            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-            _ => Vec::new(),
-        };
+        let bytes_h = named_bytes(vh, &buf, &out);
         assert_eq!(va, vh, "packet {i}, hinted");
         assert_eq!(bytes_a, bytes_h, "packet {i}, hinted");
     }
@@ -1163,14 +1155,7 @@ proptest::proptest! {
                         buf.extend_from_slice(&pkt);
                         let mut out = [0u8; 1280];
                         let v = d.handle_classified_hinted(at, &mut buf, HEADROOM, &cl, &mut out, 0, hint);
-                        let bytes = match v {
-                            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-                                buf[start..start + len].to_vec()
-                            }
-                            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-                            _ => Vec::new(),
-                        };
-                        (v, bytes)
+                        (v, named_bytes(v, &buf, &out))
                     };
                     let (vh, bytes_h) = hinted(&mut h, &foreign);
                     let own = k.packet_hint(&cl, 0);
