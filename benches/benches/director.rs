@@ -380,20 +380,12 @@ fn pipelined(
     n: u64,
     name: &str,
 ) {
-    const AHEAD: usize = 16;
-    const CONN_AHEAD: usize = 8;
     const BATCH: u64 = 8192;
     let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
     let a = multiplier(n);
     let mut i = 0u64;
     let mut bufs = vec![0u8; BATCH as usize * 40];
     let mut out = [0u8; 576];
-    // The packets between classification and handling, in a ring (indexed modulo `RING`).
-    const RING: usize = 32;
-    ack_bytes(0, &mut bufs[..40]);
-    let first = lvs_core::wire::classify(&bufs[..40]).unwrap();
-    let mut cs = [first; RING];
-    let mut hs = [d.packet_hint(&first, 0); RING];
     let mut ran = false;
     g.bench_function(BenchmarkId::new("pipelined", name), |b| {
         b.iter_custom(|iters| {
@@ -406,25 +398,7 @@ fn pipelined(
                     ack_bytes((i + k as u64) % n * a % n, p);
                 }
                 let start = Clock::now();
-                for k in 0..batch + AHEAD {
-                    if k < batch {
-                        let c = lvs_core::wire::classify(&bufs[k * 40..k * 40 + 40]).unwrap();
-                        let h = d.packet_hint(&c, 0);
-                        d.prefetch(&h);
-                        cs[k % RING] = c;
-                        hs[k % RING] = h;
-                    }
-                    if let Some(j) = k.checked_sub(AHEAD - CONN_AHEAD).filter(|&j| j < batch) {
-                        d.prefetch_conn(&hs[j % RING]);
-                    }
-                    if let Some(j) = k.checked_sub(AHEAD) {
-                        let (c, h) = (&cs[j % RING], &hs[j % RING]);
-                        let p = &mut bufs[j * 40..j * 40 + 40];
-                        let v = d.handle_classified_hinted(now, p, 0, c, &mut out, 0, h);
-                        debug_assert!(matches!(v, PacketVerdict::Forward { new: false, .. }));
-                        black_box(v);
-                    }
-                }
+                crate::pipeline::handle_pipelined(&mut d, now, &mut bufs[..batch * 40], &mut out);
                 total += start.elapsed();
                 i = (i + batch as u64) % n;
                 left -= batch as u64;

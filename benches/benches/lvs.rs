@@ -8,6 +8,7 @@ mod director;
 mod keepalived;
 mod machine;
 mod pcap;
+mod pipeline;
 mod restore;
 mod rules;
 mod sched_hash;

@@ -39,6 +39,8 @@ use lvs_core::rules::RuleSet;
 use lvs_core::{Instant, Protocol};
 use rand_pcg::Pcg32;
 
+#[path = "../benches/pipeline.rs"]
+mod pipeline;
 #[path = "../benches/restore.rs"]
 mod restore;
 #[path = "../benches/sim_farm.rs"]
@@ -134,34 +136,10 @@ fn measured_packet(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u
     }
 }
 
-/// `bufs` as a software-pipelined driver hands them over (the `pipelined` bench): classified,
-/// hinted and their buckets prefetched 16 packets ahead, entries 8 ahead.
+/// `bufs` as a software-pipelined driver hands them over (the `pipelined` bench's loop).
 #[inline(never)]
 fn measured_pipelined(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
-    const AHEAD: usize = 16;
-    const CONN_AHEAD: usize = 8;
-    const RING: usize = 32;
-    let first = lvs_core::wire::classify(&bufs[..40]).unwrap();
-    let mut cs = [first; RING];
-    let mut hs = [d.packet_hint(&first, 0); RING];
-    let n = bufs.len() / 40;
-    for k in 0..n + AHEAD {
-        if k < n {
-            let c = lvs_core::wire::classify(&bufs[k * 40..k * 40 + 40]).unwrap();
-            let h = d.packet_hint(&c, 0);
-            d.prefetch(&h);
-            cs[k % RING] = c;
-            hs[k % RING] = h;
-        }
-        if let Some(j) = k.checked_sub(AHEAD - CONN_AHEAD).filter(|&j| j < n) {
-            d.prefetch_conn(&hs[j % RING]);
-        }
-        if let Some(j) = k.checked_sub(AHEAD) {
-            let (c, h) = (&cs[j % RING], &hs[j % RING]);
-            let p = &mut bufs[j * 40..j * 40 + 40];
-            black_box(d.handle_classified_hinted(now, p, 0, c, out, 0, h));
-        }
-    }
+    pipeline::handle_pipelined(d, now, bufs, out);
 }
 
 #[inline(never)]
