@@ -158,6 +158,12 @@ fn balanced_protocol(number: u8) -> Option<Protocol> {
     }
 }
 
+/// The protocol of a classified packet that has a connection-table key: balanced by IPVS,
+/// with its transport header, and not a later fragment.
+fn keyed_protocol(c: &Classified) -> Option<Protocol> {
+    balanced_protocol(c.protocol).filter(|_| c.l4_present && !c.is_later_fragment())
+}
+
 impl Director {
     /// Handles one IP packet with firewall mark 0; see [`Director::handle_packet_marked`].
     ///
@@ -259,7 +265,8 @@ impl Director {
     /// (the direction the packet path looks up after the reply direction's source filter),
     /// without what only a connection's first packet uses ([`FlowHint::without_insert`]).
     /// A packet the flow layer never sees (ICMP, a later fragment, another protocol) gets a
-    /// hint that names no key. Changes nothing.
+    /// hint that names no key. Changes nothing. (The mark does not enter the hint: it
+    /// matters only to the scheduling of a new connection, which the hint does not cover.)
     ///
     /// A driver with a batch of packets classifies them, takes their hints, calls
     /// [`Director::prefetch`] then [`Director::prefetch_conn`] for the whole batch, and then
@@ -296,19 +303,16 @@ impl Director {
     ///     assert_eq!(a, b);
     /// }
     /// ```
-    pub fn packet_hint(&self, c: &Classified, fwmark: u32) -> FlowHint {
-        let protocol = match balanced_protocol(c.protocol) {
-            Some(p) if c.l4_present && !c.is_later_fragment() => p,
-            // `Protocol::Ip`: no key (`flow_hint`'s `HintKind::None`).
-            _ => Protocol::Ip,
+    pub fn packet_hint(&self, c: &Classified, _fwmark: u32) -> FlowHint {
+        // What `flow_hint(..).without_insert()` gives: no key for a packet without one, else
+        // the client direction's key and its hash only (the hash of the reply key an insert
+        // would use is not computed to be dropped).
+        let Some(protocol) = keyed_protocol(c) else {
+            return FlowHint {
+                table: self.table.hash_key(),
+                kind: HintKind::None,
+            };
         };
-        if protocol == Protocol::Ip {
-            let mut fp = flow_packet(c, protocol, fwmark);
-            fp.dir = PacketDir::FromClient;
-            return self.flow_hint(&fp).without_insert();
-        }
-        // `flow_hint(..).without_insert()`: the client direction's key and its hash only
-        // (the hash of the reply key an insert would use is not computed to be dropped).
         let (src, dst) = (
             SocketAddr::new(c.src, c.src_port),
             SocketAddr::new(c.dst, c.dst_port),
@@ -349,37 +353,6 @@ impl Director {
         let now = self.clamp(now);
         debug_assert_describes(buf, headroom, c);
         let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
-        // An IPv4 packet of an existing connection with its key's hash in the hint: the
-        // plain path's shortcut (`handle_parsed`, under the same conditions), with that hash.
-        if let (
-            Some(HintKind::In {
-                key, hash: Some(h), ..
-            }),
-            IpAddr::V4(src),
-            IpAddr::V4(dst),
-        ) = (hint, c.src, c.dst)
-        {
-            if let Some(protocol) = balanced_protocol(c.protocol) {
-                if c.l4_present
-                    && !c.is_later_fragment()
-                    && key.protocol == protocol
-                    && key.cport == c.src_port
-                    && key.vport == c.dst_port
-                    && key.caddr == c.src
-                    && key.vaddr == c.dst
-                    && !self
-                        .table
-                        .may_be_reply_source(protocol, SocketAddr::new(c.src, c.src_port))
-                {
-                    let known = Some(*h);
-                    if let Ok(v) =
-                        self.existing_v4::<2>(now, buf, headroom, c, out, protocol, src, dst, known)
-                    {
-                        return v;
-                    }
-                }
-            }
-        }
         self.handle_parsed(now, buf, headroom, c, out, fwmark, hint)
     }
 
@@ -406,12 +379,9 @@ impl Director {
             }
             return self.related_icmp(buf, headroom, c, out);
         }
-        let Some(protocol) = balanced_protocol(c.protocol) else {
+        let Some(protocol) = keyed_protocol(c) else {
             return PacketVerdict::NotOurs;
         };
-        if !c.l4_present || c.is_later_fragment() {
-            return PacketVerdict::NotOurs;
-        }
         // An IPv4 packet of an existing connection, in the common case: looked up and
         // forwarded from the classified fields, without the flow layer's `FlowPacket`.
         // The table's reply-source filter, asked once for both directions below.
@@ -420,12 +390,28 @@ impl Director {
             .may_be_reply_source(protocol, SocketAddr::new(c.src, c.src_port));
         let in_hint;
         let hint = match (&c.src, &c.dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) if hint.is_none() && !reply_source => {
-                match self.existing_v4::<1>(now, buf, headroom, c, out, protocol, *src, *dst, None)
-                {
+            (IpAddr::V4(src), IpAddr::V4(dst)) if !reply_source => {
+                // With a hint, only when it holds this packet's key and its hash; the plain
+                // path's lookup (no hash known) is a copy of its own.
+                let (s4, d4) = (src.to_bits(), dst.to_bits());
+                let r = match hint {
+                    None => self
+                        .existing_v4::<1>(now, buf, headroom, c, out, protocol, *src, *dst, None),
+                    Some(HintKind::In {
+                        key, hash: Some(h), ..
+                    }) if key.is_of_v4_flow(protocol, s4, c.src_port, d4, c.dst_port) => {
+                        let known = Some(*h);
+                        self.existing_v4::<2>(
+                            now, buf, headroom, c, out, protocol, *src, *dst, known,
+                        )
+                    }
+                    Some(_) => Err(None),
+                };
+                match r {
                     Ok(v) => return v,
                     // Not the common case, nothing changed: the general path decides, with
-                    // the lookup's hash.
+                    // the caller's hint or the lookup's hash.
+                    Err(_) if hint.is_some() => hint,
                     Err(Some(hash)) => {
                         in_hint = HintKind::In {
                             key: InKey::of_flow(
@@ -504,9 +490,10 @@ impl Director {
     /// The client direction of [`Director::handle_parsed`] for an IPv4 packet (`src` and
     /// `dst` its addresses, `protocol` balanced, not a later fragment) of an existing
     /// connection, with the hash of its key when a hint gave it (`known`; `SITE` separates
-    /// the lookup's copies): what the flow layer and the rewrite do for it, when nothing but the connection's own state update is involved (no reply-direction
-    /// candidate: the caller asked the table's filter; no `nat_icmp_send`, no sync master,
-    /// no SYN, an available real server).
+    /// the lookup's copies): what the flow layer and the rewrite do for it, when nothing but
+    /// the connection's own state update is involved (no reply-direction candidate: the
+    /// caller asked the table's filter; no `nat_icmp_send`, no sync master, no SYN, an
+    /// available real server).
     /// `Err`: not that case, nothing changed, with the in-index hash of the packet's key
     /// when the lookup computed it.
     #[inline(always)]
