@@ -266,48 +266,67 @@ fn ack_bytes(i: u64, buf: &mut [u8]) {
     b[36..38].copy_from_slice(&tcpsum.to_be_bytes());
 }
 
+/// Existing-flow packets are built outside the timed loop in batches of this many.
+const BATCH: u64 = 8192;
+
+/// Hands a batch of 40-byte packets (`bufs`) to the director, timed.
+type HandleBatch = fn(&mut Director, Instant, &mut [u8], &mut [u8]);
+
+/// One at a time through `handle_packet`.
+fn one_at_a_time(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
+    for p in bufs.chunks_exact_mut(40) {
+        let v = d.handle_packet(now, p, 0, out);
+        debug_assert!(matches!(v, PacketVerdict::Forward { new: false, .. }));
+        black_box(v);
+    }
+}
+
+/// Existing-flow NAT packets over `n` flows, handed over by `handle`, built outside the
+/// timed part in batches.
+fn existing_flow_packets(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    n: u64,
+    handle: HandleBatch,
+) {
+    let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
+    let a = multiplier(n);
+    let mut i = 0u64;
+    let mut bufs = vec![0u8; BATCH as usize * 40];
+    let mut out = [0u8; 576];
+    // Filtered out (criterion never calls the routine): nothing to check afterwards.
+    let mut ran = false;
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            ran = true;
+            let mut total = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let batch = left.min(BATCH) as usize;
+                for (k, p) in bufs.chunks_exact_mut(40).take(batch).enumerate() {
+                    ack_bytes((i + k as u64) % n * a % n, p);
+                }
+                let start = Clock::now();
+                handle(&mut d, now, &mut bufs[..batch * 40], &mut out);
+                total += start.elapsed();
+                i = (i + batch as u64) % n;
+                left -= batch as u64;
+            }
+            total
+        })
+    });
+    // The rewrite really happened: the first packet now goes to a real server.
+    if ran {
+        assert_eq!(bufs[16], 10, "destination rewritten to 10.200.x.y");
+        assert_eq!(bufs[8], 63, "TTL decremented");
+    }
+}
+
 fn existing_flow_packet(c: &mut Criterion) {
     let mut g = c.benchmark_group("director/existing_flow_packet_nat");
     g.throughput(Throughput::Elements(1));
-    // Packets are built outside the timed loop in batches of this many.
-    const BATCH: u64 = 8192;
     for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
-        let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
-        let a = multiplier(n);
-        let mut i = 0u64;
-        let mut bufs = vec![0u8; BATCH as usize * 40];
-        let mut out = [0u8; 576];
-        // Filtered out (criterion never calls the routine): nothing to check afterwards.
-        let mut ran = false;
-        g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| {
-                ran = true;
-                let mut total = std::time::Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let batch = left.min(BATCH);
-                    for (k, p) in bufs.chunks_exact_mut(40).take(batch as usize).enumerate() {
-                        ack_bytes((i + k as u64) % n * a % n, p);
-                    }
-                    let start = Clock::now();
-                    for p in bufs.chunks_exact_mut(40).take(batch as usize) {
-                        let v = d.handle_packet(now, p, 0, &mut out);
-                        debug_assert!(matches!(v, PacketVerdict::Forward { new: false, .. }));
-                        black_box(v);
-                    }
-                    total += start.elapsed();
-                    i = (i + batch) % n;
-                    left -= batch;
-                }
-                total
-            })
-        });
-        // The rewrite really happened: the last packet now goes to a real server.
-        let p = &bufs[..40];
-        if ran {
-            assert_eq!(p[16], 10, "destination rewritten to 10.200.x.y");
-            assert_eq!(p[8], 63, "TTL decremented");
-        }
+        existing_flow_packets(&mut g, BenchmarkId::from_parameter(name), n, one_at_a_time);
     }
     // The same packets as a batching driver hands them over, in groups of 16: each packet
     // classified and its hint taken, the group's table buckets then the entries they name
@@ -362,54 +381,15 @@ fn existing_flow_packet(c: &mut Criterion) {
     if ran {
         assert_eq!(bufs[16], 10, "destination rewritten to 10.200.x.y");
     }
+    // The same packets as a driver that software-pipelines its receive queue hands them
+    // over (`pipeline::handle_pipelined`): no group boundaries, so the memory latency of a
+    // packet's two dependent reads overlaps the work on the packets before it.
+    // Classification and hashing are in the timed part.
     for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
-        pipelined(&mut g, n, name);
+        let id = BenchmarkId::new("pipelined", name);
+        existing_flow_packets(&mut g, id, n, crate::pipeline::handle_pipelined);
     }
     g.finish();
-}
-
-/// The same packets as a driver that software-pipelines its receive queue hands them over
-/// (as DPDK or VPP graph nodes do): each packet is classified and its hint taken, and its
-/// table bucket prefetched, [`AHEAD`] packets before it is handled; the entry the bucket
-/// names is prefetched [`CONN_AHEAD`] packets before; then the packet is handled with its
-/// summary and hint (`handle_classified_hinted`). No group boundaries: the memory latency
-/// of one packet's two dependent reads overlaps the work on the packets before it.
-/// Classification and hashing are in the timed part.
-fn pipelined(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    n: u64,
-    name: &str,
-) {
-    const BATCH: u64 = 8192;
-    let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
-    let a = multiplier(n);
-    let mut i = 0u64;
-    let mut bufs = vec![0u8; BATCH as usize * 40];
-    let mut out = [0u8; 576];
-    let mut ran = false;
-    g.bench_function(BenchmarkId::new("pipelined", name), |b| {
-        b.iter_custom(|iters| {
-            ran = true;
-            let mut total = std::time::Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let batch = left.min(BATCH) as usize;
-                for (k, p) in bufs.chunks_exact_mut(40).take(batch).enumerate() {
-                    ack_bytes((i + k as u64) % n * a % n, p);
-                }
-                let start = Clock::now();
-                crate::pipeline::handle_pipelined(&mut d, now, &mut bufs[..batch * 40], &mut out);
-                total += start.elapsed();
-                i = (i + batch as u64) % n;
-                left -= batch as u64;
-            }
-            total
-        })
-    });
-    if ran {
-        assert_eq!(bufs[16], 10, "destination rewritten to 10.200.x.y");
-        assert_eq!(bufs[8], 63, "TTL decremented");
-    }
 }
 
 pub fn benches(c: &mut Criterion) {
