@@ -193,17 +193,12 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         if let Some(f) = self.first_lane {
-            let least = if self.sorted {
-                self.heap.last()
-            } else {
-                self.heap.first()
-            };
-            let lane = &mut self.lanes[f];
-            if lane
+            let least = self.least();
+            if self.lanes[f]
                 .as_ref()
                 .is_some_and(|l| least.is_none_or(|h| l.before(h)))
             {
-                let l = lane.take()?;
+                let l = self.lanes[f].take()?;
                 // One lane (one service): it was the only one with an event.
                 self.first_lane = if self.lanes.len() == 1 {
                     None
