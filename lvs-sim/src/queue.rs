@@ -101,13 +101,20 @@ impl<E: Copy> EventQueue<E> {
                 // (`e` has the largest sequence number yet).
                 // An insertion with a hole, from the end: the few entries moved are copied
                 // in place rather than by a call to `memmove`.
-                let mut i = self.heap.len();
+                // On a slice of its own, whose length the loop does not read again: each
+                // step's index is then known to be in bounds.
                 self.heap.push(e);
-                while i > 0 && self.heap[i - 1].t <= t {
-                    self.heap[i] = self.heap[i - 1];
+                let heap = self.heap.as_mut_slice();
+                let mut i = heap.len() - 1;
+                while i > 0 {
+                    let prev = heap[i - 1];
+                    if prev.t > t {
+                        break;
+                    }
+                    heap[i] = prev;
                     i -= 1;
                 }
-                self.heap[i] = e;
+                heap[i] = e;
                 return;
             }
             self.make_heap();
