@@ -289,6 +289,72 @@ pub struct Engine<'m> {
     /// Counts the changes to the director other than packets and timers (see
     /// [`Engine::director_changed`]); starts at 1.
     epoch: u64,
+    /// The director's connection table's tick (ns) and its longest timeout, as its
+    /// [`ConnTable::due`](lvs_core::conn::ConnTable::due) arms them (see [`TableTimes`]).
+    times: TableTimes,
+}
+
+/// How the director's connection table arms a timer, read from the table's own
+/// [`ConnTable::due`](lvs_core::conn::ConnTable::due): the first tick boundary at or after
+/// `now + timeout`, the timeout clamped to `max`. [`TableTimes::fin_first`] compares two such
+/// deadlines by additions on this, without computing either (see
+/// [`Engine::last_response_subsumed`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct TableTimes {
+    /// The tick (ns); 0 while unknown.
+    tick: u64,
+    /// The longest timeout (ns) that is not clamped.
+    max: u64,
+}
+
+impl TableTimes {
+    /// The tick and clamp of `table`: `due(0, 1 ns)` is one tick; a timeout `d` is clamped
+    /// exactly when `due(0, d) < d` (a deadline is at or after `now + d` otherwise), which
+    /// holds above `max` and below it never: a binary search finds it.
+    fn of(table: &lvs_core::conn::ConnTable) -> TableTimes {
+        let due = |d: u64| table.due(Instant::ZERO, Duration::from_nanos(d)).as_nanos();
+        let tick = due(1);
+        // `due(d) >= d` holds at `lo` and fails above `hi`.
+        let (mut lo, mut hi) = (1u64, u64::MAX);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if due(mid) >= mid {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        TableTimes { tick, max: lo }
+    }
+
+    /// Whether `due(now, fin) < due(now, other)` and `due(now, fin) < expires`, `due` being
+    /// the table's deadline of a timer armed at `now` (see [`TableTimes`]); `None` when the
+    /// additions leave `u64` or the first comparison needs the deadlines themselves (the
+    /// timeouts less than a tick apart). `expires` is a deadline as the table reads it back
+    /// (a tick boundary).
+    ///
+    /// With `x = now + fin` and `y = now + other` (the timeouts clamped), the deadlines are
+    /// the first tick boundaries at or after `x` and `y`: the first is earlier exactly when a
+    /// boundary lies in `[x, y)`, which holds when `y - x` is at least a tick and fails when
+    /// it is not positive; and it is earlier than the boundary `expires` exactly when
+    /// `x + tick <= expires`.
+    #[inline(always)]
+    fn fin_first(self, now: u64, fin: Duration, other: Duration, expires: u64) -> Option<bool> {
+        let (a, b) = (fin.as_nanos().min(self.max), other.as_nanos().min(self.max));
+        if self.tick == 0 {
+            return None;
+        }
+        let before_other = if b <= a {
+            false
+        } else if b - a >= self.tick {
+            true
+        } else {
+            return None;
+        };
+        // No deadline saturates: both are below `now + max(a, b) + tick`.
+        now.checked_add(a.max(b))?.checked_add(self.tick)?;
+        Some(before_other && now + a + self.tick <= expires)
+    }
 }
 
 /// The last TCP transition of one kind of segment (direction and flags) computed for one
@@ -518,6 +584,7 @@ impl<'m> Engine<'m> {
             leave_out: false,
             tcp_table: TcpTable::Normal,
             epoch: 1,
+            times: TableTimes::default(),
         }
     }
 
@@ -839,6 +906,11 @@ impl<'m> Engine<'m> {
         self.tcp_table = self.director.sysctls().tcp_table();
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
+        let table = self.director.table();
+        let tick = table.due(Instant::ZERO, Duration::from_nanos(1)).as_nanos();
+        if tick != self.times.tick {
+            self.times = TableTimes::of(table);
+        }
     }
 
     /// The backup director's own expiries up to `t`.
@@ -1889,11 +1961,31 @@ impl<'m> Engine<'m> {
             .fin
             .get(tcp, state, nooutput, Direction::Input, FIN | ACK)
             .state;
-        // The deadlines as the table arms them (on its tick).
-        let now = Instant::from_nanos(self.now);
+        // The deadlines as the table arms them (on its tick), compared without computing
+        // them when the timeouts allow.
         let to = table.timeouts();
-        let fin_due = table.due(now, to.tcp(fin_state));
-        fin_due < table.due(now, to.tcp(state)) && fin_due < expires
+        let (fin, other) = (to.tcp(fin_state), to.tcp(state));
+        let first = self
+            .times
+            .fin_first(self.now, fin, other, expires.as_nanos());
+        debug_assert!(
+            first.is_none_or(|f| f == Self::fin_first_due(table, self.now, fin, other, expires))
+        );
+        first.unwrap_or_else(|| Self::fin_first_due(table, self.now, fin, other, expires))
+    }
+
+    /// [`TableTimes::fin_first`] by the table's deadlines themselves.
+    #[inline(never)]
+    fn fin_first_due(
+        table: &lvs_core::conn::ConnTable,
+        now: u64,
+        fin: Duration,
+        other: Duration,
+        expires: Instant,
+    ) -> bool {
+        let now = Instant::from_nanos(now);
+        let fin_due = table.due(now, fin);
+        fin_due < table.due(now, other) && fin_due < expires
     }
 
     #[cold]
@@ -2279,6 +2371,61 @@ probe_time = 0.001"#
         } else {
             (s * 1e9).round().min(u64::MAX as f64 / 2.0) as u64
         }
+    }
+
+    /// [`super::TableTimes::fin_first`], when it answers, answers as the table's deadlines
+    /// do: ticks of 1 ns, 125 ms (the default) and 1 s, timeouts around each other and around
+    /// the clamp, times around the end of `u64`.
+    #[test]
+    fn fin_first_compares_as_the_deadlines() {
+        use lvs_core::conn::{ConnTable, ConnTableConfig, HashKey};
+        use lvs_core::time::{Duration, Instant};
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut answered = 0;
+        for tick in [1, 125_000_000, 1_000_000_000u64] {
+            let mut cfg = ConnTableConfig::new(16, HashKey::from_u128(1));
+            cfg.tick = Duration::from_nanos(tick);
+            let table = ConnTable::new(cfg);
+            let times = super::TableTimes::of(&table);
+            assert_eq!(times.tick, tick);
+            assert_eq!(times.max, tick << 30);
+            let near = |r: u64, at: u64| at.saturating_add(r % (4 * tick)).saturating_sub(2 * tick);
+            for _ in 0..200_000 {
+                let pick = |r: u64| match r % 4 {
+                    0 => r >> 2,
+                    1 => near(r >> 2, times.max),
+                    2 => (r >> 2) % (1000 * tick),
+                    _ => near(r >> 2, u64::MAX),
+                };
+                let now = pick(rnd());
+                let fin = pick(rnd());
+                let other = match rnd() % 3 {
+                    0 => pick(rnd()),
+                    1 => near(rnd(), fin),
+                    _ => fin.saturating_add(tick),
+                };
+                let expires = match rnd() % 2 {
+                    0 => table.due(Instant::from_nanos(now), Duration::from_nanos(pick(rnd()))),
+                    _ => Instant::from_nanos(near(rnd(), now.saturating_add(fin)) / tick * tick),
+                };
+                let (fin, other) = (Duration::from_nanos(fin), Duration::from_nanos(other));
+                if let Some(first) = times.fin_first(now, fin, other, expires.as_nanos()) {
+                    answered += 1;
+                    assert_eq!(
+                        first,
+                        Engine::fin_first_due(&table, now, fin, other, expires),
+                        "tick {tick} now {now} fin {fin:?} other {other:?} expires {expires:?}"
+                    );
+                }
+            }
+        }
+        assert!(answered > 100_000, "{answered}");
     }
 
     #[test]
