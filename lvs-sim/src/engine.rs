@@ -1144,43 +1144,57 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// A slot for connection `c`, with the hint of its client's packets: service `si`'s
-    /// arrival drawn at `at`, without what only its SYN uses.
+    /// A slot for a connection of `client`: the last one freed (see [`Engine::release`]), or
+    /// a new one. A connection that fails at its SYN gives it back at once
+    /// ([`Engine::unalloc`]), so that the slots that connections get are the same as if
+    /// only those that open took one.
     #[inline(always)]
-    fn alloc(&mut self, c: Conn, si: usize, at: usize) -> u32 {
-        self.in_flight += 1;
-        self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
-        let i = match self.free.pop() {
+    fn alloc(&mut self, client: SocketAddr) -> u32 {
+        match self.free.pop() {
             Some(i) => i,
-            None => self.new_slot(&c),
-        };
-        let client = c.client;
-        self.conns[i as usize] = c;
-        // The packet's other fields are the same for every connection (see `new_slot`).
-        let w = &mut self.client_wire[i as usize];
-        w.pkt.src = client;
-        w.pkt.dst = self.m.workloads[si].vip;
-        w.hint = self.arr[si].ahead[at].hint.without_insert();
-        i
+            None => self.new_slot(client),
+        }
     }
 
-    /// A new connection slot (its fields are written by [`Engine::alloc`]), with the TCP
-    /// packets of its two directions.
+    /// Gives back the slot that [`Engine::alloc`] took for a connection that did not open.
     #[cold]
     #[inline(never)]
-    fn new_slot(&mut self, c: &Conn) -> u32 {
+    fn unalloc(&mut self, i: u32) {
+        self.free.push(i);
+    }
+
+    /// A new connection slot (its fields are written when a connection takes it), with the
+    /// TCP packets of its two directions.
+    #[cold]
+    #[inline(never)]
+    fn new_slot(&mut self, client: SocketAddr) -> u32 {
         let i = self.conns.len() as u32;
         // Any hint: it is written with the packet's addresses.
         let hint = self
             .director
-            .flow_hint(&tcp(ACK, PacketDir::FromClient, c.client, c.client));
-        self.conns.push(*c);
+            .flow_hint(&tcp(ACK, PacketDir::FromClient, client, client));
+        self.conns.push(Conn {
+            client,
+            dest: client,
+            arrival: 0,
+            req_start: 0,
+            inc: 0,
+            left: 0,
+            svc: 0,
+            srv: 0,
+            work: 0.0,
+            nat: false,
+            live: false,
+            serving: false,
+            id: None,
+            acked: 0,
+        });
         self.client_wire.push(Wire {
-            pkt: tcp(ACK, PacketDir::FromClient, c.client, c.client),
+            pkt: tcp(ACK, PacketDir::FromClient, client, client),
             hint,
         });
         self.server_wire.push(Wire {
-            pkt: tcp(ACK, PacketDir::FromServer, c.dest, c.client),
+            pkt: tcp(ACK, PacketDir::FromServer, client, client),
             hint,
         });
         i
@@ -1332,12 +1346,19 @@ impl<'m> Engine<'m> {
         if measured {
             self.svc_acc[si].attempted += 1;
         }
+        // The connection's slot, whose client packet the SYN is: its later packets differ
+        // from it only by their TCP flags, and keep its hint (the part that only a packet
+        // opening a connection uses is the same for them: hashes of the same key).
+        let c = self.alloc(client);
+        let w = &mut self.client_wire[c as usize];
+        w.pkt.src = client;
+        w.pkt.dst = vip;
+        w.pkt.tcp_flags = SYN;
+        w.hint = self.arr[si].ahead[at].hint;
         self.packets += 1;
-        let v = self.director.handle_flow_hinted(
-            Instant::from_nanos(self.now),
-            &tcp(SYN, PacketDir::FromClient, client, vip),
-            &self.arr[si].ahead[at].hint,
-        );
+        let v = self
+            .director
+            .handle_flow_hinted(Instant::from_nanos(self.now), &w.pkt, &w.hint);
         if self.backup.is_some() {
             self.sync_drain(self.now);
         }
@@ -1346,10 +1367,12 @@ impl<'m> Engine<'m> {
                 dest, method, conn, ..
             } => (dest, method == Forward::Masq, conn),
             FlowVerdict::NoDestination | FlowVerdict::NotOurs | FlowVerdict::Reply { .. } => {
+                self.unalloc(c);
                 self.count_fail(si, NONE, FailReason::NoDestination, measured);
                 return;
             }
             FlowVerdict::Drop(_) => {
+                self.unalloc(c);
                 self.count_fail(si, NONE, FailReason::DirectorDrop, measured);
                 return;
             }
@@ -1357,6 +1380,7 @@ impl<'m> Engine<'m> {
         let srv = self.server_of(dest);
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
+            self.unalloc(c);
             self.count_fail(si, srv, FailReason::DeadServer, measured);
             return;
         }
@@ -1369,9 +1393,11 @@ impl<'m> Engine<'m> {
             .in_system(sm.discipline)
             .saturating_sub(sm.workers as usize);
         if waiting >= sm.backlog as usize {
+            self.unalloc(c);
             self.refuse(si, srv, nat, dest, client, measured);
             return;
         }
+        let inc = st.inc;
         let left = match self.m.workloads[si].requests {
             Requests::Fixed { n } => n,
             Requests::Geometric { mean } => {
@@ -1385,27 +1411,24 @@ impl<'m> Engine<'m> {
                 }
             }
         };
-        let inc = self.srv[srv as usize].inc;
-        let c = self.alloc(
-            Conn {
-                client,
-                dest,
-                arrival: self.now,
-                req_start: self.now,
-                inc,
-                left,
-                svc: s,
-                srv,
-                work: 0.0,
-                nat,
-                live: true,
-                serving: false,
-                id,
-                acked: 0,
-            },
-            si,
-            at,
-        );
+        self.in_flight += 1;
+        self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
+        self.conns[c as usize] = Conn {
+            client,
+            dest,
+            arrival: self.now,
+            req_start: self.now,
+            inc,
+            left,
+            svc: s,
+            srv,
+            work: 0.0,
+            nat,
+            live: true,
+            serving: false,
+            id,
+            acked: 0,
+        };
         if nat {
             self.syn_ack(c, id, dest, client);
         }
