@@ -175,6 +175,12 @@ const SRV_MEMO: usize = 64;
 const DRAW_AHEAD: usize = 16;
 
 struct Srv {
+    /// The model's queue discipline, workers, backlog limit and speed of the server (copies
+    /// kept with its state, which every request's steps read anyway).
+    discipline: Discipline,
+    workers: u32,
+    backlog: u32,
+    speed: f64,
     up: bool,
     inc: u32,
     factor: f64,
@@ -529,8 +535,14 @@ impl<'m> Engine<'m> {
             client_wire: Vec::new(),
             server_wire: Vec::new(),
             free: Vec::new(),
-            srv: (0..nsrv)
-                .map(|_| Srv {
+            srv: m
+                .servers
+                .iter()
+                .map(|sm| Srv {
+                    discipline: sm.discipline,
+                    workers: sm.workers,
+                    backlog: sm.backlog,
+                    speed: sm.speed,
                     up: true,
                     inc: 0,
                     factor: 1.0,
@@ -1387,12 +1399,11 @@ impl<'m> Engine<'m> {
         if measured {
             self.srv_acc[srv as usize].connections += 1;
         }
-        let sm = &self.m.servers[srv as usize];
         let st = &self.srv[srv as usize];
         let waiting = st
-            .in_system(sm.discipline)
-            .saturating_sub(sm.workers as usize);
-        if waiting >= sm.backlog as usize {
+            .in_system(st.discipline)
+            .saturating_sub(st.workers as usize);
+        if waiting >= st.backlog as usize {
             self.unalloc(c);
             self.refuse(si, srv, nat, dest, client, measured);
             return;
@@ -1539,13 +1550,12 @@ impl<'m> Engine<'m> {
     /// Adds the time since the last change to the server's integrals.
     #[inline(always)]
     fn accrue(&mut self, i: usize) {
-        let sm = &self.m.servers[i];
         let st = &mut self.srv[i];
         let now = self.now;
         if now <= st.last {
             return;
         }
-        let n = st.in_system(sm.discipline);
+        let n = st.in_system(st.discipline);
         let up = st.up;
         // Spans of the run (at most 1e9 s, so below 2^63 ns) and counts convert to `f64`
         // through `i64`, one instruction where `u64`'s conversion takes several; the values
@@ -1570,9 +1580,9 @@ impl<'m> Engine<'m> {
             }
             return;
         }
-        let busy = match sm.discipline {
+        let busy = match st.discipline {
             Discipline::Fifo => st.busy as f64,
-            Discipline::Ps => (n as i64 as f64).min(sm.workers as f64),
+            Discipline::Ps => (n as i64 as f64).min(st.workers as f64),
         };
         let n = n as i64 as f64;
         a.busy_area += busy * dt_meas;
@@ -1587,11 +1597,10 @@ impl<'m> Engine<'m> {
     fn enqueue(&mut self, srv: u16, c: u32, work: f64) {
         let i = srv as usize;
         self.accrue(i);
-        let sm = &self.m.servers[i];
-        match sm.discipline {
+        let st = &mut self.srv[i];
+        match st.discipline {
             Discipline::Fifo => {
-                let st = &mut self.srv[i];
-                if st.busy < sm.workers {
+                if st.busy < st.workers {
                     st.busy += 1;
                     self.start_fifo(srv, c, work);
                 } else {
@@ -1618,7 +1627,8 @@ impl<'m> Engine<'m> {
     #[inline(always)]
     fn start_fifo(&mut self, srv: u16, c: u32, work: f64) {
         let i = srv as usize;
-        let speed = self.m.servers[i].speed * self.srv[i].factor;
+        let st = &self.srv[i];
+        let speed = st.speed * st.factor;
         self.conns[c as usize].serving = true;
         let inc = self.srv[i].inc;
         let t = self.now + ns(work / speed);
