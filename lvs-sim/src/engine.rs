@@ -94,6 +94,18 @@ pub fn ns(s: f64) -> u64 {
     (whole + (x - whole as f64 >= 0.5) as i64) as u64
 }
 
+/// Seconds from nanoseconds: `t as f64 / 1e9`, through `i64` below 2^63 (the same value,
+/// in one instruction where `u64`'s conversion takes several).
+#[inline(always)]
+fn secs(t: u64) -> f64 {
+    let x = if t < 1 << 63 {
+        t as i64 as f64
+    } else {
+        t as f64
+    };
+    x / 1e9
+}
+
 /// SplitMix64 finaliser: independent seeds for the random streams.
 pub fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -107,7 +119,10 @@ pub fn stream(seed: u64, replication: u32, component: u64) -> Pcg64Mcg {
     Pcg64Mcg::seed_from_u64(mix(mix(seed ^ mix(replication as u64)) ^ component))
 }
 
+// A 32-bit tag: the payload is then one aligned 16-byte value, which the event loop copies
+// in one move.
 #[derive(Clone, Copy, Debug)]
+#[repr(u32)]
 enum Ev {
     Arrival(u16),
     Think(u32),
@@ -1114,7 +1129,7 @@ impl<'m> Engine<'m> {
                         break;
                     };
                     let (ip, slot) = population_client(w, rng);
-                    from = poisson_next(rng, mean, t as f64 / 1e9);
+                    from = poisson_next(rng, mean, secs(t));
                     slots[n] = (ip, slot, from);
                     n += 1;
                 }
@@ -1156,15 +1171,14 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// A slot for a connection of `client`: the last one freed (see [`Engine::release`]), or
-    /// a new one. A connection that fails at its SYN gives it back at once
+    /// A slot for a connection: the last one freed (see [`Engine::release`]), or a new one. A connection that fails at its SYN gives it back at once
     /// ([`Engine::unalloc`]), so that the slots that connections get are the same as if
     /// only those that open took one.
     #[inline(always)]
-    fn alloc(&mut self, client: SocketAddr) -> u32 {
+    fn alloc(&mut self) -> u32 {
         match self.free.pop() {
             Some(i) => i,
-            None => self.new_slot(client),
+            None => self.new_slot(),
         }
     }
 
@@ -1179,8 +1193,10 @@ impl<'m> Engine<'m> {
     /// TCP packets of its two directions.
     #[cold]
     #[inline(never)]
-    fn new_slot(&mut self, client: SocketAddr) -> u32 {
+    fn new_slot(&mut self) -> u32 {
         let i = self.conns.len() as u32;
+        // Any addresses: the connection that takes the slot writes its own.
+        let client = SocketAddr::from(([0, 0, 0, 0], 0));
         // Any hint: it is written with the packet's addresses.
         let hint = self
             .director
@@ -1349,24 +1365,30 @@ impl<'m> Engine<'m> {
         } else {
             self.draw_one(s);
         }
-        // The arrival's client and hint, read in place.
-        let at = self.arr[si].ahead_at;
-        self.arr[si].ahead_at = at + 1;
-        let client = self.arr[si].ahead[at].client;
+        // The connection's slot, whose client packet the SYN is: its later packets differ
+        // from it only by their TCP flags, and keep its hint (the part that only a packet
+        // opening a connection uses is the same for them: hashes of the same key).
+        let c = self.alloc();
+        // The arrival's client and hint, read in place (the fields apart, so that each is
+        // indexed once).
+        let Engine {
+            arr, client_wire, ..
+        } = self;
+        let st = &mut arr[si];
+        let at = st.ahead_at;
+        st.ahead_at = at + 1;
+        let drawn = &st.ahead[at];
+        let client = drawn.client;
+        let w = &mut client_wire[c as usize];
+        w.pkt.src = client;
+        w.pkt.dst = vip;
+        w.pkt.tcp_flags = SYN;
+        w.hint = drawn.hint;
         self.conns_total += 1;
         let measured = self.now >= self.warm;
         if measured {
             self.svc_acc[si].attempted += 1;
         }
-        // The connection's slot, whose client packet the SYN is: its later packets differ
-        // from it only by their TCP flags, and keep its hint (the part that only a packet
-        // opening a connection uses is the same for them: hashes of the same key).
-        let c = self.alloc(client);
-        let w = &mut self.client_wire[c as usize];
-        w.pkt.src = client;
-        w.pkt.dst = vip;
-        w.pkt.tcp_flags = SYN;
-        w.hint = self.arr[si].ahead[at].hint;
         self.packets += 1;
         let v = self
             .director
