@@ -1158,12 +1158,14 @@ impl<'m> Engine<'m> {
         for &(_, slot, _) in &slots[..n] {
             core::hint::black_box(st.next_port.get(slot).copied());
         }
-        let vip = w.vip;
         st.ahead.clear();
         st.ahead_at = 0;
+        // The SYNs differ only by their client: one packet, its source written each time.
+        let mut syn = tcp(SYN, PacketDir::FromClient, w.vip, w.vip);
         for &(ip, slot, next) in &slots[..n] {
             let client = SocketAddr::new(ip, take_port_of(&mut st.next_port[slot], unique));
-            let hint = director.flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+            syn.src = client;
+            let hint = director.flow_hint(&syn);
             st.ahead.push(Drawn { client, hint, next });
         }
         for d in &st.ahead {
