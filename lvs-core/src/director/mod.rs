@@ -489,12 +489,6 @@ pub struct Director {
     /// Real servers by (service slot, address, port) for applying sync records; rebuilt
     /// after any rule change.
     sync_dests: Option<sync::DestIndex>,
-    /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
-    /// that inserting the connection scheduled for it does not hash the key again.
-    miss_hash: Option<(InKey, u64)>,
-    /// The reply key and hash read ahead for the insert of the connection being scheduled
-    /// (see `read_ahead_insert`; the table uses it only if it is the entry's own key).
-    miss_out: Option<(OutKey, u64)>,
     /// A real server with another forwarding method than NAT was configured (it stays set):
     /// a new connection's reply key may then be the one `read_ahead_insert` reads ahead.
     /// While every real server uses NAT that key is never an entry's, and its hash is not
@@ -649,8 +643,6 @@ impl Director {
             sync_stats: SyncStats::default(),
             sync_slots: Vec::new(),
             sync_dests: None,
-            miss_hash: None,
-            miss_out: None,
             reply_from_vip: false,
         }
     }
