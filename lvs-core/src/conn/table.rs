@@ -1136,6 +1136,12 @@ impl ConnTable {
 
     /// Links `slot` into the bucket for tick `due` (clamped into the wheel's window).
     fn link(&mut self, slot: u32, due: u64) {
+        self.link_inline(slot, due);
+    }
+
+    /// [`ConnTable::link`], inlined where a new connection's insert calls it.
+    #[inline(always)]
+    fn link_inline(&mut self, slot: u32, due: u64) {
         let pos = due.clamp(self.cursor, self.cursor + self.wheel_size - 1);
         let b = pos & self.wheel_mask;
         let old = self.heads[b as usize];
@@ -1575,7 +1581,7 @@ impl ConnTable {
         self.out_idx.insert(out_hash, slot, |s| store.out_hash(s));
         let b = out_filter_bucket(self.out_filter.len() - 1, p, Ad::V4(s), sport);
         self.out_filter[b] += 1;
-        self.link(slot, due);
+        self.link_inline(slot, due);
         self.len += 1;
         self.stats.inserted += 1;
         Ok(ConnId(slot))
