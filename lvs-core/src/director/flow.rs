@@ -689,12 +689,9 @@ impl Director {
                 return Some(i);
             }
         }
-        let exact = |port| ServiceKey::Addr {
-            protocol: pkt.protocol,
-            addr: pkt.dst.ip(),
-            port,
-        };
-        if let Some(i) = self.service_index(&exact(pkt.dst.port())) {
+        let vaddr = pkt.dst.ip();
+        let exact = |port| self.addr_service_index(pkt.protocol, vaddr, port);
+        if let Some(i) = exact(pkt.dst.port()) {
             return Some(i);
         }
         // Without a helper module the kernel still sends TCP port 20 and unprivileged ports
@@ -704,11 +701,11 @@ impl Director {
             && pkt.protocol == Protocol::Tcp
             && (vport == FTP_DATA_PORT || vport >= UNPRIVILEGED_PORT_START)
         {
-            if let Some(i) = self.service_index(&exact(FTP_PORT)) {
+            if let Some(i) = exact(FTP_PORT) {
                 return Some(i);
             }
         }
-        self.service_index(&exact(0))
+        exact(0)
     }
 
     /// For a packet about to be scheduled: reads the out-index bucket and the slot its
