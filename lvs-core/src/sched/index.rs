@@ -260,20 +260,24 @@ impl<R: Rank> Tournament<R> {
         // be read at each level.
         while node > 1 {
             let sib = nodes[node ^ 1];
-            let winner = if node & 1 == 0 {
-                Self::play(cur, sib)
+            // `play` with `cur` on its side: a left `cur` keeps a tie, a right one must be
+            // strictly better. One comparison, one conditional move of the winner.
+            let sib_wins = if node & 1 == 0 {
+                R::better(&sib.key, &cur.key)
             } else {
-                Self::play(sib, cur)
+                !R::better(&cur.key, &sib.key)
             };
+            if sib_wins {
+                cur = sib;
+            }
             node /= 2;
             let parent = &mut nodes[node];
-            if *parent == winner {
+            if *parent == cur {
                 // Same winner with the same key (the refreshed leaf's key changed, so not
                 // it): nothing above can change either.
                 break;
             }
-            *parent = winner;
-            cur = winner;
+            *parent = cur;
         }
     }
 
