@@ -440,7 +440,8 @@ impl Director {
                 match self.schedule(now, pkt, hash, known_out) {
                     Ok(s) => match s.conn {
                         Some(id) => {
-                            dest = self.table.dest(id);
+                            // The new entry's real server (not read back from it).
+                            dest = Some(s.dest);
                             (id, true)
                         }
                         None => {
@@ -653,6 +654,7 @@ impl Director {
     }
 
     /// `ip_vs_conn_stats`: conns++ on the real server, its service and the total.
+    #[inline]
     fn count_conn(&mut self, id: DestId, svc: u32) {
         if let Some(Some(d)) = self.dests.get_mut(id.0 as usize) {
             d.stats.conn();
@@ -785,9 +787,9 @@ impl Director {
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));
             };
-            let (daddr, dport0) = self.dest_addr(dest);
+            let (daddr, dport0, flags) = self.dest_target(dest);
             let dport = if dport0 != 0 { dport0 } else { vport };
-            let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, None, miss)?;
+            let conn = self.new_conn(now, pkt, dest, flags, daddr, dport, ops, None, miss)?;
             self.count_conn(dest, svc);
             return Ok(Scheduled {
                 conn,
@@ -894,13 +896,13 @@ impl Director {
                 }
             }
         };
-        let (daddr, dport0) = self.dest_addr(dest);
+        let (daddr, dport0, flags) = self.dest_target(dest);
         let dport = if vport == svc_port && dport0 != 0 {
             dport0
         } else {
             vport
         };
-        let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct), miss)?;
+        let conn = self.new_conn(now, pkt, dest, flags, daddr, dport, ops, Some(ct), miss)?;
         // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
         self.table.touch(ct, now);
         self.count_conn(dest, svc);
@@ -946,6 +948,15 @@ impl Director {
         }
     }
 
+    /// [`Director::dest_addr`] and [`Director::dest_flags`] in one look at the real server.
+    #[inline]
+    fn dest_target(&self, id: DestId) -> (IpAddr, u16, ConnFlags) {
+        match self.dests.get(id.0 as usize) {
+            Some(Some(d)) => (d.config.addr, d.config.port, d.conn_flags),
+            _ => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, ConnFlags::INACTIVE),
+        }
+    }
+
     /// Applies the bind delta of an insert and treats an evicted entry as expired.
     pub(super) fn after_insert(&mut self, now: Instant, ins: &crate::conn::Inserted) {
         self.after_insert_parts(now, ins.id, ins.bind, ins.evicted.as_ref());
@@ -973,14 +984,16 @@ impl Director {
     }
 
     /// `ip_vs_conn_new` for a connection: inserted, or for one-packet scheduling only bound
-    /// (the caller unbinds after forwarding). `Ok(None)` for one-packet connections. `miss`:
-    /// the hashes the packet's missed lookup left (its in-key is in no entry).
+    /// (the caller unbinds after forwarding). `Ok(None)` for one-packet connections. `flags`:
+    /// the real server's conn flags ([`Director::dest_flags`]); `miss`: the hashes the
+    /// packet's missed lookup left (its in-key is in no entry).
     #[allow(clippy::too_many_arguments)]
     fn new_conn(
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
         dest: DestId,
+        flags: ConnFlags,
         daddr: IpAddr,
         dport: u16,
         ops: bool,
@@ -990,7 +1003,7 @@ impl Director {
         // The decision is made: the counter changes of the rest of this packet (bind, state
         // change, a one-packet unbind) reach the schedulers once, at its end (`end_deferral`).
         self.defer_refresh = true;
-        let flags = self.dest_flags(dest);
+        debug_assert_eq!(flags, self.dest_flags(dest));
         if ops {
             self.apply_delta(dest, DeltaKind::Bind, DestDelta::bind(flags));
             self.counters.scheduled += 1;
