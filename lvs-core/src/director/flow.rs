@@ -436,7 +436,9 @@ impl Director {
             Some(id) => (id, false),
             None => {
                 // The lookup's hash serves the insert of the connection scheduled here (same
-                // key, found in no entry: any entry found is gone by now).
+                // key), which also relies on the key being in no entry: an entry the lookup
+                // found and gave up was expired above (a connection controls no other here,
+                // so `n_control` is 0). `insert_conn_v4` asserts it in debug builds.
                 match self.schedule(now, pkt, hash, known_out) {
                     Ok(s) => match s.conn {
                         Some(id) => {
