@@ -730,7 +730,17 @@ impl Director {
             self.table.prefetch_free_slot();
             return None;
         }
-        let h = self.table.out_hash(&insert_out_key(pkt));
+        let h = match (&pkt.src, &pkt.dst) {
+            // IPv4: hashed straight from the addresses, as `flow_hint` does.
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.out_hash_v4(
+                pkt.protocol,
+                v.ip().to_bits(),
+                v.port(),
+                c.ip().to_bits(),
+                c.port(),
+            ),
+            _ => self.table.out_hash(&insert_out_key(pkt)),
+        };
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();
         Some(h)
