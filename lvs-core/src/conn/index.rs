@@ -186,6 +186,7 @@ impl SlotIndex {
     /// Adds `slot` (not present) with `hash`; `hash_of` gives the hash of any stored slot
     /// (used only when a growing index doubles). The caller never adds more slots than the
     /// capacity the index was built for.
+    #[inline]
     pub(crate) fn insert(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
         let n = self.buckets.len();
         if n < self.full && (self.len + 1) * 8 > n * 7 {
@@ -215,6 +216,7 @@ impl SlotIndex {
         }
     }
 
+    #[inline]
     fn insert_word(&mut self, hash: u64, slot: u32) {
         debug_assert!(slot < self.slot_mask, "slot beyond the capacity");
         let tag = self.tag(hash);

@@ -450,6 +450,24 @@ pub struct NewConn {
     pub timeout: Duration,
 }
 
+/// A new plain IPv4 connection for `ConnTable::insert_conn_v4`: every address IPv4
+/// (as integers), a client port, no fwmark, no controlling template, and flags (the real
+/// server's conn flags) without TEMPLATE, NO_CPORT or ONE_PACKET.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewConnV4 {
+    pub(crate) protocol: Protocol,
+    pub(crate) caddr: u32,
+    pub(crate) cport: u16,
+    pub(crate) vaddr: u32,
+    pub(crate) vport: u16,
+    pub(crate) daddr: u32,
+    pub(crate) dport: u16,
+    pub(crate) flags: ConnFlags,
+    pub(crate) dest: DestId,
+    /// Initial timeout, as [`NewConn::timeout`].
+    pub(crate) timeout: Duration,
+}
+
 /// A decoded copy of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conn {
@@ -1118,6 +1136,12 @@ impl ConnTable {
 
     /// Links `slot` into the bucket for tick `due` (clamped into the wheel's window).
     fn link(&mut self, slot: u32, due: u64) {
+        self.link_inline(slot, due);
+    }
+
+    /// [`ConnTable::link`], inlined where a new connection's insert calls it.
+    #[inline(always)]
+    fn link_inline(&mut self, slot: u32, due: u64) {
         let pos = due.clamp(self.cursor, self.cursor + self.wheel_size - 1);
         let b = pos & self.wheel_mask;
         let old = self.heads[b as usize];
@@ -1374,16 +1398,7 @@ impl ConnTable {
             self.make_room(new.control, evicted)?;
         }
 
-        // Allocate the slot.
-        let slot = if self.free_head != NIL {
-            let s = self.free_head;
-            self.free_head = self.store.e(s).next;
-            s
-        } else {
-            let s = self.store.slab.len() as u32;
-            self.store.slab.push(Entry::default());
-            s
-        };
+        let slot = self.alloc_slot();
         let mut e = Entry {
             cport: new.cport,
             vport: new.vport,
@@ -1464,6 +1479,126 @@ impl ConnTable {
         self.len += 1;
         self.stats.inserted += 1;
         Ok((ConnId(slot), new.dest.map(|d| (d, DestDelta::bind(flags)))))
+    }
+
+    /// [`ConnTable::insert_lean`] for the director's common new connection ([`NewConnV4`]),
+    /// whose in-key the caller has just looked up and found absent (nothing has inserted it
+    /// since), with `in_hash` the hash that lookup computed: no existence probe, no key to
+    /// compare with a hint's, no address to convert, and the reply key hashed from the
+    /// fields at hand. `known_out` is the hash of the reply key of every method but NAT,
+    /// `(vaddr, vport) -> (caddr, cport)`, when the caller has it. The same entry, index
+    /// entries, counters and errors as `insert_lean` with the equivalent [`NewConn`];
+    /// returns the entry (its bind delta is `DestDelta::bind(new.flags)`).
+    #[inline]
+    pub(crate) fn insert_conn_v4(
+        &mut self,
+        now: Instant,
+        new: &NewConnV4,
+        in_hash: u64,
+        known_out: Option<u64>,
+        evicted: &mut Option<Expired>,
+    ) -> Result<ConnId, InsertError> {
+        let flags = new.flags.without(ConnFlags::HASHED);
+        debug_assert!(
+            new.cport != 0
+                && flags.bits()
+                    & (ConnFlags::TEMPLATE.bits()
+                        | ConnFlags::NO_CPORT.bits()
+                        | ConnFlags::ONE_PACKET.bits())
+                    == 0,
+            "not a plain connection"
+        );
+        let (p, c, cport, v, vport) = (new.protocol, new.caddr, new.cport, new.vaddr, new.vport);
+        debug_assert_eq!(
+            in_hash,
+            hash_v4(&self.store.sip, p, KIND_CONN, c, cport, v, vport)
+        );
+        debug_assert!(
+            self.in_idx
+                .find(in_hash, |s| self.store.in_eq_fields(
+                    s,
+                    KIND_CONN,
+                    p,
+                    cport,
+                    vport,
+                    Ad::V4(c),
+                    Ad::V4(v)
+                ))
+                .is_none(),
+            "the new connection's key is in the table"
+        );
+        if self.len == 0 {
+            // An empty wheel can start at the present: no hopping from the clock's origin.
+            self.cursor = self.cursor.max(self.tick_of(now));
+        }
+        if self.len >= self.capacity {
+            self.make_room(None, evicted)?;
+        }
+        let slot = self.alloc_slot();
+        // The reply key: from the real server for NAT, else from the virtual service.
+        let masq = flags.fwd_method() == FwdMethod::Masq;
+        let (s, sport) = if masq {
+            (new.daddr, new.dport)
+        } else {
+            (v, vport)
+        };
+        let hash_out = || hash_v4(&self.store.sip, p, KIND_OUT, s, sport, c, cport);
+        let out_hash = match known_out {
+            Some(h) if !masq => h,
+            _ => hash_out(),
+        };
+        debug_assert_eq!(out_hash, hash_out());
+        let due = self.due_tick(now, new.timeout);
+        let bits = B_OCCUPIED | proto_bits(p) | B_IN_IDX | B_OUT_IDX;
+        self.store.slab[slot as usize] = Entry {
+            caddr: c,
+            vaddr: v,
+            daddr: new.daddr,
+            cport,
+            vport,
+            dport: new.dport,
+            flags: flags.with(ConnFlags::HASHED).bits(),
+            bits,
+            expires: due as u32,
+            dest: new.dest.0,
+            aux: 0,
+            prev: NIL,
+            next: NIL,
+            link: NIL,
+        };
+        if masq {
+            self.last_out = Some(LastOut {
+                bits: bits & B_PROTO,
+                s,
+                sport,
+                d: c,
+                dport: cport,
+                hash: out_hash,
+            });
+        }
+        let store = &self.store;
+        self.in_idx.insert(in_hash, slot, |s| store.in_hash(s));
+        self.out_idx.insert(out_hash, slot, |s| store.out_hash(s));
+        let b = out_filter_bucket(self.out_filter.len() - 1, p, Ad::V4(s), sport);
+        self.out_filter[b] += 1;
+        self.link_inline(slot, due);
+        self.len += 1;
+        self.stats.inserted += 1;
+        Ok(ConnId(slot))
+    }
+
+    /// A slot for a new entry: the head of the free list, or a fresh one at the slab's end.
+    #[inline(always)]
+    fn alloc_slot(&mut self) -> u32 {
+        if self.free_head != NIL {
+            let s = self.free_head;
+            self.free_head = self.store.e(s).next;
+            s
+        } else {
+            let s = self.store.slab.len() as u32;
+            self.store.slab.push(Entry::default());
+            s
+        }
     }
 
     /// For an insert into a full table: evicts an embryonic connection into `evicted`, or

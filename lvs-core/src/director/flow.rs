@@ -7,6 +7,7 @@ use super::{
     PacketDir,
 };
 use crate::conn::state::TcpInput;
+use crate::conn::table::NewConnV4;
 use crate::conn::{
     ConnFlags, ConnId, DestDelta, Direction, InKey, InsertError, NewConn, OutKey, TcpState,
 };
@@ -32,6 +33,17 @@ struct Scheduled {
     dest: DestId,
     daddr: IpAddr,
     dport: u16,
+}
+
+/// The hashes a client packet's missed lookup leaves for the insert of the connection
+/// scheduled for it (see `Director::new_conn`).
+#[derive(Clone, Copy)]
+struct MissHashes {
+    /// The hash of the packet's in-key, which the lookup found in no entry; `None` if the
+    /// lookup computed none.
+    key: Option<u64>,
+    /// The hash of the reply key of every method but NAT, [`insert_out_key`], if known.
+    out: Option<u64>,
 }
 
 /// The reply key of the entry a connection scheduled for the client packet `pkt` would get,
@@ -424,12 +436,14 @@ impl Director {
             Some(id) => (id, false),
             None => {
                 // The lookup's hash serves the insert of the connection scheduled here (same
-                // key); set only on this path, so that a hit stores nothing.
-                self.miss_hash = hash.map(|h| (InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), h));
-                match self.schedule(now, pkt, known_out) {
+                // key), which also relies on the key being in no entry: an entry the lookup
+                // found and gave up was expired above (a connection controls no other here,
+                // so `n_control` is 0). `insert_conn_v4` asserts it in debug builds.
+                match self.schedule(now, pkt, hash, known_out) {
                     Ok(s) => match s.conn {
                         Some(id) => {
-                            dest = self.table.dest(id);
+                            // The new entry's real server (not read back from it).
+                            dest = Some(s.dest);
                             (id, true)
                         }
                         None => {
@@ -642,6 +656,7 @@ impl Director {
     }
 
     /// `ip_vs_conn_stats`: conns++ on the real server, its service and the total.
+    #[inline]
     fn count_conn(&mut self, id: DestId, svc: u32) {
         if let Some(Some(d)) = self.dests.get_mut(id.0 as usize) {
             d.stats.conn();
@@ -678,12 +693,9 @@ impl Director {
                 return Some(i);
             }
         }
-        let exact = |port| ServiceKey::Addr {
-            protocol: pkt.protocol,
-            addr: pkt.dst.ip(),
-            port,
-        };
-        if let Some(i) = self.service_index(&exact(pkt.dst.port())) {
+        let vaddr = pkt.dst.ip();
+        let exact = |port| self.addr_service_index(pkt.protocol, vaddr, port);
+        if let Some(i) = exact(pkt.dst.port()) {
             return Some(i);
         }
         // Without a helper module the kernel still sends TCP port 20 and unprivileged ports
@@ -693,37 +705,45 @@ impl Director {
             && pkt.protocol == Protocol::Tcp
             && (vport == FTP_DATA_PORT || vport >= UNPRIVILEGED_PORT_START)
         {
-            if let Some(i) = self.service_index(&exact(FTP_PORT)) {
+            if let Some(i) = exact(FTP_PORT) {
                 return Some(i);
             }
         }
-        self.service_index(&exact(0))
+        exact(0)
     }
 
     /// For a packet about to be scheduled: reads the out-index bucket and the slot its
     /// connection's insert will use, so that their cache misses overlap the scheduling
-    /// instead of following it, and keeps the reply key's hash for the insert. The reply key
-    /// assumed is that of every method but NAT (the virtual service answers the client); for
-    /// a NAT real server the insert finds the key is not its own and hashes its own.
+    /// instead of following it, and returns the reply key's hash for the insert. The reply
+    /// key assumed is that of every method but NAT (the virtual service answers the client);
+    /// for a NAT real server the insert hashes its own.
     ///
     /// With the packet's hint (`known`: the hash of that reply key) the buckets were read
     /// when the caller prefetched the hint, and the hash is the hint's.
-    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<u64>) {
-        if let Some(h) = known {
-            self.miss_out = Some((insert_out_key(pkt), h));
-            return;
+    fn read_ahead_insert(&mut self, pkt: &FlowPacket, known: Option<u64>) -> Option<u64> {
+        if known.is_some() {
+            return known;
         }
         if !self.reply_from_vip {
             // Every real server uses NAT: the insert hashes the entry's own reply key. The
             // slot it will use is read ahead all the same.
             self.table.prefetch_free_slot();
-            return;
+            return None;
         }
-        let out = insert_out_key(pkt);
-        let h = self.table.out_hash(&out);
+        let h = match (&pkt.src, &pkt.dst) {
+            // IPv4: hashed straight from the addresses, as `flow_hint` does.
+            (SocketAddr::V4(c), SocketAddr::V4(v)) => self.table.out_hash_v4(
+                pkt.protocol,
+                v.ip().to_bits(),
+                v.port(),
+                c.ip().to_bits(),
+                c.port(),
+            ),
+            _ => self.table.out_hash(&insert_out_key(pkt)),
+        };
         self.table.prefetch(None, Some(h));
         self.table.prefetch_free_slot();
-        self.miss_out = Some((out, h));
+        Some(h)
     }
 
     /// When to schedule (spec §6.2), as far as the packet's own flags tell: not a TCP RST,
@@ -735,11 +755,14 @@ impl Director {
             || (f & TcpInput::RST == 0 && (f & TcpInput::SYN != 0 || self.sysctls.sloppy_tcp))
     }
 
-    /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`.
+    /// `conn_schedule` + `ip_vs_schedule` / `ip_vs_sched_persist` + `ip_vs_leave`, for a
+    /// packet whose lookup missed: `known_key` the hash of its in-key that lookup computed,
+    /// `known_out` the hint's hash of [`insert_out_key`] (see [`MissHashes`]).
     fn schedule(
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
+        known_key: Option<u64>,
         known_out: Option<u64>,
     ) -> Result<Scheduled, FlowVerdict> {
         // When to schedule (spec §6.2).
@@ -754,7 +777,10 @@ impl Director {
             // packet continues to the local stack), spec §6.2.
             return Err(FlowVerdict::NotOurs);
         }
-        self.read_ahead_insert(pkt, known_out);
+        let miss = MissHashes {
+            key: known_key,
+            out: self.read_ahead_insert(pkt, known_out),
+        };
         let s = self.services[svc as usize]
             .as_ref()
             .expect("indexed service");
@@ -773,9 +799,9 @@ impl Director {
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));
             };
-            let (daddr, dport0) = self.dest_addr(dest);
+            let (daddr, dport0, flags) = self.dest_target(dest);
             let dport = if dport0 != 0 { dport0 } else { vport };
-            let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, None)?;
+            let conn = self.new_conn(now, pkt, dest, flags, daddr, dport, ops, None, miss)?;
             self.count_conn(dest, svc);
             return Ok(Scheduled {
                 conn,
@@ -786,7 +812,7 @@ impl Director {
             });
         };
 
-        self.schedule_persist(now, pkt, svc, persist, ops)
+        self.schedule_persist(now, pkt, svc, persist, ops, miss)
     }
 
     /// `ip_vs_sched_persist` (the part of [`Director::schedule`] for a persistent service):
@@ -799,6 +825,7 @@ impl Director {
         svc: u32,
         persist: crate::rules::Persistence,
         ops: bool,
+        miss: MissHashes,
     ) -> Result<Scheduled, FlowVerdict> {
         let key = self.services[svc as usize]
             .as_ref()
@@ -881,13 +908,13 @@ impl Director {
                 }
             }
         };
-        let (daddr, dport0) = self.dest_addr(dest);
+        let (daddr, dport0, flags) = self.dest_target(dest);
         let dport = if vport == svc_port && dport0 != 0 {
             dport0
         } else {
             vport
         };
-        let conn = self.new_conn(now, pkt, dest, daddr, dport, ops, Some(ct))?;
+        let conn = self.new_conn(now, pkt, dest, flags, daddr, dport, ops, Some(ct), miss)?;
         // `ip_vs_control_add` + `ip_vs_conn_put(ct)`: the template is re-armed.
         self.table.touch(ct, now);
         self.count_conn(dest, svc);
@@ -933,6 +960,15 @@ impl Director {
         }
     }
 
+    /// [`Director::dest_addr`] and [`Director::dest_flags`] in one look at the real server.
+    #[inline]
+    fn dest_target(&self, id: DestId) -> (IpAddr, u16, ConnFlags) {
+        match self.dests.get(id.0 as usize) {
+            Some(Some(d)) => (d.config.addr, d.config.port, d.conn_flags),
+            _ => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, ConnFlags::INACTIVE),
+        }
+    }
+
     /// Applies the bind delta of an insert and treats an evicted entry as expired.
     pub(super) fn after_insert(&mut self, now: Instant, ins: &crate::conn::Inserted) {
         self.after_insert_parts(now, ins.id, ins.bind, ins.evicted.as_ref());
@@ -960,49 +996,88 @@ impl Director {
     }
 
     /// `ip_vs_conn_new` for a connection: inserted, or for one-packet scheduling only bound
-    /// (the caller unbinds after forwarding). `Ok(None)` for one-packet connections.
+    /// (the caller unbinds after forwarding). `Ok(None)` for one-packet connections. `flags`:
+    /// the real server's conn flags ([`Director::dest_flags`]); `miss`: the hashes the
+    /// packet's missed lookup left (its in-key is in no entry).
     #[allow(clippy::too_many_arguments)]
     fn new_conn(
         &mut self,
         now: Instant,
         pkt: &FlowPacket,
         dest: DestId,
+        flags: ConnFlags,
         daddr: IpAddr,
         dport: u16,
         ops: bool,
         control: Option<ConnId>,
+        miss: MissHashes,
     ) -> Result<Option<ConnId>, FlowVerdict> {
         // The decision is made: the counter changes of the rest of this packet (bind, state
         // change, a one-packet unbind) reach the schedulers once, at its end (`end_deferral`).
         self.defer_refresh = true;
-        let flags = self.dest_flags(dest);
+        debug_assert_eq!(flags, self.dest_flags(dest));
         if ops {
             self.apply_delta(dest, DeltaKind::Bind, DestDelta::bind(flags));
             self.counters.scheduled += 1;
             return Ok(None);
         }
         let mut evicted = None;
-        let ins = self.table.insert_lean(
-            now,
-            &NewConn {
-                protocol: pkt.protocol,
-                caddr: pkt.src.ip(),
-                cport: pkt.src.port(),
-                vaddr: pkt.dst.ip(),
-                vport: pkt.dst.port(),
-                daddr,
-                dport,
-                flags,
-                fwmark: pkt.fwmark,
-                dest: Some(dest),
-                control,
-                timeout: NEW_CONN_TIMEOUT,
-            },
-            // Used only if it is this connection's key (the table checks).
-            self.miss_hash.take(),
-            self.miss_out.take(),
-            &mut evicted,
-        );
+        // The common connection (IPv4, a client port, no mark, no template; a real server's
+        // flags never hold TEMPLATE, NO_CPORT or ONE_PACKET) goes in by the table's short
+        // path: its key's absence is known from the lookup, and its fields are integers.
+        let plain =
+            ConnFlags::TEMPLATE.bits() | ConnFlags::NO_CPORT.bits() | ConnFlags::ONE_PACKET.bits();
+        let ins = match (miss.key, &pkt.src, &pkt.dst, daddr) {
+            (Some(h), SocketAddr::V4(c), SocketAddr::V4(v), IpAddr::V4(d))
+                if control.is_none()
+                    && pkt.fwmark == 0
+                    && c.port() != 0
+                    && flags.bits() & plain == 0 =>
+            {
+                self.table
+                    .insert_conn_v4(
+                        now,
+                        &NewConnV4 {
+                            protocol: pkt.protocol,
+                            caddr: c.ip().to_bits(),
+                            cport: c.port(),
+                            vaddr: v.ip().to_bits(),
+                            vport: v.port(),
+                            daddr: d.to_bits(),
+                            dport,
+                            flags,
+                            dest,
+                            timeout: NEW_CONN_TIMEOUT,
+                        },
+                        h,
+                        miss.out,
+                        &mut evicted,
+                    )
+                    .map(|id| (id, Some((dest, DestDelta::bind(flags)))))
+            }
+            _ => self.table.insert_lean(
+                now,
+                &NewConn {
+                    protocol: pkt.protocol,
+                    caddr: pkt.src.ip(),
+                    cport: pkt.src.port(),
+                    vaddr: pkt.dst.ip(),
+                    vport: pkt.dst.port(),
+                    daddr,
+                    dport,
+                    flags,
+                    fwmark: pkt.fwmark,
+                    dest: Some(dest),
+                    control,
+                    timeout: NEW_CONN_TIMEOUT,
+                },
+                // Used only if it is this connection's key (the table checks).
+                miss.key
+                    .map(|h| (InKey::of_flow(pkt.protocol, pkt.src, pkt.dst), h)),
+                miss.out.map(|h| (insert_out_key(pkt), h)),
+                &mut evicted,
+            ),
+        };
         match ins {
             Ok((id, bind)) => {
                 // The bind waits for this packet's state change (see `pending_bind`).

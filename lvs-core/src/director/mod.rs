@@ -377,6 +377,8 @@ impl RulesDiff {
 const TRASH_PERIOD: Duration = Duration::from_secs(120);
 /// The trash timer's period (`IP_VS_DEST_TRASH_PERIOD >> 1`).
 const TRASH_TIMER: Duration = Duration::from_secs(60);
+/// Up to this many services a scan of `svc_list` beats hashing the key.
+const FEW_SERVICES: usize = 8;
 
 /// One virtual service.
 #[derive(Debug)]
@@ -489,12 +491,6 @@ pub struct Director {
     /// Real servers by (service slot, address, port) for applying sync records; rebuilt
     /// after any rule change.
     sync_dests: Option<sync::DestIndex>,
-    /// The in-key and hash of the last flow-layer lookup that missed (cleared when used), so
-    /// that inserting the connection scheduled for it does not hash the key again.
-    miss_hash: Option<(InKey, u64)>,
-    /// The reply key and hash read ahead for the insert of the connection being scheduled
-    /// (see `read_ahead_insert`; the table uses it only if it is the entry's own key).
-    miss_out: Option<(OutKey, u64)>,
     /// A real server with another forwarding method than NAT was configured (it stays set):
     /// a new connection's reply key may then be the one `read_ahead_insert` reads ahead.
     /// While every real server uses NAT that key is never an entry's, and its hash is not
@@ -649,8 +645,6 @@ impl Director {
             sync_stats: SyncStats::default(),
             sync_slots: Vec::new(),
             sync_dests: None,
-            miss_hash: None,
-            miss_out: None,
             reply_from_vip: false,
         }
     }
@@ -1145,8 +1139,6 @@ impl Director {
     /// is short.
     #[inline]
     pub(super) fn service_index(&self, key: &ServiceKey) -> Option<u32> {
-        /// Up to this many services a scan beats hashing the key.
-        const FEW_SERVICES: usize = 8;
         debug_assert_eq!(self.svc_list.len(), self.svc_index.len());
         if self.svc_list.len() <= FEW_SERVICES {
             self.svc_list
@@ -1154,8 +1146,43 @@ impl Director {
                 .find(|(k, _)| k == key)
                 .map(|&(_, i)| i)
         } else {
-            self.svc_index.get(key).copied()
+            self.service_index_hashed(key)
         }
+    }
+
+    /// [`Director::service_index`] of `ServiceKey::Addr { protocol, addr, port }`, the scan
+    /// comparing the fields in place (a packet's service lookups, which build no key unless
+    /// the list is long).
+    #[inline]
+    pub(super) fn addr_service_index(
+        &self,
+        protocol: Protocol,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<u32> {
+        debug_assert_eq!(self.svc_list.len(), self.svc_index.len());
+        if self.svc_list.len() <= FEW_SERVICES {
+            self.svc_list
+                .iter()
+                .find(|(k, _)| {
+                    matches!(*k, ServiceKey::Addr { protocol: p, addr: a, port: pt }
+                        if pt == port && p == protocol && a == addr)
+                })
+                .map(|&(_, i)| i)
+        } else {
+            self.service_index_hashed(&ServiceKey::Addr {
+                protocol,
+                addr,
+                port,
+            })
+        }
+    }
+
+    /// [`Director::service_index`] through `svc_index` (out of line: the scan of a short
+    /// list is what a packet's lookup inlines).
+    #[inline(never)]
+    fn service_index_hashed(&self, key: &ServiceKey) -> Option<u32> {
+        self.svc_index.get(key).copied()
     }
 
     /// Applies a counter change to a real server, linked (through its pool, so that indexed

@@ -256,24 +256,32 @@ impl<R: Rank> Tournament<R> {
             pos: pos as u32,
         };
         *leaf = cur;
+        // Node numbers below the node count, a power of two (`2 * size`), are their own
+        // value masked with it: indexed that way, the path needs no bounds check.
+        debug_assert!(nodes.len().is_power_of_two());
+        let mask = nodes.len().wrapping_sub(1);
         // Carry the winner of the subtree we come from up the path; only the sibling has to
         // be read at each level.
         while node > 1 {
-            let sib = nodes[node ^ 1];
-            let winner = if node & 1 == 0 {
-                Self::play(cur, sib)
+            let sib = nodes[(node ^ 1) & mask];
+            // `play` with `cur` on its side: a left `cur` keeps a tie, a right one must be
+            // strictly better. One comparison, one conditional move of the winner.
+            let sib_wins = if node & 1 == 0 {
+                R::better(&sib.key, &cur.key)
             } else {
-                Self::play(sib, cur)
+                !R::better(&cur.key, &sib.key)
             };
+            if sib_wins {
+                cur = sib;
+            }
             node /= 2;
-            let parent = &mut nodes[node];
-            if *parent == winner {
+            let parent = &mut nodes[node & mask];
+            if *parent == cur {
                 // Same winner with the same key (the refreshed leaf's key changed, so not
                 // it): nothing above can change either.
                 break;
             }
-            *parent = winner;
-            cur = winner;
+            *parent = cur;
         }
     }
 

@@ -40,21 +40,21 @@ pub fn scan(dests: &[DestInfo]) -> Option<usize> {
 /// non-OVERLOAD destination with weight > 0 is the initial best, then every later non-OVERLOAD
 /// destination replaces the best if `loh * weight(dest) > doh * weight(best)` in 64 bits.
 pub(crate) fn weighted_scan(dests: &[DestInfo], overhead: fn(&DestInfo) -> i32) -> Option<usize> {
-    let mut iter = dests.iter().enumerate();
+    let first = dests
+        .iter()
+        .position(|d| !d.is_overloaded() && d.weight > 0)?;
     // The best's overhead and weight are carried along, widened once, rather than read back
-    // through its index.
-    let (mut least, mut loh, mut lw) = loop {
-        let (i, dest) = iter.next()?;
-        if !dest.is_overloaded() && dest.weight > 0 {
-            break (i, i64::from(overhead(dest)), i64::from(dest.weight));
-        }
-    };
-    for (i, dest) in iter {
-        if dest.is_overloaded() {
-            continue;
-        }
+    // through its index; the rest is walked by position (a plain counted loop).
+    let (mut least, mut loh, mut lw) = (
+        first,
+        i64::from(overhead(&dests[first])),
+        i64::from(dests[first].weight),
+    );
+    for (i, dest) in dests.iter().enumerate().skip(first + 1) {
+        // An OVERLOAD destination is skipped; its products are computed all the same (they
+        // cannot overflow), which keeps the loop free of a second branch.
         let (doh, dw) = (i64::from(overhead(dest)), i64::from(dest.weight));
-        if loh * dw > doh * lw {
+        if !dest.is_overloaded() && loh * dw > doh * lw {
             least = i;
             loh = doh;
             lw = dw;
