@@ -1176,14 +1176,23 @@ impl Director {
             return;
         }
         let th = d.thresholds;
-        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         let svc = d.svc;
         if !self.defer_refresh {
             if let Some(Some(s)) = self.services.get_mut(svc as usize) {
-                s.pool.update_counts(id, f);
+                // An existing connection's state change (the common case) on a path of its
+                // own: its update is a few additions, inlined, where the general closure
+                // over every kind is a call.
+                if let DeltaKind::State = kind {
+                    s.pool
+                        .update_counts(id, |info| apply_state_change(info, delta));
+                } else {
+                    s.pool
+                        .update_counts(id, |info| apply_kind(info, kind, delta, &th));
+                }
             }
             return;
         }
+        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         if self.pending_refresh.is_some_and(|p| p != id) {
             self.refresh_pending();
         }
