@@ -58,7 +58,7 @@ use crate::conn::accounting::DestDelta;
 use crate::conn::index::SlotIndex;
 use crate::conn::siphash::{HashKey, Sip13, SipStart};
 use crate::conn::state::{
-    tcp_transition, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
+    tcp_next_state, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
 };
 use crate::conn::{ConnFlags, FwdMethod};
 use crate::protocol::Protocol;
@@ -2380,23 +2380,27 @@ impl ConnTable {
         if e.protocol() != Protocol::Tcp || flags.contains(ConnFlags::TEMPLATE) {
             return None;
         }
-        let old = TcpState::from_index(e.state()).unwrap_or(TcpState::Close);
-        let tr = tcp_transition(
-            table,
-            old,
-            flags.contains(ConnFlags::NOOUTPUT),
-            dir,
-            tcp_flags,
-        );
-        if tr.clear_nooutput {
+        let (raw, dest) = (e.state(), e.dest());
+        // `tcp_transition`, in one load.
+        let nooutput = flags.contains(ConnFlags::NOOUTPUT);
+        let new = tcp_next_state(table, raw, nooutput, dir, tcp_flags);
+        // The state the transition read: a raw state beyond the TCP states is CLOSE.
+        let old_index = if raw <= TcpState::SynAck as u8 {
+            raw
+        } else {
+            TcpState::Close as u8
+        };
+        let old = TcpState::from_index(old_index).unwrap_or(TcpState::Close);
+        // An OUTPUT packet on a NOOUTPUT connection clears the flag.
+        if nooutput && dir == Direction::Output {
             flags.set(ConnFlags::NOOUTPUT, false);
         }
         let mut delta = None;
         let mut assured = None;
-        if tr.state != old {
-            if let Some(d) = self.store.e(id.0).dest() {
+        if new as u8 != old_index {
+            if let Some(d) = dest {
                 let inactive = flags.contains(ConnFlags::INACTIVE);
-                let active_now = self.active.is_active(tr.state);
+                let active_now = self.active.is_active(new);
                 if !inactive && !active_now {
                     flags.set(ConnFlags::INACTIVE, true);
                     delta = Some((d, DestDelta::activity(false)));
@@ -2405,20 +2409,20 @@ impl ConnTable {
                     delta = Some((d, DestDelta::activity(true)));
                 }
             }
-            if tr.state == TcpState::Established {
+            if new == TcpState::Established {
                 assured = self.assure_control(id.0);
             }
         }
         {
             let s = &mut self.store.slab[id.0 as usize];
             s.flags = flags.bits();
-            s.set_state(tr.state as u8);
+            s.set_state(new as u8);
         }
-        let timeout = self.timeouts.tcp(tr.state);
+        let timeout = self.timeouts.tcp(new);
         self.rearm(id.0, now, timeout);
         Some(TcpUpdate {
             old,
-            new: tr.state,
+            new,
             delta,
             assured,
         })
