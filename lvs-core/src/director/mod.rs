@@ -1160,7 +1160,36 @@ impl Director {
 
     /// Applies a counter change to a real server, linked (through its pool, so that indexed
     /// schedulers stay current) or in the trash.
-    fn apply_delta(&mut self, id: DestId, mut kind: DeltaKind, delta: DestDelta) {
+    #[inline]
+    fn apply_delta(&mut self, id: DestId, kind: DeltaKind, delta: DestDelta) {
+        // An existing connection's state change, the common case, on a path of its own: a
+        // few additions, where the general path's closure over every kind is a call.
+        if let (DeltaKind::State, None, false) = (kind, self.pending_bind, self.defer_refresh) {
+            self.apply_state_delta(id, delta);
+        } else {
+            self.apply_delta_general(id, kind, delta);
+        }
+    }
+
+    /// [`Director::apply_delta`] of a state change with no bind pending and no deferral.
+    #[inline(never)]
+    fn apply_state_delta(&mut self, id: DestId, delta: DestDelta) {
+        let Some(Some(d)) = self.dests.get(id.0 as usize) else {
+            return;
+        };
+        if d.trash.is_some() {
+            self.apply_delta_trashed(id, DeltaKind::State, delta);
+            return;
+        }
+        if let Some(Some(s)) = self.services.get_mut(d.svc as usize) {
+            s.pool
+                .update_counts(id, |info| apply_state_change(info, delta));
+        }
+    }
+
+    /// [`Director::apply_delta`] in general.
+    #[inline(never)]
+    fn apply_delta_general(&mut self, id: DestId, mut kind: DeltaKind, delta: DestDelta) {
         if let Some((b, bind)) = self.pending_bind.take() {
             if b == id && matches!(kind, DeltaKind::State) {
                 kind = DeltaKind::BindThenState(bind);
@@ -1177,22 +1206,13 @@ impl Director {
         }
         let th = d.thresholds;
         let svc = d.svc;
+        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         if !self.defer_refresh {
             if let Some(Some(s)) = self.services.get_mut(svc as usize) {
-                // An existing connection's state change (the common case) on a path of its
-                // own: its update is a few additions, inlined, where the general closure
-                // over every kind is a call.
-                if let DeltaKind::State = kind {
-                    s.pool
-                        .update_counts(id, |info| apply_state_change(info, delta));
-                } else {
-                    s.pool
-                        .update_counts(id, |info| apply_kind(info, kind, delta, &th));
-                }
+                s.pool.update_counts(id, f);
             }
             return;
         }
-        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         if self.pending_refresh.is_some_and(|p| p != id) {
             self.refresh_pending();
         }
