@@ -2082,7 +2082,7 @@ impl ConnTable {
         if self.out_filter[b] == 0 {
             return None;
         }
-        self.lookup_out_indexed(k, s, None)
+        self.lookup_out_past_filter(k, None)
     }
 
     /// Whether a reply packet of `protocol` from `src` may belong to an entry: `false` is
@@ -2104,6 +2104,11 @@ impl ConnTable {
     /// out-index hash of `k` when the caller has it ([`ConnTable::out_hash`]).
     #[inline]
     pub(crate) fn lookup_out_past_filter(&self, k: &OutKey, known: Option<u64>) -> Option<ConnId> {
+        // An IPv4 key straight to its own lookup, a small function: the general one's
+        // frame, sized for IPv6 keys and their hashing, costs more than its probe.
+        if let (IpAddr::V4(sa), IpAddr::V4(da)) = (k.saddr, k.daddr) {
+            return self.lookup_out_v4(k, sa.to_bits(), da.to_bits(), known);
+        }
         self.lookup_out_indexed(k, Ad::of(k.saddr), known)
     }
 
@@ -2136,8 +2141,8 @@ impl ConnTable {
 
     /// [`ConnTable::lookup_out_indexed`] for a key whose two addresses are IPv4 (source `s`,
     /// destination `d`, as integers): the same hash and match, an IPv4 entry's reply source
-    /// read straight from the entry.
-    #[inline]
+    /// read straight from the entry. Out of line (see `lookup_out_past_filter`).
+    #[inline(never)]
     fn lookup_out_v4(&self, k: &OutKey, s: u32, d: u32, known: Option<u64>) -> Option<ConnId> {
         let hash_key = || {
             hash_v4(
