@@ -590,6 +590,15 @@ impl Director {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
         }
+        // A hint that holds this packet's reply key: its lookup, with the hint's hash, gives
+        // the answer the table's source filter would give first (a miss, when no entry has
+        // that source), without the filter.
+        if let Some(HintKind::Out { key, hash }) = hint {
+            if is_reply_key_of(key, pkt) {
+                let found = self.table.lookup_out_past_filter(key, Some(*hash));
+                return self.flow_out_looked_up(now, pkt, found);
+            }
+        }
         // The table's source filter first: for a client's packet (almost every packet
         // tried here) the answer, without building the key.
         let reply_source = self.table.may_be_reply_source(pkt.protocol, pkt.src);
@@ -622,6 +631,17 @@ impl Director {
         } else {
             None
         };
+        self.flow_out_looked_up(now, pkt, found)
+    }
+
+    /// [`Director::flow_out_conn`] after the lookup of the packet's reply key (`found`).
+    #[inline(always)]
+    fn flow_out_looked_up(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        found: Option<ConnId>,
+    ) -> (FlowVerdict, Option<ConnId>) {
         let Some(id) = found else {
             // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
             // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
