@@ -161,6 +161,7 @@ pub const fn overload_after_edit(overloaded: bool, old_upper: u32, new_upper: u3
     overloaded && !(new_upper == 0 || new_upper > old_upper)
 }
 
+#[inline(always)]
 fn add(counter: &mut u32, d: i32) {
     // Deltas come from the table's own bookkeeping; a negative result would be a caller bug
     // (applying an unbind twice). Saturate rather than wrap so one bug cannot poison the
@@ -170,6 +171,7 @@ fn add(counter: &mut u32, d: i32) {
     *counter = v.clamp(0, u32::MAX as i64) as u32;
 }
 
+#[inline(always)]
 fn apply_counts(dest: &mut DestInfo, d: DestDelta) {
     add(&mut dest.activeconns, d.active);
     add(&mut dest.inactconns, d.inactive);
@@ -194,6 +196,7 @@ pub fn apply_bind(dest: &mut DestInfo, d: DestDelta, th: &Thresholds) -> bool {
 
 /// Applies an activity change (no threshold evaluation: the kernel re-evaluates OVERLOAD only
 /// on bind, unbind and edit). Returns whether the scheduler must be told.
+#[inline(always)]
 pub fn apply_state_change(dest: &mut DestInfo, d: DestDelta) -> bool {
     apply_counts(dest, d);
     !d.is_zero()

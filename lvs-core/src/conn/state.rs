@@ -376,6 +376,54 @@ pub fn tcp_transition(
     }
 }
 
+/// The state [`tcp_transition`] gives a connection in raw state `raw` (a state beyond
+/// the TCP states counts as CLOSE, as the table reads it) with NOOUTPUT `nooutput`, for a
+/// segment with flags byte `tcp_flags` in `dir`: one load from [`NEXT_STATE`], where the
+/// transition function selects the sub-table, classifies the flags and indexes three
+/// dimensions on every packet of every connection.
+#[inline(always)]
+pub(crate) fn tcp_next_state(
+    table: TcpTable,
+    raw: u8,
+    nooutput: bool,
+    dir: Direction,
+    tcp_flags: u8,
+) -> TcpState {
+    let row = table as usize * 6 + dir as usize * 2 + nooutput as usize;
+    let class = ((tcp_flags & 0x07) | (tcp_flags & TcpInput::ACK) >> 1) as usize;
+    NEXT_STATE[row][class << 4 | (raw & 0x0f) as usize]
+}
+
+/// [`tcp_transition`]'s state for every (table, direction, NOOUTPUT) row (`table * 6 +
+/// direction * 2 + nooutput`, directions in declaration order) and every flag class (index
+/// of [`TcpInput::CLASSES`], high four bits) and raw state (low four bits).
+const NEXT_STATE: [[TcpState; 256]; 12] = {
+    let mut t = [[TcpState::None; 256]; 12];
+    let tables = [TcpTable::Normal, TcpTable::Secure];
+    let dirs = [Direction::Input, Direction::Output, Direction::InputOnly];
+    let mut row = 0;
+    while row < 12 {
+        let (table, dir, nooutput) = (tables[row / 6], dirs[row / 2 % 3], row % 2 == 1);
+        // `tcp_transition`'s choice of sub-table.
+        let used = match (nooutput, dir) {
+            (true, Direction::Output) => Direction::Output,
+            (true, _) => Direction::InputOnly,
+            (false, d) => d,
+        };
+        let mut i = 0;
+        while i < 256 {
+            let state = match TcpState::from_index((i & 0x0f) as u8) {
+                Some(s) => s,
+                None => TcpState::Close,
+            };
+            t[row][i] = table.next(used, TcpInput::CLASSES[i >> 4], state);
+            i += 1;
+        }
+        row += 1;
+    }
+    t
+};
+
 /// UDP's single state (`IP_VS_UDP_S_NORMAL`), printed as `UDP`.
 pub const UDP_STATE_NORMAL: u8 = 0;
 
@@ -587,7 +635,29 @@ impl Timeouts {
 
 #[cfg(test)]
 mod tests {
-    use super::TcpInput;
+    use super::{tcp_next_state, tcp_transition, Direction, TcpInput, TcpState, TcpTable};
+
+    /// The one-load transition agrees with `tcp_transition` everywhere: both tables, every
+    /// direction, NOOUTPUT or not, every flags byte and every raw state an entry can hold.
+    #[test]
+    fn next_state_table_is_the_transition() {
+        for table in [TcpTable::Normal, TcpTable::Secure] {
+            for dir in [Direction::Input, Direction::Output, Direction::InputOnly] {
+                for nooutput in [false, true] {
+                    for f in 0..=255u8 {
+                        for raw in 0..16u8 {
+                            let old = TcpState::from_index(raw).unwrap_or(TcpState::Close);
+                            assert_eq!(
+                                tcp_next_state(table, raw, nooutput, dir, f),
+                                tcp_transition(table, old, nooutput, dir, f).state,
+                                "{table:?} {dir:?} nooutput={nooutput} flags={f:#04x} raw={raw}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// The lookup table agrees with the priority rule on every flags byte.
     #[test]

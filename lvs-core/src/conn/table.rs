@@ -58,7 +58,7 @@ use crate::conn::accounting::DestDelta;
 use crate::conn::index::SlotIndex;
 use crate::conn::siphash::{HashKey, Sip13, SipStart};
 use crate::conn::state::{
-    tcp_transition, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
+    tcp_next_state, ActiveStates, Direction, TcpState, TcpTable, TemplateState, Timeouts,
 };
 use crate::conn::{ConnFlags, FwdMethod};
 use crate::protocol::Protocol;
@@ -111,6 +111,16 @@ fn out_filter_bucket(mask: usize, proto: Protocol, s: Ad, sport: u16) -> usize {
     let x = (a << 16 | sport as u64) ^ (proto_bits(proto) as u64) << 62;
     // Fibonacci hashing: the high bits of the product.
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
+}
+
+/// Slots of the deadline interval memo (`ConnTable::due_tick_interval`).
+const DUE_SLOTS: usize = 16;
+
+/// The slot of the deadline interval memo for deadlines `timeout` from now: bits of the
+/// timeout that tell the default timeouts apart (a collision only costs a division).
+#[inline(always)]
+fn due_slot(timeout: Duration) -> usize {
+    (timeout.as_nanos() >> 27) as usize % DUE_SLOTS
 }
 
 /// The template timeout after a deferred expiry (`n_control > 0`): 60 s.
@@ -942,6 +952,9 @@ pub struct ConnTable {
     /// `now` (a driver's batch) mostly re-arm with one timeout, and the division it saves
     /// is the slowest instruction of an existing flow's packet.
     due_memo: (u64, u64),
+    /// Per slot of timeouts (see `due_tick_interval`): the start (exclusive) of a tick
+    /// interval of deadlines and its tick boundary, `((q - 1) * tick, q)`.
+    due_ticks: [(u64, u64); DUE_SLOTS],
     // Policy.
     timeouts: Timeouts,
     active: ActiveStates,
@@ -1016,6 +1029,8 @@ impl ConnTable {
             tick_div: StrengthReducedU64::new(config.tick.as_nanos()),
             max_timeout: Duration::from_nanos(config.tick.as_nanos().saturating_mul(1 << 30)),
             due_memo: (0, 0),
+            // Deadlines in `(0, tick]` have tick boundary 1.
+            due_ticks: [(0, 1); DUE_SLOTS],
             timeouts: config.timeouts,
             active: config.active,
             evict_scan: config.evict_scan,
@@ -1103,14 +1118,34 @@ impl ConnTable {
         self.ticks_ceil((now + timeout.min(self.max_timeout)).as_nanos())
     }
 
-    /// [`ConnTable::due_tick`] through the one-entry memo (`due_memo`).
+    /// [`ConnTable::due_tick`] through the one-entry memo (`due_memo`), then the tick
+    /// intervals of recent deadlines (`due_ticks`).
     #[inline]
     fn due_tick_memo(&mut self, now: Instant, timeout: Duration) -> u64 {
         let at = (now + timeout.min(self.max_timeout)).as_nanos();
         if at != self.due_memo.0 {
-            self.due_memo = (at, self.ticks_ceil(at));
+            self.due_memo = (at, self.due_tick_interval(at, timeout));
         }
         self.due_memo.1
+    }
+
+    /// `ticks_ceil(at)` for a deadline `at` = now + `timeout`, through the interval memo of
+    /// that timeout's slot: a table whose packets come at many instants (a simulation, a
+    /// replay) re-arms each state's connections to deadlines that advance by less than a
+    /// tick from one packet to the next, and the deadlines of one timeout share a slot.
+    #[inline]
+    fn due_tick_interval(&mut self, at: u64, timeout: Duration) -> u64 {
+        let i = due_slot(timeout);
+        let (lo, q) = self.due_ticks[i];
+        // `(lo, lo + tick]` is the interval of instants whose tick boundary is `q`.
+        if at > lo && at - lo <= self.tick_ns {
+            return q;
+        }
+        let q = self.ticks_ceil(at);
+        if q > 0 {
+            self.due_ticks[i] = ((q - 1) * self.tick_ns, q);
+        }
+        q
     }
 
     /// Full tick of a stored (truncated) tick, relative to the cursor.
@@ -2182,7 +2217,7 @@ impl ConnTable {
         if self.out_filter[b] == 0 {
             return None;
         }
-        self.lookup_out_indexed(k, s, None)
+        self.lookup_out_past_filter(k, None)
     }
 
     /// Whether a reply packet of `protocol` from `src` may belong to an entry: `false` is
@@ -2204,6 +2239,11 @@ impl ConnTable {
     /// out-index hash of `k` when the caller has it ([`ConnTable::out_hash`]).
     #[inline]
     pub(crate) fn lookup_out_past_filter(&self, k: &OutKey, known: Option<u64>) -> Option<ConnId> {
+        // An IPv4 key straight to its own lookup, a small function: the general one's
+        // frame, sized for IPv6 keys and their hashing, costs more than its probe.
+        if let (IpAddr::V4(sa), IpAddr::V4(da)) = (k.saddr, k.daddr) {
+            return self.lookup_out_v4(k, sa.to_bits(), da.to_bits(), known);
+        }
         self.lookup_out_indexed(k, Ad::of(k.saddr), known)
     }
 
@@ -2236,8 +2276,8 @@ impl ConnTable {
 
     /// [`ConnTable::lookup_out_indexed`] for a key whose two addresses are IPv4 (source `s`,
     /// destination `d`, as integers): the same hash and match, an IPv4 entry's reply source
-    /// read straight from the entry.
-    #[inline]
+    /// read straight from the entry. Out of line (see `lookup_out_past_filter`).
+    #[inline(never)]
     fn lookup_out_v4(&self, k: &OutKey, s: u32, d: u32, known: Option<u64>) -> Option<ConnId> {
         let hash_key = || {
             hash_v4(
@@ -2401,7 +2441,17 @@ impl ConnTable {
     /// [`ConnTable::expires`] reads such an instant back, so comparing the two tells whether
     /// a re-arm would move an entry earlier.
     pub fn due(&self, now: Instant, timeout: Duration) -> Instant {
-        self.instant_of_tick(self.due_tick(now, timeout))
+        // The re-arms' memos answer for a deadline they cover (read only).
+        let at = (now + timeout.min(self.max_timeout)).as_nanos();
+        let (lo, q) = self.due_ticks[due_slot(timeout)];
+        let t = if at == self.due_memo.0 {
+            self.due_memo.1
+        } else if at > lo && at - lo <= self.tick_ns {
+            q
+        } else {
+            self.ticks_ceil(at)
+        };
+        self.instant_of_tick(t)
     }
 
     /// Every live entry, in slot order (O(capacity); for listings and tests).
@@ -2515,23 +2565,27 @@ impl ConnTable {
         if e.protocol() != Protocol::Tcp || flags.contains(ConnFlags::TEMPLATE) {
             return None;
         }
-        let old = TcpState::from_index(e.state()).unwrap_or(TcpState::Close);
-        let tr = tcp_transition(
-            table,
-            old,
-            flags.contains(ConnFlags::NOOUTPUT),
-            dir,
-            tcp_flags,
-        );
-        if tr.clear_nooutput {
+        let (raw, dest) = (e.state(), e.dest());
+        // `tcp_transition`, in one load.
+        let nooutput = flags.contains(ConnFlags::NOOUTPUT);
+        let new = tcp_next_state(table, raw, nooutput, dir, tcp_flags);
+        // The state the transition read: a raw state beyond the TCP states is CLOSE.
+        let old_index = if raw <= TcpState::SynAck as u8 {
+            raw
+        } else {
+            TcpState::Close as u8
+        };
+        let old = TcpState::from_index(old_index).unwrap_or(TcpState::Close);
+        // An OUTPUT packet on a NOOUTPUT connection clears the flag.
+        if nooutput && dir == Direction::Output {
             flags.set(ConnFlags::NOOUTPUT, false);
         }
         let mut delta = None;
         let mut assured = None;
-        if tr.state != old {
-            if let Some(d) = self.store.e(id.0).dest() {
+        if new as u8 != old_index {
+            if let Some(d) = dest {
                 let inactive = flags.contains(ConnFlags::INACTIVE);
-                let active_now = self.active.is_active(tr.state);
+                let active_now = self.active.is_active(new);
                 if !inactive && !active_now {
                     flags.set(ConnFlags::INACTIVE, true);
                     delta = Some((d, DestDelta::activity(false)));
@@ -2540,20 +2594,20 @@ impl ConnTable {
                     delta = Some((d, DestDelta::activity(true)));
                 }
             }
-            if tr.state == TcpState::Established {
+            if new == TcpState::Established {
                 assured = self.assure_control(id.0);
             }
         }
         {
             let s = &mut self.store.slab[id.0 as usize];
             s.flags = flags.bits();
-            s.set_state(tr.state as u8);
+            s.set_state(new as u8);
         }
-        let timeout = self.timeouts.tcp(tr.state);
+        let timeout = self.timeouts.tcp(new);
         self.rearm(id.0, now, timeout);
         Some(TcpUpdate {
             old,
-            new: tr.state,
+            new,
             delta,
             assured,
         })
@@ -2736,6 +2790,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The deadline memos (the last deadline, the tick interval per timeout slot) give the
+    /// tick a division gives, for re-arms and for `due`, over instants that advance by
+    /// less than a tick, jump, and repeat, with timeouts that share slots.
+    #[test]
+    fn due_tick_memos_match_division() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for tick in [1, 7, 125_000_000, 999_999_937] {
+            let mut c = ConnTableConfig::new(8, HashKey::from_u128(7));
+            c.tick = Duration::from_nanos(tick);
+            let mut t = ConnTable::new(c);
+            let timeouts = [0, 1, 3_000, 60_000, 120_000, 900_000, 30_000, 4_294_967]
+                .map(Duration::from_millis);
+            let mut now = 0u64;
+            for _ in 0..20_000 {
+                now += match rnd() % 8 {
+                    0 => rnd() % (1 << 40),
+                    1 => 0,
+                    _ => rnd() % (tick / 3 + 1),
+                };
+                let timeout = timeouts[(rnd() % timeouts.len() as u64) as usize];
+                let (n, want) = (
+                    Instant::from_nanos(now),
+                    t.due_tick(Instant::from_nanos(now), timeout),
+                );
+                assert_eq!(
+                    t.due(n, timeout),
+                    t.instant_of_tick(want),
+                    "{now} + {timeout:?}"
+                );
+                assert_eq!(t.due_tick_memo(n, timeout), want, "{now} + {timeout:?}");
+            }
+        }
+        // A deadline on the boundary that starts an interval is the tick before it: 60 s
+        // and 30 s share a slot.
+        let mut t = ConnTable::new(ConnTableConfig::new(8, HashKey::from_u128(7)));
+        let tick = t.tick_ns;
+        assert_eq!(t.due_tick_memo(Instant::ZERO, Duration::from_secs(60)), 480);
+        let n = Instant::from_nanos(30_000_000_000 - tick);
+        assert_eq!(t.due(n, Duration::from_secs(30)), t.instant_of_tick(479));
+        assert_eq!(t.due_tick_memo(n, Duration::from_secs(30)), 479);
     }
 
     /// The reply-source filter never hides an entry and returns to all zeros when the table

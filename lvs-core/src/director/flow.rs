@@ -46,6 +46,18 @@ struct MissHashes {
     out: Option<u64>,
 }
 
+/// Where [`Director::existing_in_v4`] sends an existing connection's client packet.
+pub(super) struct ExistingIn {
+    /// The connection.
+    pub(super) id: ConnId,
+    /// Its real server.
+    pub(super) dest: Option<DestId>,
+    /// The real server's address and port.
+    pub(super) real: SocketAddr,
+    /// The connection's forwarding method.
+    pub(super) method: crate::conn::FwdMethod,
+}
+
 /// The reply key of the entry a connection scheduled for the client packet `pkt` would get,
 /// for every method but NAT (whose real server is not known yet): the key whose hash
 /// `read_ahead_insert` reads ahead and `flow_hint` carries.
@@ -294,12 +306,98 @@ impl Director {
     ) -> FlowVerdict {
         let hint = (hint.table == self.table.hash_key()).then_some(&hint.kind);
         let now = self.clamp(now);
+        // A client's IPv4 packet of an existing connection, in the common case, with the
+        // hash of its key from the hint: decided by `existing_in_v4` alone (a SYN may open
+        // a connection: the general path, which looks up once).
+        if let (
+            PacketDir::FromClient,
+            Some(HintKind::In {
+                key, hash: Some(h), ..
+            }),
+            SocketAddr::V4(c),
+            SocketAddr::V4(v),
+        ) = (pkt.dir, hint, &pkt.src, &pkt.dst)
+        {
+            let (ca, cport, va, vport) = (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
+            if pkt.protocol != Protocol::Ip
+                && !(pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0)
+                && self.sync_master.is_none()
+                && key.is_of_v4_flow(pkt.protocol, ca, cport, va, vport)
+            {
+                let r = self.existing_in_v4::<3>(
+                    now,
+                    pkt.protocol,
+                    (ca, cport, va, vport),
+                    pkt.tcp_flags,
+                    pkt.len,
+                    Some(*h),
+                );
+                if let Ok(e) = r {
+                    let v = match e {
+                        Some(e) => FlowVerdict::Forward {
+                            conn: Some(e.id),
+                            dest: e.real,
+                            method: forward_of(e.method),
+                            new: false,
+                        },
+                        None => FlowVerdict::NotOurs,
+                    };
+                    self.count_verdict(&v);
+                    return v;
+                }
+            }
+        }
         let v = match pkt.dir {
             PacketDir::FromClient => self.flow_in_dest(now, pkt, hint).0,
             PacketDir::FromServer => self.flow_out_conn(now, pkt, hint).0,
         };
         self.count_verdict(&v);
         v
+    }
+
+    /// A client's IPv4 packet (`protocol` balanced; `(client, cport, vaddr, vport)` its
+    /// addresses as integers and ports, with the hash of that key when known: `known`;
+    /// `SITE` separates the lookup's copies) of an existing connection, in the common case:
+    /// no SYN (the caller checks, before the lookup: a SYN may open a connection, and the
+    /// general path then looks its key up once), no sync master (the caller checks),
+    /// an available real server. Counts the packet in, runs the state machine and re-arms,
+    /// counts `in_pkts`: what [`Director::flow_in_dest`] does for it, and where the packet
+    /// goes (`None`: the entry vanished, not ours; never after a live lookup).
+    /// `Err`: not that case, nothing changed, with the in-index hash of the packet's key
+    /// when the lookup computed it.
+    #[inline(always)]
+    pub(super) fn existing_in_v4<const SITE: u8>(
+        &mut self,
+        now: Instant,
+        protocol: Protocol,
+        (c, cport, v, vport): (u32, u16, u32, u16),
+        tcp_flags: u8,
+        len: u32,
+        known: Option<u64>,
+    ) -> Result<Option<ExistingIn>, Option<u64>> {
+        let (found, hash) = self
+            .table
+            .lookup_in_v4_at::<SITE>(protocol, c, cport, v, vport, known);
+        let Some(id) = found else {
+            return Err(hash);
+        };
+        let dest = self.table.dest(id);
+        if let Some(d) = dest {
+            // Available: counted in, in the same look at the real server.
+            if !self.count_in_available(d, len) {
+                return Err(hash);
+            }
+        }
+        self.set_state_of(now, id, protocol, tcp_flags, Direction::Input);
+        Ok(self
+            .table
+            .in_packet(id)
+            .map(|(_, daddr, dport, method)| ExistingIn {
+                id,
+                dest,
+                real: SocketAddr::new(daddr, dport),
+                method,
+            }))
     }
 
     #[inline(always)]
@@ -506,6 +604,15 @@ impl Director {
         if pkt.protocol == Protocol::Ip {
             return (FlowVerdict::NotOurs, None);
         }
+        // A hint that holds this packet's reply key: its lookup, with the hint's hash, gives
+        // the answer the table's source filter would give first (a miss, when no entry has
+        // that source), without the filter.
+        if let Some(HintKind::Out { key, hash }) = hint {
+            if is_reply_key_of(key, pkt) {
+                let found = self.table.lookup_out_past_filter(key, Some(*hash));
+                return self.flow_out_looked_up(now, pkt, found);
+            }
+        }
         // The table's source filter first: for a client's packet (almost every packet
         // tried here) the answer, without building the key.
         let reply_source = self.table.may_be_reply_source(pkt.protocol, pkt.src);
@@ -538,6 +645,17 @@ impl Director {
         } else {
             None
         };
+        self.flow_out_looked_up(now, pkt, found)
+    }
+
+    /// [`Director::flow_out_conn`] after the lookup of the packet's reply key (`found`).
+    #[inline(always)]
+    fn flow_out_looked_up(
+        &mut self,
+        now: Instant,
+        pkt: &FlowPacket,
+        found: Option<ConnId>,
+    ) -> (FlowVerdict, Option<ConnId>) {
         let Some(id) = found else {
             // `ip_vs_out`: with nat_icmp_send, a packet from a NAT real server that matches no
             // connection gets ICMP port unreachable (not for TCP RST) and is dropped.
@@ -637,6 +755,25 @@ impl Director {
             s.stats.inpkt(len);
         }
         self.total.inpkt(len);
+    }
+
+    /// [`Director::dest_available`] and, when it is, [`Director::count_in`], with one look at
+    /// the real server: whether it is available.
+    #[inline(always)]
+    fn count_in_available(&mut self, id: DestId, len: u32) -> bool {
+        let Some(Some(d)) = self.dests.get_mut(id.0 as usize) else {
+            return false;
+        };
+        if d.trash.is_some() {
+            return false;
+        }
+        d.stats.inpkt(len);
+        let svc = d.svc;
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.stats.inpkt(len);
+        }
+        self.total.inpkt(len);
+        true
     }
 
     /// `ip_vs_out_stats`.

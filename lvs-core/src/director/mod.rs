@@ -1187,7 +1187,78 @@ impl Director {
 
     /// Applies a counter change to a real server, linked (through its pool, so that indexed
     /// schedulers stay current) or in the trash.
-    fn apply_delta(&mut self, id: DestId, mut kind: DeltaKind, delta: DestDelta) {
+    #[inline]
+    fn apply_delta(&mut self, id: DestId, kind: DeltaKind, delta: DestDelta) {
+        // An existing connection's state change, the common case, on a path of its own: a
+        // few additions, where the general path's closure over every kind is a call.
+        if let DeltaKind::State = kind {
+            match (self.pending_bind, self.defer_refresh) {
+                (None, false) => return self.apply_state_delta(id, delta),
+                // A new connection's first packet: its bind, held back, then its state
+                // change, likewise on a path of its own.
+                (Some((b, bind)), true) if b == id => {
+                    self.pending_bind = None;
+                    return self.apply_bind_then_state(id, bind, delta);
+                }
+                _ => {}
+            }
+        }
+        self.apply_delta_general(id, kind, delta);
+    }
+
+    /// [`Director::apply_delta`] of a new connection's bind (`bind`, pending, taken by the
+    /// caller) then its first state change, during the deferral its scheduling started.
+    #[inline(never)]
+    fn apply_bind_then_state(&mut self, id: DestId, bind: DestDelta, delta: DestDelta) {
+        let Some(Some(d)) = self.dests.get(id.0 as usize) else {
+            return;
+        };
+        if d.trash.is_some() {
+            self.apply_delta_trashed(id, DeltaKind::BindThenState(bind), delta);
+            return;
+        }
+        let (th, svc) = (d.thresholds, d.svc);
+        self.update_deferred(id, svc, |info| {
+            apply_bind(info, bind, &th);
+            apply_state_change(info, delta)
+        });
+    }
+
+    /// A counter change `f` to linked real server `id` of service `svc` during a deferral:
+    /// its scheduler is shown the counters when the deferral ends (`pending_refresh`).
+    #[inline(always)]
+    fn update_deferred(&mut self, id: DestId, svc: u32, f: impl FnOnce(&mut DestInfo) -> bool) {
+        if self.pending_refresh.is_some_and(|p| p != id) {
+            self.refresh_pending();
+        }
+        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
+            s.pool.update_counts_quietly(id, f);
+            // A scheduler that does not watch counters has nothing to be shown.
+            if s.pool.counts_watched() {
+                self.pending_refresh = Some(id);
+            }
+        }
+    }
+
+    /// [`Director::apply_delta`] of a state change with no bind pending and no deferral.
+    #[inline(never)]
+    fn apply_state_delta(&mut self, id: DestId, delta: DestDelta) {
+        let Some(Some(d)) = self.dests.get(id.0 as usize) else {
+            return;
+        };
+        if d.trash.is_some() {
+            self.apply_delta_trashed(id, DeltaKind::State, delta);
+            return;
+        }
+        if let Some(Some(s)) = self.services.get_mut(d.svc as usize) {
+            s.pool
+                .update_counts(id, |info| apply_state_change(info, delta));
+        }
+    }
+
+    /// [`Director::apply_delta`] in general.
+    #[inline(never)]
+    fn apply_delta_general(&mut self, id: DestId, mut kind: DeltaKind, delta: DestDelta) {
         if let Some((b, bind)) = self.pending_bind.take() {
             if b == id && matches!(kind, DeltaKind::State) {
                 kind = DeltaKind::BindThenState(bind);
@@ -1203,24 +1274,15 @@ impl Director {
             return;
         }
         let th = d.thresholds;
-        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         let svc = d.svc;
+        let f = |info: &mut DestInfo| apply_kind(info, kind, delta, &th);
         if !self.defer_refresh {
             if let Some(Some(s)) = self.services.get_mut(svc as usize) {
                 s.pool.update_counts(id, f);
             }
             return;
         }
-        if self.pending_refresh.is_some_and(|p| p != id) {
-            self.refresh_pending();
-        }
-        if let Some(Some(s)) = self.services.get_mut(svc as usize) {
-            s.pool.update_counts_quietly(id, f);
-            // A scheduler that does not watch counters has nothing to be shown.
-            if s.pool.counts_watched() {
-                self.pending_refresh = Some(id);
-            }
-        }
+        self.update_deferred(id, svc, f);
     }
 
     /// [`Director::apply_delta`] for a real server in the trash (out of line: rare).

@@ -516,43 +516,36 @@ impl Director {
         if self.sysctls.nat_icmp_send || self.sync_master.is_some() {
             return Err(None);
         }
-        let (found, hash) = self.table.lookup_in_v4_at::<SITE>(
-            protocol,
-            src.to_bits(),
-            c.src_port,
-            dst.to_bits(),
-            c.dst_port,
-            known,
-        );
-        let Some(id) = found else {
-            return Err(hash);
-        };
-        // `ip_vs_in`'s new-connection packet on an existing entry: the flow layer decides.
+        // `ip_vs_in`'s new-connection packet (on an existing entry or not): the flow layer
+        // decides, with one lookup of its own.
         if protocol == Protocol::Tcp && c.tcp_flags & crate::conn::state::TcpInput::SYN != 0 {
-            return Err(hash);
+            return Err(None);
         }
-        let dest = self.table.dest(id);
-        if let Some(d) = dest {
-            if !self.dest_available(d) {
-                return Err(hash);
-            }
-            self.count_in(d, c.total_len.min(u32::MAX as usize) as u32);
-        }
-        self.set_state_of(
+        let Some(e) = self.existing_in_v4::<SITE>(
             now,
-            id,
             protocol,
+            (src.to_bits(), c.src_port, dst.to_bits(), c.dst_port),
             c.tcp_flags,
-            crate::conn::Direction::Input,
-        );
-        let Some((_, daddr, dport, method)) = self.table.in_packet(id) else {
+            c.total_len.min(u32::MAX as usize) as u32,
+            known,
+        )?
+        else {
             self.count_verdict(&FlowVerdict::NotOurs);
             return Ok(PacketVerdict::NotOurs);
         };
         self.counters.forwarded += 1;
-        let real = SocketAddr::new(daddr, dport);
-        let method = super::forward_of(method);
-        Ok(self.forward_in(buf, headroom, c, out, Some(id), dest, real, method, false))
+        let method = super::forward_of(e.method);
+        Ok(self.forward_in(
+            buf,
+            headroom,
+            c,
+            out,
+            Some(e.id),
+            e.dest,
+            e.real,
+            method,
+            false,
+        ))
     }
 
     /// A client's packet the flow layer forwards to `real` (of destination `dest`) by

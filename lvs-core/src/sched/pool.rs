@@ -99,7 +99,7 @@ impl Pool {
     }
 
     /// The list position of a destination, if it is linked.
-    #[inline]
+    #[inline(always)]
     pub fn position(&self, id: DestId) -> Option<usize> {
         if !self.dense.is_empty() {
             return match self.dense.get(id.0 as usize) {
