@@ -1924,17 +1924,17 @@ impl<'m> Engine<'m> {
         if !self.leave_out {
             return true;
         }
-        let table = self.director.table();
-        let (Some(state), Some(cflags)) = (table.state(id), table.flags(id)) else {
+        // State and flags read together (one check that the entry is live).
+        let Some(st) = self.director.table().status(id) else {
             return true;
         };
-        let Some(state) = TcpState::from_index(state) else {
+        let Some(state) = TcpState::from_index(st.state) else {
             return true;
         };
         let t = memo.get(
             self.tcp_table,
             state,
-            cflags.contains(ConnFlags::NOOUTPUT),
+            st.flags.contains(ConnFlags::NOOUTPUT),
             dir,
             flags,
         );
