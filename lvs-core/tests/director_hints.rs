@@ -208,3 +208,48 @@ fn a_syn_hint_serves_the_insert_and_the_flows_later_packets() {
         "ESTABLISHED"
     );
 }
+
+/// `flow_hint_v4` gives the hint that `flow_hint` gives for the same client packet: every
+/// protocol (`Protocol::Ip` included), client port 0, SYN, ACK and RST, with and without a
+/// real server that is not NAT (which decides whether a hint holds the insert's reply hash),
+/// and with `sloppy_tcp`.
+#[test]
+fn flow_hint_v4_equals_flow_hint() {
+    use core::net::SocketAddrV4;
+    let nat_only = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n";
+    let mut sloppy = director(7);
+    let mut sysctls = *sloppy.sysctls();
+    sysctls.sloppy_tcp = true;
+    sloppy.set_sysctls(sysctls);
+    let mut nat = Director::new(DirectorConfig::new(64, HashKey::from_u128(7)));
+    nat.apply_rules(Instant::ZERO, &RuleSet::from_text(nat_only).unwrap())
+        .unwrap();
+    for d in [&director(7), &director(9), &sloppy, &nat] {
+        for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp, Protocol::Ip] {
+            for flags in [0u8, 0x02, 0x10, 0x04, 0x12, 0x06] {
+                for (c, v) in [
+                    ("192.0.2.7:40000", "10.0.0.1:80"),
+                    ("192.0.2.7:0", "10.0.0.1:80"),
+                    ("198.51.100.1:1024", "10.0.0.2:0"),
+                ] {
+                    let (c, v): (SocketAddrV4, SocketAddrV4) =
+                        (c.parse().unwrap(), v.parse().unwrap());
+                    let pkt = FlowPacket {
+                        protocol,
+                        src: c.into(),
+                        dst: v.into(),
+                        fwmark: 0,
+                        tcp_flags: flags,
+                        len: 60,
+                        dir: PacketDir::FromClient,
+                    };
+                    assert_eq!(
+                        format!("{:?}", d.flow_hint_v4(protocol, flags, c, v)),
+                        format!("{:?}", d.flow_hint(&pkt)),
+                        "{protocol:?} {flags:#x} {c} {v}"
+                    );
+                }
+            }
+        }
+    }
+}

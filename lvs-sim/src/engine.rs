@@ -478,6 +478,16 @@ fn tcp(flags: u8, dir: PacketDir, src: SocketAddr, dst: SocketAddr) -> FlowPacke
     }
 }
 const SYN: u8 = 0x02;
+
+/// The hint of a client's SYN to `vip` ([`Director::flow_hint`]), from the addresses alone
+/// when both are IPv4 ([`Director::flow_hint_v4`]: no packet to build).
+#[inline(always)]
+fn syn_hint(director: &Director, client: SocketAddr, vip: SocketAddr) -> FlowHint {
+    match (client, vip) {
+        (SocketAddr::V4(c), SocketAddr::V4(v)) => director.flow_hint_v4(Protocol::Tcp, SYN, c, v),
+        _ => director.flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip)),
+    }
+}
 const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;
@@ -1163,12 +1173,11 @@ impl<'m> Engine<'m> {
         core::hint::black_box(touched);
         st.ahead.clear();
         st.ahead_at = 0;
-        // The SYNs differ only by their client: one packet, its source written each time.
-        let mut syn = tcp(SYN, PacketDir::FromClient, w.vip, w.vip);
+        let vip = w.vip;
         for &(ip, slot, next) in &slots[..n] {
-            let client = SocketAddr::new(ip, take_port_of(&mut st.next_port[slot], unique));
-            syn.src = client;
-            let hint = director.flow_hint(&syn);
+            let port = take_port_of(&mut st.next_port[slot], unique);
+            let client = SocketAddr::new(ip, port);
+            let hint = syn_hint(director, client, vip);
             st.ahead.push(Drawn { client, hint, next });
         }
         for d in &st.ahead {
@@ -1337,9 +1346,7 @@ impl<'m> Engine<'m> {
         let vip = self.m.workloads[si].vip;
         let (ip, slot) = self.draw_client(si);
         let client = SocketAddr::new(ip, self.take_port(si, slot));
-        let hint = self
-            .director
-            .flow_hint(&tcp(SYN, PacketDir::FromClient, client, vip));
+        let hint = syn_hint(&self.director, client, vip);
         self.director.prefetch(&hint);
         let st = &mut self.arr[si];
         st.ahead.clear();
@@ -1917,17 +1924,17 @@ impl<'m> Engine<'m> {
         if !self.leave_out {
             return true;
         }
-        let table = self.director.table();
-        let (Some(state), Some(cflags)) = (table.state(id), table.flags(id)) else {
+        // State and flags read together (one check that the entry is live).
+        let Some(st) = self.director.table().status(id) else {
             return true;
         };
-        let Some(state) = TcpState::from_index(state) else {
+        let Some(state) = TcpState::from_index(st.state) else {
             return true;
         };
         let t = memo.get(
             self.tcp_table,
             state,
-            cflags.contains(ConnFlags::NOOUTPUT),
+            st.flags.contains(ConnFlags::NOOUTPUT),
             dir,
             flags,
         );

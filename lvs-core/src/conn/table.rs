@@ -1149,11 +1149,13 @@ impl ConnTable {
     }
 
     /// Full tick of a stored (truncated) tick, relative to the cursor.
+    #[inline]
     fn full_tick(&self, t: u32) -> u64 {
         let d = t.wrapping_sub(self.cursor as u32) as i32 as i64;
         (self.cursor as i64 + d).max(0) as u64
     }
 
+    #[inline]
     fn instant_of_tick(&self, t: u64) -> Instant {
         Instant::from_nanos(t.saturating_mul(self.tick_ns))
     }

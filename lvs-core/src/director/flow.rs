@@ -1,6 +1,6 @@
 //! The flow layer: [`Director::handle_flow`] (spec §2.2, §2.6–§2.8, §6.1–§6.3, §6.5).
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::{
     forward_of, DeltaKind, Director, DropReason, FlowHint, FlowPacket, FlowVerdict, HintKind,
@@ -137,32 +137,22 @@ impl Director {
             HintKind::None
         } else {
             match pkt.dir {
-                PacketDir::FromClient => {
-                    let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
-                    // The reply key read ahead is never a NAT entry's.
-                    let may_schedule = self.reply_from_vip && self.may_schedule(pkt);
-                    let (hash, out) = match (&pkt.src, &pkt.dst) {
-                        // IPv4: both hashes straight from the addresses (the reply key of
-                        // `insert_out_key` is (vip, client)).
-                        (SocketAddr::V4(c), SocketAddr::V4(v)) => {
-                            let (c, cport, v, vport) =
-                                (c.ip().to_bits(), c.port(), v.ip().to_bits(), v.port());
-                            (
-                                (cport != 0).then(|| {
-                                    self.table.in_hash_v4(pkt.protocol, c, cport, v, vport)
-                                }),
-                                may_schedule.then(|| {
-                                    self.table.out_hash_v4(pkt.protocol, v, vport, c, cport)
-                                }),
-                            )
+                PacketDir::FromClient => match (&pkt.src, &pkt.dst) {
+                    // IPv4: the same hint as `flow_hint_v4`'s, by the same code.
+                    (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+                        self.in_hint_v4(pkt.protocol, pkt.tcp_flags, *c, *v)
+                    }
+                    _ => {
+                        let key = InKey::of_flow(pkt.protocol, pkt.src, pkt.dst);
+                        // The reply key read ahead is never a NAT entry's.
+                        let may_schedule = self.reply_from_vip && self.may_schedule(pkt);
+                        HintKind::In {
+                            key,
+                            hash: self.table.in_hash(&key),
+                            out: may_schedule.then(|| self.table.out_hash(&insert_out_key(pkt))),
                         }
-                        _ => (
-                            self.table.in_hash(&key),
-                            may_schedule.then(|| self.table.out_hash(&insert_out_key(pkt))),
-                        ),
-                    };
-                    HintKind::In { key, hash, out }
-                }
+                    }
+                },
                 PacketDir::FromServer => {
                     let key = OutKey::of_reply(pkt.protocol, pkt.src, pkt.dst);
                     let hash = match (&pkt.src, &pkt.dst) {
@@ -182,6 +172,85 @@ impl Director {
         FlowHint {
             table: self.table.hash_key(),
             kind,
+        }
+    }
+
+    /// [`Director::flow_hint`] of a client's IPv4 packet ([`PacketDir::FromClient`]), from
+    /// its protocol, TCP flags (0 for other protocols), client and virtual addresses and
+    /// ports, without a [`FlowPacket`] to build: the same hint, for a driver that makes
+    /// many (a simulator drawing its arrivals ahead). Changes nothing.
+    ///
+    /// ```
+    /// use core::net::SocketAddrV4;
+    /// use lvs_core::conn::HashKey;
+    /// use lvs_core::director::{Director, DirectorConfig, FlowPacket, PacketDir};
+    /// use lvs_core::Protocol;
+    ///
+    /// let d = Director::new(DirectorConfig::new(1024, HashKey::from_u128(7)));
+    /// let (client, vip): (SocketAddrV4, SocketAddrV4) =
+    ///     ("192.0.2.7:40000".parse().unwrap(), "10.0.0.1:80".parse().unwrap());
+    /// let syn = FlowPacket {
+    ///     protocol: Protocol::Tcp,
+    ///     src: client.into(),
+    ///     dst: vip.into(),
+    ///     fwmark: 0,
+    ///     tcp_flags: 0x02,
+    ///     len: 60,
+    ///     dir: PacketDir::FromClient,
+    /// };
+    /// assert_eq!(
+    ///     format!("{:?}", d.flow_hint_v4(Protocol::Tcp, 0x02, client, vip)),
+    ///     format!("{:?}", d.flow_hint(&syn)),
+    /// );
+    /// ```
+    #[inline]
+    pub fn flow_hint_v4(
+        &self,
+        protocol: Protocol,
+        tcp_flags: u8,
+        client: SocketAddrV4,
+        vip: SocketAddrV4,
+    ) -> FlowHint {
+        let kind = if protocol == Protocol::Ip {
+            HintKind::None
+        } else {
+            self.in_hint_v4(protocol, tcp_flags, client, vip)
+        };
+        FlowHint {
+            table: self.table.hash_key(),
+            kind,
+        }
+    }
+
+    /// The hint kind of a client's IPv4 packet (not [`Protocol::Ip`]), for
+    /// [`Director::flow_hint`] and [`Director::flow_hint_v4`]: the in-key, both hashes
+    /// straight from the addresses (the reply key of `insert_out_key` is (vip, client)).
+    #[inline(always)]
+    fn in_hint_v4(
+        &self,
+        protocol: Protocol,
+        tcp_flags: u8,
+        client: SocketAddrV4,
+        vip: SocketAddrV4,
+    ) -> HintKind {
+        let (c, cport, v, vport) = (
+            client.ip().to_bits(),
+            client.port(),
+            vip.ip().to_bits(),
+            vip.port(),
+        );
+        // The reply key read ahead is never a NAT entry's.
+        let may_schedule = self.reply_from_vip && self.may_schedule_flags(protocol, tcp_flags);
+        HintKind::In {
+            key: InKey {
+                protocol,
+                caddr: IpAddr::V4(*client.ip()),
+                cport,
+                vaddr: IpAddr::V4(*vip.ip()),
+                vport,
+            },
+            hash: (cport != 0).then(|| self.table.in_hash_v4(protocol, c, cport, v, vport)),
+            out: may_schedule.then(|| self.table.out_hash_v4(protocol, v, vport, c, cport)),
         }
     }
 
@@ -887,8 +956,13 @@ impl Director {
     /// and a TCP SYN unless `sloppy_tcp`; any other protocol.
     #[inline]
     fn may_schedule(&self, pkt: &FlowPacket) -> bool {
-        let f = pkt.tcp_flags;
-        pkt.protocol != Protocol::Tcp
+        self.may_schedule_flags(pkt.protocol, pkt.tcp_flags)
+    }
+
+    /// [`Director::may_schedule`] of a packet's protocol and TCP flags.
+    #[inline]
+    fn may_schedule_flags(&self, protocol: Protocol, f: u8) -> bool {
+        protocol != Protocol::Tcp
             || (f & TcpInput::RST == 0 && (f & TcpInput::SYN != 0 || self.sysctls.sloppy_tcp))
     }
 
