@@ -315,9 +315,10 @@ pub struct Engine<'m> {
     times: TableTimes,
 }
 
-/// How the director's connection table arms a timer, read from the table's own
-/// [`ConnTable::due`](lvs_core::conn::ConnTable::due): the first tick boundary at or after
-/// `now + timeout`, the timeout clamped to `max`. [`TableTimes::fin_first`] compares two such
+/// How the director's connection table arms a timer ([`ConnTable::due`](lvs_core::conn::ConnTable::due)):
+/// the first tick boundary at or after `now + timeout`, the timeout clamped to `max`
+/// ([`ConnTable::tick`](lvs_core::conn::ConnTable::tick),
+/// [`ConnTable::max_timeout`](lvs_core::conn::ConnTable::max_timeout)). [`TableTimes::fin_first`] compares two such
 /// deadlines by additions on this, without computing either (see
 /// [`Engine::last_response_subsumed`]).
 #[derive(Clone, Copy, Debug, Default)]
@@ -329,23 +330,12 @@ struct TableTimes {
 }
 
 impl TableTimes {
-    /// The tick and clamp of `table`: `due(0, 1 ns)` is one tick; a timeout `d` is clamped
-    /// exactly when `due(0, d) < d` (a deadline is at or after `now + d` otherwise), which
-    /// holds above `max` and below it never: a binary search finds it.
+    /// The tick and clamp of `table`.
     fn of(table: &lvs_core::conn::ConnTable) -> TableTimes {
-        let due = |d: u64| table.due(Instant::ZERO, Duration::from_nanos(d)).as_nanos();
-        let tick = due(1);
-        // `due(d) >= d` holds at `lo` and fails above `hi`.
-        let (mut lo, mut hi) = (1u64, u64::MAX);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if due(mid) >= mid {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
+        TableTimes {
+            tick: table.tick().as_nanos(),
+            max: table.max_timeout().as_nanos(),
         }
-        TableTimes { tick, max: lo }
     }
 
     /// Whether `due(now, fin) < due(now, other)` and `due(now, fin) < expires`, `due` being
@@ -944,10 +934,7 @@ impl<'m> Engine<'m> {
         self.flow_timer_min = self.flow_timer_min();
         self.timer_floor = 0;
         let table = self.director.table();
-        let tick = table.due(Instant::ZERO, Duration::from_nanos(1)).as_nanos();
-        if tick != self.times.tick {
-            self.times = TableTimes::of(table);
-        }
+        self.times = TableTimes::of(table);
     }
 
     /// The backup director's own expiries up to `t`.

@@ -1055,6 +1055,18 @@ impl ConnTable {
         self.capacity as usize
     }
 
+    /// The timer wheel's tick ([`ConnTableConfig::tick`]): every deadline [`ConnTable::due`]
+    /// gives is the first multiple of it at or after `now + timeout`.
+    pub fn tick(&self) -> Duration {
+        Duration::from_nanos(self.tick_ns)
+    }
+
+    /// The longest timeout the table arms a timer with, 2^30 ticks: [`ConnTable::due`] (and
+    /// every re-arm) takes a longer one as this.
+    pub fn max_timeout(&self) -> Duration {
+        self.max_timeout
+    }
+
     /// The outcome counters.
     pub fn stats(&self) -> &ConnTableStats {
         &self.stats
