@@ -144,7 +144,10 @@ impl SlotIndex {
 
     #[inline(always)]
     fn tag_of_word(&self, w: u32) -> u32 {
-        w.checked_shr(self.tag_shift).unwrap_or(0)
+        // A 64-bit shift: `tag_shift` is at most 32 (then no bits are left for a tag, and
+        // every tag is 0), so no test for a shift beyond the word is needed.
+        debug_assert!(self.tag_shift <= 32);
+        (u64::from(w) >> self.tag_shift) as u32
     }
 
     /// Prefetches the home bucket of `hash`, so that a lookup or insert soon after finds it
@@ -379,6 +382,37 @@ mod tests {
                 "slot {s}"
             );
             assert_eq!(idx.find(hash(s), |x| x == s), Some(s));
+        }
+    }
+
+    /// Capacities that leave few or no bits for the tag (growing, so the buckets stay
+    /// small): every slot is found by its hash and removed, and the tag a word gives back is
+    /// the tag it was made with.
+    #[test]
+    fn finds_with_few_or_no_tag_bits() {
+        for cap in [1u32 << 20, 1 << 25, (1 << 31) - 1] {
+            let mut idx = SlotIndex::growing(cap);
+            assert!(idx.tag_shift <= 32);
+            let hash = |s: u32| mix(s as u64);
+            for s in 0..1000 {
+                idx.insert(hash(s), s, hash);
+            }
+            for &w in idx.buckets.iter().filter(|&&w| w != EMPTY) {
+                let slot = idx.slot_of_word(w);
+                assert_eq!(
+                    idx.tag_of_word(w),
+                    idx.tag(hash(slot)),
+                    "cap {cap} word {w:#x}"
+                );
+            }
+            for s in 0..2000 {
+                let found = idx.find(hash(s), |x| hash(x) == hash(s));
+                assert_eq!(found, (s < 1000).then_some(s), "cap {cap} slot {s}");
+            }
+            for s in 0..1000 {
+                assert!(idx.remove(hash(s), s, hash), "cap {cap} slot {s}");
+            }
+            assert!(idx.buckets.iter().all(|&w| w == EMPTY));
         }
     }
 

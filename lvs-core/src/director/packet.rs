@@ -377,7 +377,9 @@ impl Director {
                 // Echo and the rest: the director's own business (spec 3.7).
                 return PacketVerdict::NotOurs;
             }
-            return self.related_icmp(buf, headroom, c, out);
+            // The calls off the common path take a copy of the summary (`&{ *c }`), so that
+            // its fields need not be stored to memory for the common path's sake.
+            return self.related_icmp(buf, headroom, &{ *c }, out);
         }
         let Some(protocol) = keyed_protocol(c) else {
             return PacketVerdict::NotOurs;
@@ -463,10 +465,10 @@ impl Director {
                         forward,
                         TunnelConfig::default(),
                     );
-                    let v = transmit(buf, headroom, c, &m, Direction::Out, out);
+                    let v = transmit(buf, headroom, &{ *c }, &m, Direction::Out, out);
                     self.verdict(v, Some(id), false, true)
                 }
-                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, c, out),
+                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, &{ *c }, out),
                 (FlowVerdict::Drop(r), _) => PacketVerdict::Drop(PacketDrop::Flow(r)),
                 _ => PacketVerdict::NotOurs,
             };
@@ -481,7 +483,7 @@ impl Director {
                 method,
                 new,
             } => self.forward_in(buf, headroom, c, out, conn, dest, real, method, new),
-            FlowVerdict::NoDestination => self.unreachable(buf, headroom, c, out),
+            FlowVerdict::NoDestination => self.unreachable(buf, headroom, &{ *c }, out),
             FlowVerdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Flow(r)),
             FlowVerdict::Reply { .. } | FlowVerdict::NotOurs => PacketVerdict::NotOurs,
         }
@@ -588,7 +590,7 @@ impl Director {
             method,
             tunnel,
         );
-        let v = transmit(buf, headroom, c, &m, Direction::In, out);
+        let v = transmit(buf, headroom, &{ *c }, &m, Direction::In, out);
         self.verdict(v, conn, new, false)
     }
 
