@@ -2756,18 +2756,138 @@ fn duration_ms(d: Duration) -> u32 {
 mod tests {
     use super::*;
 
+    /// A xorshift64 generator: the tests' deterministic source of arbitrary values.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// A plain IPv4 connection put in by `insert_conn_v4`, with the hash of the lookup that
+    /// missed it, leaves the table as `insert_lean` with the same connection does: the same
+    /// slots, entries, deadlines, lookups from both sides, evictions, expiries and counters,
+    /// over TCP, UDP and SCTP, NAT, tunnel and direct routing, keys that repeat (found, so not
+    /// inserted), a full table and the timer wheel.
+    #[test]
+    fn insert_conn_v4_matches_insert_lean() {
+        let mut rnd = xorshift(0x51f1_5e3d_7a2b_c4e9);
+        let cfg = ConnTableConfig::new(48, HashKey::from_u128(0x0123_4567_89ab_cdef));
+        let (mut a, mut b) = (ConnTable::new(cfg.clone()), ConnTable::new(cfg));
+        let mut now = 0u64;
+        let mut inserted = 0;
+        for _ in 0..20_000 {
+            now += rnd() % 400_000_000;
+            let t = Instant::from_nanos(now);
+            let r = rnd();
+            let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][(r % 3) as usize];
+            let method =
+                [FwdMethod::Masq, FwdMethod::Tunnel, FwdMethod::DirectRoute][(r >> 2) as usize % 3];
+            let mut flags = ConnFlags::from_bits(method as u16);
+            if (r >> 4) & 1 == 1 {
+                flags = flags.with(ConnFlags::INACTIVE);
+            }
+            // Few clients, ports, services and servers: keys and reply keys repeat.
+            let c = 0x0a00_0000 | ((r >> 8) as u32 % 6);
+            let cport = 1 + (r >> 12) as u16 % 5;
+            let v = 0xc000_0200 | ((r >> 16) as u32 % 2);
+            let vport = [80, 443][(r >> 20) as usize % 2];
+            let d = 0x0a01_0000 | ((r >> 24) as u32 % 3);
+            let dport = [80, 8080][(r >> 28) as usize % 2];
+            let dest = DestId((r >> 32) as u32 % 3);
+            let timeout =
+                Duration::from_millis([500, 3_000, 60_000, 120_000][(r >> 36) as usize % 4]);
+            let (found, hash) = a.lookup_in_v4(protocol, c, cport, v, vport, None);
+            let key = InKey {
+                protocol,
+                caddr: IpAddr::V4(c.into()),
+                cport,
+                vaddr: IpAddr::V4(v.into()),
+                vport,
+            };
+            assert_eq!(b.lookup_in(&key), found);
+            if found.is_none() {
+                let (mut ea, mut eb) = (None, None);
+                let ra = a.insert_conn_v4(
+                    t,
+                    &NewConnV4 {
+                        protocol,
+                        caddr: c,
+                        cport,
+                        vaddr: v,
+                        vport,
+                        daddr: d,
+                        dport,
+                        flags,
+                        dest,
+                        timeout,
+                    },
+                    hash.unwrap(),
+                    None,
+                    &mut ea,
+                );
+                let new = NewConn {
+                    protocol,
+                    caddr: IpAddr::V4(c.into()),
+                    cport,
+                    vaddr: IpAddr::V4(v.into()),
+                    vport,
+                    daddr: IpAddr::V4(d.into()),
+                    dport,
+                    flags,
+                    fwmark: 0,
+                    dest: Some(dest),
+                    control: None,
+                    timeout,
+                };
+                let rb = b.insert_lean(t, &new, None, None, &mut eb);
+                assert_eq!(ra, rb.map(|(id, _)| id));
+                assert_eq!(ea, eb);
+                if let Ok(id) = ra {
+                    inserted += 1;
+                    assert_eq!(a.get(id), b.get(id));
+                    // Another entry may have the same reply key (a client port to two
+                    // virtual services on one real server): then either is an answer.
+                    let out = a.get(id).unwrap().out_key();
+                    let found = a.lookup_out(&out);
+                    assert_eq!(found, b.lookup_out(&out));
+                    assert_eq!(a.get(found.unwrap()).unwrap().out_key(), out);
+                }
+            }
+            if (r >> 40) & 3 == 0 {
+                let (mut xa, mut xb) = (Vec::new(), Vec::new());
+                let limit = 1 + (r >> 42) as usize % 8;
+                let more_a = a.handle_timeout(t, limit, |e| xa.push(e));
+                let more_b = b.handle_timeout(t, limit, |e| xb.push(e));
+                assert_eq!((more_a, &xa), (more_b, &xb));
+            }
+            assert_eq!(a.stats(), b.stats());
+            assert_eq!(a.poll_timeout(), b.poll_timeout());
+        }
+        assert!(inserted > 1_000, "{inserted}");
+        assert!(
+            a.stats().evicted > 0 && a.stats().expired > 0,
+            "{:?}",
+            a.stats()
+        );
+        let (ea, eb): (Vec<Conn>, Vec<Conn>) = (a.iter().collect(), b.iter().collect());
+        assert_eq!(ea, eb);
+        for e in &ea {
+            let id = a.lookup_out(&e.out_key());
+            assert_eq!(id, b.lookup_out(&e.out_key()));
+            assert!(id.is_some());
+        }
+    }
+
     /// The tick arithmetic by multiplication gives what division gives, for ticks of every
     /// kind (1 ns, powers of two, the default 125 ms, odd and huge ones) and times up to the
     /// largest.
     #[test]
     fn ticks_by_multiplication_match_division() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x9e37_79b9_7f4a_7c15);
         let ticks = [
             1,
             2,
@@ -2811,13 +2931,7 @@ mod tests {
     /// less than a tick, jump, and repeat, with timeouts that share slots.
     #[test]
     fn due_tick_memos_match_division() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x2545_f491_4f6c_dd1d);
         for tick in [1, 7, 125_000_000, 999_999_937] {
             let mut c = ConnTableConfig::new(8, HashKey::from_u128(7));
             c.tick = Duration::from_nanos(tick);
