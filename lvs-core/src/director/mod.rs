@@ -1219,8 +1219,7 @@ impl Director {
         }
         let (th, svc) = (d.thresholds, d.svc);
         self.update_deferred(id, svc, |info| {
-            apply_bind(info, bind, &th);
-            apply_state_change(info, delta)
+            apply_kind(info, DeltaKind::BindThenState(bind), delta, &th)
         });
     }
 
