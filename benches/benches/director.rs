@@ -382,6 +382,12 @@ fn existing_flow_packet(c: &mut Criterion) {
         let id = BenchmarkId::new("pipelined", name);
         existing_flow_packets(&mut g, id, n, 1, crate::pipeline::handle_pipelined);
     }
+    // The same read-ahead inside the library: the packets handed over as one burst
+    // (`Director::handle_burst`). Classification and hashing are in the timed part.
+    for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
+        let id = BenchmarkId::new("burst", name);
+        existing_flow_packets(&mut g, id, n, 1, crate::pipeline::handle_burst);
+    }
     g.finish();
 }
 

@@ -11,6 +11,8 @@
 //! - `reply N ITERS`: the real server's reply of such a flow (NAT, source rewritten).
 //! - `ack N ITERS`: the same packet through the flow layer only (`handle_flow`).
 //! - `syn N ITERS`: a new flow (SYN, wlc over 100 real servers, insert), N flows present.
+//! - `pipe N ITERS` / `burst N ITERS`: the `packet` mode's packets through the pipelined
+//!   driver loop of `benches/pipeline.rs` / through `Director::handle_burst`.
 //! - `sched KIND ITERS`: one decision of scheduler KIND over 100 destinations.
 //! - `xmit METHOD ITERS` / `xmit6 METHOD ITERS`: the `xmit/rewrite` bench's rewrite (nat, dr,
 //!   ipip, gue, gre), restoring the bytes the previous rewrite changed each time as the bench
@@ -140,6 +142,12 @@ fn measured_packet(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u
 #[inline(never)]
 fn measured_pipelined(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
     pipeline::handle_pipelined(d, now, bufs, out);
+}
+
+/// `bufs` through `Director::handle_burst` (the `burst` bench's loop).
+#[inline(never)]
+fn measured_burst(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
+    pipeline::handle_burst(d, now, bufs, out);
 }
 
 #[inline(never)]
@@ -494,6 +502,18 @@ fn main() {
             }
             start = Clock::now();
             measured_pipelined(&mut d, now, &mut bufs, &mut out);
+            assert_eq!(bufs[16], 10, "rewritten");
+        }
+        "burst" => {
+            let (mut d, now) = director(n, 0, " -m");
+            let a = multiplier(n);
+            let mut bufs = vec![0u8; iters as usize * 40];
+            let mut out = [0u8; 576];
+            for (k, p) in bufs.chunks_exact_mut(40).enumerate() {
+                ack_bytes(k as u64 % n * a % n, p);
+            }
+            start = Clock::now();
+            measured_burst(&mut d, now, &mut bufs, &mut out);
             assert_eq!(bufs[16], 10, "rewritten");
         }
         "reply" => {

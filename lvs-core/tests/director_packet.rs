@@ -1045,6 +1045,49 @@ enum Step {
     Wait(u16),
 }
 
+/// The bytes of [`Step::Packet`]: a client's packet to service 0 (`10.0.0.1:80`, NAT
+/// to `10.1.0.1` / `10.1.0.2:8080`) or 1 (`10.0.0.2:80`, DR to `10.1.0.3`), or its real
+/// server's reply (`reply`); TCP flags by `flags` (SYN, ACK, PSH ACK, FIN ACK, RST, SYN ACK).
+fn step_packet(client: u8, service: u8, udp: bool, flags: u8, reply: bool, ttl: u8) -> Vec<u8> {
+    let c = format!("192.0.2.{}", 10 + client);
+    let cport = 40000 + u16::from(client);
+    let (vip, rips) = if service == 0 {
+        ("10.0.0.1", ["10.1.0.1", "10.1.0.2"])
+    } else {
+        ("10.0.0.2", ["10.1.0.3", "10.1.0.3"])
+    };
+    let (src, sport, dst, dport) = if reply {
+        let (rip, rport) = if service == 0 {
+            (rips[usize::from(client & 1)], 8080)
+        } else {
+            (rips[0], 80)
+        };
+        (rip.to_string(), rport, c.clone(), cport)
+    } else {
+        (c.clone(), cport, vip.to_string(), 80)
+    };
+    let (IpAddr::V4(s4), IpAddr::V4(d4)) = (ip(&src), ip(&dst)) else {
+        unreachable!()
+    };
+    let b = etherparse::PacketBuilder::ipv4(s4.octets(), d4.octets(), ttl);
+    let mut pkt = Vec::new();
+    if udp {
+        b.udp(sport, dport).write(&mut pkt, &[0x61; 20]).unwrap();
+    } else {
+        let b = b.tcp(sport, dport, 1000, 64240);
+        let b = match flags {
+            0 => b.syn(),
+            1 => b.ack(1),
+            2 => b.ack(1).psh(),
+            3 => b.ack(1).fin(),
+            4 => b.rst(),
+            _ => b.syn().ack(1),
+        };
+        b.write(&mut pkt, &[0x61; 20]).unwrap();
+    }
+    pkt
+}
+
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     use proptest::prelude::*;
     prop_oneof![
@@ -1118,36 +1161,7 @@ proptest::proptest! {
                     }
                 }
                 Step::Packet { client, service, udp, flags, reply, ttl } => {
-                    let c = format!("192.0.2.{}", 10 + client);
-                    let cport = 40000 + u16::from(client);
-                    let (vip, rips) = if service == 0 {
-                        ("10.0.0.1", ["10.1.0.1", "10.1.0.2"])
-                    } else {
-                        ("10.0.0.2", ["10.1.0.3", "10.1.0.3"])
-                    };
-                    let (src, sport, dst, dport) = if reply {
-                        let (rip, rport) = if service == 0 { (rips[usize::from(client & 1)], 8080) } else { (rips[0], 80) };
-                        (rip.to_string(), rport, c.clone(), cport)
-                    } else {
-                        (c.clone(), cport, vip.to_string(), 80)
-                    };
-                    let (IpAddr::V4(s4), IpAddr::V4(d4)) = (ip(&src), ip(&dst)) else { unreachable!() };
-                    let b = etherparse::PacketBuilder::ipv4(s4.octets(), d4.octets(), ttl);
-                    let mut pkt = Vec::new();
-                    if udp {
-                        b.udp(sport, dport).write(&mut pkt, &[0x61; 20]).unwrap();
-                    } else {
-                        let b = b.tcp(sport, dport, 1000, 64240);
-                        let b = match flags {
-                            0 => b.syn(),
-                            1 => b.ack(1),
-                            2 => b.ack(1).psh(),
-                            3 => b.ack(1).fin(),
-                            4 => b.rst(),
-                            _ => b.syn().ack(1),
-                        };
-                        b.write(&mut pkt, &[0x61; 20]).unwrap();
-                    }
+                    let pkt = step_packet(client, service, udp, flags, reply, ttl);
                     let (va, bytes_a) = run(&mut a, at, &pkt);
                     let cl = lvs_core::wire::classify(&pkt).unwrap();
                     let hinted = |d: &mut lvs_core::director::Director, hint: &lvs_core::director::FlowHint| {
@@ -1175,6 +1189,177 @@ proptest::proptest! {
             proptest::prop_assert_eq!(format!("{:?}", k.stats()), format!("{:?}", h.stats()), "step {}", i);
             proptest::prop_assert_eq!(format!("{:?}", k.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
             proptest::prop_assert_eq!(format!("{:?}", k.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
+        }
+    }
+}
+
+/// A packet of a burst in [`a_burst_matches_its_packets_one_by_one`].
+#[derive(Clone, Debug)]
+enum BurstPacket {
+    /// As [`Step::Packet`].
+    Flow {
+        client: u8,
+        service: u8,
+        udp: bool,
+        flags: u8,
+        reply: bool,
+        ttl: u8,
+    },
+    /// An IPv6 client's TCP packet to `[fd00::1]:80` (SYN or ACK).
+    V6 {
+        client: u8,
+        syn: bool,
+    },
+    /// Such a packet cut short at this many bytes, or these bytes.
+    Cut(u8, usize),
+    Bytes(Vec<u8>),
+    /// A buffer shorter than the headroom.
+    NoRoom(usize),
+}
+
+fn burst_packet() -> impl proptest::strategy::Strategy<Value = BurstPacket> {
+    use proptest::prelude::*;
+    prop_oneof![
+        12 => (0u8..6, 0u8..2, proptest::bool::weighted(0.2), 0u8..6, proptest::bool::weighted(0.3), prop_oneof![Just(64u8), Just(1)])
+            .prop_map(|(client, service, udp, flags, reply, ttl)| BurstPacket::Flow { client, service, udp, flags, reply, ttl }),
+        2 => (0u8..3, any::<bool>()).prop_map(|(client, syn)| BurstPacket::V6 { client, syn }),
+        1 => (0u8..6, 0usize..60).prop_map(|(client, n)| BurstPacket::Cut(client, n)),
+        1 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(BurstPacket::Bytes),
+        1 => (0usize..HEADROOM).prop_map(BurstPacket::NoRoom),
+    ]
+}
+
+impl BurstPacket {
+    /// The packet's buffer: `HEADROOM` free bytes, then the packet (but for `NoRoom`).
+    fn buffer(&self) -> Vec<u8> {
+        let pkt = match *self {
+            BurstPacket::Flow {
+                client,
+                service,
+                udp,
+                flags,
+                reply,
+                ttl,
+            } => step_packet(client, service, udp, flags, reply, ttl),
+            BurstPacket::V6 { client, syn } => {
+                let mut src = [0u8; 16];
+                src[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                src[15] = 7 + client;
+                let mut dst = [0u8; 16];
+                dst[..2].copy_from_slice(&[0xfd, 0x00]);
+                dst[15] = 1;
+                let b = etherparse::PacketBuilder::ipv6(src, dst, 64).tcp(
+                    41000 + u16::from(client),
+                    80,
+                    1000,
+                    64240,
+                );
+                let b = if syn { b.syn() } else { b.ack(1) };
+                let mut p = Vec::new();
+                b.write(&mut p, &[0x62; 10]).unwrap();
+                p
+            }
+            BurstPacket::Cut(client, n) => {
+                let mut p = step_packet(client, 0, false, 1, false, 64);
+                p.truncate(n);
+                p
+            }
+            BurstPacket::Bytes(ref b) => b.clone(),
+            BurstPacket::NoRoom(n) => return vec![0u8; n],
+        };
+        let mut buf = vec![0u8; HEADROOM];
+        buf.extend_from_slice(&pkt);
+        buf
+    }
+}
+
+/// A step of [`a_burst_matches_its_packets_one_by_one`]: a burst, a rule change or time
+/// passing.
+#[derive(Clone, Debug)]
+enum BurstStep {
+    Burst(Vec<BurstPacket>),
+    Rule(u8),
+    Wait(u16),
+}
+
+fn burst_step() -> impl proptest::strategy::Strategy<Value = BurstStep> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => proptest::collection::vec(burst_packet(), 0..40).prop_map(BurstStep::Burst),
+        1 => (0u8..6).prop_map(BurstStep::Rule),
+        1 => (0u16..400).prop_map(BurstStep::Wait),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// `handle_burst` reads packets ahead (classified, hashed, prefetched up to 16 packets
+    /// before it handles them); a director given the same packets one by one through
+    /// `handle_packet` must see the same verdicts, in order, the same bytes (the packet and
+    /// any ICMP error), counters, statistics and connections, whatever the bursts hold: a
+    /// flow's SYN and its later packets in one burst, replies, TTL 1, IPv6, malformed
+    /// packets and buffers shorter than the headroom, and bursts shorter or longer than
+    /// the read-ahead.
+    #[test]
+    fn a_burst_matches_its_packets_one_by_one(steps in proptest::collection::vec(burst_step(), 1..12)) {
+        let rules = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                     -a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m\n\
+                     -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
+                     -A -u 10.0.0.1:80 -s rr\n-a -u 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                     -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
+                     -A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r [fd01::1]:8080 -m\n";
+        let mut a = director(rules);
+        let mut b = director(rules);
+        let mut now = 1u64 << 20;
+        for (i, s) in steps.iter().enumerate() {
+            let at = Instant::from_millis(now);
+            match s {
+                BurstStep::Wait(ms) => {
+                    now += u64::from(*ms) * 50;
+                    let at = Instant::from_millis(now);
+                    a.handle_timeout(at);
+                    b.handle_timeout(at);
+                }
+                BurstStep::Rule(r) => {
+                    let cmd = [
+                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 0",
+                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1",
+                        "-d -t 10.0.0.1:80 -r 10.1.0.2:8080",
+                        "-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m",
+                        "-d -t 10.0.0.2:80 -r 10.1.0.3:80",
+                        "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
+                    ][usize::from(*r)];
+                    let cmd = lvs_core::rules::parse_line(cmd).unwrap().unwrap();
+                    proptest::prop_assert_eq!(a.apply_command(at, &cmd), b.apply_command(at, &cmd));
+                }
+                BurstStep::Burst(packets) => {
+                    let mut out = [0u8; 1280];
+                    let mut expected = Vec::new();
+                    for p in packets {
+                        let mut buf = p.buffer();
+                        let v = a.handle_packet(at, &mut buf, HEADROOM, &mut out);
+                        expected.push((v, named_bytes(v, &buf, &out), buf));
+                    }
+                    let mut bufs: Vec<Vec<u8>> = packets.iter().map(BurstPacket::buffer).collect();
+                    let mut seen = Vec::new();
+                    b.handle_burst(at, bufs.iter_mut().map(|b| &mut b[..]), HEADROOM, &mut out, |k, buf, v, out| {
+                        seen.push((k, v, named_bytes(v, buf, out), buf.to_vec()));
+                    });
+                    proptest::prop_assert_eq!(seen.len(), expected.len(), "step {}", i);
+                    for (k, ((j, v, bytes, buf), (ve, bytes_e, buf_e))) in seen.iter().zip(&expected).enumerate() {
+                        proptest::prop_assert_eq!(*j, k, "step {}", i);
+                        proptest::prop_assert_eq!(v, ve, "step {}, packet {}", i, k);
+                        proptest::prop_assert_eq!(bytes, bytes_e, "step {}, packet {}", i, k);
+                        proptest::prop_assert_eq!(buf, buf_e, "step {}, packet {}", i, k);
+                    }
+                }
+            }
+            let at = Instant::from_millis(now);
+            proptest::prop_assert_eq!(format!("{:?}", a.flow_counters()), format!("{:?}", b.flow_counters()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.stats()), format!("{:?}", b.stats()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.all_dests()), format!("{:?}", b.all_dests()), "step {}", i);
+            proptest::prop_assert_eq!(format!("{:?}", a.connections(at)), format!("{:?}", b.connections(at)), "step {}", i);
         }
     }
 }
