@@ -3,9 +3,10 @@
 //! director, checking after every step that each real server's counters equal a recount of
 //! the live entries bound to it, that the table stays within its capacity, that no entry
 //! outlives its timeout by a tick, that forwarded packets go to a configured real server, and
-//! that everything drains in the end. Op 15 runs packet bytes through `handle_packet`, or
-//! through `handle_classified_hinted` with the packet's own hint (client packets, replies,
-//! ICMP errors quoting either direction, TTL 1) and checks the verdict's ranges and next hops.
+//! that everything drains in the end. Op 15 runs packet bytes through `handle_packet`,
+//! through `handle_classified_hinted` with the packet's own hint, or as a burst of one through
+//! `handle_burst` (client packets, replies, ICMP errors quoting either direction, TTL 1) and
+//! checks the verdict's ranges and next hops.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -185,13 +186,23 @@ fn packet_op(
     let mut buf = vec![0u8; HEADROOM];
     buf.extend_from_slice(&pkt);
     let mut out = [0u8; 576];
-    // Half through the read-ahead entry points (the packet's own hint, prefetched).
+    // Half through the read-ahead entry points (the packet's own hint, prefetched), a
+    // quarter as a burst of one (`handle_burst`).
     let v = match lvs_core::wire::classify(&buf[HEADROOM..]) {
         Ok(cl) if c & 4 != 0 => {
             let hint = d.packet_hint(&cl, 0);
             d.prefetch(&hint);
             d.prefetch_conn(&hint);
             d.handle_classified_hinted(now, &mut buf, HEADROOM, &cl, &mut out, 0, &hint)
+        }
+        _ if c & 8 != 0 => {
+            let mut verdicts = Vec::new();
+            d.handle_burst(now, [&mut buf[..]], HEADROOM, &mut out, |k, _, v, _| {
+                verdicts.push((k, v));
+            });
+            assert_eq!(verdicts.len(), 1, "one verdict per packet");
+            assert_eq!(verdicts[0].0, 0);
+            verdicts[0].1
         }
         _ => d.handle_packet(now, &mut buf, HEADROOM, &mut out),
     };
