@@ -990,7 +990,9 @@ impl Director {
                 d.config = *cfg;
                 d.conn_flags = dest_conn_flags(cfg);
                 d.thresholds = thresholds(cfg);
-                d.stats.resync();
+                // Its estimator goes back on the 2 s list as it was (`ip_vs_start_estimator`
+                // touches neither the averages nor the last sample): the next sample takes in
+                // what was counted between the last one and the delete.
                 info.weight = cfg.weight;
                 if cfg.weight != 0 {
                     info.last_weight = cfg.weight;

@@ -62,7 +62,8 @@ impl Estimator {
         };
     }
 
-    /// Restarts sampling from `s` without touching the averages (a revived real server).
+    /// Restarts sampling from `s` without touching the averages. (A revived real server does
+    /// not: the kernel keeps its last sample.)
     pub fn resync(&mut self, s: &Stats) {
         self.last = *s;
     }
@@ -134,10 +135,6 @@ impl StatsCell {
     pub(crate) fn zero(&mut self) {
         self.zero = self.raw;
         self.est.zero(&self.raw);
-    }
-
-    pub(crate) fn resync(&mut self) {
-        self.est.resync(&self.raw);
     }
 }
 
