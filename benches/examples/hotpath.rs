@@ -492,7 +492,7 @@ fn main() {
             );
             start = Clock::now();
         }
-        "pipe" => {
+        "pipe" | "burst" => {
             let (mut d, now) = director(n, 0, " -m");
             let a = multiplier(n);
             let mut bufs = vec![0u8; iters as usize * 40];
@@ -501,19 +501,11 @@ fn main() {
                 ack_bytes(k as u64 % n * a % n, p);
             }
             start = Clock::now();
-            measured_pipelined(&mut d, now, &mut bufs, &mut out);
-            assert_eq!(bufs[16], 10, "rewritten");
-        }
-        "burst" => {
-            let (mut d, now) = director(n, 0, " -m");
-            let a = multiplier(n);
-            let mut bufs = vec![0u8; iters as usize * 40];
-            let mut out = [0u8; 576];
-            for (k, p) in bufs.chunks_exact_mut(40).enumerate() {
-                ack_bytes(k as u64 % n * a % n, p);
+            if mode == "pipe" {
+                measured_pipelined(&mut d, now, &mut bufs, &mut out);
+            } else {
+                measured_burst(&mut d, now, &mut bufs, &mut out);
             }
-            start = Clock::now();
-            measured_burst(&mut d, now, &mut bufs, &mut out);
             assert_eq!(bufs[16], 10, "rewritten");
         }
         "reply" => {

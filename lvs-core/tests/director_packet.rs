@@ -1088,6 +1088,63 @@ fn step_packet(client: u8, service: u8, udp: bool, flags: u8, reply: bool, ttl: 
     pkt
 }
 
+/// The rules of [`existing_flow_path_matches_the_flow_layer`] and
+/// [`a_burst_matches_its_packets_one_by_one`]: the services [`step_packet`] addresses.
+const STEP_RULES: &str = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                          -a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m\n\
+                          -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
+                          -A -u 10.0.0.1:80 -s rr\n-a -u 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
+                          -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n";
+
+/// The rule change `r` (0..6) of a step: weight 0 and back, a real server deleted and added
+/// again, in either service.
+fn step_command(r: u8) -> lvs_core::rules::Command {
+    let cmd = [
+        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 0",
+        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1",
+        "-d -t 10.0.0.1:80 -r 10.1.0.2:8080",
+        "-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m",
+        "-d -t 10.0.0.2:80 -r 10.1.0.3:80",
+        "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
+    ][usize::from(r)];
+    lvs_core::rules::parse_line(cmd).unwrap().unwrap()
+}
+
+/// Two directors in the same state after step `i`: counters, statistics, real servers and
+/// connections.
+fn same_state(
+    a: &Director,
+    b: &Director,
+    at: Instant,
+    i: usize,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    proptest::prop_assert_eq!(
+        format!("{:?}", a.flow_counters()),
+        format!("{:?}", b.flow_counters()),
+        "step {}",
+        i
+    );
+    proptest::prop_assert_eq!(
+        format!("{:?}", a.stats()),
+        format!("{:?}", b.stats()),
+        "step {}",
+        i
+    );
+    proptest::prop_assert_eq!(
+        format!("{:?}", a.all_dests()),
+        format!("{:?}", b.all_dests()),
+        "step {}",
+        i
+    );
+    proptest::prop_assert_eq!(
+        format!("{:?}", a.connections(at)),
+        format!("{:?}", b.connections(at)),
+        "step {}",
+        i
+    );
+    Ok(())
+}
+
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     use proptest::prelude::*;
     prop_oneof![
@@ -1110,14 +1167,9 @@ proptest::proptest! {
     /// server, `expire_nodest_conn`) and expiries.
     #[test]
     fn existing_flow_path_matches_the_flow_layer(steps in proptest::collection::vec(step(), 1..60)) {
-        let rules = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
-                     -a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m\n\
-                     -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
-                     -A -u 10.0.0.1:80 -s rr\n-a -u 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
-                     -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n";
-        let mut a = director(rules);
-        let mut h = director(rules);
-        let mut k = director(rules);
+        let mut a = director(STEP_RULES);
+        let mut h = director(STEP_RULES);
+        let mut k = director(STEP_RULES);
         // A flow none of the packets belongs to: its hint sends `h`'s packets to the flow layer.
         let foreign = {
             let mut p = Vec::new();
@@ -1140,15 +1192,7 @@ proptest::proptest! {
                     k.handle_timeout(at);
                 }
                 Step::Rule(r) => {
-                    let cmd = [
-                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 0",
-                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1",
-                        "-d -t 10.0.0.1:80 -r 10.1.0.2:8080",
-                        "-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m",
-                        "-d -t 10.0.0.2:80 -r 10.1.0.3:80",
-                        "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
-                    ][usize::from(r)];
-                    let cmd = lvs_core::rules::parse_line(cmd).unwrap().unwrap();
+                    let cmd = step_command(r);
                     let ra = a.apply_command(at, &cmd);
                     proptest::prop_assert_eq!(&ra, &h.apply_command(at, &cmd));
                     proptest::prop_assert_eq!(&ra, &k.apply_command(at, &cmd));
@@ -1181,14 +1225,8 @@ proptest::proptest! {
                 }
             }
             let at = Instant::from_millis(now);
-            proptest::prop_assert_eq!(format!("{:?}", a.flow_counters()), format!("{:?}", h.flow_counters()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.stats()), format!("{:?}", h.stats()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", k.flow_counters()), format!("{:?}", h.flow_counters()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", k.stats()), format!("{:?}", h.stats()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", k.all_dests()), format!("{:?}", h.all_dests()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", k.connections(at)), format!("{:?}", h.connections(at)), "step {}", i);
+            same_state(&a, &h, at, i)?;
+            same_state(&k, &h, at, i)?;
         }
     }
 }
@@ -1303,14 +1341,9 @@ proptest::proptest! {
     /// the read-ahead.
     #[test]
     fn a_burst_matches_its_packets_one_by_one(steps in proptest::collection::vec(burst_step(), 1..12)) {
-        let rules = "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
-                     -a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m\n\
-                     -A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
-                     -A -u 10.0.0.1:80 -s rr\n-a -u 10.0.0.1:80 -r 10.1.0.1:8080 -m\n\
-                     -A -u 10.0.0.2:80 -s rr\n-a -u 10.0.0.2:80 -r 10.1.0.3:80 -g\n\
-                     -A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r [fd01::1]:8080 -m\n";
-        let mut a = director(rules);
-        let mut b = director(rules);
+        let rules = format!("{STEP_RULES}-A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r [fd01::1]:8080 -m\n");
+        let mut a = director(&rules);
+        let mut b = director(&rules);
         let mut now = 1u64 << 20;
         for (i, s) in steps.iter().enumerate() {
             let at = Instant::from_millis(now);
@@ -1322,15 +1355,7 @@ proptest::proptest! {
                     b.handle_timeout(at);
                 }
                 BurstStep::Rule(r) => {
-                    let cmd = [
-                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 0",
-                        "-e -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1",
-                        "-d -t 10.0.0.1:80 -r 10.1.0.2:8080",
-                        "-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m",
-                        "-d -t 10.0.0.2:80 -r 10.1.0.3:80",
-                        "-a -t 10.0.0.2:80 -r 10.1.0.3:80 -g",
-                    ][usize::from(*r)];
-                    let cmd = lvs_core::rules::parse_line(cmd).unwrap().unwrap();
+                    let cmd = step_command(*r);
                     proptest::prop_assert_eq!(a.apply_command(at, &cmd), b.apply_command(at, &cmd));
                 }
                 BurstStep::Burst(packets) => {
@@ -1356,10 +1381,7 @@ proptest::proptest! {
                 }
             }
             let at = Instant::from_millis(now);
-            proptest::prop_assert_eq!(format!("{:?}", a.flow_counters()), format!("{:?}", b.flow_counters()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.stats()), format!("{:?}", b.stats()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.all_dests()), format!("{:?}", b.all_dests()), "step {}", i);
-            proptest::prop_assert_eq!(format!("{:?}", a.connections(at)), format!("{:?}", b.connections(at)), "step {}", i);
+            same_state(&a, &b, at, i)?;
         }
     }
 }
