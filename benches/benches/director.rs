@@ -318,7 +318,22 @@ fn existing_flow_packets(
     group: u64,
     handle: HandleBatch,
 ) {
+    existing_flow_packets_on(g, id, n, group, handle, false);
+}
+
+/// [`existing_flow_packets`], with the director's large allocations advised to huge pages
+/// (`huge`: lvs-tun's allocator, as `lvs-tun run` makes them) or not.
+fn existing_flow_packets_on(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    n: u64,
+    group: u64,
+    handle: HandleBatch,
+    huge: bool,
+) {
+    crate::ALLOC.set_advise(huge);
     let (mut d, now) = director_with(n, 0, &rules_with(" -m"));
+    crate::ALLOC.set_advise(false);
     let a = multiplier(n);
     let mut i = 0u64;
     let mut bufs = vec![0u8; BATCH as usize * 40];
@@ -387,6 +402,14 @@ fn existing_flow_packet(c: &mut Criterion) {
     for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
         let id = BenchmarkId::new("burst", name);
         existing_flow_packets(&mut g, id, n, 1, crate::pipeline::handle_burst);
+    }
+    // The director's table on transparent huge pages (as `lvs-tun run` allocates it), one
+    // at a time and as bursts: no page-table walk per lookup.
+    for (n, name) in [(100_000u64, "100k"), (1_000_000, "1M")] {
+        let id = BenchmarkId::new("huge", name);
+        existing_flow_packets_on(&mut g, id, n, 1, one_at_a_time, true);
+        let id = BenchmarkId::new("burst_huge", name);
+        existing_flow_packets_on(&mut g, id, n, 1, crate::pipeline::handle_burst, true);
     }
     g.finish();
 }

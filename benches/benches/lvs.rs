@@ -20,6 +20,11 @@ mod wire;
 mod workload;
 mod xmit;
 
+/// The allocator lvs-tun runs with; off (4 KiB pages) except while a `_huge` bench builds its
+/// director.
+#[global_allocator]
+pub static ALLOC: lvs_tun::hugepages::HugePageAlloc = lvs_tun::hugepages::HugePageAlloc::new(false);
+
 criterion_group!(
     benches,
     sched_lc::benches,

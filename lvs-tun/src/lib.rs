@@ -13,12 +13,16 @@
 //! - [`sync`]: connection sync over UDP multicast and the master / backup role driven by
 //!   keepalived's notify hooks (`lvs-tun ctl --role`).
 //! - [`counters`]: drop reasons and per-queue counters.
+//! - [`hugepages`]: the global allocator that backs the connection table with transparent
+//!   huge pages (the crate's only `unsafe`).
 
 pub mod counters;
 pub mod ctl;
 pub mod daemon;
 pub mod decap;
 pub mod health;
+#[allow(unsafe_code)]
+pub mod hugepages;
 pub mod metrics;
 pub mod neigh;
 pub mod sync;

@@ -10,7 +10,12 @@ use lvs_core::sync::role::Role;
 use lvs_tun::ctl::{self, DEFAULT_SOCKET};
 use lvs_tun::daemon::{self, RunConfig};
 use lvs_tun::decap::{self, DecapConfig};
+use lvs_tun::hugepages::HugePageAlloc;
 use lvs_tun::sync::SyncOptions;
+
+/// The system allocator, with huge-page advice for the connection table's large arrays.
+#[global_allocator]
+static ALLOC: HugePageAlloc = HugePageAlloc::new(true);
 
 fn parse_start_role(s: &str) -> Result<Role, String> {
     match s {
@@ -66,6 +71,10 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 1 << 20,
               value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
         conn_capacity: u32,
+        /// Do not ask the kernel to back the connection table with transparent huge pages
+        /// (`madvise(MADV_HUGEPAGE)` on large allocations; see `lvs_tun::hugepages`).
+        #[arg(long)]
+        no_huge_pages: bool,
         /// Benchmark ceiling: write every packet back unchanged, no director.
         #[arg(long, hide = true)]
         raw: bool,
@@ -148,6 +157,7 @@ fn main() -> ExitCode {
             socket,
             metrics,
             conn_capacity,
+            no_huge_pages,
             raw,
             busy_poll_us,
             user,
@@ -157,6 +167,7 @@ fn main() -> ExitCode {
             sync_maxlen,
         } => {
             init_logs();
+            ALLOC.set_advise(!no_huge_pages);
             let sync = (role.is_some() || sync_dev.is_some()).then(|| SyncOptions {
                 dev: sync_dev,
                 syncid: sync_syncid,
