@@ -797,12 +797,32 @@ fn edit_service_rebinds_scheduler() {
 }
 
 #[test]
-fn non_persistent_port_mismatch_drops_and_ftp_leave() {
-    let mut d = director("-A -t 10.0.0.1:21 -s rr\n");
-    // FTP service, data port: the FTP service is found, port differs → dropped.
+fn non_persistent_port_mismatch_leaves_and_ftp_leave() {
+    let mut d = director("-A -t 10.0.0.1:21 -s rr\n-a -t 10.0.0.1:21 -r 10.1.0.1:21 -m\n");
+    // FTP service, data port: the FTP service is found, the port differs, so it is not
+    // scheduled; `ip_vs_schedule` leaves it to `ip_vs_leave` (`ignored` 0), whose FTP rule
+    // passes it to the local stack (spec §6.1 step 2), with or without a real server.
     assert_eq!(
         d.handle_flow(t(1), &tcp("192.0.2.7:1000", "10.0.0.1:2000", SYN)),
-        FlowVerdict::Drop(DropReason::PortMismatch)
+        FlowVerdict::NotOurs
+    );
+    assert_eq!(
+        d.handle_flow(t(1), &tcp("192.0.2.7:1001", "10.0.0.1:20", SYN)),
+        FlowVerdict::NotOurs
+    );
+    assert_eq!(d.table().len(), 0);
+    d.apply_command(
+        t(1),
+        &Command::DeleteDest {
+            service: key("-t 10.0.0.1:21"),
+            addr: "10.1.0.1".parse().unwrap(),
+            port: 21,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        d.handle_flow(t(1), &tcp("192.0.2.7:1000", "10.0.0.1:2000", SYN)),
+        FlowVerdict::NotOurs
     );
     // Privileged non-FTP port: not ours.
     assert_eq!(

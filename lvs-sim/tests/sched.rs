@@ -702,3 +702,38 @@ list -c
         ]
     );
 }
+
+/// §2.2 + §6.1 + §6.2: a non-persistent FTP service (port 21) is also found for TCP port 20
+/// and unprivileged ports of its address, but only packets to port 21 are scheduled. Any
+/// other port is left with `ip_vs_leave` (`ip_vs_schedule` sets `ignored` to 0 before the
+/// port test), whose FTP rule passes the packet to the local stack: no real server gets it,
+/// so `none`, and it is not a silent drop. A privileged port other than 20 finds no service
+/// (`none`); a packet from source port 20 is never scheduled (`none`), even to port 21.
+#[test]
+fn ftp_service_leaves_other_ports_to_the_local_stack() {
+    let rules = "\
+-A -t 10.0.0.1:21 -s rr
+-a -t 10.0.0.1:21 -r 10.1.0.1:21 -m
+";
+    let trace = "\
+syn 192.0.2.1:3000 10.0.0.1:21
+syn 192.0.2.1:3001 10.0.0.1:2000
+syn 192.0.2.1:3002 10.0.0.1:20
+syn 192.0.2.1:3003 10.0.0.1:1023
+syn 192.0.2.1:20 10.0.0.1:21
+list -c
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:3000 -> 10.1.0.1:21
+192.0.2.1:3001 -> none
+192.0.2.1:3002 -> none
+192.0.2.1:3003 -> none
+192.0.2.1:20 -> none
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 01:00  SYN_RECV    192.0.2.1:3000     10.0.0.1:21        10.1.0.1:21
+"
+    );
+}

@@ -1004,8 +1004,9 @@ impl Director {
 
         let Some(persist) = persistence else {
             if !is_fwmark && vport != svc_port {
-                // `ignored = -1`: dropped.
-                return Err(FlowVerdict::Drop(DropReason::PortMismatch));
+                // `ip_vs_schedule` sets `ignored = 0` before this test: the packet is left
+                // to `ip_vs_leave` (an FTP service's data ports go to the local stack).
+                return Err(self.leave(svc_port, vport));
             }
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));

@@ -246,8 +246,11 @@ pub struct FlowPacket {
 pub enum DropReason {
     /// The connection's real server was deleted and `expire_nodest_conn` is off.
     DestUnavailable,
-    /// A non-persistent, non-fwmark service got a packet for another port (a port-0 or FTP
-    /// service; `ip_vs_schedule` returns "ignored" -1).
+    /// A non-persistent, non-fwmark service got a packet for another port. Never produced
+    /// now: `ip_vs_schedule` leaves such a packet to `ip_vs_leave` (an FTP service passes it
+    /// to the local stack, [`FlowVerdict::NotOurs`]; a port-0 service, which the rules
+    /// refuse without persistence, would answer [`FlowVerdict::NoDestination`]). Kept so the
+    /// counter indexes of [`DropReason::ALL`] stay as they were.
     PortMismatch,
     /// The connection (or template) could not be created: the table is full.
     TableFull,
