@@ -1274,3 +1274,39 @@ fn template_deferral_counts_from_its_expiry() {
     run_timers(&mut d, t(911));
     assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
 }
+
+/// §2.8 + §6.2: `is_new_conn` tests the SYN bit alone (`th->syn`), so a SYN+RST segment on
+/// a TIME_WAIT connection is a reuse candidate: the old entry is expired at once; the packet
+/// then is not scheduled (`tcp_conn_schedule` wants `!th->rst`) and goes to the local stack.
+#[test]
+fn syn_with_rst_on_time_wait_expires_and_is_not_scheduled() {
+    let rules = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m\n";
+    let (c, v) = ("192.0.2.7:1000", "10.0.0.1:80");
+    let mut d = director(rules);
+    let first = dest_of(d.handle_flow(t(1), &tcp(c, v, SYN)));
+    let rs = format!("{first}");
+    d.handle_flow(t(1), &tcp(c, v, ACK));
+    d.handle_flow(t(2), &tcp(c, v, FINACK));
+    d.handle_flow(t(2), &reply(&rs, c, FINACK));
+    assert_eq!(
+        d.conn(Protocol::Tcp, sa(c), sa(v)).unwrap().state,
+        "TIME_WAIT"
+    );
+    assert_eq!(
+        d.handle_flow(t(3), &tcp(c, v, SYN | RST)),
+        FlowVerdict::NotOurs
+    );
+    assert!(d.conn(Protocol::Tcp, sa(c), sa(v)).is_none());
+    assert_eq!(d.flow_counters().rescheduled, 1);
+    assert!(d.table().is_empty());
+    // On an ESTABLISHED entry it is no reuse candidate: the state machine classifies it
+    // "rst" (RST > SYN), ES -> CLOSE, and it goes to the entry's real server.
+    let c2 = "192.0.2.7:1001";
+    let second = dest_of(d.handle_flow(t(4), &tcp(c2, v, SYN)));
+    d.handle_flow(t(4), &tcp(c2, v, ACK));
+    let v2 = d.handle_flow(t(5), &tcp(c2, v, SYN | RST));
+    assert!(!is_new(v2));
+    assert_eq!(dest_of(v2), second);
+    let info = d.conn(Protocol::Tcp, sa(c2), sa(v)).unwrap();
+    assert_eq!((info.state, info.expires), ("CLOSE", t(15)));
+}

@@ -552,7 +552,8 @@ impl Director {
                 (cp, hash, known_out)
             }
         };
-        // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
+        // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry. `is_new_conn`
+        // tests `th->syn` alone: a SYN+RST counts too (and is then not scheduled).
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
                 if let Some(c) = self.table.get(id) {
