@@ -970,3 +970,53 @@ UDP 00:30  UDP         192.0.2.1:1000     10.0.0.1:53        10.1.0.1:53
 "
     );
 }
+
+/// §2.7 trash revival across a re-created service. A real server deleted with its service
+/// (`-D`) stays in the trash bound to the old service object (`dest->svc`, released only
+/// when the real server is freed). Re-created service, same real server re-added within the
+/// trash period: `ip_vs_trash_get_dest` revives it (matching the service by protocol,
+/// address and port), so its connection counters come back (ActiveConn 1), but
+/// `__ip_vs_update_dest` finds another service object and zeroes its statistics
+/// (`ip_vs_zero_stats`): Conns, packets and bytes read 0 until new traffic. Its connection
+/// works again (the ACK is counted).
+#[test]
+fn revival_into_a_recreated_service_zeroes_the_statistics() {
+    let rules = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+at 10
+rule -D -t 10.0.0.1:80
+at 20
+rule -A -t 10.0.0.1:80 -s rr
+rule -a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+list
+list --stats
+ack 192.0.2.1:1000 10.0.0.1:80
+list --stats
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.1:80
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.1:80 rr
+  -> 10.1.0.1:80                  Masq    1      1          0         
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         0        0        0        0        0
+  -> 10.1.0.1:80                         0        0        0        0        0
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         0        1        0       40        0
+  -> 10.1.0.1:80                         0        1        0       40        0
+"
+    );
+}

@@ -396,6 +396,9 @@ struct Service {
 struct Trashed {
     info: DestInfo,
     idle_start: Option<Instant>,
+    /// Its service was deleted since: the kernel's `dest->svc` still names the old service
+    /// object, so a revival binds it to a new one and zeroes its statistics.
+    orphaned: bool,
 }
 
 /// One real server, linked in a service or in the trash.
@@ -959,6 +962,17 @@ impl Director {
         for id in ids {
             self.trash_dest(now, id);
         }
+        // Every real server of this service in the trash (just now or before) keeps naming
+        // the deleted service object.
+        for id in &self.trash {
+            if let Some(d) = self.dests[id.0 as usize].as_mut() {
+                if d.service == *key {
+                    if let Some(t) = d.trash.as_mut() {
+                        t.orphaned = true;
+                    }
+                }
+            }
+        }
         self.services[i as usize] = None;
         self.svc_free.push(i);
         if is_ftp(key) {
@@ -977,7 +991,8 @@ impl Director {
         };
         self.reply_from_vip |= cfg.forward != Forward::Masq;
         // `ip_vs_trash_get_dest`: the same address and port of the same service revives the
-        // old object with its counters and statistics.
+        // old object with its counters and statistics; `__ip_vs_update_dest` zeroes the
+        // statistics when the service object is another one (the service was re-created).
         let revived = self.trash.iter().position(|id| {
             self.dests[id.0 as usize].as_ref().is_some_and(|d| {
                 d.service == *key && d.config.addr == cfg.addr && d.config.port == cfg.port
@@ -987,13 +1002,18 @@ impl Director {
             Some(pos) => {
                 let id = self.trash.swap_remove(pos);
                 let d = self.dests[id.0 as usize].as_mut().expect("trashed dest");
-                let mut info = d.trash.take().expect("in trash").info;
+                let trashed = d.trash.take().expect("in trash");
+                let mut info = trashed.info;
                 let old_th = d.thresholds;
                 d.svc = svc;
                 d.config = *cfg;
                 d.conn_flags = dest_conn_flags(cfg);
                 d.thresholds = thresholds(cfg);
-                d.stats.resync();
+                if trashed.orphaned {
+                    d.stats.zero();
+                } else {
+                    d.stats.resync();
+                }
                 info.weight = cfg.weight;
                 if cfg.weight != 0 {
                     info.last_weight = cfg.weight;
@@ -1078,6 +1098,7 @@ impl Director {
             d.trash = Some(Trashed {
                 info,
                 idle_start: None,
+                orphaned: false,
             });
             if self.trash.is_empty() || self.trash_timer.is_none() {
                 self.trash_timer = Some(now + TRASH_TIMER);
