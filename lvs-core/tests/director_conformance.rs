@@ -797,12 +797,32 @@ fn edit_service_rebinds_scheduler() {
 }
 
 #[test]
-fn non_persistent_port_mismatch_drops_and_ftp_leave() {
-    let mut d = director("-A -t 10.0.0.1:21 -s rr\n");
-    // FTP service, data port: the FTP service is found, port differs → dropped.
+fn non_persistent_port_mismatch_leaves_and_ftp_leave() {
+    let mut d = director("-A -t 10.0.0.1:21 -s rr\n-a -t 10.0.0.1:21 -r 10.1.0.1:21 -m\n");
+    // FTP service, data port: the FTP service is found, the port differs, so it is not
+    // scheduled; `ip_vs_schedule` leaves it to `ip_vs_leave` (`ignored` 0), whose FTP rule
+    // passes it to the local stack (spec §6.1 step 2), with or without a real server.
     assert_eq!(
         d.handle_flow(t(1), &tcp("192.0.2.7:1000", "10.0.0.1:2000", SYN)),
-        FlowVerdict::Drop(DropReason::PortMismatch)
+        FlowVerdict::NotOurs
+    );
+    assert_eq!(
+        d.handle_flow(t(1), &tcp("192.0.2.7:1001", "10.0.0.1:20", SYN)),
+        FlowVerdict::NotOurs
+    );
+    assert_eq!(d.table().len(), 0);
+    d.apply_command(
+        t(1),
+        &Command::DeleteDest {
+            service: key("-t 10.0.0.1:21"),
+            addr: "10.1.0.1".parse().unwrap(),
+            port: 21,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        d.handle_flow(t(1), &tcp("192.0.2.7:1000", "10.0.0.1:2000", SYN)),
+        FlowVerdict::NotOurs
     );
     // Privileged non-FTP port: not ours.
     assert_eq!(
@@ -1253,4 +1273,40 @@ fn template_deferral_counts_from_its_expiry() {
     assert_eq!(template(&d, t(100)), Some(30), "deferred at 70 s to 130 s");
     run_timers(&mut d, t(911));
     assert!(d.table().is_empty(), "{:?}", d.connections(t(911)));
+}
+
+/// §2.8 + §6.2: `is_new_conn` tests the SYN bit alone (`th->syn`), so a SYN+RST segment on
+/// a TIME_WAIT connection is a reuse candidate: the old entry is expired at once; the packet
+/// then is not scheduled (`tcp_conn_schedule` wants `!th->rst`) and goes to the local stack.
+#[test]
+fn syn_with_rst_on_time_wait_expires_and_is_not_scheduled() {
+    let rules = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m\n";
+    let (c, v) = ("192.0.2.7:1000", "10.0.0.1:80");
+    let mut d = director(rules);
+    let first = dest_of(d.handle_flow(t(1), &tcp(c, v, SYN)));
+    let rs = format!("{first}");
+    d.handle_flow(t(1), &tcp(c, v, ACK));
+    d.handle_flow(t(2), &tcp(c, v, FINACK));
+    d.handle_flow(t(2), &reply(&rs, c, FINACK));
+    assert_eq!(
+        d.conn(Protocol::Tcp, sa(c), sa(v)).unwrap().state,
+        "TIME_WAIT"
+    );
+    assert_eq!(
+        d.handle_flow(t(3), &tcp(c, v, SYN | RST)),
+        FlowVerdict::NotOurs
+    );
+    assert!(d.conn(Protocol::Tcp, sa(c), sa(v)).is_none());
+    assert_eq!(d.flow_counters().rescheduled, 1);
+    assert!(d.table().is_empty());
+    // On an ESTABLISHED entry it is no reuse candidate: the state machine classifies it
+    // "rst" (RST > SYN), ES -> CLOSE, and it goes to the entry's real server.
+    let c2 = "192.0.2.7:1001";
+    let second = dest_of(d.handle_flow(t(4), &tcp(c2, v, SYN)));
+    d.handle_flow(t(4), &tcp(c2, v, ACK));
+    let v2 = d.handle_flow(t(5), &tcp(c2, v, SYN | RST));
+    assert!(!is_new(v2));
+    assert_eq!(dest_of(v2), second);
+    let info = d.conn(Protocol::Tcp, sa(c2), sa(v)).unwrap();
+    assert_eq!((info.state, info.expires), ("CLOSE", t(15)));
 }

@@ -6,10 +6,11 @@
 //! deadline, not from the next event), then the event itself.
 //!
 //! - `syn`, `udp`, `tcp-fwmark`: the packet goes through [`Director::handle_flow`]; one line
-//!   `client -> rip:rport`, `client -> none` (no service, or no real server available) or
-//!   `client -> drop` (IPVS drops it: the connection's real server was deleted, a
-//!   non-persistent service got another port, or our bounded connection table is full). The
-//!   kernel answers "none" with an ICMP port unreachable and "drop" silently; either way the
+//!   `client -> rip:rport`, `client -> none` (no service, no real server available, or a
+//!   packet the service does not schedule, such as an FTP service's data port) or
+//!   `client -> drop` (IPVS drops it: the connection's real server was deleted, or our
+//!   bounded connection table is full). The kernel answers "none" with an ICMP port
+//!   unreachable or passes the packet to its own stack, and "drop" silently; either way the
 //!   packet reaches no real server.
 //! - `ack`, `fin`, `rst`: the client's packet of that flow; prints nothing.
 //! - `reply-*`: the connection is looked up ([`Director::conn`]); its real server sends the

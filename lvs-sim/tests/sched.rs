@@ -702,3 +702,321 @@ list -c
         ]
     );
 }
+
+/// §2.2 + §6.1 + §6.2: a non-persistent FTP service (port 21) is also found for TCP port 20
+/// and unprivileged ports of its address, but only packets to port 21 are scheduled. Any
+/// other port is left with `ip_vs_leave` (`ip_vs_schedule` sets `ignored` to 0 before the
+/// port test), whose FTP rule passes the packet to the local stack: no real server gets it,
+/// so `none`, and it is not a silent drop. A privileged port other than 20 finds no service
+/// (`none`); a packet from source port 20 is never scheduled (`none`), even to port 21.
+#[test]
+fn ftp_service_leaves_other_ports_to_the_local_stack() {
+    let rules = "\
+-A -t 10.0.0.1:21 -s rr
+-a -t 10.0.0.1:21 -r 10.1.0.1:21 -m
+";
+    let trace = "\
+syn 192.0.2.1:3000 10.0.0.1:21
+syn 192.0.2.1:3001 10.0.0.1:2000
+syn 192.0.2.1:3002 10.0.0.1:20
+syn 192.0.2.1:3003 10.0.0.1:1023
+syn 192.0.2.1:20 10.0.0.1:21
+list -c
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:3000 -> 10.1.0.1:21
+192.0.2.1:3001 -> none
+192.0.2.1:3002 -> none
+192.0.2.1:3003 -> none
+192.0.2.1:20 -> none
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 01:00  SYN_RECV    192.0.2.1:3000     10.0.0.1:21        10.1.0.1:21
+"
+    );
+}
+
+/// §2.7: packets of a deleted server's connection are dropped (`__ip_vs_conn_put`, no
+/// `ip_vs_conn_put`), so they neither run the state machine nor re-arm the timer nor count:
+/// the ESTABLISHED entry (ACK at 0 s) still expires at 900 s. A NAT reply still goes through
+/// `ip_vs_out` (state machine OUTPUT fin: ES -> FIN_WAIT, 120 s, re-armed) but is not
+/// counted either (the real server is not AVAILABLE). The client's FIN in between was
+/// dropped, so the reply FIN finds ESTABLISHED.
+#[test]
+fn deleted_server_packets_neither_rearm_nor_count() {
+    let rules = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+at 10
+rule -d -t 10.0.0.1:80 -r 10.1.0.2:80
+at 20
+ack 192.0.2.1:1000 10.0.0.1:80
+list -c
+fin 192.0.2.1:1000 10.0.0.1:80
+reply-fin 192.0.2.1:1000 10.0.0.1:80
+list -c
+list --stats
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:80
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 14:40  ESTABLISHED 192.0.2.1:1000     10.0.0.1:80        10.1.0.2:80
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 02:00  FIN_WAIT    192.0.2.1:1000     10.0.0.1:80        10.1.0.2:80
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         1        2        0       80        0
+  -> 10.1.0.1:80                         0        0        0        0        0
+"
+    );
+}
+
+/// §2.7 trash: the trash timer runs 60 s after the first real server went to the trash and
+/// then every 60 s; a trashed server with no reference left gets its idle start at the
+/// first run that finds it so, and is freed at the first run 120 s or more after that.
+/// Deleted at 10 s with one connection (SYN_RECV, gone at 60 s): runs at 70 (idle start),
+/// 130, 190 (freed). Re-added at 189 s it is revived with its statistics (1 conn, 1 packet);
+/// at 191 s it is a new real server with none.
+#[test]
+fn trashed_server_revived_until_freed() {
+    let trace = |at: u32| {
+        format!(
+            "\
+syn 192.0.2.1:1000 10.0.0.1:80
+at 10
+rule -d -t 10.0.0.1:80 -r 10.1.0.2:80
+at {at}
+rule -a -t 10.0.0.1:80 -r 10.1.0.2:80 -m
+list --stats
+"
+        )
+    };
+    let head = "\
+192.0.2.1:1000 -> 10.1.0.2:80
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         1        1        0       40        0
+  -> 10.1.0.1:80                         0        0        0        0        0
+";
+    assert_eq!(
+        run(RR2, &trace(189)),
+        format!("{head}  -> 10.1.0.2:80                         1        1        0       40        0\n")
+    );
+    assert_eq!(
+        run(RR2, &trace(191)),
+        format!("{head}  -> 10.1.0.2:80                         0        0        0        0        0\n")
+    );
+}
+
+/// §1.0 thresholds through `-e`: OVERLOAD is set when a bind brings activeconns + inactconns
+/// to u_threshold, and an edit clears it only when the new u_threshold is 0 or larger than
+/// the old one (an equal or lower one leaves it; the edit never sets it). One real server,
+/// -x 1: conn 1 overloads it (2, 3: none); -x 2 clears, conn 4 makes 2 (overloaded, 5:
+/// none); -x 0 clears (6 goes); -x 1 (larger than 0) clears again, conn 7 goes and
+/// overloads (total 4 >= 1); an edit of the weight with the same -x 1 leaves it (8: none).
+#[test]
+fn threshold_edits_clear_overload_only_when_raised() {
+    let rules = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -x 1
+";
+    let trace = "\
+syn 192.0.2.1:1 10.0.0.1:80
+syn 192.0.2.1:2 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -x 1
+syn 192.0.2.1:3 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -x 2
+syn 192.0.2.1:4 10.0.0.1:80
+syn 192.0.2.1:5 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -x 0
+syn 192.0.2.1:6 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -x 1
+syn 192.0.2.1:7 10.0.0.1:80
+rule -e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 2 -x 1
+syn 192.0.2.1:8 10.0.0.1:80
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1 -> 10.1.0.1:80
+192.0.2.1:2 -> none
+192.0.2.1:3 -> none
+192.0.2.1:4 -> 10.1.0.1:80
+192.0.2.1:5 -> none
+192.0.2.1:6 -> 10.1.0.1:80
+192.0.2.1:7 -> 10.1.0.1:80
+192.0.2.1:8 -> none
+"
+    );
+}
+
+/// §2.6 step 4 and `ip_vs_schedule`: where the packet goes. A persistent port-0 service and
+/// a persistent fwmark service (service port 0) keep the packet's port even when the real
+/// server has one (the packet's port is not the service port); a non-persistent fwmark
+/// service uses the real server's port when it has one. A persistent FTP service (port 21)
+/// shares one template (vport 0, dport 0) between the control connection, which goes to
+/// the real server's port, and data connections to unprivileged ports (and port 20), which
+/// keep theirs. rr picks the head (the server added last) first.
+#[test]
+fn persistent_port_zero_fwmark_and_ftp_destination_ports() {
+    let rules = "\
+-A -t 10.0.0.1:0 -s rr -p 100
+-a -t 10.0.0.1:0 -r 10.1.0.1:0 -m
+-a -t 10.0.0.1:0 -r 10.1.0.2:8080 -m
+-A -f 7 -s rr -p 200
+-a -f 7 -r 10.2.0.1:0 -m
+-a -f 7 -r 10.2.0.2:9000 -m
+-A -f 8 -s rr
+-a -f 8 -r 10.3.0.1:0 -m
+-a -f 8 -r 10.3.0.2:9000 -m
+-A -t 10.0.0.5:21 -s rr -p 100
+-a -t 10.0.0.5:21 -r 10.4.0.1:2121 -m
+-a -t 10.0.0.5:21 -r 10.4.0.2:2121 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:443
+syn 192.0.2.1:1001 10.0.0.1:22
+syn 192.0.2.2:1000 10.0.0.1:443
+tcp-fwmark 7 192.0.2.1:2000 10.9.0.1:443
+tcp-fwmark 7 192.0.2.1:2001 10.9.0.1:80
+tcp-fwmark 7 192.0.2.3:2001 10.9.0.1:80
+tcp-fwmark 8 192.0.2.1:3000 10.9.0.1:443
+tcp-fwmark 8 192.0.2.1:3001 10.9.0.1:443
+syn 192.0.2.1:4000 10.0.0.5:21
+syn 192.0.2.1:4001 10.0.0.5:5000
+syn 192.0.2.1:4002 10.0.0.5:20
+syn 192.0.2.2:4001 10.0.0.5:5000
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.2:443
+192.0.2.1:1001 -> 10.1.0.2:22
+192.0.2.2:1000 -> 10.1.0.1:443
+192.0.2.1:2000 -> 10.2.0.2:443
+192.0.2.1:2001 -> 10.2.0.2:80
+192.0.2.3:2001 -> 10.2.0.1:80
+192.0.2.1:3000 -> 10.3.0.2:9000
+192.0.2.1:3001 -> 10.3.0.1:443
+192.0.2.1:4000 -> 10.4.0.2:2121
+192.0.2.1:4001 -> 10.4.0.2:5000
+192.0.2.1:4002 -> 10.4.0.2:20
+192.0.2.2:4001 -> 10.4.0.1:5000
+"
+    );
+}
+
+/// §2.4 `--set`: the new ESTABLISHED and UDP timeouts apply from each connection's next
+/// packet (an entry keeps the expiry it was armed with until then), and tcpfin changes only
+/// FIN_WAIT (TIME_WAIT stays 120 s).
+#[test]
+fn set_timeouts_apply_from_the_next_packet() {
+    let rules = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m
+-A -u 10.0.0.1:53 -s rr
+-a -u 10.0.0.1:53 -r 10.1.0.1:53 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+udp 192.0.2.1:1000 10.0.0.1:53
+rule --set 100 50 30
+list -c
+at 1
+ack 192.0.2.1:1000 10.0.0.1:80
+udp 192.0.2.1:1000 10.0.0.1:53
+list -c
+reply-fin 192.0.2.1:1000 10.0.0.1:80
+list -c
+fin 192.0.2.1:1000 10.0.0.1:80
+list -c
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.1:8080
+192.0.2.1:1000 -> 10.1.0.1:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 15:00  ESTABLISHED 192.0.2.1:1000     10.0.0.1:80        10.1.0.1:8080
+UDP 05:00  UDP         192.0.2.1:1000     10.0.0.1:53        10.1.0.1:53
+192.0.2.1:1000 -> 10.1.0.1:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 01:40  ESTABLISHED 192.0.2.1:1000     10.0.0.1:80        10.1.0.1:8080
+UDP 00:30  UDP         192.0.2.1:1000     10.0.0.1:53        10.1.0.1:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 00:50  FIN_WAIT    192.0.2.1:1000     10.0.0.1:80        10.1.0.1:8080
+UDP 00:30  UDP         192.0.2.1:1000     10.0.0.1:53        10.1.0.1:53
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 02:00  TIME_WAIT   192.0.2.1:1000     10.0.0.1:80        10.1.0.1:8080
+UDP 00:30  UDP         192.0.2.1:1000     10.0.0.1:53        10.1.0.1:53
+"
+    );
+}
+
+/// §2.7 trash revival across a re-created service. A real server deleted with its service
+/// (`-D`) stays in the trash bound to the old service object (`dest->svc`, released only
+/// when the real server is freed). Re-created service, same real server re-added within the
+/// trash period: `ip_vs_trash_get_dest` revives it (matching the service by protocol,
+/// address and port), so its connection counters come back (ActiveConn 1), but
+/// `__ip_vs_update_dest` finds another service object and zeroes its statistics
+/// (`ip_vs_zero_stats`): Conns, packets and bytes read 0 until new traffic. Its connection
+/// works again (the ACK is counted).
+#[test]
+fn revival_into_a_recreated_service_zeroes_the_statistics() {
+    let rules = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+";
+    let trace = "\
+syn 192.0.2.1:1000 10.0.0.1:80
+ack 192.0.2.1:1000 10.0.0.1:80
+at 10
+rule -D -t 10.0.0.1:80
+at 20
+rule -A -t 10.0.0.1:80 -s rr
+rule -a -t 10.0.0.1:80 -r 10.1.0.1:80 -m
+list
+list --stats
+ack 192.0.2.1:1000 10.0.0.1:80
+list --stats
+";
+    assert_eq!(
+        run(rules, trace),
+        "\
+192.0.2.1:1000 -> 10.1.0.1:80
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.1:80 rr
+  -> 10.1.0.1:80                  Masq    1      1          0         
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         0        0        0        0        0
+  -> 10.1.0.1:80                         0        0        0        0        0
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.1:80                         0        1        0       40        0
+  -> 10.1.0.1:80                         0        1        0       40        0
+"
+    );
+}

@@ -552,7 +552,8 @@ impl Director {
                 (cp, hash, known_out)
             }
         };
-        // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry.
+        // `ip_vs_in`: a new-connection packet (TCP SYN) on an existing entry. `is_new_conn`
+        // tests `th->syn` alone: a SYN+RST counts too (and is then not scheduled).
         if let Some(id) = cp {
             if pkt.protocol == Protocol::Tcp && pkt.tcp_flags & TcpInput::SYN != 0 {
                 if let Some(c) = self.table.get(id) {
@@ -1004,8 +1005,9 @@ impl Director {
 
         let Some(persist) = persistence else {
             if !is_fwmark && vport != svc_port {
-                // `ignored = -1`: dropped.
-                return Err(FlowVerdict::Drop(DropReason::PortMismatch));
+                // `ip_vs_schedule` sets `ignored = 0` before this test: the packet is left
+                // to `ip_vs_leave` (an FTP service's data ports go to the local stack).
+                return Err(self.leave(svc_port, vport));
             }
             let Some(dest) = self.run_scheduler(now, svc, pkt) else {
                 return Err(self.leave(svc_port, vport));

@@ -246,8 +246,11 @@ pub struct FlowPacket {
 pub enum DropReason {
     /// The connection's real server was deleted and `expire_nodest_conn` is off.
     DestUnavailable,
-    /// A non-persistent, non-fwmark service got a packet for another port (a port-0 or FTP
-    /// service; `ip_vs_schedule` returns "ignored" -1).
+    /// A non-persistent, non-fwmark service got a packet for another port. Never produced
+    /// now: `ip_vs_schedule` leaves such a packet to `ip_vs_leave` (an FTP service passes it
+    /// to the local stack, [`FlowVerdict::NotOurs`]; a port-0 service, which the rules
+    /// refuse without persistence, would answer [`FlowVerdict::NoDestination`]). Kept so the
+    /// counter indexes of [`DropReason::ALL`] stay as they were.
     PortMismatch,
     /// The connection (or template) could not be created: the table is full.
     TableFull,
@@ -393,6 +396,9 @@ struct Service {
 struct Trashed {
     info: DestInfo,
     idle_start: Option<Instant>,
+    /// Its service was deleted since: the kernel's `dest->svc` still names the old service
+    /// object, so a revival binds it to a new one and zeroes its statistics.
+    orphaned: bool,
 }
 
 /// One real server, linked in a service or in the trash.
@@ -956,6 +962,17 @@ impl Director {
         for id in ids {
             self.trash_dest(now, id);
         }
+        // Every real server of this service in the trash (just now or before) keeps naming
+        // the deleted service object.
+        for id in &self.trash {
+            if let Some(d) = self.dests[id.0 as usize].as_mut() {
+                if d.service == *key {
+                    if let Some(t) = d.trash.as_mut() {
+                        t.orphaned = true;
+                    }
+                }
+            }
+        }
         self.services[i as usize] = None;
         self.svc_free.push(i);
         if is_ftp(key) {
@@ -974,7 +991,8 @@ impl Director {
         };
         self.reply_from_vip |= cfg.forward != Forward::Masq;
         // `ip_vs_trash_get_dest`: the same address and port of the same service revives the
-        // old object with its counters and statistics.
+        // old object with its counters and statistics; `__ip_vs_update_dest` zeroes the
+        // statistics when the service object is another one (the service was re-created).
         let revived = self.trash.iter().position(|id| {
             self.dests[id.0 as usize].as_ref().is_some_and(|d| {
                 d.service == *key && d.config.addr == cfg.addr && d.config.port == cfg.port
@@ -984,7 +1002,8 @@ impl Director {
             Some(pos) => {
                 let id = self.trash.swap_remove(pos);
                 let d = self.dests[id.0 as usize].as_mut().expect("trashed dest");
-                let mut info = d.trash.take().expect("in trash").info;
+                let trashed = d.trash.take().expect("in trash");
+                let mut info = trashed.info;
                 let old_th = d.thresholds;
                 d.svc = svc;
                 d.config = *cfg;
@@ -992,7 +1011,12 @@ impl Director {
                 d.thresholds = thresholds(cfg);
                 // Its estimator goes back on the 2 s list as it was (`ip_vs_start_estimator`
                 // touches neither the averages nor the last sample): the next sample takes in
-                // what was counted between the last one and the delete.
+                // what was counted between the last one and the delete. Revived into a service
+                // created again (another service object), its statistics start from zero
+                // (`__ip_vs_update_dest` zeroes them when the service changed).
+                if trashed.orphaned {
+                    d.stats.zero();
+                }
                 info.weight = cfg.weight;
                 if cfg.weight != 0 {
                     info.last_weight = cfg.weight;
@@ -1077,6 +1101,7 @@ impl Director {
             d.trash = Some(Trashed {
                 info,
                 idle_start: None,
+                orphaned: false,
             });
             if self.trash.is_empty() || self.trash_timer.is_none() {
                 self.trash_timer = Some(now + TRASH_TIMER);
