@@ -3,7 +3,7 @@
 //!
 //! A director's connection table is a few large arrays (an entry slab, two indexes, the
 //! timer wheel) read at random, one or two cache lines per packet. With 4 KiB pages a table of
-//! a million flows spans some 14,000 pages, far more than the CPU's TLB holds, so nearly
+//! a million flows spans some 15,000 pages, far more than the CPU's TLB holds, so nearly
 //! every lookup also walks the page tables (in a virtual machine, twice over), and a
 //! prefetch that misses the TLB waits for that walk before its line can start to arrive.
 //! Backed by 2 MiB pages the same table needs some 30 TLB entries. lvs-core allocates
