@@ -44,7 +44,7 @@ pub fn handle_pipelined(d: &mut Director, now: Instant, bufs: &mut [u8], out: &m
 }
 
 /// Handles the 40-byte packets in `bufs` in order through [`Director::handle_burst`], which
-/// reads ahead as [`handle_pipelined`] does, inside the library.
+/// reads ahead inside the library (in groups of 16).
 #[inline(never)]
 pub fn handle_burst(d: &mut Director, now: Instant, bufs: &mut [u8], out: &mut [u8]) {
     d.handle_burst(now, bufs.chunks_exact_mut(40), 0, out, |_, _, v, _| {

@@ -1248,6 +1248,8 @@ enum BurstPacket {
         client: u8,
         syn: bool,
     },
+    /// A client's TCP ACK to service 0 with 4 bytes of IPv4 options (NOPs).
+    Options(u8),
     /// Such a packet cut short at this many bytes, or these bytes.
     Cut(u8, usize),
     Bytes(Vec<u8>),
@@ -1261,6 +1263,7 @@ fn burst_packet() -> impl proptest::strategy::Strategy<Value = BurstPacket> {
         12 => (0u8..6, 0u8..2, proptest::bool::weighted(0.2), 0u8..6, proptest::bool::weighted(0.3), prop_oneof![Just(64u8), Just(1)])
             .prop_map(|(client, service, udp, flags, reply, ttl)| BurstPacket::Flow { client, service, udp, flags, reply, ttl }),
         2 => (0u8..3, any::<bool>()).prop_map(|(client, syn)| BurstPacket::V6 { client, syn }),
+        1 => (0u8..6).prop_map(BurstPacket::Options),
         1 => (0u8..6, 0usize..60).prop_map(|(client, n)| BurstPacket::Cut(client, n)),
         1 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(BurstPacket::Bytes),
         1 => (0usize..HEADROOM).prop_map(BurstPacket::NoRoom),
@@ -1295,6 +1298,22 @@ impl BurstPacket {
                 let b = if syn { b.syn() } else { b.ack(1) };
                 let mut p = Vec::new();
                 b.write(&mut p, &[0x62; 10]).unwrap();
+                p
+            }
+            BurstPacket::Options(client) => {
+                let mut p = step_packet(client, 0, false, 1, false, 64);
+                p.splice(20..20, [1u8; 4]);
+                p[0] = 0x46;
+                let total = u16::from_be_bytes([p[2], p[3]]) + 4;
+                p[2..4].copy_from_slice(&total.to_be_bytes());
+                p[10..12].fill(0);
+                let sum: u32 = p[..24]
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum();
+                let sum = (sum & 0xffff) + (sum >> 16);
+                let sum = (sum & 0xffff) + (sum >> 16);
+                p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
                 p
             }
             BurstPacket::Cut(client, n) => {
@@ -1332,13 +1351,13 @@ fn burst_step() -> impl proptest::strategy::Strategy<Value = BurstStep> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-    /// `handle_burst` reads packets ahead (classified, hashed, prefetched up to 16 packets
-    /// before it handles them); a director given the same packets one by one through
+    /// `handle_burst` reads packets ahead (keys peeked from the bytes, hashed, buckets and
+    /// entries prefetched, in groups of 16); a director given the same packets one by one through
     /// `handle_packet` must see the same verdicts, in order, the same bytes (the packet and
     /// any ICMP error), counters, statistics and connections, whatever the bursts hold: a
-    /// flow's SYN and its later packets in one burst, replies, TTL 1, IPv6, malformed
-    /// packets and buffers shorter than the headroom, and bursts shorter or longer than
-    /// the read-ahead.
+    /// flow's SYN and its later packets in one burst, replies, TTL 1, IPv6, IPv4 options (no
+    /// key peeked), malformed packets and buffers shorter than the headroom, and bursts
+    /// shorter or longer than a group.
     #[test]
     fn a_burst_matches_its_packets_one_by_one(steps in proptest::collection::vec(burst_step(), 1..12)) {
         let rules = format!("{STEP_RULES}-A -t [fd00::1]:80 -s rr\n-a -t [fd00::1]:80 -r [fd01::1]:8080 -m\n");
@@ -1383,5 +1402,43 @@ proptest::proptest! {
             let at = Instant::from_millis(now);
             same_state(&a, &b, at, i)?;
         }
+    }
+}
+
+/// A burst's packet with IPv4 options has no key peeked ahead (the peek reads plain headers
+/// only) and is still forwarded on its connection, as `handle_packet` forwards it.
+#[test]
+fn a_burst_forwards_a_packet_with_ipv4_options() {
+    let mut d = director(STEP_RULES);
+    let mut out = [0u8; 1280];
+    let (v, _) = run(&mut d, t(1), &step_packet(0, 0, false, 0, false, 64));
+    assert!(
+        matches!(v, PacketVerdict::Forward { new: true, .. }),
+        "{v:?}"
+    );
+    let mut bufs = vec![BurstPacket::Options(0).buffer(); 3];
+    let mut seen = Vec::new();
+    d.handle_burst(
+        t(1),
+        bufs.iter_mut().map(|b| &mut b[..]),
+        HEADROOM,
+        &mut out,
+        |k, _, v, _| {
+            seen.push((k, v));
+        },
+    );
+    assert_eq!(seen.len(), 3);
+    for (k, v) in seen {
+        assert!(
+            matches!(
+                v,
+                PacketVerdict::Forward {
+                    new: false,
+                    reply: false,
+                    ..
+                }
+            ),
+            "packet {k}: {v:?}"
+        );
     }
 }

@@ -176,12 +176,31 @@ enum Known<'a> {
     InHash(u64),
 }
 
-/// Packets [`Director::handle_burst`] reads ahead of the one it handles: classified, hashed
-/// and their bucket read into the CPU caches this many packets before they are handled.
-const BURST_AHEAD: usize = 16;
-/// How many packets before it is handled a burst's packet has its connection entry read
-/// into the caches (its bucket was read `BURST_AHEAD - BURST_CONN_AHEAD` packets earlier).
-const BURST_CONN_AHEAD: usize = 8;
+/// The packets of a burst [`Director::handle_burst`] reads ahead together: their buckets,
+/// then their entries, then each packet handled.
+const BURST_GROUP: usize = 16;
+
+/// The key fields [`Director::handle_burst`] reads ahead from an IPv4 packet's bytes.
+#[derive(Clone, Copy)]
+struct PeekedKey {
+    protocol: u8,
+    src: u32,
+    dst: u32,
+    src_port: u16,
+    dst_port: u16,
+}
+
+impl PeekedKey {
+    /// Whether `c` is the classification of a packet with this key.
+    #[inline(always)]
+    fn describes(&self, c: &Classified) -> bool {
+        matches!((c.src, c.dst), (IpAddr::V4(s), IpAddr::V4(d))
+            if s.to_bits() == self.src && d.to_bits() == self.dst)
+            && c.protocol == self.protocol
+            && c.src_port == self.src_port
+            && c.dst_port == self.dst_port
+    }
+}
 
 impl Director {
     /// Handles one IP packet with firewall mark 0; see [`Director::handle_packet_marked`].
@@ -374,17 +393,18 @@ impl Director {
     /// verdict, and `out`, which holds the ICMP error of a [`PacketVerdict::Reply`] until
     /// the next packet is handled. Every packet starts at `headroom` in its buffer.
     ///
-    /// The burst is software-pipelined, as a driver that receives packets in bursts (DPDK,
-    /// AF_XDP, `recvmmsg`, a capture file) would do it by hand with
+    /// The burst is read ahead in groups of 16 packets, as a driver that receives packets in
+    /// bursts (DPDK, AF_XDP, `recvmmsg`, a capture file) would do it by hand with
     /// [`Director::packet_hint`], [`Director::prefetch`], [`Director::prefetch_conn`] and
-    /// [`Director::handle_classified_hinted`], without a hint's copies: each packet is
-    /// classified, its key hashed and its index bucket read into the CPU caches 16 packets
-    /// before it is handled, and its connection entry 8 packets before, so that the cache
-    /// misses of a table larger than the caches overlap with the work on earlier packets
-    /// instead of stalling each packet twice. Classification and hashing depend only on the
-    /// packet's bytes and the table's hash key, so handling a packet in between changes
-    /// nothing they computed. At most 16 packets are held at once: the packets may come
-    /// from an iterator of any length.
+    /// [`Director::handle_classified_hinted`], without a hint's copies: for each packet of a
+    /// group the key of a plain IPv4 packet is read from its bytes and hashed and its index
+    /// bucket read into the CPU caches, then the connection entries those buckets name,
+    /// then each packet is classified and handled with its hash, so that the cache misses of
+    /// a table larger than the caches overlap instead of stalling each packet twice. The
+    /// key read ahead and its hash depend only on the packet's bytes and the table's hash
+    /// key, so handling a packet in between changes nothing they computed; the hash is used
+    /// only when the classification finds that key. At most 16 packets are held at once:
+    /// the packets may come from an iterator of any length.
     ///
     /// ```
     /// use lvs_core::director::{Director, DirectorConfig, PacketVerdict};
@@ -421,60 +441,77 @@ impl Director {
         mut on_verdict: impl FnMut(usize, &mut [u8], PacketVerdict, &[u8]),
     ) {
         let now = self.clamp(now);
-        let mut packets = packets.into_iter();
-        // The packet `k` waits in slot `k % BURST_AHEAD` of these from its read-ahead to its
-        // handling: its buffer, its classification (or the verdict on a packet that has
-        // none) and the in-index hash of its key (an IPv4 packet with a client port). Kept
-        // in place: a classification is not moved from read-ahead to handling.
-        let mut bufs: [Option<&'a mut [u8]>; BURST_AHEAD] = [const { None }; BURST_AHEAD];
-        let mut cs = [const { Err(PacketVerdict::NotOurs) }; BURST_AHEAD];
-        let mut hashes = [None; BURST_AHEAD];
-        // Packets read ahead, packets whose entry was read ahead, packets handled.
-        let (mut read, mut conn, mut done) = (0usize, 0usize, 0usize);
-        let mut more = true;
-        loop {
-            while more && read - done < BURST_AHEAD {
-                let Some(buf) = packets.next() else {
-                    more = false;
+        let mut packets = packets.into_iter().peekable();
+        let mut bufs: [Option<&'a mut [u8]>; BURST_GROUP] = [const { None }; BURST_GROUP];
+        let mut peeked = [None; BURST_GROUP];
+        let mut done = 0usize;
+        while packets.peek().is_some() {
+            // A group: every packet's key peeked, hashed and its bucket read ahead, then every
+            // entry those buckets name, then each packet classified and handled, with the
+            // hash when the classification finds the peeked key.
+            let mut n = 0;
+            for (slot, buf) in bufs.iter_mut().zip(packets.by_ref().take(BURST_GROUP)) {
+                peeked[n] = buf.get(headroom..).and_then(|p| self.peek_v4(p));
+                if let Some((_, h)) = peeked[n] {
+                    self.table.prefetch(Some(h), None);
+                }
+                *slot = Some(buf);
+                n += 1;
+            }
+            for (_, h) in peeked[..n].iter().flatten() {
+                self.table.prefetch_entries(Some(*h), None);
+            }
+            for k in 0..n {
+                let Some(buf) = bufs[k].take() else {
                     break;
                 };
-                let k = read % BURST_AHEAD;
-                cs[k] = match buf.get(headroom..).map(classify) {
-                    Some(Ok(c)) => Ok(c),
-                    Some(Err(e)) => Err(PacketVerdict::Drop(PacketDrop::Malformed(e))),
-                    None => Err(PacketVerdict::Drop(PacketDrop::Xmit(
-                        xmit::DropReason::Malformed,
-                    ))),
+                let v = match buf.get(headroom..) {
+                    None => PacketVerdict::Drop(PacketDrop::Xmit(xmit::DropReason::Malformed)),
+                    Some(pkt) => {
+                        let c = classify(pkt);
+                        match &c {
+                            Err(e) => PacketVerdict::Drop(PacketDrop::Malformed(*e)),
+                            Ok(c) => {
+                                let known = match peeked[k] {
+                                    Some((key, h)) if key.describes(c) => Known::InHash(h),
+                                    _ => Known::Nothing,
+                                };
+                                self.handle_parsed(now, buf, headroom, c, out, 0, known)
+                            }
+                        }
+                    }
                 };
-                hashes[k] = match &cs[k] {
-                    Ok(c) => keyed_protocol(c).and_then(|p| self.in_hash_v4_of(c, p)),
-                    Err(_) => None,
-                };
-                self.table.prefetch(hashes[k], None);
-                bufs[k] = Some(buf);
-                read += 1;
+                on_verdict(done, buf, v, out);
+                done += 1;
             }
-            while conn < read && conn <= done + BURST_CONN_AHEAD {
-                if let Some(h) = hashes[conn % BURST_AHEAD] {
-                    self.table.prefetch_entries(Some(h), None);
-                }
-                conn += 1;
-            }
-            let k = done % BURST_AHEAD;
-            // Empty exactly when every packet read has been handled.
-            let Some(buf) = bufs[k].take() else {
-                break;
-            };
-            let v = match &cs[k] {
-                Ok(c) => {
-                    let known = hashes[k].map_or(Known::Nothing, Known::InHash);
-                    self.handle_parsed(now, buf, headroom, c, out, 0, known)
-                }
-                Err(v) => *v,
-            };
-            on_verdict(done, buf, v, out);
-            done += 1;
         }
+    }
+
+    /// The key and in-index hash of an IPv4 packet of a balanced protocol with a plain
+    /// header (no options, not a fragment) and a client port, read from its first bytes
+    /// without classifying it (see [`Director::handle_burst`]). `None` for any other packet.
+    /// Changes nothing.
+    #[inline(always)]
+    fn peek_v4(&self, pkt: &[u8]) -> Option<(PeekedKey, u64)> {
+        let h: &[u8; 24] = pkt.first_chunk()?;
+        if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+            return None;
+        }
+        let protocol = balanced_protocol(h[9])?;
+        let key = PeekedKey {
+            protocol: h[9],
+            src: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+            src_port: u16::from_be_bytes([h[20], h[21]]),
+            dst_port: u16::from_be_bytes([h[22], h[23]]),
+        };
+        if key.src_port == 0 {
+            return None;
+        }
+        let hash = self
+            .table
+            .in_hash_v4(protocol, key.src, key.src_port, key.dst, key.dst_port);
+        Some((key, hash))
     }
 
     /// [`Director::handle_classified`] with the packet's hint (from
