@@ -8,8 +8,9 @@
 //!   packet (from its IP header) as fits in 576 bytes in total.
 //! - IPv6: IPv6 header (traffic class 0, flow label 0, hop limit 64, next header 58), ICMPv6
 //!   header, then as much of the offending packet as fits in 1280 bytes.
-//! - Never about an ICMP error, nor about a non-first fragment (the kernel's rules for
-//!   sending errors).
+//! - Never about an ICMP error, a non-first fragment, a packet to a multicast or broadcast
+//!   address (IPv6: but Packet Too Big), or from a source naming no single host (the
+//!   kernel's rules for sending errors).
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
@@ -255,15 +256,35 @@ fn write_v4_error(
 
 /// Whether the kernel would send an error about this packet at all: not about a non-first
 /// fragment, and not about an ICMP error (`icmp_send`: types 3, 4, 5, 11, 12 and unknown
-/// types above 18; `icmpv6_send`: any type below 128).
-fn may_reply(c: &Classified) -> bool {
+/// types above 18; `icmpv6_send`: any type below 128). Nor about a packet to a multicast or
+/// broadcast address (`icmp_send` refuses `RTCF_BROADCAST | RTCF_MULTICAST` routes;
+/// `icmp6_send` a multicast destination except for Packet Too Big), nor to a source that
+/// names no single host (unspecified, multicast, limited broadcast: RFC 1122 3.2.2,
+/// RFC 4443 2.4 (e); Linux drops such IPv4 sources as martians before IPVS, and
+/// `icmp6_send` refuses them).
+fn may_reply(c: &Classified, kind: &ErrorKind) -> bool {
     let icmp_error = c.l4_present
         && match (c.family, c.protocol) {
             (Family::V4, proto::ICMP) => matches!(c.icmp_type, 3 | 4 | 5 | 11 | 12 | 19..),
             (Family::V6, proto::ICMPV6) => c.icmp_type < 128,
             _ => false,
         };
-    !(c.is_later_fragment() || icmp_error)
+    let group = match (c.src, c.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            d.is_multicast()
+                || d.is_broadcast()
+                || s.is_unspecified()
+                || s.is_multicast()
+                || s.is_broadcast()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            (d.is_multicast() && !matches!(kind, ErrorKind::PacketTooBig { .. }))
+                || s.is_unspecified()
+                || s.is_multicast()
+        }
+        _ => true,
+    };
+    !(c.is_later_fragment() || icmp_error || group)
 }
 
 /// Builds the reply for a dropped packet (`ip` is its IP packet as received); when
@@ -278,7 +299,7 @@ pub(crate) fn reply(
     decremented: bool,
     reason: DropReason,
 ) -> Verdict {
-    if !may_reply(c) {
+    if !may_reply(c, &kind) {
         return Verdict::Drop(reason);
     }
     match build_error(out, ip, m.local(c.family), kind, m.ip_id) {
