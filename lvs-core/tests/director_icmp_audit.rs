@@ -661,8 +661,93 @@ fn dr_error_from_client_side_goes_to_the_real_server() {
 // Port unreachable for no destination (spec 6.1), `icmp_send` / `icmp6_send` rules.
 
 #[test]
+fn port_unreachable_v4_bytes() {
+    let mut d = director("-A -u 192.0.2.30:53\n-A -t 192.0.2.30:80\n");
+    let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.30"));
+    // A datagram larger than 576 bytes: the quote stops at 576 - 28.
+    let big = ipv4(
+        client,
+        vip,
+        17,
+        64,
+        0x2e,
+        0x77,
+        0,
+        &[],
+        &udp(&client, &vip, 5000, 53, &[0xab; 700], false),
+    );
+    let (v, got) = run(&mut d, 1, &big);
+    assert!(matches!(v, PacketVerdict::Reply { start: 0, .. }), "{v:?}");
+    // The offending packet was addressed to a local address (the VIP): `icmp_send` answers
+    // from it (saddr = iph->daddr for an RTCF_LOCAL route).
+    let want = ipv4(
+        vip,
+        client,
+        1,
+        64,
+        (0x2e & 0x1e) | 0xc0,
+        0x4000,
+        0,
+        &[],
+        &icmp4(3, 3, [0; 4], &big[..548]),
+    );
+    assert_eq!(got.len(), 576);
+    assert_eq!(got[..4], want[..4]);
+    // ID is the director's; compare everything else.
+    let mut g = got.clone();
+    g[4..6].copy_from_slice(&want[4..6]);
+    refill_v4(&mut g);
+    assert_eq!(g, want);
+
+    // TCP gets a port unreachable too, quoting the whole short packet.
+    let syn = ipv4(
+        client,
+        vip,
+        6,
+        64,
+        0,
+        1,
+        0x4000,
+        &[],
+        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
+    );
+    let (v, got) = run(&mut d, 1, &syn);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    assert_eq!(&got[28..], &syn[..]);
+    assert_eq!(
+        (&got[12..16], &got[16..20], got[8], got[20], got[21]),
+        (&vip[..], &client[..], 64, 3, 3)
+    );
+    assert_eq!(csum(&[&got[..20]]), 0);
+    assert_eq!(csum(&[&got[20..]]), 0);
+}
+
+#[test]
+fn port_unreachable_v6_bytes() {
+    let mut d = director("-A -u [2001:db8::30]:53\n");
+    let (client, vip) = (v6("2001:db8:c::7"), v6("2001:db8::30"));
+    let big = ipv6(
+        client,
+        vip,
+        17,
+        64,
+        &udp(&client, &vip, 5000, 53, &[0xcd; 1400], false),
+    );
+    let (v, got) = run(&mut d, 1, &big);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    let want = ipv6(
+        vip,
+        client,
+        58,
+        64,
+        &icmp6(&vip, &client, 1, 4, [0; 4], &big[..1280 - 48]),
+    );
+    assert_eq!(got, want);
+}
+
+#[test]
 fn no_error_about_multicast_broadcast_or_bad_sources() {
-    // Fwmark-free services on addresses a packet may be sent to as a group: the kernel's
+    // Services on group addresses, and unicast ones reached from bad sources: the kernel's
     // icmp_send refuses RTCF_BROADCAST / RTCF_MULTICAST routes, icmp6_send a multicast
     // destination (but for Packet Too Big) and an unspecified / multicast source.
     let mut d = director("-A -u 224.1.2.3:53\n-A -u 255.255.255.255:53\n-A -u [ff0e::1]:53\n-A -u 192.0.2.30:53\n-A -u [2001:db8::30]:53\n");
@@ -989,4 +1074,124 @@ fn truncations_and_bit_flips_never_panic() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The source and quote of the errors we build, per direction.
+
+#[test]
+fn errors_about_client_packets_come_from_the_virtual_address() {
+    let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.20"));
+    let mut d = director("-A -t 192.0.2.20:80\n-a -t 192.0.2.20:80 -r 10.0.0.3:80 -g\n");
+    let syn = ipv4(
+        client,
+        vip,
+        6,
+        1,
+        0,
+        1,
+        0x4000,
+        &[],
+        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
+    );
+    let (v, got) = run(&mut d, 1, &syn);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    let want = ipv4(
+        vip,
+        client,
+        1,
+        64,
+        0xc0,
+        0,
+        0,
+        &[],
+        &icmp4(11, 0, [0; 4], &syn),
+    );
+    let mut g = got.clone();
+    g[4..6].fill(0);
+    refill_v4(&mut g);
+    assert_eq!(g, want);
+}
+
+fn director_with(rules: &str, mtu: u32, nat_icmp_send: bool) -> Director {
+    let mut cfg = DirectorConfig::new(4096, HashKey::from_u128(0xa0d1));
+    cfg.packet = PacketConfig {
+        local_v4: LOCAL4.into(),
+        local_v6: LOCAL6.into(),
+        route_mtu: mtu,
+        pmtu_disc: true,
+        first_ip_id: 0,
+    };
+    cfg.sysctls.nat_icmp_send = nat_icmp_send;
+    let mut d = Director::new(cfg);
+    d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap())
+        .unwrap();
+    d
+}
+
+#[test]
+fn errors_about_forwarded_replies_come_from_the_director() {
+    let (client, vip, rip) = (v4("198.51.100.7"), v4("192.0.2.10"), v4("10.0.0.2"));
+    // A NAT reply too big for the route towards the client, DF set: `ip_forward`'s
+    // Fragmentation Needed, before its TTL decrement and before SNAT, from the director.
+    let mut d = director_with(NAT4, 1000, false);
+    let syn = ipv4(
+        client,
+        vip,
+        6,
+        64,
+        0,
+        1,
+        0x4000,
+        &[],
+        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
+    );
+    assert!(forwarded(&run(&mut d, 1, &syn).0));
+    let reply = ipv4(
+        rip,
+        client,
+        6,
+        64,
+        0,
+        2,
+        0x4000,
+        &[],
+        &tcp(&rip, &client, 8080, 40000, 0x12, &[9; 1200]),
+    );
+    let (v, got) = run(&mut d, 2, &reply);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    let want = ipv4(
+        LOCAL4,
+        rip,
+        1,
+        64,
+        0xc0,
+        0,
+        0,
+        &[],
+        &icmp4(3, 4, [0, 0, 0x03, 0xe8], &reply[..548]),
+    );
+    let mut g = got.clone();
+    g[4..6].fill(0);
+    refill_v4(&mut g);
+    assert_eq!(g, want);
+
+    // nat_icmp_send: a real server's packet matching no connection gets a port unreachable
+    // from the director (the packet was being forwarded, not addressed to it).
+    let mut d = director_with(NAT4, 0, true);
+    let stray = ipv4(
+        rip,
+        client,
+        17,
+        64,
+        0,
+        3,
+        0,
+        &[],
+        &udp(&rip, &client, 5353, 6000, b"late", false),
+    );
+    let (v, got) = run(&mut d, 1, &stray);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    assert_eq!((&got[12..16], &got[16..20]), (&LOCAL4[..], &rip[..]));
+    assert_eq!(&got[28..], &stray[..]);
 }

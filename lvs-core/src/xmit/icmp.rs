@@ -8,6 +8,9 @@
 //!   packet (from its IP header) as fits in 576 bytes in total.
 //! - IPv6: IPv6 header (traffic class 0, flow label 0, hop limit 64, next header 58), ICMPv6
 //!   header, then as much of the offending packet as fits in 1280 bytes.
+//! - From the offending packet's destination when it travelled client → real server (it
+//!   was addressed to the director, which the kernel answers from), from the director's
+//!   own address for a forwarded reply.
 //! - Never about an ICMP error, a non-first fragment, a packet to a multicast or broadcast
 //!   address (IPv6: but Packet Too Big), or from a source naming no single host (the
 //!   kernel's rules for sending errors).
@@ -287,14 +290,28 @@ fn may_reply(c: &Classified, kind: &ErrorKind) -> bool {
     !(c.is_later_fragment() || icmp_error || group)
 }
 
-/// Builds the reply for a dropped packet (`ip` is its IP packet as received); when
-/// `decremented` the quoted copy gets the TTL decrement the kernel applied before the check.
+/// The source of an error we build about a packet travelling `dir`. Client → real server
+/// packets reach IPVS at LOCAL_IN, addressed to a local address (the VIP), and the kernel's
+/// `icmp_send` / `icmp6_send` answer from the offending packet's destination when it is
+/// local (`saddr = iph->daddr` for an `RTCF_LOCAL` route; `ipv6_chk_addr(&hdr->daddr)`).
+/// Replies are forwarded (not local): their errors come from the director's own address.
+pub(crate) fn error_source(c: &Classified, m: &Mapping, dir: Direction) -> IpAddr {
+    match dir {
+        Direction::In => c.dst,
+        Direction::Out => m.local(c.family),
+    }
+}
+
+/// Builds the reply for a dropped packet (`ip` is its IP packet as received), from `src`;
+/// when `decremented` the quoted copy gets the TTL decrement the kernel applied before the
+/// check.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reply(
     out: &mut [u8],
     ip: &[u8],
     c: &Classified,
     m: &Mapping,
+    src: IpAddr,
     kind: ErrorKind,
     decremented: bool,
     reason: DropReason,
@@ -302,7 +319,7 @@ pub(crate) fn reply(
     if !may_reply(c, &kind) {
         return Verdict::Drop(reason);
     }
-    match build_error(out, ip, m.local(c.family), kind, m.ip_id) {
+    match build_error(out, ip, src, kind, m.ip_id) {
         Ok(len) => {
             if decremented {
                 let hdr = match c.family {
@@ -344,13 +361,27 @@ pub(crate) fn reply(
 /// Spec 6.1: no destination available for a packet the service matched. The packet is
 /// dropped; unless it is itself ICMP-related (dropped silently) the verdict carries an ICMP
 /// port unreachable (type 3 code 3; ICMPv6 type 1 code 4) to the client, built into `out`
-/// from `m.local_v4` / `m.local_v6` with ID `m.ip_id`. `buf[headroom..]` is the classified
-/// packet, as for [`transmit`](super::transmit).
+/// from the packet's destination (the virtual address, local to the director: `icmp_send`
+/// answers from it) with ID `m.ip_id`. `buf[headroom..]` is the classified packet, as for
+/// [`transmit`](super::transmit).
 pub fn port_unreachable(
     buf: &[u8],
     headroom: usize,
     c: &Classified,
     m: &Mapping,
+    out: &mut [u8],
+) -> Verdict {
+    port_unreachable_from(buf, headroom, c, m, error_source(c, m, Direction::In), out)
+}
+
+/// [`port_unreachable`] from `src`: the director's own address for the `nat_icmp_send` case
+/// (a forwarded packet from a real server, spec 3.2), the destination for spec 6.1.
+pub(crate) fn port_unreachable_from(
+    buf: &[u8],
+    headroom: usize,
+    c: &Classified,
+    m: &Mapping,
+    src: IpAddr,
     out: &mut [u8],
 ) -> Verdict {
     let Some(start) = headroom.checked_add(c.l3_offset) else {
@@ -370,6 +401,7 @@ pub fn port_unreachable(
         ip,
         c,
         m,
+        src,
         ErrorKind::PortUnreachable,
         false,
         DropReason::NoDestination,
