@@ -1195,3 +1195,73 @@ fn errors_about_forwarded_replies_come_from_the_director() {
     assert_eq!((&got[12..16], &got[16..20]), (&LOCAL4[..], &rip[..]));
     assert_eq!(&got[28..], &stray[..]);
 }
+
+#[test]
+fn ipv6_udp_without_checksum_gets_a_full_one() {
+    // Checksum 0 is not valid over IPv6; `udp_dnat_handler` computes a full checksum for it
+    // as for IPv4 (spec 3.2), never leaving 0.
+    let mut d = director(NAT6);
+    let (client, vip, rip) = (v6("2001:db8:c::7"), v6("2001:db8::10"), v6("fd00::2"));
+    let pkt = ipv6(
+        client,
+        vip,
+        17,
+        64,
+        &udp(&client, &vip, 5000, 53, b"abc", true),
+    );
+    let (v, got) = run(&mut d, 1, &pkt);
+    assert!(forwarded(&v), "{v:?}");
+    let want = ipv6(
+        client,
+        rip,
+        17,
+        63,
+        &udp(&client, &rip, 5000, 5353, b"abc", false),
+    );
+    assert_eq!(got, want);
+    let data = zero_sum_payload(&client, &rip, 5001, 5353);
+    let pkt = ipv6(
+        client,
+        vip,
+        17,
+        64,
+        &udp(&client, &vip, 5001, 53, &data, true),
+    );
+    let (_, got) = run(&mut d, 1, &pkt);
+    let mut u = udp(&client, &rip, 5001, 5353, &data, true);
+    u[6..8].copy_from_slice(&0xffffu16.to_be_bytes());
+    assert_eq!(got, ipv6(client, rip, 17, 63, &u));
+}
+
+#[test]
+fn nat_v6_error_quoting_extension_headers() {
+    let mut d = director(NAT6);
+    let (client, vip, rip) = (v6("2001:db8:c::7"), v6("2001:db8::10"), v6("fd00::2"));
+    let syn = ipv6(
+        client,
+        vip,
+        17,
+        64,
+        &udp(&client, &vip, 5000, 53, b"q", false),
+    );
+    assert!(forwarded(&run(&mut d, 1, &syn).0));
+    // The quoted reply carries a destination-options header before UDP.
+    let mut inner = vec![17, 0, 1, 4, 0, 0, 0, 0];
+    inner.extend_from_slice(&udp(&vip, &client, 53, 5000, b"answer", false));
+    let quote = ipv6(vip, client, 60, 61, &inner);
+    let router = v6("2001:db8:99::1");
+    let err = ipv6(
+        router,
+        vip,
+        58,
+        50,
+        &icmp6(&router, &vip, 3, 0, [0; 4], &quote),
+    );
+    let (v, got) = run(&mut d, 2, &err);
+    assert!(forwarded(&v), "{v:?}");
+    let mut q = quote.clone();
+    q[8..24].copy_from_slice(&rip);
+    q[48..50].copy_from_slice(&5353u16.to_be_bytes());
+    let want = ipv6(router, rip, 58, 49, &icmp6(&router, &rip, 3, 0, [0; 4], &q));
+    assert_eq!(got, want);
+}
