@@ -1265,3 +1265,42 @@ fn nat_v6_error_quoting_extension_headers() {
     let want = ipv6(router, rip, 58, 49, &icmp6(&router, &rip, 3, 0, [0; 4], &q));
     assert_eq!(got, want);
 }
+
+#[test]
+fn ipv4_errors_fit_a_route_mtu_below_576() {
+    // `icmp_send`: room = min(576, route MTU) - 28. A 1000-byte DF datagram over a 500-byte
+    // route gets a 500-byte Fragmentation Needed quoting its first 472 bytes (TTL decremented).
+    let mut d = director_with(NAT4, 500, false);
+    let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.10"));
+    let pkt = ipv4(
+        client,
+        vip,
+        17,
+        64,
+        0,
+        1,
+        0x4000,
+        &[],
+        &udp(&client, &vip, 5000, 53, &[3; 972], false),
+    );
+    let (v, got) = run(&mut d, 1, &pkt);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    let mut quoted = pkt.clone();
+    quoted[8] = 63;
+    refill_v4(&mut quoted);
+    let want = ipv4(
+        vip,
+        client,
+        1,
+        64,
+        0xc0,
+        0,
+        0,
+        &[],
+        &icmp4(3, 4, [0, 0, 0x01, 0xf4], &quoted[..472]),
+    );
+    let mut g = got.clone();
+    g[4..6].fill(0);
+    refill_v4(&mut g);
+    assert_eq!(g, want);
+}

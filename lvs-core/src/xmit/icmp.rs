@@ -5,7 +5,8 @@
 //! Built errors follow Linux's `icmp_send` / `icmp6_send` (RFC 792 / RFC 4443 limits):
 //! - IPv4: IP header (20 bytes, TOS `(tos & 0x1e) | 0xc0` of the offending packet, ID from
 //!   the caller, DF clear, TTL 64, protocol 1), ICMP header, then as much of the offending
-//!   packet (from its IP header) as fits in 576 bytes in total.
+//!   packet (from its IP header) as fits in 576 bytes in total (in the route MTU, when the
+//!   mapping's is smaller).
 //! - IPv6: IPv6 header (traffic class 0, flow label 0, hop limit 64, next header 58), ICMPv6
 //!   header, then as much of the offending packet as fits in 1280 bytes.
 //! - From the offending packet's destination when it travelled client → real server (it
@@ -319,6 +320,14 @@ pub(crate) fn reply(
     if !may_reply(c, &kind) {
         return Verdict::Drop(reason);
     }
+    // `icmp_send` quotes at most `min(576, MTU of the route back) - 28` bytes: with a route
+    // MTU below 576 the IPv4 error is no larger than that MTU. (IPv6 routes carry 1280.)
+    let limit = match (c.family, m.route_mtu) {
+        (Family::V4, mtu @ 1..) => usize::try_from(mtu).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    let out_len = out.len().min(limit);
+    let out = &mut out[..out_len];
     match build_error(out, ip, src, kind, m.ip_id) {
         Ok(len) => {
             if decremented {
