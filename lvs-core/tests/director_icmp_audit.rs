@@ -848,6 +848,7 @@ fn ipv6_udp_checksum_zero_becomes_ffff() {
     let mut u = udp(&vip, &client, 53, 5000, &data, true);
     u[6..8].copy_from_slice(&0xffffu16.to_be_bytes());
     let hop = got[7];
+    assert_eq!(hop, 63, "forwarded: hop limit decremented");
     assert_eq!(got, ipv6(vip, client, 17, hop, &u));
 }
 
@@ -1303,4 +1304,39 @@ fn ipv4_errors_fit_a_route_mtu_below_576() {
     g[4..6].fill(0);
     refill_v4(&mut g);
     assert_eq!(g, want);
+}
+
+#[test]
+fn only_a_scheduling_packet_gets_port_unreachable() {
+    // `tcp_conn_schedule` schedules only a SYN: an ACK or RST to a service without a
+    // destination is the local stack's (no error built); a SYN gets the port unreachable.
+    let mut d = director("-A -t 192.0.2.30:80\n");
+    let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.30"));
+    for flags in [0x10u8, 0x04, 0x11] {
+        let p = ipv4(
+            client,
+            vip,
+            6,
+            64,
+            0,
+            1,
+            0x4000,
+            &[],
+            &tcp(&client, &vip, 40000, 80, flags, &[]),
+        );
+        let (v, _) = run(&mut d, 1, &p);
+        assert_eq!(v, PacketVerdict::NotOurs, "flags {flags:#x}");
+    }
+    let p = ipv4(
+        client,
+        vip,
+        6,
+        64,
+        0,
+        1,
+        0x4000,
+        &[],
+        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
+    );
+    assert!(matches!(run(&mut d, 1, &p).0, PacketVerdict::Reply { .. }));
 }
