@@ -1340,3 +1340,94 @@ fn only_a_scheduling_packet_gets_port_unreachable() {
     );
     assert!(matches!(run(&mut d, 1, &p).0, PacketVerdict::Reply { .. }));
 }
+
+#[test]
+fn nat_v6_error_behind_an_outer_extension_header() {
+    let mut d = director(NAT6);
+    let (client, vip, rip) = (v6("2001:db8:c::7"), v6("2001:db8::10"), v6("fd00::2"));
+    let syn = ipv6(
+        client,
+        vip,
+        6,
+        64,
+        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
+    );
+    assert!(forwarded(&run(&mut d, 1, &syn).0));
+    let router = v6("2001:db8:99::1");
+    let quote = ipv6(
+        vip,
+        client,
+        6,
+        61,
+        &tcp(&vip, &client, 80, 40000, 0x12, &[]),
+    );
+    // Destination options (PadN) in front of the ICMPv6 error.
+    let msg = |dst: &[u8; 16], q: &[u8]| {
+        let mut p = vec![58, 0, 1, 4, 0, 0, 0, 0];
+        p.extend_from_slice(&icmp6(&router, dst, 1, 3, [0; 4], q));
+        p
+    };
+    let err = ipv6(router, vip, 60, 50, &msg(&vip, &quote));
+    let (v, got) = run(&mut d, 2, &err);
+    assert!(forwarded(&v), "{v:?}");
+    let mut q = quote.clone();
+    q[8..24].copy_from_slice(&rip);
+    q[40..42].copy_from_slice(&8080u16.to_be_bytes());
+    assert_eq!(got, ipv6(router, rip, 60, 49, &msg(&rip, &q)));
+}
+
+#[test]
+fn relayed_tunnel_error_fits_a_route_mtu_below_576() {
+    // Spec 3.7 tunnel case: the error the director sends the client about its own IPIP
+    // packet follows `icmp_send`'s size rule too (min(576, route MTU)).
+    let mut d = director_with(
+        "-A -u 192.0.2.40:53\n-a -u 192.0.2.40:53 -r 10.0.0.9:53 -i\n",
+        500,
+        false,
+    );
+    let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.40"));
+    let pkt = ipv4(
+        client,
+        vip,
+        17,
+        64,
+        0,
+        1,
+        0,
+        &[],
+        &udp(&client, &vip, 5000, 53, &[5; 1000], false),
+    );
+    let (v, tunnelled) = run(&mut d, 1, &pkt);
+    assert!(forwarded(&v), "{v:?}");
+    let router = v4("10.0.0.254");
+    let err = ipv4(
+        router,
+        LOCAL4,
+        1,
+        64,
+        0,
+        9,
+        0,
+        &[],
+        &icmp4(11, 0, [0; 4], &tunnelled[..548]),
+    );
+    let (v, got) = run(&mut d, 2, &err);
+    assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
+    // The client's packet as the tunnel carried it (TTL decremented), 472 bytes of it.
+    let inner = &tunnelled[20..20 + 472];
+    let want = ipv4(
+        vip,
+        client,
+        1,
+        64,
+        0xc0,
+        0,
+        0,
+        &[],
+        &icmp4(11, 0, [0; 4], inner),
+    );
+    let mut g = got.clone();
+    g[4..6].fill(0);
+    refill_v4(&mut g);
+    assert_eq!(g, want);
+}

@@ -1016,8 +1016,13 @@ impl Director {
         }
         let ip_id = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
+        // As every IPv4 error we build: no larger than the route MTU when it is below 576.
+        let limit = match self.packet.route_mtu {
+            0 => out.len(),
+            mtu => out.len().min(usize::try_from(mtu).unwrap_or(usize::MAX)),
+        };
         let Ok(n) = xmit::icmp::build_relayed_v4(
-            out,
+            &mut out[..limit],
             inner,
             idst,
             isrc,
