@@ -20,7 +20,7 @@ pub struct PacketConfig {
     /// errors it builds about forwarded replies (errors about a client's packet come from
     /// the virtual address it was sent to).
     pub local_v4: Ipv4Addr,
-    /// The director's IPv6 address (IPv6 tunnel outer headers, ICMPv6 errors).
+    /// The director's IPv6 address (IPv6 tunnel outer headers, ICMPv6 errors about replies).
     pub local_v6: Ipv6Addr,
     /// MTU of the routes packets leave by, one value for every destination; 0 (the default)
     /// skips the MTU check (spec 3.1 step 4).

@@ -93,7 +93,8 @@ pub enum IcmpError {
 }
 
 /// Builds an ICMP error about `original` (an IP packet from its first byte) into `out`, from
-/// `src` (the director's address) to the original's source; returns its length. `ip_id` is
+/// `src` (the address the kernel answers from: the original's destination when it was sent
+/// to the director, else the director's own address) to the original's source; returns its length. `ip_id` is
 /// the IPv4 identification (ignored for IPv6). See the [module docs](self) for the fields.
 pub fn build_error(
     out: &mut [u8],

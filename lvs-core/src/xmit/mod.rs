@@ -109,9 +109,10 @@ pub struct Mapping {
     /// Tunnel options (used for [`Forward::Tunnel`] only).
     pub tunnel: TunnelConfig,
     /// The director's IPv4 source address: outer source of IPv4 tunnels, source of the IPv4
-    /// ICMP errors we build.
+    /// ICMP errors we build about replies ([`Direction::Out`]; errors about a client's packet
+    /// come from its destination, the virtual address).
     pub local_v4: Ipv4Addr,
-    /// The director's IPv6 source address (IPv6 tunnels and ICMPv6 errors).
+    /// The director's IPv6 source address (IPv6 tunnels and ICMPv6 errors about replies).
     pub local_v6: Ipv6Addr,
     /// MTU of the route the packet leaves by (towards the real server; towards the client for
     /// NAT replies). 0 skips the MTU check (spec 3.1 step 4).
@@ -263,7 +264,8 @@ pub enum Verdict {
         len: usize,
     },
     /// The packet is dropped and an ICMP error we built is in `out[start..start + len]`
-    /// (an IP packet from the director's local address to the packet's source).
+    /// (an IP packet to the packet's source, from its destination for a client's packet and
+    /// from the director's local address for a reply).
     Reply {
         /// Why the original packet was dropped.
         reason: DropReason,
