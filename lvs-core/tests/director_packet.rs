@@ -501,7 +501,12 @@ fn no_destination_builds_port_unreachable() {
         "{v:?}"
     );
     let (src, dst, ty, code, _, quoted) = check_icmp(&err);
-    assert_eq!((src, dst, ty, code), (ip(LOCAL4), ip("192.0.2.7"), 3, 3));
+    // From the virtual address the packet was sent to (`icmp_send` answers from a local
+    // destination).
+    assert_eq!(
+        (src, dst, ty, code),
+        (ip("10.0.0.1"), ip("192.0.2.7"), 3, 3)
+    );
     assert_eq!(quoted, q, "the whole short packet is quoted");
     assert_eq!(d.flow_counters().no_destination, 1);
 
@@ -511,7 +516,7 @@ fn no_destination_builds_port_unreachable() {
     let (src, dst, ty, code, _, quoted) = check_icmp(&err);
     assert_eq!(
         (src, dst, ty, code),
-        (ip(LOCAL6), ip("2001:db8:2::7"), 1, 4)
+        (ip("2001:db8::1"), ip("2001:db8:2::7"), 1, 4)
     );
     assert_eq!(quoted, q);
 }
@@ -534,7 +539,10 @@ fn ttl_one_gives_time_exceeded_after_the_state_update() {
         "{v:?}"
     );
     let (src, dst, ty, code, _, quoted) = check_icmp(&err);
-    assert_eq!((src, dst, ty, code), (ip(LOCAL4), ip("192.0.2.7"), 11, 0));
+    assert_eq!(
+        (src, dst, ty, code),
+        (ip("10.0.0.1"), ip("192.0.2.7"), 11, 0)
+    );
     assert_eq!(quoted, q);
     // The connection exists (the flow layer ran first) and the packet was counted in.
     assert_eq!(d.stats().conns, 1);
@@ -562,7 +570,10 @@ fn mtu_gives_frag_needed_and_packet_too_big() {
         "{v:?}"
     );
     let (src, dst, ty, code, rest, quoted) = check_icmp(&err);
-    assert_eq!((src, dst, ty, code), (ip(LOCAL4), ip("192.0.2.7"), 3, 4));
+    assert_eq!(
+        (src, dst, ty, code),
+        (ip("10.0.0.1"), ip("192.0.2.7"), 3, 4)
+    );
     assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 1000);
     // The quote starts with the packet as it was about to leave (TTL decremented).
     assert_eq!(quoted[..28], ttl_minus_one(&q)[..28]);
@@ -600,7 +611,7 @@ fn mtu_gives_frag_needed_and_packet_too_big() {
     let (src, _, ty, code, rest, _) = check_icmp(&err);
     assert_eq!(
         (src, ty, code, u32::from_be_bytes(rest)),
-        (ip(LOCAL6), 2, 0, 1280)
+        (ip("2001:db8::1"), 2, 0, 1280)
     );
 }
 

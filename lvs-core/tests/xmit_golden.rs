@@ -382,26 +382,25 @@ fn expect_tunnel(m: &Mapping, inner: &[u8], ours: &[u8]) -> Vec<u8> {
     )
 }
 
-/// The ICMP error we must build about `offending` (spec 3.1 / 6.1, `icmp_send` rules).
+/// The ICMP error we must build about `offending`, a client → real-server packet (spec 3.1 /
+/// 6.1, `icmp_send` rules: from the packet's destination, the director's local VIP).
 fn expect_error(m: &Mapping, offending: &[u8], t: u8, code: u8, rest: u32) -> Vec<u8> {
     let v6 = offending[0] >> 4 == 6;
-    let client = if v6 {
-        IpAddr::V6(Ipv6Addr::from(
-            <[u8; 16]>::try_from(&offending[8..24]).unwrap(),
-        ))
+    let (client, vip) = if v6 {
+        let a = |r: core::ops::Range<usize>| {
+            IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&offending[r]).unwrap()))
+        };
+        (a(8..24), a(24..40))
     } else {
-        IpAddr::V4(Ipv4Addr::from(
-            <[u8; 4]>::try_from(&offending[12..16]).unwrap(),
-        ))
+        let a = |r: core::ops::Range<usize>| {
+            IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&offending[r]).unwrap()))
+        };
+        (a(12..16), a(16..20))
     };
     let (local, limit, tos) = if v6 {
-        (IpAddr::V6(m.local_v6), 1280 - 48, 0)
+        (vip, 1280 - 48, 0)
     } else {
-        (
-            IpAddr::V4(m.local_v4),
-            576 - 28,
-            (offending[1] & 0x1e) | 0xc0,
-        )
+        (vip, 576 - 28, (offending[1] & 0x1e) | 0xc0)
     };
     let quote = &offending[..offending.len().min(limit)];
     let msg = icmp(local, client, t, code, rest, quote);

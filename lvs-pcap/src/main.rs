@@ -56,7 +56,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "director")]
         side: SideArg,
         /// The director's own address (IPv4 and/or IPv6): source of tunnel outer headers and
-        /// of the ICMP errors it builds.
+        /// of the ICMP errors it builds about replies.
         #[arg(long, value_name = "ADDR")]
         local: Vec<IpAddr>,
         /// Neighbour table for direct routing: lines `<ip> <mac>`.

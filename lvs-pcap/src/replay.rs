@@ -75,7 +75,8 @@ pub enum Side {
 pub struct ReplayOptions {
     /// Where the capture was taken.
     pub side: Side,
-    /// The director's own addresses (`--local`): tunnel outer sources and ICMP sources.
+    /// The director's own addresses (`--local`): tunnel outer sources and the source of ICMP
+    /// errors about replies.
     pub locals: Vec<IpAddr>,
     /// The neighbour table (`--neigh`).
     pub neigh: NeighTable,

@@ -631,7 +631,9 @@ impl Validator {
     }
 
     /// Validates an ICMP error the director built (`out`) for `input` (dropped for `reason`);
-    /// `local` is the director's address of the family, if known.
+    /// `local` is the director's address of the family, if known (the source of errors about
+    /// forwarded replies; errors about packets sent to the director come from their
+    /// destination).
     pub fn check_generated(
         &self,
         input: &[u8],
@@ -687,11 +689,18 @@ impl Validator {
                 format!("sent to {}, not to the packet's source {}", oc.dst, ic.src),
             ));
         }
+        // About a packet addressed to the director (client → virtual address) the error
+        // comes from that address, as the kernel's `icmp_send` answers from a local
+        // destination; about a forwarded reply, from the director's own address.
         match local {
+            _ if oc.src == ic.dst => {}
             Some(l) if oc.src != l => {
                 return Err(Failure::new(
                     FailReason::IcmpGenerated,
-                    format!("sent from {}, not from the director's {l}", oc.src),
+                    format!(
+                        "sent from {}, neither the packet's destination {} nor the director's {l}",
+                        oc.src, ic.dst
+                    ),
                 ))
             }
             None if oc.src.is_unspecified() => {

@@ -17,9 +17,10 @@ use crate::xmit::{self, transmit, Direction, Mapping, Verdict};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketConfig {
     /// The director's IPv4 address: source of IPv4 tunnel outer headers and of the IPv4 ICMP
-    /// errors it builds.
+    /// errors it builds about forwarded replies (errors about a client's packet come from
+    /// the virtual address it was sent to).
     pub local_v4: Ipv4Addr,
-    /// The director's IPv6 address (IPv6 tunnel outer headers, ICMPv6 errors).
+    /// The director's IPv6 address (IPv6 tunnel outer headers, ICMPv6 errors about replies).
     pub local_v6: Ipv6Addr,
     /// MTU of the routes packets leave by, one value for every destination; 0 (the default)
     /// skips the MTU check (spec 3.1 step 4).
@@ -672,7 +673,9 @@ impl Director {
                     let v = transmit(buf, headroom, &{ *c }, &m, Direction::Out, out);
                     self.verdict(v, Some(id), false, true)
                 }
-                (FlowVerdict::NoDestination, _) => self.unreachable(buf, headroom, &{ *c }, out),
+                (FlowVerdict::NoDestination, _) => {
+                    self.unreachable(buf, headroom, &{ *c }, out, Direction::Out)
+                }
                 (FlowVerdict::Drop(r), _) => PacketVerdict::Drop(PacketDrop::Flow(r)),
                 _ => PacketVerdict::NotOurs,
             };
@@ -687,7 +690,9 @@ impl Director {
                 method,
                 new,
             } => self.forward_in(buf, headroom, c, out, conn, dest, real, method, new),
-            FlowVerdict::NoDestination => self.unreachable(buf, headroom, &{ *c }, out),
+            FlowVerdict::NoDestination => {
+                self.unreachable(buf, headroom, &{ *c }, out, Direction::In)
+            }
             FlowVerdict::Drop(r) => PacketVerdict::Drop(PacketDrop::Flow(r)),
             FlowVerdict::Reply { .. } | FlowVerdict::NotOurs => PacketVerdict::NotOurs,
         }
@@ -1011,8 +1016,13 @@ impl Director {
         }
         let ip_id = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
+        // As every IPv4 error we build: no larger than the route MTU when it is below 576.
+        let limit = match self.packet.route_mtu {
+            0 => out.len(),
+            mtu => out.len().min(usize::try_from(mtu).unwrap_or(usize::MAX)),
+        };
         let Ok(n) = xmit::icmp::build_relayed_v4(
-            out,
+            &mut out[..limit],
             inner,
             idst,
             isrc,
@@ -1036,13 +1046,17 @@ impl Director {
         })
     }
 
-    /// Port unreachable for a packet with no destination (spec 6.1).
+    /// Port unreachable for a packet with no destination (spec 6.1, `dir` [`Direction::In`]:
+    /// from the virtual address it was sent to) or, `dir` [`Direction::Out`], for a real
+    /// server's packet matching no connection with `nat_icmp_send` (spec 3.2: forwarded, not
+    /// local, so from the director's own address).
     fn unreachable(
         &mut self,
         buf: &[u8],
         headroom: usize,
         c: &Classified,
         out: &mut [u8],
+        dir: Direction,
     ) -> PacketVerdict {
         let m = self.mapping(
             (c.src, c.src_port),
@@ -1051,7 +1065,8 @@ impl Director {
             Forward::Masq,
             TunnelConfig::default(),
         );
-        let v = xmit::port_unreachable(buf, headroom, c, &m, out);
+        let src = xmit::icmp::error_source(c, &m, dir);
+        let v = xmit::icmp::port_unreachable_from(buf, headroom, c, &m, src, out);
         self.verdict(v, None, false, false)
     }
 

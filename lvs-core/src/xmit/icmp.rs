@@ -5,11 +5,16 @@
 //! Built errors follow Linux's `icmp_send` / `icmp6_send` (RFC 792 / RFC 4443 limits):
 //! - IPv4: IP header (20 bytes, TOS `(tos & 0x1e) | 0xc0` of the offending packet, ID from
 //!   the caller, DF clear, TTL 64, protocol 1), ICMP header, then as much of the offending
-//!   packet (from its IP header) as fits in 576 bytes in total.
+//!   packet (from its IP header) as fits in 576 bytes in total (in the route MTU, when the
+//!   mapping's is smaller).
 //! - IPv6: IPv6 header (traffic class 0, flow label 0, hop limit 64, next header 58), ICMPv6
 //!   header, then as much of the offending packet as fits in 1280 bytes.
-//! - Never about an ICMP error, nor about a non-first fragment (the kernel's rules for
-//!   sending errors).
+//! - From the offending packet's destination when it travelled client → real server (it
+//!   was addressed to the director, which the kernel answers from), from the director's
+//!   own address for a forwarded reply.
+//! - Never about an ICMP error, a non-first fragment, a packet to a multicast or broadcast
+//!   address (IPv6: but Packet Too Big), or from a source naming no single host (the
+//!   kernel's rules for sending errors).
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
@@ -88,7 +93,8 @@ pub enum IcmpError {
 }
 
 /// Builds an ICMP error about `original` (an IP packet from its first byte) into `out`, from
-/// `src` (the director's address) to the original's source; returns its length. `ip_id` is
+/// `src` (the address the kernel answers from: the original's destination when it was sent
+/// to the director, else the director's own address) to the original's source; returns its length. `ip_id` is
 /// the IPv4 identification (ignored for IPv6). See the [module docs](self) for the fields.
 pub fn build_error(
     out: &mut [u8],
@@ -255,33 +261,75 @@ fn write_v4_error(
 
 /// Whether the kernel would send an error about this packet at all: not about a non-first
 /// fragment, and not about an ICMP error (`icmp_send`: types 3, 4, 5, 11, 12 and unknown
-/// types above 18; `icmpv6_send`: any type below 128).
-fn may_reply(c: &Classified) -> bool {
+/// types above 18; `icmpv6_send`: any type below 128). Nor about a packet to a multicast or
+/// broadcast address (`icmp_send` refuses `RTCF_BROADCAST | RTCF_MULTICAST` routes;
+/// `icmp6_send` a multicast destination except for Packet Too Big), nor to a source that
+/// names no single host (unspecified, multicast, limited broadcast: RFC 1122 3.2.2,
+/// RFC 4443 2.4 (e); Linux drops such IPv4 sources as martians before IPVS, and
+/// `icmp6_send` refuses them).
+fn may_reply(c: &Classified, kind: &ErrorKind) -> bool {
     let icmp_error = c.l4_present
         && match (c.family, c.protocol) {
             (Family::V4, proto::ICMP) => matches!(c.icmp_type, 3 | 4 | 5 | 11 | 12 | 19..),
             (Family::V6, proto::ICMPV6) => c.icmp_type < 128,
             _ => false,
         };
-    !(c.is_later_fragment() || icmp_error)
+    let group = match (c.src, c.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            d.is_multicast()
+                || d.is_broadcast()
+                || s.is_unspecified()
+                || s.is_multicast()
+                || s.is_broadcast()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            (d.is_multicast() && !matches!(kind, ErrorKind::PacketTooBig { .. }))
+                || s.is_unspecified()
+                || s.is_multicast()
+        }
+        _ => true,
+    };
+    !(c.is_later_fragment() || icmp_error || group)
 }
 
-/// Builds the reply for a dropped packet (`ip` is its IP packet as received); when
-/// `decremented` the quoted copy gets the TTL decrement the kernel applied before the check.
+/// The source of an error we build about a packet travelling `dir`. Client → real server
+/// packets reach IPVS at LOCAL_IN, addressed to a local address (the VIP), and the kernel's
+/// `icmp_send` / `icmp6_send` answer from the offending packet's destination when it is
+/// local (`saddr = iph->daddr` for an `RTCF_LOCAL` route; `ipv6_chk_addr(&hdr->daddr)`).
+/// Replies are forwarded (not local): their errors come from the director's own address.
+pub(crate) fn error_source(c: &Classified, m: &Mapping, dir: Direction) -> IpAddr {
+    match dir {
+        Direction::In => c.dst,
+        Direction::Out => m.local(c.family),
+    }
+}
+
+/// Builds the reply for a dropped packet (`ip` is its IP packet as received), from `src`;
+/// when `decremented` the quoted copy gets the TTL decrement the kernel applied before the
+/// check.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reply(
     out: &mut [u8],
     ip: &[u8],
     c: &Classified,
     m: &Mapping,
+    src: IpAddr,
     kind: ErrorKind,
     decremented: bool,
     reason: DropReason,
 ) -> Verdict {
-    if !may_reply(c) {
+    if !may_reply(c, &kind) {
         return Verdict::Drop(reason);
     }
-    match build_error(out, ip, m.local(c.family), kind, m.ip_id) {
+    // `icmp_send` quotes at most `min(576, MTU of the route back) - 28` bytes: with a route
+    // MTU below 576 the IPv4 error is no larger than that MTU. (IPv6 routes carry 1280.)
+    let limit = match (c.family, m.route_mtu) {
+        (Family::V4, mtu @ 1..) => usize::try_from(mtu).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    let out_len = out.len().min(limit);
+    let out = &mut out[..out_len];
+    match build_error(out, ip, src, kind, m.ip_id) {
         Ok(len) => {
             if decremented {
                 let hdr = match c.family {
@@ -323,13 +371,27 @@ pub(crate) fn reply(
 /// Spec 6.1: no destination available for a packet the service matched. The packet is
 /// dropped; unless it is itself ICMP-related (dropped silently) the verdict carries an ICMP
 /// port unreachable (type 3 code 3; ICMPv6 type 1 code 4) to the client, built into `out`
-/// from `m.local_v4` / `m.local_v6` with ID `m.ip_id`. `buf[headroom..]` is the classified
-/// packet, as for [`transmit`](super::transmit).
+/// from the packet's destination (the virtual address, local to the director: `icmp_send`
+/// answers from it) with ID `m.ip_id`. `buf[headroom..]` is the classified packet, as for
+/// [`transmit`](super::transmit).
 pub fn port_unreachable(
     buf: &[u8],
     headroom: usize,
     c: &Classified,
     m: &Mapping,
+    out: &mut [u8],
+) -> Verdict {
+    port_unreachable_from(buf, headroom, c, m, error_source(c, m, Direction::In), out)
+}
+
+/// [`port_unreachable`] from `src`: the director's own address for the `nat_icmp_send` case
+/// (a forwarded packet from a real server, spec 3.2), the destination for spec 6.1.
+pub(crate) fn port_unreachable_from(
+    buf: &[u8],
+    headroom: usize,
+    c: &Classified,
+    m: &Mapping,
+    src: IpAddr,
     out: &mut [u8],
 ) -> Verdict {
     let Some(start) = headroom.checked_add(c.l3_offset) else {
@@ -349,6 +411,7 @@ pub fn port_unreachable(
         ip,
         c,
         m,
+        src,
         ErrorKind::PortUnreachable,
         false,
         DropReason::NoDestination,

@@ -109,9 +109,10 @@ pub struct Mapping {
     /// Tunnel options (used for [`Forward::Tunnel`] only).
     pub tunnel: TunnelConfig,
     /// The director's IPv4 source address: outer source of IPv4 tunnels, source of the IPv4
-    /// ICMP errors we build.
+    /// ICMP errors we build about replies ([`Direction::Out`]; errors about a client's packet
+    /// come from its destination, the virtual address).
     pub local_v4: Ipv4Addr,
-    /// The director's IPv6 source address (IPv6 tunnels and ICMPv6 errors).
+    /// The director's IPv6 source address (IPv6 tunnels and ICMPv6 errors about replies).
     pub local_v6: Ipv6Addr,
     /// MTU of the route the packet leaves by (towards the real server; towards the client for
     /// NAT replies). 0 skips the MTU check (spec 3.1 step 4).
@@ -263,7 +264,8 @@ pub enum Verdict {
         len: usize,
     },
     /// The packet is dropped and an ICMP error we built is in `out[start..start + len]`
-    /// (an IP packet from the director's local address to the packet's source).
+    /// (an IP packet to the packet's source, from its destination for a client's packet and
+    /// from the director's local address for a reply).
     Reply {
         /// Why the original packet was dropped.
         reason: DropReason,
@@ -394,7 +396,7 @@ pub fn transmit_general(
             if new.is_ipv6() != (c.family == Family::V6) {
                 return Verdict::Drop(DropReason::FamilyMismatch);
             }
-            if let Some(v) = ttl_and_mtu(buf, &pkt, c, m, m.route_mtu, relay, out) {
+            if let Some(v) = ttl_and_mtu(buf, &pkt, c, m, m.route_mtu, relay, dir, out) {
                 return v;
             }
             let done = if relay {
@@ -435,7 +437,7 @@ pub fn transmit_general(
             if m.daddr.is_ipv6() != (c.family == Family::V6) {
                 return Verdict::Drop(DropReason::FamilyMismatch);
             }
-            if let Some(v) = ttl_and_mtu(buf, &pkt, c, m, m.route_mtu, relay, out) {
+            if let Some(v) = ttl_and_mtu(buf, &pkt, c, m, m.route_mtu, relay, dir, out) {
                 return v;
             }
             pkt.decrement_ttl(buf, c.family);
@@ -584,11 +586,13 @@ impl Checked {
 }
 
 /// Spec 3.1 steps 3 and 4 before any byte changes: `Some(verdict)` when the packet must not
-/// be forwarded. `mtu` is the MTU the packet must fit (route MTU, minus tunnel overhead).
+/// be forwarded. `mtu` is the MTU the packet must fit (route MTU, minus tunnel overhead);
+/// `dir` the packet's direction (the source of the error, [`icmp::error_source`]).
 ///
 /// Only the two comparisons are inlined into the per-packet path; building an ICMP error is
 /// rare and lives in the cold functions below, so the common case is a few instructions.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ttl_and_mtu(
     buf: &[u8],
     pkt: &Checked,
@@ -596,17 +600,19 @@ pub(crate) fn ttl_and_mtu(
     m: &Mapping,
     mtu: u32,
     relay: bool,
+    dir: Direction,
     out: &mut [u8],
 ) -> Option<Verdict> {
     if pkt.ttl <= 1 {
-        return Some(ttl_expired(buf, pkt, c, m, out));
+        return Some(ttl_expired(buf, pkt, c, m, dir, out));
     }
-    mtu_check(buf, pkt, c, m, mtu, relay, out)
+    mtu_check(buf, pkt, c, m, mtu, relay, dir, out)
 }
 
 /// Spec 3.1 step 4 alone (the TTL was checked): `Some(verdict)` when the packet is larger
 /// than `mtu` and must not be forwarded; `mtu` 0 skips the check.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mtu_check(
     buf: &[u8],
     pkt: &Checked,
@@ -614,6 +620,7 @@ pub(crate) fn mtu_check(
     m: &Mapping,
     mtu: u32,
     relay: bool,
+    dir: Direction,
     out: &mut [u8],
 ) -> Option<Verdict> {
     let len = u32::try_from(pkt.len).unwrap_or(u32::MAX);
@@ -621,19 +628,27 @@ pub(crate) fn mtu_check(
     if mtu == 0 || len <= mtu {
         return None;
     }
-    too_big(buf, pkt, c, m, mtu, relay, out)
+    too_big(buf, pkt, c, m, mtu, relay, dir, out)
 }
 
 /// The Time Exceeded reply (TTL / hop limit <= 1).
 #[cold]
 #[inline(never)]
-fn ttl_expired(buf: &[u8], pkt: &Checked, c: &Classified, m: &Mapping, out: &mut [u8]) -> Verdict {
+fn ttl_expired(
+    buf: &[u8],
+    pkt: &Checked,
+    c: &Classified,
+    m: &Mapping,
+    dir: Direction,
+    out: &mut [u8],
+) -> Verdict {
     let ip = &buf[pkt.start..pkt.start + pkt.len];
     icmp::reply(
         out,
         ip,
         c,
         m,
+        icmp::error_source(c, m, dir),
         ErrorKind::TimeExceeded,
         false,
         DropReason::TtlExpired,
@@ -643,6 +658,7 @@ fn ttl_expired(buf: &[u8], pkt: &Checked, c: &Classified, m: &Mapping, out: &mut
 /// A packet longer than `mtu` (non-zero): what `ensure_mtu_is_adequate` decides.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn too_big(
     buf: &[u8],
     pkt: &Checked,
@@ -650,9 +666,15 @@ fn too_big(
     m: &Mapping,
     mtu: u32,
     relay: bool,
+    dir: Direction,
     out: &mut [u8],
 ) -> Option<Verdict> {
     let ip = &buf[pkt.start..pkt.start + pkt.len];
+    let src = icmp::error_source(c, m, dir);
+    // Client → real server: IPVS decremented the TTL before its MTU check (`decrement_ttl`
+    // then `ensure_mtu_is_adequate`). A NAT reply meets the MTU in `ip_forward`, before its
+    // TTL is decreased: quoted as received.
+    let quote_decremented = dir == Direction::In;
     match c.family {
         Family::V4 => {
             // ensure_mtu_is_adequate: DF, too long, and not a relayed ICMP error.
@@ -664,8 +686,9 @@ fn too_big(
                     ip,
                     c,
                     m,
+                    src,
                     ErrorKind::FragNeeded { mtu },
-                    true,
+                    quote_decremented,
                     DropReason::TooBig,
                 ));
             }
@@ -681,8 +704,9 @@ fn too_big(
                 ip,
                 c,
                 m,
+                src,
                 ErrorKind::PacketTooBig { mtu },
-                true,
+                quote_decremented,
                 DropReason::TooBig,
             ));
         }

@@ -26,7 +26,7 @@
 use core::net::IpAddr;
 use core::ops::Range;
 
-use super::{mtu_check, ttl_and_mtu, Checked, DropReason, Mapping, Verdict};
+use super::{mtu_check, ttl_and_mtu, Checked, Direction, DropReason, Mapping, Verdict};
 use crate::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use crate::wire::{
     checksum, ethertype, gre, gue, ipip, ipv4, ipv6, proto, Classified, Error, Family, GrePacket,
@@ -111,7 +111,7 @@ pub(crate) fn transmit(
         Family::V4
     };
     // TTL first (`decrement_ttl` runs before the MTU is computed).
-    if let Some(v) = ttl_and_mtu(buf, pkt, c, m, 0, relay, out) {
+    if let Some(v) = ttl_and_mtu(buf, pkt, c, m, 0, relay, Direction::In, out) {
         return v;
     }
     let ov = overhead(outer, &m.tunnel);
@@ -120,7 +120,7 @@ pub(crate) fn transmit(
         TunnelMtu::TooSmall => return Verdict::Drop(DropReason::TunnelMtu),
         // The TTL passed above: only the MTU step remains.
         TunnelMtu::Mtu(mtu) => {
-            if let Some(v) = mtu_check(buf, pkt, c, m, mtu, relay, out) {
+            if let Some(v) = mtu_check(buf, pkt, c, m, mtu, relay, Direction::In, out) {
                 return v;
             }
         }
