@@ -11,7 +11,9 @@
 //!    addresses, SLL packet types other than "host", and with `--side director` on Ethernet,
 //!    frames whose destination MAC is not the director's (learnt from the first frame sent
 //!    to a virtual address). ARP and IPv6 neighbour advertisements feed the DR lint.
-//! 3. The IP packet is copied behind [`HEADROOM`] free bytes and given to the director.
+//! 3. IPv4 fragments are held until their datagram is whole ([`crate::defrag`]: the kernel
+//!    reassembles before IPVS, spec 3.0). The IP packet is copied behind [`HEADROOM`] free
+//!    bytes and given to the director.
 //! 4. Each output (forwarded packet, or an ICMP error the director built) is validated
 //!    ([`crate::validate`]) and written to the output capture with the input's timestamp.
 //!
@@ -48,6 +50,7 @@ use lvs_core::Protocol;
 use serde::Serialize;
 
 use crate::capture::{CaptureWriter, LinkType, Packet};
+use crate::defrag::{Defrag, Reassembly};
 use crate::link::{self, fmt_mac, Decoded, Mac};
 use crate::neigh::NeighTable;
 use crate::sync::SyncCapture;
@@ -592,6 +595,8 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     linted: hashbrown::HashSet<(IpAddr, Mac)>,
     /// `--side client`: the real server's reply rebuilt from a captured packet.
     reply_ip: Vec<u8>,
+    /// IPv4 fragments waiting for the rest of their datagram.
+    defrag: Defrag,
 }
 
 /// The director's hash key: fixed, so replays are reproducible (a capture is replayed
@@ -762,6 +767,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             report,
             linted: hashbrown::HashSet::new(),
             reply_ip: Vec::new(),
+            defrag: Defrag::new(),
         })
     }
 
@@ -949,8 +955,54 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let ip = &ip[..ic.total_len];
         let src_mac = macs.map(|m| m.1);
-        if self.options.side == Side::Client && self.is_vip(&ic, true) {
-            return self.client_reply(n, ts, ip, &ic);
+        if ic.is_fragment && ic.family == Family::V4 {
+            // The kernel reassembles IPv4 before IPVS looks (spec 3.0): the director gets
+            // the whole datagram when its last missing fragment arrives.
+            let expired = self.defrag.expire(ts) as u64;
+            if expired > 0 {
+                *self
+                    .report
+                    .skipped
+                    .entry("fragment_timeout".into())
+                    .or_default() += expired;
+            }
+            let whole = match self.defrag.push(ts, ip) {
+                Reassembly::Held => {
+                    self.skip("fragment_held");
+                    return Ok(());
+                }
+                Reassembly::Discarded(why) => {
+                    self.skip(why);
+                    return Ok(());
+                }
+                Reassembly::Complete(whole) => whole,
+            };
+            return match classify(&whole) {
+                Ok(ic) => self.handle_ip(n, ts, now, &whole, &ic, src_mac),
+                Err(_) => {
+                    self.report.packets_processed += 1;
+                    self.report.verdicts.dropped += 1;
+                    self.drop_reason("malformed");
+                    Ok(())
+                }
+            };
+        }
+        self.handle_ip(n, ts, now, ip, &ic, src_mac)
+    }
+
+    /// Hands one whole IP packet (input packet `n`) to the director, or on the client side
+    /// a virtual address's packet to the reply comparison.
+    fn handle_ip(
+        &mut self,
+        n: u64,
+        ts: u64,
+        now: Instant,
+        ip: &[u8],
+        ic: &Classified,
+        src_mac: Option<Mac>,
+    ) -> io::Result<()> {
+        if self.options.side == Side::Client && self.is_vip(ic, true) {
+            return self.client_reply(n, ts, ip, ic);
         }
         self.report.packets_processed += 1;
         self.buf[HEADROOM..HEADROOM + ip.len()].copy_from_slice(ip);
@@ -960,11 +1012,11 @@ impl<W: Write, S: Write> Replay<W, S> {
             now,
             &mut self.buf[..HEADROOM + ip.len()],
             HEADROOM,
-            &ic,
+            ic,
             &mut self.out,
             0,
         );
-        self.on_verdict(n, ts, ip, &ic, v, src_mac)
+        self.on_verdict(n, ts, ip, ic, v, src_mac)
     }
 
     /// Whether `c` is addressed to (`from` false) or sent from (`from` true) a virtual service.
@@ -1359,6 +1411,11 @@ impl<W: Write, S: Write> Replay<W, S> {
             s.finish()?;
         }
         let mut r = self.report;
+        // Datagrams some of whose fragments the capture does not hold.
+        let incomplete = self.defrag.pending() as u64;
+        if incomplete > 0 {
+            *r.skipped.entry("fragment_incomplete".into()).or_default() += incomplete;
+        }
         r.format = format.to_string();
         r.flows_per_real_server = self
             .flows
