@@ -7,7 +7,7 @@
 //!
 //! - [`capture`]: a streaming pcap / pcapng reader whose errors name the byte offset, and a
 //!   pcap writer (nanosecond timestamps).
-//! - [`defrag`]: IPv4 reassembly in front of the director (IPVS sees whole datagrams).
+//! - [`defrag`]: reassembly in front of the director (IPVS sees whole datagrams).
 //! - [`link`]: link layers (Ethernet with VLAN tags, Linux cooked SLL / SLL2, raw IP).
 //! - [`neigh`]: the `--neigh` file (`<ip> <mac>` lines) for direct-routing frames.
 //! - [`validate`]: the per-packet checks.

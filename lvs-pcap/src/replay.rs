@@ -11,7 +11,7 @@
 //!    addresses, SLL packet types other than "host", and with `--side director` on Ethernet,
 //!    frames whose destination MAC is not the director's (learnt from the first frame sent
 //!    to a virtual address). ARP and IPv6 neighbour advertisements feed the DR lint.
-//! 3. IPv4 fragments are held until their datagram is whole ([`crate::defrag`]: the kernel
+//! 3. Fragments are held until their datagram is whole ([`crate::defrag`]: the kernel
 //!    reassembles before IPVS, spec 3.0). The IP packet is copied behind [`HEADROOM`] free
 //!    bytes and given to the director.
 //! 4. Each output (forwarded packet, or an ICMP error the director built) is validated
@@ -595,7 +595,7 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     linted: hashbrown::HashSet<(IpAddr, Mac)>,
     /// `--side client`: the real server's reply rebuilt from a captured packet.
     reply_ip: Vec<u8>,
-    /// IPv4 fragments waiting for the rest of their datagram.
+    /// Fragments waiting for the rest of their datagram.
     defrag: Defrag,
 }
 
@@ -955,9 +955,9 @@ impl<W: Write, S: Write> Replay<W, S> {
         }
         let ip = &ip[..ic.total_len];
         let src_mac = macs.map(|m| m.1);
-        if ic.is_fragment && ic.family == Family::V4 {
-            // The kernel reassembles IPv4 before IPVS looks (spec 3.0): the director gets
-            // the whole datagram when its last missing fragment arrives.
+        if ic.is_fragment {
+            // The kernel reassembles before IPVS looks (spec 3.0): the director gets the
+            // whole datagram when its last missing fragment arrives.
             let expired = self.defrag.expire(ts) as u64;
             if expired > 0 {
                 *self
