@@ -85,10 +85,11 @@ pub fn decode(link: LinkType, data: &[u8]) -> Decoded {
             let (Some(pkttype), Some(proto)) = (be16(data, 0), be16(data, 14)) else {
                 return Decoded::Truncated;
             };
-            let Some((proto, at)) = untag(data, proto, 16) else {
-                return Decoded::Truncated;
-            };
-            payload(data, at, proto, pkttype == 0, None)
+            // A VLAN tag here (protocol 0x8100, put back by libpcap) is the copy `-i any`
+            // took on the parent device; the kernel hands the same packet to the capture
+            // again, untagged, on the VLAN device. It stays `OtherProtocol`, so the packet is
+            // replayed once.
+            payload(data, 16, proto, pkttype == 0, None)
         }
         LinkType::LINUX_SLL2 => {
             // protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) addrlen(1) addr(8).
@@ -98,10 +99,7 @@ pub fn decode(link: LinkType, data: &[u8]) -> Decoded {
             if data.len() < 20 {
                 return Decoded::Truncated;
             }
-            let Some((proto, at)) = untag(data, proto, 20) else {
-                return Decoded::Truncated;
-            };
-            payload(data, at, proto, pkttype == 0, None)
+            payload(data, 20, proto, pkttype == 0, None)
         }
         _ => Decoded::UnsupportedLink,
     }
@@ -123,27 +121,23 @@ fn ethernet(data: &[u8]) -> Decoded {
     let (Some(dst), Some(src)) = (mac(data, 0), mac(data, 6)) else {
         return Decoded::Truncated;
     };
-    let Some((et, at)) = be16(data, 12).and_then(|et| untag(data, et, 14)) else {
-        return Decoded::Truncated;
+    let mut at = 12;
+    let mut et = match be16(data, at) {
+        Some(e) => e,
+        None => return Decoded::Truncated,
     };
-    // Group bit clear: unicast, which at the director's capture point is its own MAC.
-    let to_host = dst[0] & 1 == 0;
-    payload(data, at, et, to_host, Some((dst, src)))
-}
-
-/// Skips the VLAN tags of a frame whose protocol field says `proto` and whose payload starts
-/// at `at`: each tag is a TCI and the next protocol. Returns the inner protocol and where
-/// its payload starts; `None` if the frame ends inside a tag. libpcap puts the tag a
-/// `tcpdump -i any` capture took off a VLAN packet back in this way in Linux cooked (SLL)
-/// frames: protocol 0x8100, then TCI and the inner protocol.
-fn untag(data: &[u8], mut proto: u16, mut at: usize) -> Option<(u16, usize)> {
     let mut tags = 0;
-    while (proto == ETH_VLAN || proto == ETH_QINQ) && tags < MAX_TAGS {
-        proto = be16(data, at + 2)?;
+    while (et == ETH_VLAN || et == ETH_QINQ) && tags < MAX_TAGS {
         at += 4;
+        et = match be16(data, at) {
+            Some(e) => e,
+            None => return Decoded::Truncated,
+        };
         tags += 1;
     }
-    Some((proto, at))
+    // Group bit clear: unicast, which at the director's capture point is its own MAC.
+    let to_host = dst[0] & 1 == 0;
+    payload(data, at + 2, et, to_host, Some((dst, src)))
 }
 
 fn payload(data: &[u8], at: usize, proto: u16, to_host: bool, macs: Option<(Mac, Mac)>) -> Decoded {
@@ -275,30 +269,13 @@ mod tests {
             }
         ));
         assert_eq!(decode(LinkType(147), &sll2), Decoded::UnsupportedLink);
-    }
-
-    #[test]
-    fn cooked_captures_with_vlan_tags() {
-        // `tcpdump -i any` on Linux: libpcap puts a VLAN tag back after the SLL header
-        // (protocol 0x8100, TCI, then the inner protocol).
-        let mut sll = vec![0u8; 14];
-        sll.extend([0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0x45]);
-        assert!(matches!(
-            decode(LinkType::LINUX_SLL, &sll),
-            Decoded::Ip {
-                offset: 20,
-                to_host: true,
-                ..
-            }
-        ));
-        assert_eq!(decode(LinkType::LINUX_SLL, &sll[..18]), Decoded::Truncated);
-        let mut sll2 = vec![0x88, 0xa8];
-        sll2.extend([0u8; 18]);
-        sll2.extend([0x00, 0x14, 0x81, 0x00, 0x00, 0x1e, 0x86, 0xdd, 0x60]);
-        assert!(matches!(
-            decode(LinkType::LINUX_SLL2, &sll2),
-            Decoded::Ip { offset: 28, .. }
-        ));
+        // `-i any`: the tagged copy from the parent device is not the one replayed.
+        let mut tagged = vec![0u8; 14];
+        tagged.extend([0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0x45]);
+        assert_eq!(
+            decode(LinkType::LINUX_SLL, &tagged),
+            Decoded::OtherProtocol(0x8100)
+        );
     }
 
     #[test]
