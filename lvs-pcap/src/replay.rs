@@ -9,8 +9,10 @@
 //! 2. The link layer is read ([`crate::link`]). Frames not addressed to the director are
 //!    skipped, as IPVS ignores them (spec 3.0: `pkt_type != PACKET_HOST`): Ethernet group
 //!    addresses, SLL packet types other than "host", and with `--side director` on Ethernet,
-//!    frames whose destination MAC is not the director's (learnt from the first frame sent
-//!    to a virtual address). ARP and IPv6 neighbour advertisements feed the DR lint.
+//!    frames whose destination MAC is not one of the director's (learnt from frames sent to a
+//!    virtual address, and from NAT real servers' replies, which go to the director as
+//!    their gateway: a two-armed director has a MAC on each side; never from a frame the
+//!    director sent). ARP and IPv6 neighbour advertisements feed the DR lint.
 //! 3. Fragments are held until their datagram is whole ([`crate::defrag`]: the kernel
 //!    reassembles before IPVS, spec 3.0). The IP packet is copied behind [`HEADROOM`] free
 //!    bytes and given to the director.
@@ -60,6 +62,8 @@ use crate::validate::{Change, Effect, FailReason, Failure, FlowKey, Validator};
 pub const HEADROOM: usize = 64;
 /// Largest IP packet.
 const MAX_IP: usize = 65_535;
+/// Most MACs learnt as the director's (one per NIC it receives on).
+const MAX_DIRECTOR_MACS: usize = 16;
 /// Output buffer for the ICMP errors the director builds (1280 holds any of them).
 const REPLY_BUF: usize = 1280;
 
@@ -583,7 +587,9 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     rs_macs: Vec<Mac>,
     writer: Option<CaptureWriter<W>>,
     ethernet_out: bool,
-    director_mac: Option<Mac>,
+    /// The director's MACs learnt from the capture (`--side director`), the first one the
+    /// source of its Ethernet output.
+    director_macs: Vec<Mac>,
     first_ts: Option<u64>,
     last_ts: u64,
     now: Instant,
@@ -755,7 +761,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             rs_macs,
             writer,
             ethernet_out,
-            director_mac: None,
+            director_macs: Vec::new(),
             first_ts: None,
             last_ts: 0,
             now: Instant::ZERO,
@@ -864,7 +870,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             return Ok(());
         };
         let ts = self.first_ts.unwrap_or(0).saturating_add(at.as_nanos());
-        let mac = self.director_mac.unwrap_or([0; 6]);
+        let mac = self.director_macs.first().copied().unwrap_or([0; 6]);
         while let Some(d) = self.director.poll_sync(at) {
             s.write(ts, mac, &d)?;
         }
@@ -943,14 +949,20 @@ impl<W: Write, S: Write> Replay<W, S> {
                 return Ok(());
             }
         };
-        if let (Some((dst, _)), Side::Director) = (macs, self.options.side) {
-            match self.director_mac {
-                Some(m) if m != dst => {
+        if let (Some((dst, src)), Side::Director) = (macs, self.options.side) {
+            if !self.director_macs.contains(&dst) {
+                // A frame to a virtual address, or a NAT real server's reply (the director
+                // is its gateway), names one of the director's MACs: a two-armed director
+                // (clients on one NIC, real servers on another) has two. Never from a frame
+                // the director sent itself (a DR frame to a real server carries the VIP).
+                let learn = !self.director_macs.contains(&src)
+                    && (self.is_vip(&ic, false) || self.is_real_server_reply(&ic));
+                if learn && self.director_macs.len() < MAX_DIRECTOR_MACS {
+                    self.director_macs.push(dst);
+                } else if !self.director_macs.is_empty() {
                     self.skip("not_to_director_mac");
                     return Ok(());
                 }
-                None if self.is_vip(&ic, false) => self.director_mac = Some(dst),
-                _ => {}
             }
         }
         let ip = &ip[..ic.total_len];
@@ -1017,6 +1029,15 @@ impl<W: Write, S: Write> Replay<W, S> {
             0,
         );
         self.on_verdict(n, ts, ip, ic, v, src_mac)
+    }
+
+    /// Whether `c` comes from a real server's configured address and port.
+    fn is_real_server_reply(&self, c: &Classified) -> bool {
+        !c.icmp_error
+            && self
+                .rs_ports
+                .get(&c.src)
+                .is_some_and(|ports| ports.iter().any(|&p| p == 0 || p == c.src_port))
     }
 
     /// Whether `c` is addressed to (`from` false) or sent from (`from` true) a virtual service.
@@ -1244,7 +1265,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         if self.ethernet_out {
             let h = link::ethernet_header(
                 dst_mac.unwrap_or([0; 6]),
-                self.director_mac.unwrap_or([0; 6]),
+                self.director_macs.first().copied().unwrap_or([0; 6]),
                 &buf[start..],
             );
             w.write_framed(ts, &h, buf, start)
@@ -1370,7 +1391,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             return;
         }
         let from_rs = self.rs_macs.contains(&mac);
-        let not_director = self.director_mac.is_some_and(|d| d != mac);
+        let not_director = !self.director_macs.is_empty() && !self.director_macs.contains(&mac);
         if (from_rs || not_director) && self.linted.insert((ip, mac)) {
             let who = if from_rs {
                 "a real server"

@@ -594,6 +594,48 @@ fn ipv4_fragments_are_reassembled_before_the_director() {
 }
 
 #[test]
+fn two_armed_director_replies_arrive_at_its_other_mac() {
+    // Clients reach the director on one NIC (MAC ..:01), real servers on another (..:02),
+    // both captured into one Ethernet file (dumpcap -i eth0 -i eth1, or mergecap).
+    const OUTSIDE: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const INSIDE: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 7];
+    const SERVER: [u8; 6] = [2, 0, 0, 0, 0, 9];
+    let frame = |dst: [u8; 6], src: [u8; 6], ip: Vec<u8>| {
+        let mut f = dst.to_vec();
+        f.extend(src);
+        f.extend([0x08, 0x00]);
+        f.extend(ip);
+        f
+    };
+    let t0 = 1_700_000_000 * SEC;
+    let frames = [
+        frame(OUTSIDE, CLIENT, tcp(C1, 40000, VIP, 80, 64, "S", b"")),
+        // What the director itself sent to the real server, seen on the inside NIC.
+        frame(SERVER, INSIDE, tcp(C1, 40000, RIP, 8080, 63, "S", b"")),
+        frame(INSIDE, SERVER, tcp(RIP, 8080, C1, 40000, 64, "SA", b"")),
+        // What the director sent to the client, seen on the outside NIC.
+        frame(CLIENT, OUTSIDE, tcp(VIP, 80, C1, 40000, 63, "SA", b"")),
+        frame(OUTSIDE, CLIENT, tcp(C1, 40000, VIP, 80, 64, "A", b"")),
+    ];
+    let mut cap = Vec::new();
+    let mut w = CaptureWriter::new(&mut cap, LinkType::ETHERNET).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(t0 + i as u64 * 1000, f).unwrap();
+    }
+    w.into_inner().unwrap();
+    let (r, _) = replay_bytes(&synthetic_rules(), ReplayOptions::default(), &cap);
+    assert_clean(&r, "two-armed");
+    assert_eq!(
+        (r.verdicts.forwarded, r.verdicts.replies),
+        (2, 1),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.skipped["not_to_director_mac"], 2, "{}", r.summary());
+}
+
+#[test]
 fn synthetic_reply_for_another_flow_is_a_failure() {
     // The director translates a reply of flow A; tampering sends it to another client port.
     fn other_client(n: u64, pkt: &mut [u8]) {
