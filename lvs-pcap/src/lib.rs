@@ -7,6 +7,7 @@
 //!
 //! - [`capture`]: a streaming pcap / pcapng reader whose errors name the byte offset, and a
 //!   pcap writer (nanosecond timestamps).
+//! - [`defrag`]: reassembly in front of the director (IPVS sees whole datagrams).
 //! - [`link`]: link layers (Ethernet with VLAN tags, Linux cooked SLL / SLL2, raw IP).
 //! - [`neigh`]: the `--neigh` file (`<ip> <mac>` lines) for direct-routing frames.
 //! - [`validate`]: the per-packet checks.
@@ -51,6 +52,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod defrag;
 pub mod link;
 pub mod neigh;
 pub mod replay;

@@ -85,6 +85,10 @@ pub fn decode(link: LinkType, data: &[u8]) -> Decoded {
             let (Some(pkttype), Some(proto)) = (be16(data, 0), be16(data, 14)) else {
                 return Decoded::Truncated;
             };
+            // A VLAN tag here (protocol 0x8100, put back by libpcap) is the copy `-i any`
+            // took on the parent device; the kernel hands the same packet to the capture
+            // again, untagged, on the VLAN device. It stays `OtherProtocol`, so the packet is
+            // replayed once.
             payload(data, 16, proto, pkttype == 0, None)
         }
         LinkType::LINUX_SLL2 => {
@@ -265,6 +269,13 @@ mod tests {
             }
         ));
         assert_eq!(decode(LinkType(147), &sll2), Decoded::UnsupportedLink);
+        // `-i any`: the tagged copy from the parent device is not the one replayed.
+        let mut tagged = vec![0u8; 14];
+        tagged.extend([0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0x45]);
+        assert_eq!(
+            decode(LinkType::LINUX_SLL, &tagged),
+            Decoded::OtherProtocol(0x8100)
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ enum Cmd {
 
 const AFTER_HELP: &str = "\
 The director's clock is the capture's: timers (connection expiry, the rate estimator) fire
-between packets as they would have. Checks on every output packet: it parses; IPv4 header,
+between packets as they would have. IPv4 and IPv6 fragments are reassembled first, as the
+kernel does before IPVS: the director handles the whole datagram. Checks on every output packet: it parses; IPv4 header,
 TCP, UDP, ICMP and ICMPv6 checksums verify (or keep the input's offload error exactly);
 nothing changes but what the forwarding method changes (NAT: one address and port; DR: TTL
 only, the frame goes to the real server's MAC from --neigh; TUN: the inner packet is the

@@ -9,9 +9,13 @@
 //! 2. The link layer is read ([`crate::link`]). Frames not addressed to the director are
 //!    skipped, as IPVS ignores them (spec 3.0: `pkt_type != PACKET_HOST`): Ethernet group
 //!    addresses, SLL packet types other than "host", and with `--side director` on Ethernet,
-//!    frames whose destination MAC is not the director's (learnt from the first frame sent
-//!    to a virtual address). ARP and IPv6 neighbour advertisements feed the DR lint.
-//! 3. The IP packet is copied behind [`HEADROOM`] free bytes and given to the director.
+//!    frames whose destination MAC is not one of the director's (learnt from frames sent to a
+//!    virtual address, and from NAT real servers' replies, which go to the director as
+//!    their gateway: a two-armed director has a MAC on each side; never from a frame the
+//!    director sent). ARP and IPv6 neighbour advertisements feed the DR lint.
+//! 3. Fragments are held until their datagram is whole ([`crate::defrag`]: the kernel
+//!    reassembles before IPVS, spec 3.0). The IP packet is copied behind [`HEADROOM`] free
+//!    bytes and given to the director.
 //! 4. Each output (forwarded packet, or an ICMP error the director built) is validated
 //!    ([`crate::validate`]) and written to the output capture with the input's timestamp.
 //!
@@ -48,6 +52,7 @@ use lvs_core::Protocol;
 use serde::Serialize;
 
 use crate::capture::{CaptureWriter, LinkType, Packet};
+use crate::defrag::{Defrag, Reassembly};
 use crate::link::{self, fmt_mac, Decoded, Mac};
 use crate::neigh::NeighTable;
 use crate::sync::SyncCapture;
@@ -57,6 +62,8 @@ use crate::validate::{Change, Effect, FailReason, Failure, FlowKey, Validator};
 pub const HEADROOM: usize = 64;
 /// Largest IP packet.
 const MAX_IP: usize = 65_535;
+/// Most MACs learnt as the director's (one per NIC it receives on).
+const MAX_DIRECTOR_MACS: usize = 16;
 /// Output buffer for the ICMP errors the director builds (1280 holds any of them).
 const REPLY_BUF: usize = 1280;
 
@@ -581,7 +588,9 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     rs_macs: Vec<Mac>,
     writer: Option<CaptureWriter<W>>,
     ethernet_out: bool,
-    director_mac: Option<Mac>,
+    /// The director's MACs learnt from the capture (`--side director`), the first one the
+    /// source of its Ethernet output.
+    director_macs: Vec<Mac>,
     first_ts: Option<u64>,
     last_ts: u64,
     now: Instant,
@@ -593,6 +602,8 @@ pub struct Replay<W: Write, S: Write = io::Sink> {
     linted: hashbrown::HashSet<(IpAddr, Mac)>,
     /// `--side client`: the real server's reply rebuilt from a captured packet.
     reply_ip: Vec<u8>,
+    /// Fragments waiting for the rest of their datagram.
+    defrag: Defrag,
 }
 
 /// The director's hash key: fixed, so replays are reproducible (a capture is replayed
@@ -751,7 +762,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             rs_macs,
             writer,
             ethernet_out,
-            director_mac: None,
+            director_macs: Vec::new(),
             first_ts: None,
             last_ts: 0,
             now: Instant::ZERO,
@@ -763,6 +774,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             report,
             linted: hashbrown::HashSet::new(),
             reply_ip: Vec::new(),
+            defrag: Defrag::new(),
         })
     }
 
@@ -859,7 +871,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             return Ok(());
         };
         let ts = self.first_ts.unwrap_or(0).saturating_add(at.as_nanos());
-        let mac = self.director_mac.unwrap_or([0; 6]);
+        let mac = self.director_macs.first().copied().unwrap_or([0; 6]);
         while let Some(d) = self.director.poll_sync(at) {
             s.write(ts, mac, &d)?;
         }
@@ -938,20 +950,72 @@ impl<W: Write, S: Write> Replay<W, S> {
                 return Ok(());
             }
         };
-        if let (Some((dst, _)), Side::Director) = (macs, self.options.side) {
-            match self.director_mac {
-                Some(m) if m != dst => {
+        if let (Some((dst, src)), Side::Director) = (macs, self.options.side) {
+            if !self.director_macs.contains(&dst) {
+                // A frame to a virtual address, or a NAT real server's reply (the director
+                // is its gateway), names one of the director's MACs: a two-armed director
+                // (clients on one NIC, real servers on another) has two. Never from a frame
+                // the director sent itself (a DR frame to a real server carries the VIP).
+                let learn = !self.director_macs.contains(&src)
+                    && (self.is_vip(&ic, false) || self.is_real_server_reply(&ic));
+                if learn && self.director_macs.len() < MAX_DIRECTOR_MACS {
+                    self.director_macs.push(dst);
+                } else if !self.director_macs.is_empty() {
                     self.skip("not_to_director_mac");
                     return Ok(());
                 }
-                None if self.is_vip(&ic, false) => self.director_mac = Some(dst),
-                _ => {}
             }
         }
         let ip = &ip[..ic.total_len];
         let src_mac = macs.map(|m| m.1);
-        if self.options.side == Side::Client && self.is_vip(&ic, true) {
-            return self.client_reply(n, ts, ip, &ic);
+        if ic.is_fragment {
+            // The kernel reassembles before IPVS looks (spec 3.0): the director gets the
+            // whole datagram when its last missing fragment arrives.
+            let expired = self.defrag.expire(ts) as u64;
+            if expired > 0 {
+                *self
+                    .report
+                    .skipped
+                    .entry("fragment_timeout".into())
+                    .or_default() += expired;
+            }
+            let whole = match self.defrag.push(ts, ip) {
+                Reassembly::Held => {
+                    self.skip("fragment_held");
+                    return Ok(());
+                }
+                Reassembly::Discarded(why) => {
+                    self.skip(why);
+                    return Ok(());
+                }
+                Reassembly::Complete(whole) => whole,
+            };
+            return match classify(&whole) {
+                Ok(ic) => self.handle_ip(n, ts, now, &whole, &ic, src_mac),
+                Err(_) => {
+                    self.report.packets_processed += 1;
+                    self.report.verdicts.dropped += 1;
+                    self.drop_reason("malformed");
+                    Ok(())
+                }
+            };
+        }
+        self.handle_ip(n, ts, now, ip, &ic, src_mac)
+    }
+
+    /// Hands one whole IP packet (input packet `n`) to the director, or on the client side
+    /// a virtual address's packet to the reply comparison.
+    fn handle_ip(
+        &mut self,
+        n: u64,
+        ts: u64,
+        now: Instant,
+        ip: &[u8],
+        ic: &Classified,
+        src_mac: Option<Mac>,
+    ) -> io::Result<()> {
+        if self.options.side == Side::Client && self.is_vip(ic, true) {
+            return self.client_reply(n, ts, ip, ic);
         }
         self.report.packets_processed += 1;
         self.buf[HEADROOM..HEADROOM + ip.len()].copy_from_slice(ip);
@@ -961,11 +1025,20 @@ impl<W: Write, S: Write> Replay<W, S> {
             now,
             &mut self.buf[..HEADROOM + ip.len()],
             HEADROOM,
-            &ic,
+            ic,
             &mut self.out,
             0,
         );
-        self.on_verdict(n, ts, ip, &ic, v, src_mac)
+        self.on_verdict(n, ts, ip, ic, v, src_mac)
+    }
+
+    /// Whether `c` comes from a real server's configured address and port.
+    fn is_real_server_reply(&self, c: &Classified) -> bool {
+        !c.icmp_error
+            && self
+                .rs_ports
+                .get(&c.src)
+                .is_some_and(|ports| ports.iter().any(|&p| p == 0 || p == c.src_port))
     }
 
     /// Whether `c` is addressed to (`from` false) or sent from (`from` true) a virtual service.
@@ -1193,7 +1266,7 @@ impl<W: Write, S: Write> Replay<W, S> {
         if self.ethernet_out {
             let h = link::ethernet_header(
                 dst_mac.unwrap_or([0; 6]),
-                self.director_mac.unwrap_or([0; 6]),
+                self.director_macs.first().copied().unwrap_or([0; 6]),
                 &buf[start..],
             );
             w.write_framed(ts, &h, buf, start)
@@ -1319,7 +1392,7 @@ impl<W: Write, S: Write> Replay<W, S> {
             return;
         }
         let from_rs = self.rs_macs.contains(&mac);
-        let not_director = self.director_mac.is_some_and(|d| d != mac);
+        let not_director = !self.director_macs.is_empty() && !self.director_macs.contains(&mac);
         if (from_rs || not_director) && self.linted.insert((ip, mac)) {
             let who = if from_rs {
                 "a real server"
@@ -1360,6 +1433,11 @@ impl<W: Write, S: Write> Replay<W, S> {
             s.finish()?;
         }
         let mut r = self.report;
+        // Datagrams some of whose fragments the capture does not hold.
+        let incomplete = self.defrag.pending() as u64;
+        if incomplete > 0 {
+            *r.skipped.entry("fragment_incomplete".into()).or_default() += incomplete;
+        }
         r.format = format.to_string();
         r.flows_per_real_server = self
             .flows

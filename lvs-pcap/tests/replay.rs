@@ -522,6 +522,119 @@ fn synthetic_nat_director_side_replies_icmp_and_timeouts() {
     );
 }
 
+/// Splits an IPv4 packet (20-byte header) into fragments of `size` payload bytes.
+fn fragments(ip: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let body = &ip[20..];
+    let mut v = Vec::new();
+    for (i, chunk) in body.chunks(size).enumerate() {
+        let mut f = ip[..20].to_vec();
+        f.extend_from_slice(chunk);
+        let len = f.len() as u16;
+        f[2..4].copy_from_slice(&len.to_be_bytes());
+        let more = (i + 1) * size < body.len();
+        let off = ((i * size / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[6..8].copy_from_slice(&off.to_be_bytes());
+        f[10..12].copy_from_slice(&[0, 0]);
+        let sum = !lvs_core::wire::checksum::data(&f[..20]);
+        f[10..12].copy_from_slice(&sum.to_be_bytes());
+        v.push(f);
+    }
+    v
+}
+
+#[test]
+fn ipv4_fragments_are_reassembled_before_the_director() {
+    // A 3000-byte DNS query in three fragments, the last first: the kernel reassembles
+    // before IPVS looks (spec 3.0), so NAT forwards the whole datagram once.
+    let t0 = 1_700_000_000 * SEC;
+    let mut dns = udp(C1, 5001, VIP, 53, &[b'q'; 3000]);
+    dns[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    let mut frags = fragments(&dns, 1480);
+    assert_eq!(frags.len(), 3);
+    frags.rotate_right(1);
+    // An incomplete datagram too: its first fragment only.
+    let mut lone = udp(C1, 5002, VIP, 53, &[b'z'; 2000]);
+    lone[4..6].copy_from_slice(&0x5678u16.to_be_bytes());
+    let lone_first = fragments(&lone, 1480).remove(0);
+    let mut pkts: Vec<(u64, Vec<u8>)> = frags
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (t0 + i as u64 * 1000, f))
+        .collect();
+    pkts.push((t0 + 5000, lone_first));
+    let (r, out) = replay_bytes(
+        &synthetic_rules(),
+        ReplayOptions::default(),
+        &raw_capture(&pkts),
+    );
+    assert_clean(&r, "fragments");
+    assert_eq!(
+        (r.packets_in, r.packets_processed),
+        (4, 1),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.verdicts.forwarded, 1, "{}", r.summary());
+    assert!(r.drop_reasons.is_empty(), "{}", r.summary());
+    assert_eq!(r.skipped["fragment_held"], 3, "{}", r.summary());
+    assert_eq!(r.skipped["fragment_incomplete"], 1, "{}", r.summary());
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    let (ts, p) = &recs[0];
+    // Stamped with the fragment that completed it; the whole datagram, to the real server.
+    assert_eq!(*ts, t0 + 2000);
+    assert_eq!(p.len(), dns.len());
+    let c = lvs_core::wire::classify(p).unwrap();
+    assert!(!c.is_fragment);
+    assert_eq!(
+        (c.dst.to_string(), c.dst_port),
+        ("10.1.0.1".to_string(), 5353)
+    );
+    assert_eq!(&p[28..], &dns[28..]);
+}
+
+#[test]
+fn two_armed_director_replies_arrive_at_its_other_mac() {
+    // Clients reach the director on one NIC (MAC ..:01), real servers on another (..:02),
+    // both captured into one Ethernet file (dumpcap -i eth0 -i eth1, or mergecap).
+    const OUTSIDE: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const INSIDE: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 7];
+    const SERVER: [u8; 6] = [2, 0, 0, 0, 0, 9];
+    let frame = |dst: [u8; 6], src: [u8; 6], ip: Vec<u8>| {
+        let mut f = dst.to_vec();
+        f.extend(src);
+        f.extend([0x08, 0x00]);
+        f.extend(ip);
+        f
+    };
+    let t0 = 1_700_000_000 * SEC;
+    let frames = [
+        frame(OUTSIDE, CLIENT, tcp(C1, 40000, VIP, 80, 64, "S", b"")),
+        // What the director itself sent to the real server, seen on the inside NIC.
+        frame(SERVER, INSIDE, tcp(C1, 40000, RIP, 8080, 63, "S", b"")),
+        frame(INSIDE, SERVER, tcp(RIP, 8080, C1, 40000, 64, "SA", b"")),
+        // What the director sent to the client, seen on the outside NIC.
+        frame(CLIENT, OUTSIDE, tcp(VIP, 80, C1, 40000, 63, "SA", b"")),
+        frame(OUTSIDE, CLIENT, tcp(C1, 40000, VIP, 80, 64, "A", b"")),
+    ];
+    let mut cap = Vec::new();
+    let mut w = CaptureWriter::new(&mut cap, LinkType::ETHERNET).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(t0 + i as u64 * 1000, f).unwrap();
+    }
+    w.into_inner().unwrap();
+    let (r, _) = replay_bytes(&synthetic_rules(), ReplayOptions::default(), &cap);
+    assert_clean(&r, "two-armed");
+    assert_eq!(
+        (r.verdicts.forwarded, r.verdicts.replies),
+        (2, 1),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.skipped["not_to_director_mac"], 2, "{}", r.summary());
+}
+
 #[test]
 fn synthetic_reply_for_another_flow_is_a_failure() {
     // The director translates a reply of flow A; tampering sends it to another client port.
