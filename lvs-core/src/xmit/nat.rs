@@ -307,7 +307,9 @@ pub(crate) fn apply(
         let check = u16::from_be_bytes([seg[6], seg[7]]);
         if check == 0 {
             // "No checksum": IPVS computes a full one (udp_snat_handler / udp_dnat_handler),
-            // for either family; `fill_checksum` sends a computed 0 as 0xFFFF.
+            // for either family, over the whole IP payload with its length
+            // (`skb->len - udphoff`: the packet is trimmed to its IP length on receive),
+            // not over the UDP length field; a computed 0 is sent as 0xFFFF.
             let (src, dst) = match family {
                 Family::V4 => {
                     let h = Ipv4Packet::new_unchecked(&*header);
@@ -318,7 +320,11 @@ pub(crate) fn apply(
                     (IpAddr::V6(h.src_addr()), IpAddr::V6(h.dst_addr()))
                 }
             };
-            UdpPacket::new_unchecked(seg).fill_checksum(&src, &dst);
+            seg[6..8].fill(0);
+            let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+            let pseudo = checksum::pseudo_header(&src, &dst, proto::UDP, len);
+            let sum = checksum::combine(&[pseudo, checksum::data(seg)]);
+            seg[6..8].copy_from_slice(&checksum::udp_nonzero(!sum).to_be_bytes());
         } else {
             let check = port_and_addr_update(check, addr_acc, old_port, port);
             seg[6..8].copy_from_slice(&checksum::udp_nonzero(check).to_be_bytes());
@@ -345,6 +351,7 @@ fn sum32(a: &[u8; 16]) -> u64 {
 mod tests {
     use super::*;
     use crate::wire::classify;
+    use core::net::Ipv4Addr;
 
     fn udp_v4(ttl: u8) -> Vec<u8> {
         let mut b = vec![0u8; 20 + 8 + 4];
@@ -408,6 +415,59 @@ mod tests {
             assert_eq!(decrement_ttl(&mut b, &c), Ok(Verdict::TimeExceeded));
             assert_eq!(b, orig);
         }
+    }
+
+    /// A UDP length shorter than the IP payload: the kernel's full computation covers the
+    /// whole payload, with its length in the pseudo-header (checked here against a sum
+    /// written out by hand).
+    #[test]
+    fn zero_udp_checksum_covers_the_whole_ip_payload() {
+        // IPv4 header, UDP header saying 8 + 4 bytes, then 4 + 3 bytes of payload.
+        let payload = [1u8, 2, 3, 4, 5, 6, 7];
+        let mut b = vec![0x45, 0, 0, 35, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        b.extend_from_slice(&[192, 0, 2, 1, 10, 99, 0, 10]);
+        b.extend_from_slice(&[0x13, 0x88, 0, 53, 0, 12, 0, 0]);
+        b.extend_from_slice(&payload);
+        let hsum = {
+            let mut s = 0u32;
+            for w in b[..20].chunks(2) {
+                s += u32::from(u16::from_be_bytes([w[0], w[1]]));
+            }
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            !(s as u16)
+        };
+        b[10..12].copy_from_slice(&hsum.to_be_bytes());
+        let c = classify(&b).unwrap();
+        let rip = Ipv4Addr::new(10, 0, 0, 1);
+        assert_eq!(
+            nat_in(&mut b, &c, IpAddr::V4(rip), 5353),
+            Ok(Verdict::Forward)
+        );
+        // By hand: pseudo-header (source, new destination, protocol, IP payload length 15),
+        // then the 15 bytes with the checksum field 0.
+        let mut s = 0u32;
+        for a in [[192u8, 0, 2, 1], rip.octets()] {
+            s += u32::from(u16::from_be_bytes([a[0], a[1]]));
+            s += u32::from(u16::from_be_bytes([a[2], a[3]]));
+        }
+        s += 17 + 15;
+        let mut seg = b[20..].to_vec();
+        seg[6..8].fill(0);
+        seg.push(0);
+        for w in seg.chunks(2) {
+            s += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        let want = match !(s as u16) {
+            0 => 0xffff,
+            x => x,
+        };
+        assert_eq!(u16::from_be_bytes([b[26], b[27]]), want);
+        assert_eq!(u16::from_be_bytes([b[22], b[23]]), 5353);
     }
 
     #[test]
