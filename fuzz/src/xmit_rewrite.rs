@@ -8,15 +8,16 @@
 //! Invariants: nothing panics; `transmit` (with its fast path) and `transmit_general` agree
 //! on the verdict and every byte; a drop / not-ours verdict leaves the buffer untouched; every
 //! output that claims success parses with our views and its checksums verify (IPv4 header
-//! always; TCP/UDP when they verified before; ICMP messages; tunnels decapsulate back to the
-//! packet with its TTL decremented).
+//! always; TCP/UDP when they verified before, and a UDP checksum that was 0, which NAT
+//! computes in full over the whole IP payload as the kernel does; ICMP messages; tunnels
+//! decapsulate back to the packet with its TTL decremented).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::{
-    classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket, TcpPacket,
-    UdpPacket,
+    checksum, classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket,
+    TcpPacket, UdpPacket,
 };
 use lvs_core::xmit::{
     decapsulate, port_unreachable, transmit, transmit_general, Direction, Mapping, Verdict,
@@ -51,6 +52,10 @@ pub fn xmit_rewrite(data: &[u8]) {
     };
     let before = buf.clone();
     let valid_l4 = l4_valid(&before[headroom..], &c);
+    let zero_udp = c.protocol == proto::UDP
+        && c.l4_present
+        && !c.is_fragment
+        && before[headroom..].get(c.l4_offset + 6..c.l4_offset + 8) == Some(&[0, 0]);
     let mut out = vec![0u8; if ctl[4] & 2 != 0 { 1280 } else { 60 }];
 
     let v = port_unreachable(&buf, headroom, &c, &m, &mut out);
@@ -90,7 +95,13 @@ pub fn xmit_rewrite(data: &[u8]) {
                 if method == Forward::DirectRoute {
                     assert_eq!((after.src, after.dst), (c.src, c.dst));
                 }
-                if valid_l4 && method == Forward::Masq {
+                if zero_udp && method == Forward::Masq {
+                    assert_eq!(
+                        whole_payload_sum(fwd, &after),
+                        Some(0xffff),
+                        "NAT's full UDP checksum does not verify over the IP payload"
+                    );
+                } else if valid_l4 && method == Forward::Masq {
                     assert!(l4_valid(fwd, &after), "NAT broke a valid L4 checksum");
                 }
                 if method == Forward::Masq && after.icmp_error {
@@ -194,6 +205,15 @@ fn l4_valid(pkt: &[u8], c: &Classified) -> bool {
         }
         _ => false,
     }
+}
+
+/// The one's-complement sum of the whole IP payload of a TCP or UDP packet with its
+/// pseudo-header, the payload's length in it (the kernel's full UDP computation).
+fn whole_payload_sum(pkt: &[u8], c: &Classified) -> Option<u16> {
+    let seg = pkt.get(c.l4_range())?;
+    let len = u32::try_from(seg.len()).ok()?;
+    let pseudo = checksum::pseudo_header(&c.src, &c.dst, c.protocol, len);
+    Some(checksum::combine(&[pseudo, checksum::data(seg)]))
 }
 
 fn icmp_valid(pkt: &[u8], c: &Classified) -> bool {
