@@ -951,13 +951,7 @@ mod packets {
         buf.extend_from_slice(pkt);
         let mut out = [0u8; 1280];
         let v = d.handle_packet(now, &mut buf, 64, &mut out);
-        let bytes = match v {
-            PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-                buf[start..start + len].to_vec()
-            }
-            PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-            _ => Vec::new(),
-        };
+        let bytes = named_bytes(v, &buf, &out);
         *pkt = buf[64..].to_vec();
         (v, bytes)
     }

@@ -3,8 +3,11 @@
 //! packet library and none of `lvs_core`'s parsers or checksum helpers: spec 3.1–3.4, 3.7, 3.8
 //! and 6.1, as the kernel's `ip_vs_nat_icmp{,_v6}`, `icmp_send` and `icmp6_send` do them.
 
+mod director_support;
+
 use core::net::IpAddr;
 
+use director_support::named_bytes;
 use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, PacketConfig, PacketVerdict};
 use lvs_core::rules::RuleSet;
@@ -80,6 +83,43 @@ fn ipv4(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h.extend_from_slice(payload);
     h
+}
+
+/// A TCP segment (its checksum filled in) in an IPv4 packet with DF set and no options.
+#[allow(clippy::too_many_arguments)]
+fn tcp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    id: u16,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let seg = tcp(&src, &dst, sport, dport, flags, data);
+    ipv4(src, dst, 6, ttl, 0, id, 0x4000, &[], &seg)
+}
+
+/// A UDP datagram (its checksum filled in) in an IPv4 packet without options, TOS 0.
+#[allow(clippy::too_many_arguments)]
+fn udp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    id: u16,
+    frag: u16,
+    sport: u16,
+    dport: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let dgram = udp(&src, &dst, sport, dport, data, false);
+    ipv4(src, dst, 17, ttl, 0, id, frag, &[], &dgram)
+}
+
+/// An ICMP message (`icmp4`'s bytes) in an IPv4 packet without options, not a fragment.
+fn err4(src: [u8; 4], dst: [u8; 4], ttl: u8, tos: u8, id: u16, msg: &[u8]) -> Vec<u8> {
+    ipv4(src, dst, 1, ttl, tos, id, 0, &[], msg)
 }
 
 /// Recomputes the IPv4 header checksum of `p` in place.
@@ -188,13 +228,7 @@ fn run(d: &mut Director, secs: u64, pkt: &[u8]) -> (PacketVerdict, Vec<u8>) {
     buf.extend_from_slice(pkt);
     let mut out = [0u8; 1280];
     let v = d.handle_packet(Instant::from_secs(secs), &mut buf, HEADROOM, &mut out);
-    let bytes = match v {
-        PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-            buf[start..start + len].to_vec()
-        }
-        PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-        _ => Vec::new(),
-    };
+    let bytes = named_bytes(v, &buf, &out);
     (v, bytes)
 }
 
@@ -213,17 +247,7 @@ const NAT6: &str = "-A -t [2001:db8::10]:80 -s rr\n-a -t [2001:db8::10]:80 -r [f
 /// The quoted packet VIP:80 → client:40000 as the real server's reply carried it (after SNAT).
 fn reply_seg_v4(full: bool) -> Vec<u8> {
     let (vip, client) = (v4("192.0.2.10"), v4("198.51.100.7"));
-    let mut p = ipv4(
-        vip,
-        client,
-        6,
-        61,
-        0,
-        0x1234,
-        0x4000,
-        &[],
-        &tcp(&vip, &client, 80, 40000, 0x12, b"hello"),
-    );
+    let mut p = tcp4(vip, client, 61, 0x1234, 80, 40000, 0x12, b"hello");
     if !full {
         p.truncate(28);
     }
@@ -235,30 +259,17 @@ fn nat_v4_errors_both_directions() {
     for full in [true, false] {
         let mut d = director(NAT4);
         let (client, vip, rip) = (v4("198.51.100.7"), v4("192.0.2.10"), v4("10.0.0.2"));
-        let syn = ipv4(
-            client,
-            vip,
-            6,
-            64,
-            0,
-            1,
-            0x4000,
-            &[],
-            &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-        );
+        let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
         assert!(forwarded(&run(&mut d, 1, &syn).0));
 
         // From the client side: a router 203.0.113.1 says VIP → client was unreachable.
         let quote = reply_seg_v4(full);
-        let err = ipv4(
+        let err = err4(
             v4("203.0.113.1"),
             vip,
-            1,
             50,
             0,
             7,
-            0,
-            &[],
             &icmp4(3, 1, [0; 4], &quote),
         );
         let (v, got) = run(&mut d, 2, &err);
@@ -272,47 +283,17 @@ fn nat_v4_errors_both_directions() {
         q[12..16].copy_from_slice(&rip);
         refill_v4(&mut q);
         q[20..22].copy_from_slice(&8080u16.to_be_bytes());
-        let want = ipv4(
-            v4("203.0.113.1"),
-            rip,
-            1,
-            49,
-            0,
-            7,
-            0,
-            &[],
-            &icmp4(3, 1, [0; 4], &q),
-        );
+        let want = err4(v4("203.0.113.1"), rip, 49, 0, 7, &icmp4(3, 1, [0; 4], &q));
         assert_eq!(got, want, "in, full={full}");
 
         // From the real-server side: RIP says client → RIP:8080 hit a closed port.
-        let req = ipv4(
-            client,
-            rip,
-            6,
-            63,
-            0,
-            1,
-            0x4000,
-            &[],
-            &tcp(&client, &rip, 40000, 8080, 0x10, b"x"),
-        );
+        let req = tcp4(client, rip, 63, 1, 40000, 8080, 0x10, b"x");
         let quote = if full {
             req.clone()
         } else {
             req[..28].to_vec()
         };
-        let err = ipv4(
-            rip,
-            client,
-            1,
-            64,
-            0xc0,
-            9,
-            0,
-            &[],
-            &icmp4(3, 3, [0; 4], &quote),
-        );
+        let err = err4(rip, client, 64, 0xc0, 9, &icmp4(3, 3, [0; 4], &quote));
         let (v, got) = run(&mut d, 2, &err);
         assert!(
             matches!(v, PacketVerdict::Forward { reply: true, next_hop, .. } if next_hop == IpAddr::from(client)),
@@ -322,43 +303,20 @@ fn nat_v4_errors_both_directions() {
         q[16..20].copy_from_slice(&vip);
         refill_v4(&mut q);
         q[22..24].copy_from_slice(&80u16.to_be_bytes());
-        let want = ipv4(
-            vip,
-            client,
-            1,
-            63,
-            0xc0,
-            9,
-            0,
-            &[],
-            &icmp4(3, 3, [0; 4], &q),
-        );
+        let want = err4(vip, client, 63, 0xc0, 9, &icmp4(3, 3, [0; 4], &q));
         assert_eq!(got, want, "out, full={full}");
 
         // Fragmentation needed from a router on the real server's path: MTU field kept.
-        let err = ipv4(
+        let err = err4(
             v4("10.0.0.254"),
             client,
-            1,
             64,
             0,
             9,
-            0,
-            &[],
             &icmp4(3, 4, [0, 0, 5, 0xdc], &quote),
         );
         let (_, got) = run(&mut d, 2, &err);
-        let want = ipv4(
-            vip,
-            client,
-            1,
-            63,
-            0,
-            9,
-            0,
-            &[],
-            &icmp4(3, 4, [0, 0, 5, 0xdc], &q),
-        );
+        let want = err4(vip, client, 63, 0, 9, &icmp4(3, 4, [0, 0, 5, 0xdc], &q));
         assert_eq!(got, want, "frag needed out, full={full}");
     }
 }
@@ -367,17 +325,7 @@ fn nat_v4_errors_both_directions() {
 fn nat_v4_error_quoting_a_header_with_options() {
     let mut d = director(NAT4);
     let (client, vip, rip) = (v4("198.51.100.7"), v4("192.0.2.10"), v4("10.0.0.2"));
-    let syn = ipv4(
-        client,
-        vip,
-        17,
-        64,
-        0,
-        1,
-        0,
-        &[],
-        &udp(&client, &vip, 5000, 53, b"q", false),
-    );
+    let syn = udp4(client, vip, 64, 1, 0, 5000, 53, b"q");
     assert!(forwarded(&run(&mut d, 1, &syn).0));
     let opts = [1, 1, 1, 0]; // NOP NOP NOP EOL
     let quote = ipv4(
@@ -391,15 +339,12 @@ fn nat_v4_error_quoting_a_header_with_options() {
         &opts,
         &udp(&vip, &client, 53, 5000, b"answer", false),
     );
-    let err = ipv4(
+    let err = err4(
         v4("203.0.113.1"),
         vip,
-        1,
         50,
         0,
         7,
-        0,
-        &[],
         &icmp4(11, 0, [0; 4], &quote),
     );
     let (_, got) = run(&mut d, 2, &err);
@@ -407,17 +352,7 @@ fn nat_v4_error_quoting_a_header_with_options() {
     q[12..16].copy_from_slice(&rip);
     refill_v4(&mut q);
     q[24..26].copy_from_slice(&5353u16.to_be_bytes());
-    let want = ipv4(
-        v4("203.0.113.1"),
-        rip,
-        1,
-        49,
-        0,
-        7,
-        0,
-        &[],
-        &icmp4(11, 0, [0; 4], &q),
-    );
+    let want = err4(v4("203.0.113.1"), rip, 49, 0, 7, &icmp4(11, 0, [0; 4], &q));
     assert_eq!(got, want);
 }
 
@@ -500,17 +435,7 @@ fn nat_v6_errors_both_directions() {
 fn errors_not_ours_or_never_answered() {
     let mut d = director(NAT4);
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.10"));
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     assert!(forwarded(&run(&mut d, 1, &syn).0));
     let router = v4("203.0.113.1");
     // Quoting a flow we do not know.
@@ -525,44 +450,21 @@ fn errors_not_ours_or_never_answered() {
         &[],
         &tcp(&vip, &client, 80, 40001, 0x12, &[]),
     );
-    let err = ipv4(
-        router,
-        vip,
-        1,
-        50,
-        0,
-        7,
-        0,
-        &[],
-        &icmp4(3, 1, [0; 4], &other[..28]),
-    );
+    let err = err4(router, vip, 50, 0, 7, &icmp4(3, 1, [0; 4], &other[..28]));
     assert_eq!(run(&mut d, 2, &err).0, PacketVerdict::NotOurs);
     // Quoting a later fragment of the connection's flow (its "ports" are payload).
     let mut frag = reply_seg_v4(false);
     frag[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
     refill_v4(&mut frag);
-    let err = ipv4(
-        router,
-        vip,
-        1,
-        50,
-        0,
-        7,
-        0,
-        &[],
-        &icmp4(3, 1, [0; 4], &frag),
-    );
+    let err = err4(router, vip, 50, 0, 7, &icmp4(3, 1, [0; 4], &frag));
     assert_eq!(run(&mut d, 2, &err).0, PacketVerdict::NotOurs);
     // An ICMP error about the connection arriving with TTL 1: dropped, no Time Exceeded.
-    let err = ipv4(
+    let err = err4(
         router,
         vip,
         1,
-        1,
         0,
         7,
-        0,
-        &[],
         &icmp4(3, 1, [0; 4], &reply_seg_v4(false)),
     );
     let (v, _) = run(&mut d, 2, &err);
@@ -580,15 +482,12 @@ fn errors_not_ours_or_never_answered() {
         &[],
         &udp(&v4("192.0.2.30"), &client, 53, 5000, &[], false),
     );
-    let err = ipv4(
+    let err = err4(
         router,
         v4("192.0.2.30"),
-        1,
         50,
         0,
         7,
-        0,
-        &[],
         &icmp4(3, 3, [0; 4], &q[..28]),
     );
     assert!(!matches!(
@@ -604,38 +503,15 @@ fn errors_not_ours_or_never_answered() {
 fn dr_error_from_client_side_goes_to_the_real_server() {
     let mut d = director("-A -t 192.0.2.20:80\n-a -t 192.0.2.20:80 -r 10.0.0.3:80 -g\n");
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.20"));
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     assert!(forwarded(&run(&mut d, 1, &syn).0));
-    let quote = ipv4(
-        vip,
-        client,
-        6,
-        61,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&vip, &client, 80, 40000, 0x12, &[]),
-    );
-    let err = ipv4(
+    let quote = tcp4(vip, client, 61, 1, 80, 40000, 0x12, &[]);
+    let err = err4(
         v4("203.0.113.1"),
         vip,
-        1,
         50,
         0,
         7,
-        0,
-        &[],
         &icmp4(3, 4, [0, 0, 5, 0xdc], &quote[..28]),
     );
     let (v, got) = run(&mut d, 2, &err);
@@ -643,15 +519,12 @@ fn dr_error_from_client_side_goes_to_the_real_server() {
         matches!(v, PacketVerdict::Forward { next_hop, .. } if next_hop == ip("10.0.0.3")),
         "{v:?}"
     );
-    let want = ipv4(
+    let want = err4(
         v4("203.0.113.1"),
         vip,
-        1,
         49,
         0,
         7,
-        0,
-        &[],
         &icmp4(3, 4, [0, 0, 5, 0xdc], &quote[..28]),
     );
     assert_eq!(got, want);
@@ -700,17 +573,7 @@ fn port_unreachable_v4_bytes() {
     assert_eq!(g, want);
 
     // TCP gets a port unreachable too, quoting the whole short packet.
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     let (v, got) = run(&mut d, 1, &syn);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
     assert_eq!(&got[28..], &syn[..]);
@@ -869,31 +732,11 @@ fn ipv4_udp_checksum_zero_and_zero_sum() {
         &udp(&client, &vip, 5000, 53, b"abc", true),
     );
     let (_, got) = run(&mut d, 1, &pkt);
-    let want = ipv4(
-        client,
-        rip,
-        17,
-        63,
-        0,
-        1,
-        0,
-        &[],
-        &udp(&client, &rip, 5000, 5353, b"abc", false),
-    );
+    let want = udp4(client, rip, 63, 1, 0, 5000, 5353, b"abc");
     assert_eq!(got, want);
     // An incremental update that gives 0 is sent as 0xffff.
     let data = zero_sum_payload(&client, &rip, 5001, 5353);
-    let pkt = ipv4(
-        client,
-        vip,
-        17,
-        64,
-        0,
-        1,
-        0,
-        &[],
-        &udp(&client, &vip, 5001, 53, &data, false),
-    );
+    let pkt = udp4(client, vip, 64, 1, 0, 5001, 53, &data);
     let (_, got) = run(&mut d, 1, &pkt);
     let mut u = udp(&client, &rip, 5001, 5353, &data, true);
     u[6..8].copy_from_slice(&0xffffu16.to_be_bytes());
@@ -945,26 +788,20 @@ fn truncations_and_bit_flips_never_panic() {
     let router = v4("203.0.113.1");
     let r6 = v6("2001:db8:99::1");
     let mut samples = vec![
-        ipv4(
+        err4(
             router,
             vip,
-            1,
             50,
             0,
             7,
-            0,
-            &[],
             &icmp4(3, 1, [0; 4], &reply_seg_v4(true)),
         ),
-        ipv4(
+        err4(
             router,
             vip,
-            1,
             50,
             0,
             7,
-            0,
-            &[],
             &icmp4(3, 1, [0; 4], &reply_seg_v4(false)),
         ),
         ipv4(
@@ -980,30 +817,10 @@ fn truncations_and_bit_flips_never_panic() {
                 3,
                 4,
                 [0, 0, 5, 0xdc],
-                &ipv4(
-                    client,
-                    rip,
-                    6,
-                    63,
-                    0,
-                    1,
-                    0x4000,
-                    &[],
-                    &tcp(&client, &rip, 40000, 8080, 0x10, b"x"),
-                )[..28],
+                &tcp4(client, rip, 63, 1, 40000, 8080, 0x10, b"x")[..28],
             ),
         ),
-        ipv4(
-            client,
-            vip,
-            17,
-            64,
-            0,
-            1,
-            0,
-            &[],
-            &udp(&client, &vip, 5000, 53, b"q", false),
-        ),
+        udp4(client, vip, 64, 1, 0, 5000, 53, b"q"),
         ipv4(
             client,
             v4("192.0.2.30"),
@@ -1041,17 +858,7 @@ fn truncations_and_bit_flips_never_panic() {
     ));
     let rules = format!("{NAT4}{NAT6}-A -u 192.0.2.30:53\n-A -u [2001:db8::30]:53\n");
     let mut d = director(&rules);
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     run(&mut d, 1, &syn);
     let syn6 = ipv6(c6, vip6, 6, 64, &tcp(&c6, &vip6, 40000, 80, 0x02, &[]));
     run(&mut d, 1, &syn6);
@@ -1084,30 +891,10 @@ fn truncations_and_bit_flips_never_panic() {
 fn errors_about_client_packets_come_from_the_virtual_address() {
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.20"));
     let mut d = director("-A -t 192.0.2.20:80\n-a -t 192.0.2.20:80 -r 10.0.0.3:80 -g\n");
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        1,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 1, 1, 40000, 80, 0x02, &[]);
     let (v, got) = run(&mut d, 1, &syn);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
-    let want = ipv4(
-        vip,
-        client,
-        1,
-        64,
-        0xc0,
-        0,
-        0,
-        &[],
-        &icmp4(11, 0, [0; 4], &syn),
-    );
+    let want = err4(vip, client, 64, 0xc0, 0, &icmp4(11, 0, [0; 4], &syn));
     let mut g = got.clone();
     g[4..6].fill(0);
     refill_v4(&mut g);
@@ -1136,40 +923,17 @@ fn errors_about_forwarded_replies_come_from_the_director() {
     // A NAT reply too big for the route towards the client, DF set: `ip_forward`'s
     // Fragmentation Needed, before its TTL decrement and before SNAT, from the director.
     let mut d = director_with(NAT4, 1000, false);
-    let syn = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let syn = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     assert!(forwarded(&run(&mut d, 1, &syn).0));
-    let reply = ipv4(
-        rip,
-        client,
-        6,
-        64,
-        0,
-        2,
-        0x4000,
-        &[],
-        &tcp(&rip, &client, 8080, 40000, 0x12, &[9; 1200]),
-    );
+    let reply = tcp4(rip, client, 64, 2, 8080, 40000, 0x12, &[9; 1200]);
     let (v, got) = run(&mut d, 2, &reply);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
-    let want = ipv4(
+    let want = err4(
         LOCAL4,
         rip,
-        1,
         64,
         0xc0,
         0,
-        0,
-        &[],
         &icmp4(3, 4, [0, 0, 0x03, 0xe8], &reply[..548]),
     );
     let mut g = got.clone();
@@ -1180,17 +944,7 @@ fn errors_about_forwarded_replies_come_from_the_director() {
     // nat_icmp_send: a real server's packet matching no connection gets a port unreachable
     // from the director (the packet was being forwarded, not addressed to it).
     let mut d = director_with(NAT4, 0, true);
-    let stray = ipv4(
-        rip,
-        client,
-        17,
-        64,
-        0,
-        3,
-        0,
-        &[],
-        &udp(&rip, &client, 5353, 6000, b"late", false),
-    );
+    let stray = udp4(rip, client, 64, 3, 0, 5353, 6000, b"late");
     let (v, got) = run(&mut d, 1, &stray);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
     assert_eq!((&got[12..16], &got[16..20]), (&LOCAL4[..], &rip[..]));
@@ -1273,31 +1027,18 @@ fn ipv4_errors_fit_a_route_mtu_below_576() {
     // route gets a 500-byte Fragmentation Needed quoting its first 472 bytes (TTL decremented).
     let mut d = director_with(NAT4, 500, false);
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.10"));
-    let pkt = ipv4(
-        client,
-        vip,
-        17,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &udp(&client, &vip, 5000, 53, &[3; 972], false),
-    );
+    let pkt = udp4(client, vip, 64, 1, 0x4000, 5000, 53, &[3; 972]);
     let (v, got) = run(&mut d, 1, &pkt);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
     let mut quoted = pkt.clone();
     quoted[8] = 63;
     refill_v4(&mut quoted);
-    let want = ipv4(
+    let want = err4(
         vip,
         client,
-        1,
         64,
         0xc0,
         0,
-        0,
-        &[],
         &icmp4(3, 4, [0, 0, 0x01, 0xf4], &quoted[..472]),
     );
     let mut g = got.clone();
@@ -1313,31 +1054,11 @@ fn only_a_scheduling_packet_gets_port_unreachable() {
     let mut d = director("-A -t 192.0.2.30:80\n");
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.30"));
     for flags in [0x10u8, 0x04, 0x11] {
-        let p = ipv4(
-            client,
-            vip,
-            6,
-            64,
-            0,
-            1,
-            0x4000,
-            &[],
-            &tcp(&client, &vip, 40000, 80, flags, &[]),
-        );
+        let p = tcp4(client, vip, 64, 1, 40000, 80, flags, &[]);
         let (v, _) = run(&mut d, 1, &p);
         assert_eq!(v, PacketVerdict::NotOurs, "flags {flags:#x}");
     }
-    let p = ipv4(
-        client,
-        vip,
-        6,
-        64,
-        0,
-        1,
-        0x4000,
-        &[],
-        &tcp(&client, &vip, 40000, 80, 0x02, &[]),
-    );
+    let p = tcp4(client, vip, 64, 1, 40000, 80, 0x02, &[]);
     assert!(matches!(run(&mut d, 1, &p).0, PacketVerdict::Reply { .. }));
 }
 
@@ -1386,46 +1107,23 @@ fn relayed_tunnel_error_fits_a_route_mtu_below_576() {
         false,
     );
     let (client, vip) = (v4("198.51.100.7"), v4("192.0.2.40"));
-    let pkt = ipv4(
-        client,
-        vip,
-        17,
-        64,
-        0,
-        1,
-        0,
-        &[],
-        &udp(&client, &vip, 5000, 53, &[5; 1000], false),
-    );
+    let pkt = udp4(client, vip, 64, 1, 0, 5000, 53, &[5; 1000]);
     let (v, tunnelled) = run(&mut d, 1, &pkt);
     assert!(forwarded(&v), "{v:?}");
     let router = v4("10.0.0.254");
-    let err = ipv4(
+    let err = err4(
         router,
         LOCAL4,
-        1,
         64,
         0,
         9,
-        0,
-        &[],
         &icmp4(11, 0, [0; 4], &tunnelled[..548]),
     );
     let (v, got) = run(&mut d, 2, &err);
     assert!(matches!(v, PacketVerdict::Reply { .. }), "{v:?}");
     // The client's packet as the tunnel carried it (TTL decremented), 472 bytes of it.
     let inner = &tunnelled[20..20 + 472];
-    let want = ipv4(
-        vip,
-        client,
-        1,
-        64,
-        0xc0,
-        0,
-        0,
-        &[],
-        &icmp4(11, 0, [0; 4], inner),
-    );
+    let want = err4(vip, client, 64, 0xc0, 0, &icmp4(11, 0, [0; 4], inner));
     let mut g = got.clone();
     g[4..6].fill(0);
     refill_v4(&mut g);

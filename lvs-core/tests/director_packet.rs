@@ -2,10 +2,12 @@
 //! checked independently with etherparse (fields and checksums) or the test's own
 //! one's-complement sum, never with `lvs_core`'s parsers.
 
+mod director_support;
 mod xmit_support;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use director_support::named_bytes;
 use etherparse::{Ipv4Header, Ipv6Header, NetSlice, SlicedPacket, TransportSlice};
 use lvs_core::conn::HashKey;
 use lvs_core::director::{Director, DirectorConfig, PacketConfig, PacketVerdict};
@@ -52,17 +54,6 @@ fn run(d: &mut Director, now: Instant, pkt: &[u8]) -> (PacketVerdict, Vec<u8>) {
     let mut out = [0u8; 1280];
     let v = d.handle_packet(now, &mut buf, HEADROOM, &mut out);
     (v, named_bytes(v, &buf, &out))
-}
-
-/// The bytes a verdict names: the forwarded packet in `buf`, or the ICMP error built in `out`.
-fn named_bytes(v: PacketVerdict, buf: &[u8], out: &[u8]) -> Vec<u8> {
-    match v {
-        PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
-            buf[start..start + len].to_vec()
-        }
-        PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
-        _ => Vec::new(),
-    }
 }
 
 fn tcp_syn(src: &str, sport: u16, dst: &str, dport: u16, ttl: u8) -> Vec<u8> {

@@ -6,7 +6,7 @@
 use core::net::SocketAddr;
 
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, FlowVerdict, Sysctls};
+use lvs_core::director::{Director, DirectorConfig, FlowVerdict, PacketVerdict, Sysctls};
 use lvs_core::rules::{RuleSet, ServiceKey};
 use lvs_core::Instant;
 
@@ -52,5 +52,16 @@ pub fn run_timers(d: &mut Director, now: Instant) {
         d.handle_timeout(now);
         guard += 1;
         assert!(guard < 100_000, "timers never settle");
+    }
+}
+
+/// The bytes a verdict names: the forwarded packet in `buf`, or the ICMP error built in `out`.
+pub fn named_bytes(v: PacketVerdict, buf: &[u8], out: &[u8]) -> Vec<u8> {
+    match v {
+        PacketVerdict::Forward { start, len, .. } | PacketVerdict::Local { start, len, .. } => {
+            buf[start..start + len].to_vec()
+        }
+        PacketVerdict::Reply { start, len, .. } => out[start..start + len].to_vec(),
+        _ => Vec::new(),
     }
 }
