@@ -135,7 +135,8 @@ fn l4_views(data: &[u8], c: &Classified, v: u16) {
 }
 
 /// The NAT rewrite in both directions: errors and Time Exceeded leave the bytes alone; a
-/// rewrite changes exactly the requested side and keeps a valid L4 checksum valid.
+/// rewrite changes exactly the requested side and keeps a valid L4 checksum valid (a UDP
+/// checksum of 0 becomes the kernel's full one).
 fn nat(
     data: &[u8],
     c: &Classified,
@@ -152,6 +153,11 @@ fn nat(
         }
         _ => false,
     };
+    // A UDP datagram without a checksum gets the kernel's full one, over the IP payload.
+    let zero_udp = c.protocol == proto::UDP
+        && c.l4_present
+        && !c.is_fragment
+        && seg.get(6..8) == Some(&[0, 0]);
     let addr = match c.family {
         Family::V4 => IpAddr::from([10, 0, (v >> 8) as u8, v as u8]),
         Family::V6 => IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, v]),
@@ -172,7 +178,13 @@ fn nat(
                 } else {
                     assert_eq!((after.src, after.src_port, after.dst), (addr, v, c.dst));
                 }
-                if valid_before {
+                if zero_udp {
+                    assert_eq!(
+                        crate::whole_payload_sum(&copy, &after),
+                        Some(0xffff),
+                        "NAT's full UDP checksum does not verify over the IP payload"
+                    );
+                } else if valid_before {
                     let seg = &copy[after.l4_range()];
                     let ok = if c.protocol == proto::TCP {
                         TcpPacket::new_checked(seg)

@@ -16,8 +16,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::{
-    checksum, classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket,
-    TcpPacket, UdpPacket,
+    classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket, TcpPacket,
+    UdpPacket,
 };
 use lvs_core::xmit::{
     decapsulate, port_unreachable, transmit, transmit_general, Direction, Mapping, Verdict,
@@ -97,7 +97,7 @@ pub fn xmit_rewrite(data: &[u8]) {
                 }
                 if zero_udp && method == Forward::Masq {
                     assert_eq!(
-                        whole_payload_sum(fwd, &after),
+                        crate::whole_payload_sum(fwd, &after),
                         Some(0xffff),
                         "NAT's full UDP checksum does not verify over the IP payload"
                     );
@@ -205,15 +205,6 @@ fn l4_valid(pkt: &[u8], c: &Classified) -> bool {
         }
         _ => false,
     }
-}
-
-/// The one's-complement sum of the whole IP payload of a TCP or UDP packet with its
-/// pseudo-header, the payload's length in it (the kernel's full UDP computation).
-fn whole_payload_sum(pkt: &[u8], c: &Classified) -> Option<u16> {
-    let seg = pkt.get(c.l4_range())?;
-    let len = u32::try_from(seg.len()).ok()?;
-    let pseudo = checksum::pseudo_header(&c.src, &c.dst, c.protocol, len);
-    Some(checksum::combine(&[pseudo, checksum::data(seg)]))
 }
 
 fn icmp_valid(pkt: &[u8], c: &Classified) -> bool {
