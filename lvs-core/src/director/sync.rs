@@ -199,9 +199,8 @@ pub enum SyncSkip {
     /// The record names a persistence engine: none is loaded here, and the kernel skips such
     /// records when the engine is not loaded.
     PersistenceEngine,
-    /// The entry would be a one-packet connection (a UDP record for a real server of a `-o`
-    /// service, or a version 0 record with ONE_PACKET): the kernel never hashes those, so no
-    /// lookup could find it.
+    /// The entry would be a one-packet connection (a version 0 record with ONE_PACKET, which
+    /// version 0 does not mask): the kernel never hashes those, so no lookup could find it.
     OnePacket,
     /// A NO_CPORT connection with a client port (it could never be found).
     NoCportWithPort,
@@ -741,7 +740,7 @@ impl Director {
     /// `ip_vs_find_dest` for a record: the service as a packet to (vaddr, vport) with the
     /// record's mark would find it, then the real server by daddr and dport (port 0 first for
     /// non-NAT fwmark services), then with the other port. Returns it with its connection
-    /// flags (`dest->conn_flags`: method, NOOUTPUT, INACTIVE, and ONE_PACKET for `-o`).
+    /// flags (`dest->conn_flags`: method, NOOUTPUT, INACTIVE).
     fn sync_find_dest(
         &mut self,
         rec: &SyncConn,
@@ -782,12 +781,10 @@ impl Director {
         let id = index
             .get(svc, rec.daddr, port)
             .or_else(|| index.get(svc, rec.daddr, port ^ rec.dport))?;
-        let s = self.services[svc as usize].as_ref()?;
-        let mut f = self.dest_flags(id);
-        if s.config.one_packet {
-            f = f.with(ConnFlags::ONE_PACKET);
-        }
-        Some((id, f))
+        // `dest->conn_flags` never holds ONE_PACKET: a `-o` service gives it to the
+        // connections it schedules (`ip_vs_schedule`), so a synced template of such a
+        // service is created like any other.
+        Some((id, self.dest_flags(id)))
     }
 
     // ----- master ---------------------------------------------------------------------------
