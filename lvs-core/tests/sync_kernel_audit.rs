@@ -178,3 +178,418 @@ fn one_packet_service_templates_are_created_on_the_backup() {
         v => panic!("{v:?}"),
     }
 }
+
+// ---- what a master writes ------------------------------------------------------------------
+
+const F_MASQ: u32 = 0x0000;
+const TCP_ESTABLISHED: u16 = 1;
+const TCP_CLOSE_WAIT: u16 = 7;
+const TPL_NONE: u16 = 0;
+const TPL_ASSURED: u16 = 1;
+
+fn tcp(client: &str, vip: &str, flags: u8) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Tcp,
+        src: sa(client),
+        dst: sa(vip),
+        fwmark: 0,
+        tcp_flags: flags,
+        len: 60,
+        dir: PacketDir::FromClient,
+    }
+}
+
+/// SYN, ACK, ACK: ESTABLISHED at the second packet, synced at the third (`sync_threshold` 3).
+fn handshake(m: &mut Director, now: Instant, client: &str, vip: &str) {
+    for f in [0x02, 0x10, 0x10] {
+        m.handle_flow(now, &tcp(client, vip, f));
+    }
+}
+
+/// A DR connection: one record, `IP_VS_CONN_F_DROUTE | NOOUTPUT` (active, HASHED never
+/// sent), ESTABLISHED with its 900 s timeout; no datagram before the third packet.
+#[test]
+fn master_dr_connection_bytes() {
+    let mut m = director(
+        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n",
+        1,
+    );
+    m.set_sync_master(Some(SyncMasterConfig {
+        syncid: 9,
+        ..SyncMasterConfig::default()
+    }));
+    m.handle_flow(t(1), &tcp("192.0.2.7:40000", "10.0.0.1:80", 0x02));
+    m.handle_flow(t(1), &tcp("192.0.2.7:40000", "10.0.0.1:80", 0x10));
+    assert!(datagrams(&mut m, t(1)).is_empty());
+    m.handle_flow(t(1), &tcp("192.0.2.7:40000", "10.0.0.1:80", 0x10));
+    let rec = v1_record(
+        6,
+        F_DROUTE | F_NOOUTPUT,
+        TCP_ESTABLISHED,
+        (40000, 80, 80),
+        0,
+        900,
+        (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1")),
+        &[],
+    );
+    let want = v1_datagram(9, &[rec]);
+    assert_eq!(&want[..8], &[0, 9, 0, 44, 1, 1, 0, 0]);
+    assert_eq!(datagrams(&mut m, t(1)), vec![want]);
+}
+
+/// A NAT connection to another port: MASQ (0) without NOOUTPUT, dport the real server's.
+/// The client's FIN takes it to CLOSE_WAIT (the INPUT table; FIN_WAIT is the INPUT-ONLY
+/// table's, for DR and TUN), a forced state change sent at once with INACTIVE and 60 s.
+#[test]
+fn master_nat_connection_and_forced_close_wait() {
+    let mut m = director(
+        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m\n",
+        1,
+    );
+    m.set_sync_master(Some(SyncMasterConfig::default()));
+    handshake(&mut m, t(1), "192.0.2.7:40000", "10.0.0.1:80");
+    let addrs = (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1"));
+    let est = v1_record(
+        6,
+        F_MASQ,
+        TCP_ESTABLISHED,
+        (40000, 80, 8080),
+        0,
+        900,
+        addrs,
+        &[],
+    );
+    assert_eq!(datagrams(&mut m, t(1)), vec![v1_datagram(0, &[est])]);
+    m.handle_flow(t(2), &tcp("192.0.2.7:40000", "10.0.0.1:80", 0x11));
+    let fin = v1_record(
+        6,
+        F_MASQ | F_INACTIVE,
+        TCP_CLOSE_WAIT,
+        (40000, 80, 8080),
+        0,
+        60,
+        addrs,
+        &[],
+    );
+    assert_eq!(datagrams(&mut m, t(2)), vec![v1_datagram(0, &[fin])]);
+}
+
+/// A persistent service: the template is considered after every packet of its connection
+/// and, not being rate limited, sent each time (packets 1 and 2, before its connection is
+/// ever sent); at packet 3 the connection, then its template. One datagram of four
+/// records, as the kernel packs them. The template is NONE at the first packet and ASSURED
+/// once its connection reached ESTABLISHED (`ip_vs_control_assure_ct`).
+#[test]
+fn master_persistent_template_before_and_after_its_connection() {
+    let mut m = director(
+        "-A -t 10.0.0.1:80 -s rr -p 300\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n",
+        1,
+    );
+    m.set_sync_master(Some(SyncMasterConfig::default()));
+    handshake(&mut m, t(1), "192.0.2.7:40000", "10.0.0.1:80");
+    let addrs = (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1"));
+    let tpl = |state| {
+        v1_record(
+            6,
+            F_TEMPLATE | F_INACTIVE | F_NOOUTPUT | F_DROUTE,
+            state,
+            (0, 80, 80),
+            0,
+            300,
+            addrs,
+            &[],
+        )
+    };
+    let conn = v1_record(
+        6,
+        F_NOOUTPUT | F_DROUTE,
+        TCP_ESTABLISHED,
+        (40000, 80, 80),
+        0,
+        900,
+        addrs,
+        &[],
+    );
+    let want = v1_datagram(
+        0,
+        &[tpl(TPL_NONE), tpl(TPL_ASSURED), conn, tpl(TPL_ASSURED)],
+    );
+    assert_eq!(want.len(), 8 + 4 * 36);
+    assert_eq!(datagrams(&mut m, t(1)), vec![want]);
+}
+
+/// IPv6: `struct ip_vs_sync_v6`, type 1, 72 bytes, the addresses as 16 bytes each.
+#[test]
+fn master_ipv6_connection_bytes() {
+    let mut m = director(
+        "-A -t [2001:db8::1]:443 -s rr\n-a -t [2001:db8::1]:443 -r [fd00::11]:443 -g\n",
+        1,
+    );
+    m.set_sync_master(Some(SyncMasterConfig::default()));
+    handshake(&mut m, t(1), "[2001:db8:c::7]:40000", "[2001:db8::1]:443");
+    let rec = v1_record(
+        6,
+        F_DROUTE | F_NOOUTPUT,
+        TCP_ESTABLISHED,
+        (40000, 443, 443),
+        0,
+        900,
+        (ip("2001:db8:c::7"), ip("2001:db8::1"), ip("fd00::11")),
+        &[],
+    );
+    assert_eq!(rec.len(), 72);
+    assert_eq!(rec[0], 1);
+    assert_eq!(datagrams(&mut m, t(1)), vec![v1_datagram(0, &[rec])]);
+}
+
+/// A persistent fwmark service: the connection carries the mark; its template is
+/// `<IPPROTO_IP, caddr, 0, fwmark as address, 0, daddr, 0>` with the mark too.
+#[test]
+fn master_fwmark_connection_and_template_bytes() {
+    let mut m = director("-A -f 7 -s rr -p 120\n-a -f 7 -r 10.1.0.1 -g\n", 1);
+    m.set_sync_master(Some(SyncMasterConfig::default()));
+    for f in [0x02, 0x10, 0x10] {
+        let mut p = tcp("192.0.2.7:40000", "10.0.0.1:443", f);
+        p.fwmark = 7;
+        m.handle_flow(t(1), &p);
+    }
+    let tpl = |state| {
+        v1_record(
+            0,
+            F_TEMPLATE | F_INACTIVE | F_NOOUTPUT | F_DROUTE,
+            state,
+            (0, 0, 0),
+            7,
+            120,
+            (ip("192.0.2.7"), ip("0.0.0.7"), ip("10.1.0.1")),
+            &[],
+        )
+    };
+    let conn = v1_record(
+        6,
+        F_NOOUTPUT | F_DROUTE,
+        TCP_ESTABLISHED,
+        (40000, 443, 443),
+        7,
+        900,
+        (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1")),
+        &[],
+    );
+    let got = datagrams(&mut m, t(1));
+    let want = v1_datagram(
+        0,
+        &[tpl(TPL_NONE), tpl(TPL_ASSURED), conn, tpl(TPL_ASSURED)],
+    );
+    assert_eq!(got, vec![want]);
+
+    // A backup with the same rules binds both to its real server (service by mark; real
+    // server by address with port 0, as the service is not NAT).
+    let mut b = director("-A -f 7 -s rr -p 120\n-a -f 7 -r 10.1.0.1 -g\n", 2);
+    let a = b.apply_sync(t(1), &got[0]).unwrap();
+    assert_eq!(
+        (a.created, a.updated, a.unbound, a.skipped),
+        (2, 2, 0, 0),
+        "{a:?}"
+    );
+    let svc = ServiceKey::Fwmark {
+        mark: 7,
+        family: lvs_core::rules::Family::V4,
+    };
+    let i = b.dest_info(&svc, sa("10.1.0.1:0")).unwrap();
+    assert_eq!((i.activeconns, i.inactconns, i.persistconns), (1, 0, 1));
+}
+
+/// Version 0 (`sync_version` 0): `struct ip_vs_sync_mesg_v0` (count, syncid, size) and
+/// 24-byte `struct ip_vs_sync_conn_v0` records with 16-bit flags and no timeout.
+#[test]
+fn master_version0_bytes() {
+    let mut m = director(
+        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n",
+        1,
+    );
+    let mut cfg = SyncMasterConfig {
+        syncid: 3,
+        ..SyncMasterConfig::default()
+    };
+    cfg.sysctls.version = lvs_core::sync::SyncVersion::V0;
+    m.set_sync_master(Some(cfg));
+    handshake(&mut m, t(1), "192.0.2.7:40000", "10.0.0.1:80");
+    let mut want = vec![1, 3, 0, 28]; // nr_conns, syncid, size
+    want.extend_from_slice(&[0, 6]); // reserved, protocol
+    for p in [40000u16, 80, 80] {
+        be16(&mut want, p);
+    }
+    for a in ["192.0.2.7", "10.0.0.1", "10.1.0.1"] {
+        want.extend(octets(ip(a)));
+    }
+    be16(&mut want, (F_DROUTE | F_NOOUTPUT) as u16);
+    be16(&mut want, TCP_ESTABLISHED);
+    assert_eq!(datagrams(&mut m, t(1)), vec![want]);
+}
+
+// ---- what a backup does with a kernel's datagram -------------------------------------------
+
+/// A type-length-value option.
+fn opt(ty: u8, data: &[u8]) -> Vec<u8> {
+    let mut o = vec![ty, data.len() as u8];
+    o.extend_from_slice(data);
+    o
+}
+
+const BACKUP_RULES: &str = "-A -t 10.0.0.1:80 -s rr\n\
+                            -a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n\
+                            -A -t 10.0.0.2:21 -s rr\n\
+                            -a -t 10.0.0.2:21 -r 10.1.0.2:21 -m\n\
+                            -A -u 10.0.0.1:53 -s rr\n\
+                            -a -u 10.0.0.1:53 -r 10.1.0.3:5353 -m\n\
+                            -A -t [2001:db8::1]:443 -s rr\n\
+                            -a -t [2001:db8::1]:443 -r [fd00::11]:443 -g\n";
+
+fn tcp_svc(vip: &str) -> ServiceKey {
+    let v = sa(vip);
+    ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: v.ip(),
+        port: v.port(),
+    }
+}
+
+/// A datagram as a kernel master writes it, with what a kernel receiver quietly accepts:
+/// flag bits it masks off (NFCT, bit 16, is sent by a kernel using conntrack), a record
+/// with sequence data (62 bytes, so 2 bytes of padding before the next), an unknown
+/// optional option, and one record of each kind a kernel backup skips without dropping
+/// the datagram.
+#[test]
+fn backup_applies_a_kernel_datagram() {
+    const F_SYNC: u32 = 0x0020;
+    const F_HASHED: u32 = 0x0040;
+    const F_OUT_SEQ: u32 = 0x0200;
+    const F_IN_SEQ: u32 = 0x0400;
+    const F_NFCT: u32 = 0x0001_0000;
+    let v4 = |c: &str, v: &str, d: &str| (ip(c), ip(v), ip(d));
+    let mut seq = Vec::new();
+    for x in [0x1000_0000u32, 7, 0, 0x8000_0001, 0xffff_fff9, 3] {
+        be32(&mut seq, x);
+    }
+    let records = [
+        // 0: DR, active, with bits the backup masks (IP_VS_CONN_F_BACKUP_MASK).
+        v1_record(
+            6,
+            F_NFCT | F_HASHED | F_SYNC | F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40000, 80, 80),
+            0,
+            777,
+            v4("192.0.2.7", "10.0.0.1", "10.1.0.1"),
+            &[],
+        ),
+        // 1: NAT FTP control connection with sequence data.
+        v1_record(
+            6,
+            F_IN_SEQ | F_OUT_SEQ,
+            TCP_ESTABLISHED,
+            (40001, 21, 21),
+            0,
+            900,
+            v4("192.0.2.7", "10.0.0.2", "10.1.0.2"),
+            &opt(1, &seq),
+        ),
+        // 2: UDP with an unknown optional option (0x40 | 9) and no timeout: the backup uses
+        // the protocol's (300 s).
+        v1_record(
+            17,
+            F_INACTIVE,
+            0,
+            (5000, 53, 5353),
+            0,
+            0,
+            v4("192.0.2.8", "10.0.0.1", "10.1.0.3"),
+            &opt(0x49, &[1, 2, 3]),
+        ),
+        // 3: an unknown mandatory option: skipped, the datagram goes on.
+        v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40002, 80, 80),
+            0,
+            900,
+            v4("192.0.2.7", "10.0.0.1", "10.1.0.1"),
+            &opt(9, &[0]),
+        ),
+        // 4: a state out of TCP's range: skipped.
+        v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            11,
+            (40003, 80, 80),
+            0,
+            900,
+            v4("192.0.2.7", "10.0.0.1", "10.1.0.1"),
+            &[],
+        ),
+        // 5: IPv6.
+        v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40000, 443, 443),
+            0,
+            900,
+            (ip("2001:db8:c::7"), ip("2001:db8::1"), ip("fd00::11")),
+            &[],
+        ),
+    ];
+    assert_eq!(records[1].len(), 62);
+    let g = v1_datagram(5, &records);
+    // The padding: record 2 starts at 8 + 36 + 64.
+    assert_eq!(&g[8 + 36 + 62..8 + 36 + 64], &[0, 0]);
+    assert_eq!(g[8 + 36 + 64 + 1], 17);
+
+    let mut b = director(BACKUP_RULES, 2);
+    let a = b.apply_sync(t(10), &g).unwrap();
+    assert_eq!((a.syncid, a.created, a.unbound), (5, 4, 0), "{a:?}");
+    assert_eq!((a.decoder_skipped, a.skipped), (2, 0), "{a:?}");
+
+    let c = b
+        .conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
+        .unwrap();
+    assert_eq!(
+        (c.state, c.dest, c.in_pkts),
+        ("ESTABLISHED", sa("10.1.0.1:80"), 3)
+    );
+    assert_eq!(c.expires, t(10 + 777));
+    assert!(c.flags.contains(lvs_core::conn::ConnFlags::SYNC));
+    assert_eq!(
+        c.flags.bits() & !0x0040, // whatever the table keeps in HASHED
+        (F_SYNC | F_NOOUTPUT | F_DROUTE) as u16
+    );
+    let i = b
+        .dest_info(&tcp_svc("10.0.0.1:80"), sa("10.1.0.1:80"))
+        .unwrap();
+    assert_eq!((i.activeconns, i.inactconns), (1, 0));
+
+    let ftp = b
+        .conn(Protocol::Tcp, sa("192.0.2.7:40001"), sa("10.0.0.2:21"))
+        .unwrap();
+    assert_eq!(ftp.dest, sa("10.1.0.2:21"));
+    assert_eq!(ftp.flags.bits() & 0x0600, (F_IN_SEQ | F_OUT_SEQ) as u16);
+
+    let u = b
+        .conn(Protocol::Udp, sa("192.0.2.8:5000"), sa("10.0.0.1:53"))
+        .unwrap();
+    assert_eq!((u.dest, u.expires), (sa("10.1.0.3:5353"), t(10 + 300)));
+    assert!(u.flags.contains(lvs_core::conn::ConnFlags::INACTIVE));
+
+    let six = b
+        .conn(
+            Protocol::Tcp,
+            sa("[2001:db8:c::7]:40000"),
+            sa("[2001:db8::1]:443"),
+        )
+        .unwrap();
+    assert_eq!(six.dest, sa("[fd00::11]:443"));
+    assert!(b
+        .conn(Protocol::Tcp, sa("192.0.2.7:40002"), sa("10.0.0.1:80"))
+        .is_none());
+}
