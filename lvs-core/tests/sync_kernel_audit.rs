@@ -593,3 +593,27 @@ fn backup_applies_a_kernel_datagram() {
         .conn(Protocol::Tcp, sa("192.0.2.7:40002"), sa("10.0.0.1:80"))
         .is_none());
 }
+
+/// A persistence-engine name without engine data: the kernel's
+/// `ip_vs_conn_fill_param_sync` looks an engine up only for PE data, so the record is applied
+/// as if it had no option.
+#[test]
+fn backup_applies_a_record_naming_an_engine_without_data() {
+    let r = v1_record(
+        17,
+        F_INACTIVE,
+        0,
+        (5060, 53, 5353),
+        0,
+        120,
+        (ip("192.0.2.9"), ip("10.0.0.1"), ip("10.1.0.3")),
+        &opt(3, b"sip"),
+    );
+    let mut b = director(BACKUP_RULES, 2);
+    let a = b.apply_sync(t(1), &v1_datagram(0, &[r])).unwrap();
+    assert_eq!((a.created, a.skipped), (1, 0), "{a:?}");
+    let u = b
+        .conn(Protocol::Udp, sa("192.0.2.9:5060"), sa("10.0.0.1:53"))
+        .unwrap();
+    assert_eq!((u.dest, u.expires), (sa("10.1.0.3:5353"), t(121)));
+}

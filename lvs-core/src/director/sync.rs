@@ -196,8 +196,8 @@ pub enum SyncSkip {
     /// A template state above 15 (the kernel only logs template states ≥ 2; the table
     /// stores 4 bits).
     StateTooLarge,
-    /// The record names a persistence engine: none is loaded here, and the kernel skips such
-    /// records when the engine is not loaded.
+    /// The record carries persistence-engine data for a named engine: none is loaded here,
+    /// and the kernel skips such records when the engine is not loaded.
     PersistenceEngine,
     /// The entry would be a one-packet connection (a version 0 record with ONE_PACKET, which
     /// version 0 does not mask): the kernel never hashes those, so no lookup could find it.
@@ -621,7 +621,10 @@ impl Director {
             Some(p) => p,
             None => return Err(SyncSkip::UnsupportedProtocol),
         };
-        if rec.pe_name.is_some() {
+        // Only PE data makes the kernel look the named engine up (and skip the record when
+        // it is not loaded, as none is here); a name without data is ignored
+        // (`ip_vs_conn_fill_param_sync`). The decoder already skipped data without a name.
+        if rec.pe_data.is_some() {
             return Err(SyncSkip::PersistenceEngine);
         }
         if rec.state > u16::from(MAX_STATE) {
