@@ -617,3 +617,51 @@ fn backup_applies_a_record_naming_an_engine_without_data() {
         .unwrap();
     assert_eq!((u.dest, u.expires), (sa("10.1.0.3:5353"), t(121)));
 }
+
+/// A synced template starts, like every synced entry, with `in_pkts = sync_threshold[0]`
+/// (`ip_vs_proc_conn`), and each record sets it there again. With `sync_period` 0 (sync once,
+/// when `pkts == sync_threshold`) a backup that took over therefore never sends that
+/// template again: its connections' packets count it from 4 on. Their own connection is
+/// sent once, at its third packet.
+#[test]
+fn synced_template_counts_packets_from_the_threshold() {
+    let rules = "-A -t 10.0.0.1:80 -s rr -p 300\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n";
+    let addrs = (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1"));
+    let tpl = v1_record(
+        6,
+        F_TEMPLATE | F_INACTIVE | F_NOOUTPUT | F_DROUTE,
+        TPL_ASSURED,
+        (0, 80, 80),
+        0,
+        300,
+        addrs,
+        &[],
+    );
+    for records in [1, 2] {
+        let mut b = director(rules, 2);
+        for _ in 0..records {
+            b.apply_sync(t(1), &v1_datagram(0, core::slice::from_ref(&tpl)))
+                .unwrap();
+        }
+        // Takeover, with sync_threshold "3 0".
+        let mut cfg = SyncMasterConfig::default();
+        cfg.sysctls.period = 0;
+        b.set_sync_master(Some(cfg));
+        handshake(&mut b, t(2), "192.0.2.7:40000", "10.0.0.1:80");
+        let conn = v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40000, 80, 80),
+            0,
+            900,
+            addrs,
+            &[],
+        );
+        assert_eq!(
+            datagrams(&mut b, t(2)),
+            vec![v1_datagram(0, &[conn])],
+            "after {records} record(s)"
+        );
+    }
+}

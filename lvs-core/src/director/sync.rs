@@ -684,7 +684,12 @@ impl Director {
             }
             self.table
                 .sync_update(id, now, new_flags, rec.state, threshold, Some(timeout));
-            slot(&mut self.sync_slots, id).old_state = rec.state;
+            let s = slot(&mut self.sync_slots, id);
+            s.old_state = rec.state;
+            if template {
+                // A template's `in_pkts` is kept here; the kernel sets it as a connection's.
+                s.tpl_pkts = threshold;
+            }
             out.updated += 1;
             return Ok(());
         }
@@ -728,9 +733,11 @@ impl Director {
             .sync_update(ins.id, now, new_flags, rec.state, threshold, None);
         // `ip_vs_conn_new` stamps `sync_endtime = jiffies` (also for a slot the bookkeeping
         // did not cover yet, which `after_insert` leaves alone without a master); the state
-        // synced becomes `old_state`.
+        // synced becomes `old_state`, and a template's `in_pkts` the threshold, as a
+        // connection's (the table keeps those).
         *slot(&mut self.sync_slots, ins.id) = MasterSlot {
             old_state: rec.state,
+            tpl_pkts: if template { threshold } else { 0 },
             ..MasterSlot::fresh(now)
         };
         out.created += 1;
