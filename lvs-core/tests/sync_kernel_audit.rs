@@ -665,3 +665,92 @@ fn synced_template_counts_packets_from_the_threshold() {
         );
     }
 }
+
+/// `ip_vs_find_dest`: the service by mark, else by protocol / address / port, else the
+/// port-0 service; the real server by address and port (port 0 first for a non-NAT fwmark
+/// service), then with the other port; a quiesced real server (weight 0) is found like any.
+#[test]
+fn backup_finds_real_servers_as_ip_vs_find_dest_does() {
+    let rules = "-A -t 10.0.0.1:80 -s rr\n\
+                 -a -t 10.0.0.1:80 -r 10.1.0.1:80 -g -w 0\n\
+                 -A -t 10.0.0.3:0 -s rr -p 60\n\
+                 -a -t 10.0.0.3:0 -r 10.1.0.4 -g\n\
+                 -A -f 9 -s rr\n\
+                 -a -f 9 -r 10.1.0.5:8443 -m\n";
+    let mut b = director(rules, 2);
+    let recs = [
+        // The quiesced real server.
+        v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40000, 80, 80),
+            0,
+            900,
+            (ip("192.0.2.7"), ip("10.0.0.1"), ip("10.1.0.1")),
+            &[],
+        ),
+        // The port-0 service: its real server has port 0, the connection the client's port.
+        v1_record(
+            6,
+            F_NOOUTPUT | F_DROUTE,
+            TCP_ESTABLISHED,
+            (40001, 443, 443),
+            0,
+            900,
+            (ip("192.0.2.7"), ip("10.0.0.3"), ip("10.1.0.4")),
+            &[],
+        ),
+        // A NAT fwmark service: the real server by its own port.
+        v1_record(
+            6,
+            F_MASQ,
+            TCP_ESTABLISHED,
+            (40002, 443, 8443),
+            9,
+            900,
+            (ip("192.0.2.7"), ip("10.0.0.9"), ip("10.1.0.5")),
+            &[],
+        ),
+    ];
+    let a = b.apply_sync(t(1), &v1_datagram(0, &recs)).unwrap();
+    assert_eq!((a.created, a.unbound), (3, 0), "{a:?}");
+    let active = |svc: &ServiceKey, rs: &str| b.dest_info(svc, sa(rs)).unwrap().activeconns;
+    assert_eq!(active(&tcp_svc("10.0.0.1:80"), "10.1.0.1:80"), 1);
+    assert_eq!(active(&tcp_svc("10.0.0.3:0"), "10.1.0.4:0"), 1);
+    let fw = ServiceKey::Fwmark {
+        mark: 9,
+        family: lvs_core::rules::Family::V4,
+    };
+    assert_eq!(active(&fw, "10.1.0.5:8443"), 1);
+}
+
+/// The timeout field is 32 bits of seconds; a 64-bit kernel takes any value as it is
+/// (`MAX_SCHEDULE_TIMEOUT / HZ` is far above it). The backup takes it too, within its
+/// table's bound on timers (`ConnTable::max_timeout`, about 4 years).
+#[test]
+fn backup_takes_the_largest_timeout() {
+    let r = v1_record(
+        17,
+        F_INACTIVE,
+        0,
+        (5000, 53, 5353),
+        0,
+        u32::MAX,
+        (ip("192.0.2.8"), ip("10.0.0.1"), ip("10.1.0.3")),
+        &[],
+    );
+    let mut b = director(BACKUP_RULES, 2);
+    b.apply_sync(t(1), &v1_datagram(0, &[r])).unwrap();
+    let u = b
+        .conn(Protocol::Udp, sa("192.0.2.8:5000"), sa("10.0.0.1:53"))
+        .unwrap();
+    let max = b.table().max_timeout();
+    assert!(max < lvs_core::Duration::from_secs(u64::from(u32::MAX)));
+    assert_eq!(u.expires, t(1) + max);
+    // Still there a year later.
+    b.handle_timeout(t(365 * 86400));
+    assert!(b
+        .conn(Protocol::Udp, sa("192.0.2.8:5000"), sa("10.0.0.1:53"))
+        .is_some());
+}
