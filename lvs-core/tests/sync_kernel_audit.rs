@@ -754,3 +754,52 @@ fn backup_takes_the_largest_timeout() {
         .conn(Protocol::Udp, sa("192.0.2.8:5000"), sa("10.0.0.1:53"))
         .is_some());
 }
+
+/// One-packet connections are never sent. Version 1 goes on to their template
+/// (`goto control`), version 0 returns before it (`ip_vs_sync_conn_v0`), so a version 0
+/// master sends nothing at all for a one-packet service, persistent or not.
+#[test]
+fn one_packet_connections_are_never_sent() {
+    for (rules, v1_records) in [
+        (
+            "-A -u 10.0.0.1:53 -s rr -o\n-a -u 10.0.0.1:53 -r 10.1.0.1:53 -g\n",
+            0,
+        ),
+        (
+            "-A -u 10.0.0.1:53 -s rr -p 300 -o\n-a -u 10.0.0.1:53 -r 10.1.0.1:53 -g\n",
+            3,
+        ),
+    ] {
+        for version in [
+            lvs_core::sync::SyncVersion::V1,
+            lvs_core::sync::SyncVersion::V0,
+        ] {
+            let mut m = director(rules, 1);
+            let mut cfg = SyncMasterConfig::default();
+            cfg.sysctls.version = version;
+            m.set_sync_master(Some(cfg));
+            for _ in 0..3 {
+                m.handle_flow(t(1), &udp("192.0.2.7:5000", "10.0.0.1:53"));
+            }
+            let g = datagrams(&mut m, t(1));
+            let records: usize = g.iter().map(|d| usize::from(d[4])).sum();
+            let want = if version == lvs_core::sync::SyncVersion::V1 {
+                v1_records
+            } else {
+                assert!(g.is_empty());
+                0
+            };
+            assert_eq!(records, want, "{rules} {version:?}");
+            // Every record is the template (type IPv4, UDP, TEMPLATE set).
+            for d in &g {
+                for r in d[8..].chunks(36) {
+                    assert_eq!(&r[..2], &[0, 17]);
+                    assert_eq!(
+                        u32::from_be_bytes(r[4..8].try_into().unwrap()) & F_TEMPLATE,
+                        F_TEMPLATE
+                    );
+                }
+            }
+        }
+    }
+}
