@@ -803,3 +803,66 @@ fn one_packet_connections_are_never_sent() {
         }
     }
 }
+
+/// A version 0 datagram (`struct ip_vs_sync_mesg_v0`, 24-byte `ip_vs_sync_conn_v0`
+/// records): no timeout on the wire, so the backup uses the protocol's timeout of the state,
+/// and 180 s for a template (`ip_vs_proc_conn`).
+#[test]
+fn backup_applies_a_version0_datagram() {
+    let v0_record = |proto: u8, ports: [u16; 3], addrs: [&str; 3], flags: u32, state: u16| {
+        let mut r = vec![0, proto];
+        for p in ports {
+            be16(&mut r, p);
+        }
+        for a in addrs {
+            r.extend(octets(ip(a)));
+        }
+        be16(&mut r, flags as u16);
+        be16(&mut r, state);
+        assert_eq!(r.len(), 24);
+        r
+    };
+    let addrs = ["192.0.2.7", "10.0.0.1", "10.1.0.1"];
+    let mut g = vec![2, 0, 0, 0];
+    g.extend(v0_record(
+        6,
+        [0, 80, 80],
+        addrs,
+        F_TEMPLATE | F_INACTIVE | F_NOOUTPUT | F_DROUTE,
+        TPL_ASSURED,
+    ));
+    g.extend(v0_record(
+        6,
+        [40000, 80, 80],
+        addrs,
+        F_NOOUTPUT | F_DROUTE,
+        TCP_ESTABLISHED,
+    ));
+    let size = g.len() as u16;
+    g[2..4].copy_from_slice(&size.to_be_bytes());
+    assert_eq!(size, 52);
+
+    let mut b = director(
+        "-A -t 10.0.0.1:80 -s rr -p 300\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g\n",
+        2,
+    );
+    let a = b.apply_sync(t(5), &g).unwrap();
+    assert_eq!(
+        (a.version, a.created, a.unbound),
+        (lvs_core::sync::SyncVersion::V0, 2, 0)
+    );
+    let c = b
+        .conn(Protocol::Tcp, sa("192.0.2.7:40000"), sa("10.0.0.1:80"))
+        .unwrap();
+    assert_eq!((c.state, c.expires), ("ESTABLISHED", t(5 + 900)));
+    let tpl = b
+        .connections(t(5))
+        .into_iter()
+        .find(|e| e.cport == 0)
+        .unwrap();
+    assert_eq!((tpl.state.as_str(), tpl.expires_secs), ("ASSURED", 180));
+    let i = b
+        .dest_info(&tcp_svc("10.0.0.1:80"), sa("10.1.0.1:80"))
+        .unwrap();
+    assert_eq!((i.activeconns, i.inactconns, i.persistconns), (1, 0, 1));
+}
