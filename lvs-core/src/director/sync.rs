@@ -196,12 +196,11 @@ pub enum SyncSkip {
     /// A template state above 15 (the kernel only logs template states ≥ 2; the table
     /// stores 4 bits).
     StateTooLarge,
-    /// The record names a persistence engine: none is loaded here, and the kernel skips such
-    /// records when the engine is not loaded.
+    /// The record carries persistence-engine data for a named engine: none is loaded here,
+    /// and the kernel skips such records when the engine is not loaded.
     PersistenceEngine,
-    /// The entry would be a one-packet connection (a UDP record for a real server of a `-o`
-    /// service, or a version 0 record with ONE_PACKET): the kernel never hashes those, so no
-    /// lookup could find it.
+    /// The entry would be a one-packet connection (a version 0 record with ONE_PACKET, which
+    /// version 0 does not mask): the kernel never hashes those, so no lookup could find it.
     OnePacket,
     /// A NO_CPORT connection with a client port (it could never be found).
     NoCportWithPort,
@@ -622,7 +621,10 @@ impl Director {
             Some(p) => p,
             None => return Err(SyncSkip::UnsupportedProtocol),
         };
-        if rec.pe_name.is_some() {
+        // Only PE data makes the kernel look the named engine up (and skip the record when
+        // it is not loaded, as none is here); a name without data is ignored
+        // (`ip_vs_conn_fill_param_sync`). The decoder already skipped data without a name.
+        if rec.pe_data.is_some() {
             return Err(SyncSkip::PersistenceEngine);
         }
         if rec.state > u16::from(MAX_STATE) {
@@ -682,7 +684,12 @@ impl Director {
             }
             self.table
                 .sync_update(id, now, new_flags, rec.state, threshold, Some(timeout));
-            slot(&mut self.sync_slots, id).old_state = rec.state;
+            let s = slot(&mut self.sync_slots, id);
+            s.old_state = rec.state;
+            if template {
+                // A template's `in_pkts` is kept here; the kernel sets it as a connection's.
+                s.tpl_pkts = threshold;
+            }
             out.updated += 1;
             return Ok(());
         }
@@ -726,9 +733,11 @@ impl Director {
             .sync_update(ins.id, now, new_flags, rec.state, threshold, None);
         // `ip_vs_conn_new` stamps `sync_endtime = jiffies` (also for a slot the bookkeeping
         // did not cover yet, which `after_insert` leaves alone without a master); the state
-        // synced becomes `old_state`.
+        // synced becomes `old_state`, and a template's `in_pkts` the threshold, as a
+        // connection's (the table keeps those).
         *slot(&mut self.sync_slots, ins.id) = MasterSlot {
             old_state: rec.state,
+            tpl_pkts: if template { threshold } else { 0 },
             ..MasterSlot::fresh(now)
         };
         out.created += 1;
@@ -741,7 +750,7 @@ impl Director {
     /// `ip_vs_find_dest` for a record: the service as a packet to (vaddr, vport) with the
     /// record's mark would find it, then the real server by daddr and dport (port 0 first for
     /// non-NAT fwmark services), then with the other port. Returns it with its connection
-    /// flags (`dest->conn_flags`: method, NOOUTPUT, INACTIVE, and ONE_PACKET for `-o`).
+    /// flags (`dest->conn_flags`: method, NOOUTPUT, INACTIVE).
     fn sync_find_dest(
         &mut self,
         rec: &SyncConn,
@@ -782,12 +791,10 @@ impl Director {
         let id = index
             .get(svc, rec.daddr, port)
             .or_else(|| index.get(svc, rec.daddr, port ^ rec.dport))?;
-        let s = self.services[svc as usize].as_ref()?;
-        let mut f = self.dest_flags(id);
-        if s.config.one_packet {
-            f = f.with(ConnFlags::ONE_PACKET);
-        }
-        Some((id, f))
+        // `dest->conn_flags` never holds ONE_PACKET: a `-o` service gives it to the
+        // connections it schedules (`ip_vs_schedule`), so a synced template of such a
+        // service is created like any other.
+        Some((id, self.dest_flags(id)))
     }
 
     // ----- master ---------------------------------------------------------------------------
