@@ -1335,12 +1335,17 @@ fn resolve(
                     .or(rs.common.retry)
                     .or(raw.common.retry)
                     .unwrap_or(kind.default_retry()),
+                // DNS_CHECK has no default of its own (`default_delay_before_retry = 0`
+                // in check_dns.c), so `validate_check_config` gives it the delay_loop.
                 delay_before_retry: pick(
                     c.common.delay_before_retry,
                     rs.common.delay_before_retry,
                     raw.common.delay_before_retry,
                 )
-                .unwrap_or(DEFAULT_DELAY_BEFORE_RETRY),
+                .unwrap_or(match kind {
+                    CheckerKind::Dns { .. } => delay_loop,
+                    _ => DEFAULT_DELAY_BEFORE_RETRY,
+                }),
                 delay_loop,
                 warmup: pick(c.common.warmup, rs.common.warmup, raw.common.warmup)
                     .unwrap_or(delay_loop),

@@ -29,8 +29,8 @@
 //! NAT and protocol UDP for address services (`validate_check_config` in
 //! keepalived/check/check_data.c, which logs "no forwarding method set, setting default NAT"
 //! and "no protocol set - defaulting to UDP"), quorum 1, hysteresis 0, delay_loop 60 s,
-//! connect_timeout 5 s, retry 1 (DNS_CHECK 3, MISC_CHECK 0), delay_before_retry 1 s, warmup
-//! = delay_loop, weight 1, real-server port = the virtual port.
+//! connect_timeout 5 s, retry 1 (DNS_CHECK 3, MISC_CHECK 0), delay_before_retry 1 s (DNS_CHECK:
+//! its delay_loop), warmup = delay_loop, weight 1, real-server port = the virtual port.
 //!
 //! ## Initial state in the rule set
 //! keepalived installs every real server at start-up with its weight. A real server one of

@@ -228,7 +228,8 @@ pub struct CheckerConfig {
     pub connect_timeout: Duration,
     /// `retry` / `nb_get_retry` (checker → real server → virtual server → kind default).
     pub retry: u32,
-    /// `delay_before_retry` (checker → real server → virtual server → 1 s).
+    /// `delay_before_retry` (checker → real server → virtual server → 1 s; `DNS_CHECK`: the
+    /// checker's delay_loop).
     pub delay_before_retry: Duration,
     /// `delay_loop` (checker → real server → virtual server → 60 s).
     pub delay_loop: Duration,
@@ -247,5 +248,5 @@ pub struct CheckerConfig {
 pub const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 /// keepalived's default connect timeout (5 s, `queue_checker` in check_api.c).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default delay before a retry (1 s, spec §5.2).
+/// The default delay before a retry (1 s, spec §5.2; `DNS_CHECK` uses its delay_loop).
 pub const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
