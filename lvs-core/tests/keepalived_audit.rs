@@ -57,3 +57,73 @@ fn dns_check_retries_after_its_delay_loop_by_default() {
         Duration::from_secs(10)
     );
 }
+
+/// keepalived lowers a quorum above the total configured weight of the real servers (not
+/// above their number): "quorum … exceeds total weight of real servers", check_data.c.
+#[test]
+fn quorum_is_bounded_by_the_total_weight_not_the_server_count() {
+    let conf = |quorum: u32| {
+        format!(
+            "virtual_server 192.0.2.80 80 {{
+    protocol TCP
+    lb_kind DR
+    quorum {quorum}
+    hysteresis 1
+    sorry_server 10.0.80.99 80
+    real_server 10.0.80.1 80 {{
+        weight 2
+        TCP_CHECK {{ connect_timeout 3 }}
+    }}
+    real_server 10.0.80.2 80 {{
+        weight 2
+        TCP_CHECK {{ connect_timeout 3 }}
+    }}
+}}
+"
+        )
+    };
+    // Two servers of weight 2: quorum 3 is reachable and stays.
+    let cfg = read(&conf(3));
+    let vs = &cfg.services[0];
+    assert_eq!((vs.quorum, vs.hysteresis), (3, 1));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_eq!(cfg.health_specs()[0].settings.quorum, 3);
+    // 4 >= 3 + 1: quorum up at start, the sorry server is out.
+    assert!(vs.initial_quorum_up);
+    assert_eq!(
+        cfg.rules.save(),
+        "-A -t 192.0.2.80:80 -s wlc\n\
+         -a -t 192.0.2.80:80 -r 10.0.80.1:80 -g -w 2\n\
+         -a -t 192.0.2.80:80 -r 10.0.80.2:80 -g -w 2\n"
+    );
+
+    // Above the total weight: lowered to it, with keepalived's warning.
+    let cfg = read(&conf(9));
+    assert_eq!(cfg.services[0].quorum, 4);
+    let w = &cfg.warnings[0];
+    assert_eq!((w.line, w.column), (1, 1));
+    assert_eq!(
+        w.message,
+        "quorum 9 exceeds total weight of real servers 4, reducing quorum to 4"
+    );
+}
+
+/// Every real server at weight 0: the quorum falls to 0 (keepalived's `quorum - 1` for the
+/// hysteresis would wrap; nothing panics and the hysteresis stays 0).
+#[test]
+fn quorum_of_weightless_servers() {
+    let cfg = read(
+        "virtual_server 192.0.2.80 80 {
+    protocol TCP
+    quorum 2
+    hysteresis 1
+    real_server 10.0.80.1 80 {
+        weight 0
+    }
+}
+",
+    );
+    let vs = &cfg.services[0];
+    assert_eq!((vs.quorum, vs.hysteresis), (0, 0));
+    assert_eq!(cfg.health_specs()[0].settings.quorum, 1);
+}

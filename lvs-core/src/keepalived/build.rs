@@ -1277,27 +1277,34 @@ fn resolve(
         .unwrap_or((Forward::Masq, TunnelConfig::default()));
 
     // Quorum adjustments keepalived makes (`validate_check_config`).
+    // The bound is the total configured weight of the real servers, not their number
+    // (keepalived 2.x: "quorum … exceeds total weight of real servers").
     let mut quorum = raw.quorum;
-    let n_rs = u32::try_from(raw.rs.len()).unwrap_or(u32::MAX);
-    if quorum > n_rs {
+    let weight_sum: u64 = raw
+        .rs
+        .iter()
+        .map(|rs| u64::from(rs.weight.unwrap_or(raw.weight)))
+        .sum();
+    if u64::from(quorum) > weight_sum {
+        // quorum is a u32, so a smaller sum fits.
+        let sum = weight_sum as u32;
         ctx.warn(
             pos,
             format!(
-                "quorum {quorum} exceeds number of real servers {n_rs}, reducing quorum to {n_rs}"
+                "quorum {quorum} exceeds total weight of real servers {sum}, reducing quorum to {sum}"
             ),
         );
-        quorum = n_rs;
+        quorum = sum;
     }
     let mut hysteresis = raw.hysteresis;
-    if hysteresis >= quorum {
+    if hysteresis >= quorum && hysteresis > 0 {
+        // keepalived's `quorum - 1` wraps when every weight is 0; 0 is what it means.
+        let h = quorum.saturating_sub(1);
         ctx.warn(
             pos,
-            format!(
-                "hysteresis {hysteresis} >= quorum {quorum}; setting hysteresis to {}",
-                quorum - 1
-            ),
+            format!("hysteresis {hysteresis} >= quorum {quorum}; setting hysteresis to {h}"),
         );
-        hysteresis = quorum - 1;
+        hysteresis = h;
     }
 
     let vs_delay = raw.common.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);

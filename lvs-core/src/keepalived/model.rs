@@ -54,8 +54,8 @@ pub struct VirtualServerSettings {
     pub line: usize,
     /// `delay_loop`: default check interval (default 60 s).
     pub delay_loop: Duration,
-    /// `quorum`: minimum live weight (default 1; keepalived lowers it to the number of real
-    /// servers when higher).
+    /// `quorum`: minimum live weight (default 1; keepalived lowers it to the total configured
+    /// weight of the real servers when higher, so it is 0 when every weight is 0).
     pub quorum: u32,
     /// `hysteresis` (default 0; keepalived lowers it to `quorum - 1` when not below quorum).
     pub hysteresis: u32,
