@@ -127,3 +127,94 @@ fn quorum_of_weightless_servers() {
     assert_eq!((vs.quorum, vs.hysteresis), (0, 0));
     assert_eq!(cfg.health_specs()[0].settings.quorum, 1);
 }
+
+/// keepalived resets the port of a DR / TUN real server (or sorry server) that differs from
+/// the virtual port, and clears it for a fwmark virtual server, with a warning
+/// (`validate_check_config`); the checkers keep probing the port as written. NAT real
+/// servers keep their own port.
+#[test]
+fn direct_routing_ports_are_corrected_as_keepalived_does() {
+    let cfg = read(
+        "! web farm, direct routing
+virtual_server 192.0.2.80 80 {
+    delay_loop 6
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    sorry_server 10.0.80.99 8080
+    real_server 10.0.80.1 8080 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+    real_server 10.0.80.2 8081 {
+        lvs_method NAT
+        TCP_CHECK {
+        }
+    }
+}
+
+virtual_server fwmark 7 {
+    lvs_method TUN
+    real_server 10.0.70.1 443 {
+        HTTP_GET {
+            url {
+                path /healthz
+                status_code 200
+            }
+        }
+    }
+}
+",
+    );
+    assert_eq!(
+        cfg.rules.save(),
+        "-A -t 192.0.2.80:80 -s wrr\n\
+         -a -t 192.0.2.80:80 -r 10.0.80.1:80 -g -w 3\n\
+         -a -t 192.0.2.80:80 -r 10.0.80.2:8081 -m -w 1\n\
+         -A -f 7 -s wlc\n\
+         -a -f 7 -r 10.0.70.1:0 -i -w 1 --tun-type ipip\n"
+    );
+    let web = &cfg.services[0];
+    assert_eq!(web.real_servers[0].port, 80);
+    assert_eq!(web.real_servers[0].checkers[0].connect_port, 8080);
+    assert_eq!(web.real_servers[1].port, 8081);
+    assert_eq!(web.sorry_server.as_ref().unwrap().port, 80);
+    let tun = &cfg.services[1];
+    assert_eq!(tun.real_servers[0].port, 0);
+    assert_eq!(tun.real_servers[0].checkers[0].connect_port, 443);
+    let w: Vec<(usize, usize, &str)> = cfg
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.column, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            (
+                8,
+                5,
+                "virtual server port 80 and real server 10.0.80.1 port 8080 don't match - resetting"
+            ),
+            (
+                7,
+                5,
+                "virtual server and sorry server ports don't match - resetting"
+            ),
+            (
+                23,
+                5,
+                "fwmark virtual server: real server 10.0.70.1 has port 443 specified - clearing"
+            ),
+        ]
+    );
+    // The health monitor manages the rules as installed, and probes the written ports.
+    let specs = cfg.health_specs();
+    let web = specs
+        .iter()
+        .find(|s| s.key.port() == 80 && !s.key.is_fwmark())
+        .unwrap();
+    assert_eq!(web.servers[0].dest.port, 80);
+    assert_eq!(web.settings.sorry_server.unwrap().port, 80);
+}

@@ -1309,8 +1309,60 @@ fn resolve(
 
     let vs_delay = raw.common.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
     let virt_port = keys.first().map_or(0, ServiceKey::port);
+    // The checkers were set up with the real server's address as written (keepalived's
+    // `checker_set_dst` runs while parsing), before the port corrections below.
+    let written_ports: Vec<u16> = raw
+        .rs
+        .iter()
+        .map(|rs| rs.port.unwrap_or(virt_port))
+        .collect();
+    // keepalived corrects the port of a DR or TUN real server or sorry server (the kernel
+    // forwards those to the virtual port): one that differs from the virtual port is reset
+    // to it, and one given to a fwmark virtual server is cleared to 0, each with a warning
+    // (`validate_check_config`, keepalived/check/check_data.c). Groups are left as written.
+    if !matches!(raw.name, VirtualServerName::Group(_)) {
+        let fwmark = matches!(raw.name, VirtualServerName::Fwmark(_));
+        let corrected = |port: Option<u16>, fwd: Forward| match port {
+            Some(p) if fwd != Forward::Masq && p != virt_port => Some(virt_port),
+            _ => None,
+        };
+        for rs in &mut raw.rs {
+            let fwd = rs.forward.map_or(vs_fwd, |f| f.0);
+            if let Some(p) = corrected(rs.port, fwd) {
+                let written = rs.port.unwrap_or(0);
+                let message = if fwmark {
+                    format!(
+                        "fwmark virtual server: real server {} has port {written} specified - clearing",
+                        rs.addr
+                    )
+                } else {
+                    format!(
+                        "virtual server port {virt_port} and real server {} port {written} don't match - resetting",
+                        rs.addr
+                    )
+                };
+                ctx.warn(rs.pos, message);
+                rs.port = Some(p);
+            }
+        }
+        if let Some(sorry) = &mut raw.sorry {
+            let fwd = sorry.forward.map_or(vs_fwd, |f| f.0);
+            if let Some(p) = corrected(sorry.port, fwd) {
+                ctx.warn(
+                    sorry.pos,
+                    if fwmark {
+                        "fwmark virtual server: sorry server has port specified - clearing"
+                    } else {
+                        "virtual server and sorry server ports don't match - resetting"
+                    }
+                    .into(),
+                );
+                sorry.port = Some(p);
+            }
+        }
+    }
     let mut real_servers = Vec::new();
-    for rs in &raw.rs {
+    for (rs, &written_port) in raw.rs.iter().zip(&written_ports) {
         let (forward, tunnel) = rs.forward.unwrap_or((vs_fwd, vs_tun));
         let inhibit = rs.inhibit.unwrap_or(raw.inhibit);
         let rs_alpha = rs.alpha.unwrap_or(raw.alpha);
@@ -1327,7 +1379,7 @@ fn resolve(
             }
             checkers.push(CheckerConfig {
                 connect_ip: c.connect_ip.unwrap_or(rs.addr),
-                connect_port: c.connect_port.unwrap_or(port),
+                connect_port: c.connect_port.unwrap_or(written_port),
                 bindto: c.bindto,
                 bind_port: c.bind_port,
                 connect_timeout: pick(

@@ -92,7 +92,8 @@ pub struct RealServerSettings {
     /// Address.
     pub addr: IpAddr,
     /// Port. When omitted: the virtual port (of the first service, for a group; in the rule
-    /// set each service of the group then gets its own port).
+    /// set each service of the group then gets its own port). A DR / TUN real server of a
+    /// single service always has the virtual port (0 for fwmark), as keepalived resets it.
     pub port: u16,
     /// Whether the port was written.
     pub port_given: bool,
