@@ -218,3 +218,54 @@ virtual_server fwmark 7 {
     assert_eq!(web.servers[0].dest.port, 80);
     assert_eq!(web.settings.sorry_server.unwrap().port, 80);
 }
+
+/// `ha_suspend` needs a virtual address: keepalived clears it on a fwmark virtual server
+/// (or a group with fwmarks) with a warning.
+#[test]
+fn ha_suspend_is_cleared_for_fwmark_services() {
+    let cfg = read(
+        "virtual_server_group mixed {
+    192.0.2.1 80
+    fwmark 9
+}
+virtual_server group mixed {
+    ha_suspend
+    protocol TCP
+    lb_kind DR
+    real_server 10.0.9.1 80 {
+    }
+}
+virtual_server fwmark 10 {
+    ha_suspend
+    real_server 10.0.10.1 0 {
+    }
+}
+virtual_server 192.0.2.2 80 {
+    ha_suspend
+    protocol TCP
+    real_server 10.0.2.1 80 {
+    }
+}
+",
+    );
+    let suspended: Vec<bool> = cfg.services.iter().map(|v| v.ha_suspend).collect();
+    assert_eq!(suspended, [false, false, true]);
+    let w: Vec<(usize, &str)> = cfg
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            (
+                5,
+                "cannot use ha_suspend with fwmarks - clearing ha_suspend"
+            ),
+            (
+                12,
+                "cannot use ha_suspend with fwmarks - clearing ha_suspend"
+            ),
+        ]
+    );
+}

@@ -1221,6 +1221,14 @@ fn resolve(
             );
         }
     }
+    // ha_suspend follows the virtual address, which a fwmark service does not have.
+    if raw.ha_suspend && keys.iter().any(ServiceKey::is_fwmark) {
+        ctx.warn(
+            pos,
+            "cannot use ha_suspend with fwmarks - clearing ha_suspend".into(),
+        );
+        raw.ha_suspend = false;
+    }
     let family = raw
         .family
         .or_else(|| keys.first().map(ServiceKey::family))
