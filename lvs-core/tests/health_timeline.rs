@@ -1108,3 +1108,40 @@ fn dns_alpha_retries_before_its_first_result_tcp_does_not() {
         assert!(sim.log.is_empty(), "{kind:?}: {:?}", sim.log);
     }
 }
+
+/// keepalived starts every non-alpha checker with its retries used up ("For non alpha mode,
+/// one failure is enough initially", `validate_check_config` in check_data.c): a real server
+/// failing from the start leaves on its first probe. SMTP_CHECK resets its count at the
+/// start of each cycle, so it still retries; an alpha checker is down already.
+#[test]
+fn a_failing_first_probe_is_not_retried() {
+    for (kind, probes, gone) in [
+        (CheckKind::Tcp, vec![1, 11, 21], Some(1)),
+        (CheckKind::Http, vec![1, 11, 21], Some(1)),
+        (CheckKind::Dns, vec![1, 11, 21], Some(1)),
+        (CheckKind::Misc, vec![1, 11, 21], Some(1)),
+        (CheckKind::Smtp, vec![1, 3, 5, 15, 17, 19], Some(5)),
+    ] {
+        let mut c = check(kind, 10);
+        c.retry = 2;
+        c.delay_before_retry = Duration::from_secs(2);
+        let rs = ServerSettings::new(dest(1, 1), c);
+        let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+        sim.run(s(22), &mut failing_during(vec![(0, 0, 100)]));
+        assert_eq!(sim.probe_times(0), probes, "{kind:?}");
+        let del = sim.log.iter().find(|e| e.1 == Ev::Del(1)).map(|e| e.0);
+        assert_eq!(del, gone, "{kind:?}: {:?}", sim.log);
+    }
+    // Once a probe has succeeded, failures are retried as usual.
+    let mut c = check(CheckKind::Tcp, 10);
+    c.retry = 2;
+    c.delay_before_retry = Duration::from_secs(2);
+    let rs = ServerSettings::new(dest(1, 1), c);
+    let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+    sim.run(s(22), &mut failing_during(vec![(0, 5, 100)]));
+    assert_eq!(sim.probe_times(0), vec![1, 11, 13, 15]);
+    assert_eq!(
+        sim.log.iter().find(|e| e.1 == Ev::Del(1)).map(|e| e.0),
+        Some(15)
+    );
+}

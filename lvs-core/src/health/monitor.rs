@@ -379,7 +379,16 @@ impl HealthMonitor {
                         // failed.
                         is_up: !c.alpha,
                         has_run: false,
-                        retry_it: 0,
+                        // validate_check_config (check_data.c): "For non alpha mode, one
+                        // failure is enough initially": a checker that starts up has its
+                        // retries used up, so a failing first probe takes it down at once.
+                        // SMTP resets the count at the start of every cycle
+                        // (smtp_start_check_thread), the first one included.
+                        retry_it: if c.alpha || c.kind == CheckKind::Smtp {
+                            0
+                        } else {
+                            c.retry
+                        },
                         next: now + BOOTSTRAP_DELAY + Duration::from_nanos(share),
                         in_flight: None,
                         last_exit_code: None,
@@ -784,7 +793,7 @@ impl HealthMonitor {
     }
 
     /// The HTTP_GET / SSL_GET epilogue (`check_http.c`, `epilog` and `timeout_epilog`):
-    /// URLs are fetched one per probe; a failure while up (or on the first run) is retried
+    /// URLs are fetched one per probe; a failure while up (or on an alpha checker's first run) is retried
     /// on the same URL `delay_before_retry` later, and past `retry` retries the checker goes
     /// down and remembers the failed URL. While a URL is marked failed, probes are paced at
     /// `max(delay_before_retry, delay_loop)`; its success clears the mark and restarts from
