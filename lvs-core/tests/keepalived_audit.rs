@@ -269,3 +269,51 @@ virtual_server 192.0.2.2 80 {
         ]
     );
 }
+
+/// keepalived 2.x's reader (`decomment` and `read_line` in lib/parser.c): a line whose last
+/// character is `\` goes on on the next line, and `\#` / `\!` are literal characters rather
+/// than comment starts. Words keep the line and column they were written at.
+#[test]
+fn backslash_continues_a_line_and_escapes_comment_characters() {
+    let cfg = read(
+        "virtual_server 192.0.2.80 80 {
+    protocol TCP
+    real_server 10.0.80.1 80 {
+        MISC_CHECK {
+            misc_path /usr/local/bin/check_web \\
+                --host 10.0.80.1 --port 80   # probe the page
+            misc_timeout 5
+        }
+    }
+    real_server 10.0.80.2 80 {
+        MISC_CHECK {
+            misc_path /usr/local/bin/check --tag a\\#b\\!c --dir C:\\\\
+        }
+    }
+}
+",
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let path = |i: usize| match &cfg.services[0].real_servers[i].checkers[0].kind {
+        lvs_core::keepalived::CheckerKind::Misc { path, timeout, .. } => (path.clone(), *timeout),
+        k => panic!("{k:?}"),
+    };
+    assert_eq!(
+        path(0),
+        (
+            "/usr/local/bin/check_web --host 10.0.80.1 --port 80".to_string(),
+            Duration::from_secs(5)
+        )
+    );
+    // `\\` at the end is a pair, not a continuation.
+    assert_eq!(path(1).0, "/usr/local/bin/check --tag a#b!c --dir C:\\\\");
+
+    // An error on a continued line points at that line.
+    let e = parse(
+        "k.conf",
+        "virtual_server 192.0.2.80 80 {\n  real_server 10.0.80.1 80 {\n    weight \\\n      heavy\n  }\n}\n",
+        &mut MemoryFiles::new(),
+    )
+    .unwrap_err();
+    assert_eq!((e.file.as_str(), e.line, e.column), ("k.conf", 4, 7));
+}
