@@ -317,3 +317,52 @@ fn backslash_continues_a_line_and_escapes_comment_characters() {
     .unwrap_err();
     assert_eq!((e.file.as_str(), e.line, e.column), ("k.conf", 4, 7));
 }
+
+/// A sorry server of the other address family is skipped with keepalived's warning
+/// (`vs_end_handler`), so neither the initial rules nor the health monitor ever add it to
+/// the service (a tunnelled one may differ, as for real servers).
+#[test]
+fn sorry_server_of_another_family_is_skipped() {
+    let conf = |alpha: &str, method: &str| {
+        format!(
+            "virtual_server 192.0.2.80 80 {{
+    protocol TCP
+    lb_kind DR
+    {alpha}
+    sorry_server 2001:db8::99 80
+    sorry_server_lvs_method {method}
+    real_server 10.0.80.1 80 {{
+        TCP_CHECK {{
+        }}
+    }}
+}}
+"
+        )
+    };
+    for alpha in ["alpha", ""] {
+        let cfg = read(&conf(alpha, "DR"));
+        let vs = &cfg.services[0];
+        assert!(vs.sorry_server.is_none(), "{alpha:?}");
+        assert_eq!(
+            cfg.rules.save(),
+            if alpha.is_empty() {
+                "-A -t 192.0.2.80:80 -s wlc\n-a -t 192.0.2.80:80 -r 10.0.80.1:80 -g -w 1\n"
+            } else {
+                "-A -t 192.0.2.80:80 -s wlc\n"
+            }
+        );
+        assert!(cfg.health_specs()[0].settings.sorry_server.is_none());
+        let w = &cfg.warnings[0];
+        assert_eq!(
+            (w.line, w.column, w.message.as_str()),
+            (
+                5,
+                5,
+                "Address family of virtual server and sorry server 2001:db8::99 don't match - skipping sorry server"
+            )
+        );
+    }
+    // Tunnelled: kept.
+    let cfg = read(&conf("", "TUN"));
+    assert!(cfg.services[0].sorry_server.is_some());
+}

@@ -1167,6 +1167,21 @@ fn resolve(
             }
         }
         raw.rs = kept;
+        // Likewise the sorry server (`vs_end_handler` in check_parser.c): without this it
+        // would only fail when quorum is lost and it is added.
+        if let Some(s) = &raw.sorry {
+            let tunnelled = s.forward.or(vs_forward).map(|f| f.0) == Some(Forward::Tunnel);
+            if !tunnelled && Family::of(&s.addr) != fam {
+                ctx.warn(
+                    s.pos,
+                    format!(
+                        "Address family of virtual server and sorry server {} don't match - skipping sorry server",
+                        s.addr
+                    ),
+                );
+                raw.sorry = None;
+            }
+        }
     }
     if raw.rs.is_empty() {
         ctx.warn(
