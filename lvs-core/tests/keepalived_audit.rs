@@ -366,3 +366,208 @@ fn sorry_server_of_another_family_is_skipped() {
     let cfg = read(&conf("", "TUN"));
     assert!(cfg.services[0].sorry_server.is_some());
 }
+
+/// A whole configuration in the style of keepalived's doc/samples (global settings, VRRP,
+/// an HTTP farm with digests, an SSL farm, a fwmark service, an included file): the IPVS
+/// rules and settings, and every error naming the file, line and column of the cause.
+#[test]
+fn sample_style_configuration() {
+    let main = "! Configuration File for keepalived
+
+global_defs {
+   notification_email {
+     sysadmin@example.com
+   }
+   notification_email_from lb1@example.com
+   smtp_server 192.0.2.25
+   smtp_connect_timeout 30
+   router_id LVS_DEVEL
+}
+
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+        192.0.2.10
+        192.0.2.11
+    }
+}
+
+virtual_server 192.0.2.10 80 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind NAT
+    persistence_timeout 50
+    protocol TCP
+
+    sorry_server 192.168.200.200 1358
+
+    real_server 192.168.200.2 1358 {
+        weight 1
+        HTTP_GET {
+            url {
+              path /testurl/test.jsp
+              digest 640205b7b0fc66c1ea91c463fac6334d
+            }
+            url {
+              path /testurl2/test.jsp
+              digest 640205b7b0fc66c1ea91c463fac6334d
+            }
+            connect_timeout 3
+            retry 3
+            delay_before_retry 3
+        }
+    }
+
+    real_server 192.168.200.3 1358 {
+        weight 1
+        HTTP_GET {
+            url {
+              path /testurl/test.jsp
+              status_code 200
+            }
+            connect_timeout 3
+            nb_get_retry 3
+            delay_before_retry 2
+        }
+    }
+}
+
+virtual_server 192.0.2.11 443 {
+    delay_loop 20
+    lb_algo wlc
+    lb_kind DR
+    protocol TCP
+    persistence_timeout
+    ha_suspend
+
+    real_server 192.168.201.100 443 {
+        weight 3
+        inhibit_on_failure
+        SSL_GET {
+            url {
+              path /
+              digest ec90a42b99ea9a2f5ecbe213ac9eba03
+            }
+            connect_timeout 3
+        }
+    }
+}
+
+include conf.d/*.conf
+";
+    let mut fs = MemoryFiles::new();
+    fs.insert(
+        "/etc/keepalived/conf.d/mail.conf",
+        "# fwmark service for SMTP and submission
+virtual_server fwmark 25 {
+    delay_loop 30
+    lvs_sched sh
+    sh-port
+    lvs_method DR
+    quorum 2
+    hysteresis 1
+    quorum_up \"/usr/local/bin/notify quorum up\"
+    quorum_down \"/usr/local/bin/notify quorum down\"
+    real_server 192.168.202.1 {
+        TCP_CHECK {
+            connect_port 25
+        }
+        MISC_CHECK {
+            misc_path \"/usr/local/bin/mailq_ok 192.168.202.1\"
+            misc_timeout 10
+            misc_dynamic
+        }
+    }
+    real_server 192.168.202.2 {
+        TCP_CHECK {
+            connect_port 25
+        }
+    }
+}
+",
+    );
+    let cfg = parse("/etc/keepalived/keepalived.conf", main, &mut fs).unwrap();
+    assert_eq!(
+        cfg.rules.save(),
+        "-A -t 192.0.2.10:80 -s rr -p 50\n\
+         -a -t 192.0.2.10:80 -r 192.168.200.2:1358 -m -w 1\n\
+         -a -t 192.0.2.10:80 -r 192.168.200.3:1358 -m -w 1\n\
+         -A -t 192.0.2.11:443 -s wlc -p 360\n\
+         -a -t 192.0.2.11:443 -r 192.168.201.100:443 -g -w 3\n\
+         -A -f 25 -s sh -b sh-port\n\
+         -a -f 25 -r 192.168.202.1:0 -g -w 1\n\
+         -a -f 25 -r 192.168.202.2:0 -g -w 1\n"
+    );
+    assert_eq!(
+        cfg.files,
+        [
+            "/etc/keepalived/keepalived.conf",
+            "/etc/keepalived/conf.d/mail.conf"
+        ]
+    );
+    let http = &cfg.services[0];
+    let c = &http.real_servers[1].checkers[0];
+    assert_eq!(
+        (
+            c.retry,
+            c.delay_before_retry,
+            c.connect_timeout,
+            c.delay_loop
+        ),
+        (
+            3,
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+            Duration::from_secs(6)
+        )
+    );
+    assert_eq!(http.sorry_server.as_ref().unwrap().port, 1358);
+    let ssl = &cfg.services[1];
+    assert!(ssl.ha_suspend && ssl.real_servers[0].inhibit_on_failure);
+    let mail = &cfg.services[2];
+    assert_eq!((mail.quorum, mail.hysteresis), (2, 1));
+    assert_eq!(
+        mail.quorum_down.as_deref(),
+        Some("/usr/local/bin/notify quorum down")
+    );
+    assert_eq!(mail.real_servers[0].checkers[0].connect_port, 25);
+    // Only the VRRP / global blocks are noted, as not LVS configuration.
+    assert!(cfg
+        .warnings
+        .iter()
+        .all(|w| w.level == lvs_core::keepalived::Level::Info));
+
+    // Errors name the file, line and column, in the main file and in an included one.
+    let bad_main = main.replace("lb_kind DR", "lb_kind DSR");
+    let e = parse("/etc/keepalived/keepalived.conf", &bad_main, &mut fs).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.column),
+        ("/etc/keepalived/keepalived.conf", 72, 13)
+    );
+    fs.insert(
+        "/etc/keepalived/conf.d/zz.conf",
+        "virtual_server 192.0.2.12 53 {\n    protocol UDP\n    real_server 192.168.203.1 53 {\n        DNS_CHECK {\n            retry three\n        }\n    }\n}\n",
+    );
+    let e = parse("/etc/keepalived/keepalived.conf", main, &mut fs).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.column),
+        ("/etc/keepalived/conf.d/zz.conf", 5, 19)
+    );
+    fs.insert(
+        "/etc/keepalived/conf.d/zz.conf",
+        "virtual_server 192.0.2.12 53 {\n",
+    );
+    let e = parse("/etc/keepalived/keepalived.conf", main, &mut fs).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.column),
+        ("/etc/keepalived/conf.d/zz.conf", 1, 30)
+    );
+}
