@@ -7,10 +7,11 @@
 //!
 //! - **Per checker**: probes every `delay_loop`; a failure while up is retried
 //!   `retry` times, `delay_before_retry` apart, and the checker goes down on the
-//!   `retry + 1`-th consecutive failure, except that a non-alpha checker's very first probe
-//!   has no retries (keepalived starts it with them used up, so a server failing from the
-//!   start leaves at once; `SMTP_CHECK` retries every cycle); one success brings it up (`HTTP_GET` / `SSL_GET`:
-//!   the failed URL must answer and then every URL in a clean pass, `delay_loop` apart);
+//!   `retry + 1`-th consecutive failure, except on its very first probe: keepalived starts
+//!   every checker with its retries used up, so a server failing from the start leaves at
+//!   once and an alpha checker reports it is down after one failure (`SMTP_CHECK` retries
+//!   every cycle); one success brings it up (`HTTP_GET` / `SSL_GET`: the failed URL must
+//!   answer and then every URL in a clean pass, `delay_loop` apart);
 //!   `alpha` starts it down; the first probe waits 1 s plus a random `warmup` share; a
 //!   probe that does not report within `connect_timeout` fails.
 //! - **Per real server**: up only when all its checkers are up. Down means removed, or kept

@@ -68,7 +68,7 @@ pub struct CheckSettings {
     pub connect_timeout: Duration,
     /// `retry` (old name `nb_get_retry`): failures tolerated while up before the checker goes
     /// down, so it goes down on the `retry + 1`-th consecutive failure. Not on the first
-    /// probe of a non-alpha checker: keepalived starts it with its retries used up.
+    /// probe: keepalived starts every checker (but `SMTP_CHECK`) with its retries used up.
     pub retry: u32,
     /// `delay_before_retry`: spacing of those retries (default 1 s; `DNS_CHECK`:
     /// `delay_loop`).
