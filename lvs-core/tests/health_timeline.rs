@@ -330,8 +330,11 @@ fn alpha_first_failure_reports_down_without_rule_change() {
     );
 }
 
+/// An alpha checker reports the server down after its first failure ("For alpha mode, log
+/// failure after one failure", `validate_check_config` starts it with its retries used up),
+/// then stays quiet until it succeeds.
 #[test]
-fn alpha_with_retries_stays_down_quietly_until_success() {
+fn alpha_with_retries_reports_down_once_then_waits_for_success() {
     let mut c = check(CheckKind::Tcp, 10);
     c.alpha = true;
     c.retry = 2;
@@ -342,7 +345,12 @@ fn alpha_with_retries_stays_down_quietly_until_success() {
     assert_eq!(sim.probe_times(0), vec![1, 11, 21]);
     assert_eq!(
         sim.log,
-        vec![(21, Ev::Add(1, 2)), (21, Ev::Up(0)), (21, Ev::QUp)]
+        vec![
+            (1, Ev::Down(0)),
+            (21, Ev::Add(1, 2)),
+            (21, Ev::Up(0)),
+            (21, Ev::QUp)
+        ]
     );
 }
 
@@ -1091,12 +1099,12 @@ fn dns_retries_default_to_delay_loop_spacing() {
     assert_eq!(sim.events_after(0)[0], (51, Ev::Del(1)));
 }
 
+/// No alpha checker retries before its first result, DNS_CHECK included (its `dns_final`
+/// would, but every checker starts with its retries used up); each reports the server down
+/// once.
 #[test]
-fn dns_alpha_retries_before_its_first_result_tcp_does_not() {
-    for (kind, want) in [
-        (CheckKind::Dns, vec![1, 3, 13]),
-        (CheckKind::Tcp, vec![1, 11]),
-    ] {
+fn alpha_checkers_do_not_retry_before_their_first_result() {
+    for kind in [CheckKind::Dns, CheckKind::Tcp, CheckKind::Misc] {
         let mut c = check(kind, 10);
         c.alpha = true;
         c.retry = 1;
@@ -1104,7 +1112,44 @@ fn dns_alpha_retries_before_its_first_result_tcp_does_not() {
         let rs = ServerSettings::new(dest(1, 1), c);
         let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
         sim.run(s(14), &mut failing_during(vec![(0, 0, 100)]));
-        assert_eq!(sim.probe_times(0), want, "{kind:?}");
-        assert!(sim.log.is_empty(), "{kind:?}: {:?}", sim.log);
+        assert_eq!(sim.probe_times(0), vec![1, 11], "{kind:?}");
+        assert_eq!(sim.log, vec![(1, Ev::Down(0))], "{kind:?}");
     }
+}
+
+/// keepalived starts every non-alpha checker with its retries used up ("For non alpha mode,
+/// one failure is enough initially", `validate_check_config` in check_data.c): a real server
+/// failing from the start leaves on its first probe. SMTP_CHECK resets its count at the
+/// start of each cycle, so it still retries.
+#[test]
+fn a_failing_first_probe_is_not_retried() {
+    for (kind, probes, gone) in [
+        (CheckKind::Tcp, vec![1, 11, 21], Some(1)),
+        (CheckKind::Http, vec![1, 11, 21], Some(1)),
+        (CheckKind::Dns, vec![1, 11, 21], Some(1)),
+        (CheckKind::Misc, vec![1, 11, 21], Some(1)),
+        (CheckKind::Smtp, vec![1, 3, 5, 15, 17, 19], Some(5)),
+    ] {
+        let mut c = check(kind, 10);
+        c.retry = 2;
+        c.delay_before_retry = Duration::from_secs(2);
+        let rs = ServerSettings::new(dest(1, 1), c);
+        let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+        sim.run(s(22), &mut failing_during(vec![(0, 0, 100)]));
+        assert_eq!(sim.probe_times(0), probes, "{kind:?}");
+        let del = sim.log.iter().find(|e| e.1 == Ev::Del(1)).map(|e| e.0);
+        assert_eq!(del, gone, "{kind:?}: {:?}", sim.log);
+    }
+    // Once a probe has succeeded, failures are retried as usual.
+    let mut c = check(CheckKind::Tcp, 10);
+    c.retry = 2;
+    c.delay_before_retry = Duration::from_secs(2);
+    let rs = ServerSettings::new(dest(1, 1), c);
+    let mut sim = Sim::with(spec(vec![rs], ServiceHealthSettings::default()));
+    sim.run(s(22), &mut failing_during(vec![(0, 5, 100)]));
+    assert_eq!(sim.probe_times(0), vec![1, 11, 13, 15]);
+    assert_eq!(
+        sim.log.iter().find(|e| e.1 == Ev::Del(1)).map(|e| e.0),
+        Some(15)
+    );
 }

@@ -110,8 +110,13 @@ fn rule_model_refusals_point_at_the_block() {
         e.kind,
         ErrorKind::Rule(RuleError::ThresholdRange { lower: 9, upper: 5 })
     );
-    // DR to another port than the service's cannot be written as ipvsadm rules
-    let e = err(&format!("{VS_HEAD}    real_server 10.1.0.1 8080\n}}\n"));
+    // DR to another port than the service's cannot be written as ipvsadm rules (keepalived
+    // resets the port of a plain virtual server's real server, but leaves a group's as
+    // written)
+    let e = err("virtual_server_group web {\n  10.0.0.1 80\n}\n\
+         virtual_server group web {\n    protocol TCP\n    lvs_method DR\n\
+         real_server 10.1.0.1 8080\n}\n");
+    assert_eq!(at(&e), ("k.conf", 7, 1));
     assert_eq!(
         e.kind,
         ErrorKind::Rule(RuleError::Inexpressible(Inexpressible::DestPort))

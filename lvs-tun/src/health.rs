@@ -20,7 +20,7 @@ use lvs_core::health::{
 };
 use lvs_core::keepalived::model::{CheckerConfig, CheckerKind, UrlCheck};
 use lvs_core::keepalived::KeepalivedConfig;
-use lvs_core::rules::{Command, DestConfig, RuleSet};
+use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
 use md5::{Digest, Md5};
 use tracing::{info, warn};
 
@@ -115,6 +115,16 @@ fn checker(c: &CheckerConfig) -> Option<(CheckSettings, Target)> {
     ))
 }
 
+/// The port a real or sorry server has in one service: as written, else the service's own
+/// (the services of a group may have different ports).
+fn port_for(key: &ServiceKey, port: u16, given: bool) -> u16 {
+    if given {
+        port
+    } else {
+        key.port()
+    }
+}
+
 /// Builds the plan of a parsed configuration.
 pub fn plan(cfg: &KeepalivedConfig) -> Plan {
     let mut services = RuleSet::new();
@@ -133,7 +143,7 @@ pub fn plan(cfg: &KeepalivedConfig) -> Plan {
             for rs in &vs.real_servers {
                 let dest = DestConfig {
                     addr: rs.addr,
-                    port: rs.port,
+                    port: port_for(key, rs.port, rs.port_given),
                     forward: rs.forward,
                     weight: rs.weight,
                     u_threshold: rs.u_threshold,
@@ -167,16 +177,25 @@ pub fn plan(cfg: &KeepalivedConfig) -> Plan {
                 });
                 st.push(ct);
             }
-            let sorry = vs.sorry_server.as_ref();
+            // A sorry server that is also a real server shares its rule in keepalived
+            // (`s_svr_duplicates_rs`); the monitor refuses the duplicate, so it is left out,
+            // as `KeepalivedConfig::health_specs` does.
+            let sorry = vs.sorry_server.as_ref().filter(|s| {
+                let port = port_for(key, s.port, s.port_given);
+                !servers
+                    .iter()
+                    .any(|r: &ServerSettings| r.dest.addr == s.addr && r.dest.port == port)
+            });
             specs.push(ServiceSpec {
                 key: *key,
                 settings: ServiceHealthSettings {
-                    quorum: vs.quorum,
+                    // 0 when every weight is 0; the monitor needs at least 1.
+                    quorum: vs.quorum.max(1),
                     hysteresis: vs.hysteresis,
                     sorry_server: sorry.map(|s| DestConfig {
                         forward: s.forward,
                         tunnel: s.tunnel,
-                        ..DestConfig::new(s.addr, s.port)
+                        ..DestConfig::new(s.addr, port_for(key, s.port, s.port_given))
                     }),
                     sorry_server_inhibit: sorry.is_some_and(|s| s.inhibit),
                     quorum_up: vs.quorum_up.clone(),
@@ -616,6 +635,67 @@ mod tests {
         assert!(s.servers[2].checkers.is_empty());
         assert_eq!(p.skipped.len(), 1);
         assert!(p.skipped[0].contains("SSL_GET"), "{:?}", p.skipped);
+    }
+
+    /// The monitor built from the plan starts from the rules the configuration describes:
+    /// a group's real servers written without a port take each service's port, a sorry
+    /// server that is also a real server is left to the real server, and weights of 0
+    /// (quorum 0 after keepalived's adjustment) still make a valid monitor.
+    #[test]
+    fn plan_monitor_reproduces_the_initial_rules() {
+        struct Zero;
+        impl rand_core::RngCore for Zero {
+            fn next_u32(&mut self) -> u32 {
+                0
+            }
+            fn next_u64(&mut self) -> u64 {
+                0
+            }
+            fn fill_bytes(&mut self, d: &mut [u8]) {
+                d.fill(0)
+            }
+        }
+        let group = "virtual_server_group web {
+  192.0.2.1 80
+  192.0.2.1 8080
+}
+virtual_server group web {
+  protocol TCP
+  lb_kind NAT
+  sorry_server 10.0.9.2
+  real_server 10.0.9.1 {
+    TCP_CHECK {
+    }
+  }
+  real_server 10.0.9.2 {
+    TCP_CHECK {
+    }
+  }
+}
+";
+        let weightless = "virtual_server 192.0.2.2 80 {
+  protocol TCP
+  real_server 10.0.9.3 80 {
+    weight 0
+    TCP_CHECK {
+    }
+  }
+}
+";
+        for conf in [group, weightless] {
+            let cfg = parse("k.conf", conf, &mut MemoryFiles::new()).unwrap();
+            let p = plan(&cfg);
+            let mut mon =
+                lvs_core::health::HealthMonitor::new(lvs_core::Instant::ZERO, p.specs, &mut Zero)
+                    .unwrap();
+            let mut rules = p.services;
+            while let Some(a) = mon.poll_action() {
+                if let lvs_core::health::Action::Rule(cmd) = a {
+                    rules.apply(&cmd).unwrap();
+                }
+            }
+            assert_eq!(rules.save(), cfg.rules.save());
+        }
     }
 
     #[test]

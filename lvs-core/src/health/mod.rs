@@ -7,8 +7,11 @@
 //!
 //! - **Per checker**: probes every `delay_loop`; a failure while up is retried
 //!   `retry` times, `delay_before_retry` apart, and the checker goes down on the
-//!   `retry + 1`-th consecutive failure; one success brings it up (`HTTP_GET` / `SSL_GET`:
-//!   the failed URL must answer and then every URL in a clean pass, `delay_loop` apart);
+//!   `retry + 1`-th consecutive failure, except on its very first probe: keepalived starts
+//!   every checker with its retries used up, so a server failing from the start leaves at
+//!   once and an alpha checker reports it is down after one failure (`SMTP_CHECK` retries
+//!   every cycle); one success brings it up (`HTTP_GET` / `SSL_GET`: the failed URL must
+//!   answer and then every URL in a clean pass, `delay_loop` apart);
 //!   `alpha` starts it down; the first probe waits 1 s plus a random `warmup` share; a
 //!   probe that does not report within `connect_timeout` fails.
 //! - **Per real server**: up only when all its checkers are up. Down means removed, or kept
@@ -50,10 +53,14 @@
 //! assert_eq!(mon.poll_timeout(), Some(Instant::from_secs(1)));
 //! let now = Instant::from_secs(1);
 //! let probe = mon.poll_probe(now).unwrap();
-//! // retry 1: the first failure is retried 1 s later, the second takes the server out
+//! mon.handle_probe_result(now, probe.id, ProbeOutcome::Success).unwrap();
+//! assert!(mon.poll_action().is_none()); // already in the pool
+//! // retry 1: a failure is retried 1 s later, the second one takes the server out
+//! let now = Instant::from_secs(6);
+//! let probe = mon.poll_probe(now).unwrap();
 //! mon.handle_probe_result(now, probe.id, ProbeOutcome::Failure(FailureReason::Refused)).unwrap();
 //! assert!(mon.poll_action().is_none());
-//! let now = Instant::from_secs(2);
+//! let now = Instant::from_secs(7);
 //! let probe = mon.poll_probe(now).unwrap();
 //! mon.handle_probe_result(now, probe.id, ProbeOutcome::Timeout).unwrap();
 //! assert!(matches!(mon.poll_action(), Some(Action::Rule(Command::DeleteDest { .. }))));

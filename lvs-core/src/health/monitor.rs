@@ -379,7 +379,17 @@ impl HealthMonitor {
                         // failed.
                         is_up: !c.alpha,
                         has_run: false,
-                        retry_it: 0,
+                        // validate_check_config (check_data.c): "For non alpha mode, one
+                        // failure is enough initially. For alpha mode, log failure after one
+                        // failure": every checker starts with its retries used up, so its
+                        // first result decides (a checker that starts up goes down, an alpha
+                        // one reports it is still down). SMTP resets the count at the start of
+                        // every cycle (smtp_start_check_thread), the first one included.
+                        retry_it: if c.kind == CheckKind::Smtp {
+                            0
+                        } else {
+                            c.retry
+                        },
                         next: now + BOOTSTRAP_DELAY + Duration::from_nanos(share),
                         in_flight: None,
                         last_exit_code: None,
@@ -719,12 +729,12 @@ impl HealthMonitor {
 
     /// The TCP / UDP / PING epilogue (`check_tcp.c`, `check_udp.c`, `check_ping.c`
     /// `*_epilog` in current keepalived): retries only while the checker is up; the next
-    /// probe is timed from the result. `DNS_CHECK` (`check_dns.c`, `dns_final`) is the same
-    /// except that it also retries before its first result (an alpha checker).
+    /// probe is timed from the result. `DNS_CHECK` (`check_dns.c`, `dns_final`) is the same:
+    /// it would also retry before its first result, but every checker starts with its
+    /// retries used up.
     fn epilog(&mut self, now: Instant, si: usize, ri: usize, ci: usize, success: bool) {
         let c = &mut self.services[si].servers[ri].checkers[ci];
         let st = c.settings;
-        let retries_unrun = st.kind == CheckKind::Dns;
         let mut delay = st.delay_loop;
         let mut transition = None;
         if success || ((c.is_up || !c.has_run) && c.retry_it >= st.retry) {
@@ -734,7 +744,7 @@ impl HealthMonitor {
             } else if !success && (c.is_up || !c.has_run) {
                 transition = Some(false);
             }
-        } else if c.is_up || (retries_unrun && !c.has_run) {
+        } else if c.is_up {
             delay = st.delay_before_retry;
             c.retry_it += 1;
         }
@@ -784,7 +794,7 @@ impl HealthMonitor {
     }
 
     /// The HTTP_GET / SSL_GET epilogue (`check_http.c`, `epilog` and `timeout_epilog`):
-    /// URLs are fetched one per probe; a failure while up (or on the first run) is retried
+    /// URLs are fetched one per probe; a failure while up (or on an alpha checker's first run) is retried
     /// on the same URL `delay_before_retry` later, and past `retry` retries the checker goes
     /// down and remembers the failed URL. While a URL is marked failed, probes are paced at
     /// `max(delay_before_retry, delay_loop)`; its success clears the mark and restarts from

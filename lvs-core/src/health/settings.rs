@@ -67,7 +67,8 @@ pub struct CheckSettings {
     /// reported by then.
     pub connect_timeout: Duration,
     /// `retry` (old name `nb_get_retry`): failures tolerated while up before the checker goes
-    /// down, so it goes down on the `retry + 1`-th consecutive failure.
+    /// down, so it goes down on the `retry + 1`-th consecutive failure. Not on the first
+    /// probe: keepalived starts every checker (but `SMTP_CHECK`) with its retries used up.
     pub retry: u32,
     /// `delay_before_retry`: spacing of those retries (default 1 s; `DNS_CHECK`:
     /// `delay_loop`).

@@ -1167,6 +1167,21 @@ fn resolve(
             }
         }
         raw.rs = kept;
+        // Likewise the sorry server (`vs_end_handler` in check_parser.c): without this it
+        // would only fail when quorum is lost and it is added.
+        if let Some(s) = &raw.sorry {
+            let tunnelled = s.forward.or(vs_forward).map(|f| f.0) == Some(Forward::Tunnel);
+            if !tunnelled && Family::of(&s.addr) != fam {
+                ctx.warn(
+                    s.pos,
+                    format!(
+                        "Address family of virtual server and sorry server {} don't match - skipping sorry server",
+                        s.addr
+                    ),
+                );
+                raw.sorry = None;
+            }
+        }
     }
     if raw.rs.is_empty() {
         ctx.warn(
@@ -1220,6 +1235,14 @@ fn resolve(
                 "protocol specified for fwmark - protocol will be ignored".into(),
             );
         }
+    }
+    // ha_suspend follows the virtual address, which a fwmark service does not have.
+    if raw.ha_suspend && keys.iter().any(ServiceKey::is_fwmark) {
+        ctx.warn(
+            pos,
+            "cannot use ha_suspend with fwmarks - clearing ha_suspend".into(),
+        );
+        raw.ha_suspend = false;
     }
     let family = raw
         .family
@@ -1277,33 +1300,92 @@ fn resolve(
         .unwrap_or((Forward::Masq, TunnelConfig::default()));
 
     // Quorum adjustments keepalived makes (`validate_check_config`).
+    // The bound is the total configured weight of the real servers, not their number
+    // (keepalived 2.x: "quorum … exceeds total weight of real servers").
     let mut quorum = raw.quorum;
-    let n_rs = u32::try_from(raw.rs.len()).unwrap_or(u32::MAX);
-    if quorum > n_rs {
+    let weight_sum: u64 = raw
+        .rs
+        .iter()
+        .map(|rs| u64::from(rs.weight.unwrap_or(raw.weight)))
+        .sum();
+    if u64::from(quorum) > weight_sum {
+        // quorum is a u32, so a smaller sum fits.
+        let sum = weight_sum as u32;
         ctx.warn(
             pos,
             format!(
-                "quorum {quorum} exceeds number of real servers {n_rs}, reducing quorum to {n_rs}"
+                "quorum {quorum} exceeds total weight of real servers {sum}, reducing quorum to {sum}"
             ),
         );
-        quorum = n_rs;
+        quorum = sum;
     }
     let mut hysteresis = raw.hysteresis;
-    if hysteresis >= quorum {
+    if hysteresis >= quorum && hysteresis > 0 {
+        // keepalived's `quorum - 1` wraps when every weight is 0; 0 is what it means.
+        let h = quorum.saturating_sub(1);
         ctx.warn(
             pos,
-            format!(
-                "hysteresis {hysteresis} >= quorum {quorum}; setting hysteresis to {}",
-                quorum - 1
-            ),
+            format!("hysteresis {hysteresis} >= quorum {quorum}; setting hysteresis to {h}"),
         );
-        hysteresis = quorum - 1;
+        hysteresis = h;
     }
 
     let vs_delay = raw.common.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
     let virt_port = keys.first().map_or(0, ServiceKey::port);
+    // The checkers were set up with the real server's address as written (keepalived's
+    // `checker_set_dst` runs while parsing), before the port corrections below.
+    let written_ports: Vec<u16> = raw
+        .rs
+        .iter()
+        .map(|rs| rs.port.unwrap_or(virt_port))
+        .collect();
+    // keepalived corrects the port of a DR or TUN real server or sorry server (the kernel
+    // forwards those to the virtual port): one that differs from the virtual port is reset
+    // to it, and one given to a fwmark virtual server is cleared to 0, each with a warning
+    // (`validate_check_config`, keepalived/check/check_data.c). Groups are left as written.
+    if !matches!(raw.name, VirtualServerName::Group(_)) {
+        let fwmark = matches!(raw.name, VirtualServerName::Fwmark(_));
+        let corrected = |port: Option<u16>, fwd: Forward| match port {
+            Some(p) if fwd != Forward::Masq && p != virt_port => Some(virt_port),
+            _ => None,
+        };
+        for rs in &mut raw.rs {
+            let fwd = rs.forward.map_or(vs_fwd, |f| f.0);
+            if let Some(p) = corrected(rs.port, fwd) {
+                let written = rs.port.unwrap_or(0);
+                let message = if fwmark {
+                    format!(
+                        "fwmark virtual server: real server {} has port {written} specified - clearing",
+                        rs.addr
+                    )
+                } else {
+                    format!(
+                        "virtual server port {virt_port} and real server {} port {written} don't match - resetting",
+                        rs.addr
+                    )
+                };
+                ctx.warn(rs.pos, message);
+                rs.port = Some(p);
+            }
+        }
+        if let Some(sorry) = &mut raw.sorry {
+            let fwd = sorry.forward.map_or(vs_fwd, |f| f.0);
+            if let Some(p) = corrected(sorry.port, fwd) {
+                ctx.warn(
+                    sorry.pos,
+                    if fwmark {
+                        "fwmark virtual server: sorry server has port specified - clearing"
+                    } else {
+                        "virtual server and sorry server ports don't match - resetting"
+                    }
+                    .into(),
+                );
+                sorry.port = Some(p);
+            }
+        }
+    }
     let mut real_servers = Vec::new();
-    for rs in &raw.rs {
+    for (rs, &written_port) in raw.rs.iter().zip(&written_ports) {
         let (forward, tunnel) = rs.forward.unwrap_or((vs_fwd, vs_tun));
         let inhibit = rs.inhibit.unwrap_or(raw.inhibit);
         let rs_alpha = rs.alpha.unwrap_or(raw.alpha);
@@ -1320,7 +1402,7 @@ fn resolve(
             }
             checkers.push(CheckerConfig {
                 connect_ip: c.connect_ip.unwrap_or(rs.addr),
-                connect_port: c.connect_port.unwrap_or(port),
+                connect_port: c.connect_port.unwrap_or(written_port),
                 bindto: c.bindto,
                 bind_port: c.bind_port,
                 connect_timeout: pick(
@@ -1335,12 +1417,17 @@ fn resolve(
                     .or(rs.common.retry)
                     .or(raw.common.retry)
                     .unwrap_or(kind.default_retry()),
+                // DNS_CHECK has no default of its own (`default_delay_before_retry = 0`
+                // in check_dns.c), so `validate_check_config` gives it the delay_loop.
                 delay_before_retry: pick(
                     c.common.delay_before_retry,
                     rs.common.delay_before_retry,
                     raw.common.delay_before_retry,
                 )
-                .unwrap_or(DEFAULT_DELAY_BEFORE_RETRY),
+                .unwrap_or(match kind {
+                    CheckerKind::Dns { .. } => delay_loop,
+                    _ => DEFAULT_DELAY_BEFORE_RETRY,
+                }),
                 delay_loop,
                 warmup: pick(c.common.warmup, rs.common.warmup, raw.common.warmup)
                     .unwrap_or(delay_loop),

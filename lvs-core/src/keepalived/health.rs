@@ -135,7 +135,7 @@ impl KeepalivedConfig {
     /// let conf = "virtual_server 192.0.2.10 80 {\n protocol TCP\n delay_loop 5\n quorum 2\n\
     ///     real_server 10.0.0.2 80 {\n MISC_CHECK {\n misc_path /bin/check\n misc_dynamic\n retry 2\n }\n }\n}\n";
     /// let specs = parse("k.conf", conf, &mut MemoryFiles::new()).unwrap().health_specs();
-    /// assert_eq!(specs[0].settings.quorum, 1); // keepalived lowers it to the number of servers
+    /// assert_eq!(specs[0].settings.quorum, 1); // keepalived lowers it to the total weight
     /// let c = specs[0].servers[0].checkers[0];
     /// assert_eq!((c.kind, c.retry, c.dynamic_weight), (CheckKind::Misc, 2, true));
     /// assert_eq!(c.delay_loop.as_secs(), 5);

@@ -1,13 +1,15 @@
 //! keepalived.conf text → a tree of statements, with `include` resolved through the caller's
 //! loader.
 //!
-//! The syntax follows keepalived's reader (`keepalived/core/parser.c`): words separated by
-//! blanks; `!` or `#` outside a quoted string starts a comment that runs to the end of the
-//! line; `"..."` makes one word of everything up to the next `"` (no escapes); `{` and `}` are
-//! words of their own even when written against another word. A statement is the words of one
-//! line; a statement followed by `{` (on the same line or the next) opens a block that runs to
-//! the matching `}`. `include PATTERN...` is read where it stands, as keepalived reads it line
-//! by line, so a block may open in one file and close in another.
+//! The syntax follows keepalived's reader (`keepalived/core/parser.c`, `lib/parser.c` in 2.x):
+//! words separated by blanks; `!` or `#` outside a quoted string starts a comment that runs to
+//! the end of the line; `\#` and `\!` outside quotes are literal characters; a `\` that is the
+//! last character of a line (even in a comment) continues the statement on the next line
+//! (`decomment`); `"..."` makes one word of everything up to the next `"` (no escapes); `{`
+//! and `}` are words of their own even when written against another word. A statement is the
+//! words of one line; a statement followed by `{` (on the same line or the next) opens a block
+//! that runs to the matching `}`. `include PATTERN...` is read where it stands, as keepalived
+//! reads it line by line, so a block may open in one file and close in another.
 
 use super::error::{ErrorKind, KeepalivedError};
 use super::{
@@ -112,10 +114,11 @@ impl Lexer<'_> {
 
     /// Tokenizes one file, recursing into its includes.
     fn file(&mut self, file: usize, text: &str, depth: usize) -> Result<(), KeepalivedError> {
+        let mut continued = false;
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
             let start = self.toks.len();
-            self.line(file, line_no, line)?;
+            let joins_next = self.line(file, line_no, line)?;
             if self.toks.len() > MAX_WORDS {
                 let pos = Pos {
                     file,
@@ -130,11 +133,18 @@ impl Lexer<'_> {
                     },
                 ));
             }
+            // A line ending in `\` goes on on the next one: no end of statement here.
+            let first_of_statement = !continued;
+            continued = joins_next;
+            if joins_next {
+                continue;
+            }
             // `include` as the first word of a line: replace the line by the files it names.
-            let is_include = matches!(
-                self.toks.get(start),
-                Some(Tok::Word(w)) if w.text == "include"
-            );
+            let is_include = first_of_statement
+                && matches!(
+                    self.toks.get(start),
+                    Some(Tok::Word(w)) if w.text == "include"
+                );
             if !is_include {
                 self.toks.push(Tok::Eol);
                 continue;
@@ -202,7 +212,11 @@ impl Lexer<'_> {
         Ok(())
     }
 
-    fn line(&mut self, file: usize, line: usize, text: &str) -> Result<(), KeepalivedError> {
+    /// Tokenizes one line; returns whether it ends in a `\` that continues it on the next
+    /// line (keepalived's `decomment` / `read_line`: only a `\` that is the very last
+    /// character does, in or out of a comment-free stretch; `\#` and `\!` outside quotes are
+    /// a literal `#` and `!`; any other `\` is an ordinary character).
+    fn line(&mut self, file: usize, line: usize, text: &str) -> Result<bool, KeepalivedError> {
         let chars: Vec<char> = text.chars().collect();
         let mut i = 0;
         let pos = |i: usize| Pos {
@@ -215,7 +229,10 @@ impl Lexer<'_> {
             if c.is_whitespace() {
                 i += 1;
             } else if c == '!' || c == '#' {
-                break;
+                // keepalived still looks for a final `\` in the comment.
+                return Ok(ends_in_continuation(&chars[i..]));
+            } else if c == '\\' && i + 1 == chars.len() {
+                return Ok(true);
             } else if c == '{' {
                 self.toks.push(Tok::Open(pos(i)));
                 i += 1;
@@ -241,21 +258,68 @@ impl Lexer<'_> {
             } else {
                 let start = i;
                 let mut s = String::new();
+                let mut joins_next = false;
                 while i < chars.len()
                     && !chars[i].is_whitespace()
                     && !matches!(chars[i], '{' | '}' | '"' | '!' | '#')
                 {
+                    if chars[i] == '\\' {
+                        match chars.get(i + 1) {
+                            None => {
+                                joins_next = true;
+                                i += 1;
+                                break;
+                            }
+                            // An escaped comment character is literal.
+                            Some(&e @ ('#' | '!')) => {
+                                s.push(e);
+                                i += 2;
+                            }
+                            // A pair: the second one cannot continue the line.
+                            Some('\\') => {
+                                s.push_str("\\\\");
+                                i += 2;
+                            }
+                            Some(_) => {
+                                s.push('\\');
+                                i += 1;
+                            }
+                        }
+                        continue;
+                    }
                     s.push(chars[i]);
                     i += 1;
                 }
-                self.toks.push(Tok::Word(Word {
-                    text: s,
-                    pos: pos(start),
-                }));
+                if !s.is_empty() {
+                    self.toks.push(Tok::Word(Word {
+                        text: s,
+                        pos: pos(start),
+                    }));
+                }
+                if joins_next {
+                    return Ok(true);
+                }
             }
         }
-        Ok(())
+        Ok(false)
     }
+}
+
+/// Whether the rest of a line (from a comment start) ends in a continuation `\`: a `\` takes
+/// the character after it, so only an unpaired final one counts.
+fn ends_in_continuation(rest: &[char]) -> bool {
+    let mut j = 0;
+    while j < rest.len() {
+        if rest[j] == '\\' {
+            if j + 1 == rest.len() {
+                return true;
+            }
+            j += 2;
+        } else {
+            j += 1;
+        }
+    }
+    false
 }
 
 /// `pattern` relative to the directory of `including` (absolute patterns unchanged), with `.`

@@ -29,8 +29,12 @@
 //! NAT and protocol UDP for address services (`validate_check_config` in
 //! keepalived/check/check_data.c, which logs "no forwarding method set, setting default NAT"
 //! and "no protocol set - defaulting to UDP"), quorum 1, hysteresis 0, delay_loop 60 s,
-//! connect_timeout 5 s, retry 1 (DNS_CHECK 3, MISC_CHECK 0), delay_before_retry 1 s, warmup
-//! = delay_loop, weight 1, real-server port = the virtual port.
+//! connect_timeout 5 s, retry 1 (DNS_CHECK 3, MISC_CHECK 0), delay_before_retry 1 s (DNS_CHECK:
+//! its delay_loop), warmup = delay_loop, weight 1, real-server port = the virtual port.
+//! A DR or TUN real server or sorry server written with another port than the virtual port
+//! gets the virtual port, and one of a fwmark virtual server port 0, with a warning
+//! (keepalived's corrections in `validate_check_config`); its checkers still probe the port
+//! written. A group's real servers are left as written.
 //!
 //! ## Initial state in the rule set
 //! keepalived installs every real server at start-up with its weight. A real server one of

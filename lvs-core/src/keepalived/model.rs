@@ -54,8 +54,8 @@ pub struct VirtualServerSettings {
     pub line: usize,
     /// `delay_loop`: default check interval (default 60 s).
     pub delay_loop: Duration,
-    /// `quorum`: minimum live weight (default 1; keepalived lowers it to the number of real
-    /// servers when higher).
+    /// `quorum`: minimum live weight (default 1; keepalived lowers it to the total configured
+    /// weight of the real servers when higher, so it is 0 when every weight is 0).
     pub quorum: u32,
     /// `hysteresis` (default 0; keepalived lowers it to `quorum - 1` when not below quorum).
     pub hysteresis: u32,
@@ -92,7 +92,8 @@ pub struct RealServerSettings {
     /// Address.
     pub addr: IpAddr,
     /// Port. When omitted: the virtual port (of the first service, for a group; in the rule
-    /// set each service of the group then gets its own port).
+    /// set each service of the group then gets its own port). A DR / TUN real server of a
+    /// single service always has the virtual port (0 for fwmark), as keepalived resets it.
     pub port: u16,
     /// Whether the port was written.
     pub port_given: bool,
@@ -228,7 +229,8 @@ pub struct CheckerConfig {
     pub connect_timeout: Duration,
     /// `retry` / `nb_get_retry` (checker → real server → virtual server → kind default).
     pub retry: u32,
-    /// `delay_before_retry` (checker → real server → virtual server → 1 s).
+    /// `delay_before_retry` (checker → real server → virtual server → 1 s; `DNS_CHECK`: the
+    /// checker's delay_loop).
     pub delay_before_retry: Duration,
     /// `delay_loop` (checker → real server → virtual server → 60 s).
     pub delay_loop: Duration,
@@ -247,5 +249,5 @@ pub struct CheckerConfig {
 pub const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 /// keepalived's default connect timeout (5 s, `queue_checker` in check_api.c).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default delay before a retry (1 s, spec §5.2).
+/// The default delay before a retry (1 s, spec §5.2; `DNS_CHECK` uses its delay_loop).
 pub const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
