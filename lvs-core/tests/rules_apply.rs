@@ -380,6 +380,13 @@ fn inexpressible_dests_are_refused() {
         inex(Inexpressible::TunnelOptions)
     );
     d.tunnel.port = 0;
+    // ipvsadm -S would print `--tun-type gre --tun-remcsum`, which ipvsadm -R refuses.
+    d.tunnel.csum = TunnelCsum::RemCsum;
+    assert_eq!(
+        err(&mut r, Command::AddDest(vip(), d)),
+        inex(Inexpressible::TunnelOptions)
+    );
+    d.tunnel.csum = TunnelCsum::Csum;
     r.apply(&Command::AddDest(vip(), d)).unwrap();
     let mut d = masq("10.1.0.5", 80);
     d.u_threshold = i32::MAX as u32 + 1;

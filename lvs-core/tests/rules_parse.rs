@@ -301,12 +301,41 @@ fn tunnel_options() {
         }
     );
     assert_eq!(
-        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-remcsum"),
+        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-csum"),
         TunnelConfig {
             kind: TunnelType::Gre,
             port: 0,
-            csum: TunnelCsum::RemCsum
+            csum: TunnelCsum::Csum
         }
+    );
+    assert_eq!(
+        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre"),
+        TunnelConfig {
+            kind: TunnelType::Gre,
+            port: 0,
+            csum: TunnelCsum::NoCsum
+        }
+    );
+    // ipvsadm's tunnel_types_v_options row for gre is `x 1 1 x`: no remote checksum.
+    assert_eq!(
+        bad("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-remcsum"),
+        (
+            39,
+            K::IllegalTunnelOption {
+                option: "tun-remcsum",
+                tunnel: "gre"
+            }
+        )
+    );
+    assert_eq!(
+        bad("-a -f 1 -r 10.0.0.1 -i --tun-remcsum --tun-type=gre"),
+        (
+            24,
+            K::IllegalTunnelOption {
+                option: "tun-remcsum",
+                tunnel: "gre"
+            }
+        )
     );
     assert_eq!(
         bad("-a -f 1 -r 10.0.0.1 -i --tun-type gue"),

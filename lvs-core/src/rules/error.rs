@@ -156,7 +156,7 @@ pub enum Inexpressible {
     #[error("a -g/-i real server of an address service must use the service port")]
     DestPort,
     /// Tunnel settings on a non-tunnel real server, or settings its tunnel type does not take
-    /// (a port for ipip/gre, a checksum option for ipip).
+    /// (a port for ipip/gre, a checksum option for ipip, `--tun-remcsum` for gre).
     #[error("tunnel settings do not fit the forwarding method or tunnel type")]
     TunnelOptions,
     /// A connection threshold above `i32::MAX`.

@@ -815,10 +815,17 @@ impl<'a> State<'a> {
             }
             _ => {}
         }
+        // ipvsadm's `tunnel_types_v_options`: no checksum option with ipip, and no remote
+        // checksum with gre (its row is `x 1 1 x`: only --tun-nocsum or --tun-csum).
         let mut csum_seen = 0;
         for bit in [Bit::TunNocsum, Bit::TunCsum, Bit::TunRemcsum] {
             if let Some(col) = self.seen[bit as usize] {
-                if self.tun_type == TunnelType::Ipip {
+                let illegal = match self.tun_type {
+                    TunnelType::Ipip => true,
+                    TunnelType::Gre => bit == Bit::TunRemcsum,
+                    TunnelType::Gue => false,
+                };
+                if illegal {
                     return Err(self.err(
                         col,
                         K::IllegalTunnelOption {

@@ -323,7 +323,9 @@ fn check_dest(key: &ServiceKey, d: &DestConfig) -> Result<(), RuleError> {
     let fits = match (d.forward, t.kind) {
         (Forward::Tunnel, TunnelType::Ipip) => t.port == 0 && t.csum == TunnelCsum::NoCsum,
         (Forward::Tunnel, TunnelType::Gue) => true,
-        (Forward::Tunnel, TunnelType::Gre) => t.port == 0,
+        // ipvsadm reads only --tun-nocsum / --tun-csum for gre, so a remote checksum could be
+        // saved but not restored.
+        (Forward::Tunnel, TunnelType::Gre) => t.port == 0 && t.csum != TunnelCsum::RemCsum,
         _ => t == Default::default(),
     };
     if !fits {
