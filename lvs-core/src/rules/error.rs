@@ -96,6 +96,12 @@ pub enum RuleError {
     /// servers than its table size). Reported by the director, not by [`RuleSet`](super::RuleSet).
     #[error("scheduler {0} cannot take more real servers")]
     SchedulerFull(crate::sched::SchedKind),
+    /// A tunnelling real server of another address family than its service, added or edited
+    /// while the director runs as sync master (`EINVAL`, `ip_vs_genl_set_cmd`: the sync
+    /// protocol cannot carry such connections). Reported by the director, not by
+    /// [`RuleSet`](super::RuleSet).
+    #[error("real server {0} has another address family than its service, which connection sync cannot carry")]
+    SyncMixedFamily(IpAddr),
     /// A configuration the ipvsadm language cannot express (`EINVAL`).
     #[error("configuration not expressible in ipvsadm rules: {0}")]
     Inexpressible(Inexpressible),
@@ -125,6 +131,7 @@ impl RuleError {
             | RuleError::BadNetmask(_)
             | RuleError::BadTimeout(_)
             | RuleError::SchedulerFull(_)
+            | RuleError::SyncMixedFamily(_)
             | RuleError::Inexpressible(_) => EINVAL,
         }
     }

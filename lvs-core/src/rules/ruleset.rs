@@ -235,6 +235,17 @@ impl RuleSet {
         super::save::save(self)
     }
 
+    /// The checks of `-a` / `-e` that come before the kernel's own: what ipvsadm refuses to
+    /// send, then a missing service (`ESRCH`). The director checks its own state after these.
+    pub(crate) fn precheck_dest(
+        &self,
+        key: &ServiceKey,
+        dest: &DestConfig,
+    ) -> Result<(), RuleError> {
+        check_dest(key, dest)?;
+        self.position(key).map(|_| ())
+    }
+
     fn position(&self, key: &ServiceKey) -> Result<usize, RuleError> {
         self.index
             .get(key)
