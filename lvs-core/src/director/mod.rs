@@ -721,19 +721,37 @@ impl Director {
     pub fn apply_command(&mut self, now: Instant, cmd: &Command) -> Result<(), RuleError> {
         let now = self.clamp(now);
         self.check_sync_family(&self.rules, cmd)?;
+        let edited = match cmd {
+            Command::EditService(cfg) => self.rules.service(&cfg.key).map(|(c, _)| c.clone()),
+            _ => None,
+        };
         self.rules.apply(cmd)?;
-        if let Command::AddDest(key, d) = cmd {
+        match cmd {
             // The mh table bounds the number of real servers (`EINVAL` from the scheduler);
             // checked after the rule checks so that their errors come first. The new real
             // server is at the head, so deleting it restores the list.
-            if let Err(e) = self.check_capacity(key, &self.rules) {
-                let _ = self.rules.apply(&Command::DeleteDest {
-                    service: *key,
-                    addr: d.addr,
-                    port: d.port,
-                });
-                return Err(e);
+            Command::AddDest(key, d) => {
+                if let Err(e) = self.check_capacity(key, &self.rules) {
+                    let _ = self.rules.apply(&Command::DeleteDest {
+                        service: *key,
+                        addr: d.addr,
+                        port: d.port,
+                    });
+                    return Err(e);
+                }
             }
+            // `-E -s mh` binds mh to the real servers already there (`ip_vs_bind_scheduler`
+            // fails with `EINVAL` when they do not fit). The kernel has by then unbound the
+            // old scheduler; here the service keeps its previous configuration.
+            Command::EditService(cfg) => {
+                if let Err(e) = self.check_capacity(&cfg.key, &self.rules) {
+                    if let Some(old) = edited {
+                        let _ = self.rules.apply(&Command::EditService(old));
+                    }
+                    return Err(e);
+                }
+            }
+            _ => {}
         }
         self.exec(now, cmd);
         self.flush_nodest(now);
