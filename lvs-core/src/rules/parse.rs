@@ -872,6 +872,11 @@ fn parse_sched_flags(
     arg: Tok<'_>,
 ) -> Result<SchedFlags, ParseError> {
     let mut flags = SchedFlags::empty();
+    if arg.s.is_empty() {
+        // `-b=` / `--sched-flags=`: ipvsadm parses its flags only `if (sched_flags_arg[0])`,
+        // so an empty list sets none.
+        return Ok(flags);
+    }
     let mut any = false;
     let mut col = arg.col;
     for name in arg.s.split(',') {
