@@ -460,6 +460,24 @@ fn apply_text_is_atomic_and_reports_positions() {
     assert_eq!((e.line(), e.column()), (3, 22));
     assert!(matches!(e, RulesError::Parse(_)));
     assert_eq!(r, before);
+    // Errors are reported in line order: a refused command before a later line that does
+    // not parse, a line that does not parse before a later refused command.
+    let e = r
+        .apply_text("-A -t 10.0.0.1:80\n-A -t 10.0.0.9:81 -s foo\n")
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        RulesError::Apply {
+            line: 1,
+            column: 1,
+            source: RuleError::ServiceExists(_)
+        }
+    ));
+    let e = r
+        .apply_text("-A -t 10.0.0.9:81 -s foo\n-A -t 10.0.0.1:80\n")
+        .unwrap_err();
+    assert!(matches!(e, RulesError::Parse(ref p) if p.line == 1 && p.column == 22));
+    assert_eq!(r, before);
     // And a good text applies all of it.
     r.apply_text("-C\n-A -t 10.0.0.9:80\n").unwrap();
     assert_eq!(r.save(), "-A -t 10.0.0.9:80 -s wlc\n");

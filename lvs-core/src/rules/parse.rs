@@ -941,7 +941,10 @@ fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
 }
 
 /// One line: the command and the column of its command word, or `None` when blank.
-fn parse_line_at(line: &str, lineno: usize) -> Result<Option<(usize, Command)>, ParseError> {
+pub(crate) fn parse_line_at(
+    line: &str,
+    lineno: usize,
+) -> Result<Option<(usize, Command)>, ParseError> {
     let mut toks = tokenize(line);
     if toks.first().is_some_and(|t| t.s == "ipvsadm") {
         toks.remove(0);

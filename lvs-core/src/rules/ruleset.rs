@@ -71,18 +71,22 @@ impl RuleSet {
         Ok(rules)
     }
 
-    /// Parses every line of `text`, then applies the commands in order. Atomic: on any error
-    /// (a line that does not parse, or a command refused) `self` is left unchanged, and the
-    /// error names the line and column.
+    /// Parses and applies `text` line by line, in order. Atomic: on any error (a line that
+    /// does not parse, or a command refused) `self` is left unchanged, and the error names the
+    /// first line at fault and the column.
     pub fn apply_text(&mut self, text: &str) -> Result<(), RulesError> {
-        let commands = super::parse::parse_positioned(text)?;
         let mut next = self.clone();
-        for (line, column, cmd) in &commands {
-            next.apply(cmd).map_err(|source| RulesError::Apply {
-                line: *line,
-                column: *column,
-                source,
-            })?;
+        // One line at a time, as `ipvsadm -R` reads them, so that a refused command is
+        // reported before a later line that does not parse.
+        for (i, text_line) in text.split('\n').enumerate() {
+            let line = i + 1;
+            if let Some((column, cmd)) = super::parse::parse_line_at(text_line, line)? {
+                next.apply(&cmd).map_err(|source| RulesError::Apply {
+                    line,
+                    column,
+                    source,
+                })?;
+            }
         }
         *self = next;
         Ok(())
