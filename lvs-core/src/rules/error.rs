@@ -31,7 +31,8 @@ pub enum RuleError {
     #[error("service {0} already exists")]
     ServiceExists(ServiceKey),
     /// The service named by `-E`, `-D`, `-a`, `-e`, `-d` or `-Z` does not exist (`ESRCH`, which
-    /// ipvsadm prints as "No such service").
+    /// ipvsadm prints as "No such service" for `-E`, `-D` and `-Z`, and as "Service not
+    /// defined" for `-a`, `-e` and `-d`).
     #[error("no such service {0}")]
     NoSuchService(ServiceKey),
     /// `-a` of a real server already in the service (`EEXIST`).
