@@ -1304,3 +1304,51 @@ fn syn_with_rst_on_time_wait_expires_and_is_not_scheduled() {
     let info = d.conn(Protocol::Tcp, sa(c2), sa(v)).unwrap();
     assert_eq!((info.state, info.expires), ("CLOSE", t(15)));
 }
+
+/// `-E -s mh` on a service with more real servers than the mh table has slots fails with
+/// EINVAL when the kernel binds the scheduler (`ip_vs_mh_reassign`); the service keeps
+/// scheduling as before.
+#[test]
+fn edit_to_mh_with_more_real_servers_than_slots_is_refused() {
+    let mut config = DirectorConfig::new(4096, HashKey::from_u128(7));
+    config.sched.mh_table_size = 251;
+    let mut d = Director::new(config);
+    let mut rules = RuleSet::from_text("-A -t 10.0.0.1:80 -s rr\n").unwrap();
+    for i in 0..252u32 {
+        rules
+            .apply(&Command::AddDest(
+                key("-t 10.0.0.1:80"),
+                DestConfig::new(
+                    format!("10.1.{}.{}", i / 200, i % 200 + 1).parse().unwrap(),
+                    80,
+                ),
+            ))
+            .unwrap();
+    }
+    d.apply_rules(t(0), &rules).unwrap();
+    let before = d.rules().clone();
+    let mut cfg = before.service(&key("-t 10.0.0.1:80")).unwrap().0.clone();
+    cfg.scheduler = lvs_core::sched::SchedKind::Mh;
+    assert_eq!(
+        d.apply_command(t(1), &Command::EditService(cfg))
+            .unwrap_err(),
+        lvs_core::rules::RuleError::SchedulerFull(lvs_core::sched::SchedKind::Mh)
+    );
+    assert_eq!(d.rules(), &before);
+    let v = "10.0.0.1:80";
+    assert!(is_new(d.handle_flow(t(2), &tcp("192.0.2.7:1000", v, SYN))));
+    // With one real server fewer it fits.
+    d.apply_command(
+        t(3),
+        &Command::DeleteDest {
+            service: key("-t 10.0.0.1:80"),
+            addr: "10.1.0.1".parse().unwrap(),
+            port: 80,
+        },
+    )
+    .unwrap();
+    let mut cfg = before.service(&key("-t 10.0.0.1:80")).unwrap().0.clone();
+    cfg.scheduler = lvs_core::sched::SchedKind::Mh;
+    d.apply_command(t(4), &Command::EditService(cfg)).unwrap();
+    assert!(is_new(d.handle_flow(t(5), &tcp("192.0.2.7:1001", v, SYN))));
+}

@@ -380,6 +380,13 @@ fn inexpressible_dests_are_refused() {
         inex(Inexpressible::TunnelOptions)
     );
     d.tunnel.port = 0;
+    // ipvsadm -S would print `--tun-type gre --tun-remcsum`, which ipvsadm -R refuses.
+    d.tunnel.csum = TunnelCsum::RemCsum;
+    assert_eq!(
+        err(&mut r, Command::AddDest(vip(), d)),
+        inex(Inexpressible::TunnelOptions)
+    );
+    d.tunnel.csum = TunnelCsum::Csum;
     r.apply(&Command::AddDest(vip(), d)).unwrap();
     let mut d = masq("10.1.0.5", 80);
     d.u_threshold = i32::MAX as u32 + 1;
@@ -452,6 +459,24 @@ fn apply_text_is_atomic_and_reports_positions() {
         .unwrap_err();
     assert_eq!((e.line(), e.column()), (3, 22));
     assert!(matches!(e, RulesError::Parse(_)));
+    assert_eq!(r, before);
+    // Errors are reported in line order: a refused command before a later line that does
+    // not parse, a line that does not parse before a later refused command.
+    let e = r
+        .apply_text("-A -t 10.0.0.1:80\n-A -t 10.0.0.9:81 -s foo\n")
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        RulesError::Apply {
+            line: 1,
+            column: 1,
+            source: RuleError::ServiceExists(_)
+        }
+    ));
+    let e = r
+        .apply_text("-A -t 10.0.0.9:81 -s foo\n-A -t 10.0.0.1:80\n")
+        .unwrap_err();
+    assert!(matches!(e, RulesError::Parse(ref p) if p.line == 1 && p.column == 22));
     assert_eq!(r, before);
     // And a good text applies all of it.
     r.apply_text("-C\n-A -t 10.0.0.9:80\n").unwrap();

@@ -282,6 +282,27 @@ fn sched_flags() {
         (12, K::BadSchedFlag("flag-4".into()))
     );
     assert_eq!(bad("-A -f 1 -b ,"), (12, K::BadSchedFlag(",".into())));
+    // An empty list sets no flag (ipvsadm skips parse_sched_flags for an empty argument),
+    // but the option still counts as given.
+    assert_eq!(svc("-A -f 1 -s sh -b=").flags, SchedFlags::empty());
+    assert_eq!(
+        svc("-A -f 1 --sched-flags= -s mh").flags,
+        SchedFlags::empty()
+    );
+    assert_eq!(
+        bad("-A -f 1 -b= -b flag-1"),
+        (13, K::DuplicateOption("sched-flags"))
+    );
+    assert_eq!(
+        bad("-a -f 1 -r 10.0.0.1 -b="),
+        (
+            21,
+            K::IllegalOption {
+                option: "sched-flags",
+                command: "add-server"
+            }
+        )
+    );
 }
 
 #[test]
@@ -301,12 +322,41 @@ fn tunnel_options() {
         }
     );
     assert_eq!(
-        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-remcsum"),
+        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-csum"),
         TunnelConfig {
             kind: TunnelType::Gre,
             port: 0,
-            csum: TunnelCsum::RemCsum
+            csum: TunnelCsum::Csum
         }
+    );
+    assert_eq!(
+        t("-a -f 1 -r 10.0.0.1 -i --tun-type gre"),
+        TunnelConfig {
+            kind: TunnelType::Gre,
+            port: 0,
+            csum: TunnelCsum::NoCsum
+        }
+    );
+    // ipvsadm's tunnel_types_v_options row for gre is `x 1 1 x`: no remote checksum.
+    assert_eq!(
+        bad("-a -f 1 -r 10.0.0.1 -i --tun-type gre --tun-remcsum"),
+        (
+            39,
+            K::IllegalTunnelOption {
+                option: "tun-remcsum",
+                tunnel: "gre"
+            }
+        )
+    );
+    assert_eq!(
+        bad("-a -f 1 -r 10.0.0.1 -i --tun-remcsum --tun-type=gre"),
+        (
+            24,
+            K::IllegalTunnelOption {
+                option: "tun-remcsum",
+                tunnel: "gre"
+            }
+        )
     );
     assert_eq!(
         bad("-a -f 1 -r 10.0.0.1 -i --tun-type gue"),

@@ -132,7 +132,12 @@ fn dest(key: ServiceKey) -> impl Strategy<Value = DestConfig> {
                 (Forward::Tunnel, 2) => TunnelConfig {
                     kind: TunnelType::Gre,
                     port: 0,
-                    csum,
+                    // ipvsadm takes no --tun-remcsum with gre.
+                    csum: if csum == TunnelCsum::RemCsum {
+                        TunnelCsum::Csum
+                    } else {
+                        csum
+                    },
                 },
                 _ => TunnelConfig::default(),
             };

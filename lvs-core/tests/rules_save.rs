@@ -203,7 +203,7 @@ fn programmatic_model_saves_like_parsed_text() {
     d.tunnel = TunnelConfig {
         kind: TunnelType::Gre,
         port: 0,
-        csum: TunnelCsum::RemCsum,
+        csum: TunnelCsum::Csum,
     };
     d.weight = 65535;
     rules.apply(&Command::AddDest(key, d)).unwrap();
@@ -211,7 +211,7 @@ fn programmatic_model_saves_like_parsed_text() {
     assert_eq!(
         text,
         "-A -f 77 -6 -s sh -p 100 -M 48 -b sh-port\n\
-         -a -f 77 -6 -r [2001:db8::2]:0 -i -w 65535 --tun-type gre --tun-remcsum\n"
+         -a -f 77 -6 -r [2001:db8::2]:0 -i -w 65535 --tun-type gre --tun-csum\n"
     );
     let parsed = RuleSet::from_text(&text).unwrap();
     assert_eq!(parsed, rules);

@@ -10,7 +10,7 @@ use lvs_core::director::{
     Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, PacketVerdict, SyncBackupConfig,
     SyncMasterConfig, SyncSkip,
 };
-use lvs_core::rules::{RuleSet, ServiceKey};
+use lvs_core::rules::{Command, DestConfig, Forward, RuleError, RuleSet, ServiceKey};
 use lvs_core::sync::master::SyncSysctls;
 use lvs_core::sync::role::{RoleEvent, RoleState};
 use lvs_core::sync::{decode, PeName, SyncConn, SyncMessage, SyncReason, SyncVersion};
@@ -739,4 +739,75 @@ fn table_sync_api_bounds() {
 
 fn t0() -> Instant {
     Instant::from_secs(1)
+}
+
+/// `ip_vs_genl_set_cmd`: while a sync daemon runs, adding or editing a real server of the
+/// other address family fails with EINVAL (the sync protocol cannot carry such connections),
+/// after ipvsadm's own checks and the service lookup; deleting one still works.
+#[test]
+fn mixed_family_real_servers_are_refused_while_sync_master_runs() {
+    let tun6 = |a: &str| DestConfig {
+        forward: Forward::Tunnel,
+        ..DestConfig::new(ip(a), 80)
+    };
+    let mut m = director(DR2, 1);
+    // Without a daemon, a tunnelling IPv6 real server of an IPv4 service is fine.
+    m.apply_command(t(1), &Command::AddDest(svc(), tun6("2001:db8::5")))
+        .unwrap();
+    m.set_sync_master(Some(SyncMasterConfig::default()));
+    let before = m.rules().clone();
+    let e = m
+        .apply_command(t(2), &Command::AddDest(svc(), tun6("2001:db8::6")))
+        .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.errno()),
+        (RuleError::SyncMixedFamily(ip("2001:db8::6")), 22)
+    );
+    let mut heavier = tun6("2001:db8::5");
+    heavier.weight = 3;
+    assert_eq!(
+        m.apply_command(t(2), &Command::EditDest(svc(), heavier))
+            .unwrap_err(),
+        RuleError::SyncMixedFamily(ip("2001:db8::5"))
+    );
+    // A missing service (ESRCH) and what ipvsadm refuses itself come first.
+    let other = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: ip("10.0.0.2"),
+        port: 80,
+    };
+    assert_eq!(
+        m.apply_command(t(2), &Command::AddDest(other, tun6("2001:db8::6")))
+            .unwrap_err(),
+        RuleError::NoSuchService(other)
+    );
+    let mut heavy = tun6("2001:db8::6");
+    heavy.weight = 70000;
+    assert_eq!(
+        m.apply_command(t(2), &Command::AddDest(svc(), heavy))
+            .unwrap_err(),
+        RuleError::WeightRange(70000)
+    );
+    // The same through a whole rule set swap: nothing changes.
+    let mut next = before.clone();
+    next.apply_text("-a -t 10.0.0.1:80 -r 10.1.0.3 -g\n-a -t 10.0.0.1:80 -r 2001:db8::7 -i\n")
+        .unwrap();
+    assert_eq!(
+        m.apply_rules(t(2), &next).unwrap_err(),
+        RuleError::SyncMixedFamily(ip("2001:db8::7"))
+    );
+    assert_eq!(m.rules(), &before);
+    // Same-family real servers and deletions are not affected.
+    for (_, cmd) in lvs_core::rules::parse(
+        "-a -t 10.0.0.1:80 -r 10.1.0.3 -g\n-d -t 10.0.0.1:80 -r 2001:db8::5\n",
+    )
+    .unwrap()
+    {
+        m.apply_command(t(2), &cmd).unwrap();
+    }
+    assert_eq!(m.rules().service(&svc()).unwrap().1.len(), 3);
+    // Once the master stops, the kernel takes them again.
+    m.set_sync_master(None);
+    m.apply_command(t(3), &Command::AddDest(svc(), tun6("2001:db8::6")))
+        .unwrap();
 }

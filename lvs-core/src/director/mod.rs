@@ -98,7 +98,9 @@ use crate::conn::{
 };
 use crate::protocol::Protocol;
 use crate::rules::listing::{ConnEntry, DestSnapshot, ServiceSnapshot, Snapshot, Stats};
-use crate::rules::{Command, DestConfig, Forward, RuleError, RuleSet, ServiceConfig, ServiceKey};
+use crate::rules::{
+    Command, DestConfig, Family, Forward, RuleError, RuleSet, ServiceConfig, ServiceKey,
+};
 use crate::sched::pool::{Pool, PoolError};
 use crate::sched::{DestId, DestInfo, SchedConfig, SchedKind};
 use crate::time::{Duration, Instant};
@@ -713,26 +715,63 @@ impl Director {
     // ----- control plane -------------------------------------------------------------------
 
     /// Applies one `ipvsadm` command with the kernel's checks and errors (those of
-    /// [`RuleSet::apply`], plus [`RuleError::SchedulerFull`] when an mh service has no room).
-    /// On error nothing changed.
+    /// [`RuleSet::apply`], plus [`RuleError::SchedulerFull`] when an mh service has no room and
+    /// [`RuleError::SyncMixedFamily`] for a real server of the other address family while the
+    /// sync master runs). On error nothing changed.
     pub fn apply_command(&mut self, now: Instant, cmd: &Command) -> Result<(), RuleError> {
         let now = self.clamp(now);
+        self.check_sync_family(&self.rules, cmd)?;
+        let edited = match cmd {
+            Command::EditService(cfg) => self.rules.service(&cfg.key).map(|(c, _)| c.clone()),
+            _ => None,
+        };
         self.rules.apply(cmd)?;
-        if let Command::AddDest(key, d) = cmd {
+        match cmd {
             // The mh table bounds the number of real servers (`EINVAL` from the scheduler);
             // checked after the rule checks so that their errors come first. The new real
             // server is at the head, so deleting it restores the list.
-            if let Err(e) = self.check_capacity(key, &self.rules) {
-                let _ = self.rules.apply(&Command::DeleteDest {
-                    service: *key,
-                    addr: d.addr,
-                    port: d.port,
-                });
-                return Err(e);
+            Command::AddDest(key, d) => {
+                if let Err(e) = self.check_capacity(key, &self.rules) {
+                    let _ = self.rules.apply(&Command::DeleteDest {
+                        service: *key,
+                        addr: d.addr,
+                        port: d.port,
+                    });
+                    return Err(e);
+                }
             }
+            // `-E -s mh` binds mh to the real servers already there (`ip_vs_bind_scheduler`
+            // fails with `EINVAL` when they do not fit). The kernel has by then unbound the
+            // old scheduler; here the service keeps its previous configuration.
+            Command::EditService(cfg) => {
+                if let Err(e) = self.check_capacity(&cfg.key, &self.rules) {
+                    if let Some(old) = edited {
+                        let _ = self.rules.apply(&Command::EditService(old));
+                    }
+                    return Err(e);
+                }
+            }
+            _ => {}
         }
         self.exec(now, cmd);
         self.flush_nodest(now);
+        Ok(())
+    }
+
+    /// `ip_vs_genl_set_cmd`: while a sync daemon runs, adding or editing a real server of the
+    /// other address family than its service fails with `EINVAL`, after the service lookup
+    /// and before the kernel's other real-server checks. (Only the master is a running state
+    /// here; a backup is whatever calls [`Director::apply_sync`].)
+    fn check_sync_family(&self, rules: &RuleSet, cmd: &Command) -> Result<(), RuleError> {
+        if self.sync_master.is_none() {
+            return Ok(());
+        }
+        if let Command::AddDest(key, d) | Command::EditDest(key, d) = cmd {
+            if Family::of(&d.addr) != key.family() {
+                rules.precheck_dest(key, d)?;
+                return Err(RuleError::SyncMixedFamily(d.addr));
+            }
+        }
         Ok(())
     }
 
@@ -822,6 +861,7 @@ impl Director {
         // Validate everything on a copy first: all or nothing.
         let mut probe = self.rules.clone();
         for c in &cmds {
+            self.check_sync_family(&probe, c)?;
             probe.apply(c)?;
         }
         for (cfg, _) in rules.services() {

@@ -31,7 +31,8 @@ pub enum RuleError {
     #[error("service {0} already exists")]
     ServiceExists(ServiceKey),
     /// The service named by `-E`, `-D`, `-a`, `-e`, `-d` or `-Z` does not exist (`ESRCH`, which
-    /// ipvsadm prints as "No such service").
+    /// ipvsadm prints as "No such service" for `-E`, `-D` and `-Z`, and as "Service not
+    /// defined" for `-a`, `-e` and `-d`).
     #[error("no such service {0}")]
     NoSuchService(ServiceKey),
     /// `-a` of a real server already in the service (`EEXIST`).
@@ -96,6 +97,12 @@ pub enum RuleError {
     /// servers than its table size). Reported by the director, not by [`RuleSet`](super::RuleSet).
     #[error("scheduler {0} cannot take more real servers")]
     SchedulerFull(crate::sched::SchedKind),
+    /// A tunnelling real server of another address family than its service, added or edited
+    /// while the director runs as sync master (`EINVAL`, `ip_vs_genl_set_cmd`: the sync
+    /// protocol cannot carry such connections). Reported by the director, not by
+    /// [`RuleSet`](super::RuleSet).
+    #[error("real server {0} has another address family than its service, which connection sync cannot carry")]
+    SyncMixedFamily(IpAddr),
     /// A configuration the ipvsadm language cannot express (`EINVAL`).
     #[error("configuration not expressible in ipvsadm rules: {0}")]
     Inexpressible(Inexpressible),
@@ -125,6 +132,7 @@ impl RuleError {
             | RuleError::BadNetmask(_)
             | RuleError::BadTimeout(_)
             | RuleError::SchedulerFull(_)
+            | RuleError::SyncMixedFamily(_)
             | RuleError::Inexpressible(_) => EINVAL,
         }
     }
@@ -156,7 +164,7 @@ pub enum Inexpressible {
     #[error("a -g/-i real server of an address service must use the service port")]
     DestPort,
     /// Tunnel settings on a non-tunnel real server, or settings its tunnel type does not take
-    /// (a port for ipip/gre, a checksum option for ipip).
+    /// (a port for ipip/gre, a checksum option for ipip, `--tun-remcsum` for gre).
     #[error("tunnel settings do not fit the forwarding method or tunnel type")]
     TunnelOptions,
     /// A connection threshold above `i32::MAX`.

@@ -815,10 +815,17 @@ impl<'a> State<'a> {
             }
             _ => {}
         }
+        // ipvsadm's `tunnel_types_v_options`: no checksum option with ipip, and no remote
+        // checksum with gre (its row is `x 1 1 x`: only --tun-nocsum or --tun-csum).
         let mut csum_seen = 0;
         for bit in [Bit::TunNocsum, Bit::TunCsum, Bit::TunRemcsum] {
             if let Some(col) = self.seen[bit as usize] {
-                if self.tun_type == TunnelType::Ipip {
+                let illegal = match self.tun_type {
+                    TunnelType::Ipip => true,
+                    TunnelType::Gre => bit == Bit::TunRemcsum,
+                    TunnelType::Gue => false,
+                };
+                if illegal {
                     return Err(self.err(
                         col,
                         K::IllegalTunnelOption {
@@ -865,6 +872,11 @@ fn parse_sched_flags(
     arg: Tok<'_>,
 ) -> Result<SchedFlags, ParseError> {
     let mut flags = SchedFlags::empty();
+    if arg.s.is_empty() {
+        // `-b=` / `--sched-flags=`: ipvsadm parses its flags only `if (sched_flags_arg[0])`,
+        // so an empty list sets none.
+        return Ok(flags);
+    }
     let mut any = false;
     let mut col = arg.col;
     for name in arg.s.split(',') {
@@ -929,7 +941,10 @@ fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
 }
 
 /// One line: the command and the column of its command word, or `None` when blank.
-fn parse_line_at(line: &str, lineno: usize) -> Result<Option<(usize, Command)>, ParseError> {
+pub(crate) fn parse_line_at(
+    line: &str,
+    lineno: usize,
+) -> Result<Option<(usize, Command)>, ParseError> {
     let mut toks = tokenize(line);
     if toks.first().is_some_and(|t| t.s == "ipvsadm") {
         toks.remove(0);

@@ -71,18 +71,22 @@ impl RuleSet {
         Ok(rules)
     }
 
-    /// Parses every line of `text`, then applies the commands in order. Atomic: on any error
-    /// (a line that does not parse, or a command refused) `self` is left unchanged, and the
-    /// error names the line and column.
+    /// Parses and applies `text` line by line, in order. Atomic: on any error (a line that
+    /// does not parse, or a command refused) `self` is left unchanged, and the error names the
+    /// first line at fault and the column.
     pub fn apply_text(&mut self, text: &str) -> Result<(), RulesError> {
-        let commands = super::parse::parse_positioned(text)?;
         let mut next = self.clone();
-        for (line, column, cmd) in &commands {
-            next.apply(cmd).map_err(|source| RulesError::Apply {
-                line: *line,
-                column: *column,
-                source,
-            })?;
+        // One line at a time, as `ipvsadm -R` reads them, so that a refused command is
+        // reported before a later line that does not parse.
+        for (i, text_line) in text.split('\n').enumerate() {
+            let line = i + 1;
+            if let Some((column, cmd)) = super::parse::parse_line_at(text_line, line)? {
+                next.apply(&cmd).map_err(|source| RulesError::Apply {
+                    line,
+                    column,
+                    source,
+                })?;
+            }
         }
         *self = next;
         Ok(())
@@ -235,6 +239,17 @@ impl RuleSet {
         super::save::save(self)
     }
 
+    /// The checks of `-a` / `-e` that come before the kernel's own: what ipvsadm refuses to
+    /// send, then a missing service (`ESRCH`). The director checks its own state after these.
+    pub(crate) fn precheck_dest(
+        &self,
+        key: &ServiceKey,
+        dest: &DestConfig,
+    ) -> Result<(), RuleError> {
+        check_dest(key, dest)?;
+        self.position(key).map(|_| ())
+    }
+
     fn position(&self, key: &ServiceKey) -> Result<usize, RuleError> {
         self.index
             .get(key)
@@ -323,7 +338,9 @@ fn check_dest(key: &ServiceKey, d: &DestConfig) -> Result<(), RuleError> {
     let fits = match (d.forward, t.kind) {
         (Forward::Tunnel, TunnelType::Ipip) => t.port == 0 && t.csum == TunnelCsum::NoCsum,
         (Forward::Tunnel, TunnelType::Gue) => true,
-        (Forward::Tunnel, TunnelType::Gre) => t.port == 0,
+        // ipvsadm reads only --tun-nocsum / --tun-csum for gre, so a remote checksum could be
+        // saved but not restored.
+        (Forward::Tunnel, TunnelType::Gre) => t.port == 0 && t.csum != TunnelCsum::RemCsum,
         _ => t == Default::default(),
     };
     if !fits {
