@@ -74,3 +74,43 @@ fn revived_real_server_keeps_its_last_sample() {
     // inpkts: 1 << 9 = 512 at 2 s (avg 128), then 1 << 9 again: 128 + (512 - 128) >> 2 = 224.
     assert_eq!(st.estimator().inpps, 224);
 }
+
+/// `-Z` with a service of no address and port 0 (`-t 0.0.0.0:0`, `-u [::]:0`) zeroes every
+/// counter, as no service at all does: ipvsadm sends the zero command without a service
+/// then, and the kernel zeroes everything. Any other service that does not exist is
+/// "No such service".
+#[test]
+fn zero_with_the_wildcard_service_zeroes_everything() {
+    let mut d = director(
+        "-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.1.0.1:53\n\
+         -A -u 10.0.0.2:53 -s rr\n-a -u 10.0.0.2:53 -r 10.1.0.2:53\n",
+    );
+    let zero = |line: &str| match lvs_core::rules::parse_line(line).unwrap() {
+        Some(c) => c,
+        None => panic!("{line}: no command"),
+    };
+    for (k, wildcard) in [(0, "-Z -t 0.0.0.0:0"), (1, "-Z -u [::]:0")] {
+        let at = |millis: u64| ms(k * 1000 + millis);
+        for (i, vip) in ["10.0.0.1:53", "10.0.0.2:53"].into_iter().enumerate() {
+            let client = format!("192.0.2.7:{}", 1000 + i);
+            dest_of(d.handle_flow(at(100), &udp(&client, vip, 100)));
+        }
+        assert_eq!(d.total_stats().read().inpkts, 2);
+        let err = d.apply_command(at(200), &zero("-Z -u 10.0.0.9:53"));
+        assert!(err.is_err(), "{err:?}");
+        assert_eq!(
+            d.total_stats().read().inpkts,
+            2,
+            "a failed -Z changes nothing"
+        );
+        d.apply_command(at(200), &zero(wildcard)).unwrap();
+        assert_eq!(d.total_stats().read().inpkts, 0, "{wildcard}");
+        for (svc, rs) in [
+            ("-u 10.0.0.1:53", "10.1.0.1:53"),
+            ("-u 10.0.0.2:53", "10.1.0.2:53"),
+        ] {
+            assert_eq!(d.service_stats(&key(svc)).unwrap().read().inpkts, 0);
+            assert_eq!(d.dest_stats(&key(svc), sa(rs)).unwrap().read().inbytes, 0);
+        }
+    }
+}

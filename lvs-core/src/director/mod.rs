@@ -926,7 +926,7 @@ impl Director {
                     crate::conn::Timeouts::IPVSADM_MAX_SECS,
                 );
             }
-            Command::Zero(None) => {
+            Command::Zero(key) if key.is_none_or(|k| k.zeroes_all()) => {
                 self.total.zero();
                 for s in self.services.iter_mut().flatten() {
                     s.stats.zero();
@@ -937,8 +937,8 @@ impl Director {
                     }
                 }
             }
-            Command::Zero(Some(key)) => {
-                if let Some(i) = self.service_index(key) {
+            Command::Zero(key) => {
+                if let Some(i) = key.and_then(|k| self.service_index(&k)) {
                     if let Some(s) = self.services[i as usize].as_mut() {
                         s.stats.zero();
                         let ids: Vec<DestId> = s.pool.dests().iter().map(|d| d.id).collect();

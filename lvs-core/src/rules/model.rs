@@ -91,6 +91,13 @@ impl ServiceKey {
         }
     }
 
+    /// Whether `-Z` with this key zeroes every counter: no address, port 0 and no firewall
+    /// mark, which the zero command takes as "no service given" (`ipvs_zero_service` sends
+    /// no service then; `do_ip_vs_set_ctl` checks the same three fields).
+    pub(crate) fn zeroes_all(&self) -> bool {
+        matches!(self, ServiceKey::Addr { addr, port: 0, .. } if addr.is_unspecified())
+    }
+
     /// Whether this is a fwmark service.
     pub fn is_fwmark(&self) -> bool {
         matches!(self, ServiceKey::Fwmark { .. })

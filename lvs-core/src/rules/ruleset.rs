@@ -198,8 +198,8 @@ impl RuleSet {
                 Ok(())
             }
             Command::Zero(key) => {
-                if let Some(key) = key {
-                    self.position(key)?;
+                if let Some(key) = key.filter(|k| !k.zeroes_all()) {
+                    self.position(&key)?;
                 }
                 Ok(())
             }
