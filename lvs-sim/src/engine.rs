@@ -1421,10 +1421,11 @@ impl<'m> Engine<'m> {
             self.srv_acc[srv as usize].connections += 1;
         }
         let st = &self.srv[srv as usize];
-        let waiting = st
-            .in_system(st.discipline)
-            .saturating_sub(st.workers as usize);
-        if waiting >= st.backlog as usize {
+        // Refused only when its request would have to wait and `backlog` already do: at most
+        // `workers + backlog` in the server (M/M/c/K with K = c + backlog; backlog 0 is a
+        // loss system, Erlang B).
+        let in_system = st.in_system(st.discipline);
+        if in_system >= (st.workers as usize).saturating_add(st.backlog as usize) {
             self.unalloc(c);
             self.refuse(si, srv, nat, dest, client, measured);
             return;
