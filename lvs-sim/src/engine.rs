@@ -1411,14 +1411,16 @@ impl<'m> Engine<'m> {
             }
         };
         let srv = self.server_of(dest);
+        // Counted whether or not the server is up: its connections are then its completed,
+        // failed (dead server included) and open ones.
+        if measured && srv != NONE {
+            self.srv_acc[srv as usize].connections += 1;
+        }
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
             self.unalloc(c);
             self.count_fail(si, srv, FailReason::DeadServer, measured);
             return;
-        }
-        if measured {
-            self.srv_acc[srv as usize].connections += 1;
         }
         let st = &self.srv[srv as usize];
         // Refused only when its request would have to wait and `backlog` already do: at most

@@ -37,8 +37,9 @@ fn close(what: &str, e: Est, theory: f64, allowance: f64) {
     assert!(e.ci95 < 0.15 * theory, "{what}: CI too wide: {e:?}");
 }
 
-/// Every measured arrival is served, failed (by a reason) or still open at the end; the mean
-/// number in a server is its throughput times its mean response time (Little).
+/// Every measured arrival is served, failed (by a reason) or still open at the end; every
+/// connection the director sent to a real server is that server's; the mean number in the
+/// server is its throughput times its mean response time (Little).
 fn check_bookkeeping(s: &Summary) {
     for r in &s.runs {
         let v = &r.services[0];
@@ -51,6 +52,13 @@ fn check_bookkeeping(s: &Summary) {
             v.completed,
             v.failed.total(),
             r.counters.in_flight_at_end
+        );
+        let to_servers: u64 = r.servers.iter().map(|x| x.connections).sum();
+        assert_eq!(
+            to_servers,
+            v.connections - v.failed.no_destination - v.failed.director_drop,
+            "rep {}: connections by real server",
+            r.replication
         );
         for x in &r.servers {
             assert!(
@@ -338,4 +346,37 @@ speed = 3.0
         );
     }
     check_bookkeeping(&wrr);
+}
+
+/// Servers failing (MTTF/MTTR) with no health checks: connections sent to a dead server are
+/// that server's, and every arrival is accounted for.
+#[test]
+fn failed_connections_are_counted_once_by_server() {
+    let s = run(r#"rules = """
+-A -t 192.0.2.10:80 -s rr
+-a -t 192.0.2.10:80 -r 10.0.0.1:80 -m
+-a -t 192.0.2.10:80 -r 10.0.0.2:80 -m
+"""
+seed = 26
+duration = 210.0
+warmup = 10.0
+replications = 3
+[[workload]]
+service = "192.0.2.10:80"
+arrival = { kind = "poisson", rate = 50.0 }
+requests = { kind = "geometric", mean = 3.0 }
+think = { kind = "exp", mean = 0.1 }
+work = { kind = "exp", mean = 0.01 }
+[server_defaults]
+mttf = 20.0
+mttr = 5.0
+backlog = 2
+"#);
+    let dead: u64 = s
+        .runs
+        .iter()
+        .map(|r| r.services[0].failed.dead_server)
+        .sum();
+    assert!(dead > 100, "{dead}");
+    check_bookkeeping(&s);
 }
