@@ -9,7 +9,7 @@
 //! 0.1 % above the sample's; a finite horizon after warm-up).
 use lvs_sim::experiments;
 use lvs_sim::model::Model;
-use lvs_sim::results::{Est, FailReason, Summary};
+use lvs_sim::results::{t95, Est, FailReason, Summary};
 
 fn one_server(sched: &str, extra: &str) -> String {
     format!(
@@ -379,4 +379,31 @@ backlog = 2
         .sum();
     assert!(dead > 100, "{dead}");
     check_bookkeeping(&s);
+}
+
+/// The 95 % two-sided Student-t quantiles, from the tables (df 1..=30 exact, then the values
+/// at 40, 60, 120 and the normal limit must not be undercut: a smaller quantile would make
+/// the interval narrower than 95 %).
+#[test]
+fn t_quantiles() {
+    for (df, t) in [
+        (1, 12.706),
+        (2, 4.303),
+        (5, 2.571),
+        (10, 2.228),
+        (30, 2.042),
+        (31, 2.040),
+        (35, 2.030),
+        (40, 2.021),
+        (50, 2.009),
+        (60, 2.000),
+        (80, 1.990),
+        (100, 1.984),
+        (120, 1.980),
+        (1000, 1.962),
+    ] {
+        let got = t95(df);
+        assert!((got - t).abs() <= 1.5e-3, "df {df}: {got} vs {t}");
+    }
+    assert!(t95(100_000) >= 1.95996);
 }
