@@ -1842,6 +1842,8 @@ impl<'m> Engine<'m> {
         if req_start >= self.warm {
             let rt = self.now - req_start;
             self.record(svc, srv, rt);
+        } else if self.now >= self.warm {
+            self.early_response(svc, srv);
         }
         let left = left - 1;
         self.conns[c as usize].left = left;
@@ -2251,6 +2253,15 @@ impl<'m> Engine<'m> {
         a.rt.add(i);
         a.sum += rt as u128;
         self.series.record_index(svc as usize, i);
+    }
+
+    /// A response in the measured period to a request made during the warm-up: no response
+    /// time (the statistics of those exclude the warm-up), but the throughput counts it.
+    #[cold]
+    #[inline(never)]
+    fn early_response(&mut self, svc: u16, srv: u16) {
+        self.svc_acc[svc as usize].early += 1;
+        self.srv_acc[srv as usize].early += 1;
     }
 
     fn sample(&mut self) {

@@ -77,6 +77,9 @@ pub struct SvcAcc {
     pub(crate) rt: Buckets,
     /// Sum of response times (ns).
     pub sum: u128,
+    /// Responses in the measured period to requests made during the warm-up (counted in
+    /// the throughput, not in `rt`).
+    pub early: u64,
 }
 
 impl SvcAcc {
@@ -88,6 +91,7 @@ impl SvcAcc {
             failed: [0; REASONS],
             rt: Buckets::default(),
             sum: 0,
+            early: 0,
         }
     }
     /// Records one response time.
@@ -117,6 +121,9 @@ pub struct SrvAcc {
     pub(crate) rt: Buckets,
     /// Sum of response times.
     pub sum: u128,
+    /// Responses in the measured period to requests made during the warm-up (counted in
+    /// the throughput, not in `rt`).
+    pub early: u64,
     /// ∫ busy workers dt (measured period).
     pub busy_area: f64,
     /// ∫ requests in system dt.
@@ -138,6 +145,7 @@ impl SrvAcc {
             failed: [0; REASONS],
             rt: Buckets::default(),
             sum: 0,
+            early: 0,
             busy_area: 0.0,
             n_area: 0.0,
             up_time: 0.0,
@@ -377,7 +385,8 @@ pub struct SvcResult {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: Failures,
-    /// Responses per second.
+    /// Responses per second in the measured period (requests made in the warm-up
+    /// included).
     pub throughput: f64,
     /// Response times.
     pub latency: Latency,
@@ -396,7 +405,8 @@ pub struct SrvResult {
     pub completed: u64,
     /// Failed connections by reason.
     pub failed: Failures,
-    /// Responses per second.
+    /// Responses per second in the measured period (requests made in the warm-up
+    /// included).
     pub throughput: f64,
     /// Response times.
     pub latency: Latency,
@@ -481,7 +491,7 @@ pub(crate) fn finish(
                 connections: a.attempted,
                 completed: a.completed,
                 failed: Failures::of(&a.failed),
-                throughput: a.rt.len() as f64 / measured,
+                throughput: (a.rt.len() + a.early) as f64 / measured,
                 latency: Latency::of(&a.rt, a.sum),
                 availability: if a.completed + nf == 0 {
                     1.0
@@ -499,7 +509,7 @@ pub(crate) fn finish(
             connections: a.connections,
             completed: a.completed,
             failed: Failures::of(&a.failed),
-            throughput: a.rt.len() as f64 / measured,
+            throughput: (a.rt.len() + a.early) as f64 / measured,
             latency: Latency::of(&a.rt, a.sum),
             utilisation: a.busy_area / (measured * s.workers as f64),
             mean_queue: a.n_area / measured,

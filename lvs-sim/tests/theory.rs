@@ -348,6 +348,40 @@ speed = 3.0
     check_bookkeeping(&wrr);
 }
 
+/// Warm-up: a server overloaded from the start (lambda = 150/s, mu = 100/s) holds a backlog
+/// at the end of the warm-up; the measured period excludes the warm-up's response times but
+/// not its work: the server is busy all the time and completes mu = 100 responses per second
+/// (utilisation law X = U mu), whichever request they answer.
+#[test]
+fn throughput_of_a_saturated_server_after_warmup() {
+    let s = run(&one_server(
+        "rr",
+        r#"
+seed = 27
+duration = 60.0
+warmup = 30.0
+replications = 4
+[[workload]]
+service = "192.0.2.10:80"
+arrival = { kind = "poisson", rate = 150.0 }
+work = { kind = "exp", mean = 0.01 }
+"#,
+    ));
+    close(
+        "saturated utilisation",
+        s.servers[0].utilisation,
+        1.0,
+        0.001,
+    );
+    close("saturated throughput", s.servers[0].throughput, 100.0, 0.02);
+    close(
+        "saturated service throughput",
+        s.services[0].throughput,
+        100.0,
+        0.02,
+    );
+}
+
 /// Servers failing (MTTF/MTTR) with no health checks: connections sent to a dead server are
 /// that server's, and every arrival is accounted for.
 #[test]
