@@ -1842,8 +1842,8 @@ impl<'m> Engine<'m> {
         if req_start >= self.warm {
             let rt = self.now - req_start;
             self.record(svc, srv, rt);
-        } else if self.now >= self.warm {
-            self.early_response(svc, srv);
+        } else {
+            self.warmup_response(svc, srv, self.now - req_start);
         }
         let left = left - 1;
         self.conns[c as usize].left = left;
@@ -2255,13 +2255,18 @@ impl<'m> Engine<'m> {
         self.series.record_index(svc as usize, i);
     }
 
-    /// A response in the measured period to a request made during the warm-up: no response
-    /// time (the statistics of those exclude the warm-up), but the throughput counts it.
+    /// A response to a request made during the warm-up: in the time series (which covers
+    /// the whole run, as its utilisation and failures do), not in the run's response-time
+    /// statistics (which exclude the warm-up); in the throughput when it comes after the
+    /// warm-up.
     #[cold]
     #[inline(never)]
-    fn early_response(&mut self, svc: u16, srv: u16) {
-        self.svc_acc[svc as usize].early += 1;
-        self.srv_acc[srv as usize].early += 1;
+    fn warmup_response(&mut self, svc: u16, srv: u16, rt: u64) {
+        self.series.record(svc as usize, rt);
+        if self.now >= self.warm {
+            self.svc_acc[svc as usize].early += 1;
+            self.srv_acc[srv as usize].early += 1;
+        }
     }
 
     fn sample(&mut self) {

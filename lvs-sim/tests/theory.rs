@@ -382,6 +382,40 @@ work = { kind = "exp", mean = 0.01 }
     );
 }
 
+/// The time series covers the whole run: during the warm-up its response rate is the
+/// arrival rate (M/M/1 at rho 0.5: lambda = 50 responses/s) as its utilisation is rho,
+/// while the run's statistics exclude the warm-up.
+#[test]
+fn time_series_shows_the_warmup() {
+    let s = run(&one_server(
+        "rr",
+        r#"
+seed = 28
+duration = 40.0
+warmup = 20.0
+replications = 2
+[[workload]]
+service = "192.0.2.10:80"
+arrival = { kind = "poisson", rate = 50.0 }
+work = { kind = "exp", mean = 0.01 }
+[output]
+sample_interval = 4.0
+"#,
+    ));
+    for r in &s.runs {
+        for row in r.series.iter().filter(|row| row.t <= 20.0) {
+            let (rate, p50) = (row.services[0].rate, row.services[0].p50);
+            let util = row.servers[0].utilisation;
+            assert!((rate - 50.0).abs() < 15.0, "t {}: rate {rate}", row.t);
+            assert!(
+                p50 > 0.0 && (util - 0.5).abs() < 0.2,
+                "t {}: {p50} {util}",
+                row.t
+            );
+        }
+    }
+}
+
 /// Servers failing (MTTF/MTTR) with no health checks: connections sent to a dead server are
 /// that server's, and every arrival is accounted for.
 #[test]
