@@ -1411,20 +1411,23 @@ impl<'m> Engine<'m> {
             }
         };
         let srv = self.server_of(dest);
+        // Counted whether or not the server is up: its connections are then its completed,
+        // failed (dead server included) and open ones.
+        if measured && srv != NONE {
+            self.srv_acc[srv as usize].connections += 1;
+        }
         if srv == NONE || !self.srv[srv as usize].up {
             // Nobody answers the SYN; the director's entry expires by itself.
             self.unalloc(c);
             self.count_fail(si, srv, FailReason::DeadServer, measured);
             return;
         }
-        if measured {
-            self.srv_acc[srv as usize].connections += 1;
-        }
         let st = &self.srv[srv as usize];
-        let waiting = st
-            .in_system(st.discipline)
-            .saturating_sub(st.workers as usize);
-        if waiting >= st.backlog as usize {
+        // Refused only when its request would have to wait and `backlog` already do: at most
+        // `workers + backlog` in the server (M/M/c/K with K = c + backlog; backlog 0 is a
+        // loss system, Erlang B).
+        let in_system = st.in_system(st.discipline);
+        if in_system >= (st.workers as usize).saturating_add(st.backlog as usize) {
             self.unalloc(c);
             self.refuse(si, srv, nat, dest, client, measured);
             return;
@@ -1839,6 +1842,8 @@ impl<'m> Engine<'m> {
         if req_start >= self.warm {
             let rt = self.now - req_start;
             self.record(svc, srv, rt);
+        } else {
+            self.warmup_response(svc, srv, self.now - req_start);
         }
         let left = left - 1;
         self.conns[c as usize].left = left;
@@ -2248,6 +2253,20 @@ impl<'m> Engine<'m> {
         a.rt.add(i);
         a.sum += rt as u128;
         self.series.record_index(svc as usize, i);
+    }
+
+    /// A response to a request made during the warm-up: in the time series (which covers
+    /// the whole run, as its utilisation and failures do), not in the run's response-time
+    /// statistics (which exclude the warm-up); in the throughput when it comes after the
+    /// warm-up.
+    #[cold]
+    #[inline(never)]
+    fn warmup_response(&mut self, svc: u16, srv: u16, rt: u64) {
+        self.series.record(svc as usize, rt);
+        if self.now >= self.warm {
+            self.svc_acc[svc as usize].early += 1;
+            self.srv_acc[srv as usize].early += 1;
+        }
     }
 
     fn sample(&mut self) {

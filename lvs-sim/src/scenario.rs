@@ -350,8 +350,9 @@ pub struct ServerParams {
     pub workers: Option<u32>,
     /// FIFO or processor sharing.
     pub discipline: Option<Discipline>,
-    /// Most requests waiting (not in service); a connection arriving when that many wait is
-    /// refused (RST). Absent: unlimited.
+    /// Most requests waiting (not in service); a connection arriving when every worker is
+    /// busy and that many wait is refused (RST). 0: refused only when every worker is busy.
+    /// Absent: unlimited.
     pub backlog: Option<u32>,
     /// Mean time to failure (s), exponential.
     pub mttf: Option<f64>,
