@@ -4,9 +4,10 @@
 //! Tolerance: the replications' 95 % confidence half-width (Student t) times 2.5, plus a
 //! small allowance for what the theory leaves out (a finite horizon after warm-up; a finite
 //! number of servers for the mean-field power-of-two result), stated in each test.
-use lvs_sim::experiments;
-use lvs_sim::model::Model;
-use lvs_sim::results::{Est, Summary};
+mod support;
+
+use lvs_sim::results::Est;
+use support::{close, run};
 
 fn farm(n: usize, sched: &str, extra: &str) -> String {
     let mut rules = format!("-A -t 192.0.2.10:80 -s {sched}\n");
@@ -18,23 +19,6 @@ fn farm(n: usize, sched: &str, extra: &str) -> String {
         );
     }
     format!("rules = \"\"\"\n{rules}\"\"\"\n{extra}")
-}
-
-fn run(text: &str) -> Summary {
-    let m = Model::from_toml(text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    experiments::run(&m, "test", None).unwrap()
-}
-
-fn close(what: &str, e: Est, theory: f64, allowance: f64) {
-    let tol = 2.5 * e.ci95 + allowance * theory;
-    assert!(
-        (e.mean - theory).abs() <= tol,
-        "{what}: simulated {} ± {} vs theory {theory} (tolerance {tol})",
-        e.mean,
-        e.ci95
-    );
-    // The CI must be informative, or the test proves nothing.
-    assert!(e.ci95 < 0.15 * theory, "{what}: CI too wide: {e:?}");
 }
 
 /// sh with many random clients splits a Poisson stream at random: each server is M/M/1,

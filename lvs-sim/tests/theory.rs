@@ -7,34 +7,15 @@
 //! Tolerance: 2.5 × the replications' 95 % confidence half-width (Student t) plus a small
 //! stated allowance (the histogram's percentiles are its buckets' highest values, up to
 //! 0.1 % above the sample's; a finite horizon after warm-up).
-use lvs_sim::experiments;
-use lvs_sim::model::Model;
+mod support;
+
 use lvs_sim::results::{t95, Est, FailReason, Summary};
+use support::{close, run};
 
 fn one_server(sched: &str, extra: &str) -> String {
     format!(
         "rules = \"\"\"\n-A -t 192.0.2.10:80 -s {sched}\n-a -t 192.0.2.10:80 -r 10.0.0.1:80 -m\n\"\"\"\n{extra}"
     )
-}
-
-fn run(text: &str) -> Summary {
-    let m = Model::from_toml(text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    experiments::run(&m, "theory", None).unwrap()
-}
-
-fn close(what: &str, e: Est, theory: f64, allowance: f64) {
-    let tol = 2.5 * e.ci95 + allowance * theory;
-    println!(
-        "{what}: simulated {:.5} ± {:.5}, theory {theory:.5}",
-        e.mean, e.ci95
-    );
-    assert!(
-        (e.mean - theory).abs() <= tol,
-        "{what}: simulated {} ± {} vs theory {theory} (tolerance {tol})",
-        e.mean,
-        e.ci95
-    );
-    assert!(e.ci95 < 0.15 * theory, "{what}: CI too wide: {e:?}");
 }
 
 /// Every measured arrival is served, failed (by a reason) or still open at the end; every
