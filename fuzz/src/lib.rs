@@ -28,15 +28,3 @@ pub use sync_apply::sync_apply;
 pub use sync_decode::sync_decode;
 pub use wire_views::wire_views;
 pub use xmit_rewrite::xmit_rewrite;
-
-/// The one's-complement sum of the whole IP payload of the packet `c` describes in `pkt`,
-/// with its pseudo-header and the payload's length (0xffff = verifies): the kernel's full
-/// checksum computation for a UDP datagram that had none, which covers the IP payload
-/// (`skb->len - udphoff`), whatever the UDP length field says.
-pub(crate) fn whole_payload_sum(pkt: &[u8], c: &lvs_core::wire::Classified) -> Option<u16> {
-    use lvs_core::wire::checksum;
-    let seg = pkt.get(c.l4_range())?;
-    let len = u32::try_from(seg.len()).ok()?;
-    let pseudo = checksum::pseudo_header(&c.src, &c.dst, c.protocol, len);
-    Some(checksum::combine(&[pseudo, checksum::data(seg)]))
-}

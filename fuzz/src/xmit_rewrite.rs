@@ -16,8 +16,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::rules::{Forward, TunnelConfig, TunnelCsum, TunnelType};
 use lvs_core::wire::{
-    classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket, TcpPacket,
-    UdpPacket,
+    checksum, classify, proto, Classified, Family, Icmpv4Packet, Icmpv6Packet, QuotedPacket,
+    TcpPacket, UdpPacket,
 };
 use lvs_core::xmit::{
     decapsulate, port_unreachable, transmit, transmit_general, Direction, Mapping, Verdict,
@@ -96,9 +96,10 @@ pub fn xmit_rewrite(data: &[u8]) {
                     assert_eq!((after.src, after.dst), (c.src, c.dst));
                 }
                 if zero_udp && method == Forward::Masq {
+                    let seg = &fwd[after.l4_range()];
                     assert_eq!(
-                        crate::whole_payload_sum(fwd, &after),
-                        Some(0xffff),
+                        checksum::segment(&after.src, &after.dst, proto::UDP, seg),
+                        0xffff,
                         "NAT's full UDP checksum does not verify over the IP payload"
                     );
                 } else if valid_l4 && method == Forward::Masq {

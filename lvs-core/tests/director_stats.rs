@@ -1,25 +1,12 @@
 //! Statistics and the rate estimator through the director (spec §6.5, §2.7), with every
 //! expected value worked out by hand from the kernel's arithmetic (`ip_vs_est.c`).
 
-use lvs_core::director::{Director, FlowPacket, PacketDir};
+use lvs_core::director::Director;
 use lvs_core::rules::{Command, DestConfig};
-use lvs_core::{Instant, Protocol};
+use lvs_core::Instant;
 
 mod director_support;
 use director_support::*;
-
-/// A UDP datagram of `len` bytes from `client` to `vip`.
-fn udp(client: &str, vip: &str, len: u32) -> FlowPacket {
-    FlowPacket {
-        protocol: Protocol::Udp,
-        src: sa(client),
-        dst: sa(vip),
-        fwmark: 0,
-        tcp_flags: 0,
-        len,
-        dir: PacketDir::FromClient,
-    }
-}
 
 fn ms(millis: u64) -> Instant {
     Instant::from_millis(millis)

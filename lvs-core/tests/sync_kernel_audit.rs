@@ -5,7 +5,11 @@
 //! `struct ip_vs_sync_mesg_v0` / `ip_vs_sync_conn_v0`), never through the crate's encoder: a
 //! master's output is compared with those bytes, and such bytes are fed to a backup.
 
-use core::net::{IpAddr, SocketAddr};
+mod director_support;
+
+use core::net::IpAddr;
+
+use director_support::{sa, t, udp};
 
 use lvs_core::conn::HashKey;
 use lvs_core::director::{
@@ -13,14 +17,6 @@ use lvs_core::director::{
 };
 use lvs_core::rules::{RuleSet, ServiceKey};
 use lvs_core::{Instant, Protocol};
-
-fn t(s: u64) -> Instant {
-    Instant::from_secs(s)
-}
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -31,18 +27,6 @@ fn director(rules: &str, key: u128) -> Director {
     d.apply_rules(Instant::ZERO, &RuleSet::from_text(rules).unwrap())
         .unwrap();
     d
-}
-
-fn udp(client: &str, vip: &str) -> FlowPacket {
-    FlowPacket {
-        protocol: Protocol::Udp,
-        src: sa(client),
-        dst: sa(vip),
-        fwmark: 0,
-        tcp_flags: 0,
-        len: 60,
-        dir: PacketDir::FromClient,
-    }
 }
 
 /// Every datagram the master has, oldest first.
@@ -136,7 +120,7 @@ fn one_packet_service_templates_are_created_on_the_backup() {
     let rules = "-A -u 10.0.0.1:53 -s rr -p 300 -o\n-a -u 10.0.0.1:53 -r 10.1.0.1:53 -g\n";
     let mut m = director(rules, 1);
     m.set_sync_master(Some(SyncMasterConfig::default()));
-    m.handle_flow(t(1), &udp("192.0.2.7:5000", "10.0.0.1:53"));
+    m.handle_flow(t(1), &udp("192.0.2.7:5000", "10.0.0.1:53", 60));
     let g = datagrams(&mut m, t(1));
     // One template record: UDP, TEMPLATE | DROUTE | NOOUTPUT | INACTIVE, state NONE, cport 0,
     // the persistence timeout.
@@ -171,7 +155,7 @@ fn one_packet_service_templates_are_created_on_the_backup() {
         (1, 0)
     );
     // After the takeover the client's next datagram goes where the master sent it.
-    match b.handle_flow(t(2), &udp("192.0.2.7:5001", "10.0.0.1:53")) {
+    match b.handle_flow(t(2), &udp("192.0.2.7:5001", "10.0.0.1:53", 60)) {
         lvs_core::director::FlowVerdict::Forward { dest, .. } => {
             assert_eq!(dest, sa("10.1.0.1:53"))
         }
@@ -779,7 +763,7 @@ fn one_packet_connections_are_never_sent() {
             cfg.sysctls.version = version;
             m.set_sync_master(Some(cfg));
             for _ in 0..3 {
-                m.handle_flow(t(1), &udp("192.0.2.7:5000", "10.0.0.1:53"));
+                m.handle_flow(t(1), &udp("192.0.2.7:5000", "10.0.0.1:53", 60));
             }
             let g = datagrams(&mut m, t(1));
             let records: usize = g.iter().map(|d| usize::from(d[4])).sum();

@@ -50,7 +50,7 @@ pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 pub enum Reassembly {
     /// Queued: its datagram is not complete yet (or it repeated a fragment already held).
     Held,
-    /// It completed its datagram: the whole IPv4 packet.
+    /// It completed its datagram: the whole IPv4 or IPv6 packet.
     Complete(Vec<u8>),
     /// It was discarded, with its datagram's queue when it had one; the reason, as a
     /// report counter name.
@@ -163,7 +163,7 @@ struct Queue {
     max_df_size: usize,
 }
 
-/// IPv4 fragment queues (see the module documentation).
+/// IPv4 and IPv6 fragment queues (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Defrag {
     queues: HashMap<Key, Queue>,
@@ -230,12 +230,11 @@ impl Defrag {
             self.discard(&key);
             return Reassembly::Discarded("fragment_malformed");
         }
-        if !self.queues.contains_key(&key)
-            && (self.queues.len() >= MAX_QUEUES || self.bytes + payload.len() > MAX_BYTES)
+        // Past the byte bound the fragment goes, with its datagram's queue if it has one;
+        // a new datagram needs a free queue too.
+        if self.bytes + payload.len() > MAX_BYTES
+            || (self.queues.len() >= MAX_QUEUES && !self.queues.contains_key(&key))
         {
-            return Reassembly::Discarded("fragment_table_full");
-        }
-        if self.bytes + payload.len() > MAX_BYTES {
             self.discard(&key);
             return Reassembly::Discarded("fragment_table_full");
         }

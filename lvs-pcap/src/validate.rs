@@ -169,16 +169,14 @@ pub fn l4_sum(ip: &[u8], c: &Classified) -> Option<u16> {
         return None;
     }
     let seg = ip.get(c.l4_range())?;
-    let len = seg.len() as u32;
-    let pseudo = match (c.family, c.protocol) {
-        (_, proto::TCP) => checksum::pseudo_header(&c.src, &c.dst, proto::TCP, len),
-        (Family::V4, proto::UDP) if seg.get(6..8) == Some(&[0, 0]) => return None,
-        (_, proto::UDP) => checksum::pseudo_header(&c.src, &c.dst, proto::UDP, len),
-        (Family::V4, proto::ICMP) => 0,
-        (Family::V6, proto::ICMPV6) => checksum::pseudo_header(&c.src, &c.dst, proto::ICMPV6, len),
-        _ => return None,
-    };
-    Some(checksum::combine(&[pseudo, checksum::data(seg)]))
+    match (c.family, c.protocol) {
+        (Family::V4, proto::UDP) if seg.get(6..8) == Some(&[0, 0]) => None,
+        (_, proto::TCP | proto::UDP) | (Family::V6, proto::ICMPV6) => {
+            Some(checksum::segment(&c.src, &c.dst, c.protocol, seg))
+        }
+        (Family::V4, proto::ICMP) => Some(checksum::data(seg)),
+        _ => None,
+    }
 }
 
 /// Offset of the L4 checksum field within the L4 header.

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use lvs_core::health::{
-    Action, CheckKind, CheckSettings, FailureReason, HealthMonitor, Notification, ProbeOutcome,
-    ProbeRequest, ServerSettings, ServiceHealthSettings, ServiceSpec,
+    Action, CheckSettings, FailureReason, HealthMonitor, Notification, ProbeOutcome, ProbeRequest,
+    ServiceSpec,
 };
+use lvs_core::keepalived::health::{check_settings, service_specs};
 use lvs_core::keepalived::model::{CheckerConfig, CheckerKind, UrlCheck};
 use lvs_core::keepalived::KeepalivedConfig;
-use lvs_core::rules::{Command, DestConfig, RuleSet, ServiceKey};
+use lvs_core::rules::{Command, RuleSet};
 use md5::{Digest, Md5};
 use tracing::{info, warn};
 
@@ -72,57 +73,28 @@ pub struct Plan {
     pub skipped: Vec<String>,
 }
 
+/// The probe of a checker lvs-tun runs (TCP_CHECK, HTTP_GET, MISC_CHECK) with its settings
+/// as the monitor takes them ([`check_settings`]); `None` for the others.
 fn checker(c: &CheckerConfig) -> Option<(CheckSettings, Target)> {
-    let (kind, probe, urls, dynamic) = match &c.kind {
-        CheckerKind::Tcp => (CheckKind::Tcp, Probe::Tcp, 1, false),
-        CheckerKind::HttpGet { urls, virtualhost } => (
-            CheckKind::Http,
-            Probe::Http {
-                urls: urls.clone(),
-                virtualhost: virtualhost.clone(),
-            },
-            urls.len().max(1),
-            false,
-        ),
-        CheckerKind::Misc { path, dynamic, .. } => (
-            CheckKind::Misc,
-            Probe::Misc {
-                path: path.clone(),
-                dynamic: *dynamic,
-            },
-            1,
-            *dynamic,
-        ),
+    let probe = match &c.kind {
+        CheckerKind::Tcp => Probe::Tcp,
+        CheckerKind::HttpGet { urls, virtualhost } => Probe::Http {
+            urls: urls.clone(),
+            virtualhost: virtualhost.clone(),
+        },
+        CheckerKind::Misc { path, dynamic, .. } => Probe::Misc {
+            path: path.clone(),
+            dynamic: *dynamic,
+        },
         _ => return None,
     };
-    let mut s = CheckSettings::new(kind).with_delay_loop(c.delay_loop);
-    s.connect_timeout = match &c.kind {
-        CheckerKind::Misc { timeout, .. } => *timeout,
-        _ => c.connect_timeout,
-    };
-    s.retry = c.retry;
-    s.delay_before_retry = c.delay_before_retry;
-    s.alpha = c.alpha;
-    s.warmup = c.warmup;
-    s.dynamic_weight = dynamic;
-    s.urls = urls;
     Some((
-        s,
+        check_settings(c)?,
         Target {
             addr: SocketAddr::new(c.connect_ip, c.connect_port),
             probe,
         },
     ))
-}
-
-/// The port a real or sorry server has in one service: as written, else the service's own
-/// (the services of a group may have different ports).
-fn port_for(key: &ServiceKey, port: u16, given: bool) -> u16 {
-    if given {
-        port
-    } else {
-        key.port()
-    }
 }
 
 /// Builds the plan of a parsed configuration.
@@ -137,19 +109,11 @@ pub fn plan(cfg: &KeepalivedConfig) -> Plan {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for vs in &cfg.services {
-        for key in &vs.keys {
-            let mut servers = Vec::new();
+        // The monitor's specs as the library builds them (one per service key), with each
+        // real server's checkers cut to those lvs-tun runs.
+        for mut spec in service_specs(vs) {
             let mut st = Vec::new();
-            for rs in &vs.real_servers {
-                let dest = DestConfig {
-                    addr: rs.addr,
-                    port: port_for(key, rs.port, rs.port_given),
-                    forward: rs.forward,
-                    weight: rs.weight,
-                    u_threshold: rs.u_threshold,
-                    l_threshold: rs.l_threshold,
-                    tunnel: rs.tunnel,
-                };
+            for (server, rs) in spec.servers.iter_mut().zip(&vs.real_servers) {
                 let mut checkers = Vec::new();
                 let mut ct = Vec::new();
                 for c in &rs.checkers {
@@ -167,43 +131,10 @@ pub fn plan(cfg: &KeepalivedConfig) -> Plan {
                         )),
                     }
                 }
-                servers.push(ServerSettings {
-                    dest,
-                    inhibit_on_failure: rs.inhibit_on_failure,
-                    notify_up: rs.notify_up.clone(),
-                    notify_down: rs.notify_down.clone(),
-                    checkers,
-                    admin: Default::default(),
-                });
+                server.checkers = checkers;
                 st.push(ct);
             }
-            // A sorry server that is also a real server shares its rule in keepalived
-            // (`s_svr_duplicates_rs`); the monitor refuses the duplicate, so it is left out,
-            // as `KeepalivedConfig::health_specs` does.
-            let sorry = vs.sorry_server.as_ref().filter(|s| {
-                let port = port_for(key, s.port, s.port_given);
-                !servers
-                    .iter()
-                    .any(|r: &ServerSettings| r.dest.addr == s.addr && r.dest.port == port)
-            });
-            specs.push(ServiceSpec {
-                key: *key,
-                settings: ServiceHealthSettings {
-                    // 0 when every weight is 0; the monitor needs at least 1.
-                    quorum: vs.quorum.max(1),
-                    hysteresis: vs.hysteresis,
-                    sorry_server: sorry.map(|s| DestConfig {
-                        forward: s.forward,
-                        tunnel: s.tunnel,
-                        ..DestConfig::new(s.addr, port_for(key, s.port, s.port_given))
-                    }),
-                    sorry_server_inhibit: sorry.is_some_and(|s| s.inhibit),
-                    quorum_up: vs.quorum_up.clone(),
-                    quorum_down: vs.quorum_down.clone(),
-                    omega: vs.omega,
-                },
-                servers,
-            });
+            specs.push(spec);
             targets.push(st);
         }
     }
@@ -583,6 +514,7 @@ fn misc(path: &str, dynamic: bool, deadline: std::time::Instant) -> ProbeOutcome
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lvs_core::health::CheckKind;
     use lvs_core::keepalived::{parse, MemoryFiles};
 
     const CONF: &str = "virtual_server 10.100.0.1 80 {
@@ -643,18 +575,6 @@ mod tests {
     /// (quorum 0 after keepalived's adjustment) still make a valid monitor.
     #[test]
     fn plan_monitor_reproduces_the_initial_rules() {
-        struct Zero;
-        impl rand_core::RngCore for Zero {
-            fn next_u32(&mut self) -> u32 {
-                0
-            }
-            fn next_u64(&mut self) -> u64 {
-                0
-            }
-            fn fill_bytes(&mut self, d: &mut [u8]) {
-                d.fill(0)
-            }
-        }
         let group = "virtual_server_group web {
   192.0.2.1 80
   192.0.2.1 8080
@@ -686,7 +606,7 @@ virtual_server group web {
             let cfg = parse("k.conf", conf, &mut MemoryFiles::new()).unwrap();
             let p = plan(&cfg);
             let mut mon =
-                lvs_core::health::HealthMonitor::new(lvs_core::Instant::ZERO, p.specs, &mut Zero)
+                lvs_core::health::HealthMonitor::new(lvs_core::Instant::ZERO, p.specs, &mut Rng(1))
                     .unwrap();
             let mut rules = p.services;
             while let Some(a) = mon.poll_action() {

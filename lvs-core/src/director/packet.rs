@@ -1017,12 +1017,8 @@ impl Director {
         let ip_id = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
         // As every IPv4 error we build: no larger than the route MTU when it is below 576.
-        let limit = match self.packet.route_mtu {
-            0 => out.len(),
-            mtu => out.len().min(usize::try_from(mtu).unwrap_or(usize::MAX)),
-        };
         let Ok(n) = xmit::icmp::build_relayed_v4(
-            &mut out[..limit],
+            xmit::icmp::v4_error_room(out, self.packet.route_mtu),
             inner,
             idst,
             isrc,
@@ -1065,8 +1061,7 @@ impl Director {
             Forward::Masq,
             TunnelConfig::default(),
         );
-        let src = xmit::icmp::error_source(c, &m, dir);
-        let v = xmit::icmp::port_unreachable_from(buf, headroom, c, &m, src, out);
+        let v = xmit::icmp::port_unreachable_for(buf, headroom, c, &m, dir, out);
         self.verdict(v, None, false, false)
     }
 

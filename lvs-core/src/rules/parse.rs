@@ -69,13 +69,19 @@ pub fn parse(text: &str) -> Result<Vec<(usize, Command)>, ParseError> {
 
 /// [`parse`] with the column of each command word too.
 pub(crate) fn parse_positioned(text: &str) -> Result<Vec<(usize, usize, Command)>, ParseError> {
-    let mut out = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        if let Some((col, cmd)) = parse_line_at(line, i + 1)? {
-            out.push((i + 1, col, cmd));
-        }
-    }
-    Ok(out)
+    commands(text).collect()
+}
+
+/// The commands of `text` in order, each with its line and column, parsed one line at a time
+/// as they are taken (blank and comment lines give none).
+pub(crate) fn commands(
+    text: &str,
+) -> impl Iterator<Item = Result<(usize, usize, Command), ParseError>> + '_ {
+    text.split('\n').enumerate().filter_map(|(i, line)| {
+        parse_line_at(line, i + 1)
+            .map(|c| c.map(|(col, cmd)| (i + 1, col, cmd)))
+            .transpose()
+    })
 }
 
 /// Parses `-t addr:port`, `-u ...`, `--sctp-service ...`, `-f mark [-6]` (and the long
@@ -941,10 +947,7 @@ fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
 }
 
 /// One line: the command and the column of its command word, or `None` when blank.
-pub(crate) fn parse_line_at(
-    line: &str,
-    lineno: usize,
-) -> Result<Option<(usize, Command)>, ParseError> {
+fn parse_line_at(line: &str, lineno: usize) -> Result<Option<(usize, Command)>, ParseError> {
     let mut toks = tokenize(line);
     if toks.first().is_some_and(|t| t.s == "ipvsadm") {
         toks.remove(0);

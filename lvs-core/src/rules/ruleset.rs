@@ -78,15 +78,13 @@ impl RuleSet {
         let mut next = self.clone();
         // One line at a time, as `ipvsadm -R` reads them, so that a refused command is
         // reported before a later line that does not parse.
-        for (i, text_line) in text.split('\n').enumerate() {
-            let line = i + 1;
-            if let Some((column, cmd)) = super::parse::parse_line_at(text_line, line)? {
-                next.apply(&cmd).map_err(|source| RulesError::Apply {
-                    line,
-                    column,
-                    source,
-                })?;
-            }
+        for c in super::parse::commands(text) {
+            let (line, column, cmd) = c?;
+            next.apply(&cmd).map_err(|source| RulesError::Apply {
+                line,
+                column,
+                source,
+            })?;
         }
         *self = next;
         Ok(())

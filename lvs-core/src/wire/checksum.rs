@@ -122,6 +122,16 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, len: u32) -> u16 
     }
 }
 
+/// The folded sum (not inverted) of a whole transport segment `seg` and its pseudo-header
+/// with `seg`'s length: 0xffff when a checksum in it verifies. This is the sum over the IP
+/// payload as received, which the kernel's full checksum computations cover (for UDP
+/// whatever its length field says).
+#[inline]
+pub fn segment(src: &IpAddr, dst: &IpAddr, protocol: u8, seg: &[u8]) -> u16 {
+    let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+    combine(&[pseudo_header(src, dst, protocol, len), data(seg)])
+}
+
 fn to_v6(a: &IpAddr) -> Ipv6Addr {
     match a {
         IpAddr::V4(a) => a.to_ipv6_mapped(),

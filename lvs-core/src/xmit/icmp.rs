@@ -297,23 +297,34 @@ fn may_reply(c: &Classified, kind: &ErrorKind) -> bool {
 /// `icmp_send` / `icmp6_send` answer from the offending packet's destination when it is
 /// local (`saddr = iph->daddr` for an `RTCF_LOCAL` route; `ipv6_chk_addr(&hdr->daddr)`).
 /// Replies are forwarded (not local): their errors come from the director's own address.
-pub(crate) fn error_source(c: &Classified, m: &Mapping, dir: Direction) -> IpAddr {
+fn error_source(c: &Classified, m: &Mapping, dir: Direction) -> IpAddr {
     match dir {
         Direction::In => c.dst,
         Direction::Out => m.local(c.family),
     }
 }
 
-/// Builds the reply for a dropped packet (`ip` is its IP packet as received), from `src`;
-/// when `decremented` the quoted copy gets the TTL decrement the kernel applied before the
-/// check.
+/// The part of `out` an IPv4 error may fill: `icmp_send` quotes at most
+/// `min(576, MTU of the route back) - 28` bytes, so with a route MTU (`route_mtu`, 0 for
+/// none) below 576 the error is no larger than that MTU. (IPv6 routes carry 1280.)
+pub(crate) fn v4_error_room(out: &mut [u8], route_mtu: u32) -> &mut [u8] {
+    let room = match route_mtu {
+        0 => out.len(),
+        mtu => out.len().min(usize::try_from(mtu).unwrap_or(usize::MAX)),
+    };
+    &mut out[..room]
+}
+
+/// Builds the reply for a dropped packet travelling `dir` (`ip` is its IP packet as
+/// received; the error's source is [`error_source`]); when `decremented` the quoted copy
+/// gets the TTL decrement the kernel applied before the check.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reply(
     out: &mut [u8],
     ip: &[u8],
     c: &Classified,
     m: &Mapping,
-    src: IpAddr,
+    dir: Direction,
     kind: ErrorKind,
     decremented: bool,
     reason: DropReason,
@@ -321,15 +332,11 @@ pub(crate) fn reply(
     if !may_reply(c, &kind) {
         return Verdict::Drop(reason);
     }
-    // `icmp_send` quotes at most `min(576, MTU of the route back) - 28` bytes: with a route
-    // MTU below 576 the IPv4 error is no larger than that MTU. (IPv6 routes carry 1280.)
-    let limit = match (c.family, m.route_mtu) {
-        (Family::V4, mtu @ 1..) => usize::try_from(mtu).unwrap_or(usize::MAX),
-        _ => usize::MAX,
+    let out = match c.family {
+        Family::V4 => v4_error_room(out, m.route_mtu),
+        Family::V6 => out,
     };
-    let out_len = out.len().min(limit);
-    let out = &mut out[..out_len];
-    match build_error(out, ip, src, kind, m.ip_id) {
+    match build_error(out, ip, error_source(c, m, dir), kind, m.ip_id) {
         Ok(len) => {
             if decremented {
                 let hdr = match c.family {
@@ -381,17 +388,18 @@ pub fn port_unreachable(
     m: &Mapping,
     out: &mut [u8],
 ) -> Verdict {
-    port_unreachable_from(buf, headroom, c, m, error_source(c, m, Direction::In), out)
+    port_unreachable_for(buf, headroom, c, m, Direction::In, out)
 }
 
-/// [`port_unreachable`] from `src`: the director's own address for the `nat_icmp_send` case
-/// (a forwarded packet from a real server, spec 3.2), the destination for spec 6.1.
-pub(crate) fn port_unreachable_from(
+/// [`port_unreachable`] for a packet travelling `dir`: [`Direction::Out`] for the
+/// `nat_icmp_send` case (a real server's packet, forwarded, so the error comes from the
+/// director's own address, spec 3.2), [`Direction::In`] for spec 6.1.
+pub(crate) fn port_unreachable_for(
     buf: &[u8],
     headroom: usize,
     c: &Classified,
     m: &Mapping,
-    src: IpAddr,
+    dir: Direction,
     out: &mut [u8],
 ) -> Verdict {
     let Some(start) = headroom.checked_add(c.l3_offset) else {
@@ -411,7 +419,7 @@ pub(crate) fn port_unreachable_from(
         ip,
         c,
         m,
-        src,
+        dir,
         ErrorKind::PortUnreachable,
         false,
         DropReason::NoDestination,

@@ -587,7 +587,7 @@ impl Checked {
 
 /// Spec 3.1 steps 3 and 4 before any byte changes: `Some(verdict)` when the packet must not
 /// be forwarded. `mtu` is the MTU the packet must fit (route MTU, minus tunnel overhead);
-/// `dir` the packet's direction (the source of the error, [`icmp::error_source`]).
+/// `dir` the packet's direction (which decides the source of an error we build).
 ///
 /// Only the two comparisons are inlined into the per-packet path; building an ICMP error is
 /// rare and lives in the cold functions below, so the common case is a few instructions.
@@ -648,7 +648,7 @@ fn ttl_expired(
         ip,
         c,
         m,
-        icmp::error_source(c, m, dir),
+        dir,
         ErrorKind::TimeExceeded,
         false,
         DropReason::TtlExpired,
@@ -670,7 +670,6 @@ fn too_big(
     out: &mut [u8],
 ) -> Option<Verdict> {
     let ip = &buf[pkt.start..pkt.start + pkt.len];
-    let src = icmp::error_source(c, m, dir);
     // Client → real server: IPVS decremented the TTL before its MTU check (`decrement_ttl`
     // then `ensure_mtu_is_adequate`). A NAT reply meets the MTU in `ip_forward`, before its
     // TTL is decreased: quoted as received.
@@ -686,7 +685,7 @@ fn too_big(
                     ip,
                     c,
                     m,
-                    src,
+                    dir,
                     ErrorKind::FragNeeded { mtu },
                     quote_decremented,
                     DropReason::TooBig,
@@ -704,7 +703,7 @@ fn too_big(
                 ip,
                 c,
                 m,
-                src,
+                dir,
                 ErrorKind::PacketTooBig { mtu },
                 quote_decremented,
                 DropReason::TooBig,

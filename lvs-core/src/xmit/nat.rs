@@ -321,9 +321,7 @@ pub(crate) fn apply(
                 }
             };
             seg[6..8].fill(0);
-            let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
-            let pseudo = checksum::pseudo_header(&src, &dst, proto::UDP, len);
-            let sum = checksum::combine(&[pseudo, checksum::data(seg)]);
+            let sum = checksum::segment(&src, &dst, proto::UDP, seg);
             seg[6..8].copy_from_slice(&checksum::udp_nonzero(!sum).to_be_bytes());
         } else {
             let check = port_and_addr_update(check, addr_acc, old_port, port);

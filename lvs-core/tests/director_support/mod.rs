@@ -6,9 +6,11 @@
 use core::net::SocketAddr;
 
 use lvs_core::conn::HashKey;
-use lvs_core::director::{Director, DirectorConfig, FlowVerdict, PacketVerdict, Sysctls};
+use lvs_core::director::{
+    Director, DirectorConfig, FlowPacket, FlowVerdict, PacketDir, PacketVerdict, Sysctls,
+};
 use lvs_core::rules::{RuleSet, ServiceKey};
-use lvs_core::Instant;
+use lvs_core::{Instant, Protocol};
 
 pub fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -16,6 +18,19 @@ pub fn sa(s: &str) -> SocketAddr {
 
 pub fn t(secs: u64) -> Instant {
     Instant::from_secs(secs)
+}
+
+/// A UDP datagram of `len` bytes from `client` to `vip`.
+pub fn udp(client: &str, vip: &str, len: u32) -> FlowPacket {
+    FlowPacket {
+        protocol: Protocol::Udp,
+        src: sa(client),
+        dst: sa(vip),
+        fwmark: 0,
+        tcp_flags: 0,
+        len,
+        dir: PacketDir::FromClient,
+    }
 }
 
 pub fn key(s: &str) -> ServiceKey {
